@@ -1,0 +1,128 @@
+# moebench — the whole build. GNU make, no generated build system.
+#
+#   make            build/moebench and build/libmoeengine.a
+#   make test       install missing packages, build, run every test
+#   make sanitize   the same build and tests with ASan + UBSan (in build-san/)
+#   make demo       install, build, run the quick-start suite
+#   make bench      performance figures for docs/performance.md
+#   make deps       apt-get the Debian 12 packages that are missing
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make clean
+#
+# Options: NATIVE=1 adds -march=native (never for CI: kernels pick SIMD paths
+# at run time by CPUID, so the default binary runs on any x86-64).
+# BUILD=dir puts the outputs elsewhere; SAN=1 is what `make sanitize` sets.
+
+BUILD    ?= build
+CC       ?= cc
+PKGS     := papi sqlite3 lua5.4 openblas jansson
+VERSION  := 0.1.0
+
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY  := $(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpfm
+
+# snprintf truncation is how messages are bounded, so that warning is off.
+WARN     := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+            -Wno-unused-parameter -Wno-format-truncation
+OPT      ?= -O2
+CFLAGS   += -std=gnu11 $(OPT) -g $(WARN) -I. $(PKG_CFLAGS) -D_GNU_SOURCE -pthread $(EXTRA_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm -pthread
+
+ifeq ($(NATIVE),1)
+CFLAGS   += -march=native
+endif
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+# Sources are found, not listed: a new file in a module folder joins the build.
+ENGINE_SRC  := $(sort $(wildcard engine/*.c))
+METRICS_SRC := $(sort $(wildcard metrics/*.c))
+HARNESS_SRC := $(sort $(filter-out harness/main.c,$(wildcard harness/*.c)))
+TEST_SRC    := $(sort $(wildcard tests/*.c tests/*/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+ENGINE_LIB  := $(BUILD)/libmoeengine.a
+METRICS_LIB := $(BUILD)/libmoemetrics.a
+HARNESS_LIB := $(BUILD)/libmoeharness.a
+BIN         := $(BUILD)/moebench
+TEST_BIN    := $(BUILD)/moebench-tests
+
+.PHONY: all test sanitize demo bench deps fuzz clean check-deps
+all: $(BIN) $(ENGINE_LIB)
+
+# V=1 shows the full command lines.
+Q := $(if $(filter 1,$(V)),,@)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The commit is compiled into one small object; it is rebuilt every time so
+# `moebench --version` never lies about the tree it came from.
+$(BUILD)/obj/version.o: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' '#include "harness/version.h"' \
+	  'const char hx_version_string[] = "$(VERSION)";' \
+	  'const char hx_version_commit[] = "$(GIT_COMMIT)$(GIT_DIRTY)";' \
+	  'const char hx_version_cflags[] = "$(strip $(OPT) $(if $(filter 1,$(NATIVE)),-march=native) $(if $(filter 1,$(SAN)),sanitize))";' \
+	  > $(BUILD)/obj/version.c
+	$(Q)$(CC) $(CFLAGS) -c $(BUILD)/obj/version.c -o $@
+FORCE:
+
+$(ENGINE_LIB): $(call obj,$(ENGINE_SRC))
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(METRICS_LIB): $(call obj,$(METRICS_SRC))
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(HARNESS_LIB): $(call obj,$(HARNESS_SRC)) $(BUILD)/obj/version.o
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+LIBS := $(HARNESS_LIB) $(METRICS_LIB) $(ENGINE_LIB)
+
+$(BIN): $(call obj,harness/main.c) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(TEST_BIN): $(call obj,$(TEST_SRC)) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$(TEST_SRC)) $(LIBS) $(LDLIBS)
+
+# Tests run from the repository root; MOEBENCH points the CLI tests at the binary.
+test: check-deps $(BIN) $(TEST_BIN)
+	MOEBENCH=$(BIN) ./$(TEST_BIN) $(TESTFLAGS)
+
+sanitize: check-deps
+	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 test
+
+demo: check-deps $(BIN)
+	./scripts/demo.sh $(BIN)
+
+bench: check-deps $(BIN)
+	./scripts/bench.sh $(BIN)
+
+# Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+fuzz: check-deps
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+	  $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS) $(LDLIBS)
+
+# deps: only what is missing, a no-op when everything is there.
+deps check-deps:
+	@./scripts/deps.sh
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,56 @@
+/*
+ * err.c — the error record. See err.h.
+ */
+#include "engine/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int eng_err_set(eng_err *e, int code, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        e->code = code;
+    }
+    return code;
+}
+
+int eng_err_prefix(eng_err *e, const char *fmt, ...)
+{
+    if (!e)
+        return ENG_OK;
+    char prefix[256], old[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    return e->code;
+}
+
+void eng_err_clear(eng_err *e)
+{
+    if (e) {
+        e->code = ENG_OK;
+        e->msg[0] = '\0';
+    }
+}
+
+const char *eng_err_name(int code)
+{
+    static const char *const names[ENG_ERR_COUNT] = {
+        [ENG_OK] = "ok",
+        [ENG_EINVAL] = "invalid argument",
+        [ENG_EFORMAT] = "bad format",
+        [ENG_EUNSUPPORTED] = "unsupported",
+        [ENG_EIO] = "i/o error",
+        [ENG_ENOMEM] = "out of memory",
+        [ENG_ESTATE] = "wrong state",
+    };
+    return (code >= 0 && code < ENG_ERR_COUNT) ? names[code] : "unknown error";
+}

@@ -1,0 +1,10 @@
+/* commands.c — the subcommand table, in the order `moebench --help` lists it. */
+#include "harness/cli.h"
+#include "harness/commands.h"
+
+#include <stddef.h>
+
+const hx_command hx_commands[] = {
+    {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {NULL, NULL, NULL},
+};

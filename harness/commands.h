@@ -1,0 +1,8 @@
+/* commands.h — one entry point per subcommand (harness/cmd_NAME.c); the
+ * table that maps names to them is in commands.c. */
+#ifndef HX_COMMANDS_H
+#define HX_COMMANDS_H
+
+int hx_cmd_events(int argc, char **argv);
+
+#endif

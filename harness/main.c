@@ -1,0 +1,42 @@
+/*
+ * main.c — `moebench`: finds the subcommand and hands it the rest of argv.
+ */
+#include "harness/cli.h"
+#include "harness/version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: moebench [--help] [--version] COMMAND [ARGS]\n\n"
+               "moebench benchmarks and profiles Mixture-of-Experts models under\n"
+               "expert offloading.\n\ncommands:\n");
+    for (const hx_command *c = hx_commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\n'moebench COMMAND --help' describes a command. Exit status: 0 ok,\n"
+               "1 the work failed, 2 bad usage or bad input (docs/cli.md).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return HX_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        print_usage(stdout);
+        return HX_EXIT_OK;
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+        printf("moebench %s (commit %s, %s)\n", hx_version_string, hx_version_commit,
+               hx_version_cflags);
+        return HX_EXIT_OK;
+    }
+    for (const hx_command *c = hx_commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "moebench: unknown command '%s'\nTry 'moebench --help'.\n", name);
+    return HX_EXIT_USAGE;
+}
