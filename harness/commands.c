@@ -6,5 +6,6 @@
 
 const hx_command hx_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {"mkmodel", "write a synthetic MoE model (GGUF) from a preset", hx_cmd_mkmodel},
     {NULL, NULL, NULL},
 };
