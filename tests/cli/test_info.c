@@ -94,7 +94,7 @@ TEST(info_json_agrees_with_the_file)
 static void expect_bad(const gb *b, const char *text)
 {
     const char *path = tst_path("bad.gguf");
-    tst_write_file(path, b->p, b->n);
+    tst_write_file(path, b->p ? (const void *)b->p : "", b->n);  /* never NULL to fwrite */
     char *out, *err;
     CHECK_EQ_INT(tst_sh(&out, &err, "%s info %s", tst_moebench(), path), 2);
     CHECK_EQ_STR(out, "");
