@@ -327,7 +327,7 @@ TEST(olmoe_4_layers_q8_0_size_is_estimated)
     CHECK_EQ_INT(info.data_bytes, data);
     CHECK(info.file_bytes > data && info.file_bytes - data < 4u << 20); /* header < 4 MiB */
     CHECK_EQ_INT(info.file_bytes % 32, 0);
-    CHECK(info.file_bytes > 2000000000u && info.file_bytes < 2700000000u);
+    CHECK(info.file_bytes > 2000000000u && info.file_bytes < 2010000000u); /* ~2 GB */
     CHECK_EQ_INT(info.hp.n_layer, 4);
     CHECK_EQ_INT(info.n_tensors, 3 + 4 * 12);
 }
