@@ -45,6 +45,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#define MAX_THREADS 8 /* generator threads at most */
+
 /* ---- presets --------------------------------------------------------------- */
 
 static const eng_mkmodel_preset k_presets[] = {
@@ -416,8 +418,8 @@ static int plan_build(const eng_mkmodel_opts *o, mk_plan *p, eng_err *e)
     p->type = o->type;
     p->seed = o->seed;
     p->locality = o->router_locality;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    p->threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
+    long ncpu = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    p->threads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
     eng_pretok pre;
     rc = eng_pretok_parse(p->hp.tok_pre, &pre, e);
     if (!rc)
@@ -588,7 +590,6 @@ static void gen_rows(const mk_plan *p, const topics *tp, const mk_tensor *t, uin
 }
 
 #define CHUNK_ELEMS (1u << 20)
-#define MAX_THREADS 8
 
 /* One thread's share of a chunk: rows [r0, r0+nr) generated into buf and
  * converted into out (the chunk's row order is kept, so the bytes do not
