@@ -6,5 +6,6 @@
 
 const hx_command hx_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {"bench-counters", "cost of per-region counters; synthetic region table", hx_cmd_bench_counters},
     {NULL, NULL, NULL},
 };
