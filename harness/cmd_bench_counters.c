@@ -6,9 +6,10 @@
  * Overhead mode times many begin/end pairs through the engine's hook table
  * in three states in one run: hooks off (the engine's cost: one branch),
  * regions with clocks and rusage only, regions with the chosen event set.
- * From the per-pair cost it estimates the share of a decode token (pairs
- * per token x cost / token time) and then measures it: synthetic decode
- * tokens of about --token-ms, alternating hooks off and on, median of each.
+ * It then measures the share of a decode token: synthetic decode tokens of
+ * about --token-ms, alternating hooks off and on token by token (median
+ * of each), next to the estimate pairs per token x (pair cost with
+ * the set - pair cost off) / token time.
  *
  * The synthetic token mimics a 4-layer OLMoE-shaped decode step: embed;
  * per layer attention, router and 8 routed experts (expert_ffn), the first
@@ -39,7 +40,7 @@ static const char usage_text[] =
     "its share of a synthetic decode token; or, with --synthetic, runs that\n"
     "synthetic workload (4 layers, 47 regions a token) and prints the region table.\n\n"
     "  --iters N          begin/end pairs timed per state (default 200000)\n"
-    "  --tokens N         synthetic tokens per state for the measured share (default 20)\n"
+    "  --tokens N         synthetic tokens per state for the measured share (default 40)\n"
     "  --token-ms MS      synthetic token length to aim for (default 20)\n"
     "  --preset NAME      event preset (default: default); --events LIST instead\n"
     "  --backend B        auto (default), papi or perf\n"
@@ -58,12 +59,18 @@ typedef struct bench_opts {
     int json;
 } bench_opts;
 
-static int64_t now_ns(void)
+static int64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+/* The thread's CPU time: unlike wall time, preemption by other processes on
+ * a shared machine does not add to it, while the syscalls of the counters
+ * do. */
+static int64_t cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 
 static volatile uint64_t sink;
 
@@ -134,24 +141,24 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median token time (ns) of n synthetic tokens with hooks h. */
-static double median_token(const eng_hooks *h, int64_t unit, int64_t n, double *buf)
+static double median(double *v, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) {
-        int64_t t0 = now_ns();
-        synthetic_token(h, unit, i);
-        buf[i] = (double)(now_ns() - t0);
-    }
-    qsort(buf, (size_t)n, sizeof *buf, cmp_double);
-    return buf[n / 2];
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
 }
 
-/* LCG steps per unit so that a token takes about token_ms. */
+/* LCG steps per unit so that a token takes about token_ms (the fastest of
+ * three probes: a preempted probe would make tokens short). */
 static int64_t calibrate(double token_ms)
 {
-    int64_t probe = 2000000, t0 = now_ns();
-    work(probe);
-    double ns_per_iter = (double)(now_ns() - t0) / (double)probe;
+    int64_t probe = 1000000;
+    double ns_per_iter = 0;
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = now_ns();
+        work(probe);
+        double v = (double)(now_ns() - t0) / (double)probe;
+        ns_per_iter = i == 0 || v < ns_per_iter ? v : ns_per_iter;
+    }
     int64_t unit = (int64_t)(token_ms * 1e6 / UNITS_PER_TOKEN / ns_per_iter);
     return unit > 1 ? unit : 1;
 }
@@ -159,25 +166,34 @@ static int64_t calibrate(double token_ms)
 typedef struct overhead {
     double off_ns, clocks_ns, events_ns;   /* per begin/end pair         */
     double est_share;                      /* estimated share of a token */
-    double token_off_ns, token_on_ns;      /* measured medians           */
+    double token_off_ns, token_on_ns;      /* measured medians, thread CPU ns */
 } overhead;
 
+/* Median token CPU times with hooks off and on, the two alternating token
+ * by token so that both see the same conditions. */
 static void measure_tokens(const bench_opts *o, const eng_hooks *on, overhead *m)
 {
     eng_hooks off = {0};
     int64_t unit = o->unit_iters ? o->unit_iters : calibrate(o->token_ms);
-    double *buf = malloc((size_t)o->tokens * sizeof *buf);
-    double best_off = 0, best_on = 0;
-    synthetic_token(&off, unit, 0); /* warm-up */
-    for (int round = 0; buf && round < 3; round++) { /* alternate, keep each's best median */
-        double a = median_token(&off, unit, o->tokens, buf);
-        double b = median_token(on, unit, o->tokens, buf);
-        best_off = round == 0 || a < best_off ? a : best_off;
-        best_on = round == 0 || b < best_on ? b : best_on;
+    double *t_off = malloc((size_t)o->tokens * sizeof *t_off);
+    double *t_on = malloc((size_t)o->tokens * sizeof *t_on);
+    m->token_off_ns = m->token_on_ns = 0;
+    if (t_off && t_on) {
+        synthetic_token(&off, unit, 0); /* warm-up */
+        synthetic_token(on, unit, 0);
+        for (int64_t i = 0; i < o->tokens; i++) {
+            int64_t t0 = cpu_ns();
+            synthetic_token(&off, unit, i);
+            int64_t t1 = cpu_ns();
+            synthetic_token(on, unit, i);
+            t_off[i] = (double)(t1 - t0);
+            t_on[i] = (double)(cpu_ns() - t1);
+        }
+        m->token_off_ns = median(t_off, o->tokens);
+        m->token_on_ns = median(t_on, o->tokens);
     }
-    free(buf);
-    m->token_off_ns = best_off;
-    m->token_on_ns = best_on;
+    free(t_off);
+    free(t_on);
 }
 
 static int measure(const bench_opts *o, met_counters *c, overhead *m, eng_err *err)
@@ -198,9 +214,11 @@ static int measure(const bench_opts *o, met_counters *c, overhead *m, eng_err *e
     m->off_ns = time_pairs(&off, o->iters);
     m->clocks_ns = time_pairs(&clk, o->iters);
     m->events_ns = time_pairs(&ev, o->iters);
-    m->est_share = PAIRS_PER_TOKEN * (m->events_ns - m->off_ns) / (o->token_ms * 1e6);
     met_regions_reset(rev);
     measure_tokens(o, &ev, m);
+    m->est_share = m->token_off_ns > 0
+                       ? PAIRS_PER_TOKEN * (m->events_ns - m->off_ns) / m->token_off_ns
+                       : 0;
     met_regions_free(rclk);
     met_regions_free(rev);
     return ENG_OK;
@@ -215,8 +233,8 @@ static void report(const bench_opts *o, const met_counters *c, const overhead *m
             met_backend_name(met_counters_backend(c)), "events", (json_int_t)met_counters_count(c),
             "iters", (json_int_t)o->iters, "pair_ns_off", m->off_ns, "pair_ns_clocks",
             m->clocks_ns, "pair_ns_events", m->events_ns, "pairs_per_token", PAIRS_PER_TOKEN,
-            "token_ms", o->token_ms, "estimated_share", m->est_share, "token_ns_off",
-            m->token_off_ns, "token_ns_on", m->token_on_ns, "measured_share", measured);
+            "token_ms", o->token_ms, "estimated_share", m->est_share, "token_cpu_ns_off",
+            m->token_off_ns, "token_cpu_ns_on", m->token_on_ns, "measured_share", measured);
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(j);
@@ -227,10 +245,13 @@ static void report(const bench_opts *o, const met_counters *c, const overhead *m
     printf("  hooks off (engine: one branch)   %10.1f ns\n", m->off_ns);
     printf("  regions, clocks + rusage only    %10.1f ns\n", m->clocks_ns);
     printf("  regions, clocks + rusage + set   %10.1f ns\n", m->events_ns);
-    printf("estimated share of a %.0f ms decode token with %d pairs: %.2f %%\n", o->token_ms,
-           PAIRS_PER_TOKEN, 100 * m->est_share);
-    printf("measured: synthetic token median %.3f ms off, %.3f ms on: %+.2f %%\n",
-           m->token_off_ns / 1e6, m->token_on_ns / 1e6, 100 * measured);
+    printf("synthetic decode token (%d pairs), median thread CPU time of %lld each, off/on "
+           "alternating:\n",
+           PAIRS_PER_TOKEN, (long long)o->tokens);
+    printf("  hooks off %.3f ms, regions + set %.3f ms\n", m->token_off_ns / 1e6,
+           m->token_on_ns / 1e6);
+    printf("  overhead estimated from the pair cost %.2f %%, measured %+.2f %%\n",
+           100 * m->est_share, 100 * measured);
 }
 
 static int run_synthetic(const bench_opts *o, met_counters *c, eng_err *err)
@@ -306,7 +327,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
 
 int hx_cmd_bench_counters(int argc, char **argv)
 {
-    bench_opts o = {.iters = 200000, .tokens = 20, .token_ms = 20};
+    bench_opts o = {.iters = 200000, .tokens = 40, .token_ms = 20};
     int rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc < 0 ? HX_EXIT_OK : rc;
