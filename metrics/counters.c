@@ -96,12 +96,12 @@ void met_counters_drop(met_counters *c, size_t req_index, const char *fmt, ...)
 
 /* ---- open / free ------------------------------------------------------ */
 
-static void thread_detach(met_counters_thread *t)
+static void thread_detach(met_counters_thread *t, int thread_exiting)
 {
     if (t->detached)
         return;
     if (t->c->backend == MET_BACKEND_PAPI)
-        met_counters_detach_papi(t);
+        met_counters_detach_papi(t, thread_exiting);
     else
         met_counters_detach_perf(t);
     t->detached = 1;
@@ -110,7 +110,7 @@ static void thread_detach(met_counters_thread *t)
 /* pthread key destructor: the thread is exiting, its set goes with it. */
 static void thread_exit(void *p)
 {
-    thread_detach(p);
+    thread_detach(p, 1);
 }
 
 static int check_names(const char *const *names, size_t n, eng_err *err)
@@ -235,7 +235,7 @@ void met_counters_free(met_counters *c)
         /* Another live thread's PAPI set can only be stopped by that
          * thread; perf fds can be closed from anywhere. */
         if (t == mine || c->backend == MET_BACKEND_PERF)
-            thread_detach(t);
+            thread_detach(t, 0);
         free(t);
     }
     pthread_mutex_destroy(&c->mu);

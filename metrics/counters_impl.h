@@ -62,7 +62,7 @@ int met_counters_papi_usable(int multiplex, int *cidx, char *why, size_t cap);
  * (cumulative values per slot; 0 ok), stop and free it. */
 int met_counters_attach_papi(met_counters_thread *t, char *msg, size_t cap);
 int met_counters_read_papi(met_counters_thread *t, int64_t *vals);
-void met_counters_detach_papi(met_counters_thread *t);
+void met_counters_detach_papi(met_counters_thread *t, int thread_exiting);
 int met_counters_attach_perf(met_counters_thread *t, char *msg, size_t cap);
 int met_counters_read_perf(met_counters_thread *t, int64_t *vals);
 void met_counters_detach_perf(met_counters_thread *t);

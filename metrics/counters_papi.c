@@ -167,10 +167,14 @@ int met_counters_read_papi(met_counters_thread *t, int64_t *vals)
     return 0;
 }
 
-void met_counters_detach_papi(met_counters_thread *t)
+void met_counters_detach_papi(met_counters_thread *t, int thread_exiting)
 {
     if (t->papi_set == PAPI_NULL)
         return;
     free_set(&t->papi_set);
-    PAPI_unregister_thread();
+    /* Only a thread that is going away leaves PAPI: a thread that goes on
+     * (the one freeing the set) keeps using PAPI's per-thread record, and
+     * PAPI does not make it again after PAPI_unregister_thread. */
+    if (thread_exiting)
+        PAPI_unregister_thread();
 }

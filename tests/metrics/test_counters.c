@@ -297,3 +297,20 @@ TEST(presets_are_listed)
     CHECK_EQ_INT(k, 6);
     CHECK_EQ_STR(names[0], "perf::TASK-CLOCK");
 }
+
+/* Sets can be opened, used and freed repeatedly in one process (PAPI keeps
+ * process-wide state; the main thread unregisters and registers again). */
+TEST(reopen_after_free)
+{
+    for (int i = 0; i < 3; i++) {
+        met_counters *c = open_list("perf::PAGE-FAULTS,PAPI_TOT_INS", MET_BACKEND_AUTO, 0);
+        met_counters_thread *t = met_counters_thread_get(c);
+        met_sample a, b;
+        met_counters_read(t, &a);
+        touch_pages(20);
+        met_counters_read(t, &b);
+        CHECK_MSG(field(c, &a, &b, "perf::PAGE-FAULTS") >= 20, "round %d", i);
+        CHECK_EQ_INT(met_counters_thread_errors(c, NULL, 0), 0);
+        met_counters_free(c);
+    }
+}
