@@ -45,6 +45,8 @@ struct met_counters_thread {
     int64_t last[MET_COUNTERS_MAX];      /* last good event values            */
     uint64_t enabled[MET_COUNTERS_MAX];  /* PERF: ns enabled at last read      */
     uint64_t running[MET_COUNTERS_MAX];  /* PERF: ns running at last read      */
+    uint64_t raw[MET_COUNTERS_MAX];      /* PERF multiplexed: raw count at last read */
+    int64_t scaled[MET_COUNTERS_MAX];    /* PERF multiplexed: sum of scaled deltas   */
     int detached;                        /* its set was stopped and freed     */
 };
 

@@ -14,8 +14,11 @@
  * one read(2) returns every value, and an event that does not fit in the
  * group with the ones before it is dropped at set-up; with multiplexing each
  * event is its own group, the kernel time-shares counters between groups,
- * and every value is scaled by time_enabled / time_running (kept per slot,
- * met_counters_running_fraction).
+ * and each interval's growth is scaled by that interval's time_enabled /
+ * time_running (the cumulative times are kept per slot for
+ * met_counters_running_fraction). The one group of the unmultiplexed
+ * layout is scaled the same way (it runs all the time unless another user
+ * of the PMU pushes it off).
  */
 #include "metrics/counters_impl.h"
 
@@ -161,20 +164,25 @@ int met_counters_attach_perf(met_counters_thread *t, char *msg, size_t cap)
     return 0;
 }
 
-/* Scales a multiplexed count to the whole enabled time. */
-static int64_t scaled(uint64_t v, uint64_t en, uint64_t run)
+/* Scales the growth since the last read by that interval's
+ * enabled / running time and adds it to a running sum, so the difference of
+ * two readings is the interval's own estimate. (Scaling the cumulative count
+ * by the cumulative ratio instead would let a small change of the ratio
+ * swing a short interval's difference by a share of the whole count.) An
+ * interval in which the event never ran adds 0. */
+static int64_t scale_step(met_counters_thread *t, size_t s, uint64_t v, uint64_t en,
+                          uint64_t run)
 {
-    if (run == 0)
-        return 0;
-    if (run >= en)
-        return (int64_t)v;
-    return (int64_t)((double)v * ((double)en / (double)run));
-}
-
-static void keep_times(met_counters_thread *t, size_t s, uint64_t en, uint64_t run)
-{
+    uint64_t dv = v - t->raw[s];
+    uint64_t den = en - __atomic_load_n(&t->enabled[s], __ATOMIC_RELAXED);
+    uint64_t drun = run - __atomic_load_n(&t->running[s], __ATOMIC_RELAXED);
+    if (drun > 0)
+        t->scaled[s] += drun >= den ? (int64_t)dv
+                                    : (int64_t)((double)dv * ((double)den / (double)drun));
+    t->raw[s] = v;
     __atomic_store_n(&t->enabled[s], en, __ATOMIC_RELAXED);
     __atomic_store_n(&t->running[s], run, __ATOMIC_RELAXED);
+    return t->scaled[s];
 }
 
 int met_counters_read_perf(met_counters_thread *t, int64_t *vals)
@@ -185,17 +193,14 @@ int met_counters_read_perf(met_counters_thread *t, int64_t *vals)
         size_t want = (3 + c->n) * sizeof *buf;
         if (read(t->fd[0], buf, want) != (ssize_t)want || buf[0] != c->n)
             return -1;
-        for (size_t s = 0; s < c->n; s++) {
-            vals[s] = scaled(buf[3 + s], buf[1], buf[2]);
-            keep_times(t, s, buf[1], buf[2]);
-        }
+        for (size_t s = 0; s < c->n; s++)
+            vals[s] = scale_step(t, s, buf[3 + s], buf[1], buf[2]);
         return 0;
     }
     for (size_t s = 0; s < c->n; s++) {
         if (read(t->fd[s], buf, 4 * sizeof *buf) != 4 * sizeof *buf || buf[0] != 1)
             return -1;
-        vals[s] = scaled(buf[3], buf[1], buf[2]);
-        keep_times(t, s, buf[1], buf[2]);
+        vals[s] = scale_step(t, s, buf[3], buf[1], buf[2]);
     }
     return 0;
 }

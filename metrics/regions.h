@@ -109,7 +109,8 @@ int64_t met_regions_token_time_ns(const met_regions *r);
 
 /* Nesting errors so far; msg (optional) gets the first one's message. */
 uint64_t met_regions_errors(const met_regions *r, char *msg, size_t cap);
-/* Threads that have entered a region. */
+/* Per-thread records made so far: threads that have entered a region, less
+ * those that reused the record of a thread that had exited. */
 int met_regions_threads(const met_regions *r);
 /* Whether boundaries dump callgrind statistics (see above). */
 int met_regions_callgrind(const met_regions *r);

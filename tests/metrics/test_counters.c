@@ -119,19 +119,21 @@ static void check_page_faults(met_backend backend)
 TEST(page_faults_count_touched_pages_auto_backend) { check_page_faults(MET_BACKEND_AUTO); }
 TEST(page_faults_count_touched_pages_perf_backend) { check_page_faults(MET_BACKEND_PERF); }
 
-/* TASK-CLOCK of a busy loop against the kernel's thread CPU clock (within
- * 2 %, always) and against its wall time (within 10 %). A thread that is
- * preempted runs for less than its wall time, so the wall-time check is made
- * on a try without involuntary context switches (getrusage), up to 40 tries
- * of 10 ms; on a machine so loaded that every try was preempted it is
- * reported, not failed. */
+/* TASK-CLOCK of a busy loop against its wall time (within 10 %) and the
+ * kernel's thread CPU clock (within 2 %). On a shared VM a thread can lose
+ * its CPU to other threads (involuntary context switches) or its vCPU to
+ * the host (steal: the guest's task clock runs on, the thread CPU clock does
+ * not), so the checks are made on an undisturbed try: no involuntary switch
+ * and thread CPU time >= 98 % of wall time; up to 40 tries of 10 ms. On a
+ * machine so loaded that no try is undisturbed only TASK-CLOCK <= wall time
+ * is checked, and that is reported. */
 static void check_task_clock(met_backend backend, int mpx)
 {
     met_counters *c = open_list("perf::TASK-CLOCK", backend, mpx);
     REQUIRE(met_counters_count(c) == 1);
     met_counters_thread *t = met_counters_thread_get(c);
-    int wall_ok = 0, undisturbed = 0;
-    for (int attempt = 0; attempt < 40 && !wall_ok; attempt++) {
+    int undisturbed = 0;
+    for (int attempt = 0; attempt < 40 && !undisturbed; attempt++) {
         met_sample a, b;
         met_counters_read(t, &a);
         int64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
@@ -139,18 +141,16 @@ static void check_task_clock(met_backend backend, int mpx)
         int64_t cpu1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         met_counters_read(t, &b);
         double tc = (double)field(c, &a, &b, "perf::TASK-CLOCK");
-        double wall = (double)field(c, &a, &b, "wall_ns");
-        CHECK_NEAR(tc, (double)(cpu1 - cpu0), 0.02 * (double)(cpu1 - cpu0) + 200000);
+        double wall = (double)field(c, &a, &b, "wall_ns"), cpu = (double)(cpu1 - cpu0);
         CHECK(tc <= 1.01 * wall + 100000); /* never more CPU than wall time */
-        if (field(c, &a, &b, "nivcsw") == 0) {
-            undisturbed++;
-            wall_ok = tc >= 0.9 * wall && tc <= 1.1 * wall;
+        undisturbed = field(c, &a, &b, "nivcsw") == 0 && cpu >= 0.98 * wall;
+        if (undisturbed) {
+            CHECK_MSG(tc >= 0.9 * wall && tc <= 1.1 * wall, "task clock %.0f, wall %.0f", tc,
+                      wall);
+            CHECK_NEAR(tc, cpu, 0.02 * cpu + 200000);
         }
     }
-    if (undisturbed)
-        CHECK_MSG(wall_ok, "TASK-CLOCK not within 10%% of wall time in %d undisturbed tries",
-                  undisturbed);
-    else
+    if (!undisturbed)
         printf("every try was preempted: TASK-CLOCK vs wall time not checked\n");
     met_counters_free(c);
 }
