@@ -194,6 +194,8 @@ static int parse_backend(const char *v, met_backend *b)
     return 0;
 }
 
+static int run_catalogue(const events_opts *o);
+
 int hx_cmd_events(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -229,9 +231,13 @@ int hx_cmd_events(int argc, char **argv)
         return hx_usage_error("events", "unexpected argument '%s'", argv[optind]);
     if (o.preset && o.list)
         return hx_usage_error("events", "--preset and --events exclude each other");
-    if (o.preset || o.list)
-        return run_sets(&o);
+    return o.preset || o.list ? run_sets(&o) : run_catalogue(&o);
+}
 
+/* The probed catalogue of every preset and native event. */
+static int run_catalogue(const events_opts *po)
+{
+    events_opts o = *po;
     eng_err err = {0};
     met_papi_component *comps = NULL;
     met_event_info *ev = NULL;

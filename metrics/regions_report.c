@@ -99,7 +99,10 @@ static void print_events_status(const met_counters *c, FILE *f)
             met_counters_multiplexed(c) ? ", multiplexed" : "");
     if (met_counters_backend_note(c)[0])
         fprintf(f, " (%s)", met_counters_backend_note(c));
-    fprintf(f, "\n");
+    fprintf(f, "\n  counted:");
+    for (size_t k = 0; k < met_counters_count(c); k++)
+        fprintf(f, " %s", met_counters_event_name(c, k));
+    fprintf(f, "%s\n", met_counters_count(c) ? "" : " no events (wall time and rusage only)");
     for (size_t i = 0; i < met_counters_requested(c); i++) {
         const met_event_status *st = met_counters_status(c, i);
         if (!st->active)
@@ -109,6 +112,20 @@ static void print_events_status(const met_counters *c, FILE *f)
     int te = met_counters_thread_errors(c, msg, sizeof msg);
     if (te)
         fprintf(f, "  %d thread(s) without events: %s\n", te, msg);
+}
+
+/* Column heading of an event: the name after its PMU prefix
+ * ("perf::TASK-CLOCK" -> "TASK-CLOCK"); the JSON keeps full names. */
+static const char *short_name(const char *name)
+{
+    const char *p = strstr(name, "::");
+    return p ? p + 2 : name;
+}
+
+static int col_width(const char *name)
+{
+    int w = (int)strlen(short_name(name));
+    return w < 12 ? 12 : w;
 }
 
 static void print_region_row(const met_regions *r, eng_region g, FILE *f)
@@ -127,7 +144,8 @@ static void print_region_row(const met_regions *r, eng_region g, FILE *f)
             (long long)s.v[MET_S_MAJFLT], (long long)s.v[MET_S_NVCSW],
             (long long)s.v[MET_S_NIVCSW]);
     for (size_t k = 0; k < met_counters_count(c); k++)
-        fprintf(f, " %16lld", (long long)s.v[MET_S_EVENT0 + k]);
+        fprintf(f, " %*lld", col_width(met_counters_event_name(c, k)),
+                (long long)s.v[MET_S_EVENT0 + k]);
     fprintf(f, "\n");
 }
 
@@ -183,8 +201,10 @@ void met_regions_print(const met_regions *r, FILE *f)
     fprintf(f, "\n%-14s %9s %11s %10s %10s %10s %10s %8s %8s %8s %8s", "region", "calls",
             "wall_ms", "us/token", "share", "user_ms", "sys_ms", "minflt", "majflt", "vcsw",
             "ivcsw");
-    for (size_t k = 0; k < met_counters_count(c); k++)
-        fprintf(f, " %16.16s", met_counters_event_name(c, k));
+    for (size_t k = 0; k < met_counters_count(c); k++) {
+        const char *name = met_counters_event_name(c, k);
+        fprintf(f, " %*s", col_width(name), short_name(name));
+    }
     fprintf(f, "\n");
     for (int g = 0; g < ENG_REGION_COUNT; g++) {
         met_region_stats s;
