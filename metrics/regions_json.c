@@ -98,10 +98,15 @@ static json_t *loads_json(const met_regions *r)
     met_regions_loads l;
     met_regions_load_stats(r, &l);
     size_t nt = met_regions_tokens(r);
-    return json_pack("{s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I}", "loads",
+    met_region_stats ld;
+    met_regions_total(r, ENG_REGION_EXPERT_LOAD, &ld);
+    double region_ns = (double)ld.v[MET_S_WALL_NS];
+    return json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:I}", "loads",
                      (json_int_t)l.loads, "bytes", (json_int_t)l.bytes, "ns", (json_int_t)l.ns,
                      "bytes_per_token", num(nt ? (double)l.bytes / (double)nt : NAN),
-                     "gb_per_s", num(l.ns ? (double)l.bytes / (double)l.ns : NAN), "hits",
+                     "gb_per_s", num(l.ns ? (double)l.bytes / (double)l.ns : NAN),
+                     "gb_per_s_load_region",
+                     num(l.bytes && region_ns > 0 ? (double)l.bytes / region_ns : NAN), "hits",
                      (json_int_t)l.hits, "misses", (json_int_t)l.misses, "prefetches",
                      (json_int_t)l.prefetches, "evictions", (json_int_t)l.evictions);
 }

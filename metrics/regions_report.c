@@ -182,11 +182,15 @@ static void print_tokens_and_loads(const met_regions *r, FILE *f)
             nt ? tt / 1e6 / (double)nt : 0.0, met_regions_threads(r));
     met_regions_loads l;
     met_regions_load_stats(r, &l);
+    met_region_stats ld;
+    met_regions_total(r, ENG_REGION_EXPERT_LOAD, &ld);
     if (l.loads)
-        fprintf(f, "expert loads %llu, %llu bytes (%.0f bytes/token), %.3f GB/s per load\n",
+        fprintf(f, "expert loads %llu, %llu bytes (%.0f bytes/token), %.3f GB/s per load, "
+                   "%.3f GB/s over expert_load region time\n",
                 (unsigned long long)l.loads, (unsigned long long)l.bytes,
                 nt ? (double)l.bytes / (double)nt : 0.0,
-                l.ns ? (double)l.bytes / (double)l.ns : 0.0);
+                l.ns ? (double)l.bytes / (double)l.ns : 0.0,
+                ld.v[MET_S_WALL_NS] > 0 ? (double)l.bytes / (double)ld.v[MET_S_WALL_NS] : 0.0);
     char msg[256];
     uint64_t ne = met_regions_errors(r, msg, sizeof msg);
     if (ne)

@@ -347,6 +347,7 @@ TEST(hooks_loads_and_flops)
     json_t *loads = json_object_get(j, "expert_loads");
     CHECK_NEAR(json_real_value(json_object_get(loads, "bytes_per_token")), 3e6, 1);
     CHECK_NEAR(json_real_value(json_object_get(loads, "gb_per_s")), 3.0, 1e-9);
+    CHECK(json_is_null(json_object_get(loads, "gb_per_s_load_region"))); /* no such region */
     json_t *reg0 = json_array_get(json_object_get(j, "regions"), 0);
     CHECK_EQ_STR(json_string_value(json_object_get(reg0, "region")), "expert_ffn");
     CHECK(json_is_null(json_object_get(reg0, "ipc")));
