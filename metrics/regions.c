@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,15 +68,8 @@ struct met_regions {
     char err_msg[256];
     uint64_t flops[NREG];            /* atomic, rounded FLOPs              */
     met_regions_loads loads;         /* atomic fields                      */
+    char cg_label[NREG + 1][48];     /* "moebench:<region>", last "moebench:outside" */
 };
-
-static const char *const cg_label[NREG + 1] = {
-    "moebench:embed",       "moebench:attention",   "moebench:router",
-    "moebench:expert_ffn",  "moebench:shared_expert", "moebench:expert_wait",
-    "moebench:expert_load", "moebench:lm_head",     "moebench:sampling",
-    "moebench:outside",
-};
-_Static_assert(NREG == 9, "cg_label lists every region");
 
 /* ---- open / free ------------------------------------------------------ */
 
@@ -127,6 +121,9 @@ int met_regions_open(met_regions **out, met_counters *counters, const met_region
     r->abort_on_misuse = o.abort_on_misuse != 0;
 #endif
     r->callgrind = o.callgrind < 0 ? under_valgrind() : o.callgrind != 0;
+    for (int g = 0; g <= NREG; g++)
+        snprintf(r->cg_label[g], sizeof r->cg_label[g], "moebench:%s",
+                 g < NREG ? eng_region_name((eng_region)g) : "outside");
     if (pthread_key_create(&r->key, thread_gone) != 0) {
         met_counters_free(r->owned);
         free(r);
@@ -230,7 +227,7 @@ static void cg_dump(const met_regions *r, const rthread *t)
 {
 #ifdef HAVE_CALLGRIND
     if (r->callgrind)
-        CALLGRIND_DUMP_STATS_AT(cg_label[t->depth ? t->stack[t->depth - 1] : NREG]);
+        CALLGRIND_DUMP_STATS_AT(r->cg_label[t->depth ? t->stack[t->depth - 1] : NREG]);
 #else
     (void)r;
     (void)t;
