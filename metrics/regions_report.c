@@ -8,7 +8,8 @@
  * perf::PERF_COUNT_HW_INSTRUCTIONS, cycles = PAPI_TOT_CYC | perf::CYCLES |
  * perf::CPU-CYCLES | perf::PERF_COUNT_HW_CPU_CYCLES. An event counts as a
  * "miss" event (per 1000 instructions) when its name contains MISS or it is
- * a PAPI cache/TLB/branch-miss preset (PAPI_*_?CM, PAPI_TLB_*, PAPI_BR_MSP).
+ * a PAPI cache/TLB/branch-miss preset (PAPI_*_?CM, PAPI_*_LDM/STM,
+ * PAPI_TLB_*, PAPI_BR_MSP).
  * Where an input is missing the value is NAN: printed "-", JSON null.
  */
 #include "metrics/regions.h"
@@ -48,9 +49,11 @@ static int is_miss_event(const char *name)
         return 1;
     if (strncmp(name, "PAPI_", 5))
         return 0;
+    /* PAPI_L1_DCM, PAPI_L2_TCM, ... (_?CM) and PAPI_L1_LDM/STM (_LDM, _STM) */
     size_t n = strlen(name);
-    return (n > 7 && name[n - 2] == 'C' && name[n - 1] == 'M' && name[n - 4] == '_') ||
-           !strncmp(name, "PAPI_TLB_", 9) || !strcmp(name, "PAPI_BR_MSP");
+    int cm = n > 8 && name[n - 4] == '_' && !strcmp(name + n - 2, "CM");
+    int ldst = n > 9 && (!strcmp(name + n - 4, "_LDM") || !strcmp(name + n - 4, "_STM"));
+    return cm || ldst || !strncmp(name, "PAPI_TLB_", 9) || !strcmp(name, "PAPI_BR_MSP");
 }
 
 static double ratio(double a, double b)
