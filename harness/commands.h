@@ -4,5 +4,6 @@
 #define HX_COMMANDS_H
 
 int hx_cmd_events(int argc, char **argv);
+int hx_cmd_metrics(int argc, char **argv);
 
 #endif
