@@ -8,6 +8,9 @@
 #include "metrics/simulate.h"
 #include "tests/metrics/simtest.h"
 
+#include <math.h>
+#include <stdlib.h>
+
 static const char *const pname[] = {"lru", "lfu", "belady", "fsf"};
 
 static met_sim_result *run(const met_trace *t, const char *policy, int64_t c, int scope,
@@ -307,4 +310,111 @@ TEST(presets_resolve_and_reject_unknown_names)
     CHECK_EQ_INT(met_sim_expert_preset("olmoe-q8_0", &b, &err), 0);
     CHECK_NEAR(b, 3.0 * 2048 * 1024 / 32 * 34, 0);
     CHECK_EQ_INT(met_sim_expert_preset("gpt", &b, &err), ENG_EINVAL);
+}
+
+/* ---- against the one-pass curves of metrics/lrc.h ------------------------ */
+
+#include "metrics/lrc.h"
+
+/* For every sample: met_curve_sample's hits for every cache size equal the
+ * simulator's (--lookup token --start warm) on one layer or model-wide. */
+static void compare_curves(const met_trace *t, int layer)
+{
+    int32_t L = t->info.num_layers, E = t->info.num_experts, k = t->info.top_k;
+    int32_t Et = layer >= 0 ? E : L * E, kt = layer >= 0 ? k : L * k;
+    met_lrc_ws *ws;
+    eng_err err = {0};
+    REQUIRE(met_lrc_ws_new(&ws, Et, &err) == 0);
+    int64_t S = t->info.num_samples;
+    int64_t *want = tst_alloc((size_t)(S * Et) * sizeof *want);
+    for (int p = 0; p < 4; p++)
+        for (int la = 1; la <= (p == 3 ? 8 : 1); la *= 2) {
+            for (int64_t s = 0; s < S; s++) {
+                uint32_t *seq;
+                int32_t kk;
+                int64_t T = st_sequence(t, s, layer, &seq, &kk);
+                int32_t *ids = tst_alloc((size_t)(T * kt + 1) * sizeof *ids);
+                for (int64_t i = 0; i < T * kt; i++)
+                    ids[i] = (int32_t)seq[i];
+                REQUIRE(met_curve_sample(ws, (met_policy)p, la, ids, T, kt, want + s * Et,
+                                         &err) == 0);
+            }
+            for (int64_t c = 1; c <= Et; c++) {
+                met_sim_result *r = run(t, pname[p], c, layer >= 0 ? MET_SIM_SCOPE_LAYER
+                                                               : MET_SIM_SCOPE_GLOBAL,
+                                        MET_SIM_LOOKUP_TOKEN, MET_SIM_START_WARM, layer, la);
+                for (int64_t s = 0; s < S; s++)
+                    CHECK_MSG(r->sample_hits[s] == want[s * Et + c - 1],
+                              "layer %d %s L=%d c=%lld sample %lld: simulator %lld, curve %lld",
+                              layer, pname[p], la, (long long)c, (long long)s,
+                              (long long)r->sample_hits[s], (long long)want[s * Et + c - 1]);
+                met_sim_result_free(r);
+            }
+        }
+    met_lrc_ws_free(ws);
+}
+
+TEST(equals_the_one_pass_curves)
+{
+    for (uint64_t seed = 100; seed < 106; seed++) {
+        int32_t E = 8 + 4 * (int32_t)(seed % 3), k = 1 + (int32_t)(seed % 4);
+        met_trace *t = st_random_trace(seed, 2, E, k, 4, 40 + 7 * (int64_t)(seed % 5),
+                                       0.2 * (double)(seed % 4), 0.7 * (double)(seed % 3));
+        compare_curves(t, 0);
+        compare_curves(t, 1);
+        if (seed % 2 == 0)
+            compare_curves(t, -1);
+    }
+}
+
+static double vec_at(json_t *layer, const char *curve, const char *seg, int64_t c)
+{
+    json_t *o = json_object_get(layer, curve);
+    if (seg)
+        o = json_object_get(o, seg);
+    return json_real_value(json_array_get(json_object_get(o, "hit_rate"), (size_t)(c - 1)));
+}
+
+/* The test vectors' expected curves (computed by an independent brute force
+ * that agrees with the paper's code): the simulator's mean per-sample hit
+ * rate at every cache size, per layer and model-wide. */
+TEST(reproduces_the_lrc_test_vectors)
+{
+    const char *names[] = {"repeat-2x6k3", "sticky-2x8k2", "uniform-1x16k4"};
+    for (int n = 0; n < 3; n++) {
+        char path[256], exp[256];
+        snprintf(path, sizeof path, "tests/metrics/data/%s.json", names[n]);
+        snprintf(exp, sizeof exp, "tests/metrics/data/%s.expected.json", names[n]);
+        met_trace *t;
+        eng_err err = {0};
+        REQUIRE_MSG(met_trace_load(&t, path, MET_FMT_AUTO, &err) == 0, "%s", err.msg);
+        json_error_t je;
+        json_t *want = json_load_file(exp, 0, &je);
+        REQUIRE_MSG(want, "%s: %s", exp, je.text);
+        int32_t L = t->info.num_layers, E = t->info.num_experts;
+        const char *curves[] = {"lru", "lfu", "belady", "sch", "sch"};
+        const char *pol[] = {"lru", "lfu", "belady", "fsf", "fsf"};
+        const char *segs[] = {NULL, NULL, NULL, "4", "16"};
+        for (int p = 0; p < 5; p++)
+            for (int layer = -1; layer < L; layer++) {
+                json_t *jl = layer < 0 ? json_object_get(want, "model")
+                                       : json_array_get(json_object_get(want, "layers"),
+                                                        (size_t)layer);
+                int64_t ncache = layer < 0 ? (int64_t)L * E : E;
+                for (int64_t c = 1; c <= ncache; c++) {
+                    met_sim_result *r = run(t, pol[p], c, layer < 0 ? MET_SIM_SCOPE_GLOBAL
+                                                                   : MET_SIM_SCOPE_LAYER,
+                                            MET_SIM_LOOKUP_TOKEN, MET_SIM_START_WARM, layer,
+                                            segs[p] ? atoi(segs[p]) : 1);
+                    double w = vec_at(jl, curves[p], segs[p], c);
+                    CHECK_MSG(fabs(r->total.sample_hit_rate - w) <= 1e-9,
+                              "%s layer %d %s%s c=%lld: %.12f, expected %.12f", names[n],
+                              layer, curves[p], segs[p] ? segs[p] : "", (long long)c,
+                              r->total.sample_hit_rate, w);
+                    met_sim_result_free(r);
+                }
+            }
+        json_decref(want);
+        met_trace_free(t);
+    }
 }
