@@ -480,7 +480,11 @@ int met_sim_run(const met_trace *t, const met_sim_config *cfg, met_sim_result **
                 eng_err *err)
 {
     *out = NULL;
-    int rc = check_config(t, cfg, err);
+    int rc = met_trace_validate(t, "trace", err);
+    if (!rc && cfg->profile)
+        rc = met_trace_validate(cfg->profile, "profile trace", err);
+    if (!rc)
+        rc = check_config(t, cfg, err);
     if (rc)
         return rc;
     met_sim_result *r = zalloc(1, sizeof *r, err);

@@ -3,6 +3,8 @@
  * echoed, exit status 2 for bad options and bad traces. */
 #include "tests/test.h"
 
+#include "metrics/trace.h"
+
 #define VEC "tests/metrics/data/repeat-2x6k3.json"
 
 TEST(help_and_policy_list)
@@ -97,4 +99,38 @@ TEST(bad_trace_exits_2_and_missing_trace_1)
                         tst_moebench(), q), 2);
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s simulate %s --policy lru --cache-experts 2",
                         tst_moebench(), tst_path("absent.moetrace")), 1);
+}
+
+TEST(every_trace_format_gives_the_same_replay)
+{
+    /* the JSON test vector converted by the trace module to .moetrace, CSV
+     * and safetensors; the simulator's JSON output must not change */
+    char *a, *b;
+    const char *fmts[] = {"t.moetrace", "t.csv", "t_st"};
+    REQUIRE(tst_sh(&a, NULL, "%s simulate " VEC " --policy lfu --cache-experts 3 --json | "
+                   "grep -v '\"trace\"'", tst_moebench()) == 0);
+    for (int i = 0; i < 3; i++) {
+        const char *p = tst_path(fmts[i]);
+        eng_err err = {0};
+        met_trace *t;
+        REQUIRE_MSG(met_trace_load(&t, VEC, MET_FMT_AUTO, &err) == 0, "%s", err.msg);
+        REQUIRE_MSG(met_trace_save(t, p, i == 2 ? MET_FMT_SAFETENSORS : MET_FMT_AUTO, &err) == 0,
+                    "%s", err.msg);
+        met_trace_free(t);
+        CHECK_EQ_INT(tst_sh(&b, NULL, "%s simulate %s --policy lfu --cache-experts 3 --json | "
+                            "grep -v '\"trace\"'", tst_moebench(), p), 0);
+        CHECK_MSG(strcmp(a, b) == 0, "%s differs", fmts[i]);
+    }
+}
+
+TEST(empty_trace_is_all_zero)
+{
+    char *out;
+    const char *p = tst_path("empty.json");
+    const char *text = "{\"num_layers\": 2, \"num_experts\": 4, \"top_k\": 2, \"samples\": [[]]}";
+    tst_write_file(p, text, strlen(text));
+    CHECK_EQ_INT(tst_sh(&out, NULL, "%s simulate %s --policy belady --cache-experts 2 --json",
+                        tst_moebench(), p), 0);
+    CHECK_CONTAINS(out, "\"accesses\": 0");
+    CHECK_CONTAINS(out, "\"tokens_per_s\": 0.0");
 }
