@@ -6,5 +6,10 @@
 
 const hx_command hx_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {"run", "run a Lua experiment suite into the results database", hx_cmd_run},
+    {"query", "read-only SQL on the results database (table, CSV, JSON)", hx_cmd_query},
+    {"runs", "list the most recent runs of the results database", hx_cmd_runs},
+    {"merge", "combine results databases (shards) without duplicates", hx_cmd_merge},
+    {"export", "write one run with all its results as JSON or CSV", hx_cmd_export},
     {NULL, NULL, NULL},
 };

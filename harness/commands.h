@@ -4,5 +4,10 @@
 #define HX_COMMANDS_H
 
 int hx_cmd_events(int argc, char **argv);
+int hx_cmd_run(int argc, char **argv);
+int hx_cmd_query(int argc, char **argv);
+int hx_cmd_runs(int argc, char **argv);
+int hx_cmd_merge(int argc, char **argv);
+int hx_cmd_export(int argc, char **argv);
 
 #endif
