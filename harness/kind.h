@@ -56,7 +56,7 @@ typedef struct hx_exec {
     const hx_experiment *exp;
     int rep;              /* 0..reps-1 measured; -warmup..-1 warm-ups        */
     int is_warmup;        /* 1: results are discarded                       */
-    uint64_t seed;        /* derived from --seed, experiment seq and rep    */
+    uint64_t seed;        /* from --seed, experiment seq and rep; < 2^63   */
     const json_t *opts;   /* the suite's resolved options (object)          */
     struct lua_State *L;  /* the suite's Lua state (lua kind only)          */
     const char *self_exe; /* path of this moebench binary                   */

@@ -169,7 +169,7 @@ static int run_rep(runner *rn, int i, exp_state *x, int rep)
     const hx_run_opts *o = rn->o;
     int warm = rep < 0;
     uint64_t sd = o->seed ^ ((uint64_t)x->e->seq << 32) ^ (uint64_t)(uint32_t)rep;
-    hx_exec ex = {.exp = x->e, .rep = rep, .is_warmup = warm, .seed = splitmix(&sd),
+    hx_exec ex = {.exp = x->e, .rep = rep, .is_warmup = warm, .seed = splitmix(&sd) >> 1,
                   .opts = rn->s->opts, .L = rn->s->L, .self_exe = o->self_exe,
                   .timeout_s = o->timeout_s};
     hx_result tmp = {0};
