@@ -86,7 +86,10 @@ static json_t *check_json(lua_State *L, int idx, const char *what)
 
 /* ---- suite{} ------------------------------------------------------------- */
 
-static json_t *parse_scalar(lua_State *L, const char *opt, const json_t *like, const char *v)
+/* Functions below that allocate report errors through eng_err instead of
+ * raising: luaL_error would longjmp past their frees. The Lua-facing
+ * callers raise once nothing is left to free. */
+static json_t *parse_scalar(const char *opt, const json_t *like, const char *v, eng_err *err)
 {
     char *end;
     errno = 0;
@@ -106,22 +109,27 @@ static json_t *parse_scalar(lua_State *L, const char *opt, const json_t *like, c
     } else {
         return json_string(v);
     }
-    luaL_error(L, "option '%s': -D %s=%s is not %s", opt, opt, v,
-               json_is_boolean(like) ? "true or false"
-               : json_is_integer(like) ? "an integer" : "a number");
+    eng_err_set(err, ENG_EINVAL, "option '%s': -D %s=%s is not %s", opt, opt, v,
+                json_is_boolean(like) ? "true or false"
+                : json_is_integer(like) ? "an integer" : "a number");
     return NULL;
 }
 
 /* -D value -> JSON of the default's type; lists are comma-separated. */
-static json_t *parse_define(lua_State *L, const char *opt, const json_t *dflt, const char *v)
+static json_t *parse_define(const char *opt, const json_t *dflt, const char *v, eng_err *err)
 {
     if (!json_is_array(dflt))
-        return parse_scalar(L, opt, dflt, v);
+        return parse_scalar(opt, dflt, v, err);
     const json_t *like = json_array_size(dflt) ? json_array_get(dflt, 0) : NULL;
     json_t *a = json_array();
     char *copy = strdup(v);
-    for (char *save, *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save))
-        json_array_append_new(a, like ? parse_scalar(L, opt, like, p) : json_string(p));
+    for (char *save, *p = strtok_r(copy, ",", &save); a && p; p = strtok_r(NULL, ",", &save)) {
+        json_t *x = like ? parse_scalar(opt, like, p, err) : json_string(p);
+        if (!x)
+            a = (json_decref(a), NULL);
+        else
+            json_array_append_new(a, x);
+    }
     free(copy);
     return a;
 }
@@ -137,38 +145,54 @@ static void check_defines(lua_State *L, const hx_suite *s)
     }
 }
 
-/* Reads options = {name = {default = v, help = "..."} | v} into s->options
- * (sorted by name) and s->opts (resolved with -D). */
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* One option: its declaration into s->options, its value into s->opts. */
+static int read_option(hx_suite *s, const char *name, const json_t *v, eng_err *err)
+{
+    int spec = json_is_object(v) && json_object_get(v, "default");
+    const json_t *dflt = spec ? json_object_get(v, "default") : v;
+    const json_t *help = spec ? json_object_get(v, "help") : NULL;
+    if (!strcmp(name, "quick") || !strcmp(name, "seed"))
+        return eng_err_set(err, ENG_EINVAL, "suite: option '%s' is reserved (--%s)", name,
+                           name);
+    json_array_append_new(s->options, json_pack("{s:s, s:O, s:s}", "name", name, "default",
+                          dflt, "help", json_is_string(help) ? json_string_value(help) : ""));
+    const json_t *d = json_object_get(s->cfg->defines, name);
+    json_t *val = d ? parse_define(name, dflt, json_string_value(d), err)
+                    : json_deep_copy(dflt);
+    if (!val)
+        return err->code ? err->code : eng_err_set(err, ENG_ENOMEM, "out of memory");
+    json_object_set_new(s->opts, name, val);
+    return ENG_OK;
+}
+
+/* options = {name = {default = v, help = "..."} | v}, taken in name order. */
 static void read_options(lua_State *L, int idx, hx_suite *s)
 {
-    json_t *decl = check_json(L, idx, "suite options");
+    eng_err err = {0};
+    json_t *decl = hx_lua_to_json(L, idx, "suite options", &err);
     if (json_is_array(decl) && json_array_size(decl) == 0)
         decl = (json_decref(decl), json_object());
-    if (!json_is_object(decl))
-        luaL_error(L, "suite: field 'options' must map option names to {default=, help=}");
-    const char **names = malloc((json_object_size(decl) + 1) * sizeof *names);
+    if (decl && !json_is_object(decl))
+        eng_err_set(&err, ENG_EINVAL, "suite: field 'options' must map option names to "
+                    "{default=, help=}");
     size_t n = 0;
+    const char **names = malloc((json_object_size(decl) + 1) * sizeof *names);
     const char *k;
     json_t *v;
-    json_object_foreach(decl, k, v) names[n++] = k;
-    qsort(names, n, sizeof *names, (int (*)(const void *, const void *))strcmp);
-    for (size_t i = 0; i < n; i++) {
-        v = json_object_get(decl, names[i]);
-        int spec = json_is_object(v) && json_object_get(v, "default");
-        json_t *dflt = spec ? json_object_get(v, "default") : v;
-        const json_t *help = spec ? json_object_get(v, "help") : NULL;
-        if (!strcmp(names[i], "quick") || !strcmp(names[i], "seed"))
-            luaL_error(L, "suite: option '%s' is reserved (--%s)", names[i], names[i]);
-        json_array_append_new(s->options, json_pack("{s:s, s:O, s:s}", "name", names[i],
-                              "default", dflt, "help", json_is_string(help)
-                              ? json_string_value(help) : ""));
-        const json_t *d = json_object_get(s->cfg->defines, names[i]);
-        json_object_set_new(s->opts, names[i],
-                            d ? parse_define(L, names[i], dflt, json_string_value(d))
-                              : json_deep_copy(dflt));
-    }
+    json_object_foreach(json_is_object(decl) ? decl : NULL, k, v) names[n++] = k;
+    if (names)
+        qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; names && !err.code && i < n; i++)
+        read_option(s, names[i], json_object_get(decl, names[i]), &err);
     free(names);
     json_decref(decl);
+    if (err.code)
+        luaL_error(L, "%s", err.msg);
 }
 
 static int l_suite(lua_State *L)
@@ -282,26 +306,29 @@ static int read_count(lua_State *L, int t, const char *f, int dflt, int lo, int 
     return v;
 }
 
-/* events/tags: a string or a list of strings -> JSON array. */
+/* events/tags: a string or a list of strings -> JSON array. Every item is
+ * checked before the array is allocated, so a raised error leaks nothing. */
 static json_t *read_strings(lua_State *L, int t, const char *f, const char *name,
                             const hx_suite *s)
 {
     int ty = field_or_default(L, t, f, s);
-    json_t *a = json_array();
-    if (ty == LUA_TSTRING) {
-        json_array_append_new(a, json_string(lua_tostring(L, -1)));
-    } else if (ty == LUA_TTABLE) {
-        lua_Integer n = luaL_len(L, -1);
-        for (lua_Integer i = 1; i <= n; i++) {
-            if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
-                luaL_error(L, "experiment '%s': field '%s': item %d is not a string", name, f,
-                           (int)i);
-            json_array_append_new(a, json_string(lua_tostring(L, -1)));
-            lua_pop(L, 1);
-        }
-    } else if (ty != LUA_TNIL) {
+    lua_Integer n = ty == LUA_TTABLE ? luaL_len(L, -1) : 0;
+    if (ty != LUA_TNIL && ty != LUA_TSTRING && ty != LUA_TTABLE)
         luaL_error(L, "experiment '%s': field '%s' must be a string or a list of strings",
                    name, f);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
+            luaL_error(L, "experiment '%s': field '%s': item %d is not a string", name, f,
+                       (int)i);
+        lua_pop(L, 1);
+    }
+    json_t *a = json_array();
+    if (ty == LUA_TSTRING)
+        json_array_append_new(a, json_string(lua_tostring(L, -1)));
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        json_array_append_new(a, json_string(lua_tostring(L, -1)));
+        lua_pop(L, 1);
     }
     lua_pop(L, 1);
     return a;
@@ -356,13 +383,19 @@ static json_t *read_params(lua_State *L, int t, const char *name)
 static json_t *read_args(lua_State *L, int t, const hx_kind *k, const char *name)
 {
     json_t *args = json_object();
+    eng_err err = {0};
     lua_pushnil(L);
     while (lua_next(L, t)) {
         const char *key = lua_tostring(L, -2);
         if (!in_list(common_fields, key) && strcmp(key, "run") != 0) {
             char what[256];
             snprintf(what, sizeof what, "experiment '%s': field '%s'", name, key);
-            json_object_set_new(args, key, check_json(L, -1, what));
+            json_t *v = hx_lua_to_json(L, -1, what, &err);
+            if (!v) {
+                json_decref(args);
+                luaL_error(L, "%s", err.msg);
+            }
+            json_object_set_new(args, key, v);
         }
         lua_pop(L, 1);
     }

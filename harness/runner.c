@@ -279,7 +279,7 @@ static void print_cell(const json_t *m)
     char buf[64];
     double mean = json_real_value(json_object_get(m, "mean"));
     const json_t *hi = json_object_get(m, "ci_hi");
-    if (hi)
+    if (hi && json_real_value(hi) - mean > 0)
         snprintf(buf, sizeof buf, "%.4g ± %.2g", mean, json_real_value(hi) - mean);
     else
         snprintf(buf, sizeof buf, "%.4g", mean);
