@@ -5,7 +5,8 @@
  * The database is opened with SQLITE_OPEN_READONLY and PRAGMA query_only,
  * and every statement is checked with sqlite3_stmt_readonly before it
  * runs, so a write is refused with a message before anything happens.
- * Rows are buffered to align the table output; CSV follows RFC 4180.
+ * Rows are buffered to align the table output (columns other than the
+ * last are cut at 60 characters); CSV follows RFC 4180.
  */
 #include "harness/cli.h"
 #include "harness/commands.h"
@@ -13,6 +14,7 @@
 #include "harness/query.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +78,8 @@ static void print_table(const rows *r)
         }
     for (size_t i = 0; i < r->nrows; i++) {
         for (int c = 0; c < r->ncols; c++)
-            printf("%s%-*.*s", c ? "  " : "", c + 1 < r->ncols ? w[c] : 0, 60,
-                   r->cell[i * (size_t)r->ncols + (size_t)c]);
+            printf("%s%-*.*s", c ? "  " : "", c + 1 < r->ncols ? w[c] : 0,
+                   c + 1 < r->ncols ? 60 : INT_MAX, r->cell[i * (size_t)r->ncols + (size_t)c]);
         printf("\n");
     }
     free(w);

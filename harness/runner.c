@@ -512,6 +512,8 @@ static void finish_report(runner *rn)
     printf("\nrun %lld (%s) stored in %s: %d ok, %d failed%s\n", (long long)rn->run_id,
            rn->out->run_uuid, rn->o->db_path, rn->out->ok, rn->out->failed,
            rn->out->interrupted ? ", interrupted" : "");
+    printf("explore it: moebench query --db %s \"select label, status, means from"
+           " experiment_wide where run_id = %lld\"\n", rn->o->db_path, (long long)rn->run_id);
 }
 
 static void cleanup(runner *rn)
