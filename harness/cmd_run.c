@@ -29,7 +29,7 @@ static const char usage_text[] =
     "  --fail-fast        stop at the first failed experiment\n"
     "  --reps N           override every experiment's repetitions\n"
     "  --warmup N         override every experiment's warm-up runs\n"
-    "  --timeout SECONDS  limit per repetition of command experiments\n"
+    "  --timeout SECONDS  limit per repetition of lua and command experiments\n"
     "  -q, --quiet        no progress line\n"
     "  -h, --help         this text\n\n"
     "Exit status: 0 all experiments ok, 1 an experiment failed or the run was\n"

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 
-static const char *const lua_fields[] = {"run", NULL};
+static const char *const lua_fields[] = {"run", "timeout", NULL};
 static const char *const command_fields[] = {"argv", "program", "timeout", "json", NULL};
 
 const hx_kind hx_kinds[] = {

@@ -9,13 +9,23 @@
  * hold a box (a full userdata, so it outlives the call safely) pointing at
  * this repetition's hx_result; the box is emptied when run returns, so a ctx kept past its call fails cleanly instead of
  * writing into freed memory.
+ *
+ * Timeout (field `timeout`, or `moebench run --timeout`): a count hook
+ * checks the deadline every HOOK_EVERY instructions and raises an error;
+ * the deadline lives in the state's extra space (lua_getextraspace), the
+ * one place a hook can read without globals. Time spent inside a C
+ * function (moebench.sleep) is not interrupted until it returns.
  */
+
+#define HOOK_EVERY 10000
 #include "harness/kind.h"
 #include "harness/suite.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 typedef struct ctx_box {
     hx_result *r;
@@ -26,7 +36,45 @@ int hx_kind_lua_check(const hx_experiment *e, eng_err *err)
     if (e->lua_ref == LUA_NOREF || e->lua_ref == LUA_REFNIL)
         return eng_err_set(err, ENG_EINVAL, "field 'run' is missing (a function run(ctx) "
                            "returning {metric = number, ...})");
+    const json_t *to = json_object_get(e->args, "timeout");
+    if (to && (!json_is_number(to) || !(json_number_value(to) > 0)))
+        return eng_err_set(err, ENG_EINVAL, "field 'timeout' must be a number of seconds > 0");
     return ENG_OK;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void timeout_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    double deadline;
+    memcpy(&deadline, lua_getextraspace(L), sizeof deadline);
+    if (mono_s() > deadline) {
+        lua_sethook(L, NULL, 0, 0);
+        /* in a hook, level 0 is the Lua function that was running */
+        luaL_where(L, 0);
+        lua_pushstring(L, "run() exceeded its time limit");
+        lua_concat(L, 2);
+        lua_error(L);
+    }
+}
+
+/* Arms the deadline hook when the experiment or the command line sets a
+ * limit. */
+static void arm_timeout(lua_State *L, const hx_exec *x)
+{
+    const json_t *to = json_object_get(x->exp->args, "timeout");
+    double limit = to ? json_number_value(to) : x->timeout_s;
+    if (!(limit > 0))
+        return;
+    double deadline = mono_s() + limit;
+    memcpy(lua_getextraspace(L), &deadline, sizeof deadline);
+    lua_sethook(L, timeout_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }
 
 static hx_result *box_result(lua_State *L)
@@ -132,7 +180,10 @@ int hx_kind_lua_run(const hx_exec *x, hx_result *out, eng_err *err)
     box->r = out;
     lua_rawgeti(L, LUA_REGISTRYINDEX, x->exp->lua_ref);
     push_ctx(L, x, top + 2);
+    arm_timeout(L, x);
     int r = lua_pcall(L, 1, 1, top + 1);
+    if (lua_gethook(L) == timeout_hook)
+        lua_sethook(L, NULL, 0, 0);
     box->r = NULL;
     int rc = ENG_OK;
     if (r != LUA_OK)

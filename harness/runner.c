@@ -46,7 +46,10 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted");
+    luaL_where(L, 0); /* in a hook, level 0 is the interrupted Lua function */
+    lua_pushstring(L, "interrupted");
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 static void on_signal(int signo)

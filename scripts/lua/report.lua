@@ -11,6 +11,10 @@
 local stats = require "stats"
 local report = {}
 
+-- `local report = require "report"` shadows the global report(fn); calling
+-- the module does what the global does, so both spellings work.
+setmetatable(report, { __call = function(_, fn) return _G.report(fn) end })
+
 local function cell(v)
   if v == nil then return "-" end
   if type(v) == "number" then

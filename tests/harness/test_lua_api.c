@@ -413,3 +413,37 @@ TEST(report_function_receives_results)
     json_decref(res);
     hx_suite_free(s);
 }
+
+TEST(lua_kind_timeout_stops_a_runaway_body)
+{
+    hx_suite *s = load_ok("suite{name='s'}\n"
+                          "experiment{name='loop', timeout=0.2, run=function()\n"
+                          "  while true do end\n"
+                          "end}\n"
+                          "experiment{name='fine', timeout=5, run=function() return {v=1} end}\n");
+    hx_result r = {0};
+    eng_err err = {0};
+    CHECK_EQ_INT(run_lua_exp(s, 0, &r, &err), ENG_EINVAL);
+    CHECK_CONTAINS(err.msg, "t.lua:3: run() exceeded its time limit");
+    hx_result_clear(&r);
+    /* the hook is gone: the next body runs to its end */
+    REQUIRE_MSG(run_lua_exp(s, 1, &r, &err) == ENG_OK, "%s", err.msg);
+    CHECK_NEAR(hx_result_get(&r, "v"), 1, 0);
+    hx_result_clear(&r);
+    hx_suite_free(s);
+    expect_error("suite{name='s'}\nexperiment{name='a', timeout=0, run=print}\n", 2,
+                 "'timeout' must be a number");
+}
+
+TEST(report_module_is_callable_like_the_global)
+{
+    hx_suite *s = load_ok("suite{name='s'}\n"
+                          "local report = require 'report'\n"
+                          "report(function() error('via module') end)\n");
+    json_t *res = json_array();
+    eng_err err = {0};
+    CHECK_EQ_INT(hx_suite_report(s, res, &err), ENG_EINVAL);
+    CHECK_CONTAINS(err.msg, "via module");
+    json_decref(res);
+    hx_suite_free(s);
+}
