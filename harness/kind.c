@@ -12,10 +12,10 @@ static const char *const command_fields[] = {"argv", "program", "timeout", "json
 
 const hx_kind hx_kinds[] = {
     {"lua", "the measured body is a Lua function run(ctx) returning {metric = number}",
-     lua_fields, hx_kind_lua_check, hx_kind_lua_run},
+     lua_fields, hx_kind_lua_check, hx_kind_lua_run, NULL, NULL},
     {"command", "runs `moebench ARGV... --json` (or any program) and records its JSON numbers",
-     command_fields, hx_kind_command_check, hx_kind_command_run},
-    {NULL, NULL, NULL, NULL, NULL},
+     command_fields, hx_kind_command_check, hx_kind_command_run, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 const hx_kind *hx_kind_find(const char *name)

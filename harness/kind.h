@@ -35,7 +35,7 @@
 struct lua_State;
 typedef struct hx_kind hx_kind;
 
-/* One declared experiment. Strings and JSON are owned by the plan. */
+/* One declared experiment. Strings and JSON are owned by the suite. */
 typedef struct hx_experiment {
     int seq;              /* declaration order, 0-based                     */
     char *name;           /* as declared                                    */
@@ -60,7 +60,8 @@ typedef struct hx_exec {
     const json_t *opts;   /* the suite's resolved options (object)          */
     struct lua_State *L;  /* the suite's Lua state (lua kind only)          */
     const char *self_exe; /* path of this moebench binary                   */
-    double timeout_s;     /* 0: none; kinds that spawn processes honour it  */
+    double timeout_s;     /* 0: none; the lua and command kinds honour it   */
+    void *kctx;           /* the kind's per-run context (init), or NULL     */
 } hx_exec;
 
 struct hx_kind {
@@ -72,6 +73,13 @@ struct hx_kind {
     /* One repetition. Fills out; on failure returns an ENG_* code with the
      * message in err (the runner records the experiment as failed). */
     int (*run)(const hx_exec *x, hx_result *out, eng_err *err);
+    /* Optional per-run context, for state shared by every experiment and
+     * repetition of this kind in one run (the engine kind: models loaded
+     * once, keyed by path). init is called before the kind's first
+     * repetition, fini after the run; both may be NULL. A failed init
+     * fails the experiment that needed it (and is retried by the next). */
+    int (*init)(void **kctx, eng_err *err);
+    void (*fini)(void *kctx);
 };
 
 /* The table, NULL-name terminated (kind.c). */

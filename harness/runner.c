@@ -73,8 +73,17 @@ typedef struct exp_state {
     double t0, t1;       /* wall clock (epoch seconds) of first/last call  */
 } exp_state;
 
+#define MAX_KINDS 16
+
+typedef struct kind_state {
+    const hx_kind *kind;
+    void *kctx;          /* from kind->init                               */
+} kind_state;
+
 typedef struct runner {
     const hx_run_opts *o;
+    kind_state kinds[MAX_KINDS]; /* kinds initialised in this run           */
+    int nkinds;
     hx_suite *s;
     hx_db *db;
     int64_t run_id;
@@ -166,6 +175,26 @@ static void fail_exp(exp_state *x, const char *msg)
     x->error = strdup(msg);
 }
 
+/* The kind's per-run context, initialised on first use. */
+static int kind_ctx(runner *rn, const hx_kind *k, void **kctx, eng_err *err)
+{
+    *kctx = NULL;
+    for (int i = 0; i < rn->nkinds; i++)
+        if (rn->kinds[i].kind == k) {
+            *kctx = rn->kinds[i].kctx;
+            return ENG_OK;
+        }
+    if (!k->init)
+        return ENG_OK;
+    if (rn->nkinds == MAX_KINDS)
+        return eng_err_set(err, ENG_ESTATE, "more than %d kinds with a context", MAX_KINDS);
+    int rc = k->init(kctx, err);
+    if (rc)
+        return eng_err_prefix(err, "initialising kind '%s'", k->name);
+    rn->kinds[rn->nkinds++] = (kind_state){k, *kctx};
+    return ENG_OK;
+}
+
 /* rep: 0..reps-1 measured, negative for warm-ups. Returns 0 on success. */
 static int run_rep(runner *rn, int i, exp_state *x, int rep)
 {
@@ -181,8 +210,10 @@ static int run_rep(runner *rn, int i, exp_state *x, int rep)
     if (x->t0 == 0)
         x->t0 = epoch_s();
     eng_err err = {0};
+    int rc = kind_ctx(rn, x->e->kind, &ex.kctx, &err);
     double c0 = cpu_s(), w0 = mono_s();
-    int rc = x->e->kind->run(&ex, res, &err);
+    if (!rc)
+        rc = x->e->kind->run(&ex, res, &err);
     double w1 = mono_s(), c1 = cpu_s();
     x->t1 = epoch_s();
     if (!rc && isnan(hx_result_get(res, "wall_ms")))
@@ -528,18 +559,31 @@ static void cleanup(runner *rn)
         free(rn->xs[i].error);
     }
     free(rn->xs);
+    for (int k = 0; k < rn->nkinds; k++)
+        if (rn->kinds[k].kind->fini)
+            rn->kinds[k].kind->fini(rn->kinds[k].kctx);
     hx_db_close(rn->db);
-    hx_suite_free(rn->s);
 }
 
 int hx_runner_run(const char *file, const hx_run_opts *o, hx_run_outcome *out, eng_err *err)
 {
     memset(out, 0, sizeof *out);
-    runner rn = {.o = o, .out = out, .tty = isatty(2), .rng = o->seed ^ 0x5eedull};
     hx_suite_config cfg;
-    int rc = load(file, o, &cfg, 0, &rn.s, err);
-    if (!rc)
-        rc = select_all(&rn, err);
+    hx_suite *s;
+    int rc = load(file, o, &cfg, 0, &s, err);
+    if (rc)
+        return rc;
+    rc = hx_runner_run_suite(s, file, o, out, err);
+    hx_suite_free(s);
+    return rc;
+}
+
+int hx_runner_run_suite(hx_suite *s, const char *file, const hx_run_opts *o,
+                        hx_run_outcome *out, eng_err *err)
+{
+    memset(out, 0, sizeof *out);
+    runner rn = {.o = o, .out = out, .tty = isatty(2), .rng = o->seed ^ 0x5eedull, .s = s};
+    int rc = select_all(&rn, err);
     if (!rc && o->dry_run) {
         dry_run(&rn);
     } else if (!rc && !(rc = begin_run(&rn, file, err))) {

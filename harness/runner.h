@@ -46,6 +46,13 @@ typedef struct hx_run_outcome {
  * (message with file:line), ENG_EIO for a database problem. */
 int hx_runner_run(const char *file, const hx_run_opts *o, hx_run_outcome *out, eng_err *err);
 
+struct hx_suite;
+/* Runs an already loaded suite (hx_runner_run = hx_suite_load + this);
+ * the suite stays the caller's. For tests and embedders that build or
+ * adjust experiments in C. */
+int hx_runner_run_suite(struct hx_suite *s, const char *file, const hx_run_opts *o,
+                        hx_run_outcome *out, eng_err *err);
+
 /* Prints the suite's options (--help-suite). */
 int hx_runner_help_suite(const char *file, const hx_run_opts *o, eng_err *err);
 
