@@ -398,3 +398,18 @@ TEST(query_runs_export)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s export --db %s 1", MB, db), 2);
     CHECK_CONTAINS(err, "--json or --csv");
 }
+
+TEST(progress_only_on_a_terminal)
+{
+    char *out, *err;
+    /* script(1) (bsdutils, essential in Debian) gives the run a pty */
+    REQUIRE(tst_sh(&out, NULL, "script -qec '%s run suites/ci.lua --db %s' /dev/null", MB,
+                   tst_path("p.db")) == 0);
+    CHECK_CONTAINS(out, "[1/9] toycache cache_m=1 policy=lru rep 1/2");
+    CHECK_CONTAINS(out, "ETA 0:");
+    REQUIRE(tst_sh(&out, &err, "%s run suites/ci.lua --db %s", MB, tst_path("p.db")) == 0);
+    CHECK(strstr(err, "ETA") == NULL);
+    REQUIRE(tst_sh(&out, NULL, "script -qec '%s run suites/ci.lua -q --db %s' /dev/null", MB,
+                   tst_path("p.db")) == 0);
+    CHECK(strstr(out, "ETA") == NULL);
+}
