@@ -6,6 +6,8 @@
 
 const hx_command hx_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cmd_metrics},
+    {"simulate", "replay a routing trace through a cache policy and a cost model", hx_cmd_simulate},
     {"run", "run a Lua experiment suite into the results database", hx_cmd_run},
     {"query", "read-only SQL on the results database (table, CSV, JSON)", hx_cmd_query},
     {"runs", "list the most recent runs of the results database", hx_cmd_runs},

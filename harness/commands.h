@@ -4,6 +4,8 @@
 #define HX_COMMANDS_H
 
 int hx_cmd_events(int argc, char **argv);
+int hx_cmd_metrics(int argc, char **argv);
+int hx_cmd_simulate(int argc, char **argv);
 int hx_cmd_run(int argc, char **argv);
 int hx_cmd_query(int argc, char **argv);
 int hx_cmd_runs(int argc, char **argv);
