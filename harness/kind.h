@@ -98,9 +98,12 @@ int hx_kind_lua_check(const hx_experiment *e, eng_err *err);
 int hx_kind_lua_run(const hx_exec *x, hx_result *out, eng_err *err);
 
 /* JSON output of a command -> result: numbers become samples (dotted
- * paths), arrays of numbers series, recognised arrays of objects
- * routing_metric / cache_stats rows (docs/database.md, "command kind").
- * Exposed for tests. */
-int hx_result_from_json(hx_result *r, const json_t *root, eng_err *err);
+ * paths), arrays of numbers series, recognised objects routing_metric /
+ * cache_stats rows, with the shapes of `moebench simulate --json` and
+ * `moebench metrics --json` understood (docs/database.md, "How the command
+ * kind fills the tables"). default_trace (may be NULL) labels routing rows
+ * when the output names no trace (result_json.c). */
+int hx_result_from_json(hx_result *r, const json_t *root, const char *default_trace,
+                        eng_err *err);
 
 #endif

@@ -12,7 +12,7 @@
  * neither can fill up and block the child; stdout is capped at
  * STDOUT_MAX (a bigger output fails the repetition), stderr keeps its last
  * STDERR_TAIL bytes for the error message. A timeout kills the child with
- * SIGKILL. JSON -> samples: see hx_result_from_json below.
+ * SIGKILL. JSON -> samples, series and rows: result_json.c.
  */
 #include "harness/kind.h"
 
@@ -32,7 +32,6 @@
 #define STDERR_TAIL 2048
 #define BLOB_MAX (1u << 20)   /* outputs up to this size are kept as a blob */
 #define ARGV_MAX 256
-#define METRICS_MAX 4096      /* numeric leaves recorded per output          */
 
 int hx_kind_command_check(const hx_experiment *e, eng_err *err)
 {
@@ -250,7 +249,12 @@ static int finish(const hx_exec *x, capture *c, int status, const char *what, hx
     if (!root)
         return eng_err_set(err, ENG_EFORMAT, "'%s': output is not JSON (line %d: %s)", what,
                            je.line, je.text);
-    int rc = hx_result_from_json(out, root, err);
+    /* `moebench metrics|simulate TRACE ...`: TRACE labels the routing rows */
+    const json_t *argv = json_object_get(x->exp->args, "argv");
+    const char *a1 = json_string_value(json_array_get(argv, 1));
+    const char *trace = !json_object_get(x->exp->args, "program") && a1 && a1[0] != '-' ? a1
+                                                                                     : NULL;
+    int rc = hx_result_from_json(out, root, trace, err);
     if (!rc && c->nout <= BLOB_MAX)
         rc = hx_result_blob(out, "output", json_incref(root), err);
     json_decref(root);
@@ -282,155 +286,4 @@ int hx_kind_command_run(const hx_exec *x, hx_result *out, eng_err *err)
                      : finish(x, &c, status, what, out, err);
     free(c.out);
     return rc;
-}
-
-/* ---- JSON output -> result ------------------------------------------- */
-
-typedef struct walk {
-    hx_result *r;
-    eng_err *err;
-    const char *trace;   /* top-level "trace", for routing rows */
-    int nmetrics;
-} walk;
-
-static double num_or(const json_t *o, const char *const *keys, double dflt)
-{
-    for (; *keys; keys++) {
-        const json_t *v = json_object_get(o, *keys);
-        if (json_is_number(v))
-            return json_number_value(v);
-    }
-    return dflt;
-}
-
-static int layer_of(const json_t *o)
-{
-    const json_t *l = json_object_get(o, "layer");
-    if (json_is_integer(l) && json_integer_value(l) >= -1 && json_integer_value(l) < 1 << 20)
-        return (int)json_integer_value(l);
-    return -1; /* absent, "all", "model": model-wide */
-}
-
-static int routing_row(walk *w, const json_t *o)
-{
-    static const char *const pk[] = {"param", "seg_len", "segment", "cache_size", "cache_m",
-                                     "size", NULL};
-    static const char *const lo[] = {"ci_lo", "ci_lb", NULL}, *const hi[] = {"ci_hi", "ci_ub",
-                                                                            NULL};
-    hx_routing_row row = {.layer = layer_of(o)};
-    const json_t *tr = json_object_get(o, "trace");
-    snprintf(row.trace, sizeof row.trace, "%s",
-             json_is_string(tr) ? json_string_value(tr) : w->trace ? w->trace : "");
-    snprintf(row.metric, sizeof row.metric, "%s", json_string_value(json_object_get(o, "metric")));
-    row.value = json_number_value(json_object_get(o, "value"));
-    row.param = num_or(o, pk, NAN);
-    row.ci_lo = num_or(o, lo, NAN);
-    row.ci_hi = num_or(o, hi, NAN);
-    const json_t *ci = json_object_get(o, "ci");
-    if (json_is_array(ci) && json_array_size(ci) == 2) {
-        row.ci_lo = json_number_value(json_array_get(ci, 0));
-        row.ci_hi = json_number_value(json_array_get(ci, 1));
-    }
-    return hx_result_routing(w->r, &row, w->err);
-}
-
-static int cache_row(walk *w, const json_t *o)
-{
-#define K(...) ((const char *const[]){__VA_ARGS__, NULL})
-    hx_cache_row row = {.layer = layer_of(o)};
-    row.hits = (int64_t)num_or(o, K("hits"), -1);
-    row.misses = (int64_t)num_or(o, K("misses"), -1);
-    row.accesses = (int64_t)num_or(o, K("accesses", "lookups"), (double)(row.hits + row.misses));
-    row.evictions = (int64_t)num_or(o, K("evictions"), -1);
-    row.prefetch_issued = (int64_t)num_or(o, K("prefetch_issued"), -1);
-    row.prefetch_useful = (int64_t)num_or(o, K("prefetch_useful"), -1);
-    row.bytes_loaded = (int64_t)num_or(o, K("bytes_loaded", "bytes"), -1);
-    row.prefetch_wasted_bytes = (int64_t)num_or(o, K("prefetch_wasted_bytes", "wasted_bytes"), -1);
-    row.stall_ns = (int64_t)num_or(o, K("stall_ns"), -1);
-#undef K
-    return hx_result_cache(w->r, &row, w->err);
-}
-
-static int is_routing(const json_t *o)
-{
-    return json_is_string(json_object_get(o, "metric")) &&
-           json_is_number(json_object_get(o, "value"));
-}
-
-static int is_cache(const json_t *o)
-{
-    return json_is_number(json_object_get(o, "hits")) &&
-           json_is_number(json_object_get(o, "misses"));
-}
-
-static int walk_value(walk *w, const char *path, const json_t *v);
-
-static int walk_array(walk *w, const char *path, const json_t *a)
-{
-    size_t n = json_array_size(a), nnum = 0;
-    for (size_t i = 0; i < n; i++)
-        nnum += json_is_number(json_array_get(a, i));
-    if (n && nnum == n && path[0]) {
-        double *buf = malloc(n * sizeof *buf);
-        if (!buf)
-            return eng_err_set(w->err, ENG_ENOMEM, "out of memory reading '%s'", path);
-        for (size_t i = 0; i < n; i++)
-            buf[i] = json_number_value(json_array_get(a, i));
-        int rc = hx_result_series(w->r, path, buf, n, w->err);
-        free(buf);
-        return rc;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const json_t *o = json_array_get(a, i);
-        int rc = 0;
-        if (json_is_object(o) && is_routing(o))
-            rc = routing_row(w, o);
-        else if (json_is_object(o) && is_cache(o))
-            rc = cache_row(w, o);
-        if (rc)
-            return rc;
-    }
-    return ENG_OK; /* other arrays (event lists, ...) stay in the output blob */
-}
-
-static int walk_value(walk *w, const char *path, const json_t *v)
-{
-    if (json_is_number(v)) {
-        if (++w->nmetrics > METRICS_MAX)
-            return eng_err_set(w->err, ENG_EFORMAT, "more than %d numbers in the output",
-                               METRICS_MAX);
-        if (strlen(path) >= HX_NAME_MAX)
-            return ENG_OK; /* too deep to be a metric name; kept in the blob */
-        return hx_result_sample(w->r, path, json_number_value(v), w->err);
-    }
-    if (json_is_array(v))
-        return walk_array(w, path, v);
-    if (!json_is_object(v))
-        return ENG_OK;
-    if (path[0] && is_cache(v)) {
-        int rc = cache_row(w, v);
-        if (rc)
-            return rc;
-    }
-    const char *key;
-    json_t *child;
-    json_object_foreach((json_t *)v, key, child) {
-        char sub[512];
-        snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", key);
-        int rc = walk_value(w, sub, child);
-        if (rc)
-            return rc;
-    }
-    return ENG_OK;
-}
-
-int hx_result_from_json(hx_result *r, const json_t *root, eng_err *err)
-{
-    walk w = {r, err, json_string_value(json_object_get(root, "trace")), 0};
-    if (json_is_object(root) && is_cache(root)) {
-        int rc = cache_row(&w, root);
-        if (rc)
-            return rc;
-    }
-    return walk_value(&w, "", root);
 }

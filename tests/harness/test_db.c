@@ -375,7 +375,7 @@ TEST(json_output_becomes_samples_series_and_rows)
     REQUIRE(root);
     hx_result r = {0};
     eng_err err = {0};
-    REQUIRE_MSG(hx_result_from_json(&r, root, &err) == ENG_OK, "%s", err.msg);
+    REQUIRE_MSG(hx_result_from_json(&r, root, NULL, &err) == ENG_OK, "%s", err.msg);
     CHECK_NEAR(hx_result_get(&r, "tokens_per_s"), 12.5, 0);
     CHECK_NEAR(hx_result_get(&r, "stall.ns"), 40, 0);
     CHECK_NEAR(hx_result_get(&r, "total.hits"), 90, 0);

@@ -413,3 +413,56 @@ TEST(progress_only_on_a_terminal)
                    tst_path("p.db")) == 0);
     CHECK(strstr(out, "ETA") == NULL);
 }
+
+/* The command kind on the real `moebench metrics` and `moebench simulate`:
+ * their JSON lands in routing_metric, cache_stats and the views, with the
+ * same numbers the commands print. */
+TEST(command_kind_on_metrics_and_simulate)
+{
+    const char *trace = "tests/metrics/data/sticky-2x8k2.json";
+    char src[1024];
+    snprintf(src, sizeof src,
+             "suite{name='real'}\n"
+             "experiment{name='lrc', argv={'metrics', '%s', '--bootstrap', '20',"
+             " '--seg-lens', '4', '--threads', '1'}}\n"
+             "for _, p in ipairs{'lru', 'belady'} do\n"
+             "  experiment{name='sim', params={policy=p, cache_m=2}, reps=2,\n"
+             "    argv={'simulate', '%s', '--policy', p, '--cache-experts', '4'}}\n"
+             "end\n", trace, trace);
+    const char *s = write_suite("real.lua", src), *db = tst_path("r.db");
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "%s run %s --db %s -q", MB, s, db) == 0, "%s", err);
+    /* metrics: 2 layers x (1 srp + 4 curves x 8 sizes) + model (1 + 4 x 16) */
+    CHECK_EQ_STR(q1(db, "select count(*) from routing_metric"), "131");
+    CHECK_EQ_STR(q1(db, "select count(distinct metric) from routing_metric"), "5");
+    char *want;
+    REQUIRE(tst_sh(&want, NULL, "%s metrics %s --json --bootstrap 20 --seg-lens 4 --threads 1"
+                   " > %s && sqlite3 :memory: \"select json_extract(readfile('%s'),"
+                   " '$.layers[0].srp.4.best_f1') || ' ' || json_extract(readfile('%s'),"
+                   " '$.model.lru.hit_rate[7]') || ' ' || json_extract(readfile('%s'),"
+                   " '$.model.sch.4.ci_ub[3]')\"", MB, trace, tst_path("m.json"),
+                   tst_path("m.json"), tst_path("m.json"), tst_path("m.json")) == 0);
+    want[strcspn(want, "\n")] = '\0';
+    CHECK_EQ_STR(q1(db, "select (select value from routing_metric where metric = 'srp' and"
+                        " layer = 0 and param = 4) || ' ' || (select value from routing_metric"
+                        " where metric = 'lru' and layer = -1 and param = 2) || ' ' ||"
+                        " (select ci_hi from routing_metric where metric = 'sch/4' and"
+                        " layer = -1 and param = 1)"), want);
+    CHECK_EQ_STR(q1(db, "select count(*) from routing_metric where trace != 'tests/metrics/data/sticky-2x8k2.json'"), "0");
+    /* simulate: totals unprefixed, options skipped, cache rows per layer */
+    CHECK_EQ_STR(q1(db, "select count(*) from policy_cache where tokens_per_s > 0 and"
+                        " hit_rate > 0 and cache_size = 2"), "2");
+    CHECK_EQ_STR(q1(db, "select count(*) from sample where metric like 'options.%'"), "0");
+    CHECK_EQ_STR(q1(db, "select count(*) from cache_stats c join experiment e on"
+                        " e.id = c.experiment_id where e.name = 'sim'"), "12");
+    REQUIRE(tst_sh(&want, NULL, "%s simulate %s --policy belady --cache-experts 4 --json > %s"
+                   " && sqlite3 :memory: \"select json_extract(readfile('%s'),"
+                   " '$.totals.hit_rate') || ' ' || json_extract(readfile('%s'),"
+                   " '$.layers[1].misses')\"", MB, trace, tst_path("s.json"),
+                   tst_path("s.json"), tst_path("s.json")) == 0);
+    want[strcspn(want, "\n")] = '\0';
+    CHECK_EQ_STR(q1(db, "select (select hit_rate from policy_cache where policy = 'belady')"
+                        " || ' ' || (select misses from cache_stats c join experiment e on"
+                        " e.id = c.experiment_id where e.label like '%belady%' and layer = 1"
+                        " and rep = 0)"), want);
+}
