@@ -6,6 +6,7 @@
 --   local toy = require "toycache"
 --   local trace = toy.trace{ tokens = 2000, experts = 32, top_k = 2, seed = 7 }
 --   local r = toy.simulate(trace, "lru", 8)   --> {hits =, misses =, hit_rate =}
+--   toy.write_json(trace, "t.json", 32, 2)    -- for moebench simulate / metrics
 --
 -- trace: a list of tokens, each a list of top_k distinct expert ids. Expert
 -- popularity follows a Zipf law (exponent `skew`); with probability
@@ -111,6 +112,18 @@ function toy.simulate(trace, policy, size)
     end
   end
   return { hits = hits, misses = misses, hit_rate = hits / (hits + misses) }
+end
+
+--- Writes the trace as a one-layer, one-sample JSON trace (the format of
+--- `moebench metrics` and `moebench simulate`: samples[s][t][layer] = ids).
+function toy.write_json(trace, path, experts, top_k)
+  local f, err = io.open(path, "w")
+  if not f then error("toycache.write_json: " .. tostring(err), 2) end
+  local tokens = {}
+  for t, tok in ipairs(trace) do tokens[t] = "[[" .. table.concat(tok, ",") .. "]]" end
+  f:write(('{"num_layers": 1, "num_experts": %d, "top_k": %d, "samples": [[%s]]}\n')
+    :format(experts, top_k, table.concat(tokens, ",")))
+  f:close()
 end
 
 return toy

@@ -38,18 +38,25 @@ TEST(quickstart_end_to_end)
     int st = tst_sh(&out, &err, "%s run suites/quickstart.lua --db %s --quick", MB, db);
     REQUIRE_MSG(st == 0, "exit %d: %s", st, err);
     CHECK_CONTAINS(out, "Best online policy per cache size");
-    CHECK_CONTAINS(out, "cache_m  policy");
-    CHECK_CONTAINS(out, "13 ok, 0 failed");
-    CHECK_EQ_STR(q1(db, "select count(*) from experiment where status = 'ok'"), "13");
-    CHECK_EQ_STR(q1(db, "select count(*) from policy_cache"), "12");
-    CHECK_EQ_STR(q1(db, "select count(*) from sample where metric = 'hit_rate'"), "36");
-    CHECK_EQ_STR(q1(db, "select count(*) from summary where metric = 'wall_ms' and n = 3"), "13");
+    CHECK_CONTAINS(out, "cache_m  policy  hit rate (Lua toy)  hit rate (simulate)");
+    CHECK_CONTAINS(out, "The Lua toy and the simulator agree on every hit rate.");
+    CHECK_CONTAINS(out, "24 ok, 0 failed");
+    CHECK_EQ_STR(q1(db, "select count(*) from experiment where status = 'ok'"), "24");
+    CHECK_EQ_STR(q1(db, "select count(*) from policy_cache"), "24");
+    CHECK_EQ_STR(q1(db, "select count(*) from sample where metric = 'hit_rate'"), "72");
+    CHECK_EQ_STR(q1(db, "select count(*) from summary where metric = 'wall_ms' and n = 3"), "24");
     CHECK_EQ_STR(q1(db, "select status from run"), "ok");
     CHECK_EQ_STR(q1(db, "select json_extract(options, '$.quick') from run"), "1");
-    /* belady bounds lru at every size */
+    /* the Lua toy and the engine's policies (via simulate) agree exactly */
+    CHECK_EQ_STR(q1(db, "select count(*) from policy_cache t join policy_cache s using"
+                        " (policy, cache_size) where t.name = 'toy' and s.name = 'sim'"
+                        " and t.hit_rate = s.hit_rate"), "12");
+    /* belady bounds lru at every size; simulate predicts tokens/s */
     CHECK_EQ_STR(q1(db, "select count(*) from policy_cache b join policy_cache l using"
-                        " (cache_size) where b.policy = 'belady' and l.policy = 'lru'"
-                        " and b.hit_rate >= l.hit_rate"), "3");
+                        " (name, cache_size) where name = 'sim' and b.policy = 'belady'"
+                        " and l.policy = 'lru' and b.hit_rate >= l.hit_rate"
+                        " and b.tokens_per_s >= l.tokens_per_s"), "3");
+    CHECK_EQ_STR(q1(db, "select count(*) from cache_stats"), "72");
     char *csv;
     CHECK_EQ_INT(tst_sh(&csv, NULL, "%s query --db %s --csv 'select policy, cache_size,"
                         " hit_rate from policy_cache order by 2, 1 limit 1'", MB, db), 0);
@@ -74,30 +81,31 @@ TEST(dry_run_filter_shard_and_defines)
     char *out;
     REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --db %s", MB,
                    tst_path("none.db")) == 0);
-    CHECK_CONTAINS(out, "13 of 13 experiments selected");
-    CHECK_CONTAINS(out, "policy cache_m=2 policy=lru");
+    CHECK_CONTAINS(out, "24 of 24 experiments selected");
+    CHECK_CONTAINS(out, "toy cache_m=2 policy=lru");
     CHECK_CONTAINS(out, "kind=lua warmup=1 reps=3");
-    CHECK_CONTAINS(out, "\"argv\":[\"events\",\"--presets\"]");
+    CHECK_CONTAINS(out, "kind=command warmup=1 reps=3");
+    CHECK_CONTAINS(out, "\"argv\":[\"simulate\",");
     CHECK(access(tst_path("none.db"), F_OK) != 0);
     REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --filter belady", MB) == 0);
-    CHECK_CONTAINS(out, "3 of 13 experiments selected");
-    REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --filter 'policy cache_m=4 *'",
+    CHECK_CONTAINS(out, "6 of 24 experiments selected");
+    REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --filter 'sim cache_m=4 *'",
                    MB) == 0);
-    CHECK_CONTAINS(out, "4 of 13 experiments selected");
+    CHECK_CONTAINS(out, "4 of 24 experiments selected");
     int total = 0;
     for (int i = 1; i <= 3; i++) {
         REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --shard %d/3 |"
-                       " sed -n 's/.*: \\([0-9]*\\) of 13.*/\\1/p'", MB, i) == 0);
+                       " sed -n 's/.*: \\([0-9]*\\) of 24.*/\\1/p'", MB, i) == 0);
         total += atoi(out);
     }
-    CHECK_EQ_INT(total, 13);
+    CHECK_EQ_INT(total, 24);
     char *a, *b;
     tst_sh(&a, NULL, "%s run suites/quickstart.lua --dry-run --shard 1/2 | grep kind=", MB);
     tst_sh(&b, NULL, "%s run suites/quickstart.lua --dry-run --shard 2/2 | grep kind=", MB);
-    CHECK(strstr(a, "cache_m=2 policy=lru") && !strstr(b, "cache_m=2 policy=lru"));
+    CHECK(strstr(a, "toy cache_m=2 policy=lru") && !strstr(b, "toy cache_m=2 policy=lru"));
     REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run -D policies=lru,fifo"
                    " -D tokens=100", MB) == 0);
-    CHECK_CONTAINS(out, "7 of 7 experiments selected");
+    CHECK_CONTAINS(out, "12 of 12 experiments selected");
     CHECK_CONTAINS(out, "\"tokens\":100");
 }
 
