@@ -10,7 +10,14 @@
  * (harness/kind.c):
  *
  *     {"generate", "engine: decode N tokens", generate_fields,
- *      generate_check, generate_run},
+ *      generate_check, generate_run, generate_init, generate_fini},
+ *
+ * run() reads x->exp->params / x->exp->args (JSON) and x->exp->events, and
+ * fills the hx_result: samples (tokens_per_s, hit_rate, ...), per-token
+ * series, counter rows per region, cache_stats rows per layer, routing
+ * metrics; the runner adds wall_ms/cpu_ms, summarises and stores each in
+ * its table (harness/db.h). init/fini hold state for the whole run (a
+ * model loaded once for a sweep).
  *
  * Kinds today: "lua" (the body is a Lua function, kind_lua in lua_api.c)
  * and "command" (runs `moebench SUBCOMMAND ... --json`, or any program,
