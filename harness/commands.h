@@ -5,5 +5,7 @@
 
 int hx_cmd_events(int argc, char **argv);
 int hx_cmd_info(int argc, char **argv);
+int hx_cmd_metrics(int argc, char **argv);
+int hx_cmd_simulate(int argc, char **argv);
 
 #endif
