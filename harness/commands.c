@@ -6,6 +6,7 @@
 
 const hx_command hx_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cmd_info},
     {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cmd_metrics},
     {"simulate", "replay a routing trace through a cache policy and a cost model", hx_cmd_simulate},
     {"bench-counters", "cost of per-region counters; synthetic region table", hx_cmd_bench_counters},

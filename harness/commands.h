@@ -4,6 +4,7 @@
 #define HX_COMMANDS_H
 
 int hx_cmd_events(int argc, char **argv);
+int hx_cmd_info(int argc, char **argv);
 int hx_cmd_metrics(int argc, char **argv);
 int hx_cmd_simulate(int argc, char **argv);
 int hx_cmd_bench_counters(int argc, char **argv);
