@@ -1,0 +1,112 @@
+/*
+ * mkmodel.h — the synthetic model writer behind `moebench mkmodel`.
+ *
+ * Writes a GGUF v3 file that llama.cpp (and our engine) loads as a Mixtral
+ * (`llama`), `qwen2moe`, `qwen3moe` or `olmoe` model: metadata keys, value
+ * types and tensor names/shapes exactly as llama.cpp's converter writes
+ * them (reference: gguf-moe.md sections 3, 5, 6), seeded random weights and
+ * a byte-level BPE vocabulary (engine/tokenizer.h reads it back).
+ *
+ * Presets fix the hyper-parameters: a `tiny-*` preset per architecture (a
+ * few MB, for tests) and shape-faithful presets with the real models'
+ * dimensions (mixtral-8x7b, qwen1.5-moe-a2.7b, qwen3-30b-a3b, olmoe-1b-7b),
+ * whose depth `layers` can cut. Each preset belongs to one architecture.
+ *
+ * Determinism: the same options give a byte-identical file (weights come
+ * from a counter-based generator keyed by seed, tensor and element index).
+ * The file is streamed tensor by tensor into "PATH.tmp.<pid>" and renamed
+ * onto PATH only when complete, so PATH never holds a partial file.
+ *
+ * Thread-safety: every function is reentrant; the preset table is constant.
+ */
+#ifndef ENG_MKMODEL_H
+#define ENG_MKMODEL_H
+
+#include "engine/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Tensor types mkmodel writes. Values are ggml type ids (as in the GGUF
+ * file). Norms, biases, ffn_gate_inp and ffn_gate_inp_shexp stay F32 for
+ * every type, as llama.cpp does. */
+enum {
+    ENG_MK_F32 = 0,
+    ENG_MK_F16 = 1,
+    ENG_MK_Q4_0 = 2,
+    ENG_MK_Q8_0 = 8,
+    ENG_MK_BF16 = 30,
+};
+
+/* Hyper-parameters of one preset. All counts are as written in the file. */
+typedef struct eng_mkmodel_preset {
+    const char *name;        /* "tiny-olmoe", "olmoe-1b-7b", ...                  */
+    const char *arch;        /* general.architecture: llama, qwen2moe, qwen3moe, olmoe */
+    const char *descr;       /* one line for --list                                */
+    const char *tok_pre;     /* tokenizer.ggml.pre: default, qwen2, olmo           */
+    uint32_t n_vocab;        /* token_embd ne1, len(tokenizer.ggml.tokens)         */
+    uint32_t n_ctx;          /* {arch}.context_length                              */
+    uint32_t n_embd;         /* {arch}.embedding_length                            */
+    uint32_t n_layer;        /* {arch}.block_count (before any layers override)    */
+    uint32_t n_head, n_head_kv;
+    uint32_t head_dim;       /* written as key_length/value_length for qwen3moe only */
+    uint32_t n_expert, n_expert_used;
+    uint32_t n_ff_exp;       /* expert FFN width F                                  */
+    uint32_t n_ff_shexp;     /* shared expert width S (qwen2moe), else 0            */
+    uint32_t n_ff_dense;     /* {arch}.feed_forward_length for qwen (informational), else 0 */
+    float rms_eps;           /* {arch}.attention.layer_norm_rms_epsilon             */
+    float rope_base;         /* {arch}.rope.freq_base                               */
+} eng_mkmodel_preset;
+
+/* Number of presets, and preset i (0 <= i < count) in --list order. */
+size_t eng_mkmodel_preset_count(void);
+const eng_mkmodel_preset *eng_mkmodel_preset_at(size_t i);
+/* Preset by name; NULL if unknown. */
+const eng_mkmodel_preset *eng_mkmodel_preset_find(const char *name);
+
+/* Parses an architecture name as the CLI accepts it ("mixtral" and "llama"
+ * are the same) into general.architecture; NULL if unknown. */
+const char *eng_mkmodel_arch_parse(const char *name);
+
+/* "f32" | "f16" | "bf16" | "q8_0" | "q4_0" (case-insensitive) -> ENG_MK_*;
+ * ENG_EINVAL if not one of them. eng_mkmodel_type_name is the inverse
+ * ("?" for others). */
+int eng_mkmodel_type_parse(const char *name, int *type);
+const char *eng_mkmodel_type_name(int type);
+
+/* Progress: called after each tensor with bytes of tensor data written so
+ * far and the total. */
+typedef void (*eng_mkmodel_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+typedef struct eng_mkmodel_opts {
+    const char *preset;          /* preset name (required)                          */
+    const char *arch;            /* NULL/"" = the preset's; else must agree with it  */
+    int type;                    /* ENG_MK_*                                         */
+    uint64_t seed;               /* weights and vocabulary order depend only on this */
+    uint32_t layers;             /* 0 = the preset's n_layer; else 1..preset's      */
+    double router_locality;      /* 0..1, see docs/engine.md "Synthetic models"     */
+    eng_mkmodel_progress_fn progress; /* optional                                   */
+    void *progress_user;
+} eng_mkmodel_opts;
+
+/* What a set of options will produce. */
+typedef struct eng_mkmodel_info {
+    eng_mkmodel_preset hp;       /* the preset with n_layer after the override      */
+    uint64_t file_bytes;         /* exact size of the file eng_mkmodel_write writes */
+    uint64_t data_bytes;         /* tensor data (padded) part of it                 */
+    uint64_t n_params;           /* elements in all tensors                         */
+    uint32_t n_tensors;
+    uint32_t n_merges;           /* BPE merges in the vocabulary                    */
+} eng_mkmodel_info;
+
+/* Validates the options (unknown preset/arch/type, arch mismatch, layers out
+ * of range, locality outside [0,1] -> ENG_EINVAL with a message naming the
+ * option) and computes what the file will be, without writing anything. */
+int eng_mkmodel_plan(const eng_mkmodel_opts *o, eng_mkmodel_info *info, eng_err *e);
+
+/* Writes the model to path (atomically, see above); the file's size is
+ * eng_mkmodel_plan's file_bytes. Errors: ENG_EINVAL for bad options,
+ * ENG_EIO naming the path, ENG_ENOMEM. */
+int eng_mkmodel_write(const eng_mkmodel_opts *o, const char *path, eng_err *e);
+
+#endif
