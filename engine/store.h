@@ -62,6 +62,7 @@ typedef struct eng_expert_weights {
     eng_expert_mat down;   /* n_in = F,      n_out = n_embd                  */
     uint64_t bytes;        /* gate + up + down bytes                         */
     bool waited;           /* acquire blocked on a load                      */
+    bool miss;             /* set by the store: the access was a miss        */
     void *slot;            /* store-private (which cache slot it came from)  */
 } eng_expert_weights;
 
@@ -99,6 +100,11 @@ int eng_store_acquire(eng_store *s, int layer, int expert, int64_t pos,
                       eng_expert_weights *out, eng_err *err);
 /* Ends the use of an acquired expert; *w is invalid afterwards. */
 void eng_store_release(eng_store *s, eng_expert_weights *w);
+/* How many experts the caller may hold acquired at once (>= 1; INT_MAX for
+ * the memory store). The forward pass acquires, computes and releases the
+ * routed experts of a layer in groups of at most this many, in router
+ * order; the arithmetic does not depend on the grouping. */
+int eng_store_max_held(const eng_store *s);
 
 void eng_store_get_stats(const eng_store *s, eng_store_stats *out);
 void eng_store_reset_stats(eng_store *s);
