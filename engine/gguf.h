@@ -188,7 +188,7 @@ int eng_gguf_get_arr(const eng_gguf *g, const char *key, int64_t *kv_index, eng_
 
 /* Element j of the array kv i. ENG_EINVAL when i is not an array or j is out
  * of range; ENG_EFORMAT when the element type does not fit (arr_int: any
- * integer type whose value fits in int64; arr_f32: F32 or F64; arr_str:
+ * integer type whose value fits in int64, or BOOL as 0/1; arr_f32: F32 or F64; arr_str:
  * STRING). O(1): string arrays are indexed at open. */
 int eng_gguf_kv_arr_int(const eng_gguf *g, int64_t i, uint64_t j, int64_t *out, eng_err *err);
 int eng_gguf_kv_arr_f32(const eng_gguf *g, int64_t i, uint64_t j, float *out, eng_err *err);

@@ -82,7 +82,7 @@ typedef struct eng_mkmodel_opts {
     const char *preset;          /* preset name (required)                          */
     const char *arch;            /* NULL/"" = the preset's; else must agree with it  */
     int type;                    /* ENG_MK_*                                         */
-    uint64_t seed;               /* weights and vocabulary order depend only on this */
+    uint64_t seed;               /* weights depend on it (the vocabulary does not)   */
     uint32_t layers;             /* 0 = the preset's n_layer; else 1..preset's      */
     double router_locality;      /* 0..1, see docs/engine.md "Synthetic models"     */
     eng_mkmodel_progress_fn progress; /* optional                                   */

@@ -1,0 +1,674 @@
+/*
+ * mkmodel.c — synthetic MoE models in GGUF (see mkmodel.h).
+ *
+ * A model is planned first: the list of key/values and the list of tensors
+ * (name, type, shape, how to generate it). The plan gives the exact file
+ * size without writing (eng_mkmodel_plan) and drives the writer, which
+ * streams tensor data in chunks of whole rows: memory use is a few MB for
+ * any preset.
+ *
+ * Weights. Element i of a tensor is
+ *     mean + std * N(key, i) + topic_coef * u_{topic(row)}[i mod ne0]
+ * where N is a normal variate from a counter-based generator (splitmix64 of
+ * key + i, Irwin-Hall sum of four 16-bit uniforms: mean 0, variance 1,
+ * bounded by 3.46), key = splitmix64(seed) mixed with a hash of the tensor
+ * name. Scales keep activations finite through any depth: projections
+ * std 1/sqrt(fan_in), the two projections that write into the residual
+ * stream (attn_output, ffn_down*) also divided by sqrt(2 * n_layer), norms
+ * 1 + 0.02 N, biases 0.02 N, embeddings rms 1.
+ *
+ * Router locality X (docs/engine.md, "Synthetic models (mkmodel)"): T =
+ * max(1, E / k) topics, each a random unit direction u_t in R^n_embd.
+ * Token v belongs to topic floor(v * T / n_vocab) (contiguous id blocks).
+ * In layer l a seeded permutation of the experts gives topic t the experts
+ * perm_l[t*k .. t*k+k-1]. Then, with a = 0.75 X:
+ *     token_embd[v]   = sqrt(1-a) g + sqrt(a) sqrt(n_embd) u_{topic(v)}
+ *     ffn_gate_inp[e] = g / sqrt(n_embd) + 8 X / sqrt(n_embd) u_{topic(e)}
+ *     output[v]       = g / sqrt(n_embd) + 4 X / sqrt(n_embd) u_{topic(v)}
+ * (g a fresh N(0,1) vector each time; experts of no topic get only g).
+ * For an RMS-normalised hidden state carrying its token's embedding, the
+ * logit of each expert of the token's topic rises by about 8 X sqrt(a)
+ * (6.9 at X = 1), so tokens of one topic route to the same experts; X = 0
+ * gives plain random weights.
+ */
+#include "engine/mkmodel.h"
+#include "engine/formats.h"
+#include "engine/gguf.h"
+#include "engine/mkvocab.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- presets --------------------------------------------------------------- */
+
+static const eng_mkmodel_preset k_presets[] = {
+    {"tiny-mixtral", "llama", "Mixtral-like, 8 experts top-2, for tests", "default",
+     512, 2048, 64, 4, 4, 2, 16, 8, 2, 128, 0, 0, 1e-5f, 1e6f},
+    {"tiny-qwen2moe", "qwen2moe", "Qwen2-MoE-like with a shared expert, for tests", "qwen2",
+     512, 2048, 64, 4, 4, 4, 16, 8, 4, 32, 128, 128, 1e-6f, 1e6f},
+    {"tiny-qwen3moe", "qwen3moe", "Qwen3-MoE-like, head_dim 32 != 64/4, for tests", "qwen2",
+     512, 2048, 64, 4, 4, 2, 32, 16, 4, 32, 0, 128, 1e-6f, 1e6f},
+    {"tiny-olmoe", "olmoe", "OLMoE-like, 16 experts top-4, for tests", "olmo",
+     512, 2048, 64, 4, 4, 4, 16, 16, 4, 32, 0, 0, 1e-5f, 1e4f},
+    {"mixtral-8x7b", "llama", "Mixtral-8x7B dimensions (46.7B params at 32 layers)", "default",
+     32000, 32768, 4096, 32, 32, 8, 128, 8, 2, 14336, 0, 0, 1e-5f, 1e6f},
+    {"qwen1.5-moe-a2.7b", "qwen2moe", "Qwen1.5-MoE-A2.7B dimensions (60 experts + shared)",
+     "qwen2", 151936, 8192, 2048, 24, 16, 16, 128, 60, 4, 1408, 5632, 5632, 1e-6f, 1e6f},
+    {"qwen3-30b-a3b", "qwen3moe", "Qwen3-30B-A3B dimensions (128 experts top-8)", "qwen2",
+     151936, 40960, 2048, 48, 32, 4, 128, 128, 8, 768, 0, 6144, 1e-6f, 1e6f},
+    {"olmoe-1b-7b", "olmoe", "OLMoE-1B-7B dimensions (64 experts top-8)", "olmo",
+     50304, 4096, 2048, 16, 16, 16, 128, 64, 8, 1024, 0, 0, 1e-5f, 1e4f},
+};
+#define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
+
+size_t eng_mkmodel_preset_count(void) { return N_PRESETS; }
+
+const eng_mkmodel_preset *eng_mkmodel_preset_at(size_t i)
+{
+    return i < N_PRESETS ? &k_presets[i] : NULL;
+}
+
+const eng_mkmodel_preset *eng_mkmodel_preset_find(const char *name)
+{
+    for (size_t i = 0; name && i < N_PRESETS; i++)
+        if (!strcmp(k_presets[i].name, name))
+            return &k_presets[i];
+    return NULL;
+}
+
+const char *eng_mkmodel_arch_parse(const char *name)
+{
+    if (!name)
+        return NULL;
+    if (!strcmp(name, "mixtral") || !strcmp(name, "llama"))
+        return "llama";
+    static const char *const archs[] = {"qwen2moe", "qwen3moe", "olmoe"};
+    for (size_t i = 0; i < 3; i++)
+        if (!strcmp(name, archs[i]))
+            return archs[i];
+    return NULL;
+}
+
+static const struct {
+    const char *name;
+    int type;
+    uint32_t ftype; /* general.file_type (llama_ftype) */
+} k_types[] = {
+    {"f32", ENG_MK_F32, 0}, {"f16", ENG_MK_F16, 1}, {"bf16", ENG_MK_BF16, 32},
+    {"q8_0", ENG_MK_Q8_0, 7}, {"q4_0", ENG_MK_Q4_0, 2},
+};
+
+int eng_mkmodel_type_parse(const char *name, int *type)
+{
+    for (size_t i = 0; name && i < sizeof k_types / sizeof k_types[0]; i++)
+        if (!strcasecmp(k_types[i].name, name)) {
+            *type = k_types[i].type;
+            return ENG_OK;
+        }
+    return ENG_EINVAL;
+}
+
+const char *eng_mkmodel_type_name(int type)
+{
+    for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++)
+        if (k_types[i].type == type)
+            return k_types[i].name;
+    return "?";
+}
+
+static int type_index(int type)
+{
+    for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++)
+        if (k_types[i].type == type)
+            return (int)i;
+    return -1;
+}
+
+/* ---- the plan ---------------------------------------------------------------- */
+
+enum { KV_U32, KV_F32, KV_BOOL, KV_STR, KV_ARR_STR, KV_ARR_I32 };
+
+typedef struct mk_kv {
+    char key[96];
+    int kind;
+    uint32_t u;
+    float f;
+    const char *s;             /* KV_STR (static or owned by the plan) */
+    size_t n;                  /* arrays: elements                     */
+    char *const *strs;         /* KV_ARR_STR (the vocabulary's)        */
+    const int32_t *i32;        /* KV_ARR_I32 (the vocabulary's)        */
+} mk_kv;
+
+enum { GEN_NORMAL, GEN_EMBED, GEN_ROUTER, GEN_OUTPUT };
+
+typedef struct mk_tensor {
+    char name[64];
+    int type, n_dims;
+    int64_t ne[4];
+    int gen, layer;          /* GEN_*; layer for GEN_ROUTER              */
+    float mean, std, topic_coef;
+} mk_tensor;
+
+typedef struct mk_plan {
+    eng_mkmodel_preset hp;
+    int type;
+    uint64_t seed;
+    double locality;
+    eng_mkvocab vocab;
+    mk_kv kv[48];
+    size_t nkv;
+    mk_tensor *t;
+    size_t nt, capt;
+    bool oom;                  /* a tensor could not be added */
+} mk_plan;
+
+static mk_kv *kv_add(mk_plan *p, int kind, const char *fmt, const char *arch)
+{
+    mk_kv *kv = &p->kv[p->nkv++];
+    memset(kv, 0, sizeof *kv);
+    snprintf(kv->key, sizeof kv->key, fmt, arch);
+    kv->kind = kind;
+    return kv;
+}
+
+static void kv_u32(mk_plan *p, const char *fmt, uint32_t v)
+{
+    kv_add(p, KV_U32, fmt, p->hp.arch)->u = v;
+}
+
+static void kv_f32(mk_plan *p, const char *fmt, float v)
+{
+    kv_add(p, KV_F32, fmt, p->hp.arch)->f = v;
+}
+
+static void kv_str(mk_plan *p, const char *key, const char *v)
+{
+    kv_add(p, KV_STR, "%s", key)->s = v;
+}
+
+/* Keys as llama.cpp's converter writes them for each architecture. */
+static void plan_kvs(mk_plan *p)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    bool qwen = !strncmp(h->arch, "qwen", 4), llama = !strcmp(h->arch, "llama");
+    kv_str(p, "general.architecture", h->arch);
+    kv_str(p, "general.name", h->name);
+    kv_u32(p, "general.file_type", k_types[type_index(p->type)].ftype);
+    if (p->type == ENG_MK_Q8_0 || p->type == ENG_MK_Q4_0)
+        kv_u32(p, "general.quantization_version", 2);
+    kv_u32(p, "%s.block_count", h->n_layer);
+    kv_u32(p, "%s.context_length", h->n_ctx);
+    kv_u32(p, "%s.embedding_length", h->n_embd);
+    kv_u32(p, "%s.feed_forward_length", qwen ? h->n_ff_dense : h->n_ff_exp);
+    kv_u32(p, "%s.attention.head_count", h->n_head);
+    kv_u32(p, "%s.attention.head_count_kv", h->n_head_kv);
+    if (!strcmp(h->arch, "qwen3moe")) {
+        kv_u32(p, "%s.attention.key_length", h->head_dim);
+        kv_u32(p, "%s.attention.value_length", h->head_dim);
+    }
+    kv_f32(p, "%s.rope.freq_base", h->rope_base);
+    if (llama)
+        kv_u32(p, "%s.rope.dimension_count", h->head_dim);
+    kv_f32(p, "%s.attention.layer_norm_rms_epsilon", h->rms_eps);
+    kv_u32(p, "%s.expert_count", h->n_expert);
+    kv_u32(p, "%s.expert_used_count", h->n_expert_used);
+    if (qwen)
+        kv_u32(p, "%s.expert_feed_forward_length", h->n_ff_exp);
+    if (h->n_ff_shexp)
+        kv_u32(p, "%s.expert_shared_feed_forward_length", h->n_ff_shexp);
+    if (llama)
+        kv_u32(p, "%s.vocab_size", h->n_vocab);
+}
+
+static void plan_tokenizer_kvs(mk_plan *p)
+{
+    kv_str(p, "tokenizer.ggml.model", "gpt2");
+    kv_str(p, "tokenizer.ggml.pre", p->hp.tok_pre);
+    mk_kv *kv = kv_add(p, KV_ARR_STR, "%s", "tokenizer.ggml.tokens");
+    kv->n = p->vocab.n_tokens;
+    kv->strs = p->vocab.tokens;
+    kv = kv_add(p, KV_ARR_I32, "%s", "tokenizer.ggml.token_type");
+    kv->n = p->vocab.n_tokens;
+    kv->i32 = p->vocab.types;
+    kv = kv_add(p, KV_ARR_STR, "%s", "tokenizer.ggml.merges");
+    kv->n = p->vocab.n_merges;
+    kv->strs = p->vocab.merges;
+    kv_add(p, KV_U32, "%s", "tokenizer.ggml.bos_token_id")->u = p->vocab.bos_id;
+    kv_add(p, KV_U32, "%s", "tokenizer.ggml.eos_token_id")->u = p->vocab.eos_id;
+    /* Mixtral's tokenizer adds BOS; Qwen's and OLMoE's do not */
+    kv_add(p, KV_BOOL, "%s", "tokenizer.ggml.add_bos_token")->u = !strcmp(p->hp.arch, "llama");
+}
+
+static mk_tensor *tensor_add(mk_plan *p, const char *name, int type, int n_dims, int64_t ne0,
+                             int64_t ne1, int64_t ne2)
+{
+    if (p->nt == p->capt) {
+        size_t nc = p->capt ? p->capt * 2 : 64;
+        mk_tensor *nt = realloc(p->t, nc * sizeof *nt);
+        if (!nt) {
+            p->oom = true;
+            return NULL;
+        }
+        p->t = nt;
+        p->capt = nc;
+    }
+    mk_tensor *t = &p->t[p->nt++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = type;
+    t->n_dims = n_dims;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
+    t->ne[3] = 1;
+    t->gen = GEN_NORMAL;
+    return t;
+}
+
+/* Adds a tensor; NULL only when out of memory (checked once at the end). */
+static mk_tensor *T(mk_plan *p, const char *fmt, int layer, int type, int n_dims, int64_t ne0,
+                    int64_t ne1, int64_t ne2, float mean, float std)
+{
+    char name[64];
+    snprintf(name, sizeof name, fmt, layer);
+    mk_tensor *t = tensor_add(p, name, type, n_dims, ne0, ne1, ne2);
+    if (t) {
+        t->mean = mean;
+        t->std = std;
+        t->layer = layer;
+    }
+    return t;
+}
+
+#define F32 ENG_MK_F32
+#define NORM_STD 0.02f
+
+static void plan_attention(mk_plan *p, int l, float out_scale)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    int ty = p->type;
+    int64_t n = h->n_embd, q = (int64_t)h->n_head * h->head_dim,
+            kv = (int64_t)h->n_head_kv * h->head_dim;
+    float in_std = 1.0f / sqrtf((float)n);
+    bool bias = !strcmp(h->arch, "qwen2moe");
+    T(p, "blk.%d.attn_norm.weight", l, F32, 1, n, 1, 1, 1, NORM_STD);
+    T(p, "blk.%d.attn_q.weight", l, ty, 2, n, q, 1, 0, in_std);
+    if (bias)
+        T(p, "blk.%d.attn_q.bias", l, F32, 1, q, 1, 1, 0, NORM_STD);
+    T(p, "blk.%d.attn_k.weight", l, ty, 2, n, kv, 1, 0, in_std);
+    if (bias)
+        T(p, "blk.%d.attn_k.bias", l, F32, 1, kv, 1, 1, 0, NORM_STD);
+    T(p, "blk.%d.attn_v.weight", l, ty, 2, n, kv, 1, 0, in_std);
+    if (bias)
+        T(p, "blk.%d.attn_v.bias", l, F32, 1, kv, 1, 1, 0, NORM_STD);
+    T(p, "blk.%d.attn_output.weight", l, ty, 2, q, n, 1, 0, out_scale / sqrtf((float)q));
+    if (!strcmp(h->arch, "qwen3moe")) { /* per-head QK-norm {hd} */
+        T(p, "blk.%d.attn_q_norm.weight", l, F32, 1, h->head_dim, 1, 1, 1, NORM_STD);
+        T(p, "blk.%d.attn_k_norm.weight", l, F32, 1, h->head_dim, 1, 1, 1, NORM_STD);
+    } else if (!strcmp(h->arch, "olmoe")) { /* whole-vector QK-norm {n_embd} */
+        T(p, "blk.%d.attn_q_norm.weight", l, F32, 1, q, 1, 1, 1, NORM_STD);
+        T(p, "blk.%d.attn_k_norm.weight", l, F32, 1, kv, 1, 1, 1, NORM_STD);
+    }
+}
+
+static void plan_ffn(mk_plan *p, int l, float out_scale)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    int ty = p->type;
+    int64_t n = h->n_embd, F = h->n_ff_exp, E = h->n_expert, S = h->n_ff_shexp;
+    float in_std = 1.0f / sqrtf((float)n);
+    T(p, "blk.%d.ffn_norm.weight", l, F32, 1, n, 1, 1, 1, NORM_STD);
+    mk_tensor *r = T(p, "blk.%d.ffn_gate_inp.weight", l, F32, 2, n, E, 1, 0, in_std);
+    if (r) {
+        r->gen = GEN_ROUTER;
+        r->topic_coef = (float)(8.0 * p->locality) * in_std;
+    }
+    T(p, "blk.%d.ffn_gate_exps.weight", l, ty, 3, n, F, E, 0, in_std);
+    T(p, "blk.%d.ffn_up_exps.weight", l, ty, 3, n, F, E, 0, in_std);
+    T(p, "blk.%d.ffn_down_exps.weight", l, ty, 3, F, n, E, 0, out_scale / sqrtf((float)F));
+    if (S) {
+        T(p, "blk.%d.ffn_gate_inp_shexp.weight", l, F32, 1, n, 1, 1, 0, in_std);
+        T(p, "blk.%d.ffn_gate_shexp.weight", l, ty, 2, n, S, 1, 0, in_std);
+        T(p, "blk.%d.ffn_up_shexp.weight", l, ty, 2, n, S, 1, 0, in_std);
+        T(p, "blk.%d.ffn_down_shexp.weight", l, ty, 2, S, n, 1, 0, out_scale / sqrtf((float)S));
+    }
+}
+
+static int plan_tensors(mk_plan *p)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    int64_t n = h->n_embd, V = h->n_vocab;
+    float inv = 1.0f / sqrtf((float)n), a = (float)(0.75 * p->locality);
+    /* residual writers scaled so L layers add O(1) variance in total */
+    float out_scale = 1.0f / sqrtf(2.0f * (float)h->n_layer);
+    mk_tensor *t = T(p, "token_embd.weight", 0, p->type, 2, n, V, 1, 0, sqrtf(1 - a));
+    if (t) {
+        t->gen = GEN_EMBED;
+        t->topic_coef = sqrtf(a) * sqrtf((float)n);
+    }
+    for (int l = 0; l < (int)h->n_layer; l++) {
+        plan_attention(p, l, out_scale);
+        plan_ffn(p, l, out_scale);
+    }
+    T(p, "output_norm.weight", 0, F32, 1, n, 1, 1, 1, NORM_STD);
+    t = T(p, "output.weight", 0, p->type, 2, n, V, 1, 0, inv);
+    if (t) {
+        t->gen = GEN_OUTPUT;
+        t->topic_coef = (float)(4.0 * p->locality) * inv;
+    }
+    return p->oom ? ENG_ENOMEM : ENG_OK;
+}
+
+/* ---- options and sizes --------------------------------------------------------- */
+
+static int resolve(const eng_mkmodel_opts *o, eng_mkmodel_preset *hp, eng_err *e)
+{
+    const eng_mkmodel_preset *pr = o->preset ? eng_mkmodel_preset_find(o->preset) : NULL;
+    if (!pr)
+        return eng_err_set(e, ENG_EINVAL, "unknown preset '%s' (see --list)",
+                           o->preset ? o->preset : "");
+    if (o->arch && *o->arch) {
+        const char *a = eng_mkmodel_arch_parse(o->arch);
+        if (!a)
+            return eng_err_set(e, ENG_EINVAL,
+                               "unknown architecture '%s' (mixtral, qwen2moe, qwen3moe, olmoe)",
+                               o->arch);
+        if (strcmp(a, pr->arch))
+            return eng_err_set(e, ENG_EINVAL,
+                               "preset '%s' is a %s model, not %s (leave --arch out, or pick a "
+                               "%s preset)", pr->name, pr->arch, o->arch, o->arch);
+    }
+    if (type_index(o->type) < 0)
+        return eng_err_set(e, ENG_EINVAL, "tensor type %d is not one of f32, f16, bf16, q8_0, q4_0",
+                           o->type);
+    if (o->layers > pr->n_layer)
+        return eng_err_set(e, ENG_EINVAL, "layers %u: preset '%s' has %u layers", o->layers,
+                           pr->name, pr->n_layer);
+    if (!(o->router_locality >= 0 && o->router_locality <= 1))
+        return eng_err_set(e, ENG_EINVAL, "router locality %g is outside [0, 1]",
+                           o->router_locality);
+    *hp = *pr;
+    if (o->layers)
+        hp->n_layer = o->layers;
+    return ENG_OK;
+}
+
+static void plan_free(mk_plan *p)
+{
+    eng_mkvocab_free(&p->vocab);
+    free(p->t);
+    memset(p, 0, sizeof *p);
+}
+
+static int plan_build(const eng_mkmodel_opts *o, mk_plan *p, eng_err *e)
+{
+    memset(p, 0, sizeof *p);
+    int rc = resolve(o, &p->hp, e);
+    if (rc)
+        return rc;
+    p->type = o->type;
+    p->seed = o->seed;
+    p->locality = o->router_locality;
+    eng_pretok pre;
+    rc = eng_pretok_parse(p->hp.tok_pre, &pre, e);
+    if (!rc)
+        rc = eng_mkvocab_build(&p->vocab, p->hp.n_vocab, pre, e);
+    if (!rc) {
+        plan_kvs(p);
+        plan_tokenizer_kvs(p);
+        if (plan_tensors(p))
+            rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
+    }
+    if (rc)
+        plan_free(p);
+    return rc;
+}
+
+static uint64_t pad32(uint64_t x) { return (x + 31) & ~(uint64_t)31; }
+
+static uint64_t tensor_nbytes(const mk_tensor *t)
+{
+    return eng_type_row_bytes(t->type, t->ne[0]) * (uint64_t)t->ne[1] * (uint64_t)t->ne[2];
+}
+
+/* Bytes of one KV as GGUF v3 lays it out. */
+static uint64_t kv_bytes(const mk_kv *kv)
+{
+    uint64_t b = 8 + strlen(kv->key) + 4;
+    switch (kv->kind) {
+    case KV_U32: case KV_F32: return b + 4;
+    case KV_BOOL: return b + 1;
+    case KV_STR: return b + 8 + strlen(kv->s);
+    case KV_ARR_I32: return b + 4 + 8 + 4 * (uint64_t)kv->n;
+    default:
+        b += 4 + 8;
+        for (size_t i = 0; i < kv->n; i++)
+            b += 8 + strlen(kv->strs[i]);
+        return b;
+    }
+}
+
+static void plan_info(const mk_plan *p, eng_mkmodel_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->hp = p->hp;
+    uint64_t head = 4 + 4 + 8 + 8;
+    for (size_t i = 0; i < p->nkv; i++)
+        head += kv_bytes(&p->kv[i]);
+    for (size_t i = 0; i < p->nt; i++) {
+        const mk_tensor *t = &p->t[i];
+        head += 8 + strlen(t->name) + 4 + 8 * (uint64_t)t->n_dims + 4 + 8;
+        info->data_bytes += pad32(tensor_nbytes(t));
+        info->n_params += (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2];
+    }
+    info->file_bytes = pad32(head) + info->data_bytes;
+    info->n_tensors = (uint32_t)p->nt;
+    info->n_merges = (uint32_t)p->vocab.n_merges;
+}
+
+int eng_mkmodel_plan(const eng_mkmodel_opts *o, eng_mkmodel_info *info, eng_err *e)
+{
+    mk_plan p;
+    int rc = plan_build(o, &p, e);
+    if (rc)
+        return rc;
+    plan_info(&p, info);
+    plan_free(&p);
+    return ENG_OK;
+}
+
+/* ---- weight generation ------------------------------------------------------------ */
+
+static uint64_t mix64(uint64_t z) /* splitmix64 finaliser */
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* N(0,1)-like variate number i of stream key: Irwin-Hall of four 16-bit
+ * uniforms (sum variance (65536^2-1)/3, std 37837.23). */
+static inline float normal_at(uint64_t key, uint64_t i)
+{
+    uint64_t z = mix64(key + (i + 1) * 0x9E3779B97F4A7C15ull);
+    uint32_t s = (uint32_t)(z & 0xFFFF) + (uint32_t)((z >> 16) & 0xFFFF) +
+                 (uint32_t)((z >> 32) & 0xFFFF) + (uint32_t)(z >> 48);
+    return ((float)s - 131070.0f) * (1.0f / 37837.23f);
+}
+
+static uint64_t name_key(uint64_t seed, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    return mix64(mix64(seed) ^ h);
+}
+
+/* Topic structure of router locality (see the top of this file). */
+typedef struct topics {
+    uint32_t T;          /* number of topics                          */
+    float *u;            /* [T][n_embd] unit directions               */
+    int16_t *owner;      /* [n_layer][n_expert] topic of expert, -1   */
+} topics;
+
+static int topics_init(topics *tp, const mk_plan *p)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    uint32_t n = h->n_embd, E = h->n_expert, k = h->n_expert_used;
+    tp->T = E / k > 0 ? E / k : 1;
+    tp->u = malloc((size_t)tp->T * n * sizeof *tp->u);
+    tp->owner = malloc((size_t)h->n_layer * E * sizeof *tp->owner);
+    int *perm = malloc(E * sizeof *perm);
+    if (!tp->u || !tp->owner || !perm) {
+        free(perm);
+        return ENG_ENOMEM;
+    }
+    for (uint32_t t = 0; t < tp->T; t++) {
+        uint64_t key = name_key(p->seed, "topic") + t;
+        double ss = 0;
+        float *u = tp->u + (size_t)t * n;
+        for (uint32_t j = 0; j < n; j++) {
+            u[j] = normal_at(mix64(key), j);
+            ss += (double)u[j] * u[j];
+        }
+        for (uint32_t j = 0; j < n; j++)
+            u[j] = (float)(u[j] / sqrt(ss));
+    }
+    for (uint32_t l = 0; l < h->n_layer; l++) {
+        uint64_t key = name_key(p->seed, "experts") + l;
+        for (uint32_t i = 0; i < E; i++)
+            perm[i] = (int)i;
+        for (uint32_t i = E - 1; i > 0; i--) { /* Fisher-Yates */
+            uint32_t j = (uint32_t)(mix64(mix64(key) + i) % (i + 1));
+            int tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+        }
+        for (uint32_t i = 0; i < E; i++)
+            tp->owner[(size_t)l * E + perm[i]] = i / k < tp->T ? (int16_t)(i / k) : (int16_t)-1;
+    }
+    free(perm);
+    return ENG_OK;
+}
+
+static int row_topic(const mk_plan *p, const topics *tp, const mk_tensor *t, uint64_t row)
+{
+    if (t->gen == GEN_EMBED || t->gen == GEN_OUTPUT)
+        return (int)(row * tp->T / p->hp.n_vocab);
+    if (t->gen == GEN_ROUTER)
+        return tp->owner[(size_t)t->layer * p->hp.n_expert + row];
+    return -1;
+}
+
+/* Rows [r0, r0+nr) of tensor t as f32 into buf. */
+static void gen_rows(const mk_plan *p, const topics *tp, const mk_tensor *t, uint64_t key,
+                     uint64_t r0, uint64_t nr, float *buf)
+{
+    int64_t n0 = t->ne[0];
+    for (uint64_t r = r0; r < r0 + nr; r++) {
+        float *y = buf + (r - r0) * n0;
+        int topic = t->topic_coef != 0 ? row_topic(p, tp, t, r) : -1;
+        for (int64_t j = 0; j < n0; j++)
+            y[j] = t->mean + t->std * normal_at(key, r * (uint64_t)n0 + (uint64_t)j);
+        if (topic >= 0) {
+            const float *u = tp->u + (size_t)topic * p->hp.n_embd;
+            for (int64_t j = 0; j < n0; j++)
+                y[j] += t->topic_coef * u[j];
+        }
+    }
+}
+
+#define CHUNK_ELEMS (1u << 18)
+
+/* Generates tensor t and appends its bytes to the writer. */
+static int write_tensor(const mk_plan *p, const topics *tp, const mk_tensor *t,
+                        eng_gguf_writer *w, float *buf, void *qbuf, eng_err *e)
+{
+    uint64_t key = name_key(p->seed, t->name);
+    uint64_t rows = (uint64_t)t->ne[1] * (uint64_t)t->ne[2];
+    uint64_t per = CHUNK_ELEMS / (uint64_t)t->ne[0] ? CHUNK_ELEMS / (uint64_t)t->ne[0] : 1;
+    uint64_t row_bytes = eng_type_row_bytes(t->type, t->ne[0]);
+    for (uint64_t r = 0; r < rows; r += per) {
+        uint64_t nr = rows - r < per ? rows - r : per;
+        gen_rows(p, tp, t, key, r, nr, buf);
+        const void *out = buf;
+        if (t->type != ENG_MK_F32) {
+            int rc = eng_quantize_row(t->type, buf, qbuf, (int64_t)(nr * t->ne[0]), e);
+            if (rc)
+                return eng_err_prefix(e, "tensor '%s'", t->name), rc;
+            out = qbuf;
+        }
+        int rc = eng_gguf_writer_append(w, out, nr * row_bytes, e);
+        if (rc)
+            return rc;
+    }
+    return ENG_OK;
+}
+
+static int write_kv(eng_gguf_writer *w, const mk_kv *kv, eng_err *e)
+{
+    switch (kv->kind) {
+    case KV_U32: return eng_gguf_writer_set_u32(w, kv->key, kv->u, e);
+    case KV_F32: return eng_gguf_writer_set_f32(w, kv->key, kv->f, e);
+    case KV_BOOL: return eng_gguf_writer_set_bool(w, kv->key, kv->u != 0, e);
+    case KV_STR: return eng_gguf_writer_set_str(w, kv->key, kv->s, e);
+    case KV_ARR_I32: return eng_gguf_writer_set_arr(w, kv->key, ENG_GGUF_I32, kv->i32, kv->n, e);
+    default:
+        return eng_gguf_writer_set_arr_str(w, kv->key, (const char *const *)kv->strs, kv->n, e);
+    }
+}
+
+/* Header, then every tensor's data; the writer renames on finish. */
+static int write_plan(const mk_plan *p, const eng_mkmodel_opts *o, eng_gguf_writer *w,
+                      eng_err *e)
+{
+    int rc = ENG_OK;
+    for (size_t i = 0; !rc && i < p->nkv; i++)
+        rc = write_kv(w, &p->kv[i], e);
+    for (size_t i = 0; !rc && i < p->nt; i++)
+        rc = eng_gguf_writer_add_tensor(w, p->t[i].name, p->t[i].type, p->t[i].n_dims,
+                                        p->t[i].ne, NULL, e);
+    if (!rc)
+        rc = eng_gguf_writer_write_header(w, e);
+    if (rc)
+        return rc;
+    topics tp = {0};
+    size_t cap = CHUNK_ELEMS + p->hp.n_ff_exp + p->hp.n_embd + p->hp.n_ff_shexp;
+    float *buf = malloc(cap * sizeof *buf);
+    void *qbuf = malloc(cap * sizeof(float));
+    if (!buf || !qbuf || topics_init(&tp, p))
+        rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < p->nt; i++)
+        total += tensor_nbytes(&p->t[i]);
+    for (size_t i = 0; !rc && i < p->nt; i++) {
+        rc = write_tensor(p, &tp, &p->t[i], w, buf, qbuf, e);
+        done += tensor_nbytes(&p->t[i]);
+        if (!rc && o->progress)
+            o->progress(o->progress_user, done, total);
+    }
+    free(buf);
+    free(qbuf);
+    free(tp.u);
+    free(tp.owner);
+    return rc ? rc : eng_gguf_writer_finish(w, e);
+}
+
+int eng_mkmodel_write(const eng_mkmodel_opts *o, const char *path, eng_err *e)
+{
+    mk_plan p;
+    int rc = plan_build(o, &p, e);
+    if (rc)
+        return rc;
+    eng_gguf_writer *w = NULL;
+    rc = eng_gguf_writer_open(&w, path, e);
+    if (!rc)
+        rc = write_plan(&p, o, w, e);
+    eng_gguf_writer_free(w);
+    plan_free(&p);
+    return rc;
+}
