@@ -116,14 +116,14 @@ int eng_pool_open(eng_pool **out, int n_threads, eng_err *err)
     }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *a = malloc(sizeof *a);
+        if (a)
+            *a = (worker_arg){.pool = p, .id = i};
         if (!a || pthread_create(&p->threads[i - 1], NULL, worker_main, a) != 0) {
             free(a);
             p->n_threads = i; /* only the started ones are joined */
             eng_pool_free(p);
             return eng_err_set(err, ENG_EIO, "thread pool: cannot start thread %d", i);
         }
-        a->pool = p;
-        a->id = i;
     }
     *out = p;
     return ENG_OK;
