@@ -207,7 +207,47 @@ static json_t *j_model(const gen_run *r)
 }
 static json_t *j_prompt(const gen_run *r) { return ids_json(r->prompt, r->n_prompt); }
 static json_t *j_tokens(const gen_run *r) { return ids_json(r->res.tokens, r->res.n_tokens); }
-static json_t *j_text(const gen_run *r) { return r->text ? json_string(r->text) : json_null(); }
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3
+               : (s[0] >> 3) == 30 ? 4 : 0;
+    if (len == 0 || len > n || (len == 2 && s[0] < 0xc2) || (len == 4 && s[0] > 0xf4))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((len == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (len == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (len == 4 && s[0] == 0xf0 && s[1] < 0x90) || (len == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, beyond U+10FFFF */
+    return len;
+}
+
+/* JSON strings must be UTF-8: invalid bytes become U+FFFD, as llama.cpp
+ * shows them. */
+static json_t *j_text(const gen_run *r)
+{
+    if (!r->text)
+        return json_null();
+    size_t n = strlen(r->text), o = 0;
+    char *buf = malloc(3 * n + 1);
+    if (!buf)
+        return json_null();
+    const unsigned char *s = (const unsigned char *)r->text;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len(s + i, n - i);
+        if (l) {
+            memcpy(buf + o, s + i, l);
+            o += l, i += l;
+        } else {
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3, i++;
+        }
+    }
+    json_t *v = json_stringn(buf, o);
+    free(buf);
+    return v ? v : json_null();
+}
 
 static json_t *j_decode_ms(const gen_run *r)
 {
