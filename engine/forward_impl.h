@@ -18,7 +18,7 @@
 /* Fixed work granularity: results never depend on the thread count. */
 enum {
     ENG_MV_ROWS = 16,     /* rows per decode matvec task                 */
-    ENG_GEMM_ROWS = 64,   /* weight rows per prefill sgemm tile          */
+    ENG_GEMM_ROWS = 16,   /* weight rows per prefill sgemm tile          */
 };
 
 /* One y = W x (decode) or Y = X W^T (prefill) over all rows of W. */

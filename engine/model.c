@@ -426,3 +426,27 @@ uint64_t eng_model_decode_bytes(const eng_model *m)
     }
     return total;
 }
+
+static uint64_t ne(eng_tref t)
+{
+    return t ? (uint64_t)t->ne[0] * (uint64_t)t->ne[1] : 0;
+}
+
+uint64_t eng_model_layer_params(const eng_model *m)
+{
+    uint64_t total = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const eng_layer *l = &m->layers[il];
+        total += ne(l->wq) + ne(l->wk) + ne(l->wv) + ne(l->wo) + ne(l->router) +
+                 ne(l->shexp_gate) + ne(l->gate_sh) + ne(l->up_sh) + ne(l->down_sh) +
+                 ne(l->ffn_gate) + ne(l->ffn_up) + ne(l->ffn_down);
+        total += (ne(l->gate_exps) + ne(l->up_exps) + ne(l->down_exps)) *
+                 (uint64_t)m->hp.n_expert_used;
+    }
+    return total;
+}
+
+uint64_t eng_model_head_params(const eng_model *m)
+{
+    return ne(m->output);
+}

@@ -71,6 +71,12 @@ uint64_t eng_model_expert_bytes(const eng_model *m, int layer);
  * head, one embedding row. What docs/performance.md divides by bandwidth. */
 uint64_t eng_model_decode_bytes(const eng_model *m);
 
+/* Weight elements one token multiplies with in the layers (attention,
+ * router, k routed experts, shared expert or dense FFN), and in the output
+ * head. 2 * these is the FLOP count of a token (attention scores aside). */
+uint64_t eng_model_layer_params(const eng_model *m);
+uint64_t eng_model_head_params(const eng_model *m);
+
 /* The GGUF handle (for the tokenizer, which reads its metadata). */
 struct eng_gguf;
 const struct eng_gguf *eng_model_gguf(const eng_model *m);

@@ -4,5 +4,7 @@
 #define HX_COMMANDS_H
 
 int hx_cmd_events(int argc, char **argv);
+int hx_cmd_generate(int argc, char **argv);
+int hx_cmd_bench_sys(int argc, char **argv);
 
 #endif
