@@ -324,6 +324,7 @@ int eng_policy_is_cached(const eng_policy *p, uint32_t key)
 }
 
 uint32_t eng_policy_cached_count(const eng_policy *p) { return p->n_cached; }
+uint32_t eng_policy_pinned_count(const eng_policy *p) { return p->n_pinned; }
 uint32_t eng_policy_capacity(const eng_policy *p) { return p->capacity; }
 const char *eng_policy_name(const eng_policy *p) { return p->ops->name; }
 unsigned eng_policy_flags(const eng_policy *p) { return p->ops->flags; }

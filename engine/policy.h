@@ -157,6 +157,7 @@ void eng_policy_unpin(eng_policy *p, uint32_t key);
 
 int eng_policy_is_cached(const eng_policy *p, uint32_t key);
 uint32_t eng_policy_cached_count(const eng_policy *p);
+uint32_t eng_policy_pinned_count(const eng_policy *p);
 uint32_t eng_policy_capacity(const eng_policy *p);
 const char *eng_policy_name(const eng_policy *p);
 unsigned eng_policy_flags(const eng_policy *p);

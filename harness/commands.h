@@ -6,5 +6,7 @@
 int hx_cmd_events(int argc, char **argv);
 int hx_cmd_generate(int argc, char **argv);
 int hx_cmd_bench_sys(int argc, char **argv);
+int hx_cmd_metrics(int argc, char **argv);
+int hx_cmd_simulate(int argc, char **argv);
 
 #endif
