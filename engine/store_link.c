@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { LINK_CHUNK = 256 * 1024, SPIN_NS = 80 * 1000 };
+enum { LINK_CHUNK = 256 * 1024, SPIN_NS = 1000 * 1000 };
 
 /* Numbers: sustained host-to-device copy rates and per-transfer latencies
  * as commonly measured (see docs/offloading.md for the sources/reasoning). */
