@@ -7,5 +7,6 @@ int hx_cmd_events(int argc, char **argv);
 int hx_cmd_generate(int argc, char **argv);
 int hx_cmd_bench_sys(int argc, char **argv);
 int hx_cmd_info(int argc, char **argv);
+int hx_cmd_mkmodel(int argc, char **argv);
 
 #endif
