@@ -111,9 +111,10 @@ bench: check-deps $(BIN)
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-fuzz: check-deps
+fuzz:
+	@./scripts/deps.sh fuzz
 	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \
-	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" \
 	  $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS) $(LDLIBS)

@@ -47,7 +47,7 @@ static int get_dim(loader *L, const char *suffix, int64_t def, bool required, in
     if (kv->type == ENG_GGUF_ARRAY) {
         if (kv->arr_len == 0)
             return eng_err_set(L->err, ENG_EFORMAT, "key '%s': empty array", key);
-        int64_t v0, v;
+        int64_t v0 = 0, v = 0;
         for (uint64_t j = 0; j < kv->arr_len; j++) {
             int rc = eng_gguf_kv_arr_int(g, i, j, &v, L->err);
             if (rc)

@@ -11,8 +11,9 @@
  *
  * prepare lets a store that keeps experts on a slow tier issue the k loads
  * together (and a prefetcher look ahead); acquire may block until the bytes
- * are in memory: the forward pass wraps a blocking acquire in the
- * ENG_REGION_EXPERT_WAIT region (the store reports whether it waited). An
+ * are in memory: a store that blocks calls the region hooks it was given
+ * (eng_store_set_hooks) with ENG_REGION_EXPERT_WAIT around the wait, on the
+ * forward pass's thread (nested in EXPERT_FFN), and sets w->waited. An
  * acquired expert stays valid and in place until its release; a store may
  * evict it only after that. Several experts of one layer are held at once
  * (up to n_expert_used in decode, up to n_expert in a prefill batch).

@@ -10,5 +10,7 @@ const hx_command hx_commands[] = {
     {"bench-sys", "measure memory read bandwidth and OpenBLAS sgemm FLOP/s here", hx_cmd_bench_sys},
     {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cmd_metrics},
     {"simulate", "replay a routing trace through a cache policy and a cost model", hx_cmd_simulate},
+    {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cmd_info},
+    {"mkmodel", "write a synthetic MoE model (GGUF) from a preset", hx_cmd_mkmodel},
     {NULL, NULL, NULL},
 };

@@ -234,3 +234,31 @@ TEST(eval_errors)
     eng_session_free(s);
     eng_model_free(m);
 }
+
+/* A 40-token prompt: larger sgemm batches (5-20 tokens per expert), longer
+ * attention, and positions far enough for RoPE to matter. */
+static void check_long(const char *preset, const char *type)
+{
+    eng_model *m = tu_open(tu_write_preset(preset, type, "long.gguf"));
+    const int64_t nv = eng_model_hparams(m)->n_vocab;
+    int32_t toks[40];
+    for (int i = 0; i < 40; i++)
+        toks[i] = (i * 131 + 7) % 512;
+    double *ref = NULL;
+    REQUIRE(ref_forward(m, toks, 40, REF_ACT_Q8_HEAD, &ref) == 0);
+    eng_session *s = open_session(m, 2);
+    eng_err e = {0};
+    REQUIRE_MSG(eng_session_eval(s, toks, 40, &e) == 0, "%s", e.msg);
+    double err = ref_rel_err(eng_session_logits(s), ref, nv);
+    CHECK_MSG(err <= bound_for(type), "%s %s 40-token prefill: rel err %g", preset, type, err);
+    printf("%s %s 40 tokens: prefill rel err %.3g\n", preset, type, err);
+    free(ref);
+    eng_session_free(s);
+    eng_model_free(m);
+}
+
+TEST(ref_long_prompt)
+{
+    check_long("tiny-qwen2moe", "f32");
+    check_long("tiny-mixtral", "q4_0");
+}

@@ -15,7 +15,7 @@
 static int open_bytes(const gb *b, eng_err *err)
 {
     const char *path = tst_path("bad.gguf");
-    tst_write_file(path, b->p, b->n);
+    tst_write_file(path, b->p ? (const void *)b->p : "", b->n);  /* never NULL to fwrite */
     eng_gguf *g = (eng_gguf *)1, *gm = (eng_gguf *)1;
     eng_err em = {0};
     int rc = eng_gguf_open(&g, path, err);
