@@ -55,7 +55,7 @@ static void print_table(const met_lrc_report *rep, const char *path)
            (long long)r0->num_samples, boot ? ", 95% basic-bootstrap intervals in [ ]" : "");
     printf("SRP (best F1 of predicting a segment's experts)\n%-7s", "layer");
     for (int q = 0; q < r0->num_seg; q++)
-        printf(boot ? "  L=%-21d" : "  L=%-7d", (int)r0->srp[q].seg_len);
+        printf(boot ? "  L=%-23d" : "  L=%-7d", (int)r0->srp[q].seg_len);
     printf("\n");
     for (int i = 0; i <= rep->num_layers; i++) {
         const met_lrc_result *r = i < rep->num_layers ? &rep->layers[i] : rep->model;

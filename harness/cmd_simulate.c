@@ -282,6 +282,12 @@ static int simulate(sim_opts *o)
     }
     if (!rc && o->json) {
         json_t *j = met_sim_result_json(r, &o->cfg);
+        if (!j) {
+            met_sim_result_free(r);
+            met_trace_free(t);
+            met_trace_free(prof);
+            return hx_fail("simulate", ENG_ENOMEM, "out of memory for the JSON output");
+        }
         json_object_set_new(json_object_get(j, "options"), "trace", json_string(o->trace));
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);

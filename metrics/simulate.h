@@ -50,7 +50,6 @@
 #include "engine/policy.h"
 #include "metrics/trace.h"
 
-#include <jansson.h>
 #include <stdint.h>
 
 typedef enum met_sim_scope { MET_SIM_SCOPE_LAYER = 0, MET_SIM_SCOPE_GLOBAL } met_sim_scope;
@@ -137,7 +136,9 @@ const char *met_sim_lookup_name(met_sim_lookup l);
 const char *met_sim_start_name(met_sim_start s);
 const char *met_sim_prefetch_name(met_sim_prefetch p);
 
-/* The result as one JSON object: options, totals, layers (new reference). */
-json_t *met_sim_result_json(const met_sim_result *r, const met_sim_config *cfg);
+/* The result as one JSON object (jansson): options, totals, layers; a new
+ * reference, NULL when out of memory. */
+struct json_t;
+struct json_t *met_sim_result_json(const met_sim_result *r, const met_sim_config *cfg);
 
 #endif

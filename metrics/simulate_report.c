@@ -5,6 +5,8 @@
  */
 #include "metrics/simulate.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <string.h>
 

@@ -380,3 +380,101 @@ TEST(cache_as_large_as_the_key_space_misses_only_first_uses)
             CHECK_EQ_INT(sim_hits(t, cfg), t->info.num_tokens * 9);
         }
 }
+
+/* Random demand accesses, pins and prefetch-style inserts against a naive
+ * model that recomputes lru/lfu/fifo priorities from the history: every
+ * victim must match (this exercises the heap's pinned-skipping search and
+ * the list walk), and "nothing to evict" must happen exactly when every
+ * resident key is pinned. */
+TEST(victims_match_a_naive_model_under_random_pins)
+{
+    const char *names[] = {"lru", "lfu", "fifo"};
+    enum { NK = 12, CAP = 5, OPS = 4000 };
+    for (int p = 0; p < 3; p++) {
+        eng_policy *pol;
+        eng_err err = {0};
+        eng_policy_config cfg = {.capacity = CAP, .n_keys = NK};
+        REQUIRE(eng_policy_open(&pol, names[p], &cfg, &err) == 0);
+        REQUIRE(eng_policy_reset(pol, NULL, &err) == 0);
+        int64_t touch[NK] = {0}, ins[NK] = {0}, count[NK] = {0}, last[NK];
+        uint8_t cached[NK] = {0}, pinned[NK] = {0};
+        for (int i = 0; i < NK; i++)
+            last[i] = -1;
+        uint64_t s = 99 + (uint64_t)p;
+        int64_t ev = 0, pos = 0;
+        for (int op = 0; op < OPS; op++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t key = (uint32_t)(s >> 40) % NK, kind = (uint32_t)(s >> 20) % 10;
+            if (kind < 2) {                      /* toggle a pin */
+                if (cached[key] && !pinned[key]) {
+                    REQUIRE(eng_policy_pin(pol, key, &err) == 0);
+                    pinned[key] = 1;
+                } else if (pinned[key]) {
+                    eng_policy_unpin(pol, key);
+                    pinned[key] = 0;
+                }
+                continue;
+            }
+            int n = 0, best = -1;
+            for (int k = 0; k < NK; k++) {
+                n += cached[k];
+                if (!cached[k] || pinned[k])
+                    continue;
+                int better;
+                if (best < 0)
+                    better = 1;
+                else if (p == 0)
+                    better = touch[k] < touch[best];
+                else if (p == 1)
+                    better = count[k] < count[best] ||
+                             (count[k] == count[best] && last[k] < last[best]);
+                else
+                    better = ins[k] < ins[best];
+                if (better)
+                    best = k;
+            }
+            int prefetch = kind == 2;
+            if (prefetch && cached[key])
+                continue;
+            if (!prefetch) {                     /* a demand access */
+                eng_policy_result r;
+                int rc = eng_policy_demand(pol, key, pos, &r, &err);
+                count[key]++;
+                last[key] = pos++;
+                if (!cached[key] && n == CAP && best < 0) {
+                    CHECK_EQ_INT(rc, ENG_ESTATE);
+                    continue;
+                }
+                REQUIRE_MSG(rc == 0, "%s op %d: %s", names[p], op, err.msg);
+                CHECK_EQ_INT(r.hit, cached[key]);
+                if (cached[key]) {
+                    touch[key] = ++ev;
+                    continue;
+                }
+                CHECK_EQ_INT(r.evicted, n == CAP);
+                if (r.evicted) {
+                    CHECK_MSG((int)r.victim == best, "%s op %d: victim %u, model %d", names[p],
+                              op, r.victim, best);
+                    cached[r.victim] = 0;
+                }
+            } else {                             /* prefetch: evict + insert, no access */
+                if (n == CAP) {
+                    uint32_t v;
+                    if (best < 0) {
+                        CHECK_EQ_INT(eng_policy_victim(pol, &v, &err), ENG_ESTATE);
+                        continue;
+                    }
+                    REQUIRE(eng_policy_victim(pol, &v, &err) == 0);
+                    CHECK_MSG((int)v == best, "%s op %d: prefetch victim %u, model %d",
+                              names[p], op, v, best);
+                    REQUIRE(eng_policy_evict(pol, v, &err) == 0);
+                    cached[v] = 0;
+                }
+                REQUIRE(eng_policy_insert(pol, key, pos, &err) == 0);
+            }
+            cached[key] = 1;
+            touch[key] = ins[key] = ++ev;
+        }
+        eng_policy_free(pol);
+    }
+}

@@ -8,6 +8,7 @@
 #include "metrics/simulate.h"
 #include "tests/metrics/simtest.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 
