@@ -43,7 +43,7 @@ endif
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
 METRICS_SRC := $(sort $(wildcard metrics/*.c))
 HARNESS_SRC := $(sort $(filter-out harness/main.c,$(wildcard harness/*.c)))
-TEST_SRC    := $(sort $(wildcard tests/*.c tests/*/*.c))
+TEST_SRC    := $(sort $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c)))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
