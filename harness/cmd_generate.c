@@ -342,7 +342,7 @@ static void print_text(const gen_run *r)
             "decode %.2f tok/s, peak RSS %.1f MiB\n",
             r->n_prompt, r->res.n_tokens, pms > 0 ? r->n_prompt * 1e3 / pms : 0.0,
             dms > 0 ? (double)r->res.n_tokens * 1e3 / dms : 0.0, peak_rss_mib());
-    hx_offload_print(r->off, stderr, r->res.decode_ms, r->res.n_tokens);
+    hx_offload_print(r->off, stderr, r->res.decode_ms, r->res.n_tokens, r->res.prefill_ms);
 }
 
 static int run(gen_run *r)

@@ -307,7 +307,8 @@ void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms,
     json_object_set_new(root, "misses", json_integer((json_int_t)st.total.misses));
 }
 
-void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int64_t n)
+void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int64_t n,
+                      double prefill_ms)
 {
     if (!x->store)
         return;
@@ -316,7 +317,7 @@ void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int
     if (eng_tiered_get_stats(x->store, &st, &err))
         return;
     const eng_tiered_counts *c = &st.total;
-    double sum = 0;
+    double sum = prefill_ms; /* stalls happen in the prompt too */
     for (int64_t i = 0; i < n; i++)
         sum += decode_ms[i];
     fprintf(f,
@@ -329,7 +330,7 @@ void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int
             c->accesses ? 100.0 * (double)c->hits / (double)c->accesses : 0.0);
     fprintf(f,
             "cache: read %.1f MiB (demand %.1f, prefetch %.1f), stall %.1f ms (%.1f%% of "
-            "decode), load %.1f ms; prefetch issued %llu, useful %llu, late %llu, wasted %llu\n",
+            "prefill + decode), load %.1f ms; prefetch issued %llu, useful %llu, late %llu, wasted %llu\n",
             (double)(c->bytes_demand + c->bytes_prefetch) / 1048576.0,
             (double)c->bytes_demand / 1048576.0, (double)c->bytes_prefetch / 1048576.0,
             (double)c->stall_ns / 1e6, sum > 0 ? 100.0 * (double)c->stall_ns / 1e6 / sum : 0.0,

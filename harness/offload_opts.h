@@ -81,8 +81,10 @@ int hx_offload_finish(hx_offload *x);
 /* Adds "cache" (with "layers") and top-level "accesses", "hits", "misses"
  * to root; decode_ms [n] for the latency percentiles. No-op when off. */
 void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms, int64_t n);
-/* Human-readable statistics to f. No-op when off. */
-void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int64_t n);
+/* Human-readable statistics to f (stall share of prefill_ms + the decode
+ * times). No-op when off. */
+void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int64_t n,
+                      double prefill_ms);
 void hx_offload_free(hx_offload *x);
 
 #endif
