@@ -109,6 +109,17 @@ int eng_store_max_held(const eng_store *s)
     return s->ops->max_held > 0 ? s->ops->max_held : INT_MAX;
 }
 
+bool eng_store_wants_hint(const eng_store *s)
+{
+    return s->ops->wants_hint && s->ops->wants_hint(s);
+}
+
+void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
+{
+    if (s->ops->hint)
+        s->ops->hint(s, layer, ids, n, pos);
+}
+
 void eng_store_get_stats(const eng_store *s, eng_store_stats *out)
 {
     *out = s->stats;

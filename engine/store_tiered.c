@@ -416,21 +416,14 @@ static void new_sequence(tiered *t)
 
 /* ---- prefetch ------------------------------------------------------------ */
 
-/* Oracle: the plan's experts of the layer after `layer` at token pos. */
-static void prefetch_next(tiered *t, int layer, int64_t pos)
+/* Starts loads of experts ids[0..n) of layer nl that are not resident.
+ * Lock held. */
+static void prefetch_ids(tiered *t, int nl, const int32_t *ids, int n, int64_t pos)
 {
-    const eng_routing_plan *pl = t->o.plan;
-    int nl = layer + 1;
-    int64_t tok = pos;
-    if (nl == t->L) {
-        nl = 0;
-        tok++;
-    }
-    if (tok >= pl->n_tokens)
-        return;
-    const int32_t *ids = pl->experts + (tok * pl->n_layer + nl) * pl->top_k;
     int p = pool_of(t, nl);
-    for (int j = 0; j < pl->top_k; j++) {
+    for (int j = 0; j < n; j++) {
+        if (ids[j] < 0 || ids[j] >= t->E)
+            continue;
         int32_t key = nl * t->E + ids[j];
         if (t->slot_of[key] >= 0 || !eng_policy_admit(t->pol[p], pkey_of(t, key)))
             continue;
@@ -444,6 +437,37 @@ static void prefetch_next(tiered *t, int layer, int64_t pos)
         start_load(t, si, key, true, false);
         cache_event(t, ENG_CACHE_PREFETCH, key, pos, eng_model_expert_bytes(t->m, nl), 0);
     }
+}
+
+/* Oracle: the plan's experts of the layer after `layer` at token pos. */
+static void prefetch_next(tiered *t, int layer, int64_t pos)
+{
+    const eng_routing_plan *pl = t->o.plan;
+    int nl = layer + 1;
+    int64_t tok = pos;
+    if (nl == t->L) {
+        nl = 0;
+        tok++;
+    }
+    if (tok >= pl->n_tokens)
+        return;
+    prefetch_ids(t, nl, pl->experts + (tok * pl->n_layer + nl) * pl->top_k, pl->top_k, pos);
+}
+
+static bool t_wants_hint(const eng_store *s)
+{
+    const tiered *t = s->impl;
+    return t->o.prefetch == ENG_PREFETCH_PREGATE;
+}
+
+static void t_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
+{
+    tiered *t = s->impl;
+    if (t->o.prefetch != ENG_PREFETCH_PREGATE || layer < 0 || layer >= t->L)
+        return;
+    pthread_mutex_lock(&t->mu);
+    prefetch_ids(t, layer, ids, n, pos);
+    pthread_mutex_unlock(&t->mu);
 }
 
 /* ---- ops ----------------------------------------------------------------- */
@@ -633,6 +657,8 @@ static const eng_store_ops tiered_ops = {
     .release = t_release,
     .destroy = t_destroy,
     .max_held = 1,
+    .wants_hint = t_wants_hint,
+    .hint = t_hint,
 };
 
 

@@ -40,7 +40,14 @@
 
 typedef enum eng_tier { ENG_TIER_FILE = 0, ENG_TIER_LINK } eng_tier;
 typedef enum eng_cache_scope { ENG_SCOPE_GLOBAL = 0, ENG_SCOPE_LAYER } eng_cache_scope;
-typedef enum eng_prefetch { ENG_PREFETCH_NONE = 0, ENG_PREFETCH_ORACLE } eng_prefetch;
+/* none; oracle: the next layer's experts from the routing plan; pregate:
+ * the forward pass's prediction (eng_store_hint: layer l+1's router on
+ * layer l's hidden state), decode only. */
+typedef enum eng_prefetch {
+    ENG_PREFETCH_NONE = 0,
+    ENG_PREFETCH_ORACLE,
+    ENG_PREFETCH_PREGATE
+} eng_prefetch;
 
 /* An emulated link: bandwidth in GB/s (1e9 bytes/s) and per-copy latency. */
 typedef struct eng_link_preset {

@@ -355,7 +355,7 @@ static int run(gen_run *r)
     const eng_hparams *hp = eng_model_hparams(r->m);
     eng_session_opts so = {.n_threads = a->threads, .n_batch = a->batch,
                            .n_ctx = a->ctx ? a->ctx : r->n_prompt + a->n_predict};
-    if ((rc = hx_offload_open(r->off, r->m, a->sampler.seed, &so.n_batch, &so.store, &so.hooks)))
+    if ((rc = hx_offload_open(r->off, r->m, a->sampler.seed, r->n_prompt, &so.n_batch, &so.store, &so.hooks)))
         return rc;
     if ((rc = eng_session_open(&r->s, r->m, &so, &err)))
         return hx_fail("generate", rc, "%s", err.msg);

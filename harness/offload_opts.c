@@ -31,7 +31,7 @@ const char hx_offload_usage[] =
     "  --link PRESET      pcie4x16, pcie5x16, nvme, ufs4 (implies --tier link)\n"
     "  --link-gbps G      emulated link bandwidth, GB/s (implies --tier link)\n"
     "  --link-latency-us U  emulated per-load latency (implies --tier link)\n"
-    "  --prefetch P       none (default) | oracle (needs --trace-in)\n"
+    "  --prefetch P       none (default) | oracle (needs --trace-in) | pregate\n"
     "  --trace-in FILE    routing of this input (belady, fsf, oracle prefetch)\n"
     "  --trace-out FILE   record this run's routing (.moetrace)\n"
     "  --lookahead L      fsf window in tokens (default 1)\n"
@@ -104,9 +104,15 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
     case HX_OFF_LINK_GBPS:
     case HX_OFF_LINK_LAT: return parse_link(x, code, arg);
     case HX_OFF_PREFETCH:
-        if (strcmp(arg, "none") && strcmp(arg, "oracle"))
-            return hx_usage_error("generate", "--prefetch: '%s' is not none or oracle", arg);
-        x->o.prefetch = strcmp(arg, "oracle") ? ENG_PREFETCH_NONE : ENG_PREFETCH_ORACLE;
+        if (!strcmp(arg, "none"))
+            x->o.prefetch = ENG_PREFETCH_NONE;
+        else if (!strcmp(arg, "oracle"))
+            x->o.prefetch = ENG_PREFETCH_ORACLE;
+        else if (!strcmp(arg, "pregate"))
+            x->o.prefetch = ENG_PREFETCH_PREGATE;
+        else
+            return hx_usage_error("generate", "--prefetch: '%s' is not none, oracle or pregate",
+                                  arg);
         return 0;
     case HX_OFF_TRACE_IN: x->trace_in = arg; return 0;
     case HX_OFF_TRACE_OUT: x->trace_out = arg; return 0;
@@ -176,7 +182,28 @@ static int load_plan(hx_offload *x, const eng_model *m)
     return 0;
 }
 
-static int open_writer(hx_offload *x, const eng_model *m, const eng_hooks **hooks)
+static void on_routing(void *user, const eng_routing_event *ev)
+{
+    hx_offload *x = user;
+    if (x->writer)
+        met_trace_writer_hook(x->writer, ev);
+}
+
+/* Stall so far when the prompt's last token is done: splits prompt and
+ * decode stalls. */
+static void on_token_done(void *user, int64_t pos)
+{
+    hx_offload *x = user;
+    if (!x->store || x->prompt_done || pos + 1 < x->n_prompt)
+        return;
+    eng_tiered_stats st;
+    eng_err err;
+    if (eng_tiered_get_stats(x->store, &st, &err) == ENG_OK)
+        x->prompt_stall_ns = st.total.stall_ns;
+    x->prompt_done = true;
+}
+
+static int open_writer(hx_offload *x, const eng_model *m)
 {
     const eng_hparams *hp = eng_model_hparams(m);
     met_trace_info info = {.num_layers = (int32_t)hp->n_layer,
@@ -189,18 +216,20 @@ static int open_writer(hx_offload *x, const eng_model *m, const eng_hooks **hook
     if (rc)
         return hx_fail("generate", rc, "%s", err.msg);
     x->writer = w;
-    x->hooks = (eng_hooks){.user = w, .routing = met_trace_writer_hook};
-    *hooks = &x->hooks;
     return 0;
 }
 
-int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t *n_batch,
-                    eng_store **store, const eng_hooks **hooks)
+int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t n_prompt,
+                    int64_t *n_batch, eng_store **store, const eng_hooks **hooks)
 {
     *store = NULL;
     *hooks = NULL;
+    x->n_prompt = n_prompt;
+    x->hooks = (eng_hooks){.user = x, .routing = on_routing, .token_done = on_token_done};
+    if (x->trace_out || x->cache_set)
+        *hooks = &x->hooks;
     int rc;
-    if (x->trace_out && (rc = open_writer(x, m, hooks)))
+    if (x->trace_out && (rc = open_writer(x, m)))
         return rc;
     if (x->trace_out)
         *n_batch = 1; /* a batched prefill routes layer by layer; traces go token by token */
@@ -274,6 +303,9 @@ void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms,
     if (eng_tiered_get_stats(x->store, &st, &err))
         return;
     json_t *c = counts_json(&st.total);
+    uint64_t dstall = st.total.stall_ns - (x->prompt_done ? x->prompt_stall_ns : 0);
+    json_object_set_new(c, "prompt_stall_ms", json_real((double)(st.total.stall_ns - dstall) / 1e6));
+    json_object_set_new(c, "decode_stall_ms", json_real((double)dstall / 1e6));
     json_object_set_new(c, "policy", json_string(x->o.policy));
     json_object_set_new(c, "scope", json_string(x->o.scope ? "layer" : "global"));
     json_object_set_new(c, "slots", json_integer(st.slots));
@@ -281,7 +313,8 @@ void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms,
     json_object_set_new(c, "cache_bytes", json_integer((json_int_t)st.cache_bytes));
     json_object_set_new(c, "tier", json_string(x->o.tier ? "link" : "file"));
     json_object_set_new(c, "io_mode", json_string(st.io_mode));
-    json_object_set_new(c, "prefetch", json_string(x->o.prefetch ? "oracle" : "none"));
+    static const char *const pf_names[] = {"none", "oracle", "pregate"};
+    json_object_set_new(c, "prefetch", json_string(pf_names[x->o.prefetch]));
     if (x->o.tier == ENG_TIER_LINK) {
         json_object_set_new(c, "link_gbps", json_real(x->o.link_gbps));
         json_object_set_new(c, "link_latency_us", json_real(x->o.link_latency_us));
@@ -317,9 +350,10 @@ void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int
     if (eng_tiered_get_stats(x->store, &st, &err))
         return;
     const eng_tiered_counts *c = &st.total;
-    double sum = prefill_ms; /* stalls happen in the prompt too */
+    double sum = 0;
     for (int64_t i = 0; i < n; i++)
         sum += decode_ms[i];
+    uint64_t pstall = x->prompt_done ? x->prompt_stall_ns : 0;
     fprintf(f,
             "cache: %s %s, %u slots (%.1f MiB), tier %s (%s): %llu accesses, %llu hits, "
             "%llu misses, hit rate %.2f%%\n",
@@ -329,11 +363,14 @@ void hx_offload_print(const hx_offload *x, FILE *f, const double *decode_ms, int
             (unsigned long long)c->misses,
             c->accesses ? 100.0 * (double)c->hits / (double)c->accesses : 0.0);
     fprintf(f,
-            "cache: read %.1f MiB (demand %.1f, prefetch %.1f), stall %.1f ms (%.1f%% of "
-            "prefill + decode), load %.1f ms; prefetch issued %llu, useful %llu, late %llu, wasted %llu\n",
+            "cache: read %.1f MiB (demand %.1f, prefetch %.1f), stall %.1f ms in the prompt "
+            "(%.1f%% of it), %.1f ms in decode (%.1f%% of it), load %.1f ms; prefetch issued %llu, useful %llu, late %llu, wasted %llu\n",
             (double)(c->bytes_demand + c->bytes_prefetch) / 1048576.0,
             (double)c->bytes_demand / 1048576.0, (double)c->bytes_prefetch / 1048576.0,
-            (double)c->stall_ns / 1e6, sum > 0 ? 100.0 * (double)c->stall_ns / 1e6 / sum : 0.0,
+            (double)pstall / 1e6,
+            prefill_ms > 0 ? 100.0 * (double)pstall / 1e6 / prefill_ms : 0.0,
+            (double)(c->stall_ns - pstall) / 1e6,
+            sum > 0 ? 100.0 * (double)(c->stall_ns - pstall) / 1e6 / sum : 0.0,
             (double)c->load_ns / 1e6, (unsigned long long)c->pf_issued,
             (unsigned long long)c->pf_useful, (unsigned long long)c->pf_late,
             (unsigned long long)c->pf_wasted);

@@ -62,6 +62,9 @@ typedef struct hx_offload {
     void *writer;                /* met_trace_writer for --trace-out        */
     eng_hooks hooks;             /* routing -> writer                       */
     eng_store *store;            /* the tiered store, NULL when off         */
+    int64_t n_prompt;            /* prompt tokens: stalls before/after them  */
+    uint64_t prompt_stall_ns;    /* stall when the prompt's last token finished */
+    bool prompt_done;
 } hx_offload;
 
 void hx_offload_init(hx_offload *x);
@@ -70,12 +73,14 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg);
 /* Checks combinations after parsing; 0 or a usage exit code. */
 int hx_offload_check(hx_offload *x);
 /* Opens what the options ask for: the store (*store, NULL when no cache
- * option was given), the trace writer (*hooks, NULL without --trace-out).
+ * option was given) and the hooks (*hooks: the trace writer's routing and
+ * a token_done that splits stall time into prompt and decode; NULL when
+ * neither is needed).
  * Forces *n_batch = 1 with --trace-in (per-token accesses) and --trace-out
  * (the writer takes token after token). seed: the random policy's. Returns 0 or an exit code (error
  * printed). */
-int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t *n_batch,
-                    eng_store **store, const eng_hooks **hooks);
+int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t n_prompt,
+                    int64_t *n_batch, eng_store **store, const eng_hooks **hooks);
 /* Finishes --trace-out; 0 or an exit code. */
 int hx_offload_finish(hx_offload *x);
 /* Adds "cache" (with "layers") and top-level "accesses", "hits", "misses"

@@ -8,8 +8,8 @@
 # where the file system allows it), for each policy at cache sizes 1x, 2x
 # and 4x the experts one token activates (layers x top-k), plus the
 # all-cached ceiling (every expert fits) and the memory store. Prints one
-# line per run: tokens/s, hit rate, stall share of prefill +
-# decode time.
+# line per run: decode tokens/s, hit rate, stall share of decode time,
+# bytes read, prefetches issued/useful/late.
 #
 # Environment: LAYERS (8), TYPE (q8_0), NGEN (32 generated tokens), THREADS
 # (all CPUs), DIR (scratch directory, default build/bench-offload),
@@ -37,13 +37,15 @@ summary() { # label, json on stdin
     python3 -c '
 import json, sys
 j = json.load(sys.stdin)
-ms = sum(j["decode_ms"]); n = len(j["decode_ms"]); tot = ms + j["summary"]["prefill_ms"]
+ms = sum(j["decode_ms"]); n = len(j["decode_ms"])
 c = j.get("cache", {})
-stall = c.get("stall_ms", 0.0)
+stall = c.get("decode_stall_ms", 0.0)
 hr = c.get("hit_rate", 1.0)
-print("%-28s %8.2f tok/s  hit %6.2f%%  stall %5.1f%%  read %8.1f MiB  io %s" % (
-    sys.argv[1], n * 1e3 / ms, 100 * hr, 100 * stall / tot if tot else 0,
-    (c.get("bytes_demand", 0) + c.get("bytes_prefetch", 0)) / 2**20, c.get("io_mode", "-")))
+print("%-28s %6.2f tok/s  hit %6.2f%%  decode stall %5.1f%%  read %8.1f MiB  pf %d/%d/%d  io %s" % (
+    sys.argv[1], n * 1e3 / ms, 100 * hr, 100 * stall / ms if ms else 0,
+    (c.get("bytes_demand", 0) + c.get("bytes_prefetch", 0)) / 2**20,
+    c.get("prefetch_issued", 0), c.get("prefetch_useful", 0), c.get("prefetch_late", 0),
+    c.get("io_mode", "-")))
 ' "$1"
 }
 
@@ -61,6 +63,9 @@ for mult in 1 2 4; do
     # shellcheck disable=SC2086
     "$MOEBENCH" generate $common --cache-experts $N --policy lru --trace-in "$TRACE" \
         --prefetch oracle | summary "lru+oracle ${mult}x ($N slots)"
+    # shellcheck disable=SC2086
+    "$MOEBENCH" generate $common --cache-experts $N --policy lru --trace-in "$TRACE" \
+        --prefetch pregate | summary "lru+pregate ${mult}x ($N slots)"
 done
 # shellcheck disable=SC2086
 "$MOEBENCH" generate $common --cache-mb 1024 --policy lru --trace-in "$TRACE" | summary "lru 1 GiB"

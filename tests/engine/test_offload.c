@@ -217,6 +217,17 @@ static void sweep_model(const char *preset, int type)
                               (unsigned long)h);
                 }
             }
+    /* the pre-gating prefetcher (predictions from the hidden state) */
+    for (int scope = 0; scope < 2; scope++)
+        for (size_t z = 0; z < 3; z++) {
+            eng_tiered_counts tot;
+            check_config(m, &ref, &plan,
+                         &(cfg){z == 2 ? "belady" : "lru", (eng_cache_scope)scope, sizes[z],
+                                z == 1 ? ENG_TIER_LINK : ENG_TIER_FILE, ENG_PREFETCH_PREGATE},
+                         &tot);
+            if (sizes[z] > (uint32_t)k)
+                CHECK_MSG(tot.pf_issued > 0, "%s: pregate issued no prefetch", preset);
+        }
     /* a batched prefill (n_batch > 1) through a one-slot cache */
     eng_tiered_opts o = eng_tiered_defaults();
     o.cache_experts = 1;
