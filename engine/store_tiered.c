@@ -391,6 +391,28 @@ static void drain(tiered *t)
     }
 }
 
+/* Warm start: every free slot gets the next expert in key order (as
+ * prefetches), then waits for the loads, so the sequence starts full. */
+static void warm_fill(tiered *t)
+{
+    for (int p = 0; p < t->n_pools; p++) {
+        int l0 = t->n_pools > 1 ? p : 0, l1 = t->n_pools > 1 ? p + 1 : t->L;
+        for (int32_t key = l0 * t->E; key < l1 * t->E; key++) {
+            if (eng_policy_cached_count(t->pol[p]) >= (uint32_t)t->per_pool)
+                break;
+            if (!eng_policy_admit(t->pol[p], pkey_of(t, key)))
+                continue;
+            eng_err e;
+            int rc, si = take_slot(t, p, 0, false, &e, &rc);
+            if (si < 0 || eng_policy_insert(t->pol[p], pkey_of(t, key), 0, &e))
+                break;
+            start_load(t, si, key, true, false);
+        }
+    }
+}
+
+static void drain(tiered *t);
+
 /* A new sequence: empty cache, policies reset (with their futures). */
 static void new_sequence(tiered *t)
 {
@@ -411,6 +433,10 @@ static void new_sequence(tiered *t)
         (void)eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, &e); /* checked at open */
         t->n_pinned[p] = 0;
         t->apos[p] = 0;
+    }
+    if (t->o.warm) {
+        warm_fill(t);
+        drain(t);
     }
 }
 
@@ -703,6 +729,10 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: link %.3g GB/s, %.3g us: need 0 < GB/s and 0 <= us",
                            o->link_gbps, o->link_latency_us);
+    if (o->warm && (ops->flags & ENG_POLICY_NEEDS_FUTURE))
+        return eng_err_set(err, ENG_EINVAL,
+                           "tiered store: a warm start is not supported with policy '%s'",
+                           ops->name);
     if (o->n_loaders < 0 || o->n_loaders > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: %d loader threads (1..64)",
                            o->n_loaders);
@@ -745,12 +775,36 @@ static int plan_slots(tiered *t, eng_err *err)
     return ENG_OK;
 }
 
+/* Link tier: the experts must be in RAM, or a "link" copy would page them
+ * in from disk. Touch every page of the expert tensors once (they then sit
+ * in the page cache, as long as memory allows). */
+static void prefault_experts(tiered *t)
+{
+    const eng_hparams *hp = eng_model_hparams(t->m);
+    volatile unsigned char sink = 0;
+    for (int l = 0; l < t->L; l++) {
+        eng_expert_weights w;
+        eng_err e;
+        if (eng_expert_locate(t->m, l, 0, &w, &e))
+            return;
+        const eng_expert_mat *mats[3] = {&w.gate, &w.up, &w.down};
+        for (int i = 0; i < 3; i++) {
+            const unsigned char *p = mats[i]->data;
+            uint64_t n = (uint64_t)mats[i]->n_out * mats[i]->row_bytes * (uint64_t)hp->n_expert;
+            for (uint64_t off = 0; off < n; off += ALIGN)
+                sink = (unsigned char)(sink + p[off]);
+        }
+    }
+    (void)sink;
+}
+
 static int open_files(tiered *t, eng_err *err)
 {
     const char *path = file_name(t);
     t->fd_direct = t->fd_buf = -1;
     if (t->o.tier == ENG_TIER_LINK) {
         t->io_mode = "link";
+        prefault_experts(t);
         return ENG_OK;
     }
     t->fd_buf = open(path, O_RDONLY | O_CLOEXEC);

@@ -2,7 +2,8 @@
  * store_tiered.h — the tiered expert store: a fast tier of limited size (a
  * cache of expert slots in RAM) in front of a slow tier (the GGUF file read
  * with pread, or an emulated link paced to a bandwidth and latency), with
- * eviction by an engine/policy.h policy, loader threads and prefetchers.
+ * eviction by an engine/policy.h policy, loader threads and prefetchers
+ * (oracle from the input's routing, pregate from the forward pass's hint).
  * docs/offloading.md describes the behaviour and every statistic.
  *
  *   eng_tiered_opts o = eng_tiered_defaults();
@@ -88,6 +89,9 @@ typedef struct eng_tiered_opts {
     uint64_t seed;              /* random policy                             */
     int lookahead;              /* fsf                                       */
     int n_loaders;              /* loader threads; 0: 1                      */
+    bool warm;                  /* fill the cache at each sequence start with
+                                   experts in (layer, expert) order, counted as
+                                   prefetches; not for oracle policies       */
 } eng_tiered_opts;
 
 eng_tiered_opts eng_tiered_defaults(void);

@@ -37,7 +37,8 @@ const char hx_offload_usage[] =
     "  --lookahead L      fsf window in tokens (default 1)\n"
     "  --no-direct        file tier: buffered reads even where O_DIRECT works\n"
     "  --loaders N        loader threads (default 1)\n"
-    "  --expert-file F    file tier: read experts from this copy of the model\n";
+    "  --expert-file F    file tier: read experts from this copy of the model\n"
+    "  --cache-warm       start each sequence with a full cache (not belady/fsf)\n";
 
 void hx_offload_init(hx_offload *x)
 {
@@ -121,6 +122,7 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
     case HX_OFF_NO_DIRECT: x->o.no_direct = true; return 0;
     case HX_OFF_LOADERS: return hx_parse_int("generate", "--loaders", arg, 1, 64, &x->o.n_loaders);
     case HX_OFF_FILE: x->o.file = arg; return 0;
+    case HX_OFF_WARM: x->o.warm = true; return 0;
     default: return hx_usage_error("generate", "internal: unknown offload option %d", code);
     }
 }
@@ -128,7 +130,7 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
 int hx_offload_check(hx_offload *x)
 {
     bool other = strcmp(x->o.policy, "lru") || x->o.scope || x->link_set || x->o.tier ||
-                 x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file;
+                 x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file || x->o.warm;
     if (other && !x->cache_set)
         return hx_usage_error("generate",
                               "offloading options need a cache size (--cache-experts N or "
@@ -140,6 +142,9 @@ int hx_offload_check(hx_offload *x)
     const eng_policy_ops *p = eng_policy_find(x->o.policy);
     if ((p->flags & ENG_POLICY_NEEDS_FUTURE) && !x->trace_in)
         return hx_usage_error("generate", "--policy %s needs --trace-in FILE", x->o.policy);
+    if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
+        return hx_usage_error("generate", "--cache-warm does not go with --policy %s",
+                              x->o.policy);
     if (p->flags & ENG_POLICY_NEEDS_PROFILE)
         return hx_usage_error("generate", "--policy %s is not supported by generate yet",
                               x->o.policy);
@@ -308,6 +313,7 @@ void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms,
     json_object_set_new(c, "decode_stall_ms", json_real((double)dstall / 1e6));
     json_object_set_new(c, "policy", json_string(x->o.policy));
     json_object_set_new(c, "scope", json_string(x->o.scope ? "layer" : "global"));
+    json_object_set_new(c, "warm", json_boolean(x->o.warm));
     json_object_set_new(c, "slots", json_integer(st.slots));
     json_object_set_new(c, "expert_bytes", json_integer((json_int_t)st.slot_bytes));
     json_object_set_new(c, "cache_bytes", json_integer((json_int_t)st.cache_bytes));

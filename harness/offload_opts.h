@@ -29,7 +29,7 @@ enum {
     HX_OFF_POLICY = HX_OFF_BASE, HX_OFF_CACHE_EXPERTS, HX_OFF_CACHE_MB, HX_OFF_SCOPE,
     HX_OFF_TIER, HX_OFF_LINK, HX_OFF_LINK_GBPS, HX_OFF_LINK_LAT, HX_OFF_PREFETCH,
     HX_OFF_TRACE_IN, HX_OFF_TRACE_OUT, HX_OFF_LOOKAHEAD, HX_OFF_NO_DIRECT, HX_OFF_LOADERS,
-    HX_OFF_FILE,
+    HX_OFF_FILE, HX_OFF_WARM,
 };
 
 #define HX_OFFLOAD_LONGOPTS                                                          \
@@ -47,7 +47,8 @@ enum {
     {"lookahead", required_argument, 0, HX_OFF_LOOKAHEAD},                           \
     {"no-direct", no_argument, 0, HX_OFF_NO_DIRECT},                                 \
     {"loaders", required_argument, 0, HX_OFF_LOADERS},                               \
-    {"expert-file", required_argument, 0, HX_OFF_FILE}
+    {"expert-file", required_argument, 0, HX_OFF_FILE},                             \
+    {"cache-warm", no_argument, 0, HX_OFF_WARM}
 
 /* Lines for the usage text. */
 extern const char hx_offload_usage[];

@@ -386,3 +386,44 @@ TEST(link_pacing)
           eng_link_preset_find("ufs4") && eng_link_preset_find("pcie5x16"));
     CHECK(eng_link_preset_find("bogus") == NULL);
 }
+
+/* --cache-warm with a cache as large as the model: no misses at all, every
+ * expert loaded once as a warm-up prefetch; outputs unchanged. */
+TEST(warm_full_cache_never_misses)
+{
+    const char *path = make_model("tiny-qwen2moe", ENG_MK_Q8_0, "m.gguf");
+    eng_model *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
+    run_out ref = {0};
+    eng_routing_plan plan;
+    reference(m, &ref, &plan);
+    for (int tier = 0; tier < 2; tier++) {
+        eng_tiered_opts o = eng_tiered_defaults();
+        o.cache_experts = (uint32_t)(ref.L * ref.E);
+        o.warm = true;
+        o.tier = (eng_tier)tier;
+        o.link_gbps = 100;
+        eng_store *st;
+        REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+        run_out r = {0};
+        REQUIRE_MSG(run_model(m, st, 1, &r, &e) == ENG_OK, "%s", e.msg);
+        CHECK(memcmp(r.tokens, ref.tokens, sizeof r.tokens) == 0);
+        CHECK(memcmp(r.logits, ref.logits,
+                     (size_t)N_GEN * (size_t)eng_model_hparams(m)->n_vocab * 4) == 0);
+        eng_tiered_stats ts;
+        REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+        CHECK_EQ_INT((long long)ts.total.misses, 0);
+        CHECK_EQ_INT((long long)ts.total.pf_issued, (long long)ref.L * ref.E);
+        CHECK(ts.total.hits == ts.total.accesses);
+        eng_store_free(st);
+    }
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = 2;
+    o.warm = true;
+    o.policy = "belady";
+    o.plan = &plan;
+    eng_store *st;
+    CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EINVAL);
+    eng_model_free(m);
+}
