@@ -9,7 +9,8 @@
 # and 4x the experts one token activates (layers x top-k), plus the
 # all-cached ceiling (every expert fits) and the memory store. Prints one
 # line per run: decode tokens/s, hit rate, stall share of decode time,
-# bytes read, prefetches issued/useful/late.
+# bytes read and the loaders' read rate (bytes / load time), prefetches
+# issued/useful/late.
 #
 # Environment: LAYERS (8), TYPE (q8_0), NGEN (32 generated tokens), THREADS
 # (all CPUs), DIR (scratch directory, default build/bench-offload),
@@ -41,9 +42,11 @@ ms = sum(j["decode_ms"]); n = len(j["decode_ms"])
 c = j.get("cache", {})
 stall = c.get("decode_stall_ms", 0.0)
 hr = c.get("hit_rate", 1.0)
-print("%-28s %6.2f tok/s  hit %6.2f%%  decode stall %5.1f%%  read %8.1f MiB  pf %d/%d/%d  io %s" % (
+rd = c.get("bytes_demand", 0) + c.get("bytes_prefetch", 0)
+lms = c.get("load_ms", 0.0)
+print("%-30s %6.2f tok/s  hit %6.2f%%  decode stall %5.1f%%  read %8.1f MiB at %5.2f GB/s  pf %d/%d/%d  io %s" % (
     sys.argv[1], n * 1e3 / ms, 100 * hr, 100 * stall / ms if ms else 0,
-    (c.get("bytes_demand", 0) + c.get("bytes_prefetch", 0)) / 2**20,
+    rd / 2**20, rd / lms / 1e6 if lms else 0,
     c.get("prefetch_issued", 0), c.get("prefetch_useful", 0), c.get("prefetch_late", 0),
     c.get("io_mode", "-")))
 ' "$1"
@@ -72,10 +75,17 @@ done
 # shellcheck disable=SC2086
 "$MOEBENCH" generate $common --cache-mb 1024 --policy lru --trace-in "$TRACE" --link nvme |
     summary "lru 1 GiB, link nvme"
+# the ceiling: every expert cached (cold start: first uses miss; warm: none)
 # shellcheck disable=SC2086
-"$MOEBENCH" generate $common --cache-experts $ALL --trace-in "$TRACE" | summary "all cached (tiered)"
-# shellcheck disable=SC2086
-"$MOEBENCH" generate $common --trace-in "$TRACE" --cache-experts $ALL --tier link --link-gbps 1e5 \
-    --link-latency-us 0 | summary "all cached (link, instant)"
-# shellcheck disable=SC2086
-"$MOEBENCH" generate $common --batch 1 | summary "memory store (batch 1)"
+"$MOEBENCH" generate $common --cache-experts $ALL --trace-in "$TRACE" | summary "all cached, cold"
+# store overhead: memory store vs all cached + warm, same batch 1, twice
+for i in 1 2; do
+    # shellcheck disable=SC2086
+    "$MOEBENCH" generate $common --batch 1 | summary "memory store (batch 1) #$i"
+    # shellcheck disable=SC2086
+    "$MOEBENCH" generate $common --batch 1 --cache-experts $ALL --cache-warm |
+        summary "all cached, warm, file #$i"
+    # shellcheck disable=SC2086
+    "$MOEBENCH" generate $common --batch 1 --cache-experts $ALL --cache-warm --link-gbps 1e5 \
+        --link-latency-us 0 | summary "all cached, warm, link #$i"
+done
