@@ -42,7 +42,7 @@ printf '|---|---|---|---|---|---|---|---|\n'
 for t in $TYPES; do
     f="$MODELS/olmoe-1b-7b-L4-$t.gguf"
     for n in $THREADS; do
-        out=$("$BIN" generate -m "$f" --tokens "$PROMPT" -n 16 --threads "$n" --ignore-eos --json)
+        out=$("$BIN" generate -m "$f" --tokens "$PROMPT" -n 16 --threads "$n" --ignore-eos --prefault --json)
         pre=$(num prefill_tok_s "$out")
         dec=$(num decode_tok_s "$out")
         bytes=$(num decode_bytes_per_token "$out")
