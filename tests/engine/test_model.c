@@ -124,7 +124,7 @@ TEST(prefault_opens_the_same_model)
     eng_model_free(m);
 }
 
-TEST(legacy_mixtral_tensors_named)
+TEST(dense_llama_not_taken_for_legacy_mixtral)
 {
     /* a dense llama has blk.N.ffn_gate.weight, not the legacy .0 names: the
      * hint must not fire for it */
