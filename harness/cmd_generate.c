@@ -267,11 +267,12 @@ static json_t *j_decode_ms(const gen_run *r)
 static json_t *j_summary(const gen_run *r)
 {
     double dms = sum_ms(r), pms = r->res.prefill_ms;
-    return json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:i, s:f}", "prompt_tokens",
+    return json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:f}", "prompt_tokens",
                      (json_int_t)r->n_prompt, "generated_tokens", (json_int_t)r->res.n_tokens,
                      "prefill_ms", pms, "prefill_tok_s", pms > 0 ? r->n_prompt * 1e3 / pms : 0.0,
                      "decode_ms", dms, "decode_tok_s",
-                     dms > 0 ? (double)r->res.n_tokens * 1e3 / dms : 0.0, "threads",
+                     dms > 0 ? (double)r->res.n_tokens * 1e3 / dms : 0.0, "prefill_cpu_ms",
+                     r->res.prefill_cpu_ms, "decode_cpu_ms", r->res.decode_cpu_ms, "threads",
                      eng_session_threads(r->s), "peak_rss_mib", peak_rss_mib());
 }
 

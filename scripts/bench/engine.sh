@@ -16,7 +16,7 @@ TYPES=${TYPES:-"q8_0 f32"}
 mkdir -p "$MODELS"
 
 num() { # num KEY JSON: the first number after "KEY":
-    printf '%s' "$2" | grep -o "\"$1\":[-0-9.e+]*" | head -1 | cut -d: -f2
+    printf '%s' "$2" | grep -o "\"$1\": *[-0-9.e+]*" | head -1 | cut -d: -f2 | tr -d ' '
 }
 
 PROMPT=$(awk 'BEGIN { for (i = 0; i < 64; i++) printf "%s%d", (i ? "," : ""), (i * 7919 + 13) % 50000 }')
@@ -37,8 +37,8 @@ for n in $THREADS; do
     echo "bench-sys threads $n: memory read $(num mem_read_gbs "$sys") GB/s, sgemm $(num sgemm_gflops "$sys") GFLOP/s"
 done
 
-printf '\n| type | threads | prefill tok/s | decode tok/s | decode GB/s | decode / bandwidth | prefill GFLOP/s | prefill / sgemm peak |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+printf '\n| type | threads | prefill tok/s | decode tok/s | decode GB/s | decode / bandwidth | prefill GFLOP/s | prefill / sgemm peak | CPU s per prefill / decode | prefill, decode tok per CPU-s |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for t in $TYPES; do
     f="$MODELS/olmoe-1b-7b-L4-$t.gguf"
     for n in $THREADS; do
@@ -49,13 +49,16 @@ for t in $TYPES; do
         lp=$(num layer_params_per_token "$out")
         hp=$(num head_params "$out")
         pms=$(num prefill_ms "$out")
+        pcpu=$(num prefill_cpu_ms "$out")
+        dcpu=$(num decode_cpu_ms "$out")
         eval "bw=\$bw_$n; gf=\$gf_$n"
         awk -v t="$t" -v n="$n" -v pre="$pre" -v dec="$dec" -v bytes="$bytes" -v lp="$lp" \
-            -v hp="$hp" -v pms="$pms" -v bw="$bw" -v gf="$gf" 'BEGIN {
+            -v hp="$hp" -v pms="$pms" -v bw="$bw" -v gf="$gf" -v pcpu="$pcpu" -v dcpu="$dcpu" 'BEGIN {
             dgbs = bytes * dec / 1e9
             pgf = 2 * (lp * 64 + hp) / (pms / 1e3) / 1e9
-            printf "| %s | %d | %.1f | %.2f | %.2f | %.0f%% | %.1f | %.0f%% |\n",
-                   t, n, pre, dec, dgbs, 100 * dgbs / bw, pgf, 100 * pgf / gf }'
+            printf "| %s | %d | %.1f | %.2f | %.2f | %.0f%% | %.1f | %.0f%% | %.2f / %.2f | %.1f, %.1f |\n",
+                   t, n, pre, dec, dgbs, 100 * dgbs / bw, pgf, 100 * pgf / gf,
+                   pcpu / 1e3, dcpu / 1e3, 64e3 / pcpu, 16e3 / dcpu }'
     done
 done
 echo
