@@ -15,6 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 
 enum { MAX_DIM = 1 << 20, MAX_LAYERS = 4096, MAX_EXPERTS = 512 };
 
@@ -299,6 +305,14 @@ static int load_ffn(loader *L, int il, eng_layer *l)
                                           DIMS(hp->n_ff, d)))
                    ? rc
                    : ENG_OK;
+    char legacy[64];
+    snprintf(legacy, sizeof legacy, "blk.%d.ffn_gate.0.weight", il);
+    if (eng_gguf_find_tensor(L->m->g, legacy) &&
+        !eng_gguf_find_tensor(L->m->g, "blk.0.ffn_gate_exps.weight"))
+        return eng_err_set(L->err, ENG_EUNSUPPORTED,
+                           "tensor '%s': per-expert tensors of old Mixtral files are not "
+                           "supported; re-convert with a current llama.cpp (stacked *_exps)",
+                           legacy);
     if ((rc = layer_tensor(L, &l->router, il, "ffn_gate_inp.weight", true, false, DIMS(d, E))) ||
         (rc = layer_tensor(L, &l->gate_exps, il, "ffn_gate_exps.weight", true, false,
                            DIMS(d, F, E))) ||
@@ -352,9 +366,24 @@ static int load_tensors(loader *L)
     return ENG_OK;
 }
 
+/* Maps every page of the file now (see eng_model_opts.prefault). */
+static void prefault(const eng_gguf *g)
+{
+    const volatile char *base = eng_gguf_base(g);
+    uint64_t size = eng_gguf_file_size(g);
+    if (!base || !size)
+        return;
+    if (madvise((void *)base, (size_t)size, MADV_POPULATE_READ) == 0)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    char sink = 0;
+    for (uint64_t o = 0; o < size; o += (uint64_t)(page > 0 ? page : 4096))
+        sink ^= base[o]; /* older kernels: touch each page */
+    (void)sink;
+}
+
 int eng_model_open(eng_model **out, const char *path, const eng_model_opts *opts, eng_err *err)
 {
-    (void)opts;
     *out = NULL;
     eng_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -370,6 +399,8 @@ int eng_model_open(eng_model **out, const char *path, const eng_model_opts *opts
         eng_model_free(m);
         return rc;
     }
+    if (opts && opts->prefault)
+        prefault(m->g);
     *out = m;
     return ENG_OK;
 }

@@ -52,9 +52,14 @@ typedef struct eng_hparams {
 } eng_hparams;
 
 typedef struct eng_model_opts {
-    int reserved;            /* no options yet; pass NULL */
+    /* Map every page of the file before returning (madvise
+     * MADV_POPULATE_READ, else one read per page), so that the first
+     * forward pass does not pay the page faults: what llama-bench's warm-up
+     * run achieves. Needs the file to fit in RAM; off by default. */
+    bool prefault;
 } eng_model_opts;
 
+/* opts may be NULL (defaults). */
 int eng_model_open(eng_model **out, const char *path, const eng_model_opts *opts,
                    eng_err *err);
 void eng_model_free(eng_model *m);

@@ -241,6 +241,13 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static int32_t sample(eng_session *s, eng_sampler *sp)
 {
     ENG_HOOK(s->hooks, region_begin, ENG_REGION_SAMPLING);
@@ -250,10 +257,12 @@ static int32_t sample(eng_session *s, eng_sampler *sp)
 }
 
 static int generate_loop(eng_session *s, eng_sampler *sp, const eng_generate_opts *o,
-                         eng_generate_result *res, double t0, eng_err *err)
+                         eng_generate_result *res, double t0, double c0, eng_err *err)
 {
     int32_t tok = sample(s, sp);
     res->prefill_ms = now_ms() - t0;
+    double c1 = cpu_ms();
+    res->prefill_cpu_ms = c1 - c0;
     for (int64_t i = 0; i < o->n_predict; i++) {
         res->tokens[i] = tok;
         res->n_tokens = i + 1;
@@ -265,6 +274,7 @@ static int generate_loop(eng_session *s, eng_sampler *sp, const eng_generate_opt
         if (i + 1 < o->n_predict && !stop)
             tok = sample(s, sp);
         res->decode_ms[i] = now_ms() - t;
+        res->decode_cpu_ms = cpu_ms() - c1;
         if (stop)
             break;
     }
@@ -290,12 +300,14 @@ int eng_generate(eng_session *s, const int32_t *prompt, int64_t n_prompt,
     if (rc)
         return rc;
     eng_session_reset(s);
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     rc = eng_session_eval(s, prompt, n_prompt, err);
-    if (!rc && o->n_predict > 0)
-        rc = generate_loop(s, sp, o, res, t0, err);
-    else if (!rc)
+    if (!rc && o->n_predict > 0) {
+        rc = generate_loop(s, sp, o, res, t0, c0, err);
+    } else if (!rc) {
         res->prefill_ms = now_ms() - t0;
+        res->prefill_cpu_ms = cpu_ms() - c0;
+    }
     eng_sampler_free(sp);
     return rc;
 }

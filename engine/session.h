@@ -83,6 +83,8 @@ typedef struct eng_generate_result {
     double *decode_ms;        /* [n_tokens] see below (malloc'd)                 */
     int64_t n_tokens;
     double prefill_ms;        /* prompt evaluation + sampling of tokens[0]       */
+    double prefill_cpu_ms;    /* process CPU time (all threads) of the same      */
+    double decode_cpu_ms;     /* process CPU time of all decode steps            */
 } eng_generate_result;
 
 /* Resets the session, evaluates the prompt, then samples n_predict tokens.

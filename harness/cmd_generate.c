@@ -28,7 +28,7 @@ static const char usage_text[] =
     "usage: moebench generate -m FILE.gguf (-p TEXT | --tokens IDS) [-n N]\n"
     "                         [--seed S] [--temp T] [--top-k K] [--top-p P]\n"
     "                         [--threads T] [--ctx N] [--batch N] [--ignore-eos]\n"
-    "                         [--json] [--logits]\n\n"
+    "                         [--prefault] [--json] [--logits]\n\n"
     "Evaluates the prompt, then generates N tokens (greedy unless --temp > 0).\n"
     "Prints the generated text on stdout and a summary line on stderr (prompt and\n"
     "generated tokens, prefill and decode tok/s, peak RSS).\n\n"
@@ -44,6 +44,7 @@ static const char usage_text[] =
     "  --ctx N            KV cache size in tokens (default: prompt + N)\n"
     "  --batch N          prefill chunk in tokens (default 128)\n"
     "  --ignore-eos       do not stop at the end-of-sequence token\n"
+    "  --prefault         map the whole file before timing (as a warm-up run would)\n"
     "  --json             one JSON object on stdout instead of text\n"
     "  --logits           with --json: the logits at the last prompt position\n"
     "  -h, --help         this text\n";
@@ -51,7 +52,7 @@ static const char usage_text[] =
 typedef struct gen_args {
     const char *model, *prompt, *tokens;
     int64_t n_predict, ctx, batch;
-    int threads, json, logits, ignore_eos;
+    int threads, json, logits, ignore_eos, prefault;
     eng_sampler_opts sampler;
     hx_offload off;              /* --cache-*, --policy, ... (offload_opts.h) */
 } gen_args;
@@ -102,8 +103,8 @@ static int parse_args(int argc, char **argv, gen_args *a)
         {"top-p", required_argument, 0, 'P'}, {"threads", required_argument, 0, 'j'},
         {"ctx", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
         {"ignore-eos", no_argument, 0, 'E'}, {"json", no_argument, 0, 'J'},
-        {"logits", no_argument, 0, 'L'}, {"help", no_argument, 0, 'h'}, HX_OFFLOAD_LONGOPTS,
-        {0, 0, 0, 0},
+        {"logits", no_argument, 0, 'L'}, {"prefault", no_argument, 0, 'F'},
+        {"help", no_argument, 0, 'h'}, HX_OFFLOAD_LONGOPTS, {0, 0, 0, 0},
     };
     *a = (gen_args){.n_predict = 16, .sampler = {.top_p = 1.0}};
     hx_offload_init(&a->off);
@@ -126,6 +127,7 @@ static int parse_args(int argc, char **argv, gen_args *a)
         case 'E': a->ignore_eos = 1; break;
         case 'J': a->json = 1; break;
         case 'L': a->logits = 1; break;
+        case 'F': a->prefault = 1; break;
         case 'h': fputs(usage_text, stdout); fputs(hx_offload_usage, stdout); return -1;
         default:
             if (c >= HX_OFF_BASE) {
@@ -275,11 +277,12 @@ static json_t *j_decode_ms(const gen_run *r)
 static json_t *j_summary(const gen_run *r)
 {
     double dms = sum_ms(r), pms = r->res.prefill_ms;
-    return json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:i, s:f}", "prompt_tokens",
+    return json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:f}", "prompt_tokens",
                      (json_int_t)r->n_prompt, "generated_tokens", (json_int_t)r->res.n_tokens,
                      "prefill_ms", pms, "prefill_tok_s", pms > 0 ? r->n_prompt * 1e3 / pms : 0.0,
                      "decode_ms", dms, "decode_tok_s",
-                     dms > 0 ? (double)r->res.n_tokens * 1e3 / dms : 0.0, "threads",
+                     dms > 0 ? (double)r->res.n_tokens * 1e3 / dms : 0.0, "prefill_cpu_ms",
+                     r->res.prefill_cpu_ms, "decode_cpu_ms", r->res.decode_cpu_ms, "threads",
                      eng_session_threads(r->s), "peak_rss_mib", peak_rss_mib());
 }
 
@@ -391,7 +394,8 @@ int hx_cmd_generate(int argc, char **argv)
     gen_run r = {.a = &a, .off = &a.off};
     eng_err err = {0};
     eng_model *m = NULL;
-    if ((rc = eng_model_open(&m, a.model, NULL, &err)))
+    eng_model_opts mo = {.prefault = a.prefault};
+    if ((rc = eng_model_open(&m, a.model, &mo, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
     r.m = m;
     rc = run(&r);

@@ -161,15 +161,18 @@ TEST(chunked_prefill)
 }
 
 /* 1 thread and 2 threads: bit-identical logits, prefill and decode. */
-static void check_threads(const char *preset, const char *type)
+static void check_threads(const char *preset, const char *type, int n_prompt)
 {
     eng_model *m = tu_open(tu_write_preset(preset, type, "t.gguf"));
     const int64_t nv = eng_model_hparams(m)->n_vocab;
     eng_err e = {0};
     float *l[2];
+    int32_t toks[40];
+    for (int i = 0; i < n_prompt; i++)
+        toks[i] = (i * 131 + 7) % 512;
     for (int t = 0; t < 2; t++) {
         eng_session *s = open_session(m, t + 1);
-        REQUIRE(eng_session_eval(s, k_prompt, NP, &e) == 0);
+        REQUIRE(eng_session_eval(s, toks, n_prompt, &e) == 0);
         REQUIRE(eng_session_decode(s, 3, &e) == 0);
         REQUIRE(eng_session_decode(s, 4, &e) == 0);
         l[t] = tst_alloc((size_t)nv * sizeof(float));
@@ -183,9 +186,11 @@ static void check_threads(const char *preset, const char *type)
 
 TEST(threads_bit_identical)
 {
-    check_threads("tiny-qwen2moe", "f32");
-    check_threads("tiny-olmoe", "q8_0");
-    check_threads("tiny-mixtral", "q4_0");
+    check_threads("tiny-qwen2moe", "f32", 8);
+    check_threads("tiny-olmoe", "q8_0", 8);
+    check_threads("tiny-mixtral", "q4_0", 8);
+    check_threads("tiny-mixtral", "f32", 40); /* sgemm with 40-row batches */
+    check_threads("tiny-qwen3moe", "bf16", 40);
 }
 
 static void gen(const eng_model *m, int threads, uint64_t seed, int32_t *out, int n)

@@ -113,3 +113,22 @@ TEST(cli_generate_bad_models_exit_2)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s generate -m %s --tokens 1", tst_moebench(),
                         tst_path("junk.gguf")), 2);
 }
+
+TEST(prefault_opens_the_same_model)
+{
+    const char *p = tu_write_preset("tiny-mixtral", "q4_0", "p.gguf");
+    eng_model *m = NULL;
+    eng_err e = {0};
+    REQUIRE(eng_model_open(&m, p, &(eng_model_opts){.prefault = true}, &e) == 0);
+    CHECK_EQ_INT(eng_model_hparams(m)->n_expert, 8);
+    eng_model_free(m);
+}
+
+TEST(dense_llama_not_taken_for_legacy_mixtral)
+{
+    /* a dense llama has blk.N.ffn_gate.weight, not the legacy .0 names: the
+     * hint must not fire for it */
+    eng_err e = {0};
+    const char *p = tu_write_llama("x.gguf", &(tu_llama_opts){.n_expert = 0});
+    CHECK_EQ_INT(open_err(p, &e), ENG_OK);
+}
