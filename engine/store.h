@@ -15,8 +15,9 @@
  * (eng_store_set_hooks) with ENG_REGION_EXPERT_WAIT around the wait, on the
  * forward pass's thread (nested in EXPERT_FFN), and sets w->waited. An
  * acquired expert stays valid and in place until its release; a store may
- * evict it only after that. Several experts of one layer are held at once
- * (up to n_expert_used in decode, up to n_expert in a prefill batch).
+ * evict it only after that. Up to eng_store_max_held experts of one layer
+ * are held at once (the memory store: all a decode step or a prefill batch
+ * uses; the tiered store, engine/store_tiered.h: one).
  *
  * An expert's bytes are its gate, up and down slices exactly as stored in
  * the file: expert e of a stacked tensor {ne0, ne1, E} starts at byte
