@@ -1,0 +1,285 @@
+/*
+ * lrc.c — one-sample kernels: hit counts for every cache size in one pass
+ * (LRU, LFU, Belady, FSF) and the SRP window-count histogram.
+ *
+ * Curves: all four policies evict the cached expert of lowest priority, and
+ * at every moment the priority order is a total order that depends on the
+ * access history only, never on the cache size (LRU: last access position;
+ * LFU: (accesses since sample start, last position); Belady: next access
+ * position, N + id when none; FSF: (accesses in the lookahead window after
+ * the current position, last position)). For such policies the caches of
+ * sizes 1..E stay nested (Mattson et al. 1970, "stack algorithms"), so one
+ * ordering of the experts — the stack S_1, S_2, ... — describes them all:
+ * the cache of size c holds S_1..S_c. An access to x at stack position d
+ * changes caches of size < d only; with v_1 = S_1 and, for j = 2..d-1,
+ * v_j = min(v_{j-1}, S_j) (the victim of size j) and S'_j = max(v_{j-1},
+ * S_j), we get S'_1 = x, S'_d = v_{d-1} and positions > d unchanged (a new
+ * expert has d = n + 1, the stack grows).
+ *
+ * The conventions (reference: lrc-metrics) differ from a plain cache in how
+ * hits are counted, not in how contents evolve:
+ *  - look-up of the whole token against the cache before the token: the
+ *    token's stack positions are taken before any of its accesses updates
+ *    the stack, so an expert evicted by an earlier expert of the same token
+ *    still counts as a hit;
+ *  - warm start: the first c distinct experts are hits at size c. A new
+ *    expert's rank among distinct experts is the stack size before it (plus
+ *    the new experts earlier in the token), so its "distance" is rank + 1,
+ *    and the loads happen as in the plain simulation (nothing is evicted
+ *    before the cache is full).
+ * hits(c) = #{accesses with distance <= c}: a histogram and a prefix sum.
+ *
+ * Cost: O(d) per access (the scan down to x's position).
+ *
+ * SRP: sliding windows of seg_len tokens; instead of re-histogramming every
+ * window, each expert's count is piecewise constant over windows, so when it
+ * changes at window w the run since the last change is added at once:
+ * O(T*k + E) per sample.
+ */
+#include "metrics/lrc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct met_lrc_ws {
+    int32_t E;
+    int32_t *st;        /* [E] the stack: st[0] = highest, cache c = st[0..c-1] */
+    int32_t *pos;       /* [E] position of each expert in st, -1 if absent    */
+    uint64_t *key;      /* [E] current priority (larger = kept longer)        */
+    int64_t *cnt;       /* [E] LFU/FSF counts; SRP window counts              */
+    int64_t *since;     /* [E] SRP: window where cnt last changed             */
+    int64_t *last;      /* [E] Belady: next-use scan                          */
+    int64_t *dist;      /* [E + 2] histogram of look-up distances             */
+    int64_t *next;      /* [ncap] Belady: next access position per access     */
+    int64_t ncap;
+};
+
+static const char *const policy_names[] = {"lru", "lfu", "belady", "fsf"};
+const char *met_policy_name(met_policy p)
+{
+    return (unsigned)p < MET_POLICY_COUNT ? policy_names[p] : "?";
+}
+
+int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
+{
+    *out = NULL;
+    met_lrc_ws *ws = calloc(1, sizeof *ws);
+    if (ws && E >= 1) {
+        ws->E = E;
+        ws->st = malloc((size_t)E * sizeof *ws->st);
+        ws->pos = malloc((size_t)E * sizeof *ws->pos);
+        ws->key = malloc((size_t)E * sizeof *ws->key);
+        ws->cnt = malloc((size_t)E * sizeof *ws->cnt);
+        ws->since = malloc((size_t)E * sizeof *ws->since);
+        ws->last = malloc((size_t)E * sizeof *ws->last);
+        ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
+    }
+    if (!ws || E < 1 || !ws->st || !ws->pos || !ws->key || !ws->cnt || !ws->since || !ws->last ||
+        !ws->dist) {
+        met_lrc_ws_free(ws);
+        return eng_err_set(err, E < 1 ? ENG_EINVAL : ENG_ENOMEM,
+                           "lrc: cannot make a workspace for %d experts", (int)E);
+    }
+    *out = ws;
+    return ENG_OK;
+}
+
+void met_lrc_ws_free(met_lrc_ws *ws)
+{
+    if (!ws)
+        return;
+    free(ws->st), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
+    free(ws->last), free(ws->dist), free(ws->next), free(ws);
+}
+
+/* Mattson update for an access to x; n = stack size (updated). */
+static void stack_access(met_lrc_ws *ws, int32_t x, int32_t *n)
+{
+    int32_t *st = ws->st, *pos = ws->pos;
+    const uint64_t *key = ws->key;
+    int32_t d = pos[x];
+    if (d == 0)
+        return;
+    int32_t end = d < 0 ? *n : d;
+    if (d < 0 && (*n)++ == 0) { /* first expert of the sample */
+        st[0] = x, pos[x] = 0;
+        return;
+    }
+    int32_t v = st[0];
+    uint64_t kv = key[v];
+    st[0] = x, pos[x] = 0;
+    for (int32_t j = 1; j < end; j++) {
+        int32_t y = st[j];
+        uint64_t ky = key[y];
+        if (ky < kv) { /* y is the new victim; the old one stays at j */
+            st[j] = v, pos[v] = j;
+            v = y, kv = ky;
+        }
+    }
+    st[end] = v, pos[v] = end;
+}
+
+/* LRU's stack is ordered by recency, so every step of the scan swaps: the
+ * update is a shift of positions 0..d-1 by one. */
+static void lru_access(met_lrc_ws *ws, int32_t x, int32_t *n)
+{
+    int32_t *st = ws->st, *pos = ws->pos;
+    int32_t d = pos[x];
+    if (d == 0)
+        return;
+    int32_t end = d < 0 ? (*n)++ : d;
+    memmove(st + 1, st, (size_t)end * sizeof *st);
+    for (int32_t j = 1; j <= end; j++)
+        pos[st[j]] = j;
+    st[0] = x, pos[x] = 0;
+}
+
+/* Belady priorities need each access's next use: one backward scan. */
+static int belady_next(met_lrc_ws *ws, const int32_t *ids, int64_t N, eng_err *err)
+{
+    if (N > ws->ncap) {
+        int64_t *p = realloc(ws->next, (size_t)N * sizeof *p);
+        if (!p)
+            return eng_err_set(err, ENG_ENOMEM, "lrc: out of memory for %lld accesses",
+                               (long long)N);
+        ws->next = p, ws->ncap = N;
+    }
+    for (int32_t e = 0; e < ws->E; e++)
+        ws->last[e] = N + e; /* never again: N + id, so the highest id goes first */
+    for (int64_t p = N - 1; p >= 0; p--) {
+        ws->next[p] = ws->last[ids[p]];
+        ws->last[ids[p]] = p;
+    }
+    return ENG_OK;
+}
+
+#define KEY(count, p) (((uint64_t)(count) << 40) | (uint64_t)(p))
+
+static void fsf_enter(met_lrc_ws *ws, const int32_t *tok, int32_t k, const int64_t *lastp)
+{
+    for (int32_t r = 0; r < k; r++) {
+        int32_t e = tok[r];
+        ws->cnt[e]++;
+        ws->key[e] = KEY(ws->cnt[e], lastp[e]);
+    }
+}
+
+int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
+                     int64_t T, int32_t k, int64_t *hits, eng_err *err)
+{
+    int32_t E = ws->E, n = 0;
+    int64_t N = T * k;
+    if (N >= ((int64_t)1 << 40) || look < 1)
+        return eng_err_set(err, ENG_EINVAL, "lrc: sample too long or lookahead < 1");
+    for (int32_t e = 0; e < E; e++)
+        ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->last[e] = 0;
+    memset(ws->dist, 0, ((size_t)E + 2) * sizeof *ws->dist);
+    if (pol == MET_POLICY_BELADY && belady_next(ws, ids, N, err))
+        return err ? err->code : ENG_ENOMEM;
+    int64_t *lastp = ws->since; /* FSF/LFU: last access position per expert */
+    memset(lastp, 0, (size_t)E * sizeof *lastp);
+    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
+        fsf_enter(ws, ids + t * k, k, lastp);
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = ids + t * k;
+        if (pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T)
+            fsf_enter(ws, ids + (t + look - 1) * k, k, lastp);
+        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
+            int32_t d = ws->pos[tok[r]];
+            ws->dist[d >= 0 ? d + 1 : n + ++fresh]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            int32_t x = tok[r];
+            int64_t p = t * k + r;
+            if (pol == MET_POLICY_LRU) {
+                lru_access(ws, x, &n);
+                continue;
+            }
+            stack_access(ws, x, &n);
+            lastp[x] = p;
+            if (pol == MET_POLICY_LFU)
+                ws->key[x] = KEY(++ws->cnt[x], p);
+            else if (pol == MET_POLICY_FSF)
+                ws->key[x] = KEY(--ws->cnt[x], p);
+            else
+                ws->key[x] = UINT64_MAX - (uint64_t)ws->next[p];
+        }
+    }
+    int64_t acc = 0;
+    for (int32_t c = 1; c <= E; c++)
+        hits[c - 1] = acc += ws->dist[c];
+    return ENG_OK;
+}
+
+static void srp_change(met_lrc_ws *ws, int32_t e, int64_t w, int delta, int64_t *hist)
+{
+    hist[ws->cnt[e]] += w - ws->since[e];
+    ws->since[e] = w;
+    ws->cnt[e] += delta;
+}
+
+int met_srp_sample_hist(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k,
+                        int32_t seg, int64_t *hist, eng_err *err)
+{
+    if (seg < 1)
+        return eng_err_set(err, ENG_EINVAL, "lrc: segment length %d < 1", (int)seg);
+    if (T < seg)
+        return ENG_OK;
+    int64_t W = T - seg + 1;
+    for (int32_t e = 0; e < ws->E; e++)
+        ws->cnt[e] = 0, ws->since[e] = 0;
+    for (int64_t i = 0; i < (int64_t)seg * k; i++)
+        ws->cnt[ids[i]]++;
+    for (int64_t w = 1; w < W; w++) {
+        for (int32_t r = 0; r < k; r++)
+            srp_change(ws, ids[(w - 1) * k + r], w, -1, hist);
+        for (int32_t r = 0; r < k; r++)
+            srp_change(ws, ids[(w + seg - 1) * k + r], w, +1, hist);
+    }
+    for (int32_t e = 0; e < ws->E; e++)
+        hist[ws->cnt[e]] += W - ws->since[e];
+    return ENG_OK;
+}
+
+void met_srp_from_hist(const double *hist, int32_t seg, double *f1, met_srp *out)
+{
+    double act = 0, pairs = 0;
+    for (int32_t j = 0; j <= seg; j++)
+        act += j * hist[j], pairs += hist[j];
+    double tp = act, pred0 = seg * pairs;
+    met_srp best = {.best_f1 = -1, .threshold = 0};
+    double best_pred = 0;
+    for (int32_t m = 0; m <= seg; m++) {
+        double pred = seg * pairs, den = pred + act;
+        double f = den > 0 ? 2 * tp / den : 0;
+        if (f1)
+            f1[m] = f;
+        if (f > best.best_f1)
+            best.best_f1 = f, best.threshold = m, best_pred = pred;
+        tp -= m * hist[m], pairs -= hist[m];
+    }
+    best.act_r = pred0 > 0 ? act / pred0 : 0;
+    best.best_m = act > 0 ? best_pred / act : 0;
+    *out = best;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void met_bootstrap_basic(double est, double *rep, int B, double conf, double *lb, double *ub)
+{
+    if (B < 1) {
+        *lb = *ub = est;
+        return;
+    }
+    qsort(rep, (size_t)B, sizeof *rep, cmp_double);
+    int lo = (int)nearbyint(B * (1 - conf) / 2), hi = B - lo;
+    if (hi > B - 1)
+        hi = B - 1;
+    *lb = 2 * est - rep[hi];
+    *ub = 2 * est - rep[lo];
+}

@@ -1,0 +1,189 @@
+/*
+ * test_lrc.c — the routing-consistency metrics against independent
+ * computations: a brute-force cache simulator that follows the reference
+ * literally (one cache size at a time, priorities recomputed by scanning the
+ * trace at each eviction), brute-force window counts for SRP, the worked
+ * example of the reference, and the model-wide results against the
+ * explicitly concatenated trace.
+ */
+#include "metrics/lrc.h"
+#include "metrics/trace.h"
+#include "tests/metrics/lrc_util.h"
+#include "tests/test.h"
+
+#include <stdlib.h>
+
+/* Priority of cached expert e when access p (token t) loads: larger is
+ * kept. Pairs compare lexicographically. */
+typedef struct prio { int64_t a, b; } prio;
+
+static prio brute_prio(met_policy pol, const int32_t *ids, int64_t T, int32_t k, int32_t L,
+                       int32_t e, int64_t p, const int64_t *cnt, const int64_t *last)
+{
+    int64_t N = T * k, t = p / k;
+    if (pol == MET_POLICY_LRU)
+        return (prio){last[e], 0};
+    if (pol == MET_POLICY_LFU)
+        return (prio){cnt[e], last[e]};
+    if (pol == MET_POLICY_BELADY) {
+        for (int64_t q = p; q < N; q++)
+            if (ids[q] == e)
+                return (prio){-q, 0};
+        return (prio){-(N + e), 0};
+    }
+    int64_t n = 0, end = (t + L) * k < N ? (t + L) * k : N;
+    for (int64_t q = p; q < end; q++)
+        n += ids[q] == e;
+    return (prio){n, last[e]};
+}
+
+/* The reference, literally, for one cache size c. */
+static int64_t brute_hits(const int32_t *ids, int64_t T, int32_t k, int32_t E, int32_t c,
+                          met_policy pol, int32_t L)
+{
+    char *in = tst_alloc((size_t)E), *seen = tst_alloc((size_t)E), *look = tst_alloc((size_t)k);
+    int64_t *cnt = tst_alloc((size_t)E * 8), *last = tst_alloc((size_t)E * 8);
+    int32_t ncache = 0, nseen = 0;
+    int64_t hits = 0;
+    memset(in, 0, (size_t)E), memset(seen, 0, (size_t)E);
+    memset(cnt, 0, (size_t)E * 8), memset(last, 0, (size_t)E * 8);
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = ids + t * k;
+        for (int32_t r = 0; r < k; r++)
+            look[r] = in[tok[r]];
+        for (int32_t r = 0; r < k; r++) {
+            int warm = 0;
+            if (!seen[tok[r]]) {
+                seen[tok[r]] = 1;
+                warm = nseen++ < c;
+            }
+            hits += look[r] || warm;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            int32_t x = tok[r];
+            int64_t p = t * k + r;
+            if (!in[x]) {
+                if (ncache == c) {
+                    int32_t v = -1;
+                    prio pv = {0, 0};
+                    for (int32_t e = 0; e < E; e++) {
+                        if (!in[e])
+                            continue;
+                        prio pe = brute_prio(pol, ids, T, k, L, e, p, cnt, last);
+                        if (v < 0 || pe.a < pv.a || (pe.a == pv.a && pe.b < pv.b))
+                            v = e, pv = pe;
+                    }
+                    in[v] = 0, ncache--;
+                }
+                in[x] = 1, ncache++;
+            }
+            cnt[x]++, last[x] = p;
+        }
+    }
+    return hits;
+}
+
+TEST(worked_example_hits)
+{
+    static const int32_t ids[] = {0, 1, 2, 3, 0, 2, 1, 0};
+    static const int64_t want[4][4] = {{1, 4, 5, 8}, {1, 4, 5, 8}, {1, 4, 6, 8}, {1, 4, 6, 8}};
+    met_lrc_ws *ws;
+    REQUIRE(!met_lrc_ws_new(&ws, 4, NULL));
+    for (int p = 0; p < 4; p++) {
+        int64_t hits[4];
+        REQUIRE(!met_curve_sample(ws, (met_policy)p, 2, ids, 4, 2, hits, NULL));
+        for (int c = 0; c < 4; c++) {
+            CHECK_MSG(hits[c] == want[p][c], "%s c=%d: %lld, want %lld",
+                      met_policy_name((met_policy)p), c + 1, (long long)hits[c],
+                      (long long)want[p][c]);
+            CHECK_EQ_INT(brute_hits(ids, 4, 2, 4, c + 1, (met_policy)p, 2), want[p][c]);
+        }
+    }
+    met_lrc_ws_free(ws);
+}
+
+TEST(worked_example_srp)
+{
+    static const int32_t ids[] = {0, 1, 2, 3, 0, 2, 1, 0};
+    met_lrc_ws *ws;
+    REQUIRE(!met_lrc_ws_new(&ws, 4, NULL));
+    int64_t h[3] = {0};
+    REQUIRE(!met_srp_sample_hist(ws, ids, 4, 2, 2, h, NULL));
+    double hd[3] = {(double)h[0], (double)h[1], (double)h[2]}, f1[3];
+    met_srp s;
+    met_srp_from_hist(hd, 2, f1, &s);
+    CHECK_NEAR(f1[0], 2.0 / 3, 1e-15);
+    CHECK_NEAR(f1[1], 0.75, 1e-15);
+    CHECK_NEAR(f1[2], 0.5, 1e-15);
+    CHECK_NEAR(s.best_f1, 0.75, 1e-15);
+    CHECK_EQ_INT(s.threshold, 1);
+    CHECK_NEAR(s.act_r, 0.5, 1e-15);
+    CHECK_NEAR(s.best_m, 5.0 / 3, 1e-15);
+    met_lrc_ws_free(ws);
+}
+
+/* One-pass curves == brute force, integer for integer, on random and
+ * structured samples (ties, repeats, k = 1, k = E, one token). */
+TEST(curves_equal_brute_force)
+{
+    lrc_rng g = {12345};
+    met_lrc_ws *ws = NULL;
+    int cases = 0;
+    for (int it = 0; it < 400; it++) {
+        int32_t E = 1 + (int32_t)lrc_below(&g, 12), k = 1 + (int32_t)lrc_below(&g, (uint64_t)E);
+        int64_t T = 1 + (int64_t)lrc_below(&g, it % 5 == 0 ? 3 : 30);
+        int model = (int)lrc_below(&g, 4); /* 0 uniform, 1 sticky, 2 repeat, 3 two experts hot */
+        if (it % 7 == 0)
+            k = E;
+        if (it % 11 == 0)
+            k = 1;
+        int32_t *ids = tst_alloc((size_t)(T * k) * 4);
+        lrc_random_sample(&g, ids, T, k, E, model);
+        REQUIRE(!met_lrc_ws_new(&ws, E, NULL));
+        int64_t *hits = tst_alloc((size_t)E * 8);
+        for (int p = 0; p < MET_POLICY_COUNT; p++) {
+            int32_t L = 1 + (int32_t)lrc_below(&g, 6);
+            REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, hits, NULL));
+            for (int32_t c = 1; c <= E; c++) {
+                int64_t b = brute_hits(ids, T, k, E, c, (met_policy)p, L);
+                CHECK_MSG(hits[c - 1] == b, "it %d %s E=%d k=%d T=%lld L=%d c=%d: %lld vs brute %lld",
+                          it, met_policy_name((met_policy)p), E, k, (long long)T, L, c,
+                          (long long)hits[c - 1], (long long)b);
+                cases++;
+            }
+            CHECK_EQ_INT(hits[E - 1], T * k); /* warm start: every curve reaches 1 */
+        }
+        met_lrc_ws_free(ws);
+    }
+    CHECK(cases > 4000);
+}
+
+/* Window counts by brute force. */
+TEST(srp_hist_equals_brute_force)
+{
+    lrc_rng g = {777};
+    for (int it = 0; it < 200; it++) {
+        int32_t E = 1 + (int32_t)lrc_below(&g, 10), k = 1 + (int32_t)lrc_below(&g, (uint64_t)E);
+        int64_t T = 1 + (int64_t)lrc_below(&g, 40);
+        int32_t seg = 1 + (int32_t)lrc_below(&g, 20);
+        int32_t *ids = tst_alloc((size_t)(T * k) * 4);
+        lrc_random_sample(&g, ids, T, k, E, (int)lrc_below(&g, 4));
+        met_lrc_ws *ws;
+        REQUIRE(!met_lrc_ws_new(&ws, E, NULL));
+        int64_t *h = tst_alloc((size_t)(seg + 1) * 8), *b = tst_alloc((size_t)(seg + 1) * 8);
+        memset(h, 0, (size_t)(seg + 1) * 8), memset(b, 0, (size_t)(seg + 1) * 8);
+        REQUIRE(!met_srp_sample_hist(ws, ids, T, k, seg, h, NULL));
+        for (int64_t w = 0; w + seg <= T; w++)
+            for (int32_t e = 0; e < E; e++) {
+                int64_t c = 0;
+                for (int64_t t = w; t < w + seg; t++)
+                    for (int32_t r = 0; r < k; r++)
+                        c += ids[t * k + r] == e;
+                b[c]++;
+            }
+        for (int32_t j = 0; j <= seg; j++)
+            CHECK_MSG(h[j] == b[j], "it %d seg %d: hist[%d] = %lld, brute %lld", it, seg, j,
+                      (long long)h[j], (long long)b[j]);
+        met_lrc_ws_free(ws);
+    }
+}
