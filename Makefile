@@ -43,6 +43,7 @@ endif
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
 METRICS_SRC := $(sort $(wildcard metrics/*.c))
 HARNESS_SRC := $(sort $(filter-out harness/main.c,$(wildcard harness/*.c)))
+# tests/fuzz/ holds libFuzzer targets (each defines LLVMFuzzerTestOneInput): not tests.
 TEST_SRC    := $(sort $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c)))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

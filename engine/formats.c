@@ -255,7 +255,7 @@ bool eng_simd_available(eng_simd s)
     case ENG_SIMD_AVX2: return avx2;
     case ENG_SIMD_AVX512:
         return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     default: return false;
     }
 }

@@ -28,7 +28,7 @@
  * bound the tests check against a double-precision reference.
  *
  * SIMD. eng_kernels_get(level) returns the kernel table of one path
- * (scalar, AVX2+FMA+F16C, AVX-512F/BW/VL), NULL when this CPU lacks it.
+ * (scalar, AVX2+FMA+F16C, AVX-512F/BW/VL/VNNI), NULL when this CPU lacks it.
  * eng_simd_default reads MOEBENCH_SIMD=scalar|avx2|avx512 or picks the best
  * path the CPU has (cpuid). Tables are constant; nothing global is mutable.
  *
@@ -102,7 +102,8 @@ uint64_t eng_type_row_bytes(int type, int64_t n);
 
 /* ---- scalar conversions ------------------------------------------------- */
 
-/* IEEE binary16 <-> binary32. to_fp32 is exact (subnormals, inf, nan kept);
+/* IEEE binary16 <-> binary32. to_fp32 is exact (subnormals, inf; a nan stays
+ * a nan with its payload, made quiet as F16C does);
  * to_fp16 rounds to nearest even, overflows to inf, keeps nan a nan. */
 float eng_fp16_to_fp32(uint16_t h);
 uint16_t eng_fp32_to_fp16(float f);
@@ -125,7 +126,7 @@ int eng_dequantize_row(int type, const void *src, float *dst, int64_t n, eng_err
 typedef enum eng_simd {
     ENG_SIMD_SCALAR = 0,
     ENG_SIMD_AVX2 = 1,    /* AVX2 + FMA + F16C                 */
-    ENG_SIMD_AVX512 = 2,  /* AVX-512 F + BW + VL (and the above) */
+    ENG_SIMD_AVX512 = 2,  /* AVX-512 F + BW + VL + VNNI (and the above) */
     ENG_SIMD_COUNT
 } eng_simd;
 

@@ -323,11 +323,10 @@ static int tensor_sizes(cur *c, eng_gguf_tensor *t)
     if (t->ne[0] % f->blck)
         return eng_err_set(c->err, ENG_EFORMAT, "ne0 = %lld is not a multiple of %s's block size %lld",
                            (long long)t->ne[0], f->name, (long long)f->blck);
-    uint64_t elems = 1, bytes = (uint64_t)(t->ne[0] / f->blck) * f->type_size;
-    /* ne0/blck * type_size cannot overflow: ne0 < 2^63 and type_size <= 292
-     * would, so check it like the others. */
-    if (t->ne[0] / f->blck != 0 && (uint64_t)(t->ne[0] / f->blck) > UINT64_MAX / f->type_size)
+    uint64_t elems = 1, blocks = (uint64_t)(t->ne[0] / f->blck), bytes;
+    if (blocks > UINT64_MAX / f->type_size)   /* divide before multiplying */
         return eng_err_set(c->err, ENG_EFORMAT, "row size overflows");
+    bytes = blocks * f->type_size;
     t->row_bytes = bytes;
     for (int d = 0; d < ENG_GGUF_MAX_DIMS; d++)
         if (__builtin_mul_overflow(elems, (uint64_t)t->ne[d], &elems) || elems > INT64_MAX)

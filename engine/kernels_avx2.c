@@ -140,11 +140,11 @@ T static inline __m256 block_dot(__m256i w, __m256i x)
 
 T static inline __m256i unpack_q4(const uint8_t *qs)
 {
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    const __m128i lo4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-    __m128i lo = _mm_sub_epi8(_mm_and_si128(b, lo4), eight);
-    __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), lo4), eight);
-    return _mm256_set_m128i(hi, lo);
+    /* low nibbles are elements 0..15, high nibbles 16..31: the 16 bytes in
+     * both halves, the upper half shifted right by 4, mask, minus 8 */
+    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    __m256i v = _mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
 }
 
 T static void matvec_q8_0(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)

@@ -37,11 +37,15 @@
 #include "engine/mkvocab.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#define MAX_THREADS 8 /* generator threads at most */
 
 /* ---- presets --------------------------------------------------------------- */
 
@@ -164,6 +168,7 @@ typedef struct mk_plan {
     mk_tensor *t;
     size_t nt, capt;
     bool oom;                  /* a tensor could not be added */
+    int threads;               /* generator threads, 1..MAX_THREADS */
 } mk_plan;
 
 static mk_kv *kv_add(mk_plan *p, int kind, const char *fmt, const char *arch)
@@ -413,6 +418,8 @@ static int plan_build(const eng_mkmodel_opts *o, mk_plan *p, eng_err *e)
     p->type = o->type;
     p->seed = o->seed;
     p->locality = o->router_locality;
+    long ncpu = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    p->threads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
     eng_pretok pre;
     rc = eng_pretok_parse(p->hp.tok_pre, &pre, e);
     if (!rc)
@@ -582,7 +589,65 @@ static void gen_rows(const mk_plan *p, const topics *tp, const mk_tensor *t, uin
     }
 }
 
-#define CHUNK_ELEMS (1u << 18)
+#define CHUNK_ELEMS (1u << 20)
+
+/* One thread's share of a chunk: rows [r0, r0+nr) generated into buf and
+ * converted into out (the chunk's row order is kept, so the bytes do not
+ * depend on the number of threads). */
+typedef struct gen_job {
+    const mk_plan *p;
+    const topics *tp;
+    const mk_tensor *t;
+    uint64_t key, r0, nr;
+    float *buf;
+    char *out;
+    int rc;
+    eng_err err;
+} gen_job;
+
+static void *gen_job_run(void *arg)
+{
+    gen_job *j = arg;
+    gen_rows(j->p, j->tp, j->t, j->key, j->r0, j->nr, j->buf);
+    if (j->t->type != ENG_MK_F32)
+        j->rc = eng_quantize_row(j->t->type, j->buf, j->out, (int64_t)(j->nr * j->t->ne[0]),
+                                 &j->err);
+    else
+        memcpy(j->out, j->buf, j->nr * j->t->ne[0] * sizeof(float));
+    return NULL;
+}
+
+/* Rows [r, r+nr) of t into out, split over the plan's threads. */
+static int gen_chunk(const mk_plan *p, const topics *tp, const mk_tensor *t, uint64_t key,
+                     uint64_t r, uint64_t nr, float *buf, char *out, eng_err *e)
+{
+    gen_job jobs[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    uint64_t nth = (uint64_t)p->threads < nr ? (uint64_t)p->threads : nr;
+    uint64_t row_bytes = eng_type_row_bytes(t->type, t->ne[0]), at = 0;
+    for (uint64_t i = 0; i < nth; i++) {
+        uint64_t cnt = nr / nth + (i < nr % nth);
+        jobs[i] = (gen_job){p, tp, t, key, r + at, cnt, buf + at * t->ne[0],
+                            out + at * row_bytes, ENG_OK, {0}};
+        at += cnt;
+    }
+    uint64_t started = 0;
+    for (uint64_t i = 1; i < nth; i++, started++)
+        if (pthread_create(&th[i], NULL, gen_job_run, &jobs[i]))
+            break;
+    for (uint64_t i = started + 1; i < nth; i++) /* threads refused: do it here */
+        gen_job_run(&jobs[i]);
+    gen_job_run(&jobs[0]);
+    for (uint64_t i = 1; i <= started; i++)
+        pthread_join(th[i], NULL);
+    for (uint64_t i = 0; i < nth; i++)
+        if (jobs[i].rc) {
+            if (e)
+                *e = jobs[i].err;
+            return eng_err_prefix(e, "tensor '%s'", t->name), jobs[i].rc;
+        }
+    return ENG_OK;
+}
 
 /* Generates tensor t and appends its bytes to the writer. */
 static int write_tensor(const mk_plan *p, const topics *tp, const mk_tensor *t,
@@ -594,15 +659,9 @@ static int write_tensor(const mk_plan *p, const topics *tp, const mk_tensor *t,
     uint64_t row_bytes = eng_type_row_bytes(t->type, t->ne[0]);
     for (uint64_t r = 0; r < rows; r += per) {
         uint64_t nr = rows - r < per ? rows - r : per;
-        gen_rows(p, tp, t, key, r, nr, buf);
-        const void *out = buf;
-        if (t->type != ENG_MK_F32) {
-            int rc = eng_quantize_row(t->type, buf, qbuf, (int64_t)(nr * t->ne[0]), e);
-            if (rc)
-                return eng_err_prefix(e, "tensor '%s'", t->name), rc;
-            out = qbuf;
-        }
-        int rc = eng_gguf_writer_append(w, out, nr * row_bytes, e);
+        int rc = gen_chunk(p, tp, t, key, r, nr, buf, qbuf, e);
+        if (!rc)
+            rc = eng_gguf_writer_append(w, qbuf, nr * row_bytes, e);
         if (rc)
             return rc;
     }

@@ -87,6 +87,8 @@ typedef struct eng_mkmodel_opts {
     double router_locality;      /* 0..1, see docs/engine.md "Synthetic models"     */
     eng_mkmodel_progress_fn progress; /* optional                                   */
     void *progress_user;
+    int threads;                 /* generator threads: 0 = online CPUs (at most 8);
+                                  * the bytes written do not depend on it          */
 } eng_mkmodel_opts;
 
 /* What a set of options will produce. */

@@ -6,9 +6,15 @@
 int hx_cmd_events(int argc, char **argv);
 int hx_cmd_generate(int argc, char **argv);
 int hx_cmd_bench_sys(int argc, char **argv);
-int hx_cmd_metrics(int argc, char **argv);
-int hx_cmd_simulate(int argc, char **argv);
 int hx_cmd_info(int argc, char **argv);
 int hx_cmd_mkmodel(int argc, char **argv);
+int hx_cmd_metrics(int argc, char **argv);
+int hx_cmd_simulate(int argc, char **argv);
+int hx_cmd_bench_counters(int argc, char **argv);
+int hx_cmd_run(int argc, char **argv);
+int hx_cmd_query(int argc, char **argv);
+int hx_cmd_runs(int argc, char **argv);
+int hx_cmd_merge(int argc, char **argv);
+int hx_cmd_export(int argc, char **argv);
 
 #endif

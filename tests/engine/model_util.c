@@ -91,7 +91,8 @@ static void set_keys(eng_gguf_writer *w, const tu_llama_opts *o, const char *arc
         if ((o->skip_key && !strcmp(o->skip_key, u[i].k)) || (o->n_expert == 0 && i >= 6))
             continue;
         snprintf(key, sizeof key, "%s.%s", arch, u[i].k);
-        REQUIRE(eng_gguf_writer_set_u32(w, key, u[i].v, &e) == 0);
+        uint32_t v = o->set_key && !strcmp(o->set_key, u[i].k) ? o->set_value : u[i].v;
+        REQUIRE(eng_gguf_writer_set_u32(w, key, v, &e) == 0);
     }
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     REQUIRE(eng_gguf_writer_set_f32(w, key, 1e-5f, &e) == 0);

@@ -21,6 +21,8 @@ typedef struct tu_llama_opts {
     const char *skip;          /* tensor name to leave out                 */
     const char *bad;           /* tensor name whose ne[1] is halved        */
     const char *skip_key;      /* metadata key suffix to leave out         */
+    const char *set_key;       /* metadata key suffix to give set_value    */
+    uint32_t set_value;
     int type;                  /* ggml type of the matrices (0 f32, 1 f16) */
 } tu_llama_opts;
 

@@ -132,3 +132,23 @@ TEST(dense_llama_not_taken_for_legacy_mixtral)
     const char *p = tu_write_llama("x.gguf", &(tu_llama_opts){.n_expert = 0});
     CHECK_EQ_INT(open_err(p, &e), ENG_OK);
 }
+
+TEST(bad_hyper_parameters_named)
+{
+    static const struct { const char *key; uint32_t v; const char *msg; } cases[] = {
+        {"attention.head_count_kv", 3, "not a multiple of head_count_kv 3"},
+        {"attention.head_count", 0, "llama.attention.head_count': must be > 0"},
+        {"expert_used_count", 9, "expert_used_count 9 / expert_count 4"},
+        {"block_count", 0, "llama.block_count': must be > 0"},
+        {"embedding_length", 48, "tensor 'token_embd.weight': shape {64,128}, expected {48,128}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        eng_err e = {0};
+        char name[32];
+        snprintf(name, sizeof name, "h%zu.gguf", i);
+        const char *p = tu_write_llama(name, &(tu_llama_opts){.n_expert = 4, .set_key = cases[i].key,
+                                                             .set_value = cases[i].v});
+        CHECK_MSG(open_err(p, &e) != ENG_OK, "%s = %u opened", cases[i].key, cases[i].v);
+        CHECK_CONTAINS(e.msg, cases[i].msg);
+    }
+}

@@ -421,3 +421,76 @@ TEST(open_gguf_rejects_sentencepiece)
     CHECK(t == NULL);
     eng_gguf_free(g);
 }
+
+/* A GGUF holding only tokenizer keys; `breakage` selects one defect. */
+static int open_broken(int breakage, eng_err *e)
+{
+    const char *path = tst_path("tok.gguf");
+    const char *toks[] = {"a", "b", "ab", "<|endoftext|>"}, *merges[] = {"a b"}, *bad[] = {"ab"};
+    int32_t types[] = {1, 1, 1, 3}, ints[] = {1, 2, 3, 4};
+    eng_gguf_writer *w;
+    REQUIRE(eng_gguf_writer_open(&w, path, NULL) == ENG_OK);
+    REQUIRE(eng_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2", NULL) == ENG_OK);
+    REQUIRE(eng_gguf_writer_set_str(w, "tokenizer.ggml.pre", breakage == 1 ? "klingon" : "qwen2",
+                                    NULL) == ENG_OK);
+    if (breakage == 2)
+        REQUIRE(eng_gguf_writer_set_arr(w, "tokenizer.ggml.tokens", ENG_GGUF_I32, ints, 4, NULL) ==
+                ENG_OK);
+    else
+        REQUIRE(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 4, NULL) == ENG_OK);
+    REQUIRE(eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types,
+                                    breakage == 3 ? 3 : 4, NULL) == ENG_OK);
+    if (breakage != 4)
+        REQUIRE(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges",
+                                            breakage == 5 ? bad : merges, 1, NULL) == ENG_OK);
+    REQUIRE(eng_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", breakage == 6 ? 4 : 3,
+                                    NULL) == ENG_OK);
+    if (breakage == 7)
+        REQUIRE(eng_gguf_writer_set_str(w, "tokenizer.ggml.bos_token_id", "1", NULL) == ENG_OK);
+    REQUIRE(eng_gguf_writer_write_header(w, NULL) == ENG_OK);
+    REQUIRE(eng_gguf_writer_finish(w, NULL) == ENG_OK);
+    eng_gguf_writer_free(w);
+    eng_gguf *g;
+    REQUIRE(eng_gguf_open(&g, path, NULL) == ENG_OK);
+    eng_tokenizer *t = NULL;
+    int rc = eng_tokenizer_open_gguf(&t, g, e);
+    if (rc == ENG_OK) {
+        int32_t *ids;
+        size_t n;
+        CHECK(eng_tokenizer_encode(t, "abab", 4, 1, &ids, &n, e) == ENG_OK && n == 2 &&
+              ids[0] == 2 && ids[1] == 2);
+        CHECK_EQ_INT(eng_tokenizer_eos(t), 3);
+        CHECK_EQ_INT(eng_tokenizer_bos(t), -1);
+        free(ids);
+    } else {
+        CHECK(t == NULL);
+    }
+    eng_tokenizer_free(t);
+    eng_gguf_free(g);
+    return rc;
+}
+
+TEST(open_gguf_hostile_metadata)
+{
+    static const struct {
+        int rc;
+        const char *msg;
+    } want[] = {
+        {ENG_OK, ""},
+        {ENG_EUNSUPPORTED, "'klingon'"},
+        {ENG_EFORMAT, "tokenizer.ggml.tokens"},
+        {ENG_EFORMAT, "token_type has 3 entries"},
+        {ENG_EFORMAT, "tokenizer.ggml.merges"},
+        {ENG_EFORMAT, "merges[0]"},
+        {ENG_EFORMAT, "eos_token_id 4 out of range"},
+        {ENG_EFORMAT, "bos_token_id"},
+    };
+    for (int b = 0; b < (int)(sizeof want / sizeof want[0]); b++) {
+        eng_err e = {0};
+        int rc = open_broken(b, &e);
+        CHECK_MSG(rc == want[b].rc, "breakage %d: rc %d (%s)", b, rc, e.msg);
+        CHECK_CONTAINS(e.msg, want[b].msg);
+        if (rc)
+            CHECK_CONTAINS(e.msg, "tok.gguf");
+    }
+}
