@@ -6,6 +6,8 @@
 
 const hx_command hx_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {"generate", "run a GGUF model on a prompt: text, tokens, prefill/decode speed", hx_cmd_generate},
+    {"bench-sys", "measure memory read bandwidth and OpenBLAS sgemm FLOP/s here", hx_cmd_bench_sys},
     {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cmd_info},
     {"mkmodel", "write a synthetic MoE model (GGUF) from a preset", hx_cmd_mkmodel},
     {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cmd_metrics},

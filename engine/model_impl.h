@@ -1,0 +1,45 @@
+/*
+ * model_impl.h — the model's insides, for the forward pass and the expert
+ * store only (not a public header).
+ *
+ * Every pointer is a validated eng_gguf_tensor in the file's mapping. Shapes
+ * are ggml ne (ne[0] contiguous): a weight with ne = {n_in, n_out} is n_out
+ * rows of n_in values, so y[o] = dot(row o, x).
+ */
+#ifndef ENG_MODEL_IMPL_H
+#define ENG_MODEL_IMPL_H
+
+#include "engine/arch.h"
+#include "engine/gguf.h"
+#include "engine/model.h"
+
+typedef const eng_gguf_tensor *eng_tref;
+
+typedef struct eng_layer {
+    eng_tref attn_norm;            /* {n_embd} f32                            */
+    eng_tref wq, wk, wv;           /* {n_embd, n_head*hd}, {n_embd, n_kv*hd}  */
+    eng_tref bq, bk, bv;           /* {n_q}, {n_kv}, f32 (qkv_bias archs)     */
+    eng_tref wo, bo;               /* {n_head*hd, n_embd}; bias optional      */
+    eng_tref q_norm, k_norm;       /* {hd} (HEAD) or {n_q}/{n_kv} (FULL)      */
+    eng_tref ffn_norm;             /* {n_embd} f32                            */
+    eng_tref router;               /* {n_embd, E}                             */
+    eng_tref gate_exps, up_exps;   /* {n_embd, F, E}: C [e][f][d]             */
+    eng_tref down_exps;            /* {F, n_embd, E}: C [e][d][f]             */
+    eng_tref shexp_gate;           /* {n_embd} or {n_embd,1}: one logit/token */
+    eng_tref gate_sh, up_sh;       /* {n_embd, S}                             */
+    eng_tref down_sh;              /* {S, n_embd}                             */
+    eng_tref ffn_gate, ffn_up;     /* dense: {n_embd, n_ff}                   */
+    eng_tref ffn_down;             /* dense: {n_ff, n_embd}                   */
+} eng_layer;
+
+struct eng_model {
+    eng_gguf *g;
+    const eng_arch *arch;
+    eng_hparams hp;
+    eng_tref tok_embd;             /* {n_embd, n_vocab}                       */
+    eng_tref output_norm;          /* {n_embd} f32                            */
+    eng_tref output;               /* {n_embd, n_vocab}; == tok_embd if tied  */
+    eng_layer *layers;             /* [n_layer]                               */
+};
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * store.c — the expert store front end and the memory store (see store.h).
+ *
+ * The memory store keeps nothing of its own: acquire computes the three
+ * slices' positions in the mapping (eng_expert_locate), release does
+ * nothing. It is the baseline every tiered store must match bit for bit.
+ */
+#include "engine/store_impl.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void locate_mat(eng_tref t, int expert, eng_expert_mat *out)
+{
+    uint64_t slice = (uint64_t)t->ne[1] * t->row_bytes;
+    out->data = (const char *)t->data + (uint64_t)expert * slice;
+    out->type = t->type;
+    out->n_in = t->ne[0];
+    out->n_out = t->ne[1];
+    out->row_bytes = t->row_bytes;
+    out->file_offset = t->file_offset + (uint64_t)expert * slice;
+}
+
+int eng_expert_locate(const eng_model *m, int layer, int expert, eng_expert_weights *out,
+                      eng_err *err)
+{
+    const eng_hparams *hp = &m->hp;
+    if (hp->n_expert == 0)
+        return eng_err_set(err, ENG_EINVAL, "expert store: the model has no experts");
+    if (layer < 0 || layer >= hp->n_layer || expert < 0 || expert >= hp->n_expert)
+        return eng_err_set(err, ENG_EINVAL, "expert store: expert %d of layer %d out of range",
+                           expert, layer);
+    const eng_layer *l = &m->layers[layer];
+    memset(out, 0, sizeof *out);
+    out->layer = layer;
+    out->expert = expert;
+    locate_mat(l->gate_exps, expert, &out->gate);
+    locate_mat(l->up_exps, expert, &out->up);
+    locate_mat(l->down_exps, expert, &out->down);
+    out->bytes = (uint64_t)out->gate.n_out * out->gate.row_bytes +
+                 (uint64_t)out->up.n_out * out->up.row_bytes +
+                 (uint64_t)out->down.n_out * out->down.row_bytes;
+    return ENG_OK;
+}
+
+void eng_store_init(eng_store *s, const eng_store_ops *ops, const eng_model *m, void *impl)
+{
+    memset(s, 0, sizeof *s);
+    s->ops = ops;
+    s->m = m;
+    s->impl = impl;
+}
+
+void eng_store_free(eng_store *s)
+{
+    if (!s)
+        return;
+    if (s->ops->destroy)
+        s->ops->destroy(s);
+    free(s);
+}
+
+const char *eng_store_kind(const eng_store *s)
+{
+    return s->ops->kind;
+}
+
+void eng_store_set_hooks(eng_store *s, const eng_hooks *hooks)
+{
+    memset(&s->hooks, 0, sizeof s->hooks);
+    if (hooks)
+        s->hooks = *hooks;
+    s->has_cache_hook = hooks && hooks->cache;
+}
+
+void eng_store_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
+{
+    if (s->ops->prepare)
+        s->ops->prepare(s, layer, ids, n, pos);
+}
+
+int eng_store_acquire(eng_store *s, int layer, int expert, int64_t pos,
+                      eng_expert_weights *out, eng_err *err)
+{
+    int rc = s->ops->acquire(s, layer, expert, pos, out, err);
+    if (rc)
+        return rc;
+    s->stats.acquires++;
+    if (!out->miss)
+        s->stats.hits++;
+    if (s->has_cache_hook && !out->miss) {
+        eng_cache_event ev = {.kind = ENG_CACHE_HIT, .layer = layer, .expert = expert,
+                              .pos = pos};
+        s->hooks.cache(s->hooks.user, &ev);
+    }
+    return ENG_OK;
+}
+
+void eng_store_release(eng_store *s, eng_expert_weights *w)
+{
+    if (s->ops->release)
+        s->ops->release(s, w);
+    w->slot = NULL;
+}
+
+int eng_store_max_held(const eng_store *s)
+{
+    return s->ops->max_held > 0 ? s->ops->max_held : INT_MAX;
+}
+
+bool eng_store_wants_hint(const eng_store *s)
+{
+    return s->ops->wants_hint && s->ops->wants_hint(s);
+}
+
+void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
+{
+    if (s->ops->hint)
+        s->ops->hint(s, layer, ids, n, pos);
+}
+
+void eng_store_get_stats(const eng_store *s, eng_store_stats *out)
+{
+    *out = s->stats;
+}
+
+void eng_store_reset_stats(eng_store *s)
+{
+    memset(&s->stats, 0, sizeof s->stats);
+}
+
+/* ---- the memory store --------------------------------------------------- */
+
+static int mem_acquire(eng_store *s, int layer, int expert, int64_t pos, eng_expert_weights *out,
+                       eng_err *err)
+{
+    (void)pos;
+    return eng_expert_locate(s->m, layer, expert, out, err);
+}
+
+static const eng_store_ops memory_ops = {
+    .kind = "memory",
+    .acquire = mem_acquire,
+};
+
+int eng_store_open_memory(eng_store **out, const eng_model *m, eng_err *err)
+{
+    *out = NULL;
+    eng_store *s = malloc(sizeof *s);
+    if (!s)
+        return eng_err_set(err, ENG_ENOMEM, "expert store: out of memory");
+    eng_store_init(s, &memory_ops, m, NULL);
+    *out = s;
+    return ENG_OK;
+}

@@ -1,0 +1,36 @@
+/*
+ * model_util.h — model files for the engine tests: the mkmodel presets, and
+ * a small hand-built llama (dense or with experts) written with the GGUF
+ * writer, with knobs to break it (missing tensor, wrong shape, unknown
+ * architecture, missing key).
+ */
+#ifndef TST_MODEL_UTIL_H
+#define TST_MODEL_UTIL_H
+
+#include "engine/model.h"
+
+#include <stdint.h>
+
+/* Writes preset (e.g. "tiny-olmoe") in type ("f32", "q8_0", ...) to
+ * tst_path(name) and returns the path; REQUIREs success. */
+const char *tu_write_preset(const char *preset, const char *type, const char *name);
+
+typedef struct tu_llama_opts {
+    const char *arch;          /* default "llama"                          */
+    int n_expert;              /* 0: dense FFN                             */
+    const char *skip;          /* tensor name to leave out                 */
+    const char *bad;           /* tensor name whose ne[1] is halved        */
+    const char *skip_key;      /* metadata key suffix to leave out         */
+    const char *set_key;       /* metadata key suffix to give set_value    */
+    uint32_t set_value;
+    int type;                  /* ggml type of the matrices (0 f32, 1 f16) */
+} tu_llama_opts;
+
+/* n_embd 64, 2 layers, 4 heads / 2 kv heads (hd 16), n_ff 96, vocab 128,
+ * k = 2 when n_expert > 0; output.weight present; no tokenizer. */
+const char *tu_write_llama(const char *name, const tu_llama_opts *o);
+
+/* Opens path; REQUIREs success. */
+eng_model *tu_open(const char *path);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * ref_forward.c — naive reference forward (see ref_forward.h). Follows the
+ * reference spec §4 literally: RMSNorm, RoPE angle pos*base^(-2i/n_rot),
+ * softmax over all experts, top-k (lower id first on ties), renormalisation
+ * for llama and qwen3moe, sigmoid-gated shared expert for qwen2moe.
+ */
+#include "tests/engine/ref_forward.h"
+
+#include "engine/gguf.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ref {
+    const eng_model *m;
+    const eng_hparams *hp;
+    const eng_gguf *g;
+    bool act_q8;          /* quantize matvec inputs in the layers */
+    bool head_q8;         /* ... and in the output head */
+    bool rope_neox, qk_head, qk_full, norm_topk, shexp;
+    int32_t *route_out;   /* optional [T][L][k] */
+    int64_t T;
+} ref;
+
+static double half_to_double(uint16_t h)
+{
+    int s = h >> 15, e = (h >> 10) & 31, f = h & 1023;
+    double v;
+    if (e == 0)
+        v = ldexp(f, -24);
+    else if (e == 31)
+        v = f ? NAN : INFINITY;
+    else
+        v = ldexp(f + 1024, e - 25);
+    return s ? -v : v;
+}
+
+static double bf16_to_double(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* Row r of tensor t (n = ne0 values) as doubles. */
+static void row(const eng_gguf_tensor *t, int64_t r, double *out)
+{
+    const int64_t n = t->ne[0];
+    const uint8_t *p = (const uint8_t *)t->data + (uint64_t)r * t->row_bytes;
+    switch (t->type) {
+    case 0: for (int64_t i = 0; i < n; i++) { float f; memcpy(&f, p + 4 * i, 4); out[i] = f; } break;
+    case 1: for (int64_t i = 0; i < n; i++) out[i] = half_to_double(rd16(p + 2 * i)); break;
+    case 30: for (int64_t i = 0; i < n; i++) out[i] = bf16_to_double(rd16(p + 2 * i)); break;
+    case 8: /* Q8_0: f16 d, i8 q[32] */
+        for (int64_t b = 0; b < n / 32; b++) {
+            const uint8_t *blk = p + 34 * b;
+            double d = half_to_double(rd16(blk));
+            for (int j = 0; j < 32; j++)
+                out[32 * b + j] = (int8_t)blk[2 + j] * d;
+        }
+        break;
+    case 2: /* Q4_0: f16 d, u8 q[16]; low nibbles first half, high second */
+        for (int64_t b = 0; b < n / 32; b++) {
+            const uint8_t *blk = p + 18 * b;
+            double d = half_to_double(rd16(blk));
+            for (int j = 0; j < 16; j++) {
+                out[32 * b + j] = ((blk[2 + j] & 15) - 8) * d;
+                out[32 * b + j + 16] = ((blk[2 + j] >> 4) - 8) * d;
+            }
+        }
+        break;
+    default: fprintf(stderr, "ref: type %d\n", t->type); abort();
+    }
+}
+
+/* float -> fp16 -> double, round to nearest even (for the Q8_0 scale). */
+static double to_half(float f)
+{
+    if (f == 0)
+        return 0;
+    int e;
+    (void)frexp(f, &e);                    /* f = m * 2^e, 0.5 <= |m| < 1 */
+    int sh = e - 11 < -24 ? -24 : e - 11;  /* 11 significant bits, subnormals */
+    return nearbyint(ldexp(f, -sh)) * ldexp(1, sh);
+}
+
+/* x -> its Q8_0 dequantized image, as ggml's quantize_row_q8_0_ref. */
+static void q8_image(const double *x, double *xq, int64_t n)
+{
+    for (int64_t b = 0; b < n / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) {
+            float v = fabsf((float)x[32 * b + j]);
+            amax = v > amax ? v : amax;
+        }
+        const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        const double dh = to_half(d);
+        for (int j = 0; j < 32; j++)
+            xq[32 * b + j] = roundf((float)x[32 * b + j] * id) * dh;
+    }
+}
+
+static const eng_gguf_tensor *T_(const ref *R, const char *fmt, int il)
+{
+    char name[96];
+    snprintf(name, sizeof name, fmt, il);
+    return eng_gguf_find_tensor(R->g, name);
+}
+
+/* y[r] = sum_i W[slice + r][i] x[i] for r < n_out rows starting at row0. */
+static void matvec(const ref *R, const eng_gguf_tensor *t, int64_t row0, int64_t n_out,
+                   const double *x, double *y)
+{
+    const int64_t n = t->ne[0];
+    double *w = malloc((size_t)n * sizeof *w), *xq = malloc((size_t)n * sizeof *xq);
+    bool q = R->act_q8 && (t->type == 8 || t->type == 2);
+    if (q)
+        q8_image(x, xq, n);
+    for (int64_t r = 0; r < n_out; r++) {
+        row(t, row0 + r, w);
+        double s = 0;
+        for (int64_t i = 0; i < n; i++)
+            s += w[i] * (q ? xq[i] : x[i]);
+        y[r] = s;
+    }
+    free(w);
+    free(xq);
+}
+
+static void rmsnorm(double *y, const double *x, const eng_gguf_tensor *w, int64_t n, double eps)
+{
+    double ss = 0, *wv = malloc((size_t)n * sizeof *wv);
+    row(w, 0, wv);
+    for (int64_t i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double sc = 1.0 / sqrt(ss / (double)n + eps);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * sc * wv[i];
+    free(wv);
+}
+
+static void rope(const ref *R, double *v, int64_t pos)
+{
+    const int64_t nr = R->hp->n_rot;
+    for (int64_t i = 0; i < nr / 2; i++) {
+        double th = (double)pos * pow(R->hp->rope_base, -2.0 * (double)i / (double)nr);
+        int64_t a = R->rope_neox ? i : 2 * i, b = R->rope_neox ? i + nr / 2 : 2 * i + 1;
+        double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(th) - x1 * sin(th);
+        v[b] = x0 * sin(th) + x1 * cos(th);
+    }
+}
+
+static void add_bias(const ref *R, const char *fmt, int il, double *y)
+{
+    const eng_gguf_tensor *b = T_(R, fmt, il);
+    if (!b)
+        return;
+    double *bv = malloc((size_t)b->ne[0] * sizeof *bv);
+    row(b, 0, bv);
+    for (int64_t i = 0; i < b->ne[0]; i++)
+        y[i] += bv[i];
+    free(bv);
+}
+
+/* x[T][d] += attention of layer il. */
+static void attention(const ref *R, int il, double *x, int64_t T)
+{
+    const eng_hparams *hp = R->hp;
+    const int64_t d = hp->n_embd, hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv;
+    const int64_t nq = nh * hd, nk = nkv * hd;
+    double *xn = malloc((size_t)d * sizeof *xn), *Q = calloc((size_t)(T * nq), sizeof *Q);
+    double *K = calloc((size_t)(T * nk), sizeof *K), *V = calloc((size_t)(T * nk), sizeof *V);
+    double *att = calloc((size_t)nq, sizeof *att), *o = malloc((size_t)d * sizeof *o);
+    double *sc = malloc((size_t)T * sizeof *sc), *w = malloc((size_t)(nq > nk ? nq : nk) * sizeof *w);
+    for (int64_t t = 0; t < T; t++) {
+        double *q = Q + t * nq, *k = K + t * nk, *v = V + t * nk;
+        rmsnorm(xn, x + t * d, T_(R, "blk.%d.attn_norm.weight", il), d, hp->eps);
+        matvec(R, T_(R, "blk.%d.attn_q.weight", il), 0, nq, xn, q);
+        matvec(R, T_(R, "blk.%d.attn_k.weight", il), 0, nk, xn, k);
+        matvec(R, T_(R, "blk.%d.attn_v.weight", il), 0, nk, xn, v);
+        add_bias(R, "blk.%d.attn_q.bias", il, q);
+        add_bias(R, "blk.%d.attn_k.bias", il, k);
+        add_bias(R, "blk.%d.attn_v.bias", il, v);
+        if (R->qk_full) { /* olmoe: whole vectors */
+            rmsnorm(q, q, T_(R, "blk.%d.attn_q_norm.weight", il), nq, hp->eps);
+            rmsnorm(k, k, T_(R, "blk.%d.attn_k_norm.weight", il), nk, hp->eps);
+        }
+        for (int64_t h = 0; h < nh; h++) {
+            if (R->qk_head)
+                rmsnorm(q + h * hd, q + h * hd, T_(R, "blk.%d.attn_q_norm.weight", il), hd, hp->eps);
+            rope(R, q + h * hd, t);
+        }
+        for (int64_t h = 0; h < nkv; h++) {
+            if (R->qk_head)
+                rmsnorm(k + h * hd, k + h * hd, T_(R, "blk.%d.attn_k_norm.weight", il), hd, hp->eps);
+            rope(R, k + h * hd, t);
+        }
+    }
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t h = 0; h < nh; h++) {
+            int64_t kh = h / (nh / nkv);
+            double mx = -INFINITY, sum = 0;
+            for (int64_t p = 0; p <= t; p++) {
+                double s = 0;
+                for (int64_t i = 0; i < hd; i++)
+                    s += Q[t * nq + h * hd + i] * K[p * nk + kh * hd + i];
+                sc[p] = s / sqrt((double)hd);
+                mx = sc[p] > mx ? sc[p] : mx;
+            }
+            for (int64_t p = 0; p <= t; p++)
+                sum += (sc[p] = exp(sc[p] - mx));
+            for (int64_t i = 0; i < hd; i++) {
+                double a = 0;
+                for (int64_t p = 0; p <= t; p++)
+                    a += sc[p] / sum * V[p * nk + kh * hd + i];
+                att[h * hd + i] = a;
+            }
+        }
+        matvec(R, T_(R, "blk.%d.attn_output.weight", il), 0, d, att, o);
+        add_bias(R, "blk.%d.attn_output.bias", il, o);
+        for (int64_t i = 0; i < d; i++)
+            x[t * d + i] += o[i];
+    }
+    free(xn), free(Q), free(K), free(V), free(att), free(o), free(sc), free(w);
+}
+
+/* y += scale * down(silu(gate x) * up x); gate/up/down rows start at the
+ * expert's slice (stacked tensors) or 0. */
+static void swiglu_ffn(const ref *R, const eng_gguf_tensor *g, const eng_gguf_tensor *u,
+                       const eng_gguf_tensor *dn, int64_t e, const double *x, double scale,
+                       double *y)
+{
+    const int64_t F = g->ne[1], d = dn->ne[1];
+    double *a = malloc((size_t)F * sizeof *a), *b = malloc((size_t)F * sizeof *b);
+    double *o = malloc((size_t)d * sizeof *o);
+    matvec(R, g, e * F, F, x, a);
+    matvec(R, u, e * F, F, x, b);
+    for (int64_t i = 0; i < F; i++)
+        a[i] = a[i] / (1 + exp(-a[i])) * b[i];
+    matvec(R, dn, e * d, d, a, o);
+    for (int64_t i = 0; i < d; i++)
+        y[i] += scale * o[i];
+    free(a), free(b), free(o);
+}
+
+static void moe(const ref *R, int il, int64_t t, const double *xn, double *y)
+{
+    const eng_hparams *hp = R->hp;
+    const int64_t E = hp->n_expert;
+    const int k = (int)hp->n_expert_used;
+    double *p = malloc((size_t)E * sizeof *p), mx = -INFINITY, sum = 0;
+    matvec(R, T_(R, "blk.%d.ffn_gate_inp.weight", il), 0, E, xn, p);
+    for (int64_t e = 0; e < E; e++)
+        mx = p[e] > mx ? p[e] : mx;
+    for (int64_t e = 0; e < E; e++)
+        sum += (p[e] = exp(p[e] - mx));
+    for (int64_t e = 0; e < E; e++)
+        p[e] /= sum;
+    int32_t ids[64];
+    double w[64], wsum = 0;
+    for (int j = 0; j < k; j++) { /* descending, lower id first among equals */
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            bool used = false;
+            for (int i = 0; i < j; i++)
+                used |= ids[i] == e;
+            if (!used && (best < 0 || p[e] > p[best]))
+                best = e;
+        }
+        ids[j] = (int32_t)best;
+        wsum += (w[j] = p[best]);
+    }
+    if (R->route_out)
+        memcpy(R->route_out + (t * hp->n_layer + il) * k, ids, (size_t)k * sizeof *ids);
+    for (int j = 0; j < k; j++) {
+        double wj = R->norm_topk ? w[j] / (wsum > 6.103515625e-5 ? wsum : 6.103515625e-5) : w[j];
+        swiglu_ffn(R, T_(R, "blk.%d.ffn_gate_exps.weight", il), T_(R, "blk.%d.ffn_up_exps.weight", il),
+                   T_(R, "blk.%d.ffn_down_exps.weight", il), ids[j], xn, wj, y);
+    }
+    if (R->shexp) {
+        double gl;
+        matvec(R, T_(R, "blk.%d.ffn_gate_inp_shexp.weight", il), 0, 1, xn, &gl);
+        swiglu_ffn(R, T_(R, "blk.%d.ffn_gate_shexp.weight", il), T_(R, "blk.%d.ffn_up_shexp.weight", il),
+                   T_(R, "blk.%d.ffn_down_shexp.weight", il), 0, xn, 1 / (1 + exp(-gl)), y);
+    }
+    free(p);
+}
+
+static void ffn(const ref *R, int il, double *x, int64_t T)
+{
+    const int64_t d = R->hp->n_embd;
+    double *xn = malloc((size_t)d * sizeof *xn), *y = malloc((size_t)d * sizeof *y);
+    for (int64_t t = 0; t < T; t++) {
+        rmsnorm(xn, x + t * d, T_(R, "blk.%d.ffn_norm.weight", il), d, R->hp->eps);
+        memset(y, 0, (size_t)d * sizeof *y);
+        if (R->hp->n_expert == 0)
+            swiglu_ffn(R, T_(R, "blk.%d.ffn_gate.weight", il), T_(R, "blk.%d.ffn_up.weight", il),
+                       T_(R, "blk.%d.ffn_down.weight", il), 0, xn, 1.0, y);
+        else
+            moe(R, il, t, xn, y);
+        for (int64_t i = 0; i < d; i++)
+            x[t * d + i] += y[i];
+    }
+    free(xn), free(y);
+}
+
+static int run(ref *R, const int32_t *tokens, int64_t T, double **out)
+{
+    const eng_hparams *hp = R->hp;
+    const char *a = hp->arch;
+    R->rope_neox = strcmp(a, "llama") != 0;
+    R->qk_head = strcmp(a, "qwen3moe") == 0;
+    R->qk_full = strcmp(a, "olmoe") == 0;
+    R->norm_topk = !strcmp(a, "llama") || !strcmp(a, "qwen3moe");
+    R->shexp = strcmp(a, "qwen2moe") == 0;
+    R->g = eng_model_gguf(R->m);
+    const int64_t d = hp->n_embd;
+    double *x = malloc((size_t)(T * d) * sizeof *x), *xn = malloc((size_t)d * sizeof *xn);
+    const eng_gguf_tensor *emb = eng_gguf_find_tensor(R->g, "token_embd.weight");
+    for (int64_t t = 0; t < T; t++)
+        row(emb, tokens[t], x + t * d);
+    for (int il = 0; il < hp->n_layer; il++) {
+        attention(R, il, x, T);
+        ffn(R, il, x, T);
+    }
+    rmsnorm(xn, x + (T - 1) * d, eng_gguf_find_tensor(R->g, "output_norm.weight"), d, hp->eps);
+    const eng_gguf_tensor *outw = eng_gguf_find_tensor(R->g, "output.weight");
+    *out = malloc((size_t)hp->n_vocab * sizeof **out);
+    R->act_q8 = R->head_q8;
+    matvec(R, outw ? outw : emb, 0, hp->n_vocab, xn, *out);
+    free(x), free(xn);
+    return 0;
+}
+
+int ref_forward(const eng_model *m, const int32_t *tokens, int64_t n, int act, double **out)
+{
+    ref R = {.m = m, .hp = eng_model_hparams(m), .act_q8 = act == REF_ACT_Q8, .T = n,
+             .head_q8 = act != REF_ACT_EXACT};
+    return run(&R, tokens, n, out);
+}
+
+int ref_routing(const eng_model *m, const int32_t *tokens, int64_t n, int32_t *ids)
+{
+    ref R = {.m = m, .hp = eng_model_hparams(m), .route_out = ids, .T = n};
+    double *lg;
+    int rc = run(&R, tokens, n, &lg);
+    free(lg);
+    return rc;
+}
+
+double ref_rel_err(const float *a, const double *b, int64_t n)
+{
+    double md = 0, mb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        md = e > md ? e : md;
+        mb = fabs(b[i]) > mb ? fabs(b[i]) : mb;
+    }
+    return mb > 0 ? md / mb : md;
+}

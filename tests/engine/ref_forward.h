@@ -1,0 +1,34 @@
+/*
+ * ref_forward.h — a deliberately naive reference forward pass for the
+ * engine tests: plain loops, double accumulation, no threads, no SIMD, its
+ * own scalar dequantizers (not engine/formats.c), the whole sequence
+ * recomputed with full causal attention (no KV cache). Architecture
+ * behaviour is written out per name here, independently of engine/arch.c.
+ *
+ * act: model what the engine's decode kernels do for q8_0/q4_0 weights:
+ * the input vector of each such matvec is quantized to Q8_0 blocks first
+ * (ggml quantize_row_q8_0_ref rounding), then the dot is exact. The engine
+ * does this everywhere in decode (REF_ACT_Q8) and, in prefill, only for the
+ * output head of the last position (REF_ACT_Q8_HEAD: the layers run sgemm on
+ * exactly dequantized tiles).
+ */
+enum { REF_ACT_EXACT = 0, REF_ACT_Q8, REF_ACT_Q8_HEAD };
+#ifndef TST_REF_FORWARD_H
+#define TST_REF_FORWARD_H
+
+#include "engine/model.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Logits [n_vocab] (malloc'd into *out) of the last of tokens[0..n). */
+int ref_forward(const eng_model *m, const int32_t *tokens, int64_t n, int act,
+                double **out);
+
+/* Routing of every (token, layer) as the reference sees it: ids[(t*L + l)*k + j]. */
+int ref_routing(const eng_model *m, const int32_t *tokens, int64_t n, int32_t *ids);
+
+/* max_i |a_i - b_i| / max_i |b_i| */
+double ref_rel_err(const float *a, const double *b, int64_t n);
+
+#endif
