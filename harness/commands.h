@@ -5,5 +5,6 @@
 
 int hx_cmd_events(int argc, char **argv);
 int hx_cmd_metrics(int argc, char **argv);
+int hx_cmd_trace(int argc, char **argv);
 
 #endif
