@@ -453,6 +453,18 @@ struct met_trace_writer {
     uint64_t off;             /* next chunk's byte offset                      */
 };
 
+/* The header; index_offset 0 (at open, until close) marks an unfinished capture. */
+static void encode_header(unsigned char *h, const met_trace_info *in, uint64_t ioff,
+                          uint64_t isize)
+{
+    memset(h, 0, HDR_SIZE);
+    memcpy(h, MAGIC, 8);
+    wr32(h + 8, 1), wr32(h + 12, in->flags), wr32(h + 16, (uint32_t)in->num_layers);
+    wr32(h + 20, (uint32_t)in->num_experts), wr32(h + 24, (uint32_t)in->top_k);
+    wr32(h + 28, HDR_SIZE), wr64(h + 32, (uint64_t)in->num_samples);
+    wr64(h + 40, (uint64_t)in->num_tokens), wr64(h + 48, ioff), wr64(h + 56, isize);
+}
+
 static int wfail(met_trace_writer *w, eng_err *err, int code, const char *fmt, const char *a)
 {
     if (!w->first.code)
@@ -482,8 +494,8 @@ int met_trace_writer_open(met_trace_writer **out, const char *path, const met_tr
     w->info = in;
     w->off = HDR_SIZE;
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    unsigned char h[HDR_SIZE] = {0};
-    memcpy(h, MAGIC, 8); /* index offset 0 until close: an unfinished file is invalid */
+    unsigned char h[HDR_SIZE];
+    encode_header(h, &in, 0, 0);
     if (w->fd < 0 || write_full(w->fd, h, HDR_SIZE, path, err)) {
         rc = w->fd < 0 ? eng_err_set(err, ENG_EIO, "%s: %s", path, strerror(errno)) : err->code;
         if (w->fd >= 0)
@@ -662,12 +674,8 @@ static int write_index(met_trace_writer *w, eng_err *err)
     eng_err e = {0};
     int rc = write_full(w->fd, b, isize, w->path, &e);
     free(b);
-    unsigned char h[HDR_SIZE] = {0};
-    memcpy(h, MAGIC, 8);
-    wr32(h + 8, 1), wr32(h + 12, in->flags), wr32(h + 16, (uint32_t)in->num_layers);
-    wr32(h + 20, (uint32_t)in->num_experts), wr32(h + 24, (uint32_t)in->top_k);
-    wr32(h + 28, HDR_SIZE), wr64(h + 32, (uint64_t)in->num_samples);
-    wr64(h + 40, (uint64_t)in->num_tokens), wr64(h + 48, w->off), wr64(h + 56, isize);
+    unsigned char h[HDR_SIZE];
+    encode_header(h, in, w->off, isize);
     if (!rc && pwrite(w->fd, h, HDR_SIZE, 0) != HDR_SIZE)
         rc = eng_err_set(&e, ENG_EIO, "%s: write header: %s", w->path, strerror(errno));
     if (rc)
