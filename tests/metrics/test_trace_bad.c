@@ -226,6 +226,15 @@ TEST(safetensors_handcrafted)
     CHECK_EQ_INT(met_trace_save(t, tst_path("out"), MET_FMT_SAFETENSORS, &e), ENG_EUNSUPPORTED);
     CHECK_CONTAINS(e.msg, "128");
     met_trace_free(t);
+    /* layer order is numeric on the trailing number of the file name */
+    static const int8_t d2[] = {3, 2, 1, 0, 0, 1, 2, 3};
+    REQUIRE(!tst_sh(NULL, NULL, "mkdir %s", tst_path("num")));
+    write_st("num/blk.10.safetensors", ok, d2, 8, -1);
+    write_st("num/blk.2.safetensors", ok, d, 8, -1);
+    REQUIRE_MSG(!met_trace_load(&t, tst_path("num"), MET_FMT_AUTO, &e), "%s", e.msg);
+    CHECK_EQ_INT(t->ids[0], 0);  /* token 0, layer 0 (file 2) */
+    CHECK_EQ_INT(t->ids[2], 3);  /* token 0, layer 1 (file 10) */
+    met_trace_free(t);
     write_st("dir/extra.safetensors", ok, d, 8, -1);
     CHECK_EQ_INT(met_trace_load(&t, tst_path("dir"), MET_FMT_AUTO, &e), ENG_EFORMAT);
     CHECK_CONTAINS(e.msg, "layer number");
