@@ -336,7 +336,11 @@ void met_bootstrap_basic(double est, double *rep, int B, double conf, double *lb
         return;
     }
     qsort(rep, (size_t)B, sizeof *rep, cmp_double);
-    int lo = (int)nearbyint(B * (1 - conf) / 2), hi = B - lo;
+    /* B * 0.025 as the reference computes it (Python's round: half to
+     * even); (1 - 0.95) / 2 is 0.025000000000000022 in binary, so snap the
+     * tail probability to 12 decimals first. */
+    double alpha = nearbyint((1 - conf) / 2 * 1e12) / 1e12;
+    int lo = (int)nearbyint(B * alpha), hi = B - lo;
     if (hi > B - 1)
         hi = B - 1;
     *lb = 2 * est - rep[hi];

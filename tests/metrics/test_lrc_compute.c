@@ -240,6 +240,20 @@ TEST(basic_bootstrap_indices)
     met_bootstrap_basic(500, rep, 1000, 0.95, &lb, &ub);
     CHECK_NEAR(lb, 2 * 500 - 975, 0); /* hi = 975 */
     CHECK_NEAR(ub, 2 * 500 - 25, 0);  /* lo = 25 */
+    /* B = 20: round(0.5) = 0 (half to even, as the reference's Python) */
+    double r20[20];
+    for (int i = 0; i < 20; i++)
+        r20[i] = 19 - i;
+    met_bootstrap_basic(10, r20, 20, 0.95, &lb, &ub);
+    CHECK_NEAR(ub, 2 * 10 - 0, 0);    /* rep[lo = 0] after sorting = 0 */
+    CHECK_NEAR(lb, 2 * 10 - 19, 0);   /* hi = 20 clamped to 19 */
+    /* B = 60: round(1.5) = 2 */
+    double r60[60];
+    for (int i = 0; i < 60; i++)
+        r60[i] = i;
+    met_bootstrap_basic(30, r60, 60, 0.95, &lb, &ub);
+    CHECK_NEAR(ub, 60 - 2, 0);
+    CHECK_NEAR(lb, 60 - 58, 0);
 }
 
 TEST(stride_layers_and_long_segments)
