@@ -284,3 +284,27 @@ TEST(table_output)
     CHECK_CONTAINS(out, "model");
     CHECK_CONTAINS(out, "0.8592"); /* layer 0 SRP at L=4: 0.859235... */
 }
+
+TEST(from_option_and_empty_traces)
+{
+    const char *e2 = "{\"num_experts\":4,\"top_k\":2,\"samples\":[[],[[0,1],[1,2]]]}";
+    tst_write_file(tst_path("e2.dat"), e2, strlen(e2));
+    char *out, *err;
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s metrics %s --from json --json --bootstrap 0 --seg-lens 1,2",
+                        tst_moebench(), tst_path("e2.dat")), 0);
+    CHECK_CONTAINS(out, "\"num_samples\":1"); /* the empty sample is left out */
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --bootstrap 0", tst_moebench(),
+                        tst_path("e2.dat")), 2); /* .dat read as moetrace: bad magic */
+    CHECK_CONTAINS(err, "header");
+    const char *e0 = "{\"num_experts\":4,\"top_k\":2,\"samples\":[]}";
+    tst_write_file(tst_path("e0.json"), e0, strlen(e0));
+    CHECK_EQ_INT(tst_sh(&out, NULL, "%s metrics %s --json --bootstrap 20", tst_moebench(),
+                        tst_path("e0.json")), 0);
+    CHECK_CONTAINS(out, "\"num_samples\":0");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --seg-lens 4,4", tst_moebench(),
+                        tst_path("e0.json")), 2);
+    CHECK_CONTAINS(err, "given twice");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --layers 3", tst_moebench(),
+                        tst_path("e0.json")), 2);
+    CHECK_CONTAINS(err, "layer 3");
+}
