@@ -492,22 +492,21 @@ int met_lrc_compute(met_trace_reader *r, const met_lrc_opts *o, met_lrc_report *
     int64_t *model_hist = NULL;
     met_lrc_report *rep = calloc(1, sizeof *rep);
     int rc = rep ? make_plan(&p, r, o, err) : eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
+    if (rep)
+        rep->layer_index = p.layers; /* the report owns it, also on error; p borrows */
     if (!rc && !(rep->layers = calloc((size_t)p.nl, sizeof *rep->layers)))
         rc = eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
     if (!rc) {
-        rep->num_layers = p.nl, rep->layer_index = p.layers, p.layers = NULL;
+        rep->num_layers = p.nl;
         rep->bootstrap = o->bootstrap;
         rc = boot_make(&b, o->bootstrap, p.S, o->seed, err);
     }
     if (!rc && o->model && !(model_hist = calloc((size_t)p.S * p.hw + 1, sizeof *model_hist)))
         rc = eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
-    if (!rc) {
-        p.layers = rep->layer_index;
+    if (!rc)
         rc = do_layers(r, o, &p, &b, rep, model_hist, err);
-    }
     if (!rc && o->model)
         rc = do_model(r, o, &p, &b, rep, model_hist, err);
-    p.layers = NULL;
     free(model_hist), free(b.W), free(p.sel);
     if (rc) {
         met_lrc_report_free(rep);
