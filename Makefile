@@ -43,7 +43,8 @@ endif
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
 METRICS_SRC := $(sort $(wildcard metrics/*.c))
 HARNESS_SRC := $(sort $(filter-out harness/main.c,$(wildcard harness/*.c)))
-TEST_SRC    := $(sort $(wildcard tests/*.c tests/*/*.c))
+# tests/fuzz/ holds libFuzzer targets (each defines LLVMFuzzerTestOneInput): not tests.
+TEST_SRC    := $(sort $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c)))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -111,7 +112,8 @@ bench: check-deps $(BIN)
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-fuzz: check-deps
+fuzz:
+	@./scripts/deps.sh fuzz
 	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-warning-option" \
 	  $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))

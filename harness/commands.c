@@ -6,7 +6,15 @@
 
 const hx_command hx_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cmd_events},
+    {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cmd_info},
     {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cmd_metrics},
     {"trace", "routing traces: convert between formats, statistics, synthesis", hx_cmd_trace},
+    {"simulate", "replay a routing trace through a cache policy and a cost model", hx_cmd_simulate},
+    {"bench-counters", "cost of per-region counters; synthetic region table", hx_cmd_bench_counters},
+    {"run", "run a Lua experiment suite into the results database", hx_cmd_run},
+    {"query", "read-only SQL on the results database (table, CSV, JSON)", hx_cmd_query},
+    {"runs", "list the most recent runs of the results database", hx_cmd_runs},
+    {"merge", "combine results databases (shards) without duplicates", hx_cmd_merge},
+    {"export", "write one run with all its results as JSON or CSV", hx_cmd_export},
     {NULL, NULL, NULL},
 };

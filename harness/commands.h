@@ -4,7 +4,15 @@
 #define HX_COMMANDS_H
 
 int hx_cmd_events(int argc, char **argv);
+int hx_cmd_info(int argc, char **argv);
 int hx_cmd_metrics(int argc, char **argv);
 int hx_cmd_trace(int argc, char **argv);
+int hx_cmd_simulate(int argc, char **argv);
+int hx_cmd_bench_counters(int argc, char **argv);
+int hx_cmd_run(int argc, char **argv);
+int hx_cmd_query(int argc, char **argv);
+int hx_cmd_runs(int argc, char **argv);
+int hx_cmd_merge(int argc, char **argv);
+int hx_cmd_export(int argc, char **argv);
 
 #endif

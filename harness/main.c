@@ -13,7 +13,7 @@ static void print_usage(FILE *f)
                "moebench benchmarks and profiles Mixture-of-Experts models under\n"
                "expert offloading.\n\ncommands:\n");
     for (const hx_command *c = hx_commands; c->name; c++)
-        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+        fprintf(f, "  %-14s %s\n", c->name, c->summary);
     fprintf(f, "\n'moebench COMMAND --help' describes a command. Exit status: 0 ok,\n"
                "1 the work failed, 2 bad usage or bad input (docs/cli.md).\n");
 }

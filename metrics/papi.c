@@ -9,6 +9,7 @@
 #include "metrics/papi.h"
 
 #include <papi.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,16 @@ int met_papi_init(eng_err *err)
     if (rc != PAPI_VER_CURRENT)
         return eng_err_set(err, ENG_EUNSUPPORTED, "PAPI_library_init: %s",
                            rc > 0 ? "version mismatch" : PAPI_strerror(rc));
+    /* Thread support right after initialisation, before any event set
+     * exists: metrics/counters.c gives every thread its own set, which PAPI
+     * tells apart by pthread_self. Multiplex support costs nothing until an
+     * event set asks for it. */
+    rc = PAPI_thread_init(pthread_self);
+    if (rc != PAPI_OK)
+        return eng_err_set(err, ENG_EUNSUPPORTED, "PAPI_thread_init: %s", PAPI_strerror(rc));
+    rc = PAPI_multiplex_init();
+    if (rc != PAPI_OK)
+        return eng_err_set(err, ENG_EUNSUPPORTED, "PAPI_multiplex_init: %s", PAPI_strerror(rc));
     return ENG_OK;
 }
 

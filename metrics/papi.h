@@ -20,8 +20,9 @@
 
 #include <stddef.h>
 
-/* Initialises PAPI (idempotent). ENG_EUNSUPPORTED with PAPI's reason when
- * the library cannot start. */
+/* Initialises PAPI (idempotent), with thread support (PAPI_thread_init with
+ * pthread_self) and multiplexing support. ENG_EUNSUPPORTED with PAPI's
+ * reason when the library cannot start. */
 int met_papi_init(eng_err *err);
 
 typedef struct met_papi_component {

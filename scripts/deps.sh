@@ -11,6 +11,11 @@ liblua5.4-dev lua5.4
 libopenblas-dev
 libjansson-dev
 valgrind"
+# `make fuzz` also needs clang and libFuzzer (a Recommends of clang-14 that
+# --no-install-recommends would skip): ./scripts/deps.sh fuzz
+if [ "${1:-}" = fuzz ]; then
+    PACKAGES="$PACKAGES clang libclang-rt-14-dev"
+fi
 
 missing=""
 for p in $PACKAGES; do

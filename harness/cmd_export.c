@@ -1,0 +1,154 @@
+/*
+ * cmd_export.c — `moebench export [--db F] RUN --json|--csv`: one run with
+ * everything it recorded, for other tools. The JSON document is built by
+ * SQLite's JSON functions in one query (export_sql); CSV is the long
+ * format, one row per (experiment, repetition, metric).
+ */
+#include "harness/cli.h"
+#include "harness/commands.h"
+#include "harness/db.h"
+#include "harness/query.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: moebench export [--db FILE] RUN (--json | --csv)\n\n"
+    "Writes one run to stdout. RUN is a run id, a UUID (or a prefix of at least 4\n"
+    "characters), 'latest', or a suite name (its latest run).\n"
+    "  --json  one object: run, machine, build, experiments (params, samples,\n"
+    "          summary, series, cache_stats, routing_metrics, counters)\n"
+    "  --csv   one row per experiment, repetition and metric:\n"
+    "          run_id,experiment_id,seq,experiment,label,kind,status,params,rep,metric,value\n\n"
+    "  --db FILE   database (default results/moebench.db)\n"
+    "  -h, --help  this text\n";
+
+#define ROWS(cols, table) \
+    "(SELECT json_group_array(json_object(" cols ")) FROM (SELECT * FROM " table \
+    " t WHERE t.experiment_id = e.id))"
+
+static const char export_sql[] =
+    "SELECT json_object('run', json_object('id', r.id, 'uuid', r.uuid, 'suite', r.suite,"
+    " 'file', r.file, 'started_at', r.started_at, 'finished_at', r.finished_at, 'status',"
+    " r.status, 'options', json(r.options), 'cli', json(r.cli)),"
+    " 'machine', json(m.info), 'build', json(b.info),"
+    " 'experiments', (SELECT json_group_array(json(x)) FROM (SELECT json_object('id', e.id,"
+    " 'uuid', e.uuid, 'seq', e.seq, 'name', e.name, 'label', e.label, 'kind', e.kind,"
+    " 'status', e.status, 'error', e.error, 'params', json(e.params), 'args', json(e.args),"
+    " 'events', json(e.events), 'warmup', e.warmup, 'reps', e.reps, 'reps_done', e.reps_done,"
+    " 'samples', " ROWS("'rep', rep, 'metric', metric, 'value', value", "sample") ","
+    " 'summary', " ROWS("'metric', metric, 'n', n, 'mean', mean, 'median', median, 'min', min,"
+                        " 'max', max, 'stddev', stddev, 'p50', p50, 'p90', p90, 'p99', p99,"
+                        " 'ci_lo', ci_lo, 'ci_hi', ci_hi", "summary") ","
+    " 'series', " ROWS("'rep', rep, 'metric', metric, 'idx', idx, 'value', value", "series") ","
+    " 'cache_stats', " ROWS("'rep', rep, 'layer', layer, 'accesses', accesses, 'hits', hits,"
+                            " 'misses', misses, 'evictions', evictions, 'prefetch_issued',"
+                            " prefetch_issued, 'prefetch_useful', prefetch_useful,"
+                            " 'bytes_loaded', bytes_loaded, 'prefetch_wasted_bytes',"
+                            " prefetch_wasted_bytes, 'stall_ns', stall_ns", "cache_stats") ","
+    " 'routing_metrics', " ROWS("'rep', rep, 'trace', trace, 'layer', layer, 'metric', metric,"
+                                " 'param', param, 'value', value, 'ci_lo', ci_lo, 'ci_hi',"
+                                " ci_hi", "routing_metric") ","
+    " 'counters', " ROWS("'rep', rep, 'region', region, 'event', event, 'value', value,"
+                         " 'enabled_ns', enabled_ns, 'running_ns', running_ns", "counter")
+    ") AS x FROM experiment e WHERE e.run_id = r.id ORDER BY e.seq)))"
+    " FROM run r LEFT JOIN machine m ON m.id = r.machine_id"
+    " LEFT JOIN build b ON b.id = r.build_id WHERE r.id = ?";
+
+static const char csv_sql[] =
+    "SELECT e.run_id, e.id AS experiment_id, e.seq, e.name AS experiment, e.label, e.kind,"
+    " e.status, e.params, s.rep, s.metric, s.value FROM experiment e"
+    " JOIN sample s ON s.experiment_id = e.id WHERE e.run_id = ?"
+    " ORDER BY e.seq, s.rep, s.metric";
+
+/* RUN argument -> run id; 0 with a message when none or ambiguous. */
+static int64_t resolve(sqlite3 *db, const char *arg)
+{
+    int digits = *arg != '\0';
+    for (const char *p = arg; *p; p++)
+        digits &= isdigit((unsigned char)*p) != 0;
+    sqlite3_stmt *st;
+    const char *sql = digits ? "SELECT id FROM run WHERE id = ?1"
+                      : !strcmp(arg, "latest")
+                          ? "SELECT id FROM run ORDER BY started_at DESC, id DESC LIMIT 1"
+                          : "SELECT id FROM run WHERE (length(?1) >= 4 AND uuid LIKE ?1 || '%')"
+                            " UNION SELECT id FROM latest_run WHERE suite = ?1";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    int64_t id = 0;
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n < 2)
+        id = sqlite3_column_int64(st, 0), n++;
+    sqlite3_finalize(st);
+    if (n == 0)
+        fprintf(stderr, "moebench export: no run '%s'\n", arg);
+    else if (n > 1)
+        fprintf(stderr, "moebench export: '%s' matches more than one run; give more of "
+                        "the UUID or the run id\n", arg);
+    return n == 1 ? id : 0;
+}
+
+static int export_run(sqlite3 *db, int64_t id, int csv)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, csv ? csv_sql : export_sql, -1, &st, NULL) != SQLITE_OK)
+        return hx_fail("export", ENG_EFORMAT, "%s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, id);
+    int rc = HX_EXIT_OK;
+    if (csv) {
+        rc = hx_query_print("export", db, st, HX_OUT_CSV);
+    } else if (sqlite3_step(st) == SQLITE_ROW) {
+        json_error_t je;
+        json_t *doc = json_loads((const char *)sqlite3_column_text(st, 0), 0, &je);
+        json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(doc);
+    } else {
+        rc = hx_fail("export", ENG_EIO, "%s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hx_cmd_export(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, 0, 'd'}, {"csv", no_argument, 0, 'c'},
+        {"json", no_argument, 0, 'j'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *path = "results/moebench.db", *run = NULL;
+    int fmt = -1, c;
+    opterr = 0;
+    while (optind < argc) {
+        if ((c = getopt_long(argc, argv, "+h", longopts, NULL)) == -1) {
+            if (run)
+                return hx_usage_error("export", "unexpected argument '%s'", argv[optind]);
+            run = argv[optind++];
+            continue;
+        }
+        switch (c) {
+        case 'd': path = optarg; break;
+        case 'c': fmt = 1; break;
+        case 'j': fmt = 0; break;
+        case 'h': fputs(usage_text, stdout); return HX_EXIT_OK;
+        default: return hx_usage_error("export", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!run)
+        return hx_usage_error("export", "no RUN given");
+    if (fmt < 0)
+        return hx_usage_error("export", "choose --json or --csv");
+    hx_db *db;
+    eng_err err = {0};
+    int rc = hx_db_open(&db, path, HX_DB_READONLY, &err);
+    if (rc)
+        return hx_fail("export", rc, "%s", err.msg);
+    int64_t id = resolve(hx_db_sqlite(db), run);
+    rc = id ? export_run(hx_db_sqlite(db), id, fmt) : HX_EXIT_USAGE;
+    hx_db_close(db);
+    return rc;
+}

@@ -1,0 +1,56 @@
+/*
+ * cmd_merge.c — `moebench merge OUT IN...`: combines results databases
+ * (shards of one suite, runs from several machines) into OUT. Runs are
+ * identified by UUID, so a run OUT already holds is skipped: merging the
+ * same file twice adds nothing. See hx_db_merge.
+ */
+#include "harness/cli.h"
+#include "harness/commands.h"
+#include "harness/db.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: moebench merge OUT IN...\n\n"
+    "Copies every run of each IN database that OUT does not hold yet (by run\n"
+    "UUID) into OUT, with all its experiments, samples, series, summaries,\n"
+    "counters, cache statistics and routing metrics; OUT is created when\n"
+    "missing. One transaction per IN file. Merging twice adds nothing.\n\n"
+    "  -h, --help  this text\n";
+
+int hx_cmd_merge(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage_text, stdout);
+            return HX_EXIT_OK;
+        }
+        return hx_usage_error("merge", "unknown option '%s'", argv[optind - 1]);
+    }
+    if (argc - optind < 2)
+        return hx_usage_error("merge", "give OUT and at least one IN database");
+    const char *out = argv[optind];
+    for (int i = optind + 1; i < argc; i++)
+        if (!strcmp(argv[i], out))
+            return hx_usage_error("merge", "'%s' is both OUT and IN", out);
+    hx_db *db;
+    eng_err err = {0};
+    int rc = hx_db_open(&db, out, HX_DB_CREATE, &err);
+    if (rc)
+        return hx_fail("merge", rc, "%s", err.msg);
+    hx_merge_stats st = {0};
+    for (int i = optind + 1; !rc && i < argc; i++)
+        rc = hx_db_merge(db, argv[i], &st, &err);
+    hx_db_close(db);
+    if (rc)
+        return hx_fail("merge", rc, "%s", err.msg);
+    printf("merged into %s: %lld runs added (%lld experiments), %lld already present\n", out,
+           (long long)st.runs_added, (long long)st.experiments_added,
+           (long long)st.runs_skipped);
+    return HX_EXIT_OK;
+}

@@ -1,0 +1,528 @@
+/*
+ * simulate.c — the replay simulator (see simulate.h for the definitions).
+ *
+ * State: one policy handle per instance (1 for GLOBAL scope, one per layer
+ * for LAYER), each with its own access counter `pos` and, for oracle
+ * policies, the future of the current sample built from the trace. The
+ * simulator's own state is the clock (now), the link (link_free), and per
+ * (layer, expert) the prefetch flag and arrival time.
+ *
+ * Invariants: the policy handle is the resident set (the simulator never
+ * keeps a second one); every access goes through eng_policy_demand, so the
+ * engine's store and this replay run the same protocol; pf[g] implies the
+ * key is resident (cleared when it is evicted or demanded).
+ */
+#include "metrics/simulate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sim_inst {
+    eng_policy *pol;
+    uint8_t *seen;        /* [n_keys] accessed in this sample               */
+    int64_t pos;          /* position of the next access in this sample     */
+    uint32_t *fkeys;      /* [max accesses per sample] future (oracles)      */
+    int64_t *ftok;        /* [max tokens per sample + 1]                    */
+} sim_inst;
+
+enum { LOOK_MISS = 0, LOOK_HIT, LOOK_WARM };
+
+typedef struct sim {
+    const met_trace *t;
+    const met_sim_config *cfg;
+    int32_t L, E, k, l0, n_inst;   /* L layers replayed, from trace layer l0 */
+    uint32_t n_keys;               /* per instance                           */
+    int oracle;                    /* policy needs the future                */
+    sim_inst *inst;
+    double now, link_free;         /* us                                     */
+    double *ready;                 /* [L*E] prefetch arrival time            */
+    uint8_t *pf;                   /* [L*E] prefetched, not yet demanded     */
+    uint8_t *look;                 /* [L*k] token look-up outcome            */
+    int64_t *s_hits, *s_acc;       /* [L] this sample                        */
+    double *rate_sum;              /* [L + 1] per-sample rates, [L] = total  */
+    int64_t *rate_n;               /* [L + 1]                                */
+    met_sim_result *res;
+    eng_err *err;
+} sim;
+
+static void *zalloc(size_t n, size_t size, eng_err *err)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        eng_err_set(err, ENG_ENOMEM, "simulate: out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+static int check_config(const met_trace *t, const met_sim_config *c, eng_err *err)
+{
+    if (c->cache_experts < 1 || c->cache_experts > INT32_MAX)
+        return eng_err_set(err, ENG_EINVAL, "--cache-experts: %lld is out of range [1, %d]",
+                           (long long)c->cache_experts, INT32_MAX);
+    if (c->layer < -1 || c->layer >= t->info.num_layers)
+        return eng_err_set(err, ENG_EINVAL, "--layer: %d is not a layer of the trace (0..%d)",
+                           c->layer, t->info.num_layers - 1);
+    if (c->prefetch == MET_SIM_PREFETCH_ORACLE && c->lookup != MET_SIM_LOOKUP_SEQUENTIAL)
+        return eng_err_set(err, ENG_EINVAL,
+                           "--prefetch oracle needs --lookup sequential (token look-up is the "
+                           "paper's cache procedure, which has no prefetch)");
+    if (!(c->expert_bytes > 0) || !(c->link_gbps > 0) || !(c->link_latency_us >= 0) ||
+        !(c->compute_us >= 0))
+        return eng_err_set(err, ENG_EINVAL,
+                           "cost model: expert bytes and link bandwidth must be > 0, latency "
+                           "and compute >= 0");
+    if (c->prefetch == MET_SIM_PREFETCH_ORACLE && t->info.top_k > 4096)
+        return eng_err_set(err, ENG_EUNSUPPORTED, "--prefetch oracle: top_k %d > 4096",
+                           t->info.top_k);
+    if ((int64_t)t->info.num_layers * t->info.num_experts > INT32_MAX)
+        return eng_err_set(err, ENG_EINVAL, "trace: too many layer-experts for one pool");
+    if (!c->ops && !eng_policy_find(c->policy))
+        return eng_err_set(err, ENG_EINVAL,
+                           "unknown policy '%s' (lru, lfu, fifo, random, static, belady, fsf)",
+                           c->policy ? c->policy : "(none)");
+    return ENG_OK;
+}
+
+/* Access counts per (replayed layer, expert) from the profile trace. */
+static int profile_counts(sim *s, uint64_t **out)
+{
+    const met_trace *p = s->cfg->profile ? s->cfg->profile : s->t;
+    if (p->info.num_layers != s->t->info.num_layers ||
+        p->info.num_experts != s->t->info.num_experts)
+        return eng_err_set(s->err, ENG_EINVAL,
+                           "profile trace: %d layers x %d experts, the replayed trace has "
+                           "%d x %d", p->info.num_layers, p->info.num_experts,
+                           s->t->info.num_layers, s->t->info.num_experts);
+    uint64_t *cnt = zalloc((size_t)s->L * s->E, sizeof *cnt, s->err);
+    if (!cnt)
+        return ENG_ENOMEM;
+    int32_t pk = p->info.top_k, pl = p->info.num_layers;
+    for (int64_t tok = 0; tok < p->info.num_tokens; tok++)
+        for (int32_t li = 0; li < s->L; li++)
+            for (int32_t r = 0; r < pk; r++)
+                cnt[(size_t)li * s->E + p->ids[(tok * pl + s->l0 + li) * pk + r]]++;
+    *out = cnt;
+    return ENG_OK;
+}
+
+static int open_instances(sim *s)
+{
+    const met_sim_config *c = s->cfg;
+    const eng_policy_ops *ops = c->ops ? c->ops : eng_policy_find(c->policy);
+    uint64_t *counts = NULL;
+    int rc = ENG_OK;
+    if ((ops->flags & ENG_POLICY_NEEDS_PROFILE) && (rc = profile_counts(s, &counts)))
+        return rc;
+    s->oracle = (ops->flags & ENG_POLICY_NEEDS_FUTURE) != 0;
+    int64_t max_t = 0;
+    for (int64_t i = 0; i < s->t->info.num_samples; i++) {
+        int64_t n = s->t->sample_start[i + 1] - s->t->sample_start[i];
+        max_t = n > max_t ? n : max_t;
+    }
+    int64_t per_tok = s->n_inst == 1 ? (int64_t)s->L * s->k : s->k;
+    for (int32_t i = 0; i < s->n_inst && !rc; i++) {
+        sim_inst *in = &s->inst[i];
+        eng_policy_config pc = {
+            .capacity = (uint32_t)c->cache_experts, .n_keys = s->n_keys,
+            .seed = c->seed + (uint64_t)i, .lookahead = c->lookahead, .lfu_age = c->lfu_age,
+            .profile = counts ? counts + (size_t)i * s->E : NULL,
+        };
+        rc = eng_policy_open_ops(&in->pol, ops, &pc, s->err);
+        if (!rc && !(in->seen = zalloc(s->n_keys, 1, s->err)))
+            rc = ENG_ENOMEM;
+        if (!rc && s->oracle) {
+            in->fkeys = zalloc((size_t)(max_t * per_tok), sizeof *in->fkeys, s->err);
+            in->ftok = zalloc((size_t)max_t + 1, sizeof *in->ftok, s->err);
+            if (!in->fkeys || !in->ftok)
+                rc = ENG_ENOMEM;
+        }
+    }
+    free(counts);
+    return rc;
+}
+
+static uint16_t expert_at(const sim *s, int64_t tok, int32_t li, int32_t r)
+{
+    return s->t->ids[(tok * s->t->info.num_layers + s->l0 + li) * s->k + r];
+}
+
+static sim_inst *inst_of(sim *s, int32_t li) { return &s->inst[s->n_inst == 1 ? 0 : li]; }
+
+static uint32_t key_of(const sim *s, int32_t li, uint16_t e)
+{
+    return s->n_inst == 1 ? (uint32_t)li * (uint32_t)s->E + e : e;
+}
+
+/* Resets every instance for sample `smp` (first token tok0, T tokens). */
+static int begin_sample(sim *s, int64_t tok0, int64_t T)
+{
+    for (int32_t i = 0; i < s->n_inst; i++) {
+        sim_inst *in = &s->inst[i];
+        memset(in->seen, 0, s->n_keys);
+        in->pos = 0;
+        eng_policy_future f = {0}, *fp = NULL;
+        if (s->oracle) {
+            int32_t la = s->n_inst == 1 ? 0 : i, lb = s->n_inst == 1 ? s->L : i + 1;
+            int64_t n = 0;
+            for (int64_t t = 0; t < T; t++) {
+                in->ftok[t] = n;
+                for (int32_t li = la; li < lb; li++)
+                    for (int32_t r = 0; r < s->k; r++)
+                        in->fkeys[n++] = key_of(s, li, expert_at(s, tok0 + t, li, r));
+            }
+            in->ftok[T] = n;
+            f = (eng_policy_future){in->fkeys, n, in->ftok, T};
+            fp = &f;
+        }
+        int rc = eng_policy_reset(in->pol, fp, s->err);
+        if (rc)
+            return rc;
+    }
+    memset(s->pf, 0, (size_t)s->L * s->E);
+    memset(s->s_hits, 0, (size_t)s->L * sizeof *s->s_hits);
+    memset(s->s_acc, 0, (size_t)s->L * sizeof *s->s_acc);
+    return ENG_OK;
+}
+
+/* WARM start: a first access to a non-resident key the policy admits, while
+ * the cache (counting `pending` warm hits not yet inserted) has room. */
+static int warm_ok(const sim *s, sim_inst *in, uint32_t key, uint32_t pending)
+{
+    if (s->cfg->start != MET_SIM_START_WARM || in->seen[key])
+        return 0;
+    return eng_policy_admit(in->pol, key) &&
+           (uint64_t)eng_policy_cached_count(in->pol) + pending < eng_policy_capacity(in->pol);
+}
+
+/* TOKEN look-up: step 1 of the paper's procedure for the group of token tok
+ * that starts at layer li (GLOBAL: all layers; LAYER: layer li). */
+static void lookup_group(sim *s, int64_t tok, int32_t li)
+{
+    int32_t lb = s->n_inst == 1 ? s->L : li + 1;
+    sim_inst *in = inst_of(s, li);
+    uint32_t pending = 0;
+    for (int32_t l = li; l < lb; l++)
+        for (int32_t r = 0; r < s->k; r++) {
+            uint32_t key = key_of(s, l, expert_at(s, tok, l, r));
+            uint8_t *o = &s->look[(size_t)l * s->k + r];
+            if (eng_policy_is_cached(in->pol, key))
+                *o = LOOK_HIT;
+            else if (warm_ok(s, in, key, pending)) {
+                *o = LOOK_WARM;
+                pending++;
+            } else
+                *o = LOOK_MISS;
+            in->seen[key] = 1;
+        }
+}
+
+static void link_load(sim *s, double *arrival)
+{
+    double start = s->link_free > s->now ? s->link_free : s->now;
+    *arrival = start + s->res->load_us;
+    s->link_free = *arrival;
+    s->res->link_busy_us += s->res->load_us;
+}
+
+static void wait_until(sim *s, double when, met_sim_counts *lc)
+{
+    if (when > s->now) {
+        lc->stall_us += when - s->now;
+        s->now = when;
+    }
+}
+
+static void note_eviction(sim *s, int32_t li, uint32_t victim)
+{
+    size_t g = s->n_inst == 1 ? victim : (size_t)li * s->E + victim;
+    s->res->layers[g / (size_t)s->E].evictions++;
+    if (s->pf[g]) {
+        s->pf[g] = 0;
+        s->res->layers[g / (size_t)s->E].prefetch_wasted++;
+    }
+}
+
+/* One demand access: classify, run the policy protocol, charge the cost. */
+static int demand(sim *s, int64_t tok, int32_t li, int32_t r)
+{
+    sim_inst *in = inst_of(s, li);
+    uint16_t e = expert_at(s, tok, li, r);
+    uint32_t key = key_of(s, li, e);
+    size_t g = (size_t)li * s->E + e;
+    met_sim_counts *lc = &s->res->layers[li];
+    int look;
+    if (s->cfg->lookup == MET_SIM_LOOKUP_TOKEN)
+        look = s->look[(size_t)li * s->k + r];
+    else {
+        look = eng_policy_is_cached(in->pol, key) ? LOOK_HIT
+               : warm_ok(s, in, key, 0)           ? LOOK_WARM
+                                                  : LOOK_MISS;
+        in->seen[key] = 1;
+    }
+    eng_policy_result pr;
+    int rc = eng_policy_demand(in->pol, key, in->pos++, &pr, s->err);
+    if (rc)
+        return rc;
+    if (pr.evicted)
+        note_eviction(s, li, pr.victim);
+    lc->accesses++;
+    s->s_acc[li]++;
+    double arrival;
+    if (look == LOOK_MISS) {
+        lc->misses++;
+        lc->uncached += !pr.inserted;
+        link_load(s, &arrival);
+        wait_until(s, arrival, lc);
+        return ENG_OK;
+    }
+    lc->hits++;
+    s->s_hits[li]++;
+    if (look == LOOK_WARM) {
+        lc->warm_hits++;
+    } else if (!pr.hit) {
+        lc->reloads++;            /* evicted by an earlier access of the token */
+        link_load(s, &arrival);
+        wait_until(s, arrival, lc);
+    } else if (s->pf[g]) {
+        s->pf[g] = 0;
+        lc->prefetch_useful++;
+        wait_until(s, s->ready[g], lc);
+    }
+    return ENG_OK;
+}
+
+/* Pins key and remembers it in pins[*n] (so unpinning costs O(pins)). */
+static int pin(sim_inst *in, uint32_t key, uint32_t *pins, int *n, eng_err *err)
+{
+    pins[(*n)++] = key;
+    return eng_policy_pin(in->pol, key, err);
+}
+
+/* Loads one expert of the next unit ahead, evicting if needed. */
+static int prefetch_one(sim *s, sim_inst *in, int32_t li, uint16_t e, uint32_t *pins, int *np)
+{
+    uint32_t key = key_of(s, li, e), victim;
+    size_t g = (size_t)li * s->E + e;
+    met_sim_counts *lc = &s->res->layers[li];
+    int rc;
+    if (eng_policy_is_cached(in->pol, key) || !eng_policy_admit(in->pol, key))
+        return ENG_OK;
+    if (eng_policy_cached_count(in->pol) >= eng_policy_capacity(in->pol)) {
+        if (eng_policy_cached_count(in->pol) <= eng_policy_pinned_count(in->pol)) {
+            lc->prefetch_dropped++;
+            return ENG_OK;
+        }
+        if ((rc = eng_policy_victim(in->pol, &victim, s->err)) ||
+            (rc = eng_policy_evict(in->pol, victim, s->err)))
+            return rc;
+        note_eviction(s, li, victim);
+    }
+    if ((rc = eng_policy_insert(in->pol, key, in->pos, s->err)))
+        return rc;
+    s->pf[g] = 1;
+    lc->prefetch_issued++;
+    link_load(s, &s->ready[g]);
+    /* pinned while the rest of its unit is prefetched, so that the unit's
+     * own prefetches do not evict each other */
+    return pin(in, key, pins, np, s->err);
+}
+
+/* Oracle prefetch of unit (tok, li)'s experts, while unit (ctok, cli) is
+ * computed (its experts pinned when they share a policy instance). */
+static int prefetch_unit(sim *s, int64_t ctok, int32_t cli, int64_t tok, int32_t li)
+{
+    sim_inst *in = inst_of(s, li), *cur = inst_of(s, cli);
+    uint32_t pins[2 * 4096];   /* k <= E <= MET_TRACE_MAX_EXPERTS is checked in met_sim_run */
+    int np = 0, rc = ENG_OK;
+    for (int32_t r = 0; r < s->k && in == cur && !rc; r++) {
+        uint32_t key = key_of(s, cli, expert_at(s, ctok, cli, r));
+        if (eng_policy_is_cached(in->pol, key))
+            rc = pin(in, key, pins, &np, s->err);
+    }
+    for (int32_t r = 0; r < s->k && !rc; r++)
+        rc = prefetch_one(s, in, li, expert_at(s, tok, li, r), pins, &np);
+    for (int i = 0; i < np; i++)
+        eng_policy_unpin(in->pol, pins[i]);
+    return rc;
+}
+
+static int run_unit(sim *s, int64_t tok, int32_t li, int64_t T, int64_t tok0)
+{
+    if (s->cfg->lookup == MET_SIM_LOOKUP_TOKEN && (s->n_inst > 1 || li == 0))
+        lookup_group(s, tok0 + tok, li);
+    for (int32_t r = 0; r < s->k; r++) {
+        int rc = demand(s, tok0 + tok, li, r);
+        if (rc)
+            return eng_err_prefix(s->err, "token %lld layer %d", (long long)tok, s->l0 + li);
+    }
+    if (s->cfg->prefetch == MET_SIM_PREFETCH_ORACLE) {
+        int64_t ntok = li + 1 < s->L ? tok : tok + 1;
+        int32_t nli = li + 1 < s->L ? li + 1 : 0;
+        if (ntok < T) {
+            int rc = prefetch_unit(s, tok0 + tok, li, tok0 + ntok, nli);
+            if (rc)
+                return eng_err_prefix(s->err, "prefetch at token %lld layer %d",
+                                      (long long)tok, s->l0 + li);
+        }
+    }
+    double c = s->k * s->cfg->compute_us;
+    s->now += c;
+    s->res->compute_us += c;
+    return ENG_OK;
+}
+
+static void end_sample(sim *s, int64_t smp)
+{
+    int64_t hits = 0, acc = 0;
+    for (size_t g = 0; g < (size_t)s->L * s->E; g++)
+        if (s->pf[g]) {
+            s->res->layers[g / (size_t)s->E].prefetch_wasted++;
+            s->pf[g] = 0;
+        }
+    for (int32_t li = 0; li < s->L; li++) {
+        hits += s->s_hits[li];
+        acc += s->s_acc[li];
+        if (s->s_acc[li] > 0) {
+            s->rate_sum[li] += (double)s->s_hits[li] / (double)s->s_acc[li];
+            s->rate_n[li]++;
+        }
+    }
+    s->res->sample_hits[smp] = hits;
+    s->res->sample_accesses[smp] = acc;
+    if (acc > 0) {
+        s->rate_sum[s->L] += (double)hits / (double)acc;
+        s->rate_n[s->L]++;
+    }
+}
+
+static void finish_counts(met_sim_counts *c, double rate_sum, int64_t rate_n, double bytes)
+{
+    c->hit_rate = c->accesses ? (double)c->hits / (double)c->accesses : 0.0;
+    c->sample_hit_rate = rate_n ? rate_sum / (double)rate_n : 0.0;
+    c->bytes_moved = (double)(c->misses + c->reloads + c->prefetch_issued) * bytes;
+}
+
+static void finish(sim *s)
+{
+    met_sim_result *r = s->res;
+    met_sim_counts *t = &r->total;
+    for (int32_t li = 0; li < s->L; li++) {
+        met_sim_counts *c = &r->layers[li];
+        finish_counts(c, s->rate_sum[li], s->rate_n[li], s->cfg->expert_bytes);
+        t->accesses += c->accesses, t->hits += c->hits, t->misses += c->misses;
+        t->warm_hits += c->warm_hits, t->reloads += c->reloads, t->uncached += c->uncached;
+        t->evictions += c->evictions, t->prefetch_issued += c->prefetch_issued;
+        t->prefetch_useful += c->prefetch_useful, t->prefetch_wasted += c->prefetch_wasted;
+        t->prefetch_dropped += c->prefetch_dropped, t->stall_us += c->stall_us;
+    }
+    finish_counts(t, s->rate_sum[s->L], s->rate_n[s->L], s->cfg->expert_bytes);
+    r->time_us = r->compute_us + t->stall_us;
+    r->overlap_us = r->link_busy_us - t->stall_us;
+    r->tokens_per_s = r->time_us > 0 ? (double)r->n_tokens / (r->time_us * 1e-6) : 0.0;
+}
+
+static int alloc_sim(sim *s)
+{
+    const met_trace *t = s->t;
+    met_sim_result *r = s->res;
+    size_t LE = (size_t)s->L * s->E;
+    r->layers = zalloc((size_t)s->L, sizeof *r->layers, s->err);
+    r->sample_hits = zalloc((size_t)t->info.num_samples, sizeof *r->sample_hits, s->err);
+    r->sample_accesses = zalloc((size_t)t->info.num_samples, sizeof *r->sample_hits, s->err);
+    s->inst = zalloc((size_t)s->n_inst, sizeof *s->inst, s->err);
+    s->ready = zalloc(LE, sizeof *s->ready, s->err);
+    s->pf = zalloc(LE, 1, s->err);
+    s->look = zalloc((size_t)s->L * s->k, 1, s->err);
+    s->s_hits = zalloc((size_t)s->L, sizeof *s->s_hits, s->err);
+    s->s_acc = zalloc((size_t)s->L, sizeof *s->s_acc, s->err);
+    s->rate_sum = zalloc((size_t)s->L + 1, sizeof *s->rate_sum, s->err);
+    s->rate_n = zalloc((size_t)s->L + 1, sizeof *s->rate_n, s->err);
+    if (!r->layers || !r->sample_hits || !r->sample_accesses || !s->inst || !s->ready ||
+        !s->pf || !s->look || !s->s_hits || !s->s_acc || !s->rate_sum || !s->rate_n)
+        return ENG_ENOMEM;
+    return ENG_OK;
+}
+
+static void free_sim(sim *s)
+{
+    for (int32_t i = 0; s->inst && i < s->n_inst; i++) {
+        eng_policy_free(s->inst[i].pol);
+        free(s->inst[i].seen);
+        free(s->inst[i].fkeys);
+        free(s->inst[i].ftok);
+    }
+    free(s->inst);
+    free(s->ready);
+    free(s->pf);
+    free(s->look);
+    free(s->s_hits);
+    free(s->s_acc);
+    free(s->rate_sum);
+    free(s->rate_n);
+}
+
+static int replay(sim *s)
+{
+    const met_trace *t = s->t;
+    for (int64_t smp = 0; smp < t->info.num_samples; smp++) {
+        int64_t tok0 = t->sample_start[smp], T = t->sample_start[smp + 1] - tok0;
+        int rc = begin_sample(s, tok0, T);
+        for (int64_t tok = 0; tok < T && !rc; tok++)
+            for (int32_t li = 0; li < s->L && !rc; li++)
+                rc = run_unit(s, tok, li, T, tok0);
+        if (rc)
+            return eng_err_prefix(s->err, "sample %lld", (long long)smp);
+        end_sample(s, smp);
+    }
+    return ENG_OK;
+}
+
+int met_sim_run(const met_trace *t, const met_sim_config *cfg, met_sim_result **out,
+                eng_err *err)
+{
+    *out = NULL;
+    int rc = met_trace_validate(t, "trace", err);
+    if (!rc && cfg->profile)
+        rc = met_trace_validate(cfg->profile, "profile trace", err);
+    if (!rc)
+        rc = check_config(t, cfg, err);
+    if (rc)
+        return rc;
+    met_sim_result *r = zalloc(1, sizeof *r, err);
+    if (!r)
+        return ENG_ENOMEM;
+    sim s = {.t = t, .cfg = cfg, .res = r, .err = err, .E = t->info.num_experts,
+             .k = t->info.top_k};
+    s.l0 = cfg->layer >= 0 ? cfg->layer : 0;
+    s.L = cfg->layer >= 0 ? 1 : t->info.num_layers;
+    s.n_inst = cfg->scope == MET_SIM_SCOPE_GLOBAL ? 1 : s.L;
+    s.n_keys = (uint32_t)(cfg->scope == MET_SIM_SCOPE_GLOBAL ? s.L * s.E : s.E);
+    r->n_layers = s.L;
+    r->first_layer = s.l0;
+    r->n_samples = t->info.num_samples;
+    r->n_tokens = t->info.num_tokens;
+    r->load_us = cfg->link_latency_us + cfg->expert_bytes / (cfg->link_gbps * 1e3);
+    rc = alloc_sim(&s);
+    if (!rc)
+        rc = open_instances(&s);
+    if (!rc)
+        rc = replay(&s);
+    if (!rc)
+        finish(&s);
+    free_sim(&s);
+    if (rc) {
+        met_sim_result_free(r);
+        return rc;
+    }
+    *out = r;
+    return ENG_OK;
+}
+
+void met_sim_result_free(met_sim_result *r)
+{
+    if (!r)
+        return;
+    free(r->layers);
+    free(r->sample_hits);
+    free(r->sample_accesses);
+    free(r);
+}
