@@ -690,10 +690,16 @@ static const eng_store_ops tiered_ops = {
 
 /* ---- open ---------------------------------------------------------------- */
 
+/* The policy the options name: an ops table given directly, else a built-in. */
+static const eng_policy_ops *policy_ops_of(const eng_tiered_opts *o)
+{
+    return o->policy_ops ? o->policy_ops : eng_policy_find(o->policy ? o->policy : "");
+}
+
 static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err)
 {
     const eng_hparams *hp = eng_model_hparams(m);
-    const eng_policy_ops *ops = eng_policy_find(o->policy ? o->policy : "");
+    const eng_policy_ops *ops = policy_ops_of(o);
     if (hp->n_expert == 0)
         return eng_err_set(err, ENG_EINVAL, "tiered store: %s is a dense model (no experts)",
                            eng_model_path(m));
@@ -886,15 +892,16 @@ static int open_policies(tiered *t, eng_err *err)
     t->pol = calloc((size_t)t->n_pools, sizeof *t->pol);
     if (!t->pol)
         return eng_err_set(err, ENG_ENOMEM, "tiered store: out of memory");
-    const eng_policy_ops *ops = eng_policy_find(t->o.policy);
+    const eng_policy_ops *ops = policy_ops_of(&t->o);
     int rc;
     if ((ops->flags & ENG_POLICY_NEEDS_FUTURE) && (rc = build_futures(t, err)))
         return rc;
     eng_policy_config cfg = {.capacity = (uint32_t)t->per_pool,
                              .n_keys = (uint32_t)(t->n_pools > 1 ? t->E : t->L * t->E),
-                             .seed = t->o.seed, .lookahead = t->o.lookahead};
+                             .seed = t->o.seed, .lookahead = t->o.lookahead,
+                             .user = t->o.policy_user};
     for (int p = 0; p < t->n_pools; p++) {
-        if ((rc = eng_policy_open(&t->pol[p], t->o.policy, &cfg, err)))
+        if ((rc = eng_policy_open_ops(&t->pol[p], ops, &cfg, err)))
             return rc;
         if ((rc = eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, err)))
             return rc;

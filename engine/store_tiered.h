@@ -33,6 +33,7 @@
 #ifndef ENG_STORE_TIERED_H
 #define ENG_STORE_TIERED_H
 
+#include "engine/policy.h"
 #include "engine/store.h"
 
 #include <stdbool.h>
@@ -75,6 +76,9 @@ typedef struct eng_routing_plan {
 
 typedef struct eng_tiered_opts {
     const char *policy;         /* engine/policy.h name; "lru"               */
+    const eng_policy_ops *policy_ops; /* or any ops table (a user's C policy,
+                                   the harness's Lua bridge); overrides policy */
+    void *policy_user;          /* eng_policy_config.user for policy_ops     */
     eng_cache_scope scope;      /* global pool or N per layer                */
     uint32_t cache_experts;     /* slots (per layer with SCOPE_LAYER); 0: use cache_bytes */
     uint64_t cache_bytes;       /* budget in bytes when cache_experts == 0   */

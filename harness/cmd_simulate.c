@@ -6,6 +6,7 @@
  * option errors exit 2, an unreadable trace 1, a malformed one 2.
  */
 #include "harness/cli.h"
+#include "harness/lua_policy.h"
 #include "harness/commands.h"
 #include "metrics/simulate.h"
 
@@ -22,7 +23,8 @@ static const char usage_text[] =
     "misses, bytes moved, stall time and tokens/s. Each sample starts with an\n"
     "empty cache.\n\n"
     "Cache:\n"
-    "  --policy P            lru, lfu, fifo, random, static, belady, fsf\n"
+    "  --policy P            lru, lfu, fifo, random, static, belady, fsf, or\n"
+    "                        lua:FILE.lua (a policy written in Lua; docs/policies.md)\n"
     "                        (--list-policies describes them)\n"
     "  --cache-experts N     slots: per layer (scope layer) or in total (global)\n"
     "  --cache-scope S       layer (default): N slots per layer, one policy each;\n"
@@ -61,6 +63,7 @@ typedef struct sim_opts {
     const char *trace, *profile, *format, *link;
     double gbps, latency;       /* < 0: from the link preset */
     int json, have_policy, have_cache;
+    hx_lua_policy *lua;         /* --policy lua:FILE */
 } sim_opts;
 
 static int parse_enum(const char *opt, const char *val, const char *a, const char *b, int *out)
@@ -106,6 +109,20 @@ static void list_policies(void)
     }
 }
 
+/* --policy lua:FILE: the harness's bridge, through the same interface. */
+static int load_lua_policy(sim_opts *o, const char *path)
+{
+    eng_err err = {0};
+    hx_lua_policy_free(o->lua);
+    o->lua = NULL;
+    int rc = hx_lua_policy_load(&o->lua, path, &err);
+    if (rc)
+        return hx_fail("simulate", rc == ENG_EIO ? ENG_EINVAL : rc, "--policy: %s", err.msg);
+    o->cfg.ops = hx_lua_policy_ops(o->lua);
+    o->cfg.ops_user = hx_lua_policy_user(o->lua);
+    return 0;
+}
+
 static int set_value(sim_opts *o, int c, const char *val)
 {
     met_sim_config *g = &o->cfg;
@@ -113,6 +130,9 @@ static int set_value(sim_opts *o, int c, const char *val)
     int64_t n = 0;
     switch (c) {
     case 'p': g->policy = val; o->have_policy = 1;
+        if (hx_lua_policy_path(val))
+            return load_lua_policy(o, hx_lua_policy_path(val));
+        g->ops = NULL;
         if (!eng_policy_find(val))
             return hx_usage_error("simulate", "--policy: unknown policy '%s' (lru, lfu, fifo, "
                                   "random, static, belady, fsf)", val);
@@ -305,9 +325,10 @@ int hx_cmd_simulate(int argc, char **argv)
     sim_opts o = {.gbps = -1, .latency = -1};
     met_sim_config_default(&o.cfg);
     int done, rc = parse_args(&o, argc, argv, &done);
-    if (rc || done)
-        return rc;
-    if ((rc = apply_link(&o)))
-        return rc;
-    return simulate(&o);
+    if (!rc && !done)
+        rc = apply_link(&o);
+    if (!rc && !done)
+        rc = simulate(&o);
+    hx_lua_policy_free(o.lua);
+    return rc;
 }

@@ -15,6 +15,7 @@
 
 #include "engine/policy.h"
 #include "harness/cli.h"
+#include "harness/lua_policy.h"
 #include "metrics/trace.h"
 
 #include <math.h>
@@ -26,7 +27,8 @@ const char hx_offload_usage[] =
     "  --cache-experts N  fast tier of N expert slots (per layer with --cache-scope layer)\n"
     "  --cache-mb M       fast tier of M MiB (split over layers with scope layer)\n"
     "  --cache-scope S    global (default) | layer\n"
-    "  --policy P         lru (default), lfu, fifo, random, belady, fsf (docs/policies.md)\n"
+    "  --policy P         lru (default), lfu, fifo, random, belady, fsf, or lua:FILE.lua\n"
+    "                     (a policy written in Lua; docs/policies.md)\n"
     "  --tier T           file (default: pread, O_DIRECT when possible) | link\n"
     "  --link PRESET      pcie4x16, pcie5x16, nvme, ufs4 (implies --tier link)\n"
     "  --link-gbps G      emulated link bandwidth, GB/s (implies --tier link)\n"
@@ -85,8 +87,21 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
 {
     switch (code) {
     case HX_OFF_POLICY:
-        if (!eng_policy_find(arg))
+        if (hx_lua_policy_path(arg)) {
+            eng_err err = {0};
+            hx_lua_policy_free(x->lua);
+            x->lua = NULL;
+            int rc = hx_lua_policy_load(&x->lua, hx_lua_policy_path(arg), &err);
+            if (rc)
+                return hx_fail("generate", rc == ENG_EIO ? ENG_EINVAL : rc, "--policy: %s",
+                               err.msg);
+            x->o.policy_ops = hx_lua_policy_ops(x->lua);
+            x->o.policy_user = hx_lua_policy_user(x->lua);
+        } else if (!eng_policy_find(arg)) {
             return hx_usage_error("generate", "--policy: unknown policy '%s'", arg);
+        } else {
+            x->o.policy_ops = NULL;
+        }
         x->o.policy = arg;
         return 0;
     case HX_OFF_CACHE_EXPERTS:
@@ -139,7 +154,7 @@ int hx_offload_check(hx_offload *x)
         return hx_usage_error("generate", "--link options and --tier file do not go together");
     if (x->o.prefetch == ENG_PREFETCH_ORACLE && !x->trace_in)
         return hx_usage_error("generate", "--prefetch oracle needs --trace-in FILE");
-    const eng_policy_ops *p = eng_policy_find(x->o.policy);
+    const eng_policy_ops *p = x->o.policy_ops ? x->o.policy_ops : eng_policy_find(x->o.policy);
     if ((p->flags & ENG_POLICY_NEEDS_FUTURE) && !x->trace_in)
         return hx_usage_error("generate", "--policy %s needs --trace-in FILE", x->o.policy);
     if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
@@ -389,6 +404,7 @@ void hx_offload_free(hx_offload *x)
         (void)met_trace_writer_close(x->writer, &err);
     }
     eng_store_free(x->store);
+    hx_lua_policy_free(x->lua);
     free(x->plan_ids);
     memset(x, 0, sizeof *x);
 }

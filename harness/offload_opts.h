@@ -66,6 +66,7 @@ typedef struct hx_offload {
     int64_t n_prompt;            /* prompt tokens: stalls before/after them  */
     uint64_t prompt_stall_ns;    /* stall when the prompt's last token finished */
     bool prompt_done;
+    struct hx_lua_policy *lua;   /* --policy lua:FILE, NULL otherwise       */
 } hx_offload;
 
 void hx_offload_init(hx_offload *x);

@@ -124,7 +124,7 @@ static int open_instances(sim *s)
         eng_policy_config pc = {
             .capacity = (uint32_t)c->cache_experts, .n_keys = s->n_keys,
             .seed = c->seed + (uint64_t)i, .lookahead = c->lookahead, .lfu_age = c->lfu_age,
-            .profile = counts ? counts + (size_t)i * s->E : NULL,
+            .profile = counts ? counts + (size_t)i * s->E : NULL, .user = c->ops_user,
         };
         rc = eng_policy_open_ops(&in->pol, ops, &pc, s->err);
         if (!rc && !(in->seen = zalloc(s->n_keys, 1, s->err)))

@@ -60,6 +60,7 @@ typedef enum met_sim_prefetch { MET_SIM_PREFETCH_NONE = 0, MET_SIM_PREFETCH_ORAC
 typedef struct met_sim_config {
     const char *policy;          /* built-in name (engine/policy.h registry)  */
     const eng_policy_ops *ops;   /* or any ops table; overrides `policy`      */
+    void *ops_user;              /* eng_policy_config.user for `ops`          */
     int64_t cache_experts;       /* N >= 1: per layer (LAYER) or total        */
     met_sim_scope scope;
     met_sim_lookup lookup;

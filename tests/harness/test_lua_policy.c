@@ -1,0 +1,93 @@
+/* test_lua_policy.c — policies written in Lua (harness/lua_policy.c): the
+ * example Lua LRU makes exactly the built-in lru's choices, through the
+ * simulator and through the engine's tiered store; broken scripts are
+ * clear errors. */
+#include "tests/test.h"
+
+#include "engine/mkmodel.h"
+
+static const char *lua_lru = "lua:scripts/lua/policies/lru.lua";
+
+/* The "hits"/"misses" lines of `moebench simulate` text output. */
+static char *sim_counts(const char *trace, const char *policy, int cache, const char *scope)
+{
+    char *out;
+    int st = tst_sh(&out, NULL,
+                    "%s simulate %s --policy %s --cache-experts %d --cache-scope %s "
+                    "| grep -E '^(hits|misses)'",
+                    tst_moebench(), trace, policy, cache, scope);
+    REQUIRE_MSG(st == 0, "simulate --policy %s exited %d", policy, st);
+    return out;
+}
+
+TEST(lua_lru_equals_builtin_lru_in_the_simulator)
+{
+    const char *trace = tst_path("t.moetrace");
+    REQUIRE(tst_sh(NULL, NULL,
+                   "%s trace synth --layers 3 --experts 16 --top-k 3 --samples 5 --tokens 150 "
+                   "--model sticky --stickiness 0.6 --seed 11 -o %s",
+                   tst_moebench(), trace) == 0);
+    const char *scopes[] = {"layer", "global"};
+    for (int s = 0; s < 2; s++)
+        for (int c = 1; c <= 16; c += 5) {
+            char *a = sim_counts(trace, "lru", c, scopes[s]);
+            char *b = sim_counts(trace, lua_lru, c, scopes[s]);
+            CHECK_MSG(strcmp(a, b) == 0, "scope %s, %d slots: lru\n%s lua\n%s", scopes[s], c,
+                      a, b);
+        }
+}
+
+TEST(lua_lru_equals_builtin_lru_in_the_engine)
+{
+    const char *model = tst_path("m.gguf");
+    eng_err err = {0};
+    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_F32, .seed = 5,
+                          .router_locality = 0.5};
+    REQUIRE_MSG(eng_mkmodel_write(&o, model, &err) == ENG_OK, "%s", err.msg);
+    char *ref, *a, *b;
+    /* generate --json, then tokens, hits and misses through SQLite's JSON. */
+    const char *gen = "%s generate -m %s --tokens 5,9,33,70,71,72 -n 12 --threads 1 --json "
+                      "%s >%s 2>/dev/null && sqlite3 :memory: \"select json_extract(readfile("
+                      "'%s'), '$.tokens', '$.hits', '$.misses')\"";
+    const char *js = tst_path("g.json");
+    REQUIRE(tst_sh(&ref, NULL, gen, tst_moebench(), model, "", js, js) == 0);
+    REQUIRE(tst_sh(&a, NULL, gen, tst_moebench(), model,
+                   "--cache-experts 6 --cache-scope layer --policy lru", js, js) == 0);
+    REQUIRE(tst_sh(&b, NULL, gen, tst_moebench(), model,
+                   "--cache-experts 6 --cache-scope layer "
+                   "--policy lua:scripts/lua/policies/lru.lua", js, js) == 0);
+    CHECK_EQ_STR(a, b);
+    /* Same tokens as the all-in-memory run (hits/misses are null there). */
+    CHECK(strncmp(ref, a, strcspn(ref, "]") + 1) == 0);
+    CHECK(strstr(a, "null") == NULL);
+}
+
+TEST(broken_lua_policies_are_clear_errors)
+{
+    const char *trace = tst_path("t.json");
+    const char *json = "{\"num_experts\":4,\"top_k\":2,\"samples\":[[[0,1],[2,3],[0,2]]]}";
+    tst_write_file(trace, json, strlen(json));
+    struct { const char *name, *src, *expect; int status; } cases[] = {
+        {"syntax.lua", "return function(cfg) return { victim = end\n", "syntax.lua:1:", 2},
+        {"number.lua", "return 42\n", "must return a factory", 2},
+        {"novictim.lua", "return function(cfg) return {} end\n", "no victim function", 2},
+        {"raises.lua", "return function(cfg) return { victim = function(c) error('boom') end } end\n",
+         "raises.lua:1: boom", 1},
+        {"outsider.lua", "return function(cfg) return { victim = function(c) return 99 end } end\n",
+         "not one of the candidates", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = tst_path(cases[i].name);
+        tst_write_file(path, cases[i].src, strlen(cases[i].src));
+        char *err;
+        int st = tst_sh(NULL, &err, "%s simulate %s --policy lua:%s --cache-experts 1",
+                        tst_moebench(), trace, path);
+        CHECK_MSG(st == cases[i].status, "%s: exit %d, expected %d", cases[i].name, st,
+                  cases[i].status);
+        CHECK_CONTAINS(err, cases[i].expect);
+    }
+    char *err;
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s simulate %s --policy lua:/no/such.lua --cache-experts 1",
+                        tst_moebench(), trace), 2);
+    CHECK_CONTAINS(err, "/no/such.lua");
+}
