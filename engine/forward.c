@@ -12,7 +12,9 @@
  * number of threads. Attention is one task per head.
  *
  * The routed experts of a layer are reached only through the expert store
- * (store.h): prepare, acquire each, compute, release.
+ * (store.h): prepare, then acquire, compute and release them in groups of
+ * at most eng_store_max_held (all at once with the memory store, one by
+ * one with a small tiered cache); outputs do not depend on the grouping.
  */
 #include "engine/forward_impl.h"
 
@@ -248,21 +250,24 @@ static void dec_attention(eng_session *s, int il)
 }
 
 /* SwiGLU FFN of n matrices sets (routed experts, shared or dense) on the
- * prepared xv_in: outputs into b->o + j * n_embd. */
-static void dec_ffn_run(eng_session *s, const eng_expert_mat (*m)[3], int n)
+ * prepared xv_in: set i's output into b->o + (j0 + i) * n_embd. Each output
+ * row is one dot product, so the grouping of sets does not change it. */
+static void dec_ffn_run(eng_session *s, const eng_expert_mat (*m)[3], int n, int j0)
 {
     eng_dec_buf *b = &s->dec;
     const int64_t d = s->hp->n_embd, F = s->f_max;
     eng_mm_job *jobs = s->bat.jobs; /* [2E + 2] >= 2 (k + 1) */
-    for (int j = 0; j < n; j++) {
-        jobs[2 * j] = dv(job_m(&m[j][0]), &b->xv_in, b->g + j * F);
-        jobs[2 * j + 1] = dv(job_m(&m[j][1]), &b->xv_in, b->u + j * F);
+    for (int i = 0; i < n; i++) {
+        int j = j0 + i; /* buffer slot of this matrix set */
+        jobs[2 * i] = dv(job_m(&m[i][0]), &b->xv_in, b->g + j * F);
+        jobs[2 * i + 1] = dv(job_m(&m[i][1]), &b->xv_in, b->u + j * F);
     }
     eng_mm_decode(s, jobs, 2 * n);
-    for (int j = 0; j < n; j++) {
-        eng_swiglu(b->g + j * F, b->u + j * F, m[j][0].n_out);
-        eng_xvec_prepare(s->kern, &b->xv_h[j], b->g + j * F, m[j][0].n_out);
-        jobs[j] = dv(job_m(&m[j][2]), &b->xv_h[j], b->o + j * d);
+    for (int i = 0; i < n; i++) {
+        int j = j0 + i;
+        eng_swiglu(b->g + j * F, b->u + j * F, m[i][0].n_out);
+        eng_xvec_prepare(s->kern, &b->xv_h[j], b->g + j * F, m[i][0].n_out);
+        jobs[i] = dv(job_m(&m[i][2]), &b->xv_h[j], b->o + j * d);
     }
     eng_mm_decode(s, jobs, n);
 }
@@ -284,6 +289,29 @@ static void emit_routing(eng_session *s, int il, int64_t pos, int32_t token, int
     s->hooks->routing(s->hooks->user, &ev);
 }
 
+/* Pre-gating (Pre-gated MoE, HOBBIT, AdapMoE): layer il+1's router applied
+ * to layer il's post-attention hidden state predicts il+1's experts; the
+ * store may prefetch them while layer il computes. Uses tmp, rl, rp and
+ * xv_pg only, which hold nothing live here, so outputs do not change. */
+static void dec_pregate(eng_session *s, int il)
+{
+    const eng_hparams *hp = s->hp;
+    if (il + 1 >= hp->n_layer || !eng_store_wants_hint(s->store))
+        return;
+    const eng_layer *ln = &s->m->layers[il + 1];
+    eng_dec_buf *b = &s->dec;
+    const int k = (int)hp->n_expert_used;
+    int32_t ids[64];
+    float w[64];
+    eng_rmsnorm(b->tmp, b->x, ln->ffn_norm->data, hp->n_embd, hp->eps);
+    eng_xvec_prepare(s->kern, &b->xv_pg, b->tmp, hp->n_embd);
+    eng_mm_job j = dv(job_t(ln->router), &b->xv_pg, b->rl);
+    eng_mm_decode(s, &j, 1);
+    eng_softmax(b->rp, b->rl, hp->n_expert);
+    eng_topk(b->rp, hp->n_expert, k, s->arch->norm_topk, ids, w);
+    eng_store_hint(s->store, il + 1, ids, k, s->pos);
+}
+
 static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_err *err)
 {
     const eng_layer *l = &s->m->layers[il];
@@ -298,24 +326,31 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     eng_softmax(b->rp, b->rl, hp->n_expert);
     eng_topk(b->rp, hp->n_expert, k, s->arch->norm_topk, ids, w);
     emit_routing(s, il, s->pos, token, k, ids, w, is_prefill);
+    dec_pregate(s, il);
     REGION_END(s, ENG_REGION_ROUTER);
 
     REGION_BEGIN(s, ENG_REGION_EXPERT_FFN);
     eng_store_prepare(s->store, il, ids, k, s->pos);
     eng_expert_weights ew[64];
     eng_expert_mat mats[64][3];
-    int rc = ENG_OK, got = 0;
-    for (; got < k; got++) {
-        if ((rc = eng_store_acquire(s->store, il, ids[got], s->pos, &ew[got], err)))
-            break;
-        mats[got][0] = ew[got].gate;
-        mats[got][1] = ew[got].up;
-        mats[got][2] = ew[got].down;
+    const int held = eng_store_max_held(s->store);
+    int rc = ENG_OK;
+    /* groups of at most `held` experts in router order (a small cache) */
+    for (int j0 = 0; j0 < k && !rc; j0 += held) {
+        int n = k - j0 < held ? k - j0 : held, got = 0;
+        for (; got < n; got++) {
+            int j = j0 + got;
+            if ((rc = eng_store_acquire(s->store, il, ids[j], s->pos, &ew[j], err)))
+                break;
+            mats[j][0] = ew[j].gate;
+            mats[j][1] = ew[j].up;
+            mats[j][2] = ew[j].down;
+        }
+        if (!rc)
+            dec_ffn_run(s, mats + j0, n, j0);
+        for (int j = j0; j < j0 + got; j++)
+            eng_store_release(s->store, &ew[j]);
     }
-    if (!rc)
-        dec_ffn_run(s, mats, k);
-    for (int j = 0; j < got; j++)
-        eng_store_release(s->store, &ew[j]);
     if (!rc) {
         /* y = sum_j w_j * out_j in router order (ggml: mul, then view adds) */
         memset(b->tmp, 0, (size_t)hp->n_embd * sizeof(float));
@@ -334,7 +369,7 @@ static void dec_shared(eng_session *s, int il)
     const int64_t d = s->hp->n_embd;
     REGION_BEGIN(s, ENG_REGION_SHARED_EXPERT);
     eng_expert_mat m[1][3] = {{mat_of(l->gate_sh), mat_of(l->up_sh), mat_of(l->down_sh)}};
-    dec_ffn_run(s, m, 1);
+    dec_ffn_run(s, m, 1, 0);
     const float *wg = l->shexp_gate->data;
     float g = 0;
     for (int64_t i = 0; i < d; i++)
@@ -355,7 +390,7 @@ static int dec_ffn(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     if (s->hp->n_expert == 0) {
         REGION_BEGIN(s, ENG_REGION_EXPERT_FFN);
         eng_expert_mat m[1][3] = {{mat_of(l->ffn_gate), mat_of(l->ffn_up), mat_of(l->ffn_down)}};
-        dec_ffn_run(s, m, 1);
+        dec_ffn_run(s, m, 1, 0);
         memcpy(b->tmp, b->o, (size_t)d * sizeof(float));
         REGION_END(s, ENG_REGION_EXPERT_FFN);
     } else {
@@ -519,10 +554,11 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
         jobs[2 * i + 1] = bt(job_m(&b->ew[e].up), b->xg + off * d, c, d, b->u + off * FM, FM);
     }
     eng_mm_batch(s, jobs, 2 * n_used);
-    int64_t rows = 0;
+    /* used[] ascends, so its experts' rows are contiguous from offset[used[0]] */
+    int64_t r0 = b->offset[used[0]], rows = 0;
     for (int i = 0; i < n_used; i++)
         rows += b->count[used[i]];
-    for (int64_t r = 0; r < rows; r++)
+    for (int64_t r = r0; r < r0 + rows; r++)
         eng_swiglu(b->g + r * FM, b->u + r * FM, F);
     for (int i = 0; i < n_used; i++) {
         int e = used[i];
@@ -544,15 +580,21 @@ static int bat_moe(eng_session *s, int il, const int32_t *tokens, int64_t T, eng
 
     REGION_BEGIN(s, ENG_REGION_EXPERT_FFN);
     int32_t *used = b->used;
-    int n_used = bat_group(s, T, used), got = 0, rc = ENG_OK;
+    int n_used = bat_group(s, T, used), rc = ENG_OK;
+    const int held = eng_store_max_held(s->store);
     eng_store_prepare(s->store, il, used, n_used, s->pos);
-    for (; got < n_used; got++)
-        if ((rc = eng_store_acquire(s->store, il, used[got], s->pos, &b->ew[used[got]], err)))
-            break;
-    if (!rc)
-        bat_experts_compute(s, used, n_used);
-    for (int i = 0; i < got; i++)
-        eng_store_release(s->store, &b->ew[used[i]]);
+    for (int i0 = 0; i0 < n_used && !rc; i0 += held) {
+        int n = n_used - i0 < held ? n_used - i0 : held, got = 0;
+        for (; got < n; got++) {
+            int e = used[i0 + got];
+            if ((rc = eng_store_acquire(s->store, il, e, s->pos, &b->ew[e], err)))
+                break;
+        }
+        if (!rc)
+            bat_experts_compute(s, used + i0, n);
+        for (int i = i0; i < i0 + got; i++)
+            eng_store_release(s->store, &b->ew[used[i]]);
+    }
     if (!rc) {
         for (int64_t t = 0; t < T; t++) {
             float *y = b->tmp + t * d;

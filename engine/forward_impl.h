@@ -42,6 +42,7 @@ typedef struct eng_dec_buf {     /* decode, one token */
     float *g, *u;                /* [(k+1) * F_max] gate / up (then hidden)  */
     float *o;                    /* [(k+1) * n_embd] expert outputs         */
     eng_xvec xv_in;              /* n_max = max(n_embd, n_q)                */
+    eng_xvec xv_pg;              /* n_embd: pre-gating input (store hint)   */
     eng_xvec *xv_h;              /* [k+1], n_max = F_max                    */
 } eng_dec_buf;
 

@@ -46,7 +46,7 @@ static bool alloc_decode(eng_session *s)
         !FALLOC(b->rl, E, 1, 1) || !FALLOC(b->rp, E, 1, 1) || !FALLOC(b->g, k1, s->f_max, 1) ||
         !FALLOC(b->u, k1, s->f_max, 1) || !FALLOC(b->o, k1, d, 1) || !FALLOC(b->xv_h, k1, 1, 1))
         return false;
-    if (eng_xvec_init(&b->xv_in, max64(d, s->n_q), NULL))
+    if (eng_xvec_init(&b->xv_in, max64(d, s->n_q), NULL) || eng_xvec_init(&b->xv_pg, d, NULL))
         return false;
     for (int64_t j = 0; j < k1; j++)
         if (eng_xvec_init(&b->xv_h[j], s->f_max, NULL))
@@ -159,6 +159,7 @@ static void free_bufs(eng_session *s)
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
     eng_xvec_free(&d->xv_in);
+    eng_xvec_free(&d->xv_pg);
     if (d->xv_h)
         for (int64_t j = 0; j <= s->hp->n_expert_used; j++)
             eng_xvec_free(&d->xv_h[j]);

@@ -7,6 +7,7 @@
  */
 #include "engine/store_impl.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,9 +87,9 @@ int eng_store_acquire(eng_store *s, int layer, int expert, int64_t pos,
     if (rc)
         return rc;
     s->stats.acquires++;
-    if (!out->waited)
+    if (!out->miss)
         s->stats.hits++;
-    if (s->has_cache_hook && !out->waited) {
+    if (s->has_cache_hook && !out->miss) {
         eng_cache_event ev = {.kind = ENG_CACHE_HIT, .layer = layer, .expert = expert,
                               .pos = pos};
         s->hooks.cache(s->hooks.user, &ev);
@@ -101,6 +102,22 @@ void eng_store_release(eng_store *s, eng_expert_weights *w)
     if (s->ops->release)
         s->ops->release(s, w);
     w->slot = NULL;
+}
+
+int eng_store_max_held(const eng_store *s)
+{
+    return s->ops->max_held > 0 ? s->ops->max_held : INT_MAX;
+}
+
+bool eng_store_wants_hint(const eng_store *s)
+{
+    return s->ops->wants_hint && s->ops->wants_hint(s);
+}
+
+void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
+{
+    if (s->ops->hint)
+        s->ops->hint(s, layer, ids, n, pos);
 }
 
 void eng_store_get_stats(const eng_store *s, eng_store_stats *out)

@@ -15,8 +15,9 @@
  * (eng_store_set_hooks) with ENG_REGION_EXPERT_WAIT around the wait, on the
  * forward pass's thread (nested in EXPERT_FFN), and sets w->waited. An
  * acquired expert stays valid and in place until its release; a store may
- * evict it only after that. Several experts of one layer are held at once
- * (up to n_expert_used in decode, up to n_expert in a prefill batch).
+ * evict it only after that. Up to eng_store_max_held experts of one layer
+ * are held at once (the memory store: all a decode step or a prefill batch
+ * uses; the tiered store, engine/store_tiered.h: one).
  *
  * An expert's bytes are its gate, up and down slices exactly as stored in
  * the file: expert e of a stacked tensor {ne0, ne1, E} starts at byte
@@ -63,6 +64,7 @@ typedef struct eng_expert_weights {
     eng_expert_mat down;   /* n_in = F,      n_out = n_embd                  */
     uint64_t bytes;        /* gate + up + down bytes                         */
     bool waited;           /* acquire blocked on a load                      */
+    bool miss;             /* set by the store: the access was a miss        */
     void *slot;            /* store-private (which cache slot it came from)  */
 } eng_expert_weights;
 
@@ -100,6 +102,19 @@ int eng_store_acquire(eng_store *s, int layer, int expert, int64_t pos,
                       eng_expert_weights *out, eng_err *err);
 /* Ends the use of an acquired expert; *w is invalid afterwards. */
 void eng_store_release(eng_store *s, eng_expert_weights *w);
+/* How many experts the caller may hold acquired at once (>= 1; INT_MAX for
+ * the memory store). The forward pass acquires, computes and releases the
+ * routed experts of a layer in groups of at most this many, in router
+ * order; the arithmetic does not depend on the grouping. */
+int eng_store_max_held(const eng_store *s);
+
+/* Pre-gating: whether the store wants a prediction of the next layer's
+ * experts (a tiered store with the pregate prefetcher), and the hint
+ * itself: experts ids[0..n) of `layer` are predicted for the token at pos.
+ * The forward pass computes the prediction in decode only, with buffers of
+ * its own, so outputs do not change. */
+bool eng_store_wants_hint(const eng_store *s);
+void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
 
 void eng_store_get_stats(const eng_store *s, eng_store_stats *out);
 void eng_store_reset_stats(eng_store *s);

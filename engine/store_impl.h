@@ -16,11 +16,17 @@
 typedef struct eng_store_ops {
     const char *kind;
     void (*prepare)(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
-    /* Fill *out (eng_expert_locate gives the file layout), set out->waited
-     * and out->slot; count misses/bytes_loaded/wait_ns in s->stats. */
+    /* Fill *out (eng_expert_locate gives the file layout), set out->waited,
+     * out->miss and out->slot; count misses/bytes_loaded/wait_ns in
+     * s->stats. The front end counts acquires, hits (!out->miss) and emits
+     * ENG_CACHE_HIT; the implementation emits the other cache events. */
     int (*acquire)(eng_store *s, int layer, int expert, int64_t pos, eng_expert_weights *out,
                    eng_err *err);
     void (*release)(eng_store *s, eng_expert_weights *w);
+    int max_held;                    /* 0: unlimited */
+    /* NULL unless the store wants predictions (eng_store_hint). */
+    bool (*wants_hint)(const eng_store *s);
+    void (*hint)(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
     void (*destroy)(eng_store *s);   /* frees impl, not s */
 } eng_store_ops;
 

@@ -14,6 +14,8 @@
 #include "harness/commands.h"
 
 #include <errno.h>
+#include "harness/offload_opts.h"
+
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -52,10 +54,12 @@ typedef struct gen_args {
     int64_t n_predict, ctx, batch;
     int threads, json, logits, ignore_eos, prefault;
     eng_sampler_opts sampler;
+    hx_offload off;              /* --cache-*, --policy, ... (offload_opts.h) */
 } gen_args;
 
 typedef struct gen_run {
     const gen_args *a;
+    hx_offload *off;
     const eng_model *m;
     eng_session *s;
     eng_tokenizer *tok;          /* NULL when the file has none we can use */
@@ -100,9 +104,10 @@ static int parse_args(int argc, char **argv, gen_args *a)
         {"ctx", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
         {"ignore-eos", no_argument, 0, 'E'}, {"json", no_argument, 0, 'J'},
         {"logits", no_argument, 0, 'L'}, {"prefault", no_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'}, HX_OFFLOAD_LONGOPTS, {0, 0, 0, 0},
     };
     *a = (gen_args){.n_predict = 16, .sampler = {.top_p = 1.0}};
+    hx_offload_init(&a->off);
     int c, rc = 0;
     int64_t seed = 0;
     opterr = 0;
@@ -123,8 +128,13 @@ static int parse_args(int argc, char **argv, gen_args *a)
         case 'J': a->json = 1; break;
         case 'L': a->logits = 1; break;
         case 'F': a->prefault = 1; break;
-        case 'h': fputs(usage_text, stdout); return -1;
-        default: return hx_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
+        case 'h': fputs(usage_text, stdout); fputs(hx_offload_usage, stdout); return -1;
+        default:
+            if (c >= HX_OFF_BASE) {
+                rc = hx_offload_parse(&a->off, c, optarg);
+                break;
+            }
+            return hx_usage_error("generate", "unknown option '%s'", argv[optind - 1]);
         }
     }
     a->sampler.seed = (uint64_t)seed;
@@ -138,7 +148,7 @@ static int parse_args(int argc, char **argv, gen_args *a)
         return hx_usage_error("generate", "give exactly one of -p TEXT and --tokens IDS");
     if (a->logits && !a->json)
         return hx_usage_error("generate", "--logits needs --json");
-    return 0;
+    return hx_offload_check(&a->off);
 }
 
 /* The prompt's ids: --tokens as given, or -p through the tokenizer. */
@@ -314,6 +324,7 @@ static void print_json(const gen_run *r)
         if (v)
             json_object_set_new(root, json_sections[i].key, v);
     }
+    hx_offload_json(r->off, root, r->res.decode_ms, r->res.n_tokens);
     json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fputc('\n', stdout);
     json_decref(root);
@@ -334,6 +345,7 @@ static void print_text(const gen_run *r)
             "decode %.2f tok/s, peak RSS %.1f MiB\n",
             r->n_prompt, r->res.n_tokens, pms > 0 ? r->n_prompt * 1e3 / pms : 0.0,
             dms > 0 ? (double)r->res.n_tokens * 1e3 / dms : 0.0, peak_rss_mib());
+    hx_offload_print(r->off, stderr, r->res.decode_ms, r->res.n_tokens, r->res.prefill_ms);
 }
 
 static int run(gen_run *r)
@@ -346,6 +358,8 @@ static int run(gen_run *r)
     const eng_hparams *hp = eng_model_hparams(r->m);
     eng_session_opts so = {.n_threads = a->threads, .n_batch = a->batch,
                            .n_ctx = a->ctx ? a->ctx : r->n_prompt + a->n_predict};
+    if ((rc = hx_offload_open(r->off, r->m, a->sampler.seed, r->n_prompt, &so.n_batch, &so.store, &so.hooks)))
+        return rc;
     if ((rc = eng_session_open(&r->s, r->m, &so, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
     if (a->logits && !(r->logits = calloc((size_t)hp->n_vocab, sizeof(float))))
@@ -356,6 +370,8 @@ static int run(gen_run *r)
         go.eos = eng_tokenizer_eos(r->tok);
     if ((rc = eng_generate(r->s, r->prompt, r->n_prompt, &go, &r->res, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
+    if ((rc = hx_offload_finish(r->off)))
+        return rc;
     if (r->logits && !r->logits_taken)
         on_token(r, -1);
     size_t len;
@@ -375,7 +391,7 @@ int hx_cmd_generate(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc < 0 ? HX_EXIT_OK : rc;
-    gen_run r = {.a = &a};
+    gen_run r = {.a = &a, .off = &a.off};
     eng_err err = {0};
     eng_model *m = NULL;
     eng_model_opts mo = {.prefault = a.prefault};
@@ -385,6 +401,7 @@ int hx_cmd_generate(int argc, char **argv)
     rc = run(&r);
     eng_generate_result_free(&r.res);
     eng_session_free(r.s);
+    hx_offload_free(&a.off);
     eng_tokenizer_free(r.tok);
     free(r.prompt);
     free(r.logits);

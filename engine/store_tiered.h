@@ -1,0 +1,148 @@
+/*
+ * store_tiered.h — the tiered expert store: a fast tier of limited size (a
+ * cache of expert slots in RAM) in front of a slow tier (the GGUF file read
+ * with pread, or an emulated link paced to a bandwidth and latency), with
+ * eviction by an engine/policy.h policy, loader threads and prefetchers
+ * (oracle from the input's routing, pregate from the forward pass's hint).
+ * docs/offloading.md describes the behaviour and every statistic.
+ *
+ *   eng_tiered_opts o = eng_tiered_defaults();
+ *   o.policy = "lru"; o.cache_experts = 16; o.tier = ENG_TIER_FILE;
+ *   eng_store *st; eng_store_open_tiered(&st, model, &o, &err);
+ *   eng_session_open(&s, model, &(eng_session_opts){.store = st}, &err);
+ *   ... eng_generate ...;  eng_tiered_get_stats(st, &stats);
+ *
+ * Semantics the tests rely on:
+ *  - Outputs are bit-identical to the memory store: a slot holds the
+ *    expert's gate/up/down slices exactly as stored in the file.
+ *  - The store serves one expert at a time (eng_store_max_held() == 1): the
+ *    forward pass acquires, computes and releases each routed expert in
+ *    router order, so a cache of one slot works, and the policy sees the
+ *    same demand sequence as the replay simulator with sequential look-up
+ *    and a cold start (one access per token, layer and routed expert).
+ *  - A sequence starts when layer 0 is prepared at position 0: the cache is
+ *    emptied and the policies reset (cold start), oracle futures restart.
+ *  - A batched prefill prepares each layer once with the experts the batch
+ *    uses (ascending ids): one access per expert per batch. Oracle policies
+ *    and the oracle prefetcher need one access per token: open the session
+ *    with n_batch = 1 for them (the CLI does).
+ *
+ * Thread-safety: as store.h (one forward thread; loader threads are the
+ * store's own). eng_tiered_get_stats may be called between calls.
+ */
+#ifndef ENG_STORE_TIERED_H
+#define ENG_STORE_TIERED_H
+
+#include "engine/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum eng_tier { ENG_TIER_FILE = 0, ENG_TIER_LINK } eng_tier;
+typedef enum eng_cache_scope { ENG_SCOPE_GLOBAL = 0, ENG_SCOPE_LAYER } eng_cache_scope;
+/* none; oracle: the next layer's experts from the routing plan; pregate:
+ * the forward pass's prediction (eng_store_hint: layer l+1's router on
+ * layer l's hidden state), decode only. */
+typedef enum eng_prefetch {
+    ENG_PREFETCH_NONE = 0,
+    ENG_PREFETCH_ORACLE,
+    ENG_PREFETCH_PREGATE
+} eng_prefetch;
+
+/* An emulated link: bandwidth in GB/s (1e9 bytes/s) and per-copy latency. */
+typedef struct eng_link_preset {
+    const char *name;
+    double gbps;
+    double latency_us;
+    const char *descr;
+} eng_link_preset;
+
+/* pcie4x16, pcie5x16, nvme, ufs4 (numbers in docs/offloading.md); NULL if
+ * unknown. */
+const eng_link_preset *eng_link_preset_find(const char *name);
+size_t eng_link_preset_count(void);
+const eng_link_preset *eng_link_preset_at(size_t i);
+
+/* Routing of the input the run will see (for oracle policies and the
+ * oracle prefetcher): experts[(t * n_layer + l) * top_k + j], router order,
+ * for tokens 0..n_tokens-1 of the sequence. Borrowed for the store's life. */
+typedef struct eng_routing_plan {
+    const int32_t *experts;
+    int64_t n_tokens;
+    int n_layer, top_k;
+} eng_routing_plan;
+
+typedef struct eng_tiered_opts {
+    const char *policy;         /* engine/policy.h name; "lru"               */
+    eng_cache_scope scope;      /* global pool or N per layer                */
+    uint32_t cache_experts;     /* slots (per layer with SCOPE_LAYER); 0: use cache_bytes */
+    uint64_t cache_bytes;       /* budget in bytes when cache_experts == 0   */
+    eng_tier tier;
+    const char *file;           /* file tier: GGUF to read from (NULL: the model's path;
+                                   another path must hold the same bytes)   */
+    bool no_direct;             /* file tier: do not try O_DIRECT            */
+    double link_gbps;           /* link tier: > 0                            */
+    double link_latency_us;     /* link tier: >= 0                           */
+    eng_prefetch prefetch;
+    const eng_routing_plan *plan; /* needed by oracle policies / prefetch    */
+    uint64_t seed;              /* random policy                             */
+    int lookahead;              /* fsf                                       */
+    int n_loaders;              /* loader threads; 0: 1                      */
+    bool warm;                  /* fill the cache at each sequence start with
+                                   experts in (layer, expert) order, counted as
+                                   prefetches; not for oracle policies       */
+} eng_tiered_opts;
+
+eng_tiered_opts eng_tiered_defaults(void);
+
+/* Errors: ENG_EINVAL for bad options (unknown policy, a budget below one
+ * expert, bad link numbers, an oracle without a plan, a dense model),
+ * ENG_EIO when the file cannot be opened or is shorter than the model's
+ * expert tensors, ENG_ENOMEM. */
+int eng_store_open_tiered(eng_store **out, const eng_model *m, const eng_tiered_opts *o,
+                          eng_err *err);
+
+/* Counters of one layer (and, summed, of the store). */
+typedef struct eng_tiered_counts {
+    uint64_t accesses, hits, misses;
+    uint64_t pf_issued;         /* prefetch loads started                    */
+    uint64_t pf_useful;         /* prefetched expert later demanded          */
+    uint64_t pf_late;           /* ... while its load was still running      */
+    uint64_t pf_wasted;         /* prefetched expert evicted unused          */
+    uint64_t bytes_demand;      /* bytes read for demand misses              */
+    uint64_t bytes_prefetch;    /* bytes read by prefetches                  */
+    uint64_t evictions;
+    uint64_t stall_ns;          /* forward pass blocked waiting for loads    */
+    uint64_t load_ns;           /* loader time spent on loads                */
+} eng_tiered_counts;
+
+typedef struct eng_tiered_stats {
+    eng_tiered_counts total;
+    eng_tiered_counts *layers;  /* [n_layer], owned by the store, valid until the next call */
+    int n_layer;
+    uint32_t slots;             /* slots in all                              */
+    uint64_t slot_bytes;        /* bytes one expert takes                    */
+    uint64_t cache_bytes;       /* slots * expert bytes                      */
+    const char *io_mode;        /* "o_direct", "buffered+fadvise", "link"    */
+    double link_target_ns;      /* link tier: sum of the paced targets       */
+    double link_actual_ns;      /* ... and of the achieved copy times        */
+} eng_tiered_stats;
+
+/* Snapshot of the counters (waits for nothing). ENG_EINVAL if s is not a
+ * tiered store. */
+int eng_tiered_get_stats(eng_store *s, eng_tiered_stats *out, eng_err *err);
+void eng_tiered_reset_stats(eng_store *s);
+
+/* Copies n bytes from src to dst paced to the link: returns when at least
+ * latency + n / bandwidth has passed since the call (spinning/sleeping to
+ * the deadline after each chunk). Exposed for the pacing test. Returns the
+ * achieved nanoseconds. */
+uint64_t eng_link_copy(void *dst, const void *src, uint64_t n, double gbps,
+                       double latency_us);
+/* The same over n segments moved as one transfer (one latency): an
+ * expert's three slices. */
+uint64_t eng_link_copy_segs(void *const *dst, const void *const *src, const uint64_t *len,
+                            int n, double gbps, double latency_us);
+
+#endif

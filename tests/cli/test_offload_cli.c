@@ -1,0 +1,101 @@
+/* test_offload_cli.c — `moebench generate` with expert offloading: same
+ * tokens as the all-in-memory run, counters in the JSON, and hit counts
+ * equal to `moebench simulate --lookup sequential --start cold` on the
+ * trace the run recorded (one implementation of each policy serves both). */
+#include "engine/mkmodel.h"
+#include "tests/test.h"
+
+#include <jansson.h>
+#include <string.h>
+
+static const char *model(void)
+{
+    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_Q8_0, .seed = 3,
+                          .router_locality = 0.5};
+    eng_err e;
+    const char *p = tst_path("m.gguf");
+    REQUIRE_MSG(eng_mkmodel_write(&o, p, &e) == ENG_OK, "%s", e.msg);
+    return p;
+}
+
+static json_t *run_json(const char *fmt_args, const char *m, const char *extra)
+{
+    char *out, *err;
+    int rc = tst_sh(&out, &err, "%s generate -m '%s' --tokens 5,9,13,2 -n 8 --ignore-eos "
+                                "--threads 2 --json %s %s",
+                    tst_moebench(), m, fmt_args, extra ? extra : "");
+    REQUIRE_MSG(rc == 0, "generate %s: %s", fmt_args, err);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    REQUIRE_MSG(j, "bad JSON: %s", je.text);
+    return j;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return v ? json_integer_value(v) : -1;
+}
+
+TEST(generate_offload_matches_memory_and_simulate)
+{
+    const char *m = model();
+    char trace_arg[600];
+    snprintf(trace_arg, sizeof trace_arg, "--trace-out '%s'", tst_path("t.moetrace"));
+    json_t *ref = run_json(trace_arg, m, NULL);
+    json_t *ref_tokens = json_object_get(ref, "tokens");
+    const char *pols[] = {"lru", "lfu", "fifo", "belady", "fsf"};
+    const char *scopes[] = {"global", "layer"};
+    for (size_t p = 0; p < 5; p++)
+        for (int s = 0; s < 2; s++) {
+            char args[800];
+            snprintf(args, sizeof args,
+                     "--policy %s --cache-experts 3 --cache-scope %s --trace-in '%s'%s", pols[p],
+                     scopes[s], tst_path("t.moetrace"), p % 2 ? " --link pcie4x16" : "");
+            json_t *j = run_json(args, m, NULL);
+            CHECK_MSG(json_equal(json_object_get(j, "tokens"), ref_tokens), "%s: tokens differ",
+                      args);
+            long long acc = jint(j, "accesses"), hits = jint(j, "hits"), miss = jint(j, "misses");
+            const eng_mkmodel_preset *hp = eng_mkmodel_preset_find("tiny-olmoe");
+            CHECK_MSG(acc == 12LL * hp->n_layer * hp->n_expert_used && hits + miss == acc, "%s: %lld + %lld != %lld", args,
+                      hits, miss, acc);
+            CHECK(json_array_size(json_object_get(json_object_get(j, "cache"), "layers")) ==
+                  hp->n_layer);
+            char *out, *err;
+            int rc = tst_sh(&out, &err,
+                            "%s simulate '%s' --policy %s --cache-experts 3 --cache-scope %s "
+                            "--lookup sequential --start cold --json",
+                            tst_moebench(), tst_path("t.moetrace"), pols[p], scopes[s]);
+            REQUIRE_MSG(rc == 0, "simulate: %s", err);
+            json_t *sim = json_loads(out, 0, NULL);
+            REQUIRE(sim);
+            json_t *tot = json_object_get(sim, "totals");
+            CHECK_MSG(jint(tot, "hits") == hits && jint(tot, "misses") == miss,
+                      "%s: engine %lld/%lld, simulate %lld/%lld", args, hits, miss,
+                      jint(tot, "hits"), jint(tot, "misses"));
+            json_decref(sim);
+            json_decref(j);
+        }
+    json_decref(ref);
+}
+
+TEST(generate_offload_usage_errors)
+{
+    const char *m = model();
+    char *out, *err;
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --policy lfu", tst_moebench(),
+                        m), 2);
+    CHECK_CONTAINS(err, "cache size");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--policy belady", tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "--trace-in");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--link warp9", tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "warp9");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-mb 0.0001",
+                        tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "holds no expert");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1,2 -n 3 --cache-experts 2",
+                        tst_moebench(), m), 0);
+    CHECK_CONTAINS(err, "hit rate");
+}
