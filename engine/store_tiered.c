@@ -710,9 +710,9 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: policy '%s' needs the routing of the input (a trace)",
                            ops->name);
-    if (ops->flags & ENG_POLICY_NEEDS_PROFILE)
-        return eng_err_set(err, ENG_EUNSUPPORTED,
-                           "tiered store: policy '%s' needs a profile, not supported yet",
+    if ((ops->flags & ENG_POLICY_NEEDS_PROFILE) && !o->profile)
+        return eng_err_set(err, ENG_EINVAL,
+                           "tiered store: policy '%s' needs a profile (access counts)",
                            ops->name);
     if (o->prefetch == ENG_PREFETCH_ORACLE && !o->plan)
         return eng_err_set(err, ENG_EINVAL,
@@ -901,6 +901,9 @@ static int open_policies(tiered *t, eng_err *err)
                              .seed = t->o.seed, .lookahead = t->o.lookahead,
                              .user = t->o.policy_user};
     for (int p = 0; p < t->n_pools; p++) {
+        /* per-layer pools see their layer's counts, a global pool all */
+        cfg.profile = t->o.profile ? t->o.profile + (t->n_pools > 1 ? (size_t)p * t->E : 0)
+                                   : NULL;
         if ((rc = eng_policy_open_ops(&t->pol[p], ops, &cfg, err)))
             return rc;
         if ((rc = eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, err)))

@@ -90,6 +90,8 @@ typedef struct eng_tiered_opts {
     double link_latency_us;     /* link tier: >= 0                           */
     eng_prefetch prefetch;
     const eng_routing_plan *plan; /* needed by oracle policies / prefetch    */
+    const uint64_t *profile;    /* static policy: [n_layer * n_expert] access
+                                   counts of a profile run, layer-major     */
     uint64_t seed;              /* random policy                             */
     int lookahead;              /* fsf                                       */
     int n_loaders;              /* loader threads; 0: 1                      */

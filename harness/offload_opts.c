@@ -27,8 +27,8 @@ const char hx_offload_usage[] =
     "  --cache-experts N  fast tier of N expert slots (per layer with --cache-scope layer)\n"
     "  --cache-mb M       fast tier of M MiB (split over layers with scope layer)\n"
     "  --cache-scope S    global (default) | layer\n"
-    "  --policy P         lru (default), lfu, fifo, random, belady, fsf, or lua:FILE.lua\n"
-    "                     (a policy written in Lua; docs/policies.md)\n"
+    "  --policy P         lru (default), lfu, fifo, random, static, belady, fsf, or\n"
+    "                     lua:FILE.lua (a policy written in Lua; docs/policies.md)\n"
     "  --tier T           file (default: pread, O_DIRECT when possible) | link\n"
     "  --link PRESET      pcie4x16, pcie5x16, nvme, ufs4 (implies --tier link)\n"
     "  --link-gbps G      emulated link bandwidth, GB/s (implies --tier link)\n"
@@ -36,6 +36,7 @@ const char hx_offload_usage[] =
     "  --prefetch P       none (default) | oracle (needs --trace-in) | pregate\n"
     "  --trace-in FILE    routing of this input (belady, fsf, oracle prefetch)\n"
     "  --trace-out FILE   record this run's routing (.moetrace)\n"
+    "  --profile TRACE    static policy: pin the experts this trace uses most\n"
     "  --lookahead L      fsf window in tokens (default 1)\n"
     "  --no-direct        file tier: buffered reads even where O_DIRECT works\n"
     "  --loaders N        loader threads (default 1)\n"
@@ -90,6 +91,7 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
         if (hx_lua_policy_path(arg)) {
             eng_err err = {0};
             hx_lua_policy_free(x->lua);
+    free(x->profile);
             x->lua = NULL;
             int rc = hx_lua_policy_load(&x->lua, hx_lua_policy_path(arg), &err);
             if (rc)
@@ -138,6 +140,7 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
     case HX_OFF_LOADERS: return hx_parse_int("generate", "--loaders", arg, 1, 64, &x->o.n_loaders);
     case HX_OFF_FILE: x->o.file = arg; return 0;
     case HX_OFF_WARM: x->o.warm = true; return 0;
+    case HX_OFF_PROFILE: x->profile_path = arg; return 0;
     default: return hx_usage_error("generate", "internal: unknown offload option %d", code);
     }
 }
@@ -160,9 +163,11 @@ int hx_offload_check(hx_offload *x)
     if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
         return hx_usage_error("generate", "--cache-warm does not go with --policy %s",
                               x->o.policy);
-    if (p->flags & ENG_POLICY_NEEDS_PROFILE)
-        return hx_usage_error("generate", "--policy %s is not supported by generate yet",
-                              x->o.policy);
+    if ((p->flags & ENG_POLICY_NEEDS_PROFILE) && !x->profile_path)
+        return hx_usage_error("generate", "--policy %s needs --profile TRACE (a routing trace "
+                              "of a profile run, e.g. from --trace-out)", x->o.policy);
+    if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE))
+        return hx_usage_error("generate", "--profile goes with --policy static only");
     return 0;
 }
 
@@ -198,6 +203,39 @@ static int load_plan(hx_offload *x, const eng_model *m)
         x->plan_ids[i] = ids[i];
     x->plan = (eng_routing_plan){x->plan_ids, T, in->num_layers, in->top_k};
     x->o.plan = &x->plan;
+    met_trace_free(t);
+    return 0;
+}
+
+/* --profile: how often each (layer, expert) was chosen in the trace. */
+static int load_profile(hx_offload *x, const eng_model *m)
+{
+    eng_err err = {0};
+    met_trace *t = NULL;
+    int rc = met_trace_load(&t, x->profile_path, MET_FMT_AUTO, &err);
+    if (rc)
+        return hx_fail("generate", rc, "--profile: %s", err.msg);
+    const eng_hparams *hp = eng_model_hparams(m);
+    const met_trace_info *in = &t->info;
+    if (in->num_layers != hp->n_layer || in->num_experts != hp->n_expert) {
+        met_trace_free(t);
+        return hx_fail("generate", ENG_EINVAL,
+                       "--profile: %s: trace of %d layers x %d experts, the model has %lld x %lld",
+                       x->profile_path, in->num_layers, in->num_experts,
+                       (long long)hp->n_layer, (long long)hp->n_expert);
+    }
+    size_t L = (size_t)in->num_layers, E = (size_t)in->num_experts, k = (size_t)in->top_k;
+    x->profile = calloc(L * E, sizeof *x->profile);
+    if (!x->profile) {
+        met_trace_free(t);
+        return hx_fail("generate", ENG_ENOMEM, "out of memory");
+    }
+    int64_t n_tok = t->sample_start[in->num_samples];
+    for (int64_t tok = 0; tok < n_tok; tok++)
+        for (size_t l = 0; l < L; l++)
+            for (size_t j = 0; j < k; j++)
+                x->profile[l * E + t->ids[((size_t)tok * L + l) * k + j]]++;
+    x->o.profile = x->profile;
     met_trace_free(t);
     return 0;
 }
@@ -256,6 +294,8 @@ int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t n_
     if (!x->cache_set)
         return 0;
     if (x->trace_in && (rc = load_plan(x, m)))
+        return rc;
+    if (x->profile_path && (rc = load_profile(x, m)))
         return rc;
     x->o.seed = seed;
     eng_err err = {0};

@@ -29,7 +29,7 @@ enum {
     HX_OFF_POLICY = HX_OFF_BASE, HX_OFF_CACHE_EXPERTS, HX_OFF_CACHE_MB, HX_OFF_SCOPE,
     HX_OFF_TIER, HX_OFF_LINK, HX_OFF_LINK_GBPS, HX_OFF_LINK_LAT, HX_OFF_PREFETCH,
     HX_OFF_TRACE_IN, HX_OFF_TRACE_OUT, HX_OFF_LOOKAHEAD, HX_OFF_NO_DIRECT, HX_OFF_LOADERS,
-    HX_OFF_FILE, HX_OFF_WARM,
+    HX_OFF_FILE, HX_OFF_WARM, HX_OFF_PROFILE,
 };
 
 #define HX_OFFLOAD_LONGOPTS                                                          \
@@ -48,7 +48,8 @@ enum {
     {"no-direct", no_argument, 0, HX_OFF_NO_DIRECT},                                 \
     {"loaders", required_argument, 0, HX_OFF_LOADERS},                               \
     {"expert-file", required_argument, 0, HX_OFF_FILE},                             \
-    {"cache-warm", no_argument, 0, HX_OFF_WARM}
+    {"cache-warm", no_argument, 0, HX_OFF_WARM},                                     \
+    {"profile", required_argument, 0, HX_OFF_PROFILE}
 
 /* Lines for the usage text. */
 extern const char hx_offload_usage[];
@@ -67,6 +68,8 @@ typedef struct hx_offload {
     uint64_t prompt_stall_ns;    /* stall when the prompt's last token finished */
     bool prompt_done;
     struct hx_lua_policy *lua;   /* --policy lua:FILE, NULL otherwise       */
+    const char *profile_path;    /* --profile TRACE for the static policy   */
+    uint64_t *profile;           /* [L * E] its access counts               */
 } hx_offload;
 
 void hx_offload_init(hx_offload *x);
