@@ -91,7 +91,6 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
         if (hx_lua_policy_path(arg)) {
             eng_err err = {0};
             hx_lua_policy_free(x->lua);
-    free(x->profile);
             x->lua = NULL;
             int rc = hx_lua_policy_load(&x->lua, hx_lua_policy_path(arg), &err);
             if (rc)
@@ -445,6 +444,7 @@ void hx_offload_free(hx_offload *x)
     }
     eng_store_free(x->store);
     hx_lua_policy_free(x->lua);
+    free(x->profile);
     free(x->plan_ids);
     memset(x, 0, sizeof *x);
 }
