@@ -11,6 +11,7 @@ const hx_command hx_commands[] = {
     {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cmd_info},
     {"mkmodel", "write a synthetic MoE model (GGUF) from a preset", hx_cmd_mkmodel},
     {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cmd_metrics},
+    {"trace", "routing traces: convert between formats, statistics, synthesis", hx_cmd_trace},
     {"simulate", "replay a routing trace through a cache policy and a cost model", hx_cmd_simulate},
     {"bench-counters", "cost of per-region counters; synthetic region table", hx_cmd_bench_counters},
     {"run", "run a Lua experiment suite into the results database", hx_cmd_run},

@@ -9,6 +9,7 @@ int hx_cmd_bench_sys(int argc, char **argv);
 int hx_cmd_info(int argc, char **argv);
 int hx_cmd_mkmodel(int argc, char **argv);
 int hx_cmd_metrics(int argc, char **argv);
+int hx_cmd_trace(int argc, char **argv);
 int hx_cmd_simulate(int argc, char **argv);
 int hx_cmd_bench_counters(int argc, char **argv);
 int hx_cmd_run(int argc, char **argv);

@@ -45,13 +45,15 @@
 struct met_lrc_ws {
     int32_t E;
     int32_t *st;        /* [E] the stack: st[0] = highest, cache c = st[0..c-1] */
+    int64_t *sk;        /* [E] priority of st[j], kept in stack order (scans)  */
     int32_t *pos;       /* [E] position of each expert in st, -1 if absent    */
-    uint64_t *key;      /* [E] current priority (larger = kept longer)        */
+    int64_t *key;       /* [E] current priority (larger = kept longer)        */
     int64_t *cnt;       /* [E] LFU/FSF counts; SRP window counts              */
-    int64_t *since;     /* [E] SRP: window where cnt last changed             */
-    int64_t *last;      /* [E] Belady: next-use scan                          */
+    int64_t *since;     /* [E] SRP: window where cnt last changed; last access */
+    int64_t *last;      /* [E] Belady: next-use scan; LRU: last position      */
     int64_t *dist;      /* [E + 2] histogram of look-up distances             */
     int64_t *next;      /* [ncap] Belady: next access position per access     */
+    int32_t *fen;       /* [ncap + 1] LRU: Fenwick tree over access positions */
     int64_t ncap;
 };
 
@@ -61,6 +63,21 @@ const char *met_policy_name(met_policy p)
     return (unsigned)p < MET_POLICY_COUNT ? policy_names[p] : "?";
 }
 
+/* First j in [i, end) with sk[j] < v, else end: where the next "record"
+ * (new victim) of the Mattson scan is. Contiguous keys and four compares
+ * per step; an AVX2 version measured slower (records are dense enough that
+ * the vector setup does not pay). */
+static inline int32_t find_below(const int64_t *sk, int32_t i, int32_t end, int64_t v)
+{
+    for (; i + 4 <= end; i += 4)
+        if ((sk[i] < v) | (sk[i + 1] < v) | (sk[i + 2] < v) | (sk[i + 3] < v))
+            break;
+    for (; i < end; i++)
+        if (sk[i] < v)
+            return i;
+    return end;
+}
+
 int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
 {
     *out = NULL;
@@ -68,6 +85,7 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
     if (ws && E >= 1) {
         ws->E = E;
         ws->st = malloc((size_t)E * sizeof *ws->st);
+        ws->sk = malloc((size_t)E * sizeof *ws->sk);
         ws->pos = malloc((size_t)E * sizeof *ws->pos);
         ws->key = malloc((size_t)E * sizeof *ws->key);
         ws->cnt = malloc((size_t)E * sizeof *ws->cnt);
@@ -75,8 +93,8 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
         ws->last = malloc((size_t)E * sizeof *ws->last);
         ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
     }
-    if (!ws || E < 1 || !ws->st || !ws->pos || !ws->key || !ws->cnt || !ws->since || !ws->last ||
-        !ws->dist) {
+    if (!ws || E < 1 || !ws->st || !ws->sk || !ws->pos || !ws->key || !ws->cnt || !ws->since ||
+        !ws->last || !ws->dist) {
         met_lrc_ws_free(ws);
         return eng_err_set(err, E < 1 ? ENG_EINVAL : ENG_ENOMEM,
                            "lrc: cannot make a workspace for %d experts", (int)E);
@@ -89,79 +107,118 @@ void met_lrc_ws_free(met_lrc_ws *ws)
 {
     if (!ws)
         return;
-    free(ws->st), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
-    free(ws->last), free(ws->dist), free(ws->next), free(ws);
+    free(ws->st), free(ws->sk), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
+    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws);
 }
 
-/* Mattson update for an access to x; n = stack size (updated). */
+/* Mattson update for an access to x; n = stack size (updated). Only the
+ * records (successive new victims) move, so the scan jumps between them. */
 static void stack_access(met_lrc_ws *ws, int32_t x, int32_t *n)
 {
     int32_t *st = ws->st, *pos = ws->pos;
-    const uint64_t *key = ws->key;
+    int64_t *sk = ws->sk;
     int32_t d = pos[x];
     if (d == 0)
         return;
     int32_t end = d < 0 ? *n : d;
     if (d < 0 && (*n)++ == 0) { /* first expert of the sample */
-        st[0] = x, pos[x] = 0;
+        st[0] = x, pos[x] = 0, sk[0] = ws->key[x];
         return;
     }
     int32_t v = st[0];
-    uint64_t kv = key[v];
-    st[0] = x, pos[x] = 0;
-    for (int32_t j = 1; j < end; j++) {
-        int32_t y = st[j];
-        uint64_t ky = key[y];
-        if (ky < kv) { /* y is the new victim; the old one stays at j */
-            st[j] = v, pos[v] = j;
-            v = y, kv = ky;
-        }
+    int64_t kv = sk[0];
+    st[0] = x, pos[x] = 0, sk[0] = ws->key[x];
+    for (int32_t j = 1;; j++) {
+        j = find_below(sk, j, end, kv);
+        if (j == end)
+            break;
+        int32_t y = st[j]; /* y is the new victim; the old one stays at j */
+        int64_t ky = sk[j];
+        st[j] = v, sk[j] = kv, pos[v] = j;
+        v = y, kv = ky;
     }
-    st[end] = v, pos[v] = end;
+    st[end] = v, sk[end] = kv, pos[v] = end;
 }
 
-/* LRU's stack is ordered by recency, so every step of the scan swaps: the
- * update is a shift of positions 0..d-1 by one. */
-static void lru_access(met_lrc_ws *ws, int32_t x, int32_t *n)
+static void set_key(met_lrc_ws *ws, int32_t e, int64_t k)
 {
-    int32_t *st = ws->st, *pos = ws->pos;
-    int32_t d = pos[x];
-    if (d == 0)
-        return;
-    int32_t end = d < 0 ? (*n)++ : d;
-    memmove(st + 1, st, (size_t)end * sizeof *st);
-    for (int32_t j = 1; j <= end; j++)
-        pos[st[j]] = j;
-    st[0] = x, pos[x] = 0;
+    ws->key[e] = k;
+    if (ws->pos[e] >= 0)
+        ws->sk[ws->pos[e]] = k;
+}
+
+static int grow(met_lrc_ws *ws, int64_t N, eng_err *err)
+{
+    if (N <= ws->ncap)
+        return ENG_OK;
+    int64_t *p = realloc(ws->next, (size_t)N * sizeof *p);
+    if (p)
+        ws->next = p;
+    int32_t *f = p ? realloc(ws->fen, ((size_t)N + 1) * sizeof *f) : NULL;
+    if (!f)
+        return eng_err_set(err, ENG_ENOMEM, "lrc: out of memory for %lld accesses", (long long)N);
+    ws->fen = f, ws->ncap = N;
+    return ENG_OK;
 }
 
 /* Belady priorities need each access's next use: one backward scan. */
-static int belady_next(met_lrc_ws *ws, const int32_t *ids, int64_t N, eng_err *err)
+static void belady_next(met_lrc_ws *ws, const int32_t *ids, int64_t N)
 {
-    if (N > ws->ncap) {
-        int64_t *p = realloc(ws->next, (size_t)N * sizeof *p);
-        if (!p)
-            return eng_err_set(err, ENG_ENOMEM, "lrc: out of memory for %lld accesses",
-                               (long long)N);
-        ws->next = p, ws->ncap = N;
-    }
     for (int32_t e = 0; e < ws->E; e++)
         ws->last[e] = N + e; /* never again: N + id, so the highest id goes first */
     for (int64_t p = N - 1; p >= 0; p--) {
         ws->next[p] = ws->last[ids[p]];
         ws->last[ids[p]] = p;
     }
-    return ENG_OK;
 }
 
-#define KEY(count, p) (((uint64_t)(count) << 40) | (uint64_t)(p))
+/* Priorities are non-negative int64 (the AVX2 scan compares signed):
+ * (count, last position) packed as count * 2^40 + position. */
+#define KEY(count, p) ((int64_t)(((uint64_t)(count) << 40) | (uint64_t)(p)))
 
-static void fsf_enter(met_lrc_ws *ws, const int32_t *tok, int32_t k, const int64_t *lastp)
+static void fsf_enter(met_lrc_ws *ws, const int32_t *tok, int32_t k)
 {
     for (int32_t r = 0; r < k; r++) {
         int32_t e = tok[r];
         ws->cnt[e]++;
-        ws->key[e] = KEY(ws->cnt[e], lastp[e]);
+        set_key(ws, e, KEY(ws->cnt[e], ws->since[e]));
+    }
+}
+
+/* LRU needs no stack: the stack distance of x is 1 + the number of distinct
+ * experts used since x's last use = 1 + the marks after last[x] in a Fenwick
+ * tree over access positions holding a mark at each expert's latest use. */
+static void lru_sample(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k)
+{
+    int32_t *fen = ws->fen, n = 0;
+    int64_t N = T * k, *last = ws->last;
+    memset(fen, 0, ((size_t)N + 1) * sizeof *fen);
+    for (int32_t e = 0; e < ws->E; e++)
+        last[e] = -1;
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = ids + t * k;
+        for (int32_t r = 0, fresh = 0; r < k; r++) {
+            int64_t l = last[tok[r]];
+            if (l < 0) {
+                ws->dist[n + ++fresh]++;
+                continue;
+            }
+            int32_t upto = 0; /* marks at positions <= l */
+            for (int64_t i = l + 1; i > 0; i -= i & -i)
+                upto += fen[i];
+            ws->dist[1 + n - upto]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            int32_t x = tok[r];
+            if (last[x] >= 0)
+                for (int64_t i = last[x] + 1; i <= N; i += i & -i)
+                    fen[i]--;
+            else
+                n++;
+            last[x] = t * k + r;
+            for (int64_t i = last[x] + 1; i <= N; i += i & -i)
+                fen[i]++;
+        }
     }
 }
 
@@ -170,40 +227,42 @@ int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t
 {
     int32_t E = ws->E, n = 0;
     int64_t N = T * k;
-    if (N >= ((int64_t)1 << 40) || look < 1)
-        return eng_err_set(err, ENG_EINVAL, "lrc: sample too long or lookahead < 1");
-    for (int32_t e = 0; e < E; e++)
-        ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->last[e] = 0;
+    if (T < 0 || T >= ((int64_t)1 << 22) || look < 1 || (unsigned)pol >= MET_POLICY_COUNT)
+        return eng_err_set(err, ENG_EINVAL,
+                           "lrc: sample longer than 4M tokens, lookahead < 1 or bad policy");
+    int rc = grow(ws, N, err);
+    if (rc)
+        return rc;
     memset(ws->dist, 0, ((size_t)E + 2) * sizeof *ws->dist);
-    if (pol == MET_POLICY_BELADY && belady_next(ws, ids, N, err))
-        return err ? err->code : ENG_ENOMEM;
-    int64_t *lastp = ws->since; /* FSF/LFU: last access position per expert */
-    memset(lastp, 0, (size_t)E * sizeof *lastp);
-    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
-        fsf_enter(ws, ids + t * k, k, lastp);
-    for (int64_t t = 0; t < T; t++) {
-        const int32_t *tok = ids + t * k;
-        if (pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T)
-            fsf_enter(ws, ids + (t + look - 1) * k, k, lastp);
-        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
-            int32_t d = ws->pos[tok[r]];
-            ws->dist[d >= 0 ? d + 1 : n + ++fresh]++;
-        }
-        for (int32_t r = 0; r < k; r++) {
-            int32_t x = tok[r];
-            int64_t p = t * k + r;
-            if (pol == MET_POLICY_LRU) {
-                lru_access(ws, x, &n);
-                continue;
+    if (pol == MET_POLICY_LRU) {
+        lru_sample(ws, ids, T, k);
+    } else {
+        for (int32_t e = 0; e < E; e++)
+            ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
+        if (pol == MET_POLICY_BELADY)
+            belady_next(ws, ids, N);
+        for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
+            fsf_enter(ws, ids + t * k, k);
+        for (int64_t t = 0; t < T; t++) {
+            const int32_t *tok = ids + t * k;
+            if (pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T)
+                fsf_enter(ws, ids + (t + look - 1) * k, k);
+            for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
+                int32_t d = ws->pos[tok[r]];
+                ws->dist[d >= 0 ? d + 1 : n + ++fresh]++;
             }
-            stack_access(ws, x, &n);
-            lastp[x] = p;
-            if (pol == MET_POLICY_LFU)
-                ws->key[x] = KEY(++ws->cnt[x], p);
-            else if (pol == MET_POLICY_FSF)
-                ws->key[x] = KEY(--ws->cnt[x], p);
-            else
-                ws->key[x] = UINT64_MAX - (uint64_t)ws->next[p];
+            for (int32_t r = 0; r < k; r++) {
+                int32_t x = tok[r];
+                int64_t p = t * k + r;
+                stack_access(ws, x, &n);
+                ws->since[x] = p; /* last access position */
+                if (pol == MET_POLICY_LFU)
+                    set_key(ws, x, KEY(++ws->cnt[x], p));
+                else if (pol == MET_POLICY_FSF)
+                    set_key(ws, x, KEY(--ws->cnt[x], p));
+                else
+                    set_key(ws, x, ((int64_t)1 << 62) - ws->next[p]);
+            }
         }
     }
     int64_t acc = 0;
@@ -277,7 +336,11 @@ void met_bootstrap_basic(double est, double *rep, int B, double conf, double *lb
         return;
     }
     qsort(rep, (size_t)B, sizeof *rep, cmp_double);
-    int lo = (int)nearbyint(B * (1 - conf) / 2), hi = B - lo;
+    /* B * 0.025 as the reference computes it (Python's round: half to
+     * even); (1 - 0.95) / 2 is 0.025000000000000022 in binary, so snap the
+     * tail probability to 12 decimals first. */
+    double alpha = nearbyint((1 - conf) / 2 * 1e12) / 1e12;
+    int lo = (int)nearbyint(B * alpha), hi = B - lo;
     if (hi > B - 1)
         hi = B - 1;
     *lb = 2 * est - rep[hi];

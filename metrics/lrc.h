@@ -44,7 +44,7 @@ typedef struct met_lrc_ws met_lrc_ws;
 int met_lrc_ws_new(met_lrc_ws **out, int32_t num_experts, eng_err *err);
 void met_lrc_ws_free(met_lrc_ws *ws);
 
-/* Hit counts of one sample for every cache size at once:
+/* Hit counts of one sample (T < 2^22 tokens) for every cache size at once:
  * hits[c - 1] for c = 1..E, each in 0..T*k. ids[T][k]: expert ids < E (the
  * ws's num_experts), no repeats within a token (met_trace_validate's
  * invariant; not re-checked). lookahead (tokens, >= 1) is used by FSF only.

@@ -25,6 +25,7 @@
  * (8 x B x S).
  */
 #include "metrics/lrc.h"
+#include "metrics/rng.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -202,34 +203,6 @@ typedef struct boot {
     double *W;                /* [B][S] draw counts */
 } boot;
 
-/* xoshiro256** seeded by splitmix64: small, fast, and ours (reproducible
- * across platforms and library versions). */
-typedef struct rng { uint64_t s[4]; } rng;
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-static uint64_t rng_next(rng *g)
-{
-    uint64_t *s = g->s, r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t, s[3] = rotl(s[3], 45);
-    return r;
-}
-/* Uniform in [0, n) without modulo bias (Lemire). */
-static uint64_t rng_below(rng *g, uint64_t n)
-{
-    for (;;) {
-        __uint128_t m = (__uint128_t)rng_next(g) * n;
-        uint64_t lo = (uint64_t)m;
-        if (lo >= n || lo >= (-n) % n)
-            return (uint64_t)(m >> 64);
-    }
-}
-
 static int boot_make(boot *b, int B, int64_t S, uint64_t seed, eng_err *err)
 {
     b->B = B, b->S = S, b->W = NULL;
@@ -238,12 +211,11 @@ static int boot_make(boot *b, int B, int64_t S, uint64_t seed, eng_err *err)
     if (!(b->W = calloc((size_t)B * (size_t)S, sizeof *b->W)))
         return eng_err_set(err, ENG_ENOMEM, "bootstrap: out of memory for %d x %lld draws", B,
                            (long long)S);
-    rng g;
-    for (int i = 0; i < 4; i++)
-        g.s[i] = splitmix(&seed);
+    met_rng g;
+    met_rng_seed(&g, seed);
     for (int r = 0; r < B; r++)
         for (int64_t d = 0; d < S; d++)
-            b->W[(size_t)r * S + rng_below(&g, (uint64_t)S)] += 1;
+            b->W[(size_t)r * S + met_rng_below(&g, (uint64_t)S)] += 1;
     return ENG_OK;
 }
 
@@ -520,22 +492,21 @@ int met_lrc_compute(met_trace_reader *r, const met_lrc_opts *o, met_lrc_report *
     int64_t *model_hist = NULL;
     met_lrc_report *rep = calloc(1, sizeof *rep);
     int rc = rep ? make_plan(&p, r, o, err) : eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
+    if (rep)
+        rep->layer_index = p.layers; /* the report owns it, also on error; p borrows */
     if (!rc && !(rep->layers = calloc((size_t)p.nl, sizeof *rep->layers)))
         rc = eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
     if (!rc) {
-        rep->num_layers = p.nl, rep->layer_index = p.layers, p.layers = NULL;
+        rep->num_layers = p.nl;
         rep->bootstrap = o->bootstrap;
         rc = boot_make(&b, o->bootstrap, p.S, o->seed, err);
     }
     if (!rc && o->model && !(model_hist = calloc((size_t)p.S * p.hw + 1, sizeof *model_hist)))
         rc = eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
-    if (!rc) {
-        p.layers = rep->layer_index;
+    if (!rc)
         rc = do_layers(r, o, &p, &b, rep, model_hist, err);
-    }
     if (!rc && o->model)
         rc = do_model(r, o, &p, &b, rep, model_hist, err);
-    p.layers = NULL;
     free(model_hist), free(b.W), free(p.sel);
     if (rc) {
         met_lrc_report_free(rep);

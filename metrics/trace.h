@@ -168,11 +168,12 @@ int met_trace_writer_begin_sample(met_trace_writer *w, const char *label, eng_er
 
 /* One routing decision: token at position `pos` of the current sample chose
  * experts[k] (router order) at `layer`, with gate weights[k] (may be NULL
- * when not recording weights) and token id `token`. Positions must not
- * decrease within a sample; a larger pos starts the next token (positions
- * need not start at 0 or be contiguous: tokens are stored in arrival order).
- * Each token must get every layer exactly once before the next token starts
- * or the sample ends. k must equal info->top_k. */
+ * when not recording weights) and token id `token` (taken from the first
+ * event of a position). Events may come in any order (token by token in
+ * decode, layer by layer for a prefill batch); a token is identified by its
+ * position, and the sample's tokens are stored in position order (positions
+ * need not start at 0 or be contiguous). Each token must get every layer
+ * exactly once before the sample ends. k must equal info->top_k. */
 int met_trace_writer_route(met_trace_writer *w, int32_t layer, int64_t pos, int64_t token,
                            int32_t k, const int32_t *experts, const float *weights,
                            eng_err *err);

@@ -17,9 +17,10 @@
  * layer costs S reads and no more memory than the layer itself; a sample
  * (all layers) is one read too.
  *
- * The writer keeps only the current sample in memory (token-major as the
- * routing hook delivers it), transposes it to layer-major when the sample
- * ends, and writes the index and the final header at close. Until then the
+ * The writer keeps only the current sample in memory (token slots in
+ * arrival order, found by position, so token-major decode and layer-major
+ * prefill batches both work), writes it layer-major in position order when
+ * the sample ends, and writes the index and the final header at close. Until then the
  * header's index offset is 0, so a file from a crashed capture is rejected.
  */
 #include "metrics/trace.h"
@@ -437,21 +438,35 @@ struct met_trace_writer {
     int fd;
     met_trace_info info;      /* num_samples/num_tokens count what was written */
     eng_err first;            /* first error; code ENG_OK while healthy        */
-    /* current sample, token-major as delivered: [T][L][k] */
+    /* current sample: token slots in arrival order, [T][L][k] */
     int in_sample;
     char *label;
-    int64_t T, cap, last_pos;
-    int32_t layers_seen;      /* layers delivered for the current token        */
-    uint8_t *seen;            /* [L] flags for the current token               */
+    int64_t T, cap;
     uint16_t *ids;
     float *w;
-    int32_t *tok;
+    int32_t *tok;             /* [cap] token id of each slot                    */
+    int64_t *tpos;            /* [cap] position of each slot                    */
+    int64_t *order;           /* [T] slots sorted by position                   */
+    int32_t *ndone;           /* [cap] layers delivered to each slot            */
+    uint8_t *seen;            /* [cap][L] which layers                          */
     /* finished samples: index entries and labels */
     int64_t ncap;
     uint64_t *counts;
     char **labels;
     uint64_t off;             /* next chunk's byte offset                      */
 };
+
+/* The header; index_offset 0 (at open, until close) marks an unfinished capture. */
+static void encode_header(unsigned char *h, const met_trace_info *in, uint64_t ioff,
+                          uint64_t isize)
+{
+    memset(h, 0, HDR_SIZE);
+    memcpy(h, MAGIC, 8);
+    wr32(h + 8, 1), wr32(h + 12, in->flags), wr32(h + 16, (uint32_t)in->num_layers);
+    wr32(h + 20, (uint32_t)in->num_experts), wr32(h + 24, (uint32_t)in->top_k);
+    wr32(h + 28, HDR_SIZE), wr64(h + 32, (uint64_t)in->num_samples);
+    wr64(h + 40, (uint64_t)in->num_tokens), wr64(h + 48, ioff), wr64(h + 56, isize);
+}
 
 static int wfail(met_trace_writer *w, eng_err *err, int code, const char *fmt, const char *a)
 {
@@ -473,22 +488,20 @@ int met_trace_writer_open(met_trace_writer **out, const char *path, const met_tr
     if (rc)
         return rc == ENG_EFORMAT ? eng_err_set(err, ENG_EINVAL, "%s", err->msg) : rc;
     met_trace_writer *w = calloc(1, sizeof *w);
-    if (!w || !(w->path = strdup(path)) || !(w->seen = calloc((size_t)in.num_layers, 1))) {
-        if (w)
-            free(w->path);
+    if (!w || !(w->path = strdup(path))) {
         free(w);
         return eng_err_set(err, ENG_ENOMEM, "%s: out of memory", path);
     }
     w->info = in;
     w->off = HDR_SIZE;
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    unsigned char h[HDR_SIZE] = {0};
-    memcpy(h, MAGIC, 8); /* index offset 0 until close: an unfinished file is invalid */
+    unsigned char h[HDR_SIZE];
+    encode_header(h, &in, 0, 0);
     if (w->fd < 0 || write_full(w->fd, h, HDR_SIZE, path, err)) {
         rc = w->fd < 0 ? eng_err_set(err, ENG_EIO, "%s: %s", path, strerror(errno)) : err->code;
         if (w->fd >= 0)
             close(w->fd);
-        free(w->seen), free(w->path), free(w);
+        free(w->path), free(w);
         return rc;
     }
     *out = w;
@@ -501,11 +514,12 @@ static int flush_sample(met_trace_writer *w, eng_err *err)
     const met_trace_info *in = &w->info;
     if (!w->in_sample)
         return ENG_OK;
-    if (w->layers_seen && w->layers_seen != in->num_layers)
-        return wfail(w, err, ENG_EINVAL, "%s: token without every layer at the end of sample%s",
-                     "");
     int32_t L = in->num_layers, k = in->top_k;
     int64_t T = w->T;
+    for (int64_t i = 0; i < T; i++)
+        if (w->ndone[i] != L)
+            return wfail(w, err, ENG_EINVAL,
+                         "%s: a token of the sample did not get every layer%s", "");
     size_t n = (size_t)T * k, ib = ids_bytes(in, T);
     size_t bytes = chunk_bytes(in, T);
     unsigned char *buf = calloc(bytes ? bytes : 1, 1);
@@ -513,14 +527,15 @@ static int flush_sample(met_trace_writer *w, eng_err *err)
         return wfail(w, err, ENG_ENOMEM, "%s: out of memory%s", "");
     for (int32_t l = 0; l < L; l++)
         for (int64_t t = 0; t < T; t++) {
-            memcpy(buf + (l * n + (size_t)t * k) * 2, w->ids + ((size_t)t * L + l) * k,
+            size_t slot = (size_t)w->order[t];
+            memcpy(buf + (l * n + (size_t)t * k) * 2, w->ids + (slot * L + l) * k,
                    (size_t)k * 2);
             if (in->flags & MET_TRACE_WEIGHTS)
-                memcpy(buf + ib + (l * n + (size_t)t * k) * 4, w->w + ((size_t)t * L + l) * k,
+                memcpy(buf + ib + (l * n + (size_t)t * k) * 4, w->w + (slot * L + l) * k,
                        (size_t)k * 4);
         }
-    if (in->flags & MET_TRACE_TOKENS)
-        memcpy(buf + bytes - (size_t)T * 4, w->tok, (size_t)T * 4);
+    for (int64_t t = 0; (in->flags & MET_TRACE_TOKENS) && t < T; t++)
+        memcpy(buf + bytes - (size_t)(T - t) * 4, &w->tok[w->order[t]], 4);
     eng_err e = {0};
     int rc = write_full(w->fd, buf, bytes, w->path, &e);
     free(buf);
@@ -561,43 +576,62 @@ int met_trace_writer_begin_sample(met_trace_writer *w, const char *label, eng_er
     }
     w->in_sample = 1;
     w->T = 0;
-    w->layers_seen = 0;
     return ENG_OK;
 }
 
 static int grow_tokens(met_trace_writer *w, eng_err *err)
 {
     int64_t nc = w->cap ? 2 * w->cap : 256;
-    size_t per = (size_t)w->info.num_layers * w->info.top_k;
-    uint16_t *ids = realloc(w->ids, (size_t)nc * per * 2);
-    if (ids)
-        w->ids = ids;
-    float *f = ids && (w->info.flags & MET_TRACE_WEIGHTS) ? realloc(w->w, (size_t)nc * per * 4)
-                                                          : w->w;
-    if (f)
-        w->w = f;
-    int32_t *tk = ids && f == w->w ? realloc(w->tok, (size_t)nc * 4) : NULL;
-    if (!ids || ((w->info.flags & MET_TRACE_WEIGHTS) && !f) || !tk)
-        return wfail(w, err, ENG_ENOMEM, "%s: out of memory%s", "");
-    w->tok = tk;
+    size_t per = (size_t)w->info.num_layers * w->info.top_k, L = (size_t)w->info.num_layers;
+    void *p;
+#define GROW(field, bytes)                                                                     \
+    if (!(p = realloc(w->field, (bytes))))                                                     \
+        return wfail(w, err, ENG_ENOMEM, "%s: out of memory%s", "");                           \
+    w->field = p;
+    GROW(ids, (size_t)nc * per * 2);
+    if (w->info.flags & MET_TRACE_WEIGHTS) {
+        GROW(w, (size_t)nc * per * 4);
+    }
+    GROW(tok, (size_t)nc * sizeof *w->tok);
+    GROW(tpos, (size_t)nc * sizeof *w->tpos);
+    GROW(order, (size_t)nc * sizeof *w->order);
+    GROW(ndone, (size_t)nc * sizeof *w->ndone);
+    GROW(seen, (size_t)nc * L);
+#undef GROW
     w->cap = nc;
     return ENG_OK;
 }
 
-/* A new token starts when pos grows; the previous one must be complete. */
-static int next_token(met_trace_writer *w, int64_t pos, int64_t token, eng_err *err)
+/* The slot of position pos in the current sample, made if new. Tokens
+ * usually arrive in position order (decode, or token-major prefill), so a
+ * new position is appended; a layer-major batch revisits earlier positions,
+ * found by binary search. */
+static int64_t token_slot(met_trace_writer *w, int64_t pos, int64_t token, eng_err *err)
 {
-    if (w->T && w->layers_seen != w->info.num_layers)
-        return wfail(w, err, ENG_EINVAL, "%s: token ended without every layer%s", "");
+    int64_t lo = 0, hi = w->T; /* first order index with tpos >= pos */
+    if (w->T && w->tpos[w->order[w->T - 1]] < pos)
+        lo = w->T;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (w->tpos[w->order[mid]] < pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < w->T && w->tpos[w->order[lo]] == pos)
+        return w->order[lo];
+    if (token < INT32_MIN || token > INT32_MAX) {
+        wfail(w, err, ENG_EINVAL, "%s: token id out of int32 range%s", "");
+        return -1;
+    }
     if (w->T == w->cap && grow_tokens(w, err))
-        return w->first.code;
-    if (token < INT32_MIN || token > INT32_MAX)
-        return wfail(w, err, ENG_EINVAL, "%s: token id out of int32 range%s", "");
-    w->tok[w->T++] = (int32_t)token;
-    w->last_pos = pos;
-    w->layers_seen = 0;
-    memset(w->seen, 0, (size_t)w->info.num_layers);
-    return ENG_OK;
+        return -1;
+    int64_t slot = w->T++;
+    memmove(w->order + lo + 1, w->order + lo, (size_t)(slot - lo) * sizeof *w->order);
+    w->order[lo] = slot;
+    w->tpos[slot] = pos, w->tok[slot] = (int32_t)token, w->ndone[slot] = 0;
+    memset(w->seen + (size_t)slot * w->info.num_layers, 0, (size_t)w->info.num_layers);
+    return slot;
 }
 
 int met_trace_writer_route(met_trace_writer *w, int32_t layer, int64_t pos, int64_t token,
@@ -612,14 +646,13 @@ int met_trace_writer_route(met_trace_writer *w, int32_t layer, int64_t pos, int6
         return wfail(w, err, ENG_EINVAL, "%s: routing event with bad layer or top_k%s", "");
     if ((in->flags & MET_TRACE_WEIGHTS) && !weights)
         return wfail(w, err, ENG_EINVAL, "%s: weights missing%s", "");
-    if (w->T && pos < w->last_pos)
-        return wfail(w, err, ENG_EINVAL, "%s: token position went backwards within a sample%s",
-                     "");
-    if ((!w->T || pos > w->last_pos) && next_token(w, pos, token, err))
+    int64_t slot = token_slot(w, pos, token, err);
+    if (slot < 0)
         return w->first.code;
-    if (w->seen[layer])
+    uint8_t *seen = w->seen + (size_t)slot * in->num_layers;
+    if (seen[layer])
         return wfail(w, err, ENG_EINVAL, "%s: layer delivered twice for one token%s", "");
-    size_t o = ((size_t)(w->T - 1) * in->num_layers + layer) * k;
+    size_t o = ((size_t)slot * in->num_layers + layer) * k;
     for (int32_t r = 0; r < k; r++) {
         if (experts[r] < 0 || experts[r] >= in->num_experts)
             return wfail(w, err, ENG_EINVAL, "%s: expert id out of range%s", "");
@@ -628,10 +661,10 @@ int met_trace_writer_route(met_trace_writer *w, int32_t layer, int64_t pos, int6
             w->w[o + r] = weights[r];
     }
     eng_err e = {0};
-    if (met_ids_check(w->ids + o, k, in->num_experts, w->path, 0, w->T - 1, layer, &e))
+    if (met_ids_check(w->ids + o, k, in->num_experts, w->path, 0, slot, layer, &e))
         return wfail(w, err, ENG_EINVAL, "%s: expert id repeated within a token%s", "");
-    w->seen[layer] = 1;
-    w->layers_seen++;
+    seen[layer] = 1;
+    w->ndone[slot]++;
     return ENG_OK;
 }
 
@@ -662,12 +695,8 @@ static int write_index(met_trace_writer *w, eng_err *err)
     eng_err e = {0};
     int rc = write_full(w->fd, b, isize, w->path, &e);
     free(b);
-    unsigned char h[HDR_SIZE] = {0};
-    memcpy(h, MAGIC, 8);
-    wr32(h + 8, 1), wr32(h + 12, in->flags), wr32(h + 16, (uint32_t)in->num_layers);
-    wr32(h + 20, (uint32_t)in->num_experts), wr32(h + 24, (uint32_t)in->top_k);
-    wr32(h + 28, HDR_SIZE), wr64(h + 32, (uint64_t)in->num_samples);
-    wr64(h + 40, (uint64_t)in->num_tokens), wr64(h + 48, w->off), wr64(h + 56, isize);
+    unsigned char h[HDR_SIZE];
+    encode_header(h, in, w->off, isize);
     if (!rc && pwrite(w->fd, h, HDR_SIZE, 0) != HDR_SIZE)
         rc = eng_err_set(&e, ENG_EIO, "%s: write header: %s", w->path, strerror(errno));
     if (rc)
@@ -688,8 +717,9 @@ int met_trace_writer_close(met_trace_writer *w, eng_err *err)
         *err = w->first;
     for (int64_t s = 0; s < w->info.num_samples; s++)
         free(w->labels[s]);
-    free(w->labels), free(w->counts), free(w->label), free(w->seen);
-    free(w->ids), free(w->w), free(w->tok), free(w->path), free(w);
+    free(w->labels), free(w->counts), free(w->label), free(w->seen), free(w->tpos);
+    free(w->order), free(w->ndone), free(w->ids), free(w->w), free(w->tok), free(w->path);
+    free(w);
     return rc;
 }
 

@@ -148,9 +148,10 @@ int met_trace_load_json(met_trace **out, const char *path, eng_err *err)
     *out = NULL;
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root && je.line < 0) /* could not read the file at all */
+        return eng_err_set(err, ENG_EIO, "%s: %s", path, je.text);
     if (!root)
-        return eng_err_set(err, je.line < 0 ? ENG_EIO : ENG_EFORMAT, "%s:%d: %s", path, je.line,
-                           je.text);
+        return eng_err_set(err, ENG_EFORMAT, "%s:%d: %s", path, je.line, je.text);
     int rc = json_is_object(root)
                  ? from_json(out, root, path, err)
                  : eng_err_set(err, ENG_EFORMAT, "%s: top level is not an object", path);

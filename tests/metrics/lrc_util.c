@@ -54,7 +54,7 @@ met_trace *lrc_random_trace(lrc_rng *g, int32_t L, int32_t E, int32_t k, int64_t
 {
     int64_t *counts = tst_alloc((size_t)(S + 1) * 8);
     for (int64_t s = 0; s < S; s++)
-        counts[s] = 1 + (int64_t)lrc_below(g, (uint64_t)maxT);
+        counts[s] = maxT < 0 ? -maxT : 1 + (int64_t)lrc_below(g, (uint64_t)maxT);
     met_trace_info in = {.num_layers = L, .num_experts = E, .top_k = k, .num_samples = S,
                          .flags = flags};
     met_trace *t;

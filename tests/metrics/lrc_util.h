@@ -15,7 +15,8 @@ uint64_t lrc_below(lrc_rng *g, uint64_t n);
  * (most experts carried over), 2 exact repeats, 3 a few hot experts. */
 void lrc_random_sample(lrc_rng *g, int32_t *ids, int64_t T, int32_t k, int32_t E, int model);
 
-/* A random trace (uneven sample lengths in 1..maxT, optional weights,
+/* A random trace (uneven sample lengths in 1..maxT, or all -maxT when
+ * maxT < 0, optional weights,
  * token ids and labels). */
 met_trace *lrc_random_trace(lrc_rng *g, int32_t L, int32_t E, int32_t k, int64_t S, int64_t maxT,
                             uint32_t flags);

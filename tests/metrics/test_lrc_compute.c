@@ -240,6 +240,20 @@ TEST(basic_bootstrap_indices)
     met_bootstrap_basic(500, rep, 1000, 0.95, &lb, &ub);
     CHECK_NEAR(lb, 2 * 500 - 975, 0); /* hi = 975 */
     CHECK_NEAR(ub, 2 * 500 - 25, 0);  /* lo = 25 */
+    /* B = 20: round(0.5) = 0 (half to even, as the reference's Python) */
+    double r20[20];
+    for (int i = 0; i < 20; i++)
+        r20[i] = 19 - i;
+    met_bootstrap_basic(10, r20, 20, 0.95, &lb, &ub);
+    CHECK_NEAR(ub, 2 * 10 - 0, 0);    /* rep[lo = 0] after sorting = 0 */
+    CHECK_NEAR(lb, 2 * 10 - 19, 0);   /* hi = 20 clamped to 19 */
+    /* B = 60: round(1.5) = 2 */
+    double r60[60];
+    for (int i = 0; i < 60; i++)
+        r60[i] = i;
+    met_bootstrap_basic(30, r60, 60, 0.95, &lb, &ub);
+    CHECK_NEAR(ub, 60 - 2, 0);
+    CHECK_NEAR(lb, 60 - 58, 0);
 }
 
 TEST(stride_layers_and_long_segments)
@@ -269,4 +283,28 @@ TEST(table_output)
     CHECK_CONTAINS(out, "SRP");
     CHECK_CONTAINS(out, "model");
     CHECK_CONTAINS(out, "0.8592"); /* layer 0 SRP at L=4: 0.859235... */
+}
+
+TEST(from_option_and_empty_traces)
+{
+    const char *e2 = "{\"num_experts\":4,\"top_k\":2,\"samples\":[[],[[0,1],[1,2]]]}";
+    tst_write_file(tst_path("e2.dat"), e2, strlen(e2));
+    char *out, *err;
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s metrics %s --from json --json --bootstrap 0 --seg-lens 1,2",
+                        tst_moebench(), tst_path("e2.dat")), 0);
+    CHECK_CONTAINS(out, "\"num_samples\":1"); /* the empty sample is left out */
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --bootstrap 0", tst_moebench(),
+                        tst_path("e2.dat")), 2); /* .dat read as moetrace: bad magic */
+    CHECK_CONTAINS(err, "header");
+    const char *e0 = "{\"num_experts\":4,\"top_k\":2,\"samples\":[]}";
+    tst_write_file(tst_path("e0.json"), e0, strlen(e0));
+    CHECK_EQ_INT(tst_sh(&out, NULL, "%s metrics %s --json --bootstrap 20", tst_moebench(),
+                        tst_path("e0.json")), 0);
+    CHECK_CONTAINS(out, "\"num_samples\":0");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --seg-lens 4,4", tst_moebench(),
+                        tst_path("e0.json")), 2);
+    CHECK_CONTAINS(err, "given twice");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --layers 3", tst_moebench(),
+                        tst_path("e0.json")), 2);
+    CHECK_CONTAINS(err, "layer 3");
 }
