@@ -15,6 +15,7 @@
 #include "engine/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -181,7 +182,13 @@ void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx, int n_tasks)
         pthread_mutex_unlock(&p->mu);
     }
     run_tasks(p, gen, 0);
-    /* every task is claimed; wait for those still running elsewhere */
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks)
-        cpu_relax();
+    /* every task is claimed; wait for those still running elsewhere. On a
+     * busy machine the worker may be waiting for our CPU: yield after a
+     * short spin instead of burning the time slice it needs. */
+    for (int i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; i++) {
+        if (i < SPIN_ITERS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
