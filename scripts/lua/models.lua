@@ -1,0 +1,80 @@
+-- models.lua — model files for suites that run the real engine.
+--
+--   local models = require "models"
+--   local path = models.ensure { preset = "tiny-olmoe", locality = 0.5, dry_run = opts.dry_run }
+--
+-- ensure{preset, type, locality, layers, seed, dir, dry_run} returns the
+-- path of a `moebench mkmodel` file (dir/<preset>[-<type>][-loc<x>][-l<n>].gguf,
+-- dir = "models" relative to the current directory by default) and writes it
+-- first when it is absent (not with dry_run = true: a dry run only lists).
+-- type: "f32" (default), "q8_0", ...; locality: mkmodel's --router-locality
+-- (0 = independent tokens; higher = consecutive tokens pick more of the
+-- same experts, so caching is interesting); layers: mkmodel's --layers
+-- (shape-faithful presets with fewer layers keep the per-layer sizes).
+-- Errors (mkmodel fails) raise a Lua error naming the command.
+-- Also models.trace (below): a routing trace of a run, for the oracles.
+local M = {}
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+function M.path(spec)
+  local name = spec.preset
+  if spec.type and spec.type ~= "f32" then name = name .. "-" .. spec.type end
+  if spec.locality and spec.locality > 0 then name = name .. ("-loc%g"):format(spec.locality) end
+  if spec.layers then name = name .. "-l" .. spec.layers end
+  if spec.seed then name = name .. "-s" .. spec.seed end
+  return (spec.dir or "models") .. "/" .. name .. ".gguf"
+end
+
+function M.ensure(spec)
+  assert(type(spec) == "table" and spec.preset, "models.ensure: field 'preset' is required")
+  local path = M.path(spec)
+  if spec.dry_run or exists(path) then return path end
+  local dir = spec.dir or "models"
+  os.execute("mkdir -p " .. quote(dir))
+  local cmd = { quote(moebench.exe), "mkmodel", "--preset", quote(spec.preset) }
+  if spec.type then cmd[#cmd + 1] = "--type " .. quote(spec.type) end
+  if spec.locality then cmd[#cmd + 1] = ("--router-locality %g"):format(spec.locality) end
+  if spec.layers then cmd[#cmd + 1] = "--layers " .. math.tointeger(spec.layers) end
+  if spec.seed then cmd[#cmd + 1] = "--seed " .. math.tointeger(spec.seed) end
+  cmd[#cmd + 1] = "-o " .. quote(path .. ".part") .. " >/dev/null"
+  local line = table.concat(cmd, " ")
+  local ok = os.execute(line)
+  if not ok or not os.rename(path .. ".part", path) then
+    os.remove(path .. ".part")
+    error("models.ensure: '" .. line .. "' failed", 2)
+  end
+  return path
+end
+
+-- trace{model, prompt, tokens, path, dry_run}: records the routing of
+-- `moebench generate -m model -p prompt -n tokens --ignore-eos` into path
+-- (`--trace`; default path: next to the model, named by the token count
+-- and a hash of the prompt), for the policies that need the future (belady, fsf) and the
+-- oracle prefetcher (`--trace-in path`): the same prompt and token count
+-- route the same way, so the trace is that run's future. Returns path;
+-- writes it only when absent (and not in a dry run).
+local function hash(str)
+  local h = 5381
+  for i = 1, #str do h = (h * 33 + str:byte(i)) % 4294967296 end
+  return ("%08x"):format(h)
+end
+
+function M.trace(spec)
+  local path = spec.path or (spec.model:gsub("%.gguf$", "") .. ("-n%d-%s.moetrace")
+    :format(math.tointeger(spec.tokens), hash(spec.prompt)))
+  if spec.dry_run or exists(path) then return path end
+  local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
+    "-p", quote(spec.prompt), "-n", math.tointeger(spec.tokens), "--ignore-eos",
+    "--trace", quote(path), ">/dev/null 2>&1" }, " ")
+  if not os.execute(line) then error("models.trace: '" .. line .. "' failed", 2) end
+  return path
+end
+
+return M
