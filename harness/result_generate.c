@@ -10,7 +10,9 @@
  *             ...), tokens_per_s (= decode_tok_s); with offloading
  *             hit_rate, stall_share (decode stall / decode time) and every
  *             number of "cache" as cache.<key>; with --events
- *             regions.tokens, regions.token_time_ns, regions.nesting_errors;
+ *             regions.tokens, regions.token_time_ns, regions.nesting_errors,
+ *             and per region regions.<region>.token_share and
+ *             regions.<region>.wall_ns_per_token;
  *             with --trace trace.routing_events
  *   series    decode_ms (one value per generated token, ms)
  *   cache_stats  the "cache" totals (layer -1) and cache.layers[i] (layer i);
@@ -131,6 +133,14 @@ static int region_rows(hx_result *r, const json_t *root, eng_err *err)
         for (size_t k = 0; !rc && k < sizeof fixed / sizeof *fixed; k++)
             if (json_is_number(json_object_get(row, fixed[k])))
                 rc = counter(r, region, fixed[k], num(row, fixed[k], 0), err);
+        static const char *const per[] = {"token_share", "wall_ns_per_token"};
+        for (size_t k = 0; !rc && k < 2; k++) {
+            char name[HX_NAME_MAX];
+            snprintf(name, sizeof name, "regions.%.40s.%s", region, per[k]);
+            double v = num(row, per[k], NAN);
+            if (isfinite(v))
+                rc = hx_result_sample(r, name, v, err);
+        }
         const char *ev;
         json_t *v;
         json_object_foreach(json_object_get(row, "events"), ev, v) {

@@ -15,6 +15,21 @@
 -- Also models.trace (below): a routing trace of a run, for the oracles.
 local M = {}
 
+-- The mkmodel presets' shapes (moebench mkmodel --list): layers, experts
+-- per layer, experts per token, architecture.
+M.presets = {
+  ["tiny-mixtral"] = { layers = 4, experts = 8, top_k = 2, arch = "llama" },
+  ["tiny-qwen2moe"] = { layers = 4, experts = 8, top_k = 4, arch = "qwen2moe" },
+  ["tiny-qwen3moe"] = { layers = 4, experts = 16, top_k = 4, arch = "qwen3moe" },
+  ["tiny-olmoe"] = { layers = 4, experts = 16, top_k = 4, arch = "olmoe" },
+  ["mixtral-8x7b"] = { layers = 32, experts = 8, top_k = 2, arch = "llama" },
+  ["qwen1.5-moe-a2.7b"] = { layers = 24, experts = 60, top_k = 4, arch = "qwen2moe" },
+  ["qwen3-30b-a3b"] = { layers = 48, experts = 128, top_k = 8, arch = "qwen3moe" },
+  ["olmoe-1b-7b"] = { layers = 16, experts = 64, top_k = 8, arch = "olmoe" },
+}
+M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe" }
+M.full = { "mixtral-8x7b", "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "olmoe-1b-7b" }
+
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
@@ -53,8 +68,9 @@ function M.ensure(spec)
   return path
 end
 
--- trace{model, prompt, tokens, path, dry_run}: records the routing of
--- `moebench generate -m model -p prompt -n tokens --ignore-eos` into path
+-- trace{model, prompt, tokens, path, ids, dry_run}: records the routing of
+-- `moebench generate -m model -p prompt -n tokens --ignore-eos` (--tokens
+-- ids instead of -p when ids, a comma-separated list, is given) into path
 -- (`--trace`; default path: next to the model, named by the token count
 -- and a hash of the prompt), for the policies that need the future (belady, fsf) and the
 -- oracle prefetcher (`--trace-in path`): the same prompt and token count
@@ -70,8 +86,9 @@ function M.trace(spec)
   local path = spec.path or (spec.model:gsub("%.gguf$", "") .. ("-n%d-%s.moetrace")
     :format(math.tointeger(spec.tokens), hash(spec.prompt)))
   if spec.dry_run or exists(path) then return path end
+  local prompt = spec.ids and { "--tokens", quote(spec.ids) } or { "-p", quote(spec.prompt) }
   local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
-    "-p", quote(spec.prompt), "-n", math.tointeger(spec.tokens), "--ignore-eos",
+    prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos",
     "--trace", quote(path), ">/dev/null 2>&1" }, " ")
   if not os.execute(line) then error("models.trace: '" .. line .. "' failed", 2) end
   return path
