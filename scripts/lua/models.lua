@@ -36,6 +36,13 @@ local function exists(path)
   return f ~= nil
 end
 
+-- A name for a temporary file next to path, unique to this process and call
+-- (suites may run at the same time in one directory: each writes its own
+-- file and renames it into place).
+local function temp_of(path)
+  return ("%s.%s.part"):format(path, tostring({}):match("0x(%x+)") or tostring(os.time()))
+end
+
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 function M.path(spec)
@@ -58,11 +65,12 @@ function M.ensure(spec)
   if spec.locality then cmd[#cmd + 1] = ("--router-locality %g"):format(spec.locality) end
   if spec.layers then cmd[#cmd + 1] = "--layers " .. math.tointeger(spec.layers) end
   if spec.seed then cmd[#cmd + 1] = "--seed " .. math.tointeger(spec.seed) end
-  cmd[#cmd + 1] = "-o " .. quote(path .. ".part") .. " >/dev/null"
+  local part = temp_of(path)
+  cmd[#cmd + 1] = "-o " .. quote(part) .. " >/dev/null"
   local line = table.concat(cmd, " ")
   local ok = os.execute(line)
-  if not ok or not os.rename(path .. ".part", path) then
-    os.remove(path .. ".part")
+  if not ok or not os.rename(part, path) then
+    os.remove(part)
     error("models.ensure: '" .. line .. "' failed", 2)
   end
   return path
@@ -86,11 +94,15 @@ function M.trace(spec)
   local path = spec.path or (spec.model:gsub("%.gguf$", "") .. ("-n%d-%s.moetrace")
     :format(math.tointeger(spec.tokens), hash(spec.prompt)))
   if spec.dry_run or exists(path) then return path end
+  local part = temp_of(path) .. ".moetrace"
   local prompt = spec.ids and { "--tokens", quote(spec.ids) } or { "-p", quote(spec.prompt) }
   local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
     prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos",
-    "--trace", quote(path), ">/dev/null 2>&1" }, " ")
-  if not os.execute(line) then error("models.trace: '" .. line .. "' failed", 2) end
+    "--trace", quote(part), ">/dev/null 2>&1" }, " ")
+  if not os.execute(line) or not os.rename(part, path) then
+    os.remove(part)
+    error("models.trace: '" .. line .. "' failed", 2)
+  end
   return path
 end
 
