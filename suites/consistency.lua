@@ -58,7 +58,7 @@ for _, p in ipairs(opts.stickiness) do
       moebench.exe, opts.quick and 4 or 16, synth_tokens, p, path)
     if not os.execute(line) then error("'" .. line .. "' failed") end
   end
-  experiment { name = "synth", params = { stickiness = p },
+  experiment { name = "synth", params = { stickiness = tostring(p) },
                argv = { "metrics", path, "--seg-lens", seg } }
 end
 
@@ -67,7 +67,7 @@ report(function(results)
   local rows = {}
   for _, r in ipairs(results) do
     local row = { what = r.name == "engine" and r.params.preset
-                  or ("sticky %.1f"):format(r.params.stickiness), ok = r.status }
+                  or ("sticky %s"):format(r.params.stickiness), ok = r.status }
     for s in seg:gmatch("%d+") do
       row["srp" .. s] = rpt.mean(r, "model.srp." .. s .. ".best_f1")
     end
