@@ -427,3 +427,62 @@ TEST(warm_full_cache_never_misses)
     CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EINVAL);
     eng_model_free(m);
 }
+
+typedef struct ev_count {
+    uint64_t n[5];
+    uint64_t wait_begin, wait_end;
+} ev_count;
+
+static void on_cache(void *user, const eng_cache_event *ev)
+{
+    ((ev_count *)user)->n[ev->kind]++;
+}
+
+static void on_begin(void *user, eng_region r)
+{
+    if (r == ENG_REGION_EXPERT_WAIT)
+        __atomic_add_fetch(&((ev_count *)user)->wait_begin, 1, __ATOMIC_RELAXED);
+}
+
+static void on_end(void *user, eng_region r)
+{
+    if (r == ENG_REGION_EXPERT_WAIT)
+        __atomic_add_fetch(&((ev_count *)user)->wait_end, 1, __ATOMIC_RELAXED);
+}
+
+/* Cache events through the hook table agree with the counters; every
+ * demand miss is one EXPERT_WAIT region on the forward thread. */
+TEST(cache_events_match_counters)
+{
+    const char *path = make_model("tiny-mixtral", ENG_MK_Q8_0, "m.gguf");
+    eng_model *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = 3;
+    eng_store *st;
+    REQUIRE(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK);
+    ev_count c = {0};
+    eng_hooks h = {.user = &c, .cache = on_cache, .region_begin = on_begin,
+                   .region_end = on_end};
+    eng_session *s;
+    REQUIRE(eng_session_open(&s, m, &(eng_session_opts){.n_threads = 2, .n_ctx = 32,
+                                                         .n_batch = 1, .hooks = &h, .store = st},
+                             &e) == ENG_OK);
+    int32_t prompt[4] = {3, 1, 4, 1};
+    REQUIRE(eng_session_eval(s, prompt, 4, &e) == ENG_OK);
+    for (int i = 0; i < 6; i++)
+        REQUIRE(eng_session_decode(s, 5 + i, &e) == ENG_OK);
+    eng_tiered_stats ts;
+    REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+    CHECK_EQ_INT((long long)c.n[ENG_CACHE_HIT], (long long)ts.total.hits);
+    CHECK_EQ_INT((long long)c.n[ENG_CACHE_MISS], (long long)ts.total.misses);
+    CHECK_EQ_INT((long long)c.n[ENG_CACHE_EVICT], (long long)ts.total.evictions);
+    CHECK(c.n[ENG_CACHE_LOAD_DONE] <= ts.total.misses);
+    CHECK(c.n[ENG_CACHE_LOAD_DONE] + 3 >= ts.total.misses); /* <= 3 never reported */
+    CHECK_EQ_INT((long long)c.wait_begin, (long long)c.wait_end);
+    CHECK(c.wait_begin >= 1 && c.wait_begin <= ts.total.misses);
+    eng_session_free(s);
+    eng_store_free(st);
+    eng_model_free(m);
+}
