@@ -158,7 +158,7 @@ static int read_option(hx_suite *s, const char *name, const json_t *v, eng_err *
     const json_t *help = spec ? json_object_get(v, "help") : NULL;
     if (!strcmp(name, "quick") || !strcmp(name, "seed") || !strcmp(name, "dry_run"))
         return eng_err_set(err, ENG_EINVAL, "suite: option '%s' is reserved (--%s)", name,
-                           name);
+                           strcmp(name, "dry_run") ? name : "dry-run");
     json_array_append_new(s->options, json_pack("{s:s, s:O, s:s}", "name", name, "default",
                           dflt, "help", json_is_string(help) ? json_string_value(help) : ""));
     const json_t *d = json_object_get(s->cfg->defines, name);

@@ -119,3 +119,22 @@ TEST(consistency_quick_records_srp)
                         " e.label = 'synth stickiness=0' and metric = 'srp' and layer = -1 and"
                         " param = 4)"), "1");
 }
+
+/* opts.dry_run tells a suite not to make files; the name is reserved. */
+TEST(dry_run_is_visible_and_reserved)
+{
+    const char *ok = tst_path("ok.lua"), *bad = tst_path("bad.lua");
+    const char *src = "local o = suite { name = 'd' }\n"
+                      "print('dry_run=' .. tostring(o.dry_run))\n"
+                      "experiment { name = 'x', run = function() end }\n";
+    tst_write_file(ok, src, strlen(src));
+    const char *bsrc = "suite { name = 'd', options = { dry_run = 1 } }\n";
+    tst_write_file(bad, bsrc, strlen(bsrc));
+    char *out, *err;
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --dry-run", mb(), ok), 0);
+    CHECK_CONTAINS(out, "dry_run=true");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --db %s -q", mb(), ok, tst_path("d.db")), 0);
+    CHECK_CONTAINS(out, "dry_run=false");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --dry-run", mb(), bad), 2);
+    CHECK_CONTAINS(err, "reserved (--dry-run)");
+}
