@@ -418,8 +418,8 @@ int hx_cmd_generate(int argc, char **argv)
     rc = run(&r);
     eng_generate_result_free(&r.res);
     eng_session_free(r.s);
+    hx_offload_free(&a.off); /* the store's loader threads call the probe's hooks */
     hx_probe_free(&a.probe);
-    hx_offload_free(&a.off);
     eng_tokenizer_free(r.tok);
     free(r.prompt);
     free(r.logits);

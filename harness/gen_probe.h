@@ -10,9 +10,9 @@
  * HX_PROBE_BASE.. to hx_probe_parse, calls hx_probe_open after
  * hx_offload_open (which wraps the hooks that call returned),
  * hx_probe_finish after the run, hx_probe_json / hx_probe_print for the
- * report, and hx_probe_free after the session is freed (the session may
- * still call hooks while it shuts down); the probe frees the regions, then
- * the counters.
+ * report, and hx_probe_free after the session and the offloading store
+ * are freed (the store's loader threads may still call hooks until it shuts
+ * down); the probe frees the regions, then the counters.
  *
  * Region table: covers DECODE only. The table is reset when the prompt's
  * last token is closed (after the first sampling), so prefill's batched
@@ -96,7 +96,7 @@ void hx_probe_json(const hx_probe *p, json_t *root);
 /* The region table and the trace line on f when on. */
 void hx_probe_print(const hx_probe *p, FILE *f);
 /* Frees regions, then counters, then an unfinished writer. Call after the
- * session is freed. */
+ * session and the store are freed. */
 void hx_probe_free(hx_probe *p);
 
 #endif

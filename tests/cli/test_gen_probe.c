@@ -294,3 +294,39 @@ TEST(events_regions_cover_decode)
     CHECK_EQ_INT(rc, 0);
     CHECK_CONTAINS(err, "expert_ffn");
 }
+
+/* Trace, regions and the offloading store's hooks at once: one forwarding
+ * table serves all three. The tokens stay those of the memory run, the
+ * trace is complete, the region table has the store's regions and loads
+ * and no nesting errors. */
+TEST(trace_events_and_offload_together)
+{
+    const char *m = model();
+    json_t *ref = gen_json(m, "");
+    char arg[1200];
+    snprintf(arg, sizeof arg, "--trace '%s' --events '' --cache-experts 8 --link nvme "
+             "--prefetch pregate", tst_path("t.moetrace"));
+    json_t *j = gen_json(m, arg);
+    CHECK(json_equal(json_object_get(j, "tokens"), json_object_get(ref, "tokens")));
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "trace"),
+                                                    "routing_events")),
+                 (N_PROMPT + N_GEN) * 4);
+    json_t *rg = json_object_get(j, "regions");
+    REQUIRE(rg);
+    CHECK_EQ_INT(json_integer_value(json_object_get(rg, "nesting_errors")), 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(rg, "tokens")), N_GEN);
+    int wait = 0, load = 0;
+    json_t *row;
+    size_t i;
+    json_array_foreach(json_object_get(rg, "regions"), i, row) {
+        const char *name = json_string_value(json_object_get(row, "region"));
+        wait |= !strcmp(name, "expert_wait");
+        load |= !strcmp(name, "expert_load");
+    }
+    CHECK(wait && load);
+    json_t *el = json_object_get(rg, "expert_loads");
+    CHECK(json_integer_value(json_object_get(el, "loads")) > 0);
+    CHECK(json_integer_value(json_object_get(el, "bytes")) > 0);
+    json_decref(j);
+    json_decref(ref);
+}
