@@ -14,6 +14,7 @@
 #include "harness/commands.h"
 
 #include <errno.h>
+#include "harness/gen_probe.h"
 #include "harness/offload_opts.h"
 
 #include <getopt.h>
@@ -28,7 +29,9 @@ static const char usage_text[] =
     "usage: moebench generate -m FILE.gguf (-p TEXT | --tokens IDS) [-n N]\n"
     "                         [--seed S] [--temp T] [--top-k K] [--top-p P]\n"
     "                         [--threads T] [--ctx N] [--batch N] [--ignore-eos]\n"
-    "                         [--prefault] [--json] [--logits]\n\n"
+    "                         [--prefault] [--json] [--logits]\n"
+    "                         [--trace FILE [--trace-label TEXT]]\n"
+    "                         [--events LIST | --events-preset NAME [--multiplex]]\n\n"
     "Evaluates the prompt, then generates N tokens (greedy unless --temp > 0).\n"
     "Prints the generated text on stdout and a summary line on stderr (prompt and\n"
     "generated tokens, prefill and decode tok/s, peak RSS).\n\n"
@@ -55,11 +58,13 @@ typedef struct gen_args {
     int threads, json, logits, ignore_eos, prefault;
     eng_sampler_opts sampler;
     hx_offload off;              /* --cache-*, --policy, ... (offload_opts.h) */
+    hx_probe probe;              /* --trace, --events, ... (gen_probe.h)  */
 } gen_args;
 
 typedef struct gen_run {
     const gen_args *a;
     hx_offload *off;
+    hx_probe *probe;
     const eng_model *m;
     eng_session *s;
     eng_tokenizer *tok;          /* NULL when the file has none we can use */
@@ -104,10 +109,11 @@ static int parse_args(int argc, char **argv, gen_args *a)
         {"ctx", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
         {"ignore-eos", no_argument, 0, 'E'}, {"json", no_argument, 0, 'J'},
         {"logits", no_argument, 0, 'L'}, {"prefault", no_argument, 0, 'F'},
-        {"help", no_argument, 0, 'h'}, HX_OFFLOAD_LONGOPTS, {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'}, HX_OFFLOAD_LONGOPTS, HX_PROBE_LONGOPTS, {0, 0, 0, 0},
     };
     *a = (gen_args){.n_predict = 16, .sampler = {.top_p = 1.0}};
     hx_offload_init(&a->off);
+    hx_probe_init(&a->probe);
     int c, rc = 0;
     int64_t seed = 0;
     opterr = 0;
@@ -128,8 +134,13 @@ static int parse_args(int argc, char **argv, gen_args *a)
         case 'J': a->json = 1; break;
         case 'L': a->logits = 1; break;
         case 'F': a->prefault = 1; break;
-        case 'h': fputs(usage_text, stdout); fputs(hx_offload_usage, stdout); return -1;
+        case 'h': fputs(usage_text, stdout); fputs(hx_offload_usage, stdout);
+                  fputs(hx_probe_usage, stdout); return -1;
         default:
+            if (c >= HX_PROBE_BASE) {
+                rc = hx_probe_parse(&a->probe, c, optarg);
+                break;
+            }
             if (c >= HX_OFF_BASE) {
                 rc = hx_offload_parse(&a->off, c, optarg);
                 break;
@@ -148,7 +159,8 @@ static int parse_args(int argc, char **argv, gen_args *a)
         return hx_usage_error("generate", "give exactly one of -p TEXT and --tokens IDS");
     if (a->logits && !a->json)
         return hx_usage_error("generate", "--logits needs --json");
-    return hx_offload_check(&a->off);
+    int crc = hx_offload_check(&a->off);
+    return crc ? crc : hx_probe_check(&a->probe);
 }
 
 /* The prompt's ids: --tokens as given, or -p through the tokenizer. */
@@ -325,6 +337,7 @@ static void print_json(const gen_run *r)
             json_object_set_new(root, json_sections[i].key, v);
     }
     hx_offload_json(r->off, root, r->res.decode_ms, r->res.n_tokens);
+    hx_probe_json(&r->a->probe, root);
     json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fputc('\n', stdout);
     json_decref(root);
@@ -346,6 +359,7 @@ static void print_text(const gen_run *r)
             r->n_prompt, r->res.n_tokens, pms > 0 ? r->n_prompt * 1e3 / pms : 0.0,
             dms > 0 ? (double)r->res.n_tokens * 1e3 / dms : 0.0, peak_rss_mib());
     hx_offload_print(r->off, stderr, r->res.decode_ms, r->res.n_tokens, r->res.prefill_ms);
+    hx_probe_print(&r->a->probe, stderr);
 }
 
 static int run(gen_run *r)
@@ -360,6 +374,9 @@ static int run(gen_run *r)
                            .n_ctx = a->ctx ? a->ctx : r->n_prompt + a->n_predict};
     if ((rc = hx_offload_open(r->off, r->m, a->sampler.seed, r->n_prompt, &so.n_batch, &so.store, &so.hooks)))
         return rc;
+    if ((rc = hx_probe_open(r->probe, r->m, r->n_prompt, &so.n_batch, so.hooks,
+                            &so.hooks)))
+        return rc;
     if ((rc = eng_session_open(&r->s, r->m, &so, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
     if (a->logits && !(r->logits = calloc((size_t)hp->n_vocab, sizeof(float))))
@@ -370,7 +387,7 @@ static int run(gen_run *r)
         go.eos = eng_tokenizer_eos(r->tok);
     if ((rc = eng_generate(r->s, r->prompt, r->n_prompt, &go, &r->res, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
-    if ((rc = hx_offload_finish(r->off)))
+    if ((rc = hx_offload_finish(r->off)) || (rc = hx_probe_finish(r->probe)))
         return rc;
     if (r->logits && !r->logits_taken)
         on_token(r, -1);
@@ -391,7 +408,7 @@ int hx_cmd_generate(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc < 0 ? HX_EXIT_OK : rc;
-    gen_run r = {.a = &a, .off = &a.off};
+    gen_run r = {.a = &a, .off = &a.off, .probe = &a.probe};
     eng_err err = {0};
     eng_model *m = NULL;
     eng_model_opts mo = {.prefault = a.prefault};
@@ -401,7 +418,8 @@ int hx_cmd_generate(int argc, char **argv)
     rc = run(&r);
     eng_generate_result_free(&r.res);
     eng_session_free(r.s);
-    hx_offload_free(&a.off);
+    hx_offload_free(&a.off); /* the store's loader threads call the probe's hooks */
+    hx_probe_free(&a.probe);
     eng_tokenizer_free(r.tok);
     free(r.prompt);
     free(r.logits);

@@ -112,5 +112,10 @@ int hx_kind_lua_run(const hx_exec *x, hx_result *out, eng_err *err);
  * when the output names no trace (result_json.c). */
 int hx_result_from_json(hx_result *r, const json_t *root, const char *default_trace,
                         eng_err *err);
+/* `moebench generate --json` output (a "summary" object, a "model" with
+ * "arch") and its mapping to samples, the decode_ms series, cache_stats
+ * and counter rows (result_generate.c); hx_result_from_json uses it. */
+int hx_result_is_generate(const json_t *root);
+int hx_result_from_generate(hx_result *r, const json_t *root, eng_err *err);
 
 #endif

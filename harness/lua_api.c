@@ -207,6 +207,13 @@ int hx_lua_open_module(lua_State *L)
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "kinds");
+    /* the running binary, so a suite can run `moebench mkmodel` etc. while
+     * it declares its experiments (scripts/lua/models.lua) */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    lua_pushstring(L, n > 0 ? exe : "moebench");
+    lua_setfield(L, -2, "exe");
     return 1;
 }
 

@@ -156,9 +156,9 @@ static int read_option(hx_suite *s, const char *name, const json_t *v, eng_err *
     int spec = json_is_object(v) && json_object_get(v, "default");
     const json_t *dflt = spec ? json_object_get(v, "default") : v;
     const json_t *help = spec ? json_object_get(v, "help") : NULL;
-    if (!strcmp(name, "quick") || !strcmp(name, "seed"))
+    if (!strcmp(name, "quick") || !strcmp(name, "seed") || !strcmp(name, "dry_run"))
         return eng_err_set(err, ENG_EINVAL, "suite: option '%s' is reserved (--%s)", name,
-                           name);
+                           strcmp(name, "dry_run") ? name : "dry-run");
     json_array_append_new(s->options, json_pack("{s:s, s:O, s:s}", "name", name, "default",
                           dflt, "help", json_is_string(help) ? json_string_value(help) : ""));
     const json_t *d = json_object_get(s->cfg->defines, name);
@@ -220,6 +220,7 @@ static int l_suite(lua_State *L)
     }
     json_object_set_new(s->opts, "quick", json_boolean(s->cfg->quick));
     json_object_set_new(s->opts, "seed", json_integer((json_int_t)s->cfg->seed));
+    json_object_set_new(s->opts, "dry_run", json_boolean(s->cfg->dry_run));
     if (s->cfg->help_only) {
         static int sentinel;
         lua_pushlightuserdata(L, &sentinel);

@@ -9,7 +9,8 @@
  * commands get more: `moebench simulate --json` (its top-level `totals`
  * are recorded without the prefix, its `options` echo the inputs and are
  * skipped) and `moebench metrics --json` (every SRP value and every point
- * of every hit-rate curve becomes a routing_metric row).
+ * of every hit-rate curve becomes a routing_metric row). `moebench generate
+ * --json` has its own mapper (result_generate.c).
  */
 #include "harness/kind.h"
 
@@ -251,6 +252,8 @@ static int lrc_rows(walk *w, const json_t *root)
 int hx_result_from_json(hx_result *r, const json_t *root, const char *default_trace,
                         eng_err *err)
 {
+    if (hx_result_is_generate(root))
+        return hx_result_from_generate(r, root, err);
     walk w = {r, err, json_string_value(json_object_get(root, "trace")), 0};
     if (!w.trace)
         w.trace = default_trace;

@@ -420,7 +420,8 @@ static int load(const char *file, const hx_run_opts *o, hx_suite_config *cfg, in
                 hx_suite **s, eng_err *err)
 {
     *cfg = (hx_suite_config){.defines = o->defines, .quick = o->quick, .seed = o->seed,
-                             .help_only = help, .self_exe = o->self_exe};
+                             .help_only = help, .dry_run = o->dry_run,
+                             .self_exe = o->self_exe};
     return hx_suite_load(s, file, cfg, err);
 }
 

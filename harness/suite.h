@@ -35,6 +35,7 @@ typedef struct hx_suite_config {
     int quick;              /* --quick: the script sees opts.quick = true   */
     uint64_t seed;          /* --seed: opts.seed                            */
     int help_only;          /* stop at suite(): for --help-suite            */
+    int dry_run;            /* --dry-run: the script sees opts.dry_run = true */
     const char *self_exe;   /* this binary, for package.path and commands   */
 } hx_suite_config;
 

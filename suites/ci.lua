@@ -9,9 +9,16 @@
 -- It exercises both kinds that exist today: "lua" (a toy expert cache on
 -- a seeded synthetic trace, scripts/lua/toycache.lua) and "command" (the
 -- `moebench events` catalogue, whose JSON has no numbers: only its timing
--- is recorded).
+-- is recorded), and runs the real engine: `moebench generate` on the tiny
+-- OLMoE model (made in models/ when absent; same options, same bytes) with
+-- an offloaded expert cache, LRU/LFU/FIFO/Belady at 8 and 32 of 64
+-- experts, one thread, a fixed prompt of token ids. Its hit rates, hit and
+-- miss counts and bytes loaded (samples hit_rate, cache.hits,
+-- cache.misses, cache.bytes_demand; cache_stats rows per layer) are
+-- exact: two runs of one commit store the same values.
 local sweep = require "sweep"
 local toy = require "toycache"
+local models = require "models"
 
 local opts = suite {
   name = "ci",
@@ -33,3 +40,17 @@ for _, p in sweep.product { { "policy", toy.policies }, { "cache_m", { 1, 4 } } 
 end
 
 experiment { name = "events", kind = "command", argv = { "events", "--presets" }, reps = 1 }
+
+local model = models.ensure { preset = "tiny-olmoe", locality = 0.5, dry_run = opts.dry_run }
+local ids, n = "5,9,13,2,7,300,301,302", 16
+local trace = models.trace { model = model, prompt = "", tokens = n, dry_run = opts.dry_run,
+                             path = model:gsub("%.gguf$", "") .. "-ci.moetrace", ids = ids }
+for _, p in sweep.product { { "policy", { "lru", "lfu", "fifo", "belady" } },
+                            { "cache_size", { 8, 32 } } } do
+  experiment {
+    name = "engine", params = p, tags = { "deterministic" }, reps = 1,
+    argv = { "generate", "-m", model, "--tokens", ids, "-n", tostring(n), "--ignore-eos",
+             "--threads", "1", "--cache-experts", tostring(p.cache_size), "--policy", p.policy,
+             "--link", "pcie5x16", "--trace-in", trace },
+  }
+end

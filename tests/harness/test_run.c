@@ -31,36 +31,48 @@ static const char *write_suite(const char *name, const char *src)
     return p;
 }
 
+/* The quick-start suite on the real engine, run in a temp directory (it
+ * makes models/ there): one memory run and 4 policies x 3 cache sizes. */
 TEST(quickstart_end_to_end)
 {
     const char *db = tst_path("q.db");
-    char *out, *err;
-    int st = tst_sh(&out, &err, "%s run suites/quickstart.lua --db %s --quick", MB, db);
+    char *out, *err, cwd[4096];
+    REQUIRE(getcwd(cwd, sizeof cwd));
+    int st = tst_sh(&out, &err, "cd %s && %s%s%s run %s/suites/quickstart.lua --db %s --quick",
+                    tst_tmpdir(), MB[0] == '/' ? "" : cwd, MB[0] == '/' ? "" : "/", MB, cwd, db);
     REQUIRE_MSG(st == 0, "exit %d: %s", st, err);
     CHECK_CONTAINS(out, "Best online policy per cache size");
-    CHECK_CONTAINS(out, "cache_m  policy  hit rate (Lua toy)  hit rate (simulate)");
-    CHECK_CONTAINS(out, "The Lua toy and the simulator agree on every hit rate.");
-    CHECK_CONTAINS(out, "24 ok, 0 failed");
-    CHECK_EQ_STR(q1(db, "select count(*) from experiment where status = 'ok'"), "24");
-    CHECK_EQ_STR(q1(db, "select count(*) from policy_cache"), "24");
-    CHECK_EQ_STR(q1(db, "select count(*) from sample where metric = 'hit_rate'"), "72");
-    CHECK_EQ_STR(q1(db, "select count(*) from summary where metric = 'wall_ms' and n = 3"), "24");
+    CHECK_CONTAINS(out, "cache  policy  tokens/s  hit rate  stall share");
+    CHECK_CONTAINS(out, "13 ok, 0 failed");
+    CHECK(access(tst_path("models/tiny-olmoe-loc0.5.gguf"), F_OK) == 0);
+    CHECK_EQ_STR(q1(db, "select count(*) from experiment where status = 'ok'"), "13");
+    CHECK_EQ_STR(q1(db, "select count(*) from policy_cache where name = 'offload'"), "12");
+    CHECK_EQ_STR(q1(db, "select count(*) from sample where metric = 'hit_rate'"), "36");
+    CHECK_EQ_STR(q1(db, "select count(*) from sample where metric = 'tokens_per_s'"), "39");
+    CHECK_EQ_STR(q1(db, "select count(*) from summary where metric = 'stall_share' and n = 3"),
+                 "12");
     CHECK_EQ_STR(q1(db, "select status from run"), "ok");
     CHECK_EQ_STR(q1(db, "select json_extract(options, '$.quick') from run"), "1");
-    /* the Lua toy and the engine's policies (via simulate) agree exactly */
-    CHECK_EQ_STR(q1(db, "select count(*) from policy_cache t join policy_cache s using"
-                        " (policy, cache_size) where t.name = 'toy' and s.name = 'sim'"
-                        " and t.hit_rate = s.hit_rate"), "12");
-    /* belady bounds lru at every size; simulate predicts tokens/s */
+    /* hit rates are exact: the three repetitions agree */
+    CHECK_EQ_STR(q1(db, "select count(*) from summary where metric = 'hit_rate' and min = max"),
+                 "12");
+    /* belady bounds lru at every size */
     CHECK_EQ_STR(q1(db, "select count(*) from policy_cache b join policy_cache l using"
-                        " (name, cache_size) where name = 'sim' and b.policy = 'belady'"
-                        " and l.policy = 'lru' and b.hit_rate >= l.hit_rate"
-                        " and b.tokens_per_s >= l.tokens_per_s"), "3");
-    CHECK_EQ_STR(q1(db, "select count(*) from cache_stats"), "72");
+                        " (name, cache_size) where b.policy = 'belady' and l.policy = 'lru'"
+                        " and b.hit_rate >= l.hit_rate"), "3");
+    /* cache_stats: totals + 4 layers, per offloaded experiment and repetition; the
+     * layers' hits add up to the totals */
+    CHECK_EQ_STR(q1(db, "select count(*) from cache_stats"), "180");
+    CHECK_EQ_STR(q1(db, "select count(*) from cache_stats t where layer = -1 and hits ="
+                        " (select sum(hits) from cache_stats l where l.experiment_id ="
+                        " t.experiment_id and l.rep = t.rep and l.layer >= 0)"), "36");
+    /* one decode_ms value per generated token (16) of each run */
+    CHECK_EQ_STR(q1(db, "select count(*) from series where metric = 'decode_ms'"), "624");
     char *csv;
-    CHECK_EQ_INT(tst_sh(&csv, NULL, "%s query --db %s --csv 'select policy, cache_size,"
-                        " hit_rate from policy_cache order by 2, 1 limit 1'", MB, db), 0);
-    CHECK_CONTAINS(csv, "policy,cache_size,hit_rate\r\nbelady,2,");
+    CHECK_EQ_INT(tst_sh(&csv, NULL, "%s query --db %s --csv 'select policy, cache_size"
+                        " from policy_cache where name = \"offload\" order by 2, 1 limit 1'",
+                        MB, db), 0);
+    CHECK_CONTAINS(csv, "policy,cache_size\r\nbelady,8");
 }
 
 TEST(ci_suite_is_deterministic)
@@ -70,10 +82,13 @@ TEST(ci_suite_is_deterministic)
     REQUIRE(tst_sh(NULL, NULL, "%s run suites/ci.lua --db %s -q", MB, b) == 0);
     const char *sql = "select group_concat(label || '=' || value, ';') from (select e.label,"
                       " s.value from sample s join experiment e on e.id = s.experiment_id"
-                      " where s.metric in ('hit_rate', 'misses') order by e.label, s.metric, s.rep)";
+                      " where s.metric in ('hit_rate', 'misses', 'cache.bytes_demand')"
+                      " order by e.label, s.metric, s.rep)";
     char *ra = q1(a, sql), *rb = q1(b, sql);
     CHECK(strlen(ra) > 100);
     CHECK_EQ_STR(ra, rb);
+    CHECK_CONTAINS(ra, "engine cache_size=8 policy=belady=");
+    CHECK_EQ_STR(q1(a, "select count(*) from sample where metric = 'cache.bytes_demand'"), "8");
 }
 
 TEST(dry_run_filter_shard_and_defines)
@@ -81,32 +96,32 @@ TEST(dry_run_filter_shard_and_defines)
     char *out;
     REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --db %s", MB,
                    tst_path("none.db")) == 0);
-    CHECK_CONTAINS(out, "24 of 24 experiments selected");
-    CHECK_CONTAINS(out, "toy cache_m=2 policy=lru");
-    CHECK_CONTAINS(out, "kind=lua warmup=1 reps=3");
+    CHECK_CONTAINS(out, "13 of 13 experiments selected");
+    CHECK_CONTAINS(out, "offload cache_size=8 link=nvme policy=lru");
     CHECK_CONTAINS(out, "kind=command warmup=1 reps=3");
-    CHECK_CONTAINS(out, "\"argv\":[\"simulate\",");
+    CHECK_CONTAINS(out, "\"argv\":[\"generate\",");
     CHECK(access(tst_path("none.db"), F_OK) != 0);
     REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --filter belady", MB) == 0);
-    CHECK_CONTAINS(out, "6 of 24 experiments selected");
-    REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --filter 'sim cache_m=4 *'",
-                   MB) == 0);
-    CHECK_CONTAINS(out, "4 of 24 experiments selected");
+    CHECK_CONTAINS(out, "3 of 13 experiments selected");
+    REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --filter "
+                   "'offload cache_size=16 *'", MB) == 0);
+    CHECK_CONTAINS(out, "4 of 13 experiments selected");
     int total = 0;
     for (int i = 1; i <= 3; i++) {
         REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run --shard %d/3 |"
-                       " sed -n 's/.*: \\([0-9]*\\) of 24.*/\\1/p'", MB, i) == 0);
+                       " sed -n 's/.*: \\([0-9]*\\) of 13.*/\\1/p'", MB, i) == 0);
         total += atoi(out);
     }
-    CHECK_EQ_INT(total, 24);
+    CHECK_EQ_INT(total, 13);
     char *a, *b;
     tst_sh(&a, NULL, "%s run suites/quickstart.lua --dry-run --shard 1/2 | grep kind=", MB);
     tst_sh(&b, NULL, "%s run suites/quickstart.lua --dry-run --shard 2/2 | grep kind=", MB);
-    CHECK(strstr(a, "toy cache_m=2 policy=lru") && !strstr(b, "toy cache_m=2 policy=lru"));
+    const char *lab = "offload cache_size=8 link=nvme policy=lru";
+    CHECK(!strstr(a, lab) != !strstr(b, lab)); /* in exactly one shard */
     REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --dry-run -D policies=lru,fifo"
                    " -D tokens=100", MB) == 0);
-    CHECK_CONTAINS(out, "12 of 12 experiments selected");
-    CHECK_CONTAINS(out, "\"tokens\":100");
+    CHECK_CONTAINS(out, "7 of 7 experiments selected");
+    CHECK_CONTAINS(out, "\"-n\",\"100\"");
 }
 
 TEST(option_errors_exit_2)
@@ -134,7 +149,7 @@ TEST(help_suite_lists_options)
     REQUIRE(tst_sh(&out, NULL, "%s run suites/quickstart.lua --help-suite", MB) == 0);
     CHECK_CONTAINS(out, "suite quickstart");
     CHECK_CONTAINS(out, "tokens");
-    CHECK_CONTAINS(out, "(default 4000)");
+    CHECK_CONTAINS(out, "(default 64)");
     CHECK_CONTAINS(out, "policies");
     CHECK_CONTAINS(out, "--quick");
 }
@@ -346,7 +361,7 @@ TEST(merged_shards_equal_one_run_and_merging_twice_adds_nothing)
     char *msg;
     REQUIRE(tst_sh(&msg, NULL, "%s merge %s %s/s1.db %s/s2.db %s/s3.db", MB, out, tst_tmpdir(),
                    tst_tmpdir(), tst_tmpdir()) == 0);
-    CHECK_CONTAINS(msg, "3 runs added (9 experiments)");
+    CHECK_CONTAINS(msg, "3 runs added (17 experiments)");
     const char *rows = "select group_concat(x, ';') from (select e.label || ':' || s.metric ||"
                        " ':' || s.rep || ':' || s.value as x from sample s join experiment e"
                        " on e.id = s.experiment_id where s.metric in ('hit_rate', 'misses')"
@@ -396,11 +411,14 @@ TEST(query_runs_export)
                         " json_array_length(readfile('%s'), '$.experiments[0].samples')\"",
                         MB, db, tst_path("x.json"), tst_path("x.json"), tst_path("x.json"),
                         tst_path("x.json")), 0);
-    CHECK_EQ_STR(out, "9|ci|8\n");
+    CHECK_EQ_STR(out, "17|ci|8\n");
     CHECK_EQ_INT(tst_sh(&out, NULL, "%s export --db %s ci --csv | head -1", MB, db), 0);
     CHECK_EQ_STR(out, "run_id,experiment_id,seq,experiment,label,kind,status,params,rep,metric,value\r\n");
     CHECK_EQ_INT(tst_sh(&out, NULL, "%s export --db %s 1 --csv | wc -l", MB, db), 0);
-    CHECK_EQ_INT(atoi(out), 1 + 8 * 2 * 4 + 2);
+    int engine = atoi(q1(db, "select count(*) from sample s join experiment e on"
+                             " e.id = s.experiment_id where e.name = 'engine'"));
+    CHECK(engine >= 8 * 10);
+    CHECK_EQ_INT(atoi(out), 1 + 8 * 2 * 4 + 2 + engine);
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s export --db %s 99 --json", MB, db), 2);
     CHECK_CONTAINS(err, "no run '99'");
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s export --db %s 1", MB, db), 2);
@@ -413,7 +431,7 @@ TEST(progress_only_on_a_terminal)
     /* script(1) (bsdutils, essential in Debian) gives the run a pty */
     REQUIRE(tst_sh(&out, NULL, "script -qec '%s run suites/ci.lua --db %s' /dev/null", MB,
                    tst_path("p.db")) == 0);
-    CHECK_CONTAINS(out, "[1/9] toycache cache_m=1 policy=lru rep 1/2");
+    CHECK_CONTAINS(out, "[1/17] toycache cache_m=1 policy=lru rep 1/2");
     CHECK_CONTAINS(out, "ETA 0:");
     REQUIRE(tst_sh(&out, &err, "%s run suites/ci.lua --db %s", MB, tst_path("p.db")) == 0);
     CHECK(strstr(err, "ETA") == NULL);

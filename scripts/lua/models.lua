@@ -1,0 +1,109 @@
+-- models.lua — model files for suites that run the real engine.
+--
+--   local models = require "models"
+--   local path = models.ensure { preset = "tiny-olmoe", locality = 0.5, dry_run = opts.dry_run }
+--
+-- ensure{preset, type, locality, layers, seed, dir, dry_run} returns the
+-- path of a `moebench mkmodel` file (dir/<preset>[-<type>][-loc<x>][-l<n>].gguf,
+-- dir = "models" relative to the current directory by default) and writes it
+-- first when it is absent (not with dry_run = true: a dry run only lists).
+-- type: "f32" (default), "q8_0", ...; locality: mkmodel's --router-locality
+-- (0 = independent tokens; higher = consecutive tokens pick more of the
+-- same experts, so caching is interesting); layers: mkmodel's --layers
+-- (shape-faithful presets with fewer layers keep the per-layer sizes).
+-- Errors (mkmodel fails) raise a Lua error naming the command.
+-- Also models.trace (below): a routing trace of a run, for the oracles.
+local M = {}
+
+-- The mkmodel presets' shapes (moebench mkmodel --list): layers, experts
+-- per layer, experts per token, architecture.
+M.presets = {
+  ["tiny-mixtral"] = { layers = 4, experts = 8, top_k = 2, arch = "llama" },
+  ["tiny-qwen2moe"] = { layers = 4, experts = 8, top_k = 4, arch = "qwen2moe" },
+  ["tiny-qwen3moe"] = { layers = 4, experts = 16, top_k = 4, arch = "qwen3moe" },
+  ["tiny-olmoe"] = { layers = 4, experts = 16, top_k = 4, arch = "olmoe" },
+  ["mixtral-8x7b"] = { layers = 32, experts = 8, top_k = 2, arch = "llama" },
+  ["qwen1.5-moe-a2.7b"] = { layers = 24, experts = 60, top_k = 4, arch = "qwen2moe" },
+  ["qwen3-30b-a3b"] = { layers = 48, experts = 128, top_k = 8, arch = "qwen3moe" },
+  ["olmoe-1b-7b"] = { layers = 16, experts = 64, top_k = 8, arch = "olmoe" },
+}
+M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe" }
+M.full = { "mixtral-8x7b", "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "olmoe-1b-7b" }
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- A name for a temporary file next to path, unique to this process and call
+-- (suites may run at the same time in one directory: each writes its own
+-- file and renames it into place).
+local function temp_of(path)
+  return ("%s.%s.part"):format(path, tostring({}):match("0x(%x+)") or tostring(os.time()))
+end
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+function M.path(spec)
+  local name = spec.preset
+  if spec.type and spec.type ~= "f32" then name = name .. "-" .. spec.type end
+  if spec.locality and spec.locality > 0 then name = name .. ("-loc%g"):format(spec.locality) end
+  if spec.layers then name = name .. "-l" .. spec.layers end
+  if spec.seed then name = name .. "-s" .. spec.seed end
+  return (spec.dir or "models") .. "/" .. name .. ".gguf"
+end
+
+function M.ensure(spec)
+  assert(type(spec) == "table" and spec.preset, "models.ensure: field 'preset' is required")
+  local path = M.path(spec)
+  if spec.dry_run or exists(path) then return path end
+  local dir = spec.dir or "models"
+  os.execute("mkdir -p " .. quote(dir))
+  local cmd = { quote(moebench.exe), "mkmodel", "--preset", quote(spec.preset) }
+  if spec.type then cmd[#cmd + 1] = "--type " .. quote(spec.type) end
+  if spec.locality then cmd[#cmd + 1] = ("--router-locality %g"):format(spec.locality) end
+  if spec.layers then cmd[#cmd + 1] = "--layers " .. math.tointeger(spec.layers) end
+  if spec.seed then cmd[#cmd + 1] = "--seed " .. math.tointeger(spec.seed) end
+  local part = temp_of(path)
+  cmd[#cmd + 1] = "-o " .. quote(part) .. " >/dev/null"
+  local line = table.concat(cmd, " ")
+  local ok = os.execute(line)
+  if not ok or not os.rename(part, path) then
+    os.remove(part)
+    error("models.ensure: '" .. line .. "' failed", 2)
+  end
+  return path
+end
+
+-- trace{model, prompt, tokens, path, ids, dry_run}: records the routing of
+-- `moebench generate -m model -p prompt -n tokens --ignore-eos` (--tokens
+-- ids instead of -p when ids, a comma-separated list, is given) into path
+-- (`--trace`; default path: next to the model, named by the token count
+-- and a hash of the prompt), for the policies that need the future (belady, fsf) and the
+-- oracle prefetcher (`--trace-in path`): the same prompt and token count
+-- route the same way, so the trace is that run's future. Returns path;
+-- writes it only when absent (and not in a dry run).
+local function hash(str)
+  local h = 5381
+  for i = 1, #str do h = (h * 33 + str:byte(i)) % 4294967296 end
+  return ("%08x"):format(h)
+end
+
+function M.trace(spec)
+  local path = spec.path or (spec.model:gsub("%.gguf$", "") .. ("-n%d-%s.moetrace")
+    :format(math.tointeger(spec.tokens), hash(spec.prompt)))
+  if spec.dry_run or exists(path) then return path end
+  local part = temp_of(path) .. ".moetrace"
+  local prompt = spec.ids and { "--tokens", quote(spec.ids) } or { "-p", quote(spec.prompt) }
+  local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
+    prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos",
+    "--trace", quote(part), ">/dev/null 2>&1" }, " ")
+  if not os.execute(line) or not os.rename(part, path) then
+    os.remove(part)
+    error("models.trace: '" .. line .. "' failed", 2)
+  end
+  return path
+end
+
+return M
