@@ -170,26 +170,40 @@ int hx_offload_check(hx_offload *x)
     return 0;
 }
 
-/* The first sample of the trace as the routing plan. */
-static int load_plan(hx_offload *x, const eng_model *m)
+/* Loads a trace given with OPT and checks it fits the model (same layers,
+ * experts and top-k, at least one sample); 0 or the exit code. */
+static int load_model_trace(const char *opt, const char *path, const eng_model *m,
+                            met_trace **out)
 {
     eng_err err = {0};
     met_trace *t = NULL;
-    int rc = met_trace_load(&t, x->trace_in, MET_FMT_AUTO, &err);
+    int rc = met_trace_load(&t, path, MET_FMT_AUTO, &err);
     if (rc)
-        return hx_fail("generate", rc, "%s", err.msg);
+        return hx_fail("generate", rc, "%s: %s", opt, err.msg);
     const eng_hparams *hp = eng_model_hparams(m);
     const met_trace_info *in = &t->info;
     if (in->num_layers != hp->n_layer || in->top_k != hp->n_expert_used ||
         in->num_experts != hp->n_expert || in->num_samples < 1) {
         met_trace_free(t);
         return hx_fail("generate", ENG_EINVAL,
-                       "%s: trace of %d layers, %d experts, top-k %d, %lld samples does not fit "
-                       "the model (%lld layers, %lld experts, top-k %lld)",
-                       x->trace_in, in->num_layers, in->num_experts, in->top_k,
+                       "%s: %s: trace of %d layers, %d experts, top-k %d, %lld samples does not "
+                       "fit the model (%lld layers, %lld experts, top-k %lld)",
+                       opt, path, in->num_layers, in->num_experts, in->top_k,
                        (long long)in->num_samples, (long long)hp->n_layer,
                        (long long)hp->n_expert, (long long)hp->n_expert_used);
     }
+    *out = t;
+    return 0;
+}
+
+/* The first sample of the trace as the routing plan. */
+static int load_plan(hx_offload *x, const eng_model *m)
+{
+    met_trace *t = NULL;
+    int rc = load_model_trace("--trace-in", x->trace_in, m, &t);
+    if (rc)
+        return rc;
+    const met_trace_info *in = &t->info;
     int64_t T = t->sample_start[1] - t->sample_start[0];
     size_t n = (size_t)T * (size_t)in->num_layers * (size_t)in->top_k;
     x->plan_ids = malloc((n ? n : 1) * sizeof *x->plan_ids);
@@ -209,20 +223,11 @@ static int load_plan(hx_offload *x, const eng_model *m)
 /* --profile: how often each (layer, expert) was chosen in the trace. */
 static int load_profile(hx_offload *x, const eng_model *m)
 {
-    eng_err err = {0};
     met_trace *t = NULL;
-    int rc = met_trace_load(&t, x->profile_path, MET_FMT_AUTO, &err);
+    int rc = load_model_trace("--profile", x->profile_path, m, &t);
     if (rc)
-        return hx_fail("generate", rc, "--profile: %s", err.msg);
-    const eng_hparams *hp = eng_model_hparams(m);
+        return rc;
     const met_trace_info *in = &t->info;
-    if (in->num_layers != hp->n_layer || in->num_experts != hp->n_expert) {
-        met_trace_free(t);
-        return hx_fail("generate", ENG_EINVAL,
-                       "--profile: %s: trace of %d layers x %d experts, the model has %lld x %lld",
-                       x->profile_path, in->num_layers, in->num_experts,
-                       (long long)hp->n_layer, (long long)hp->n_expert);
-    }
     size_t L = (size_t)in->num_layers, E = (size_t)in->num_experts, k = (size_t)in->top_k;
     x->profile = calloc(L * E, sizeof *x->profile);
     if (!x->profile) {
