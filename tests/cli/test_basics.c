@@ -80,7 +80,7 @@ TEST(events_json_is_valid_and_tells_countability)
     CHECK_EQ_STR(out, "1\n");
 }
 
-TEST(events_presets_are_consistent_with_papi_avail)
+TEST(events_not_countable_always_have_a_reason)
 {
     /* Whatever the machine: a preset is 'countable' in our listing iff the
      * probe started it, and a not-countable one carries a reason. */
