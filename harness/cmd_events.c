@@ -24,7 +24,9 @@ static const char usage_text[] =
     "                       [--multiplex] [--json]\n\n"
     "Lists PAPI preset events and the native events of PAPI's active components\n"
     "(libpfm4 names such as perf::TASK-CLOCK), each probed by starting it alone:\n"
-    "'yes' means it counted here, 'no' comes with PAPI's reason.\n\n"
+    "'yes' means it counted here, 'no' comes with PAPI's reason. Where PAPI's\n"
+    "perf_event component is disabled (no PMU found), the perf:: events are\n"
+    "listed and probed through perf_event_open(2), the backend a run falls back to.\n\n"
     "  --json        one JSON object: papi_version, components, events\n"
     "  --presets     presets only\n"
     "  --native      native events only\n"
@@ -67,6 +69,10 @@ static void print_json(const events_opts *o, const met_papi_component *comps, si
                                             comps[i].reason, "native_events",
                                             comps[i].num_native));
     json_object_set_new(root, "components", jc);
+    /* Which backend counts perf:: events here (see metrics/papi.h). */
+    json_object_set_new(root, "perf_events_via",
+                        json_string(met_papi_perf_component_active() ? "papi"
+                                                                     : "perf_event_open"));
     json_t *je = json_array();
     for (size_t i = 0; i < n; i++) {
         if (!keep(o, &ev[i]))
@@ -90,6 +96,9 @@ static void print_table(const events_opts *o, const met_papi_component *comps, s
     for (size_t i = 0; i < nc; i++)
         printf("  %-20s %s%s\n", comps[i].name, comps[i].enabled ? "active" : "disabled: ",
                comps[i].enabled ? "" : comps[i].reason);
+    if (!met_papi_perf_component_active())
+        printf("  %-20s fallback: perf:: events are counted through perf_event_open(2)\n",
+               "perf_event_open");
     size_t shown = 0, countable = 0;
     printf("\n%-44s %-6s %s\n", "EVENT", "COUNT", "DESCRIPTION / WHY NOT");
     for (size_t i = 0; i < n; i++) {

@@ -111,7 +111,12 @@ static void probe_one(met_counters *c, size_t i, struct perf_event_attr *a, cons
             met_counters_drop(c, i, "perf_event_open%s: does not fit in one group with the "
                                     "events before it (%s; try multiplexing)", as, strerror(e));
         } else {
-            met_counters_drop(c, i, "perf_event_open%s: %s", as, strerror(e));
+            met_counters_drop(c, i, "perf_event_open%s: %s%s", as, strerror(e),
+                              e == ENOENT ? " (no PMU counts it here: a VM without hardware "
+                                            "counters?)"
+                                          : e == EACCES || e == EPERM
+                                              ? " (see /proc/sys/kernel/perf_event_paranoid)"
+                                              : "");
         }
         return;
     }

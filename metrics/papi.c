@@ -8,7 +8,10 @@
  */
 #include "metrics/papi.h"
 
+#include "metrics/counters.h"
+
 #include <papi.h>
+#include <perfmon/pfmlib_perf_event.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +180,81 @@ static int list_natives(event_vec *ev, eng_err *err)
     return ENG_OK;
 }
 
+/* ---- the perf_event_open fallback ---------------------------------------
+ * Where PAPI's perf_event component is disabled (libpfm4 finds no core PMU,
+ * as on some VMs), PAPI lists no perf:: events at all, yet the kernel still
+ * counts its software events. metrics/counters.c then counts through
+ * perf_event_open(2), so the catalogue lists what that backend can count:
+ * libpfm4's generic "perf" PMU, each event probed through the same backend
+ * a run would use. */
+
+int met_papi_perf_component_active(void)
+{
+    for (int cid = 0; cid < PAPI_num_components(); cid++) {
+        const PAPI_component_info_t *ci = PAPI_get_component_info(cid);
+        if (ci && !strcmp(ci->name, "perf_event"))
+            return !ci->disabled;
+    }
+    return 0;
+}
+
+/* Counts `name` alone through the perf_event_open backend around the probe
+ * workload. ENG_EINVAL when libpfm4 does not know the name. */
+static int probe_perf(const char *name, met_event_info *info, eng_err *err)
+{
+    met_counters_opts o = {.backend = MET_BACKEND_PERF};
+    met_counters *c;
+    int rc = met_counters_open(&c, &name, 1, &o, err);
+    if (rc)
+        return rc;
+    snprintf(info->component, sizeof info->component, "perf_event_open");
+    const met_event_status *st = met_counters_status(c, 0);
+    info->countable = st->active;
+    snprintf(info->reason, sizeof info->reason, "%s", st->active ? "" : st->reason);
+    info->probe_value = 0;
+    if (st->active) {
+        met_counters_thread *t = met_counters_thread_get(c);
+        met_sample a, b;
+        met_counters_read(t, &a);
+        probe_workload();
+        met_counters_read(t, &b);
+        info->probe_value = b.v[MET_S_EVENT0] - a.v[MET_S_EVENT0];
+    }
+    met_counters_free(c);
+    return ENG_OK;
+}
+
+static int list_perf_fallback(event_vec *ev, eng_err *err)
+{
+    if (pfm_initialize() != PFM_SUCCESS)
+        return ENG_OK; /* nothing to list; the counters say why when asked */
+    pfm_pmu_info_t pinfo;
+    memset(&pinfo, 0, sizeof pinfo);
+    pinfo.size = sizeof pinfo;
+    if (pfm_get_pmu_info(PFM_PMU_PERF_EVENT, &pinfo) != PFM_SUCCESS || !pinfo.is_present)
+        return ENG_OK;
+    for (int idx = pinfo.first_event; idx != -1; idx = pfm_get_event_next(idx)) {
+        pfm_event_info_t e;
+        memset(&e, 0, sizeof e);
+        e.size = sizeof e;
+        if (pfm_get_event_info(idx, PFM_OS_PERF_EVENT, &e) != PFM_SUCCESS)
+            continue;
+        met_event_info *info = vec_push(ev);
+        if (!info)
+            return eng_err_set(err, ENG_ENOMEM, "out of memory listing events");
+        memset(info, 0, sizeof *info);
+        info->kind = MET_EVENT_NATIVE;
+        snprintf(info->name, sizeof info->name, "perf::%.100s", e.name);
+        snprintf(info->descr, sizeof info->descr, "%.255s", e.desc ? e.desc : "");
+        eng_err perr = {0};
+        if (probe_perf(info->name, info, &perr)) {
+            info->countable = 0;
+            snprintf(info->reason, sizeof info->reason, "%.255s", perr.msg);
+        }
+    }
+    return ENG_OK;
+}
+
 int met_events_list(int kinds, met_event_info **out, size_t *n, eng_err *err)
 {
     int rc = met_papi_init(err);
@@ -187,6 +265,8 @@ int met_events_list(int kinds, met_event_info **out, size_t *n, eng_err *err)
         rc = list_presets(&ev, err);
     if (!rc && (kinds & MET_EVENT_NATIVE))
         rc = list_natives(&ev, err);
+    if (!rc && (kinds & MET_EVENT_NATIVE) && !met_papi_perf_component_active())
+        rc = list_perf_fallback(&ev, err);
     if (rc) {
         free(ev.v);
         return rc;
@@ -202,8 +282,18 @@ int met_event_probe(const char *name, met_event_info *info, eng_err *err)
     if (rc)
         return rc;
     int code;
-    if (PAPI_event_name_to_code(name, &code) != PAPI_OK)
-        return eng_err_set(err, ENG_EINVAL, "unknown event '%s' (see 'moebench events')", name);
+    if (PAPI_event_name_to_code(name, &code) != PAPI_OK) {
+        /* Without PAPI's perf_event component its perf:: names are unknown
+         * to PAPI but not to the perf_event_open backend a run falls back to. */
+        memset(info, 0, sizeof *info);
+        snprintf(info->name, sizeof info->name, "%.127s", name);
+        info->kind = MET_EVENT_NATIVE;
+        if (met_papi_perf_component_active() || strncmp(name, "perf::", 6) ||
+            probe_perf(name, info, err) != ENG_OK)
+            return eng_err_set(err, ENG_EINVAL, "unknown event '%s' (see 'moebench events')",
+                               name);
+        return ENG_OK;
+    }
     fill_info(code, IS_PRESET(code) ? MET_EVENT_PRESET : MET_EVENT_NATIVE, info);
     probe_code(code, info);
     return ENG_OK;

@@ -51,6 +51,12 @@ typedef struct met_event_info {
  * each probed as described above. *out is malloc'd, caller frees. */
 int met_events_list(int kinds, met_event_info **out, size_t *n, eng_err *err);
 
+/* 1 when PAPI's perf_event component is active; 0 when it is disabled (no
+ * PMU found) or absent — then metrics/counters.c counts through
+ * perf_event_open and met_events_list lists that backend's perf:: events,
+ * with component "perf_event_open". */
+int met_papi_perf_component_active(void);
+
 /* Probes one event by name; fills info (name, kind, countable, reason).
  * ENG_EINVAL when PAPI does not know the name. */
 int met_event_probe(const char *name, met_event_info *info, eng_err *err);

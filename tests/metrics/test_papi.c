@@ -42,3 +42,28 @@ TEST(listing_has_presets_and_natives)
     CHECK_EQ_INT(task_clock, 1);
     free(ev);
 }
+
+TEST(perf_events_come_from_papi_or_the_perf_event_open_fallback)
+{
+    /* Whichever world this machine is in, a listed perf:: event names the
+     * backend that counts it: PAPI's perf_event component when active, the
+     * perf_event_open fallback when PAPI disabled that component. */
+    eng_err err = {0};
+    met_event_info *ev;
+    size_t n;
+    REQUIRE(met_events_list(MET_EVENT_NATIVE, &ev, &n, &err) == ENG_OK);
+    const char *want = met_papi_perf_component_active() ? "perf_event" : "perf_event_open";
+    size_t perf = 0, page_faults_counted = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(ev[i].name, "perf::", 6))
+            continue;
+        perf++;
+        CHECK_MSG(!strcmp(ev[i].component, want), "%s: component %s, want %s", ev[i].name,
+                  ev[i].component, want);
+        if (!strcmp(ev[i].name, "perf::PAGE-FAULTS") && ev[i].countable)
+            page_faults_counted++;
+    }
+    CHECK(perf > 10);
+    CHECK_EQ_INT(page_faults_counted, 1);
+    free(ev);
+}
