@@ -198,6 +198,19 @@ void eng_session_reset(eng_session *s)
     memset(s->logits, 0, (size_t)s->hp->n_vocab * sizeof(float));
 }
 
+int eng_session_rewind(eng_session *s, int64_t pos, eng_err *err)
+{
+    if (pos < 0 || pos > s->pos)
+        return eng_err_set(err, ENG_EINVAL,
+                           "rewind to position %" PRId64 ": the KV cache holds %" PRId64
+                           " tokens",
+                           pos, s->pos);
+    /* Positions [pos, old pos) are simply overwritten by the next
+     * evaluation: attention reads only [0, pos + n). */
+    s->pos = pos;
+    return ENG_OK;
+}
+
 static int check_tokens(const eng_session *s, const int32_t *tokens, int64_t n, eng_err *err)
 {
     if (n < 1)

@@ -66,6 +66,13 @@ eng_store *eng_session_store(eng_session *s);
 void eng_session_set_hooks(eng_session *s, const eng_hooks *hooks);
 /* Empties the KV cache (pos = 0); weights and buffers stay. */
 void eng_session_reset(eng_session *s);
+/* Forgets the tokens at positions [pos, eng_session_pos): the next
+ * eval/decode continues at pos, and gives exactly what it gave the first
+ * time there (the same kernels on the same cache rows). The logits stay
+ * those of the last evaluated token until then. Used to time the same
+ * decode step twice (bench-counters --model). ENG_EINVAL when pos is
+ * negative or beyond eng_session_pos. */
+int eng_session_rewind(eng_session *s, int64_t pos, eng_err *err);
 
 /* ---- generation ----------------------------------------------------------- */
 

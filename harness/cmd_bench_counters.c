@@ -18,6 +18,7 @@
  * count of every region is exactly repeatable.
  */
 #include "engine/hooks.h"
+#include "harness/bench_counters_engine.h"
 #include "harness/cli.h"
 #include "harness/commands.h"
 #include "metrics/regions.h"
@@ -28,17 +29,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char usage_text[] =
     "usage: moebench bench-counters [--iters N] [--tokens N] [--token-ms MS]\n"
     "                               [--preset NAME | --events LIST] [--backend B]\n"
     "                               [--multiplex] [--json]\n"
     "       moebench bench-counters --synthetic TOKENS [--unit-iters K]\n"
+    "                               [--preset NAME | --events LIST] [--json]\n"
+    "       moebench bench-counters --model FILE [--steps N] [--prompt N]\n"
+    "                               [--threads T] [--prefault] [--no-coalesce]\n"
     "                               [--preset NAME | --events LIST] [--json]\n\n"
     "Measures the cost of region accounting (a region begin/end pair with the\n"
     "hook table off, with clocks and rusage only, and with the event set) and\n"
     "its share of a synthetic decode token; or, with --synthetic, runs that\n"
-    "synthetic workload (4 layers, 47 regions a token) and prints the region table.\n\n"
+    "synthetic workload (4 layers, 47 regions a token) and prints the region table;\n"
+    "or, with --model, measures the overhead on the real engine: every greedy\n"
+    "decode step runs twice at the same position (the session rewound in\n"
+    "between), once with the region counters and once without, the order\n"
+    "alternating; it reports the median on/off ratio of step time with a 95 %\n"
+    "interval, and checks that both passes give bit-identical logits.\n\n"
     "  --iters N          begin/end pairs timed per state (default 200000)\n"
     "  --tokens N         synthetic tokens per state for the measured share (default 40)\n"
     "  --token-ms MS      synthetic token length to aim for (default 20)\n"
@@ -48,10 +58,20 @@ static const char usage_text[] =
     "  --synthetic N      run N synthetic tokens and print the region table\n"
     "  --unit-iters K     LCG steps per work unit (default: calibrated to the\n"
     "                     token length); fix it for repeatable callgrind counts\n"
+    "  --model FILE       real-engine mode on this GGUF model\n"
+    "  --steps N          with --model: decode steps, each timed on and off\n"
+    "                     (default 200)\n"
+    "  --prompt N         with --model: prompt tokens before timing (default 16)\n"
+    "  --threads T        with --model: engine threads (default 1: then thread\n"
+    "                     CPU time holds all the work and is the main figure)\n"
+    "  --prefault         with --model: map the whole file first\n"
+    "  --no-coalesce      with --model: read the counters at every region\n"
+    "                     boundary (default: back-to-back regions share one)\n"
     "  --json             one JSON object\n"
     "  -h, --help         this text\n";
 
 typedef struct bench_opts {
+    hx_bce_opts engine;          /* --model mode                       */
     int64_t iters, tokens, synthetic, unit_iters;
     double token_ms;
     const char *preset, *list;
@@ -296,6 +316,9 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         {"events", required_argument, 0, 'E'},   {"backend", required_argument, 0, 'B'},
         {"multiplex", no_argument, 0, 'X'},      {"synthetic", required_argument, 0, 's'},
         {"unit-iters", required_argument, 0, 'u'}, {"json", no_argument, 0, 'j'},
+        {"model", required_argument, 0, 'M'},    {"steps", required_argument, 0, 'p'},
+        {"prompt", required_argument, 0, 'r'},   {"threads", required_argument, 0, 'T'},
+        {"prefault", no_argument, 0, 'F'},      {"no-coalesce", no_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     const char *cmd = "bench-counters";
@@ -309,6 +332,17 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         case 'm': bad = hx_parse_double(cmd, "--token-ms", optarg, 0.1, 10000, &o->token_ms); break;
         case 's': bad = hx_parse_i64(cmd, "--synthetic", optarg, 1, 1000000, &o->synthetic); break;
         case 'u': bad = hx_parse_i64(cmd, "--unit-iters", optarg, 1, INT64_C(1) << 40, &o->unit_iters); break;
+        case 'M': o->engine.model = optarg; break;
+        case 'p': bad = hx_parse_i64(cmd, "--steps", optarg, 2, 100000, &o->engine.steps); break;
+        case 'r': bad = hx_parse_i64(cmd, "--prompt", optarg, 1, 100000, &o->engine.prompt); break;
+        case 'T': {
+            int64_t t;
+            bad = hx_parse_i64(cmd, "--threads", optarg, 1, 1024, &t);
+            o->engine.threads = (int)t;
+            break;
+        }
+        case 'F': o->engine.prefault = 1; break;
+        case 'C': o->engine.no_coalesce = 1; break;
         case 'P': o->preset = optarg; break;
         case 'E': o->list = optarg; break;
         case 'B': bad = parse_backend(optarg, &o->copts.backend); break;
@@ -324,12 +358,74 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         return hx_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (o->preset && o->list)
         return hx_usage_error(cmd, "--preset and --events exclude each other");
+    if (o->engine.model && o->synthetic)
+        return hx_usage_error(cmd, "--model and --synthetic exclude each other");
     return 0;
+}
+
+static void engine_report(const bench_opts *o, const met_counters *c, const hx_bce_result *r)
+{
+    const hx_bce_opts *e = &o->engine;
+    if (o->json) {
+        json_t *j = json_pack(
+            "{s:s, s:s, s:I, s:I, s:I, s:i, s:f, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+            "s:f}",
+            "model", e->model, "backend", met_backend_name(met_counters_backend(c)), "events",
+            (json_int_t)met_counters_count(c), "steps", (json_int_t)e->steps, "mismatches",
+            (json_int_t)r->mismatches, "threads",
+            e->threads, "pairs_per_token", r->pairs_per_token, "coalesce", !e->no_coalesce,
+            "readings_per_token", r->readings_per_token, "token_cpu_ms_off",
+            r->cpu_ms_off, "token_cpu_ms_on", r->cpu_ms_on, "cpu_ratio", r->cpu_ratio,
+            "cpu_ratio_lo", r->cpu_lo, "cpu_ratio_hi", r->cpu_hi, "wall_ratio", r->wall_ratio,
+            "wall_ratio_lo", r->wall_lo, "wall_ratio_hi", r->wall_hi);
+        json_t *ids = json_array();
+        for (int64_t i = 0; i < r->n_generated; i++)
+            json_array_append_new(ids, json_integer(r->generated[i]));
+        json_object_set_new(j, "tokens", ids);
+        json_t *prompt = json_array();
+        for (int64_t i = 0; i < r->n_prompt; i++)
+            json_array_append_new(prompt, json_integer(r->prompt[i]));
+        json_object_set_new(j, "prompt", prompt);
+        json_dumpf(j, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(j);
+        return;
+    }
+    printf("%s: %lld decode steps, each run with counters on and off (order alternating), "
+           "%d thread%s, backend %s, %zu events\n",
+           e->model, (long long)e->steps, e->threads, e->threads == 1 ? "" : "s",
+           met_backend_name(met_counters_backend(c)), met_counters_count(c));
+    printf("  per token: %.1f region begin/end pairs, %.1f counter readings (%s)\n",
+           r->pairs_per_token, r->readings_per_token,
+           e->no_coalesce ? "every boundary reads" : "back-to-back regions share one");
+    printf("  median step thread CPU time: off %.3f ms, on %.3f ms; logits identical on/off: "
+           "%s\n",
+           r->cpu_ms_off, r->cpu_ms_on,
+           r->mismatches ? "NO" : "yes");
+    printf("  overhead, median of pair ratios [95 %% interval]: CPU %+.2f %% [%+.2f, %+.2f], "
+           "wall %+.2f %% [%+.2f, %+.2f]\n",
+           100 * (r->cpu_ratio - 1), 100 * (r->cpu_lo - 1), 100 * (r->cpu_hi - 1),
+           100 * (r->wall_ratio - 1), 100 * (r->wall_lo - 1), 100 * (r->wall_hi - 1));
+}
+
+static int run_engine(const bench_opts *o, met_counters *c, eng_err *err)
+{
+    hx_bce_result r;
+    int rc = hx_bce_run(&o->engine, c, &r, err);
+    if (!rc)
+        engine_report(o, c, &r);
+    if (!rc && r.mismatches)
+        rc = eng_err_set(err, ENG_ESTATE, "%lld of %lld steps gave different logits with the "
+                                          "counters on: the hooks changed the computation",
+                         (long long)r.mismatches, (long long)o->engine.steps);
+    hx_bce_result_free(&r);
+    return rc;
 }
 
 int hx_cmd_bench_counters(int argc, char **argv)
 {
-    bench_opts o = {.iters = 200000, .tokens = 40, .token_ms = 20};
+    bench_opts o = {.iters = 200000, .tokens = 40, .token_ms = 20,
+                    .engine = {.steps = 200, .prompt = 16, .threads = 1}};
     int rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc < 0 ? HX_EXIT_OK : rc;
@@ -338,7 +434,10 @@ int hx_cmd_bench_counters(int argc, char **argv)
     rc = open_counters(&o, &c, &err);
     if (rc)
         return hx_fail("bench-counters", rc, "%s", err.msg);
-    if (o.synthetic) {
+    o.engine.progress = !o.json && isatty(2);
+    if (o.engine.model) {
+        rc = run_engine(&o, c, &err);
+    } else if (o.synthetic) {
         rc = run_synthetic(&o, c, &err);
     } else {
         overhead m;

@@ -292,7 +292,7 @@ int hx_cmd_info(int argc, char **argv)
     };
     int json = 0, all_kv = 0, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 'k': all_kv = 1; break;

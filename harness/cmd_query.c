@@ -192,7 +192,7 @@ int hx_cmd_query(int argc, char **argv)
     const char *path = "results/moebench.db";
     int mode = HX_OUT_TABLE, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': path = optarg; break;
         case 'c': mode = HX_OUT_CSV; break;

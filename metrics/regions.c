@@ -12,7 +12,8 @@
  *
  * Invariant: between two boundaries on a thread, `last` is the reading at
  * the previous boundary and the interval belongs to stack[depth-1] (or to
- * no region when depth == 0).
+ * no region when depth == 0 — unless the next begin coalesces, see
+ * coalesce(), and claims that short gap for its region).
  */
 #include "metrics/regions.h"
 
@@ -40,6 +41,8 @@ typedef struct rthread {
     int depth, overflow;             /* stack depth; begins past MAX_DEPTH */
     eng_region stack[MAX_DEPTH];
     met_sample last;
+    int last_closed_top;             /* last boundary ended a top-level region */
+    uint64_t readings;               /* full counter readings (relaxed atomic) */
     uint64_t calls[NREG];            /* relaxed atomics, owner writes     */
     int64_t acc[NREG][MET_SAMPLE_MAX];
 } rthread;
@@ -56,6 +59,7 @@ struct met_regions {
     met_counters *owned;             /* the empty set made when none given */
     size_t nf;                       /* meaningful sample fields           */
     int abort_on_misuse, callgrind;
+    int no_coalesce;                 /* opts.coalesce == 0                  */
     pthread_key_t key;
     pthread_mutex_t mu;              /* guards threads, tokens, prev, err_msg */
     rthread *threads;
@@ -77,6 +81,7 @@ void met_regions_opts_default(met_regions_opts *o)
 {
     o->abort_on_misuse = -1;
     o->callgrind = -1;
+    o->coalesce = -1;
 }
 
 static int under_valgrind(void)
@@ -121,6 +126,7 @@ int met_regions_open(met_regions **out, met_counters *counters, const met_region
     r->abort_on_misuse = o.abort_on_misuse != 0;
 #endif
     r->callgrind = o.callgrind < 0 ? under_valgrind() : o.callgrind != 0;
+    r->no_coalesce = o.coalesce == 0;
     for (int g = 0; g <= NREG; g++)
         snprintf(r->cg_label[g], sizeof r->cg_label[g], "moebench:%s",
                  g < NREG ? eng_region_name((eng_region)g) : "outside");
@@ -155,6 +161,7 @@ void met_regions_reset(met_regions *r)
     for (rthread *t = r->threads; t; t = t->next) {
         memset(t->calls, 0, sizeof t->calls);
         memset(t->acc, 0, sizeof t->acc);
+        __atomic_store_n(&t->readings, 0, __ATOMIC_RELAXED);
     }
     memset(&r->prev, 0, sizeof r->prev);
     r->ntokens = 0;
@@ -234,6 +241,29 @@ static void cg_dump(const met_regions *r, const rthread *t)
 #endif
 }
 
+/* Back-to-back regions share a boundary. When a top-level region begins
+ * within COALESCE_NS of the end of the previous one on this thread, the end
+ * reading is reused as the new region's start and the gap (no region's
+ * time, typically a few instructions of the engine between two regions) is
+ * charged to the new region instead of to nothing. That saves one full
+ * reading — getrusage plus a read(2) of the event group, several
+ * microseconds each on a cold kernel path — at most boundaries of a decode
+ * step, which halves the counters' overhead on the engine
+ * (docs/counters.md, "Overhead"). Only the cheap vDSO clock is read to
+ * decide. Never under callgrind: there every boundary must dump so that
+ * the instruction counts stay exact per region. */
+enum { COALESCE_NS = 5000 };
+
+static int coalesce(const met_regions *r, const rthread *t)
+{
+    if (!t->last_closed_top || t->depth || r->callgrind || r->no_coalesce)
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return now - t->last.v[MET_S_WALL_NS] < COALESCE_NS;
+}
+
 void met_regions_begin(met_regions *r, eng_region reg)
 {
     rthread *t = thread_state(r);
@@ -249,19 +279,25 @@ void met_regions_begin(met_regions *r, eng_region reg)
                MAX_DEPTH);
         return;
     }
-    met_sample now;
-    met_counters_read(t->ct, &now);
-    cg_dump(r, t);
-    if (t->depth)
-        charge(r, t, t->stack[t->depth - 1], &now);
-    else if (!__atomic_load_n(&r->token_mark, __ATOMIC_RELAXED)) {
+    /* With coalescing the gap since the last end joins this region: its
+     * start is that end's reading, already in t->last. */
+    if (!coalesce(r, t)) {
+        met_sample now;
+        met_counters_read(t->ct, &now);
+        __atomic_store_n(&t->readings, t->readings + 1, __ATOMIC_RELAXED);
+        cg_dump(r, t);
+        if (t->depth)
+            charge(r, t, t->stack[t->depth - 1], &now);
+        t->last = now;
+    }
+    if (!t->depth && !__atomic_load_n(&r->token_mark, __ATOMIC_RELAXED)) {
         int64_t zero = 0;
-        __atomic_compare_exchange_n(&r->token_mark, &zero, now.v[MET_S_WALL_NS], 0,
+        __atomic_compare_exchange_n(&r->token_mark, &zero, t->last.v[MET_S_WALL_NS], 0,
                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     }
+    t->last_closed_top = 0;
     t->stack[t->depth++] = reg;
     __atomic_store_n(&t->calls[reg], t->calls[reg] + 1, __ATOMIC_RELAXED);
-    t->last = now;
 }
 
 /* Position of reg in the stack, innermost first; -1 if not open. */
@@ -296,10 +332,12 @@ void met_regions_end(met_regions *r, eng_region reg)
                eng_region_name(t->stack[t->depth - 1]));
     met_sample now;
     met_counters_read(t->ct, &now);
+    __atomic_store_n(&t->readings, t->readings + 1, __ATOMIC_RELAXED);
     cg_dump(r, t);
     charge(r, t, t->stack[t->depth - 1], &now);
     t->depth = at; /* closes reg and anything left open inside it */
     t->last = now;
+    t->last_closed_top = at == 0;
 }
 
 /* ---- tokens, flops, loads --------------------------------------------- */
@@ -464,6 +502,16 @@ int met_regions_threads(const met_regions *r)
 {
     pthread_mutex_lock((pthread_mutex_t *)&r->mu);
     int n = r->nthreads;
+    pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
+    return n;
+}
+
+uint64_t met_regions_readings(const met_regions *r)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock((pthread_mutex_t *)&r->mu);
+    for (const rthread *t = r->threads; t; t = t->next)
+        n += __atomic_load_n(&t->readings, __ATOMIC_RELAXED);
     pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
     return n;
 }

@@ -58,9 +58,13 @@ typedef struct met_regions met_regions;
 typedef struct met_regions_opts {
     int abort_on_misuse;     /* -1 (default): assert in builds without NDEBUG; 0 count only; 1 abort */
     int callgrind;           /* -1 (default): on when running under valgrind; 0 off; 1 on */
+    int coalesce;            /* -1 (default) or 1: a top-level region that begins within
+                                5 us of the previous one's end reuses that reading (the
+                                gap is charged to it); 0: every boundary reads. Never
+                                under callgrind. */
 } met_regions_opts;
 
-/* Fills *o with the defaults (-1, -1). */
+/* Fills *o with the defaults (-1, -1, -1). */
 void met_regions_opts_default(met_regions_opts *o);
 
 /* counters: the event set to read at each boundary, borrowed (must outlive
@@ -112,6 +116,10 @@ uint64_t met_regions_errors(const met_regions *r, char *msg, size_t cap);
 /* Per-thread records made so far: threads that have entered a region, less
  * those that reused the record of a thread that had exited. */
 int met_regions_threads(const met_regions *r);
+/* Full counter readings taken so far over all threads (since open or the
+ * last reset): 2 per begin/end pair without coalescing, about one per
+ * region plus one per run of back-to-back regions with it. */
+uint64_t met_regions_readings(const met_regions *r);
 /* Whether boundaries dump callgrind statistics (see above). */
 int met_regions_callgrind(const met_regions *r);
 /* The counters read at each boundary. */

@@ -91,3 +91,57 @@ TEST(bench_counters_overhead_runs)
     CHECK_EQ_INT(json_integer_value(json_object_get(j, "pairs_per_token")), 47);
     json_decref(j);
 }
+
+TEST(bench_counters_model_times_the_same_steps_on_and_off)
+{
+    /* The real-engine mode decodes each step twice (counters on and off);
+     * its greedy tokens must be what `generate` gives for the same prompt,
+     * and both passes of every step bit-identical. */
+    const char *m = tst_path("tiny.gguf");
+    REQUIRE(tst_sh(NULL, NULL, "%s mkmodel --preset tiny-olmoe --type q8_0 -o %s",
+                   tst_moebench(), m) == 0);
+    char *out, *gen;
+    REQUIRE(tst_sh(&out, NULL, "%s bench-counters --model %s --steps 6 --prompt 4 --json",
+                   tst_moebench(), m) == 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    REQUIRE_MSG(j, "bad JSON: %s", je.text);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "mismatches")), 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "steps")), 6);
+    CHECK(json_real_value(json_object_get(j, "pairs_per_token")) >= 3);
+    double readings = json_real_value(json_object_get(j, "readings_per_token"));
+    double pairs = json_real_value(json_object_get(j, "pairs_per_token"));
+    CHECK(readings > pairs && readings <= 2 * pairs);
+    CHECK(json_real_value(json_object_get(j, "cpu_ratio")) > 0);
+    CHECK(json_real_value(json_object_get(j, "cpu_ratio_lo")) <=
+          json_real_value(json_object_get(j, "cpu_ratio_hi")));
+    char prompt[128] = "";
+    json_t *jp = json_object_get(j, "prompt");
+    REQUIRE(json_array_size(jp) == 4);
+    for (size_t i = 0; i < 4; i++)
+        snprintf(prompt + strlen(prompt), sizeof prompt - strlen(prompt), "%s%lld",
+                 i ? "," : "", (long long)json_integer_value(json_array_get(jp, i)));
+    REQUIRE(tst_sh(&gen, NULL, "%s generate -m %s --tokens %s -n 7 --ignore-eos --json",
+                   tst_moebench(), m, prompt) == 0);
+    json_t *g = json_loads(gen, 0, &je);
+    REQUIRE_MSG(g, "bad JSON: %s", je.text);
+    json_t *gt = json_object_get(g, "tokens"), *bt = json_object_get(j, "tokens");
+    REQUIRE(json_array_size(bt) == 6 && json_array_size(gt) >= 6);
+    for (size_t i = 0; i < 6; i++)
+        CHECK_EQ_INT(json_integer_value(json_array_get(bt, i)),
+                     json_integer_value(json_array_get(gt, i)));
+    json_decref(g);
+    json_decref(j);
+}
+
+TEST(bench_counters_model_errors)
+{
+    char *err;
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s bench-counters --model %s", tst_moebench(),
+                        tst_path("missing.gguf")),
+                 1); /* an I/O error, as for generate */
+    CHECK_CONTAINS(err, "missing.gguf");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s bench-counters --model x --synthetic 3", tst_moebench()),
+                 2);
+    CHECK_CONTAINS(err, "--synthetic");
+}

@@ -68,6 +68,10 @@ TEST(info_text_shows_arch_hparams_tensors_and_expert_bytes)
     CHECK(strstr(out, "tokenizer.ggml.tokens") == NULL);   /* only with --kv */
     CHECK_EQ_INT(tst_sh(&out, NULL, "%s info --kv %s", tst_moebench(), path), 0);
     CHECK_CONTAINS(out, "tokenizer.ggml.tokens                            array  [3 x string: \"<s>\", \"hello\", \"\\xe2\\x96\\x81w\"]");
+    /* the usage's order: options after the file work as well */
+    char *after;
+    CHECK_EQ_INT(tst_sh(&after, NULL, "%s info %s --kv", tst_moebench(), path), 0);
+    CHECK_EQ_STR(after, out);
 }
 
 TEST(info_json_agrees_with_the_file)

@@ -267,3 +267,35 @@ TEST(ref_long_prompt)
     check_long("tiny-qwen2moe", "f32");
     check_long("tiny-mixtral", "q4_0");
 }
+
+/* Rewinding forgets the last tokens: decoding other tokens there and then
+ * the original ones again gives bit-identical logits to the first time. */
+TEST(rewind_replays_bit_identically)
+{
+    eng_model *m = tu_open(tu_write_preset("tiny-olmoe", "q8_0", "m.gguf"));
+    eng_session *s = open_session(m, 1);
+    eng_err e = {0};
+    const int64_t n_vocab = eng_model_hparams(m)->n_vocab;
+    REQUIRE(eng_session_eval(s, k_prompt, 4, &e) == 0);
+    float *first = malloc((size_t)n_vocab * sizeof *first);
+    REQUIRE(first);
+    for (int i = 4; i < NP; i++)
+        REQUIRE(eng_session_decode(s, k_prompt[i], &e) == 0);
+    memcpy(first, eng_session_logits(s), (size_t)n_vocab * sizeof *first);
+    REQUIRE(eng_session_rewind(s, 4, &e) == 0);
+    CHECK_EQ_INT(eng_session_pos(s), 4);
+    for (int i = 4; i < NP; i++) /* other tokens overwrite positions 4.. */
+        REQUIRE(eng_session_decode(s, k_prompt[NP - 1 - i + 4] + 1, &e) == 0);
+    CHECK(memcmp(first, eng_session_logits(s), (size_t)n_vocab * sizeof *first) != 0);
+    REQUIRE(eng_session_rewind(s, 4, &e) == 0);
+    for (int i = 4; i < NP; i++)
+        REQUIRE(eng_session_decode(s, k_prompt[i], &e) == 0);
+    CHECK(memcmp(first, eng_session_logits(s), (size_t)n_vocab * sizeof *first) == 0);
+    CHECK_EQ_INT(eng_session_rewind(s, NP + 1, &e), ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "holds 8 tokens");
+    CHECK_EQ_INT(eng_session_rewind(s, -1, &e), ENG_EINVAL);
+    CHECK_EQ_INT(eng_session_pos(s), NP);
+    free(first);
+    eng_session_free(s);
+    eng_model_free(m);
+}

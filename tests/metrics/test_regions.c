@@ -392,3 +392,64 @@ TEST(derived_metrics_follow_available_events)
     met_regions_free(r);
     met_counters_free(c);
 }
+
+/* Runs `tokens` tokens of `k` back-to-back top-level regions of 20 us busy
+ * work each (no gap between an end and the next begin) under opts. */
+static met_regions *back_to_back(int coalesce, int callgrind, int tokens, int k)
+{
+    eng_err err = {0};
+    met_regions_opts o;
+    met_regions_opts_default(&o);
+    o.callgrind = callgrind;
+    o.coalesce = coalesce;
+    met_regions *r;
+    REQUIRE_MSG(met_regions_open(&r, NULL, &o, &err) == ENG_OK, "%s", err.msg);
+    for (int t = 0; t < tokens; t++) {
+        for (int i = 0; i < k; i++) {
+            met_regions_begin(r, (eng_region)(i % 3 + ENG_REGION_ATTENTION));
+            busy_ns(20000);
+            met_regions_end(r, (eng_region)(i % 3 + ENG_REGION_ATTENTION));
+        }
+        busy_ns(50000); /* a gap well over the 5 us limit: the next token reads anew */
+        met_regions_token_done(r, t);
+    }
+    return r;
+}
+
+TEST(back_to_back_regions_share_a_boundary_reading)
+{
+    enum { TOKENS = 20, K = 12 };
+    /* Without coalescing every begin and every end reads the counters. */
+    met_regions *r = back_to_back(0, 0, TOKENS, K);
+    CHECK_EQ_INT(met_regions_readings(r), 2 * TOKENS * K);
+    met_regions_free(r);
+    /* Neither under callgrind, whose per-region instruction counts need a
+     * dump at every boundary (callgrind = 1 outside valgrind only makes
+     * the client requests no-ops). */
+    r = back_to_back(-1, 1, TOKENS, K);
+    CHECK_EQ_INT(met_regions_readings(r), 2 * TOKENS * K);
+    met_regions_free(r);
+    /* With it a run of back-to-back regions costs one reading per region
+     * plus one; a preemption between an end and the next begin may cost
+     * one more now and then. */
+    r = back_to_back(-1, 0, TOKENS, K);
+    uint64_t n = met_regions_readings(r);
+    CHECK_MSG(n >= TOKENS * (K + 1) && n <= TOKENS * (K + 1) + TOKENS * K / 4,
+              "%llu readings for %d tokens of %d regions", (unsigned long long)n, TOKENS, K);
+    /* ... and the regions then cover the token: the gaps between them are
+     * charged to the next region instead of to nothing. Every region got
+     * its calls, and (since each begins where the last ended) the regions
+     * add up to at most the token time. */
+    met_region_stats st;
+    uint64_t calls = 0;
+    int64_t sum = 0;
+    for (int g = 0; g < ENG_REGION_COUNT; g++) {
+        REQUIRE(met_regions_total(r, (eng_region)g, &st) == ENG_OK);
+        calls += st.calls;
+        sum += st.v[MET_S_WALL_NS];
+    }
+    CHECK_EQ_INT(calls, TOKENS * K);
+    CHECK(sum <= met_regions_token_time_ns(r));
+    CHECK(sum >= (int64_t)TOKENS * K * 20000);
+    met_regions_free(r);
+}
