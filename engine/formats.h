@@ -153,9 +153,10 @@ typedef struct eng_xvec {
     int64_t n;           /* elements of x                                  */
     int64_t n_max;       /* capacity given to init                         */
     const float *f32;    /* [n] x itself (borrowed)                        */
-    bool has_q8;         /* n % 32 == 0: xd/xq below are filled            */
+    bool has_q8;         /* n % 32 == 0: xd/xq/xs below are filled         */
     float *xd;           /* [n/32] Q8_0 scales, each an fp16 value as f32  */
     int8_t *xq;          /* [n] Q8_0 quants (64-byte aligned)              */
+    int16_t *xs;         /* [n/32] sum of each block's quants (Q4_K mins)  */
 } eng_xvec;
 
 int eng_xvec_init(eng_xvec *v, int64_t n_max, eng_err *err);

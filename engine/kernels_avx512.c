@@ -10,6 +10,10 @@
  * Zen 4 (512-bit integer ops are double-pumped there and the 34/18-byte
  * blocks need extra shuffles to fill a zmm), so that variant is gone.
  * The x quantizer is the AVX2 one (bit-identical on every path anyway).
+ * Q5_0, Q4_K and Q6_K use the AVX2 kernels: decode is bound by memory
+ * bandwidth, and a VNNI variant of their inner loop would save one
+ * instruction per 32 elements out of ~10 (not measured; see
+ * docs/engine.md).
  */
 #include "engine/kernels.h"
 
@@ -193,9 +197,11 @@ const struct eng_kernels eng_kernels_avx512 = {
     .quant_q8 = eng_avx2_quant_q8,
     .matvec = {[ENG_TYPE_F32] = matvec_f32, [ENG_TYPE_F16] = matvec_f16,
                [ENG_TYPE_BF16] = matvec_bf16, [ENG_TYPE_Q8_0] = matvec_q8_0_vnni,
-               [ENG_TYPE_Q4_0] = matvec_q4_0_vnni},
+               [ENG_TYPE_Q4_0] = matvec_q4_0_vnni, [ENG_TYPE_Q5_0] = eng_avx2_matvec_q5_0,
+               [ENG_TYPE_Q4_K] = eng_avx2_matvec_q4_k, [ENG_TYPE_Q6_K] = eng_avx2_matvec_q6_k},
     .dequant = {[ENG_TYPE_F32] = dequant_f32, [ENG_TYPE_F16] = dequant_f16,
                 [ENG_TYPE_BF16] = dequant_bf16, [ENG_TYPE_Q8_0] = dequant_q8_0,
-                [ENG_TYPE_Q4_0] = dequant_q4_0},
+                [ENG_TYPE_Q4_0] = dequant_q4_0, [ENG_TYPE_Q5_0] = eng_avx2_dequant_q5_0,
+                [ENG_TYPE_Q4_K] = eng_avx2_dequant_q4_k, [ENG_TYPE_Q6_K] = eng_avx2_dequant_q6_k},
 };
 
