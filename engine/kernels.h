@@ -17,6 +17,8 @@
 
 #include "engine/formats.h"
 
+#include <string.h>
+
 typedef void (*eng_matvec_fn)(const void *w, size_t row_bytes, const eng_xvec *x, float *y,
                               int64_t r0, int64_t r1);
 typedef void (*eng_dequant_fn)(const void *row, float *dst, int64_t n);
@@ -88,6 +90,23 @@ static inline void eng_q4k_scale_min(const uint8_t *s, int j, int *sc, int *m)
         *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
         *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
     }
+}
+
+/* Q4_K's 8 scales (out[0..7]) and 8 mins (out[8..15]) from scales[12] at
+ * once, the mask arithmetic of ggml's vec_dot_q4_K (the same values as
+ * eng_q4k_scale_min for every j; the SIMD kernels use it, the tests compare
+ * them with the scalar ones on random bytes). */
+static inline void eng_q4k_unpack_scales(const uint8_t *s, uint8_t out[16])
+{
+    uint32_t u[4];
+    memcpy(u, s, 12);
+    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
+    const uint32_t m03 = u[1] & k1;
+    u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
+    u[2] = m03;
+    u[0] &= k1;
+    memcpy(out, u, 16);
 }
 
 /* The AVX-512 table reuses the AVX2 x quantizer (x is small and reused)

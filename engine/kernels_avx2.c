@@ -286,22 +286,6 @@ T void eng_avx2_matvec_q5_0(const void *w, size_t rb, const eng_xvec *x, float *
     }
 }
 
-/* Q4_K's 8 scales (bytes 0..7) and 8 mins (bytes 8..15) from scales[12],
- * the mask arithmetic of ggml's vec_dot_q4_K (same result as
- * eng_q4k_scale_min for every j, checked by the tests). */
-static inline void q4k_unpack_scales(const uint8_t *s, uint8_t out[16])
-{
-    uint32_t u[4];
-    memcpy(u, s, 12);
-    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
-    u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
-    const uint32_t m03 = u[1] & k1;
-    u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
-    u[2] = m03;
-    u[0] &= k1;
-    memcpy(out, u, 16);
-}
-
 T static inline __m256 u8x8_ps(const uint8_t *p)
 {
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
@@ -325,7 +309,7 @@ T void eng_avx2_matvec_q4_k(const void *w, size_t rb, const eng_xvec *x, float *
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, am = a0;
         for (int64_t i = 0; i < nsb; i++) {
             uint8_t sm[16];
-            q4k_unpack_scales(b[i].scales, sm);
+            eng_q4k_unpack_scales(b[i].scales, sm);
             const __m256 dx = _mm256_loadu_ps(x->xd + i * 8);
             float f[8];
             _mm256_storeu_ps(f, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), u8x8_ps(sm)), dx));
@@ -358,12 +342,21 @@ T static inline __m256i q6_quarter(__m256i ql0, __m256i ql1, __m256i qh, int c)
 }
 
 /* One 32-block of Q6_K: 8 x i32 sums, each lane within one 16-group,
- * already multiplied by that group's int8 scale (exact: |.| < 2^22). */
-T static inline __m256 q6_block_dot(__m256i q, __m256i x, int s0, int s1)
+ * already multiplied by that group's int8 scale (exact: |.| < 2^22).
+ * sc16 holds the two scales as int16, 8 lanes each. */
+T static inline __m256 q6_block_dot(__m256i q, __m256i x, __m256i sc16)
 {
     __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
-    __m256i sc = _mm256_setr_m128i(_mm_set1_epi16((short)s0), _mm_set1_epi16((short)s1));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, sc));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, sc16));
+}
+
+/* Scales 2k and 2k+1 of the 16 (bytes) as int16 x 8 each (ggml's
+ * get_scale_shuffle pattern). */
+T static inline __m256i q6_scales(__m128i s, int k)
+{
+    const __m128i sh = _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                    _mm_set1_epi8((char)(2 * k)));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, sh));
 }
 
 T void eng_avx2_matvec_q6_k(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
@@ -373,7 +366,9 @@ T void eng_avx2_matvec_q6_k(const void *w, size_t rb, const eng_xvec *x, float *
         const eng_block_q6_k *b = (const eng_block_q6_k *)((const char *)w + (size_t)r * rb);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;
         for (int64_t i = 0; i < nsb; i++) {
-            const float d = _cvtsh_ss(b[i].d);
+            float f[8];   /* d * dx for the 8 blocks of 32 */
+            _mm256_storeu_ps(f, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), _mm256_loadu_ps(x->xd + i * 8)));
+            const __m128i sc = _mm_loadu_si128((const __m128i *)b[i].scales);
             for (int h = 0; h < 2; h++) {
                 const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h));
                 const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h + 32));
@@ -381,13 +376,12 @@ T void eng_avx2_matvec_q6_k(const void *w, size_t rb, const eng_xvec *x, float *
                 for (int c = 0; c < 4; c += 2) {
                     const int k = 4 * h + c;   /* 32-block within the super-block */
                     const int8_t *xq = x->xq + i * ENG_QK_K + 32 * k;
-                    const int8_t *sc = b[i].scales + 2 * k;
                     __m256 p0 = q6_block_dot(q6_quarter(ql0, ql1, qh, c),
-                                             _mm256_load_si256((const __m256i *)xq), sc[0], sc[1]);
+                                             _mm256_load_si256((const __m256i *)xq), q6_scales(sc, k));
                     __m256 p1 = q6_block_dot(q6_quarter(ql0, ql1, qh, c + 1),
-                                             _mm256_load_si256((const __m256i *)(xq + 32)), sc[2], sc[3]);
-                    a0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(d * x->xd[i * 8 + k]), a0);
-                    a1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(d * x->xd[i * 8 + k + 1]), a1);
+                                             _mm256_load_si256((const __m256i *)(xq + 32)), q6_scales(sc, k + 1));
+                    a0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(f[k]), a0);
+                    a1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(f[k + 1]), a1);
                 }
             }
         }
@@ -420,7 +414,7 @@ T void eng_avx2_dequant_q4_k(const void *row, float *dst, int64_t n)
     const __m256i lo4 = _mm256_set1_epi8(0x0f);
     for (int64_t i = 0; i < n / ENG_QK_K; i++, dst += ENG_QK_K) {
         uint8_t sm[16];
-        q4k_unpack_scales(b[i].scales, sm);
+        eng_q4k_unpack_scales(b[i].scales, sm);
         const float d = _cvtsh_ss(b[i].d), dmin = _cvtsh_ss(b[i].dmin);
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
