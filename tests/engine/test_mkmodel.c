@@ -374,6 +374,15 @@ TEST(k_quant_types_mix_and_fallback)
     CHECK_EQ_INT(t, ENG_MK_Q4_K_M);
     CHECK_EQ_STR(eng_mkmodel_type_name(ENG_MK_Q6_K), "q6_k");
     CHECK(eng_mkmodel_type_quantized(ENG_MK_Q4_K_M) && !eng_mkmodel_type_quantized(ENG_MK_BF16));
+    /* the GGUF writer itself refuses a K-quant row that is not whole blocks */
+    eng_gguf_writer *w = NULL;
+    eng_err e = {0};
+    REQUIRE(eng_gguf_writer_open(&w, tst_path("bad.gguf"), &e) == ENG_OK);
+    int64_t ne[2] = {1408, 4};
+    CHECK_EQ_INT(eng_gguf_writer_add_tensor(w, "blk.0.ffn_down.weight", ENG_TYPE_Q4_K, 2, ne, NULL, &e),
+                 ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "tensor 'blk.0.ffn_down.weight': ne0 is not a multiple of q4_K's block size");
+    eng_gguf_writer_free(w);
 }
 
 TEST(layers_cut_block_count_and_tensors)
