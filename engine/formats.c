@@ -8,9 +8,11 @@
  *   gguf-py GGML_QUANT_SIZES), so a GGUF file of any published quantization
  *   opens and sizes correctly; `supported` is true only where the three
  *   kernel tables have entries.
- * - Quantizers follow ggml-quants.c quantize_row_q8_0_ref and
- *   quantize_row_q4_0_ref statement by statement, so the same f32 input
- *   gives the same bytes as llama.cpp.
+ * - Quantizers of Q8_0, Q4_0 and Q5_0 follow ggml-quants.c
+ *   quantize_row_q{8,4,5}_0_ref statement by statement, so the same f32
+ *   input gives the same bytes as llama.cpp. The K-quant quantizers are
+ *   simpler than ggml's (no weighted search for the sub-block scales, see
+ *   quantize_q4_k / quantize_q6_k): valid files, a little more error.
  * - eng_matvec/eng_dequant_rows check their arguments (cheap, per call, not
  *   per row) and then call the table entry.
  */
@@ -26,11 +28,11 @@
 static const eng_format type_table[ENG_TYPE_COUNT] = {
     F(ENG_TYPE_F32, "f32", 1, 4, true),        F(ENG_TYPE_F16, "f16", 1, 2, true),
     F(ENG_TYPE_Q4_0, "q4_0", 32, 18, true),    F(ENG_TYPE_Q4_1, "q4_1", 32, 20, false),
-    F(ENG_TYPE_Q5_0, "q5_0", 32, 22, false),   F(ENG_TYPE_Q5_1, "q5_1", 32, 24, false),
+    F(ENG_TYPE_Q5_0, "q5_0", 32, 22, true),   F(ENG_TYPE_Q5_1, "q5_1", 32, 24, false),
     F(ENG_TYPE_Q8_0, "q8_0", 32, 34, true),    F(ENG_TYPE_Q8_1, "q8_1", 32, 36, false),
     F(ENG_TYPE_Q2_K, "q2_K", 256, 84, false),  F(ENG_TYPE_Q3_K, "q3_K", 256, 110, false),
-    F(ENG_TYPE_Q4_K, "q4_K", 256, 144, false), F(ENG_TYPE_Q5_K, "q5_K", 256, 176, false),
-    F(ENG_TYPE_Q6_K, "q6_K", 256, 210, false), F(ENG_TYPE_Q8_K, "q8_K", 256, 292, false),
+    F(ENG_TYPE_Q4_K, "q4_K", 256, 144, true), F(ENG_TYPE_Q5_K, "q5_K", 256, 176, false),
+    F(ENG_TYPE_Q6_K, "q6_K", 256, 210, true), F(ENG_TYPE_Q8_K, "q8_K", 256, 292, false),
     F(ENG_TYPE_IQ2_XXS, "iq2_xxs", 256, 66, false),
     F(ENG_TYPE_IQ2_XS, "iq2_xs", 256, 74, false),
     F(ENG_TYPE_IQ3_XXS, "iq3_xxs", 256, 98, false),
@@ -181,6 +183,148 @@ static void quantize_q4_0(const float *x, eng_block_q4_0 *y, int64_t n)
     }
 }
 
+/* ggml quantize_row_q5_0_ref: Q4_0's scheme with 5 bits (max / -16). */
+static void quantize_q5_0(const float *x, eng_block_q5_0 *y, int64_t n)
+{
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = eng_fp32_to_fp16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            int xi0 = (int8_t)(x[j] * id + 16.5f), xi1 = (int8_t)(x[j + 16] * id + 16.5f);
+            xi0 = xi0 < 31 ? xi0 : 31;
+            xi1 = xi1 < 31 ? xi1 : 31;
+            y[i].qs[j] = (uint8_t)((xi0 & 0xf) | ((xi1 & 0xf) << 4));
+            qh |= (uint32_t)((xi0 & 0x10) >> 4) << j;
+            qh |= (uint32_t)((xi1 & 0x10) >> 4) << (j + 16);
+        }
+        memcpy(y[i].qh, &qh, 4);
+    }
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Packs Q4_K's 6-bit scales ls[8] and mins lm[8] (ggml quantize_row_q4_K_ref). */
+static void pack_q4_k_scales(uint8_t *s, const int *ls, const int *lm)
+{
+    memset(s, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            s[j] = (uint8_t)ls[j];
+            s[j + 4] = (uint8_t)lm[j];
+        } else {
+            s[j + 4] = (uint8_t)((ls[j] & 0xf) | ((lm[j] & 0xf) << 4));
+            s[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            s[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+}
+
+/* Q4_K. Each sub-block of 32 spans [lo, hi] = [min(0, min x), max x] in 15
+ * steps: scale (hi-lo)/15, min -lo (ggml keeps the min <= 0 too). The 8
+ * scales and mins become 6-bit multiples of d = max scale / 63 and
+ * dmin = max min / 63, and q = round((x + dmin*m) / (d*sc)) in 0..15 uses
+ * the stored (rounded) values. This is the starting point of llama.cpp's
+ * make_qkx2_quants without its weighted search for a better scale/min
+ * pair; error per element <= (1/2 + 8.5/63) * max scale + 0.53 * dmin. */
+static void quantize_q4_k(const float *x, eng_block_q4_k *y, int64_t n)
+{
+    for (int64_t i = 0; i < n / ENG_QK_K; i++, x += ENG_QK_K) {
+        float scale[8], mins[8], max_scale = 0.0f, max_min = 0.0f;
+        for (int j = 0; j < 8; j++) {
+            float lo = 0.0f, hi = x[32 * j];
+            for (int l = 0; l < 32; l++) {
+                lo = fminf(lo, x[32 * j + l]);
+                hi = fmaxf(hi, x[32 * j + l]);
+            }
+            scale[j] = (hi - lo) / 15;
+            mins[j] = -lo;
+            max_scale = fmaxf(max_scale, scale[j]);
+            max_min = fmaxf(max_min, mins[j]);
+        }
+        const float is = max_scale > 0 ? 63 / max_scale : 0.0f, im = max_min > 0 ? 63 / max_min : 0.0f;
+        int ls[8], lm[8];
+        for (int j = 0; j < 8; j++) {
+            ls[j] = clampi((int)roundf(is * scale[j]), 0, 63);
+            lm[j] = clampi((int)roundf(im * mins[j]), 0, 63);
+        }
+        pack_q4_k_scales(y[i].scales, ls, lm);
+        y[i].d = eng_fp32_to_fp16(max_scale / 63);
+        y[i].dmin = eng_fp32_to_fp16(max_min / 63);
+        const float d = eng_fp16_to_fp32(y[i].d), dmin = eng_fp16_to_fp32(y[i].dmin);
+        memset(y[i].qs, 0, sizeof y[i].qs);
+        for (int j = 0; j < 8; j++) {
+            const float d1 = d * (float)ls[j], m1 = dmin * (float)lm[j];
+            for (int l = 0; l < 32; l++) {
+                int q = d1 > 0 ? clampi((int)roundf((x[32 * j + l] + m1) / d1), 0, 15) : 0;
+                y[i].qs[32 * (j / 2) + l] |= (uint8_t)(q << (4 * (j & 1)));
+            }
+        }
+    }
+}
+
+/* Q6_K codes L[256] (0..63) into ql/qh (ggml quantize_row_q6_K_ref). */
+static void pack_q6_k(eng_block_q6_k *y, const uint8_t *L)
+{
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *q = L + 128 * h + l;
+            y->ql[64 * h + l] = (uint8_t)((q[0] & 0xf) | ((q[64] & 0xf) << 4));
+            y->ql[64 * h + l + 32] = (uint8_t)((q[32] & 0xf) | ((q[96] & 0xf) << 4));
+            y->qh[32 * h + l] = (uint8_t)((q[0] >> 4) | ((q[32] >> 4) << 2) | ((q[64] >> 4) << 4) |
+                                          ((q[96] >> 4) << 6));
+        }
+}
+
+/* Q6_K. Each group of 16 gets scale max / -32 (max = its signed element of
+ * largest magnitude, as Q4_0 does; ggml make_qx_quants' first guess, without
+ * its weighted search); the 16 scales become int8 multiples of
+ * d = -max_scale / 128 (max_scale the signed scale of largest magnitude, as
+ * quantize_row_q6_K_ref), then q = round(x / (d*sc)) in -32..31 with the
+ * stored values. Error per element <= |group scale| + 0.28 * |max_scale|
+ * (tests/engine/test_formats.c derives both bounds). */
+static void quantize_q6_k(const float *x, eng_block_q6_k *y, int64_t n)
+{
+    for (int64_t i = 0; i < n / ENG_QK_K; i++, x += ENG_QK_K) {
+        float scale[16], max_scale = 0.0f;
+        for (int g = 0; g < 16; g++) {
+            float amax = 0.0f, max = 0.0f;
+            for (int l = 0; l < 16; l++)
+                if (amax < fabsf(x[16 * g + l])) {
+                    amax = fabsf(x[16 * g + l]);
+                    max = x[16 * g + l];
+                }
+            scale[g] = max / -32;
+            if (fabsf(scale[g]) > fabsf(max_scale))
+                max_scale = scale[g];
+        }
+        memset(y + i, 0, sizeof *y);
+        if (max_scale == 0.0f)
+            continue;                  /* all zero: d = 0 */
+        const float iscale = -128 / max_scale;
+        y[i].d = eng_fp32_to_fp16(1 / iscale);
+        const float d = eng_fp16_to_fp32(y[i].d);
+        uint8_t L[ENG_QK_K];
+        for (int g = 0; g < 16; g++) {
+            y[i].scales[g] = (int8_t)clampi((int)roundf(iscale * scale[g]), -128, 127);
+            const float d1 = d * (float)y[i].scales[g];
+            for (int l = 0; l < 16; l++) {
+                int q = d1 != 0 ? clampi((int)roundf(x[16 * g + l] / d1), -32, 31) : 0;
+                L[16 * g + l] = (uint8_t)(q + 32);
+            }
+        }
+        pack_q6_k(y + i, L);
+    }
+}
+
 static int check_row(int type, int64_t n, const char *what, eng_err *err)
 {
     const eng_format *f = eng_format_get(type);
@@ -212,6 +356,9 @@ int eng_quantize_row(int type, const float *src, void *dst, int64_t n, eng_err *
         break;
     case ENG_TYPE_Q8_0: quantize_q8_0(src, dst, n); break;
     case ENG_TYPE_Q4_0: quantize_q4_0(src, dst, n); break;
+    case ENG_TYPE_Q5_0: quantize_q5_0(src, dst, n); break;
+    case ENG_TYPE_Q4_K: quantize_q4_k(src, dst, n); break;
+    case ENG_TYPE_Q6_K: quantize_q6_k(src, dst, n); break;
     default: return eng_err_set(err, ENG_EUNSUPPORTED, "quantize: no quantizer for %s", eng_type_name(type));
     }
     return ENG_OK;
@@ -306,7 +453,8 @@ int eng_xvec_init(eng_xvec *v, int64_t n_max, eng_err *err)
     size_t nq = ((size_t)n_max + 63) & ~(size_t)63;
     v->xq = aligned_alloc(64, nq ? nq : 64);
     v->xd = malloc(((size_t)n_max / 32 + 1) * sizeof(float));
-    if (!v->xq || !v->xd) {
+    v->xs = malloc(((size_t)n_max / 32 + 1) * sizeof(int16_t));
+    if (!v->xq || !v->xd || !v->xs) {
         eng_xvec_free(v);
         return eng_err_set(err, ENG_ENOMEM, "xvec: out of memory for %lld elements", (long long)n_max);
     }
@@ -318,6 +466,7 @@ void eng_xvec_free(eng_xvec *v)
 {
     free(v->xq);
     free(v->xd);
+    free(v->xs);
     memset(v, 0, sizeof *v);
 }
 
@@ -328,8 +477,15 @@ int eng_xvec_prepare(const eng_kernels *k, eng_xvec *v, const float *x, int64_t 
     v->n = n;
     v->f32 = x;
     v->has_q8 = n % 32 == 0;
-    if (v->has_q8)
-        k->quant_q8(x, v->xd, v->xq, n);
+    if (!v->has_q8)
+        return ENG_OK;
+    k->quant_q8(x, v->xd, v->xq, n);
+    for (int64_t b = 0; b < n / 32; b++) {   /* |sum| <= 32 * 127: int16 */
+        int s = 0;
+        for (int j = 0; j < 32; j++)
+            s += v->xq[b * 32 + j];
+        v->xs[b] = (int16_t)s;
+    }
     return ENG_OK;
 }
 
@@ -348,7 +504,8 @@ static int kernel_args(int type, int64_t n, const void *fn, bool needs_q8, bool 
 int eng_matvec(const eng_kernels *k, int type, const void *w, const eng_xvec *x, float *y,
                int64_t r0, int64_t r1)
 {
-    bool q = type == ENG_TYPE_Q8_0 || type == ENG_TYPE_Q4_0;
+    const eng_format *f = eng_format_get(type);
+    bool q = f && f->blck > 1;   /* block types compute against x's Q8_0 form */
     eng_matvec_fn fn = (type >= 0 && type < ENG_TYPE_COUNT) ? k->matvec[type] : NULL;
     int rc = kernel_args(type, x->n, (const void *)fn, q, x->has_q8);
     if (rc)

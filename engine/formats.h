@@ -5,27 +5,39 @@
  * The format table has one entry per ggml type id known to ggml (block size
  * and bytes per block, so the GGUF reader can size every tensor of any
  * published file); `supported` marks the types that have kernels here:
- * F32 (0), F16 (1), Q4_0 (2), Q8_0 (8), BF16 (30). Q4_K (12) and Q6_K (14)
- * are planned: they will be new entries in the same tables.
+ * F32 (0), F16 (1), Q4_0 (2), Q5_0 (6), Q8_0 (8), Q4_K (12), Q6_K (14),
+ * BF16 (30) — what llama.cpp's Q4_K_M files hold.
  *
  * Block layouts are ggml's (ggml-common.h): Q8_0 = {f16 d; i8 qs[32]}
  * (34 bytes, x = qs*d); Q4_0 = {f16 d; u8 qs[16]} (18 bytes, element j<16 is
- * (qs[j]&15)-8, element j+16 is (qs[j]>>4)-8, times d). Quantization is
- * ggml's reference code (quantize_row_q8_0_ref, quantize_row_q4_0_ref), so
- * our files hold the same bytes llama.cpp would write.
+ * (qs[j]&15)-8, element j+16 is (qs[j]>>4)-8, times d); Q5_0 = {f16 d;
+ * u8 qh[4]; u8 qs[16]} (22 bytes, Q4_0's nibbles plus bit j of qh as bit 4,
+ * minus 16); Q4_K = {f16 d, dmin; u8 scales[12]; u8 qs[128]} (144 bytes per
+ * 256: 8 sub-blocks of 32 with 6-bit scale and min, x = d*sc*q - dmin*m);
+ * Q6_K = {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d} (210 bytes per 256,
+ * x = d*scales[j/16]*(q-32), q 6 bits). Exact formulas in docs/engine.md.
+ * Quantization of Q8_0/Q4_0/Q5_0 is ggml's reference code
+ * (quantize_row_q*_0_ref), so our files hold the same bytes llama.cpp would
+ * write; Q4_K/Q6_K use simpler quantizers than ggml's weighted search
+ * (valid files, error bounds in docs/engine.md).
  *
  * Decode kernels. y[r] = dot(row r of W, x) for r in [r0, r1), computed from
  * the stored bytes (never a dequantized copy of W). x is prepared once into
  * an eng_xvec and reused for any number of rows and matrices of the same
  * width (the gate and up projections of every expert of a layer):
  *   F32, F16, BF16 weights: dot with x in f32 (F16/BF16 widened exactly);
- *   Q8_0, Q4_0 weights: x quantized to Q8_0 blocks (as ggml's
+ *   Q8_0, Q4_0, Q5_0 weights: x quantized to Q8_0 blocks (as ggml's
  *     vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 do), the integer block sums are
  *     exact, then y = sum over blocks of d_w * d_x * isum in f32. The x
  *     quantization adds at most d_x/2 = amax_block/254 per element of x.
+ *   Q4_K, Q6_K weights: the same Q8_0 form of x (one scale per 32, where
+ *     ggml uses one per 256); per x block, exact integer sums times the
+ *     weight's scales: Q4_K dx*(d*sc*sum(q*xq) - dmin*m*sum(xq)), Q6_K
+ *     d*dx*(sc0*sum0 + sc1*sum1) over its two groups of 16.
  * Paths differ only in float summation order: results of the scalar, AVX2
- * and AVX-512 paths agree within n * 2^-24 * sum|w_i x_i| (per row), the
- * bound the tests check against a double-precision reference.
+ * and AVX-512 paths agree within (n+2) * 2^-24 * sum|w_i x_i| (per row; for
+ * Q4_K sum(|d*sc*q| + |dmin*m|)*|x_i|, as the two parts are summed apart),
+ * the bound the tests check against a double-precision reference.
  *
  * SIMD. eng_kernels_get(level) returns the kernel table of one path
  * (scalar, AVX2+FMA+F16C, AVX-512F/BW/VL/VNNI), NULL when this CPU lacks it.
@@ -153,9 +165,10 @@ typedef struct eng_xvec {
     int64_t n;           /* elements of x                                  */
     int64_t n_max;       /* capacity given to init                         */
     const float *f32;    /* [n] x itself (borrowed)                        */
-    bool has_q8;         /* n % 32 == 0: xd/xq below are filled            */
+    bool has_q8;         /* n % 32 == 0: xd/xq/xs below are filled         */
     float *xd;           /* [n/32] Q8_0 scales, each an fp16 value as f32  */
     int8_t *xq;          /* [n] Q8_0 quants (64-byte aligned)              */
+    int16_t *xs;         /* [n/32] sum of each block's quants (Q4_K mins)  */
 } eng_xvec;
 
 int eng_xvec_init(eng_xvec *v, int64_t n_max, eng_err *err);

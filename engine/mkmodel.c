@@ -66,6 +66,16 @@ static const eng_mkmodel_preset k_presets[] = {
      151936, 40960, 2048, 48, 32, 4, 128, 128, 8, 768, 0, 6144, 1e-6f, 1e6f},
     {"olmoe-1b-7b", "olmoe", "OLMoE-1B-7B dimensions (64 experts top-8)", "olmo",
      50304, 4096, 2048, 16, 16, 16, 128, 64, 8, 1024, 0, 0, 1e-5f, 1e4f},
+    /* every matrix width a multiple of 256, so K-quant types apply without
+     * falling back; for the K-quant tests */
+    {"tiny-k-mixtral", "llama", "tiny-mixtral with widths of 256 (K-quants), for tests",
+     "default", 512, 2048, 256, 2, 4, 2, 64, 8, 2, 256, 0, 0, 1e-5f, 1e6f},
+    {"tiny-k-qwen2moe", "qwen2moe", "tiny-qwen2moe with widths of 256 (K-quants), for tests",
+     "qwen2", 512, 2048, 256, 2, 4, 4, 64, 8, 4, 256, 256, 256, 1e-6f, 1e6f},
+    {"tiny-k-qwen3moe", "qwen3moe", "tiny-qwen3moe with widths of 256 (K-quants), for tests",
+     "qwen2", 512, 2048, 256, 2, 8, 2, 64, 16, 4, 256, 0, 256, 1e-6f, 1e6f},
+    {"tiny-k-olmoe", "olmoe", "tiny-olmoe with widths of 256 (K-quants), for tests", "olmo",
+     512, 2048, 256, 2, 4, 4, 64, 16, 4, 256, 0, 0, 1e-5f, 1e4f},
 };
 #define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
 
@@ -102,8 +112,9 @@ static const struct {
     int type;
     uint32_t ftype; /* general.file_type (llama_ftype) */
 } k_types[] = {
-    {"f32", ENG_MK_F32, 0}, {"f16", ENG_MK_F16, 1}, {"bf16", ENG_MK_BF16, 32},
-    {"q8_0", ENG_MK_Q8_0, 7}, {"q4_0", ENG_MK_Q4_0, 2},
+    {"f32", ENG_MK_F32, 0},    {"f16", ENG_MK_F16, 1},       {"bf16", ENG_MK_BF16, 32},
+    {"q8_0", ENG_MK_Q8_0, 7},  {"q4_0", ENG_MK_Q4_0, 2},     {"q5_0", ENG_MK_Q5_0, 8},
+    {"q4_k", ENG_MK_Q4_K, 14}, {"q6_k", ENG_MK_Q6_K, 18},    {"q4_k_m", ENG_MK_Q4_K_M, 15},
 };
 
 int eng_mkmodel_type_parse(const char *name, int *type)
@@ -130,6 +141,28 @@ static int type_index(int type)
         if (k_types[i].type == type)
             return (int)i;
     return -1;
+}
+
+bool eng_mkmodel_type_quantized(int type)
+{
+    const eng_format *f = eng_format_get(type);
+    return type == ENG_MK_Q4_K_M || (f && f->blck > 1);
+}
+
+/* The ggml type of a weight matrix with rows of ne0 under mkmodel type
+ * `type`. q4_k_m: Q6_K for the tensors llama.cpp gives more bits (`more`:
+ * attn_v, ffn_down*, output; llama.cpp does so in about half of the layers
+ * for attn_v/ffn_down, we in all), Q4_K elsewhere. A K-quant needs ne0 % 256
+ * == 0; otherwise it falls back as llama-quant.cpp does: Q4_K -> Q5_0,
+ * Q6_K -> Q8_0 (Qwen1.5-MoE's ffn_down, ne0 = 1408). */
+int eng_mkmodel_tensor_type(int type, bool more, int64_t ne0)
+{
+    int t = type == ENG_MK_Q4_K_M ? (more ? ENG_MK_Q6_K : ENG_MK_Q4_K) : type;
+    if (ne0 % 256 != 0 && t == ENG_MK_Q4_K)
+        return ENG_MK_Q5_0;
+    if (ne0 % 256 != 0 && t == ENG_MK_Q6_K)
+        return ENG_MK_Q8_0;
+    return t;
 }
 
 /* ---- the plan ---------------------------------------------------------------- */
@@ -203,7 +236,7 @@ static void plan_kvs(mk_plan *p)
     kv_str(p, "general.architecture", h->arch);
     kv_str(p, "general.name", h->name);
     kv_u32(p, "general.file_type", k_types[type_index(p->type)].ftype);
-    if (p->type == ENG_MK_Q8_0 || p->type == ENG_MK_Q4_0)
+    if (eng_mkmodel_type_quantized(p->type))
         kv_u32(p, "general.quantization_version", 2);
     kv_u32(p, "%s.block_count", h->n_layer);
     kv_u32(p, "%s.context_length", h->n_ctx);
@@ -292,25 +325,31 @@ static mk_tensor *T(mk_plan *p, const char *fmt, int layer, int type, int n_dims
 #define F32 ENG_MK_F32
 #define NORM_STD 0.02f
 
+/* Type of a matrix with rows of ne0 (see eng_mkmodel_tensor_type). */
+static int MT(const mk_plan *p, bool more, int64_t ne0)
+{
+    return eng_mkmodel_tensor_type(p->type, more, ne0);
+}
+
 static void plan_attention(mk_plan *p, int l, float out_scale)
 {
     const eng_mkmodel_preset *h = &p->hp;
-    int ty = p->type;
     int64_t n = h->n_embd, q = (int64_t)h->n_head * h->head_dim,
             kv = (int64_t)h->n_head_kv * h->head_dim;
     float in_std = 1.0f / sqrtf((float)n);
     bool bias = !strcmp(h->arch, "qwen2moe");
     T(p, "blk.%d.attn_norm.weight", l, F32, 1, n, 1, 1, 1, NORM_STD);
-    T(p, "blk.%d.attn_q.weight", l, ty, 2, n, q, 1, 0, in_std);
+    T(p, "blk.%d.attn_q.weight", l, MT(p, false, n), 2, n, q, 1, 0, in_std);
     if (bias)
         T(p, "blk.%d.attn_q.bias", l, F32, 1, q, 1, 1, 0, NORM_STD);
-    T(p, "blk.%d.attn_k.weight", l, ty, 2, n, kv, 1, 0, in_std);
+    T(p, "blk.%d.attn_k.weight", l, MT(p, false, n), 2, n, kv, 1, 0, in_std);
     if (bias)
         T(p, "blk.%d.attn_k.bias", l, F32, 1, kv, 1, 1, 0, NORM_STD);
-    T(p, "blk.%d.attn_v.weight", l, ty, 2, n, kv, 1, 0, in_std);
+    T(p, "blk.%d.attn_v.weight", l, MT(p, true, n), 2, n, kv, 1, 0, in_std);
     if (bias)
         T(p, "blk.%d.attn_v.bias", l, F32, 1, kv, 1, 1, 0, NORM_STD);
-    T(p, "blk.%d.attn_output.weight", l, ty, 2, q, n, 1, 0, out_scale / sqrtf((float)q));
+    T(p, "blk.%d.attn_output.weight", l, MT(p, false, q), 2, q, n, 1, 0,
+      out_scale / sqrtf((float)q));
     if (!strcmp(h->arch, "qwen3moe")) { /* per-head QK-norm {hd} */
         T(p, "blk.%d.attn_q_norm.weight", l, F32, 1, h->head_dim, 1, 1, 1, NORM_STD);
         T(p, "blk.%d.attn_k_norm.weight", l, F32, 1, h->head_dim, 1, 1, 1, NORM_STD);
@@ -323,8 +362,8 @@ static void plan_attention(mk_plan *p, int l, float out_scale)
 static void plan_ffn(mk_plan *p, int l, float out_scale)
 {
     const eng_mkmodel_preset *h = &p->hp;
-    int ty = p->type;
     int64_t n = h->n_embd, F = h->n_ff_exp, E = h->n_expert, S = h->n_ff_shexp;
+    int ty = MT(p, false, n);
     float in_std = 1.0f / sqrtf((float)n);
     T(p, "blk.%d.ffn_norm.weight", l, F32, 1, n, 1, 1, 1, NORM_STD);
     mk_tensor *r = T(p, "blk.%d.ffn_gate_inp.weight", l, F32, 2, n, E, 1, 0, in_std);
@@ -334,12 +373,14 @@ static void plan_ffn(mk_plan *p, int l, float out_scale)
     }
     T(p, "blk.%d.ffn_gate_exps.weight", l, ty, 3, n, F, E, 0, in_std);
     T(p, "blk.%d.ffn_up_exps.weight", l, ty, 3, n, F, E, 0, in_std);
-    T(p, "blk.%d.ffn_down_exps.weight", l, ty, 3, F, n, E, 0, out_scale / sqrtf((float)F));
+    T(p, "blk.%d.ffn_down_exps.weight", l, MT(p, true, F), 3, F, n, E, 0,
+      out_scale / sqrtf((float)F));
     if (S) {
         T(p, "blk.%d.ffn_gate_inp_shexp.weight", l, F32, 1, n, 1, 1, 0, in_std);
         T(p, "blk.%d.ffn_gate_shexp.weight", l, ty, 2, n, S, 1, 0, in_std);
         T(p, "blk.%d.ffn_up_shexp.weight", l, ty, 2, n, S, 1, 0, in_std);
-        T(p, "blk.%d.ffn_down_shexp.weight", l, ty, 2, S, n, 1, 0, out_scale / sqrtf((float)S));
+        T(p, "blk.%d.ffn_down_shexp.weight", l, MT(p, true, S), 2, S, n, 1, 0,
+          out_scale / sqrtf((float)S));
     }
 }
 
@@ -350,7 +391,7 @@ static int plan_tensors(mk_plan *p)
     float inv = 1.0f / sqrtf((float)n), a = (float)(0.75 * p->locality);
     /* residual writers scaled so L layers add O(1) variance in total */
     float out_scale = 1.0f / sqrtf(2.0f * (float)h->n_layer);
-    mk_tensor *t = T(p, "token_embd.weight", 0, p->type, 2, n, V, 1, 0, sqrtf(1 - a));
+    mk_tensor *t = T(p, "token_embd.weight", 0, MT(p, false, n), 2, n, V, 1, 0, sqrtf(1 - a));
     if (t) {
         t->gen = GEN_EMBED;
         t->topic_coef = sqrtf(a) * sqrtf((float)n);
@@ -360,7 +401,7 @@ static int plan_tensors(mk_plan *p)
         plan_ffn(p, l, out_scale);
     }
     T(p, "output_norm.weight", 0, F32, 1, n, 1, 1, 1, NORM_STD);
-    t = T(p, "output.weight", 0, p->type, 2, n, V, 1, 0, inv);
+    t = T(p, "output.weight", 0, MT(p, true, n), 2, n, V, 1, 0, inv);
     if (t) {
         t->gen = GEN_OUTPUT;
         t->topic_coef = (float)(4.0 * p->locality) * inv;
@@ -388,8 +429,8 @@ static int resolve(const eng_mkmodel_opts *o, eng_mkmodel_preset *hp, eng_err *e
                                "%s preset)", pr->name, pr->arch, o->arch, o->arch);
     }
     if (type_index(o->type) < 0)
-        return eng_err_set(e, ENG_EINVAL, "tensor type %d is not one of f32, f16, bf16, q8_0, q4_0",
-                           o->type);
+        return eng_err_set(e, ENG_EINVAL, "tensor type %d is not one of %s", o->type,
+                           ENG_MKMODEL_TYPES);
     if (o->layers > pr->n_layer)
         return eng_err_set(e, ENG_EINVAL, "layers %u: preset '%s' has %u layers", o->layers,
                            pr->name, pr->n_layer);

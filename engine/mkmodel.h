@@ -24,19 +24,27 @@
 
 #include "engine/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Tensor types mkmodel writes. Values are ggml type ids (as in the GGUF
- * file). Norms, biases, ffn_gate_inp and ffn_gate_inp_shexp stay F32 for
- * every type, as llama.cpp does. */
+ * file), except ENG_MK_Q4_K_M, a mix. Norms, biases, ffn_gate_inp and
+ * ffn_gate_inp_shexp stay F32 for every type, as llama.cpp does. K-quant
+ * types fall back for matrices whose rows are not a multiple of 256 (see
+ * eng_mkmodel_tensor_type). */
 enum {
     ENG_MK_F32 = 0,
     ENG_MK_F16 = 1,
     ENG_MK_Q4_0 = 2,
+    ENG_MK_Q5_0 = 6,
     ENG_MK_Q8_0 = 8,
+    ENG_MK_Q4_K = 12,
+    ENG_MK_Q6_K = 14,
     ENG_MK_BF16 = 30,
+    ENG_MK_Q4_K_M = 1000,   /* Q4_K, Q6_K for attn_v, ffn_down*, output */
 };
+#define ENG_MKMODEL_TYPES "f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m"
 
 /* Hyper-parameters of one preset. All counts are as written in the file. */
 typedef struct eng_mkmodel_preset {
@@ -68,11 +76,17 @@ const eng_mkmodel_preset *eng_mkmodel_preset_find(const char *name);
  * are the same) into general.architecture; NULL if unknown. */
 const char *eng_mkmodel_arch_parse(const char *name);
 
-/* "f32" | "f16" | "bf16" | "q8_0" | "q4_0" (case-insensitive) -> ENG_MK_*;
- * ENG_EINVAL if not one of them. eng_mkmodel_type_name is the inverse
- * ("?" for others). */
+/* One of ENG_MKMODEL_TYPES (case-insensitive) -> ENG_MK_*; ENG_EINVAL if
+ * not one of them. eng_mkmodel_type_name is the inverse ("?" for others). */
 int eng_mkmodel_type_parse(const char *name, int *type);
 const char *eng_mkmodel_type_name(int type);
+/* Whether a file of this ENG_MK_* type holds quantized (block) tensors. */
+bool eng_mkmodel_type_quantized(int type);
+/* The ggml type mkmodel gives a weight matrix with rows of ne0 elements
+ * under ENG_MK_* type `type`; `more` marks attn_v, ffn_down*, output (the
+ * tensors q4_k_m gives Q6_K). Rows that are not a multiple of 256 fall back
+ * from Q4_K to Q5_0 and from Q6_K to Q8_0, as llama.cpp's quantizer does. */
+int eng_mkmodel_tensor_type(int type, bool more, int64_t ne0);
 
 /* Progress: called after each tensor with bytes of tensor data written so
  * far and the total. */

@@ -23,12 +23,16 @@ static const char usage_text[] =
     "metadata and tensor names as llama.cpp's converter writes them, seeded random\n"
     "weights, a byte-level BPE vocabulary. The same options give the same bytes.\n\n"
     "  --preset NAME         tiny-mixtral, tiny-qwen2moe, tiny-qwen3moe, tiny-olmoe,\n"
+    "                        tiny-k-mixtral, tiny-k-qwen2moe, tiny-k-qwen3moe,\n"
+    "                        tiny-k-olmoe (widths of 256, for K-quants),\n"
     "                        mixtral-8x7b, qwen1.5-moe-a2.7b, qwen3-30b-a3b,\n"
     "                        olmoe-1b-7b (--list shows their dimensions)\n"
     "  --arch ARCH           mixtral (= llama), qwen2moe, qwen3moe, olmoe; optional,\n"
     "                        must match the preset's architecture\n"
-    "  --type TYPE           f32 (default), f16, bf16, q8_0, q4_0; norms, biases and\n"
-    "                        routers stay f32\n"
+    "  --type TYPE           f32 (default), f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k,\n"
+    "                        q4_k_m (q4_k with q6_k for attn_v, ffn_down, output);\n"
+    "                        norms, biases and routers stay f32; q4_k/q6_k fall back\n"
+    "                        to q5_0/q8_0 for rows not a multiple of 256 (llama.cpp)\n"
     "  --seed N              weights seed (default 1)\n"
     "  --layers N            keep the first N layers (default: the preset's)\n"
     "  --router-locality X   0..1 (default 0): tokens of one topic (block of ids)\n"
@@ -147,7 +151,7 @@ int hx_cmd_mkmodel(int argc, char **argv)
         case 'a': o.arch = optarg; break;
         case 't':
             if (eng_mkmodel_type_parse(optarg, &o.type))
-                return hx_usage_error("mkmodel", "unknown --type '%s' (f32, f16, bf16, q8_0, q4_0)",
+                return hx_usage_error("mkmodel", "unknown --type '%s' (" ENG_MKMODEL_TYPES ")",
                                       optarg);
             break;
         case 's':

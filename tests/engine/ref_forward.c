@@ -50,6 +50,39 @@ static uint16_t rd16(const uint8_t *p)
     return (uint16_t)(p[0] | p[1] << 8);
 }
 
+/* Q4_K (spec §2): f16 d, f16 dmin, u8 scales[12], u8 qs[128]; sub-block
+ * j of 32 has 6-bit scale sc and min m, y = d*sc*q - dmin*m. */
+static void q4_k_block(const uint8_t *p, double *y)
+{
+    double d = half_to_double(rd16(p)), dmin = half_to_double(rd16(p + 2));
+    const uint8_t *s = p + 4, *q = p + 16;
+    for (int j = 0; j < 8; j++) {
+        int sc = j < 4 ? s[j] & 63 : (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        int m = j < 4 ? s[j + 4] & 63 : (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        for (int l = 0; l < 32; l++) {
+            int v = j % 2 ? q[32 * (j / 2) + l] >> 4 : q[32 * (j / 2) + l] & 0xF;
+            y[32 * j + l] = d * sc * v - dmin * m;
+        }
+    }
+}
+
+/* Q6_K (spec §2): u8 ql[128], u8 qh[64], i8 scales[16], f16 d. */
+static void q6_k_block(const uint8_t *p, double *y)
+{
+    double d = half_to_double(rd16(p + 208));
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(p + 192 + 8 * h);
+        for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            y[128 * h + l] = d * sc[is] * (((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
+            y[128 * h + l + 32] = d * sc[is + 2] * (((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            y[128 * h + l + 64] = d * sc[is + 4] * (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            y[128 * h + l + 96] = d * sc[is + 6] * (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
+    }
+}
+
 /* Row r of tensor t (n = ne0 values) as doubles. */
 static void row(const eng_gguf_tensor *t, int64_t r, double *out)
 {
@@ -77,6 +110,21 @@ static void row(const eng_gguf_tensor *t, int64_t r, double *out)
             }
         }
         break;
+    case 6: /* Q5_0: f16 d, u32 qh, u8 qs[16]; bit j of qh is element j's 5th bit */
+        for (int64_t b = 0; b < n / 32; b++) {
+            const uint8_t *blk = p + 22 * b;
+            double d = half_to_double(rd16(blk));
+            uint32_t qh = (uint32_t)blk[2] | (uint32_t)blk[3] << 8 | (uint32_t)blk[4] << 16 |
+                          (uint32_t)blk[5] << 24;
+            for (int j = 0; j < 16; j++) {
+                int h0 = (int)(qh >> j & 1), h1 = (int)(qh >> (j + 16) & 1);
+                out[32 * b + j] = (((blk[6 + j] & 15) | (h0 << 4)) - 16) * d;
+                out[32 * b + j + 16] = (((blk[6 + j] >> 4) | (h1 << 4)) - 16) * d;
+            }
+        }
+        break;
+    case 12: for (int64_t b = 0; b < n / 256; b++) q4_k_block(p + 144 * b, out + 256 * b); break;
+    case 14: for (int64_t b = 0; b < n / 256; b++) q6_k_block(p + 210 * b, out + 256 * b); break;
     default: fprintf(stderr, "ref: type %d\n", t->type); abort();
     }
 }
@@ -121,7 +169,9 @@ static void matvec(const ref *R, const eng_gguf_tensor *t, int64_t row0, int64_t
 {
     const int64_t n = t->ne[0];
     double *w = malloc((size_t)n * sizeof *w), *xq = malloc((size_t)n * sizeof *xq);
-    bool q = R->act_q8 && (t->type == 8 || t->type == 2);
+    /* every block type computes against the Q8_0 form of x */
+    bool q = R->act_q8 && (t->type == 2 || t->type == 6 || t->type == 8 || t->type == 12 ||
+                           t->type == 14);
     if (q)
         q8_image(x, xq, n);
     for (int64_t r = 0; r < n_out; r++) {

@@ -5,7 +5,8 @@
  * recomputed with full causal attention (no KV cache). Architecture
  * behaviour is written out per name here, independently of engine/arch.c.
  *
- * act: model what the engine's decode kernels do for q8_0/q4_0 weights:
+ * act: model what the engine's decode kernels do for block-quantized
+ * weights (q8_0, q4_0, q5_0, q4_K, q6_K):
  * the input vector of each such matvec is quantized to Q8_0 blocks first
  * (ggml quantize_row_q8_0_ref rounding), then the dot is exact. The engine
  * does this everywhere in decode (REF_ACT_Q8) and, in prefill, only for the

@@ -12,6 +12,18 @@
  *         q = min(15, trunc(x/d + 8.5)) - 8 in [-8, 7]: |x - q*d| <= |d|/2
  *         except for elements clamped at q = 7 (x/d in [7.5, 8]) where it
  *         is <= |d|; with the fp16 scale: <= |d| * (1 + 8 * 2^-11 + 2^-16).
+ *   Q5_0: the same with 5 bits, d = max/-16: <= |d| * (1 + 16 * 2^-11 + 2^-16).
+ *   Q4_K: per sub-block of 32, scale_j = (max x - min(0, min x))/15 and
+ *         min_j = -min(0, min x); D = max scale_j, M = max min_j. The 6-bit
+ *         scale/min codes are off by <= 0.5 step (step D/63, M/63) plus the
+ *         fp16 rounding of D/63, M/63 (63 * 2^-11 steps): with
+ *         e_s = 0.53 D/63, e_m = 0.53 M/63 an element is off by at most
+ *         max(d_eff/2, 15 e_s + e_m, e_m) <= D/2 + 8.5 D/63 + e_m.
+ *   Q6_K: per group of 16, scale_g = max/-32, S = the largest |scale_g|;
+ *         the int8 scale code is off by <= 0.5 step of S/128, or 1 step
+ *         where a scale of the opposite sign to S's is clamped at 127, plus
+ *         the fp16 rounding (128 * 2^-11 steps): e = 1.07 S/128, and an
+ *         element is off by at most |scale_g| + 33 e <= |scale_g| + 0.28 S.
  */
 #include "tests/test.h"
 
@@ -68,7 +80,12 @@ TEST(type_table)
             CHECK_MSG(k->matvec[t] && k->dequant[t], "%s lacks kernels for %s", eng_simd_name(s), f->name);
         }
     }
-    CHECK_EQ_INT(supported, 5);
+    CHECK_EQ_INT(supported, 8);
+    CHECK(eng_format_get(ENG_TYPE_Q4_K)->supported && eng_format_get(ENG_TYPE_Q6_K)->supported &&
+          eng_format_get(ENG_TYPE_Q5_0)->supported && !eng_format_get(ENG_TYPE_Q5_K)->supported);
+    CHECK_EQ_INT(eng_type_row_bytes(ENG_TYPE_Q4_K, 2048), 8 * 144);
+    CHECK_EQ_INT(eng_type_row_bytes(ENG_TYPE_Q6_K, 1408), 0);   /* not a multiple of 256 */
+    CHECK_EQ_INT(eng_type_row_bytes(ENG_TYPE_Q5_0, 1408), 44 * 22);
 }
 
 TEST(fp16_all_65536_values_round_trip)
@@ -171,6 +188,60 @@ static float *random_row(uint64_t *s, int64_t n, float scale)
     return x;
 }
 
+/* Q4_K and Q6_K quantize -> dequantize within the bounds derived above;
+ * rep shifts x for half the repetitions so that Q4_K's mins (x >= 0 or
+ * mixed signs) are exercised both ways. */
+static void check_k_quant_error(const float *x0, int64_t n, int rep)
+{
+    float *x = tst_alloc((size_t)n * 4), *y = tst_alloc((size_t)n * 4);
+    uint8_t *q = tst_alloc((size_t)n * 4);
+    eng_err err = {0};
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x0[i] + (rep & 1 ? fabsf(x0[0]) : 0.0f);
+    REQUIRE(eng_quantize_row(ENG_TYPE_Q4_K, x, q, n, &err) == ENG_OK);
+    REQUIRE(eng_dequantize_row(ENG_TYPE_Q4_K, q, y, n, &err) == ENG_OK);
+    double worst = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        double D = 0, M = 0;
+        for (int j = 0; j < 8; j++) {
+            float lo = 0, hi = x[b * 256 + 32 * j];
+            for (int l = 0; l < 32; l++) {
+                lo = fminf(lo, x[b * 256 + 32 * j + l]);
+                hi = fmaxf(hi, x[b * 256 + 32 * j + l]);
+            }
+            D = fmax(D, (hi - lo) / 15.0);
+            M = fmax(M, -lo);
+        }
+        double bound = D / 2 + 8.5 * D / 63 + 0.53 * M / 63 + 1e-6 * (D + M);
+        for (int e = 0; e < 256; e++) {
+            double err_e = fabs((double)x[b * 256 + e] - y[b * 256 + e]);
+            worst = fmax(worst, err_e / D);
+            CHECK_MSG(err_e <= bound, "q4_K block %lld elem %d: %g vs %g (bound %g)", (long long)b,
+                      e, (double)x[b * 256 + e], (double)y[b * 256 + e], bound);
+        }
+    }
+    REQUIRE(eng_quantize_row(ENG_TYPE_Q6_K, x, q, n, &err) == ENG_OK);
+    REQUIRE(eng_dequantize_row(ENG_TYPE_Q6_K, q, y, n, &err) == ENG_OK);
+    for (int64_t b = 0; b < n / 256; b++) {
+        double S = 0, sg[16];
+        for (int g = 0; g < 16; g++) {
+            float amax = 0;
+            for (int l = 0; l < 16; l++)
+                amax = fmaxf(amax, fabsf(x[b * 256 + 16 * g + l]));
+            sg[g] = amax / 32.0;
+            S = fmax(S, sg[g]);
+        }
+        for (int e = 0; e < 256; e++) {
+            double bound = sg[e / 16] + 0.28 * S + 1e-6 * S;
+            CHECK_MSG(fabs((double)x[b * 256 + e] - y[b * 256 + e]) <= bound,
+                      "q6_K block %lld elem %d: %g vs %g (bound %g)", (long long)b, e,
+                      (double)x[b * 256 + e], (double)y[b * 256 + e], bound);
+        }
+    }
+    if (rep == 0)
+        printf("q4_K worst error / max sub-block scale: %.3f\n", worst);
+}
+
 TEST(quantize_error_within_bounds)
 {
     uint64_t s = 1234567;
@@ -204,6 +275,19 @@ TEST(quantize_error_within_bounds)
                           "q4_0 block %lld elem %d: %g vs %g (bound %g)", (long long)b, j,
                           (double)x[b * 32 + j], (double)y[b * 32 + j], bound);
         }
+        REQUIRE(eng_quantize_row(ENG_TYPE_Q5_0, x, q, n, &err) == ENG_OK);
+        REQUIRE(eng_dequantize_row(ENG_TYPE_Q5_0, q, y, n, &err) == ENG_OK);
+        for (int64_t b = 0; b < n / 32; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++)
+                amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+            double d = amax / 16.0, bound = d * (1 + 16 * 0x1p-11 + 0x1p-16);
+            for (int j = 0; j < 32; j++)
+                CHECK_MSG(fabs((double)x[b * 32 + j] - y[b * 32 + j]) <= bound,
+                          "q5_0 block %lld elem %d: %g vs %g (bound %g)", (long long)b, j,
+                          (double)x[b * 32 + j], (double)y[b * 32 + j], bound);
+        }
+        check_k_quant_error(x, n, rep);
         for (int t = 0; t < 2; t++) {
             int type = t ? ENG_TYPE_BF16 : ENG_TYPE_F16;
             double rel = t ? 0x1p-8 : 0x1p-11;
@@ -250,8 +334,10 @@ TEST(quantize_known_answers)
     CHECK_EQ_INT(q4.qs[0] & 0xf, 0);
     x[0] = NAN;
     CHECK_EQ_INT(eng_quantize_row(ENG_TYPE_Q4_0, x, &q4, 32, &err), ENG_EINVAL);
-    CHECK_EQ_INT(eng_quantize_row(ENG_TYPE_Q4_K, x, &q4, 256, &err), ENG_EUNSUPPORTED);
-    CHECK_CONTAINS(err.msg, "q4_K has no kernels");
+    CHECK_EQ_INT(eng_quantize_row(ENG_TYPE_Q5_1, x, &q4, 32, &err), ENG_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "q5_1 has no kernels");
+    CHECK_EQ_INT(eng_quantize_row(ENG_TYPE_Q4_K, x, &q4, 32, &err), ENG_EINVAL);
+    CHECK_CONTAINS(err.msg, "not a multiple of q4_K's block of 256");
     CHECK_EQ_INT(eng_quantize_row(ENG_TYPE_Q8_0, z, q8, 31, &err), ENG_EINVAL);
 }
 

@@ -12,7 +12,10 @@
  *   difference left is f32 summation order against double: |err| <= n *
  *   2^-24 * sum|w x| per dot, a few 1e-6 relative through 4 layers. The
  *   bound is 1e-4 for f32/f16/bf16 (the brief's f32 figure) and 1e-3 for
- *   q8_0/q4_0: there a 1-ulp difference in the hidden state can move one
+ *   the block types (q8_0, q4_0, q5_0, q4_K, q6_K and the q4_k_m mix; the
+ *   tiny presets' widths of 32..128 make q4_k/q4_k_m fall back to
+ *   q5_0/q8_0, the tiny-k presets keep them): there a 1-ulp difference in
+ *   the hidden state can move one
  *   activation element to the next Q8_0 level (a step of amax/127 in one
  *   element of one dot, ~1e-4 relative on these 64-wide rows), which the
  *   reference cannot reproduce bit for bit.
@@ -30,7 +33,7 @@ enum { NP = sizeof k_prompt / sizeof k_prompt[0] };
 
 static double bound_for(const char *type)
 {
-    return (!strcmp(type, "q8_0") || !strcmp(type, "q4_0")) ? 1e-3 : 1e-4;
+    return type[0] == 'q' ? 1e-3 : 1e-4;
 }
 
 static eng_session *open_session(const eng_model *m, int threads)
@@ -74,7 +77,16 @@ static void check_against_ref(const char *preset, const char *type)
 
 static void check_all_types(const char *preset)
 {
-    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k_m"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        check_against_ref(preset, types[i]);
+}
+
+/* The K-quants themselves: presets whose every matrix width is a multiple
+ * of 256 (no fallback). */
+static void check_k_types(const char *preset)
+{
+    static const char *types[] = {"q4_k", "q6_k", "q4_k_m"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_against_ref(preset, types[i]);
 }
@@ -83,6 +95,10 @@ TEST(ref_mixtral) { check_all_types("tiny-mixtral"); }
 TEST(ref_qwen2moe) { check_all_types("tiny-qwen2moe"); }
 TEST(ref_qwen3moe) { check_all_types("tiny-qwen3moe"); }
 TEST(ref_olmoe) { check_all_types("tiny-olmoe"); }
+TEST(ref_k_quants_mixtral) { check_k_types("tiny-k-mixtral"); }
+TEST(ref_k_quants_qwen2moe) { check_k_types("tiny-k-qwen2moe"); }
+TEST(ref_k_quants_qwen3moe) { check_k_types("tiny-k-qwen3moe"); }
+TEST(ref_k_quants_olmoe) { check_k_types("tiny-k-olmoe"); }
 
 TEST(ref_dense_llama)
 {
@@ -191,6 +207,7 @@ TEST(threads_bit_identical)
     check_threads("tiny-mixtral", "q4_0", 8);
     check_threads("tiny-mixtral", "f32", 40); /* sgemm with 40-row batches */
     check_threads("tiny-qwen3moe", "bf16", 40);
+    check_threads("tiny-k-olmoe", "q4_k_m", 8);
 }
 
 static void gen(const eng_model *m, int threads, uint64_t seed, int32_t *out, int n)
@@ -266,6 +283,7 @@ TEST(ref_long_prompt)
 {
     check_long("tiny-qwen2moe", "f32");
     check_long("tiny-mixtral", "q4_0");
+    check_long("tiny-k-qwen3moe", "q4_k_m");
 }
 
 /* Rewinding forgets the last tokens: decoding other tokens there and then

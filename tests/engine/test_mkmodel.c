@@ -302,6 +302,89 @@ TEST(bytes_do_not_depend_on_thread_count)
     }
 }
 
+/* K-quant types, written out from the spec (llama-quant.cpp): q4_k_m
+ * gives Q6_K to attn_v, ffn_down*, output and Q4_K to the other matrices;
+ * a row width that is not a multiple of 256 falls back from Q4_K to Q5_0
+ * and from Q6_K to Q8_0; F32 tensors stay F32. */
+static int want_k_type(int mk, const want_t *w)
+{
+    if (w->f32)
+        return ENG_TYPE_F32;
+    bool more = strstr(w->name, "attn_v.") || strstr(w->name, "ffn_down") ||
+                !strcmp(w->name, "output.weight");
+    int t = mk == ENG_MK_Q4_K_M ? (more ? ENG_TYPE_Q6_K : ENG_TYPE_Q4_K) : mk;
+    if (w->ne[0] % 256 && t == ENG_TYPE_Q4_K)
+        return ENG_TYPE_Q5_0;
+    if (w->ne[0] % 256 && t == ENG_TYPE_Q6_K)
+        return ENG_TYPE_Q8_0;
+    return t;
+}
+
+static void check_k_tensors(const eng_gguf *g, const char *arch, int mk, int *n_k, int *n_fallback)
+{
+    dims d = file_dims(g, arch);
+    want_t *w = tst_alloc(4096 * sizeof *w);
+    size_t nw = arch_tensors(arch, d, w);
+    CHECK_EQ_INT(eng_gguf_tensor_count(g), (int64_t)nw);
+    for (size_t i = 0; i < nw; i++) {
+        const eng_gguf_tensor *t = eng_gguf_find_tensor(g, w[i].name);
+        REQUIRE_MSG(t != NULL, "%s: tensor %s missing", arch, w[i].name);
+        int want = want_k_type(mk, &w[i]);
+        CHECK_MSG(t->type == want, "%s %s: type %s, want %s", arch, w[i].name,
+                  eng_type_name(t->type), eng_type_name(want));
+        *n_k += t->type == ENG_TYPE_Q4_K || t->type == ENG_TYPE_Q6_K;
+        *n_fallback += t->type == ENG_TYPE_Q5_0 || (mk != ENG_MK_Q8_0 && t->type == ENG_TYPE_Q8_0);
+    }
+}
+
+TEST(k_quant_types_mix_and_fallback)
+{
+    static const char *const presets[] = {"tiny-k-mixtral", "tiny-k-qwen2moe", "tiny-k-qwen3moe",
+                                          "tiny-k-olmoe",   "tiny-mixtral",    "tiny-qwen3moe"};
+    static const int mks[] = {ENG_MK_Q4_K, ENG_MK_Q6_K, ENG_MK_Q4_K_M, ENG_MK_Q5_0};
+    static const uint32_t ftype[] = {14, 18, 15, 8};
+    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++)
+        for (int ti = 0; ti < 4; ti++) {
+            eng_gguf *g = write_open(presets[p], mks[ti], 1, 0, 0.5, "k.gguf");
+            const char *a = eng_mkmodel_preset_find(presets[p])->arch;
+            int n_k = 0, n_fb = 0;
+            check_keys(g, a, 1);
+            check_k_tensors(g, a, mks[ti], &n_k, &n_fb);
+            CHECK_EQ_INT(get_u32(g, "general.file_type", a), ftype[ti]);
+            bool k_preset = !strncmp(presets[p], "tiny-k-", 7);
+            if (mks[ti] != ENG_MK_Q5_0) {   /* K presets: no fallback; tiny: all fall back */
+                CHECK_MSG(k_preset ? n_k > 0 && n_fb == 0 : n_k == 0 && n_fb > 0,
+                          "%s %s: %d K tensors, %d fallbacks", presets[p],
+                          eng_mkmodel_type_name(mks[ti]), n_k, n_fb);
+            }
+            eng_mkmodel_opts o = {.preset = presets[p], .type = mks[ti], .seed = 1,
+                                  .router_locality = 0.5};
+            eng_mkmodel_info info;
+            REQUIRE(eng_mkmodel_plan(&o, &info, NULL) == ENG_OK);
+            CHECK_EQ_INT(info.file_bytes, eng_gguf_file_size(g));
+            eng_gguf_free(g);
+        }
+    /* Qwen1.5-MoE's expert width 1408 is where llama.cpp falls back */
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, true, 1408), ENG_TYPE_Q8_0);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, false, 1408), ENG_TYPE_Q5_0);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, false, 2048), ENG_TYPE_Q4_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_0, true, 1408), ENG_TYPE_Q4_0);
+    int t;
+    CHECK_EQ_INT(eng_mkmodel_type_parse("Q4_K_M", &t), ENG_OK);
+    CHECK_EQ_INT(t, ENG_MK_Q4_K_M);
+    CHECK_EQ_STR(eng_mkmodel_type_name(ENG_MK_Q6_K), "q6_k");
+    CHECK(eng_mkmodel_type_quantized(ENG_MK_Q4_K_M) && !eng_mkmodel_type_quantized(ENG_MK_BF16));
+    /* the GGUF writer itself refuses a K-quant row that is not whole blocks */
+    eng_gguf_writer *w = NULL;
+    eng_err e = {0};
+    REQUIRE(eng_gguf_writer_open(&w, tst_path("bad.gguf"), &e) == ENG_OK);
+    int64_t ne[2] = {1408, 4};
+    CHECK_EQ_INT(eng_gguf_writer_add_tensor(w, "blk.0.ffn_down.weight", ENG_TYPE_Q4_K, 2, ne, NULL, &e),
+                 ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "tensor 'blk.0.ffn_down.weight': ne0 is not a multiple of q4_K's block size");
+    eng_gguf_writer_free(w);
+}
+
 TEST(layers_cut_block_count_and_tensors)
 {
     eng_gguf *g = write_open("tiny-olmoe", ENG_MK_F16, 1, 2, 0, "m.gguf");
@@ -374,14 +457,15 @@ TEST(bad_options_are_einval_with_clear_messages)
     CHECK(eng_mkmodel_plan(&o, &info, &e) == ENG_EINVAL);
     CHECK_CONTAINS(e.msg, "layers 5");
     o.layers = 0;
-    o.type = 12;
+    o.type = 13;   /* Q5_K: a ggml type mkmodel does not write */
     CHECK(eng_mkmodel_plan(&o, &info, &e) == ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "tensor type 13 is not one of f32");
     o.type = ENG_MK_F32;
     o.router_locality = 1.5;
     CHECK(eng_mkmodel_plan(&o, &info, &e) == ENG_EINVAL);
     int t;
     CHECK(eng_mkmodel_type_parse("Q8_0", &t) == ENG_OK && t == ENG_MK_Q8_0);
-    CHECK(eng_mkmodel_type_parse("q4_k", &t) == ENG_EINVAL);
+    CHECK(eng_mkmodel_type_parse("q5_k", &t) == ENG_EINVAL);
     CHECK_EQ_STR(eng_mkmodel_arch_parse("mixtral"), "llama");
     CHECK(eng_mkmodel_arch_parse("gpt2") == NULL);
     /* an unwritable path is EIO and leaves nothing behind */
