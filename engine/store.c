@@ -109,9 +109,13 @@ int eng_store_max_held(const eng_store *s)
     return s->ops->max_held > 0 ? s->ops->max_held : INT_MAX;
 }
 
-bool eng_store_wants_hint(const eng_store *s)
+int eng_store_hint_ahead(const eng_store *s, bool *wrap)
 {
-    return s->ops->wants_hint && s->ops->wants_hint(s);
+    bool w = false;
+    int n = s->ops->hint_ahead ? s->ops->hint_ahead(s, &w) : 0;
+    if (wrap)
+        *wrap = n > 0 && w;
+    return n;
 }
 
 void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
