@@ -50,6 +50,7 @@ void eng_store_init(eng_store *s, const eng_store_ops *ops, const eng_model *m, 
     s->ops = ops;
     s->m = m;
     s->impl = impl;
+    s->max_held = ops->max_held;
 }
 
 void eng_store_free(eng_store *s)
@@ -106,7 +107,7 @@ void eng_store_release(eng_store *s, eng_expert_weights *w)
 
 int eng_store_max_held(const eng_store *s)
 {
-    return s->ops->max_held > 0 ? s->ops->max_held : INT_MAX;
+    return s->max_held > 0 ? s->max_held : INT_MAX;
 }
 
 int eng_store_hint_ahead(const eng_store *s, bool *wrap)

@@ -17,7 +17,8 @@
  * acquired expert stays valid and in place until its release; a store may
  * evict it only after that. Up to eng_store_max_held experts of one layer
  * are held at once (the memory store: all a decode step or a prefill batch
- * uses; the tiered store, engine/store_tiered.h: one).
+ * uses; the tiered store, engine/store_tiered.h: one, or top-k when it
+ * holds every expert and never evicts).
  *
  * An expert's bytes are its gate, up and down slices exactly as stored in
  * the file: expert e of a stacked tensor {ne0, ne1, E} starts at byte

@@ -23,7 +23,7 @@ typedef struct eng_store_ops {
     int (*acquire)(eng_store *s, int layer, int expert, int64_t pos, eng_expert_weights *out,
                    eng_err *err);
     void (*release)(eng_store *s, eng_expert_weights *w);
-    int max_held;                    /* 0: unlimited */
+    int max_held;                    /* 0: unlimited; copied to eng_store.max_held */
     /* NULL unless the store wants predictions (eng_store_hint): layers
      * ahead (0: none) and whether they wrap to the next token. */
     int (*hint_ahead)(const eng_store *s, bool *wrap);
@@ -37,6 +37,8 @@ struct eng_store {
     eng_hooks hooks;
     bool has_cache_hook;
     eng_store_stats stats;
+    int max_held;                    /* 0: unlimited; an implementation may
+                                        change it after eng_store_init     */
     void *impl;
 };
 

@@ -13,7 +13,12 @@
  *    so no victim is ever a buffer in use. The store serves one expert at a
  *    time (max_held = 1) so demand accesses see no pins of their own; only
  *    in-flight prefetches are pinned, and when every slot is pinned the
- *    demand waits for a load to finish (loads always finish).
+ *    demand waits for a load to finish (loads always finish). Exception:
+ *    when every pool holds all its keys and the policy admits every key,
+ *    nothing is ever evicted, so pins cannot change a decision: the store
+ *    then serves a whole layer at once (max_held = top-k), and the forward
+ *    pass computes the layer's experts in one dispatch as with the memory
+ *    store (no per-expert pool dispatches).
  *  - Locking. One mutex guards slots, policies and counters. The forward
  *    thread runs the policy protocol under it; loader threads take a slot
  *    index from the queue (demand loads go first), read without the lock
@@ -189,7 +194,8 @@ static int read_slice(tiered *t, unsigned char *dst, const eng_expert_mat *mat, 
             return eng_err_set(err, ENG_EIO,
                                "%s: read %" PRId64 " of %" PRIu64 " bytes at offset %" PRIu64
                                ": the file is shorter than the model (truncated?)",
-                               file_name(t), r - (int64_t)(off - a0), len, off);
+                               file_name(t),
+                               r > (int64_t)(off - a0) ? r - (int64_t)(off - a0) : 0, len, off);
         if (r != -EINVAL)
             return eng_err_set(err, ENG_EIO, "%s: read at offset %" PRIu64 ": %s",
                                file_name(t), off, strerror((int)-r));
@@ -1041,6 +1047,9 @@ int eng_store_open_tiered(eng_store **out, const eng_model *m, const eng_tiered_
         eng_store_free(s);
         return rc;
     }
+    const int pool_keys = t->n_pools > 1 ? t->E : t->L * t->E;
+    if (t->per_pool >= pool_keys && !policy_ops_of(o)->admit)
+        s->max_held = (int)eng_model_hparams(m)->n_expert_used; /* no eviction ever */
     *out = s;
     return ENG_OK;
 }

@@ -20,6 +20,9 @@
  *    router order, so a cache of one slot works, and the policy sees the
  *    same demand sequence as the replay simulator with sequential look-up
  *    and a cold start (one access per token, layer and routed expert).
+ *    When the cache holds every expert and the policy admits all of them
+ *    (nothing is ever evicted), it serves top-k at once: same accesses in
+ *    the same order, one compute dispatch per layer.
  *  - A sequence starts when layer 0 is prepared at position 0: the cache is
  *    emptied and the policies reset (cold start), oracle futures restart.
  *  - A batched prefill prepares each layer once with the experts the batch

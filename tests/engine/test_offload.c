@@ -342,6 +342,58 @@ TEST(file_truncated_while_running)
     eng_model_free(m);
 }
 
+/* The model file itself shrinks under a running generation. With the
+ * dense weights private (eng_model_opts.private_dense) and the file tier,
+ * only the store's pread touches the file after open: the shrink is
+ * ENG_EIO naming the file, never a SIGBUS (the test process would die; it
+ * does without private_dense) and never wrong output; before it, outputs
+ * are those of the memory store. */
+TEST(model_truncated_while_running_private_dense)
+{
+    const char *path = make_model("tiny-mixtral", ENG_MK_F32, "m.gguf");
+    const char *copy = tst_path("mine.gguf");
+    char *out, *err;
+    REQUIRE(tst_sh(&out, &err, "cp '%s' '%s'", path, copy) == 0);
+    eng_model *ref_m, *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&ref_m, path, NULL, &e) == ENG_OK);
+    run_out ref = {0}, r = {0};
+    REQUIRE(run_model(ref_m, NULL, 1, &ref, &e) == ENG_OK);
+    REQUIRE_MSG(eng_model_open(&m, copy, &(eng_model_opts){.private_dense = true}, &e) == ENG_OK,
+                "%s", e.msg);
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = 1;
+    eng_store *st;
+    REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+    REQUIRE_MSG(run_model(m, st, 1, &r, &e) == ENG_OK, "%s", e.msg);
+    const size_t V = (size_t)eng_model_hparams(m)->n_vocab;
+    CHECK(memcmp(r.tokens, ref.tokens, sizeof r.tokens) == 0);
+    CHECK(memcmp(r.logits, ref.logits, (size_t)N_GEN * V * sizeof(float)) == 0);
+    eng_session *s;
+    REQUIRE(eng_session_open(&s, m, &(eng_session_opts){.n_threads = 1, .n_ctx = 32, .store = st},
+                             &e) == ENG_OK);
+    int32_t prompt[3] = {1, 2, 3};
+    REQUIRE(eng_session_eval(s, prompt, 3, &e) == ENG_OK);
+    REQUIRE(truncate(copy, 4096) == 0);
+    int rc = ENG_OK;
+    for (int i = 0; i < 4 && rc == ENG_OK; i++)
+        rc = eng_session_decode(s, 5, &e);
+    CHECK_EQ_INT(rc, ENG_EIO);
+    CHECK_CONTAINS(e.msg, "mine.gguf");
+    CHECK_CONTAINS(e.msg, "shorter");
+    eng_session_free(s);
+    eng_store_free(st);
+    eng_model_free(m);
+    /* shrunk after open, before the store: ENG_EIO at the store's open */
+    REQUIRE(tst_sh(&out, &err, "cp '%s' '%s'", path, copy) == 0);
+    REQUIRE(eng_model_open(&m, copy, &(eng_model_opts){.private_dense = true}, &e) == ENG_OK);
+    REQUIRE(truncate(copy, 8192) == 0);
+    CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EIO);
+    CHECK_CONTAINS(e.msg, "too short");
+    eng_model_free(m);
+    eng_model_free(ref_m);
+}
+
 TEST(bad_options)
 {
     const char *path = make_model("tiny-mixtral", ENG_MK_F32, "m.gguf");
@@ -517,6 +569,8 @@ TEST(warm_full_cache_never_misses)
         o.link_gbps = 100;
         eng_store *st;
         REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+        /* never evicts: a whole layer at once, one dispatch as the memory store */
+        CHECK_EQ_INT(eng_store_max_held(st), ref.k);
         run_out r = {0};
         REQUIRE_MSG(run_model(m, st, 1, &r, &e) == ENG_OK, "%s", e.msg);
         CHECK(memcmp(r.tokens, ref.tokens, sizeof r.tokens) == 0);
@@ -530,11 +584,15 @@ TEST(warm_full_cache_never_misses)
         eng_store_free(st);
     }
     eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = (uint32_t)(ref.L * ref.E - 1); /* one short: evicts, one at a time */
+    eng_store *st;
+    REQUIRE(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK);
+    CHECK_EQ_INT(eng_store_max_held(st), 1);
+    eng_store_free(st);
     o.cache_experts = 2;
     o.warm = true;
     o.policy = "belady";
     o.plan = &plan;
-    eng_store *st;
     CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EINVAL);
     eng_model_free(m);
 }
