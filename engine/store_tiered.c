@@ -558,13 +558,14 @@ static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_
     pthread_mutex_unlock(&t->mu);
 }
 
-/* Blocks until slot si is not loading; stall time to the layer. Returns the
- * nanoseconds waited (0: no wait). Lock held. */
-static uint64_t wait_loaded(tiered *t, int si, int layer)
+/* Blocks until slot si is not loading; stall time to the layer and to
+ * *ns. Returns whether it waited. Lock held. */
+static bool wait_loaded(tiered *t, int si, int layer, uint64_t *ns)
 {
     slot *sl = &t->slots[si];
+    *ns = 0;
     if (sl->state != SLOT_LOADING)
-        return 0;
+        return false;
     ENG_HOOK(&t->s->hooks, region_begin, ENG_REGION_EXPERT_WAIT);
     uint64_t t0 = now_ns();
     while (sl->state == SLOT_LOADING)
@@ -573,7 +574,8 @@ static uint64_t wait_loaded(tiered *t, int si, int layer)
     ENG_HOOK(&t->s->hooks, region_end, ENG_REGION_EXPERT_WAIT);
     t->lc[layer].stall_ns += dt;
     t->s->stats.wait_ns += dt;
-    return dt > 0 ? dt : 1;
+    *ns = dt;
+    return true;
 }
 
 /* The demand protocol for (layer, expert); leaves the slot acquired. */
@@ -621,8 +623,8 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
     slot *sl = &t->slots[si];
     sl->users++;
     slot_sync_pin(t, si);
-    uint64_t waited = wait_loaded(t, si, layer);
-    out->waited = waited > 0;
+    uint64_t waited;
+    out->waited = wait_loaded(t, si, layer, &waited);
     if (useful) {
         c->pf_useful_load_ns += sl->load_ns; /* set: the slot is no longer loading */
         c->pf_late_stall_ns += waited;
