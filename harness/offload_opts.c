@@ -54,6 +54,11 @@ void hx_offload_init(hx_offload *x)
     x->o = eng_tiered_defaults();
 }
 
+bool hx_offload_private_dense(const hx_offload *x)
+{
+    return x->cache_set && x->o.tier == ENG_TIER_FILE;
+}
+
 static int parse_cache(hx_offload *x, int code, const char *arg)
 {
     if (code == HX_OFF_CACHE_EXPERTS) {
@@ -410,6 +415,8 @@ void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms,
     json_object_set_new(c, "cache_bytes", json_integer((json_int_t)st.cache_bytes));
     json_object_set_new(c, "tier", json_string(x->o.tier ? "link" : "file"));
     json_object_set_new(c, "io_mode", json_string(st.io_mode));
+    json_object_set_new(c, "dense_weights",
+                        json_string(hx_offload_private_dense(x) ? "private" : "mapped"));
     static const char *const pf_names[] = {"none", "oracle", "pregate"};
     json_object_set_new(c, "prefetch", json_string(pf_names[x->o.prefetch]));
     if (x->o.prefetch == ENG_PREFETCH_PREGATE) {

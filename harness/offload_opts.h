@@ -80,6 +80,10 @@ typedef struct hx_offload {
 } hx_offload;
 
 void hx_offload_init(hx_offload *x);
+/* Whether the model should be opened with eng_model_opts.private_dense:
+ * offloading with the file tier (only the store's pread then reads the
+ * file after open, so a shrinking file is ENG_EIO, not SIGBUS). */
+bool hx_offload_private_dense(const hx_offload *x);
 /* One option; returns 0 or the exit code of a usage error (printed). */
 int hx_offload_parse(hx_offload *x, int code, const char *arg);
 /* Checks combinations after parsing; 0 or a usage exit code. */

@@ -86,6 +86,13 @@ TEST(generate_offload_matches_memory_and_simulate)
     CHECK(jint(c, "pregate_ahead") == 2 && json_is_true(json_object_get(c, "pregate_wrap")));
     CHECK(!strcmp(json_string_value(json_object_get(c, "link_mode")), "map"));
     CHECK(!strcmp(json_string_value(json_object_get(c, "io_mode")), "link-map"));
+    CHECK(!strcmp(json_string_value(json_object_get(c, "dense_weights")), "mapped"));
+    json_decref(j);
+    /* the file tier reads the model's dense weights into private memory */
+    j = run_json("--cache-experts 6", m, NULL);
+    c = json_object_get(j, "cache");
+    CHECK(!strcmp(json_string_value(json_object_get(c, "dense_weights")), "private"));
+    CHECK(json_equal(json_object_get(j, "tokens"), ref_tokens));
     json_decref(j);
     json_decref(ref);
 }
