@@ -21,7 +21,8 @@
  *    store (no per-expert pool dispatches).
  *  - Locking. One mutex guards slots, policies and counters. The forward
  *    thread runs the policy protocol under it; loader threads take a slot
- *    index from the queue (demand loads go first), read without the lock
+ *    index from the queue (demand loads go first, and a queued prefetch
+ *    that a demand waits for moves to the front), read without the lock
  *    (the slot is LOADING and pinned: nobody else touches its buffer), then
  *    mark it READY or FAILED and broadcast.
  *  - Errors. A failed load leaves the slot FAILED with the message; the
@@ -301,6 +302,21 @@ static void enqueue(tiered *t, int si, bool front)
     }
     t->q_len++;
     pthread_cond_signal(&t->qcv);
+}
+
+/* A demand waits on slot si, a prefetch still queued: its load goes to the
+ * front, ahead of prefetches for later layers. Lock held. */
+static void promote(tiered *t, int si)
+{
+    const int cap = t->n_slots + 1;
+    for (int i = 0; i < t->q_len; i++) {
+        if (t->q[(t->q_head + i) % cap] != si)
+            continue;
+        for (int j = i; j > 0; j--)
+            t->q[(t->q_head + j) % cap] = t->q[(t->q_head + j - 1) % cap];
+        t->q[t->q_head] = si;
+        return;
+    }
 }
 
 /* ---- slots and policies -------------------------------------------------- */
@@ -602,6 +618,8 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
             sl->prefetched = false;
             useful = true;
         }
+        if (sl->state == SLOT_LOADING)
+            promote(t, si);
     } else {
         c->misses++;
         t->s->stats.misses++;

@@ -550,6 +550,50 @@ TEST(pregate_hint_never_evicts_needed)
     eng_model_free(m);
 }
 
+/* A demand that waits for a prefetch still in the loader's queue moves it
+ * to the front: with 2k prefetches queued on a link where one load takes
+ * T = 20 ms, waiting for the last one takes about 2T (the load in flight,
+ * then it), never the 2k T of the queue order (a strict lower bound when it
+ * is not promoted, so the test cannot pass by luck; 5T leaves room for a
+ * loaded machine's late wake-ups). */
+TEST(demand_promotes_queued_prefetch)
+{
+    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
+    eng_model *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
+    const eng_hparams *hp = eng_model_hparams(m);
+    const int k = (int)hp->n_expert_used;
+    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer >= 3);
+    int32_t a[64], b[64], c[64];
+    for (int j = 0; j < k; j++)
+        a[j] = j, b[j] = k + j, c[j] = 2 * k + j;
+    const double T = 20e6; /* ns per load */
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = (uint32_t)(4 * k);
+    o.prefetch = ENG_PREFETCH_PREGATE;
+    o.tier = ENG_TIER_LINK;
+    o.link_mode = ENG_LINK_MAP;
+    o.link_latency_us = 0;
+    o.link_gbps = (double)eng_model_expert_bytes(m, 1) / T;
+    eng_store *st;
+    REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+    eng_store_prepare(st, 0, a, k, 0);
+    eng_store_hint(st, 1, b, k, 0);
+    eng_store_hint(st, 2, c, k, 0);
+    eng_expert_weights w;
+    REQUIRE_MSG(eng_store_acquire(st, 2, c[k - 1], 0, &w, &e) == ENG_OK, "%s", e.msg);
+    CHECK(!w.miss && w.waited);
+    eng_store_release(st, &w);
+    eng_tiered_stats ts;
+    REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+    CHECK_EQ_INT((long long)ts.total.pf_issued, 2 * k);
+    CHECK_MSG((double)ts.total.pf_late_stall_ns < 5 * T, "waited %.1f ms for a queued prefetch",
+              (double)ts.total.pf_late_stall_ns / 1e6);
+    eng_store_free(st);
+    eng_model_free(m);
+}
+
 /* --cache-warm with a cache as large as the model: no misses at all, every
  * expert loaded once as a warm-up prefetch; outputs unchanged. */
 TEST(warm_full_cache_never_misses)
