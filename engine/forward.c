@@ -289,27 +289,44 @@ static void emit_routing(eng_session *s, int il, int64_t pos, int32_t token, int
     s->hooks->routing(s->hooks->user, &ev);
 }
 
-/* Pre-gating (Pre-gated MoE, HOBBIT, AdapMoE): layer il+1's router applied
- * to layer il's post-attention hidden state predicts il+1's experts; the
- * store may prefetch them while layer il computes. Uses tmp, rl, rp and
- * xv_pg only, which hold nothing live here, so outputs do not change. */
+/* Pre-gating (Pre-gated MoE, HOBBIT, AdapMoE): the routers of layers il+1
+ * .. il+N applied to layer il's post-attention hidden state predict those
+ * layers' experts; the store may prefetch them while layer il and the next
+ * ones compute (N = eng_store_hint_ahead, at most n_layer - 1; with wrap,
+ * layers past the last are the first layers of the next token). Nearest
+ * first, so the nearest loads queue first. Uses tmp, rl, rp and xv_pg
+ * only, which hold nothing live here, so outputs do not change. */
 static void dec_pregate(eng_session *s, int il)
 {
     const eng_hparams *hp = s->hp;
-    if (il + 1 >= hp->n_layer || !eng_store_wants_hint(s->store))
+    bool wrap = false;
+    int ahead = eng_store_hint_ahead(s->store, &wrap);
+    if (ahead <= 0)
         return;
-    const eng_layer *ln = &s->m->layers[il + 1];
+    if (ahead > hp->n_layer - 1)
+        ahead = (int)hp->n_layer - 1;
     eng_dec_buf *b = &s->dec;
     const int k = (int)hp->n_expert_used;
     int32_t ids[64];
     float w[64];
-    eng_rmsnorm(b->tmp, b->x, ln->ffn_norm->data, hp->n_embd, hp->eps);
-    eng_xvec_prepare(s->kern, &b->xv_pg, b->tmp, hp->n_embd);
-    eng_mm_job j = dv(job_t(ln->router), &b->xv_pg, b->rl);
-    eng_mm_decode(s, &j, 1);
-    eng_softmax(b->rp, b->rl, hp->n_expert);
-    eng_topk(b->rp, hp->n_expert, k, s->arch->norm_topk, ids, w);
-    eng_store_hint(s->store, il + 1, ids, k, s->pos);
+    for (int d = 1; d <= ahead; d++) {
+        int nl = il + d;
+        int64_t pos = s->pos;
+        if (nl >= hp->n_layer) {
+            if (!wrap)
+                return;
+            nl -= (int)hp->n_layer;
+            pos++;
+        }
+        const eng_layer *ln = &s->m->layers[nl];
+        eng_rmsnorm(b->tmp, b->x, ln->ffn_norm->data, hp->n_embd, hp->eps);
+        eng_xvec_prepare(s->kern, &b->xv_pg, b->tmp, hp->n_embd);
+        eng_mm_job j = dv(job_t(ln->router), &b->xv_pg, b->rl);
+        eng_mm_decode(s, &j, 1);
+        eng_softmax(b->rp, b->rl, hp->n_expert);
+        eng_topk(b->rp, hp->n_expert, k, s->arch->norm_topk, ids, w);
+        eng_store_hint(s->store, nl, ids, k, pos);
+    }
 }
 
 static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_err *err)
@@ -326,11 +343,14 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     eng_softmax(b->rp, b->rl, hp->n_expert);
     eng_topk(b->rp, hp->n_expert, k, s->arch->norm_topk, ids, w);
     emit_routing(s, il, s->pos, token, k, ids, w, is_prefill);
+    /* prepare first: the store then knows what layer il needs before any
+     * prediction asks it for a slot (and a sequence start empties the
+     * cache before, not after, the first hints) */
+    eng_store_prepare(s->store, il, ids, k, s->pos);
     dec_pregate(s, il);
     REGION_END(s, ENG_REGION_ROUTER);
 
     REGION_BEGIN(s, ENG_REGION_EXPERT_FFN);
-    eng_store_prepare(s->store, il, ids, k, s->pos);
     eng_expert_weights ew[64];
     eng_expert_mat mats[64][3];
     const int held = eng_store_max_held(s->store);

@@ -11,6 +11,8 @@
 #include "engine/formats.h"
 #include "engine/model_impl.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,6 +384,88 @@ static void prefault(const eng_gguf *g)
     (void)sink;
 }
 
+/* ---- private dense weights (eng_model_opts.private_dense) ---------------- */
+
+typedef struct byte_range {
+    uint64_t lo, hi;
+} byte_range;
+
+static int cmp_range(const void *a, const void *b)
+{
+    const byte_range *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Replaces file bytes [a, b) of the mapping (page-aligned) by a private copy
+ * read with pread. The bytes at the same addresses do not change. */
+static int copy_private(const eng_model *m, int fd, uint64_t a, uint64_t b, eng_err *err)
+{
+    const uint64_t size = eng_gguf_file_size(m->g);
+    char *addr = (char *)eng_gguf_base(m->g) + a;
+    if (mmap(addr, b - a, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+             0) == MAP_FAILED)
+        return eng_err_set(err, ENG_ENOMEM, "private copy of %" PRIu64 " bytes: %s", b - a,
+                           strerror(errno));
+    const uint64_t want = (b < size ? b : size) - a;
+    uint64_t got = 0;
+    while (got < want) {
+        ssize_t r = pread(fd, addr + got, want - got, (off_t)(a + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return eng_err_set(err, ENG_EIO,
+                               "read %" PRIu64 " of %" PRIu64 " bytes at offset %" PRIu64 ": %s",
+                               got, want, a,
+                               r < 0 ? strerror(errno) : "the file is shorter than at open");
+        got += (uint64_t)r;
+    }
+    (void)mprotect(addr, b - a, PROT_READ);
+    return ENG_OK;
+}
+
+/* Everything but the page-aligned interiors of the routed expert tensors
+ * becomes private memory. */
+static int privatize_dense(eng_model *m, eng_err *err)
+{
+    const uint64_t size = eng_gguf_file_size(m->g);
+    const long ps = sysconf(_SC_PAGESIZE);
+    const uint64_t page = ps > 0 ? (uint64_t)ps : 4096;
+    if (!eng_gguf_base(m->g) || size == 0)
+        return ENG_OK;
+    const int n = m->hp.n_expert > 0 ? 3 * (int)m->hp.n_layer : 0;
+    byte_range *r = calloc((size_t)n + 1, sizeof *r);
+    if (!r)
+        return eng_err_set(err, ENG_ENOMEM, "out of memory");
+    int nr = 0;
+    for (int il = 0; il < n / 3; il++) {
+        const eng_layer *l = &m->layers[il];
+        eng_tref t[3] = {l->gate_exps, l->up_exps, l->down_exps};
+        for (int i = 0; i < 3; i++) {
+            uint64_t lo = (t[i]->file_offset + page - 1) / page * page;
+            uint64_t hi = (t[i]->file_offset + t[i]->nbytes) / page * page;
+            if (lo < hi)
+                r[nr++] = (byte_range){lo, hi};
+        }
+    }
+    qsort(r, (size_t)nr, sizeof *r, cmp_range);
+    int fd = open(eng_gguf_path(m->g), O_RDONLY | O_CLOEXEC), rc = ENG_OK;
+    if (fd < 0)
+        rc = eng_err_set(err, ENG_EIO, "%s", strerror(errno));
+    uint64_t cur = 0;
+    const uint64_t end = (size + page - 1) / page * page;
+    for (int i = 0; !rc && i <= nr; i++) {
+        uint64_t lo = i < nr ? r[i].lo : end;
+        if (lo > cur)
+            rc = copy_private(m, fd, cur, lo, err);
+        if (i < nr && r[i].hi > cur)
+            cur = r[i].hi;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(r);
+    return rc;
+}
+
 int eng_model_open(eng_model **out, const char *path, const eng_model_opts *opts, eng_err *err)
 {
     *out = NULL;
@@ -394,7 +478,8 @@ int eng_model_open(eng_model **out, const char *path, const eng_model_opts *opts
         return rc;
     }
     loader L = {.m = m, .err = err};
-    if ((rc = read_arch(&L)) || (rc = read_hparams(&L)) || (rc = load_tensors(&L))) {
+    if ((rc = read_arch(&L)) || (rc = read_hparams(&L)) || (rc = load_tensors(&L)) ||
+        (opts && opts->private_dense && (rc = privatize_dense(m, err)))) {
         eng_err_prefix(err, "%s", path);
         eng_model_free(m);
         return rc;

@@ -57,6 +57,15 @@ typedef struct eng_model_opts {
      * forward pass does not pay the page faults: what llama-bench's warm-up
      * run achieves. Needs the file to fit in RAM; off by default. */
     bool prefault;
+    /* Read every byte outside the routed experts' tensors (header, dense
+     * weights, norms, routers, embeddings, shared experts) into private
+     * anonymous memory at the same addresses, so that after open only the
+     * expert tensors remain mapped from the file. For a tiered store with
+     * the file tier, which reads experts with pread and never through the
+     * mapping: the file shrinking under a running generation is then an
+     * ENG_EIO from the store's read, never a SIGBUS. Costs the dense bytes
+     * in RAM (anonymous) and one read of them at open. */
+    bool private_dense;
 } eng_model_opts;
 
 /* opts may be NULL (defaults). */

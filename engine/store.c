@@ -50,6 +50,7 @@ void eng_store_init(eng_store *s, const eng_store_ops *ops, const eng_model *m, 
     s->ops = ops;
     s->m = m;
     s->impl = impl;
+    s->max_held = ops->max_held;
 }
 
 void eng_store_free(eng_store *s)
@@ -106,12 +107,16 @@ void eng_store_release(eng_store *s, eng_expert_weights *w)
 
 int eng_store_max_held(const eng_store *s)
 {
-    return s->ops->max_held > 0 ? s->ops->max_held : INT_MAX;
+    return s->max_held > 0 ? s->max_held : INT_MAX;
 }
 
-bool eng_store_wants_hint(const eng_store *s)
+int eng_store_hint_ahead(const eng_store *s, bool *wrap)
 {
-    return s->ops->wants_hint && s->ops->wants_hint(s);
+    bool w = false;
+    int n = s->ops->hint_ahead ? s->ops->hint_ahead(s, &w) : 0;
+    if (wrap)
+        *wrap = n > 0 && w;
+    return n;
 }
 
 void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)

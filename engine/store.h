@@ -17,7 +17,8 @@
  * acquired expert stays valid and in place until its release; a store may
  * evict it only after that. Up to eng_store_max_held experts of one layer
  * are held at once (the memory store: all a decode step or a prefill batch
- * uses; the tiered store, engine/store_tiered.h: one).
+ * uses; the tiered store, engine/store_tiered.h: one, or top-k when it
+ * holds every expert and never evicts).
  *
  * An expert's bytes are its gate, up and down slices exactly as stored in
  * the file: expert e of a stacked tensor {ne0, ne1, E} starts at byte
@@ -108,12 +109,16 @@ void eng_store_release(eng_store *s, eng_expert_weights *w);
  * order; the arithmetic does not depend on the grouping. */
 int eng_store_max_held(const eng_store *s);
 
-/* Pre-gating: whether the store wants a prediction of the next layer's
- * experts (a tiered store with the pregate prefetcher), and the hint
- * itself: experts ids[0..n) of `layer` are predicted for the token at pos.
- * The forward pass computes the prediction in decode only, with buffers of
- * its own, so outputs do not change. */
-bool eng_store_wants_hint(const eng_store *s);
+/* Pre-gating: how many layers ahead the store wants predictions of (0: none;
+ * a tiered store with the pregate prefetcher: its pregate_ahead), whether
+ * predictions may wrap past the last layer to the first layers of the next
+ * token (*wrap; may be NULL), and the hint itself: experts ids[0..n) of
+ * `layer` are predicted for the token at pos. The forward pass computes the
+ * predictions in decode only, with buffers of its own, so outputs do not
+ * change; at layer l it hints l+1, l+2, ... nearest first, after preparing
+ * l, so the store knows which experts the current and the nearer predicted
+ * layers still need. */
+int eng_store_hint_ahead(const eng_store *s, bool *wrap);
 void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
 
 void eng_store_get_stats(const eng_store *s, eng_store_stats *out);

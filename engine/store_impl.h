@@ -23,9 +23,10 @@ typedef struct eng_store_ops {
     int (*acquire)(eng_store *s, int layer, int expert, int64_t pos, eng_expert_weights *out,
                    eng_err *err);
     void (*release)(eng_store *s, eng_expert_weights *w);
-    int max_held;                    /* 0: unlimited */
-    /* NULL unless the store wants predictions (eng_store_hint). */
-    bool (*wants_hint)(const eng_store *s);
+    int max_held;                    /* 0: unlimited; copied to eng_store.max_held */
+    /* NULL unless the store wants predictions (eng_store_hint): layers
+     * ahead (0: none) and whether they wrap to the next token. */
+    int (*hint_ahead)(const eng_store *s, bool *wrap);
     void (*hint)(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
     void (*destroy)(eng_store *s);   /* frees impl, not s */
 } eng_store_ops;
@@ -36,6 +37,8 @@ struct eng_store {
     eng_hooks hooks;
     bool has_cache_hook;
     eng_store_stats stats;
+    int max_held;                    /* 0: unlimited; an implementation may
+                                        change it after eng_store_init     */
     void *impl;
 };
 

@@ -12,6 +12,9 @@
  * that can be emulated: when the copy is slower than the target the
  * transfer simply takes longer (the statistics report target and achieved
  * times, docs/offloading.md has the measured accuracy).
+ *
+ * Map mode (eng_link_wait) copies nothing and only waits to the same
+ * deadline, so its accuracy is that of the sleep+spin wait alone.
  */
 #include "engine/store_tiered.h"
 
@@ -80,6 +83,13 @@ uint64_t eng_link_copy_segs(void *const *dst, const void *const *src, const uint
         }
     }
     wait_until((uint64_t)(base + (double)done / gbps)); /* n == 0: latency alone */
+    return now_ns() - t0;
+}
+
+uint64_t eng_link_wait(uint64_t n, double gbps, double latency_us)
+{
+    const uint64_t t0 = now_ns();
+    wait_until((uint64_t)((double)t0 + latency_us * 1e3 + (double)n / gbps));
     return now_ns() - t0;
 }
 

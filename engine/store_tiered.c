@@ -13,10 +13,16 @@
  *    so no victim is ever a buffer in use. The store serves one expert at a
  *    time (max_held = 1) so demand accesses see no pins of their own; only
  *    in-flight prefetches are pinned, and when every slot is pinned the
- *    demand waits for a load to finish (loads always finish).
+ *    demand waits for a load to finish (loads always finish). Exception:
+ *    when every pool holds all its keys and the policy admits every key,
+ *    nothing is ever evicted, so pins cannot change a decision: the store
+ *    then serves a whole layer at once (max_held = top-k), and the forward
+ *    pass computes the layer's experts in one dispatch as with the memory
+ *    store (no per-expert pool dispatches).
  *  - Locking. One mutex guards slots, policies and counters. The forward
  *    thread runs the policy protocol under it; loader threads take a slot
- *    index from the queue (demand loads go first), read without the lock
+ *    index from the queue (demand loads go first, and a queued prefetch
+ *    that a demand waits for moves to the front), read without the lock
  *    (the slot is LOADING and pinned: nobody else touches its buffer), then
  *    mark it READY or FAILED and broadcast.
  *  - Errors. A failed load leaves the slot FAILED with the message; the
@@ -51,6 +57,7 @@ typedef struct slot {
     int users;                 /* acquired and not released                  */
     bool prefetched;           /* loaded by a prefetch, not demanded yet     */
     bool pinned;
+    bool guard;                /* protected from a hint's eviction (pinned) */
     bool done_pending;         /* LOAD_DONE event not emitted yet            */
     uint64_t load_ns;
     eng_err err;               /* FAILED: why                                */
@@ -85,6 +92,10 @@ typedef struct tiered {
     eng_tiered_counts *lc;     /* [L]                                        */
     double link_target_ns, link_actual_ns;
     int prep_layer, prep_n, prep_done;
+    /* Keys the current layer (prepared) and this layer's earlier, nearer
+     * hints still need: a hint never evicts them. [round_cap] */
+    int32_t *round;
+    int round_n, round_cap;
 } tiered;
 
 static uint64_t now_ns(void)
@@ -124,7 +135,7 @@ static void slot_sync_pin(tiered *t, int si)
     if (si >= t->n_slots)
         return; /* scratch */
     slot *sl = &t->slots[si];
-    bool want = sl->key >= 0 && (sl->state == SLOT_LOADING || sl->users > 0);
+    bool want = sl->key >= 0 && (sl->state == SLOT_LOADING || sl->users > 0 || sl->guard);
     if (want == sl->pinned)
         return;
     int p = si / t->per_pool;
@@ -184,7 +195,8 @@ static int read_slice(tiered *t, unsigned char *dst, const eng_expert_mat *mat, 
             return eng_err_set(err, ENG_EIO,
                                "%s: read %" PRId64 " of %" PRIu64 " bytes at offset %" PRIu64
                                ": the file is shorter than the model (truncated?)",
-                               file_name(t), r - (int64_t)(off - a0), len, off);
+                               file_name(t),
+                               r > (int64_t)(off - a0) ? r - (int64_t)(off - a0) : 0, len, off);
         if (r != -EINVAL)
             return eng_err_set(err, ENG_EIO, "%s: read at offset %" PRIu64 ": %s",
                                file_name(t), off, strerror((int)-r));
@@ -211,8 +223,12 @@ static int load_slot(tiered *t, slot *sl, eng_err *err)
     if (rc)
         return rc;
     const eng_expert_mat *mats[3] = {&w.gate, &w.up, &w.down};
-    unsigned char *dst[3] = {sl->buf, sl->buf + t->region[0],
-                             sl->buf + t->region[0] + t->region[1]};
+    unsigned char *dst[3] = {NULL, NULL, NULL}; /* no buffers in link mode map */
+    if (sl->buf) {
+        dst[0] = sl->buf;
+        dst[1] = sl->buf + t->region[0];
+        dst[2] = sl->buf + t->region[0] + t->region[1];
+    }
     if (t->o.tier == ENG_TIER_LINK) {
         void *d[3] = {dst[0], dst[1], dst[2]};
         const void *src[3];
@@ -220,9 +236,13 @@ static int load_slot(tiered *t, slot *sl, eng_err *err)
         for (int i = 0; i < 3; i++) {
             src[i] = mats[i]->data;
             len[i] = (uint64_t)mats[i]->n_out * mats[i]->row_bytes;
-            sl->p[i] = dst[i];
+            /* map: the slot refers to the bytes in RAM, no copy */
+            sl->p[i] = t->o.link_mode == ENG_LINK_MAP ? src[i] : dst[i];
         }
-        uint64_t ns = eng_link_copy_segs(d, src, len, 3, t->o.link_gbps, t->o.link_latency_us);
+        uint64_t ns = t->o.link_mode == ENG_LINK_MAP
+                          ? eng_link_wait(w.bytes, t->o.link_gbps, t->o.link_latency_us)
+                          : eng_link_copy_segs(d, src, len, 3, t->o.link_gbps,
+                                               t->o.link_latency_us);
         double target = t->o.link_latency_us * 1e3 + (double)w.bytes / t->o.link_gbps;
         pthread_mutex_lock(&t->mu);
         t->link_target_ns += target;
@@ -282,6 +302,21 @@ static void enqueue(tiered *t, int si, bool front)
     }
     t->q_len++;
     pthread_cond_signal(&t->qcv);
+}
+
+/* A demand waits on slot si, a prefetch still queued: its load goes to the
+ * front, ahead of prefetches for later layers. Lock held. */
+static void promote(tiered *t, int si)
+{
+    const int cap = t->n_slots + 1;
+    for (int i = 0; i < t->q_len; i++) {
+        if (t->q[(t->q_head + i) % cap] != si)
+            continue;
+        for (int j = i; j > 0; j--)
+            t->q[(t->q_head + j) % cap] = t->q[(t->q_head + j - 1) % cap];
+        t->q[t->q_head] = si;
+        return;
+    }
 }
 
 /* ---- slots and policies -------------------------------------------------- */
@@ -424,7 +459,7 @@ static void new_sequence(tiered *t)
         sl->key = -1;
         sl->state = SLOT_EMPTY;
         sl->users = 0;
-        sl->pinned = sl->prefetched = sl->done_pending = false;
+        sl->pinned = sl->guard = sl->prefetched = sl->done_pending = false;
     }
     for (int i = 0; i < t->L * t->E; i++)
         t->slot_of[i] = -1;
@@ -480,10 +515,34 @@ static void prefetch_next(tiered *t, int layer, int64_t pos)
     prefetch_ids(t, nl, pl->experts + (tok * pl->n_layer + nl) * pl->top_k, pl->top_k, pos);
 }
 
-static bool t_wants_hint(const eng_store *s)
+static int t_hint_ahead(const eng_store *s, bool *wrap)
 {
     const tiered *t = s->impl;
-    return t->o.prefetch == ENG_PREFETCH_PREGATE;
+    if (t->o.prefetch != ENG_PREFETCH_PREGATE)
+        return 0;
+    *wrap = t->o.pregate_wrap;
+    return t->o.pregate_ahead > 0 ? t->o.pregate_ahead : 1;
+}
+
+/* Pins (or unpins) the resident keys of the round, so that a prefetch's
+ * victim is never an expert the current layer or a nearer prediction still
+ * needs. Lock held. */
+static void guard_round(tiered *t, bool on)
+{
+    for (int i = 0; i < t->round_n; i++) {
+        int si = t->slot_of[t->round[i]];
+        if (si < 0 || t->slots[si].guard == on)
+            continue;
+        t->slots[si].guard = on;
+        slot_sync_pin(t, si);
+    }
+}
+
+static void round_add(tiered *t, int layer, const int32_t *ids, int n)
+{
+    for (int j = 0; j < n && t->round_n < t->round_cap; j++)
+        if (ids[j] >= 0 && ids[j] < t->E)
+            t->round[t->round_n++] = layer * t->E + ids[j];
 }
 
 static void t_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
@@ -492,7 +551,10 @@ static void t_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t p
     if (t->o.prefetch != ENG_PREFETCH_PREGATE || layer < 0 || layer >= t->L)
         return;
     pthread_mutex_lock(&t->mu);
+    guard_round(t, true);
     prefetch_ids(t, layer, ids, n, pos);
+    guard_round(t, false);
+    round_add(t, layer, ids, n);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -500,7 +562,6 @@ static void t_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t p
 
 static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
 {
-    (void)ids;
     tiered *t = s->impl;
     pthread_mutex_lock(&t->mu);
     if (layer == 0 && pos == 0)
@@ -508,13 +569,17 @@ static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_
     t->prep_layer = layer;
     t->prep_n = n;
     t->prep_done = 0;
+    t->round_n = 0;
+    round_add(t, layer, ids, n);
     pthread_mutex_unlock(&t->mu);
 }
 
-/* Blocks until slot si is not loading; stall time to the layer. Lock held. */
-static bool wait_loaded(tiered *t, int si, int layer)
+/* Blocks until slot si is not loading; stall time to the layer and to
+ * *ns. Returns whether it waited. Lock held. */
+static bool wait_loaded(tiered *t, int si, int layer, uint64_t *ns)
 {
     slot *sl = &t->slots[si];
+    *ns = 0;
     if (sl->state != SLOT_LOADING)
         return false;
     ENG_HOOK(&t->s->hooks, region_begin, ENG_REGION_EXPERT_WAIT);
@@ -525,6 +590,7 @@ static bool wait_loaded(tiered *t, int si, int layer)
     ENG_HOOK(&t->s->hooks, region_end, ENG_REGION_EXPERT_WAIT);
     t->lc[layer].stall_ns += dt;
     t->s->stats.wait_ns += dt;
+    *ns = dt;
     return true;
 }
 
@@ -538,6 +604,7 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
     eng_tiered_counts *c = &t->lc[layer];
     int si = t->slot_of[key], rc;
     const bool hit = si >= 0;
+    bool useful = false;
     if ((rc = eng_policy_access(t->pol[p], pk, t->apos[p], hit, err)))
         return rc;
     const int64_t apos = t->apos[p]++;
@@ -549,7 +616,10 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
             c->pf_useful++;
             c->pf_late += sl->state == SLOT_LOADING;
             sl->prefetched = false;
+            useful = true;
         }
+        if (sl->state == SLOT_LOADING)
+            promote(t, si);
     } else {
         c->misses++;
         t->s->stats.misses++;
@@ -571,7 +641,12 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
     slot *sl = &t->slots[si];
     sl->users++;
     slot_sync_pin(t, si);
-    out->waited = wait_loaded(t, si, layer);
+    uint64_t waited;
+    out->waited = wait_loaded(t, si, layer, &waited);
+    if (useful) {
+        c->pf_useful_load_ns += sl->load_ns; /* set: the slot is no longer loading */
+        c->pf_late_stall_ns += waited;
+    }
     *si_out = si;
     return ENG_OK;
 }
@@ -673,6 +748,7 @@ static void t_destroy(eng_store *s)
     free(t->q);
     free(t->thr);
     free(t->lc);
+    free(t->round);
     free(t);
 }
 
@@ -683,7 +759,7 @@ static const eng_store_ops tiered_ops = {
     .release = t_release,
     .destroy = t_destroy,
     .max_held = 1,
-    .wants_hint = t_wants_hint,
+    .hint_ahead = t_hint_ahead,
     .hint = t_hint,
 };
 
@@ -739,6 +815,12 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: a warm start is not supported with policy '%s'",
                            ops->name);
+    if (o->link_mode != ENG_LINK_COPY && o->link_mode != ENG_LINK_MAP)
+        return eng_err_set(err, ENG_EINVAL, "tiered store: link mode %d (copy or map)",
+                           (int)o->link_mode);
+    if (o->pregate_ahead < 0 || o->pregate_ahead > 64)
+        return eng_err_set(err, ENG_EINVAL, "tiered store: pregate ahead %d layers (1..64)",
+                           o->pregate_ahead);
     if (o->n_loaders < 0 || o->n_loaders > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: %d loader threads (1..64)",
                            o->n_loaders);
@@ -809,7 +891,7 @@ static int open_files(tiered *t, eng_err *err)
     const char *path = file_name(t);
     t->fd_direct = t->fd_buf = -1;
     if (t->o.tier == ENG_TIER_LINK) {
-        t->io_mode = "link";
+        t->io_mode = t->o.link_mode == ENG_LINK_MAP ? "link-map" : "link";
         prefault_experts(t);
         return ENG_OK;
     }
@@ -921,13 +1003,18 @@ static int alloc_tables(tiered *t, eng_err *err)
     t->slots = calloc(ns, sizeof *t->slots);
     t->q = calloc(ns, sizeof *t->q);
     t->lc = calloc((size_t)t->L, sizeof *t->lc);
-    if (!t->n_pinned || !t->apos || !t->slot_of || !t->slots || !t->q || !t->lc)
+    t->round_cap = (t->L + 1) * t->E; /* a batch's experts + every layer's hint */
+    t->round = malloc((size_t)t->round_cap * sizeof *t->round);
+    if (!t->n_pinned || !t->apos || !t->slot_of || !t->slots || !t->q || !t->lc || !t->round)
         return eng_err_set(err, ENG_ENOMEM, "tiered store: out of memory");
     for (int i = 0; i < t->L * t->E; i++)
         t->slot_of[i] = -1;
     const uint64_t bytes = t->region[0] + t->region[1] + t->region[2];
+    const bool map = t->o.tier == ENG_TIER_LINK && t->o.link_mode == ENG_LINK_MAP;
     for (size_t i = 0; i < ns; i++) {
         t->slots[i].key = -1;
+        if (map)
+            continue; /* slots refer to the mapping: the budget is counted, not allocated */
         if (posix_memalign((void **)&t->slots[i].buf, ALIGN, bytes) != 0) {
             t->slots[i].buf = NULL;
             return eng_err_set(err, ENG_ENOMEM,
@@ -980,6 +1067,9 @@ int eng_store_open_tiered(eng_store **out, const eng_model *m, const eng_tiered_
         eng_store_free(s);
         return rc;
     }
+    const int pool_keys = t->n_pools > 1 ? t->E : t->L * t->E;
+    if (t->per_pool >= pool_keys && !policy_ops_of(o)->admit)
+        s->max_held = (int)eng_model_hparams(m)->n_expert_used; /* no eviction ever */
     *out = s;
     return ENG_OK;
 }
@@ -1000,6 +1090,8 @@ static void add_counts(eng_tiered_counts *a, const eng_tiered_counts *b)
     a->evictions += b->evictions;
     a->stall_ns += b->stall_ns;
     a->load_ns += b->load_ns;
+    a->pf_useful_load_ns += b->pf_useful_load_ns;
+    a->pf_late_stall_ns += b->pf_late_stall_ns;
 }
 
 int eng_tiered_get_stats(eng_store *s, eng_tiered_stats *out, eng_err *err)

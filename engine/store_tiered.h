@@ -20,6 +20,9 @@
  *    router order, so a cache of one slot works, and the policy sees the
  *    same demand sequence as the replay simulator with sequential look-up
  *    and a cold start (one access per token, layer and routed expert).
+ *    When the cache holds every expert and the policy admits all of them
+ *    (nothing is ever evicted), it serves top-k at once: same accesses in
+ *    the same order, one compute dispatch per layer.
  *  - A sequence starts when layer 0 is prepared at position 0: the cache is
  *    emptied and the policies reset (cold start), oracle futures restart.
  *  - A batched prefill prepares each layer once with the experts the batch
@@ -41,10 +44,18 @@
 #include <stdint.h>
 
 typedef enum eng_tier { ENG_TIER_FILE = 0, ENG_TIER_LINK } eng_tier;
+/* How the link tier moves an expert: copy (memcpy into the slot, paced:
+ * never faster than this machine's memcpy) or map (the slot refers to the
+ * expert's bytes in the model's mapping, already in RAM; the load only
+ * waits until t0 + latency + bytes / bandwidth: exact for links faster
+ * than memcpy, but the copy's memory traffic is not there). */
+typedef enum eng_link_mode { ENG_LINK_COPY = 0, ENG_LINK_MAP } eng_link_mode;
 typedef enum eng_cache_scope { ENG_SCOPE_GLOBAL = 0, ENG_SCOPE_LAYER } eng_cache_scope;
 /* none; oracle: the next layer's experts from the routing plan; pregate:
- * the forward pass's prediction (eng_store_hint: layer l+1's router on
- * layer l's hidden state), decode only. */
+ * the forward pass's predictions (eng_store_hint: the routers of layers
+ * l+1 .. l+pregate_ahead on layer l's hidden state), per-token evaluation
+ * only. A prediction never evicts an expert that the current layer or a
+ * nearer prediction of the same layer still needs. */
 typedef enum eng_prefetch {
     ENG_PREFETCH_NONE = 0,
     ENG_PREFETCH_ORACLE,
@@ -88,7 +99,11 @@ typedef struct eng_tiered_opts {
     bool no_direct;             /* file tier: do not try O_DIRECT            */
     double link_gbps;           /* link tier: > 0                            */
     double link_latency_us;     /* link tier: >= 0                           */
+    eng_link_mode link_mode;    /* link tier: copy (default) or map          */
     eng_prefetch prefetch;
+    int pregate_ahead;          /* pregate: layers predicted ahead; 0: 1     */
+    bool pregate_wrap;          /* pregate: past the last layer, predict the
+                                   next token's first layers                 */
     const eng_routing_plan *plan; /* needed by oracle policies / prefetch    */
     const uint64_t *profile;    /* static policy: [n_layer * n_expert] access
                                    counts of a profile run, layer-major     */
@@ -121,6 +136,11 @@ typedef struct eng_tiered_counts {
     uint64_t evictions;
     uint64_t stall_ns;          /* forward pass blocked waiting for loads    */
     uint64_t load_ns;           /* loader time spent on loads                */
+    uint64_t pf_useful_load_ns; /* loader time of the useful prefetches      */
+    uint64_t pf_late_stall_ns;  /* ... and how long the forward pass waited
+                                   for them (late ones): 1 - this / that is
+                                   the share of a right prediction's load
+                                   hidden behind compute                    */
 } eng_tiered_counts;
 
 typedef struct eng_tiered_stats {
@@ -130,7 +150,8 @@ typedef struct eng_tiered_stats {
     uint32_t slots;             /* slots in all                              */
     uint64_t slot_bytes;        /* bytes one expert takes                    */
     uint64_t cache_bytes;       /* slots * expert bytes                      */
-    const char *io_mode;        /* "o_direct", "buffered+fadvise", "link"    */
+    const char *io_mode;        /* "o_direct", "buffered+fadvise", "link" (copy),
+                                   "link-map"                                */
     double link_target_ns;      /* link tier: sum of the paced targets       */
     double link_actual_ns;      /* ... and of the achieved copy times        */
 } eng_tiered_stats;
@@ -150,5 +171,9 @@ uint64_t eng_link_copy(void *dst, const void *src, uint64_t n, double gbps,
  * expert's three slices. */
 uint64_t eng_link_copy_segs(void *const *dst, const void *const *src, const uint64_t *len,
                             int n, double gbps, double latency_us);
+/* A transfer of n bytes that copies nothing (link mode map): returns at
+ * t0 + latency + n / bandwidth, t0 being the call. Returns the achieved
+ * nanoseconds. */
+uint64_t eng_link_wait(uint64_t n, double gbps, double latency_us);
 
 #endif

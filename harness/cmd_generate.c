@@ -411,7 +411,9 @@ int hx_cmd_generate(int argc, char **argv)
     gen_run r = {.a = &a, .off = &a.off, .probe = &a.probe};
     eng_err err = {0};
     eng_model *m = NULL;
-    eng_model_opts mo = {.prefault = a.prefault};
+    /* file tier: only the store's pread reads the file after open, so a
+     * file that shrinks is a clear ENG_EIO, not a SIGBUS (docs/offloading.md) */
+    eng_model_opts mo = {.prefault = a.prefault, .private_dense = hx_offload_private_dense(&a.off)};
     if ((rc = eng_model_open(&m, a.model, &mo, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
     r.m = m;

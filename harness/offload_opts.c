@@ -33,7 +33,12 @@ const char hx_offload_usage[] =
     "  --link PRESET      pcie4x16, pcie5x16, nvme, ufs4 (implies --tier link)\n"
     "  --link-gbps G      emulated link bandwidth, GB/s (implies --tier link)\n"
     "  --link-latency-us U  emulated per-load latency (implies --tier link)\n"
+    "  --link-copy M      copy (default: memcpy, paced; never faster than memcpy) |\n"
+    "                     map (no copy, the load time is modelled; implies --tier link)\n"
     "  --prefetch P       none (default) | oracle (needs --trace-in) | pregate\n"
+    "  --pregate-ahead N  pregate: predict layers l+1..l+N at layer l (default 1)\n"
+    "  --pregate-wrap     pregate: past the last layer, predict the next token's\n"
+    "                     first layers\n"
     "  --trace-in FILE    routing of this input (belady, fsf, oracle prefetch)\n"
     "  --trace-out FILE   record this run's routing (.moetrace)\n"
     "  --profile TRACE    static policy: pin the experts this trace uses most\n"
@@ -47,6 +52,11 @@ void hx_offload_init(hx_offload *x)
 {
     memset(x, 0, sizeof *x);
     x->o = eng_tiered_defaults();
+}
+
+bool hx_offload_private_dense(const hx_offload *x)
+{
+    return x->cache_set && x->o.tier == ENG_TIER_FILE;
 }
 
 static int parse_cache(hx_offload *x, int code, const char *arg)
@@ -72,6 +82,12 @@ static int parse_link(hx_offload *x, int code, const char *arg)
     x->o.tier = ENG_TIER_LINK;
     if (code == HX_OFF_LINK_GBPS)
         return hx_parse_double("generate", "--link-gbps", arg, 1e-6, 1e5, &x->o.link_gbps);
+    if (code == HX_OFF_LINK_COPY) {
+        if (strcmp(arg, "copy") && strcmp(arg, "map"))
+            return hx_usage_error("generate", "--link-copy: '%s' is not copy or map", arg);
+        x->o.link_mode = strcmp(arg, "map") ? ENG_LINK_COPY : ENG_LINK_MAP;
+        return 0;
+    }
     if (code == HX_OFF_LINK_LAT)
         return hx_parse_double("generate", "--link-latency-us", arg, 0, 1e7,
                                &x->o.link_latency_us);
@@ -119,7 +135,8 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
         return 0;
     case HX_OFF_LINK:
     case HX_OFF_LINK_GBPS:
-    case HX_OFF_LINK_LAT: return parse_link(x, code, arg);
+    case HX_OFF_LINK_LAT:
+    case HX_OFF_LINK_COPY: return parse_link(x, code, arg);
     case HX_OFF_PREFETCH:
         if (!strcmp(arg, "none"))
             x->o.prefetch = ENG_PREFETCH_NONE;
@@ -140,6 +157,10 @@ int hx_offload_parse(hx_offload *x, int code, const char *arg)
     case HX_OFF_FILE: x->o.file = arg; return 0;
     case HX_OFF_WARM: x->o.warm = true; return 0;
     case HX_OFF_PROFILE: x->profile_path = arg; return 0;
+    case HX_OFF_PREGATE_AHEAD:
+        x->pregate_set = true;
+        return hx_parse_int("generate", "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
+    case HX_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
     default: return hx_usage_error("generate", "internal: unknown offload option %d", code);
     }
 }
@@ -154,6 +175,9 @@ int hx_offload_check(hx_offload *x)
                               "--cache-mb M)");
     if (x->link_set && x->o.tier != ENG_TIER_LINK)
         return hx_usage_error("generate", "--link options and --tier file do not go together");
+    if (x->pregate_set && x->o.prefetch != ENG_PREFETCH_PREGATE)
+        return hx_usage_error("generate", "--pregate-ahead/--pregate-wrap go with --prefetch "
+                              "pregate");
     if (x->o.prefetch == ENG_PREFETCH_ORACLE && !x->trace_in)
         return hx_usage_error("generate", "--prefetch oracle needs --trace-in FILE");
     const eng_policy_ops *p = x->o.policy_ops ? x->o.policy_ops : eng_policy_find(x->o.policy);
@@ -260,8 +284,12 @@ static void on_token_done(void *user, int64_t pos)
         return;
     eng_tiered_stats st;
     eng_err err;
-    if (eng_tiered_get_stats(x->store, &st, &err) == ENG_OK)
+    if (eng_tiered_get_stats(x->store, &st, &err) == ENG_OK) {
         x->prompt_stall_ns = st.total.stall_ns;
+        x->prompt_load_ns = st.total.load_ns;
+        x->prompt_hits = st.total.hits;
+        x->prompt_accesses = st.total.accesses;
+    }
     x->prompt_done = true;
 }
 
@@ -355,6 +383,8 @@ static json_t *counts_json(const eng_tiered_counts *c)
     json_object_set_new(o, "load_ms", json_real((double)c->load_ns / 1e6));
     double hidden = c->load_ns > c->stall_ns ? (double)(c->load_ns - c->stall_ns) : 0;
     json_object_set_new(o, "overlap_ms", json_real(hidden / 1e6));
+    json_object_set_new(o, "prefetch_useful_load_ms", json_real((double)c->pf_useful_load_ns / 1e6));
+    json_object_set_new(o, "prefetch_late_stall_ms", json_real((double)c->pf_late_stall_ns / 1e6));
     return o;
 }
 
@@ -370,6 +400,13 @@ void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms,
     uint64_t dstall = st.total.stall_ns - (x->prompt_done ? x->prompt_stall_ns : 0);
     json_object_set_new(c, "prompt_stall_ms", json_real((double)(st.total.stall_ns - dstall) / 1e6));
     json_object_set_new(c, "decode_stall_ms", json_real((double)dstall / 1e6));
+    /* decode alone: its hit rate; the share of its load time hidden */
+    uint64_t dacc = st.total.accesses - x->prompt_accesses, dhit = st.total.hits - x->prompt_hits;
+    json_object_set_new(c, "decode_hit_rate", json_real(dacc ? (double)dhit / (double)dacc : 0));
+    uint64_t dload = st.total.load_ns - (x->prompt_done ? x->prompt_load_ns : 0);
+    json_object_set_new(c, "decode_load_ms", json_real((double)dload / 1e6));
+    json_object_set_new(c, "decode_overlap_ms",
+                        json_real(dload > dstall ? (double)(dload - dstall) / 1e6 : 0));
     json_object_set_new(c, "policy", json_string(x->o.policy));
     json_object_set_new(c, "scope", json_string(x->o.scope ? "layer" : "global"));
     json_object_set_new(c, "warm", json_boolean(x->o.warm));
@@ -378,11 +415,20 @@ void hx_offload_json(const hx_offload *x, json_t *root, const double *decode_ms,
     json_object_set_new(c, "cache_bytes", json_integer((json_int_t)st.cache_bytes));
     json_object_set_new(c, "tier", json_string(x->o.tier ? "link" : "file"));
     json_object_set_new(c, "io_mode", json_string(st.io_mode));
+    json_object_set_new(c, "dense_weights",
+                        json_string(hx_offload_private_dense(x) ? "private" : "mapped"));
     static const char *const pf_names[] = {"none", "oracle", "pregate"};
     json_object_set_new(c, "prefetch", json_string(pf_names[x->o.prefetch]));
+    if (x->o.prefetch == ENG_PREFETCH_PREGATE) {
+        json_object_set_new(c, "pregate_ahead",
+                            json_integer(x->o.pregate_ahead > 0 ? x->o.pregate_ahead : 1));
+        json_object_set_new(c, "pregate_wrap", json_boolean(x->o.pregate_wrap));
+    }
     if (x->o.tier == ENG_TIER_LINK) {
         json_object_set_new(c, "link_gbps", json_real(x->o.link_gbps));
         json_object_set_new(c, "link_latency_us", json_real(x->o.link_latency_us));
+        json_object_set_new(c, "link_mode",
+                            json_string(x->o.link_mode == ENG_LINK_MAP ? "map" : "copy"));
         json_object_set_new(c, "link_target_ms", json_real(st.link_target_ns / 1e6));
         json_object_set_new(c, "link_actual_ms", json_real(st.link_actual_ns / 1e6));
     }

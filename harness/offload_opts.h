@@ -29,7 +29,8 @@ enum {
     HX_OFF_POLICY = HX_OFF_BASE, HX_OFF_CACHE_EXPERTS, HX_OFF_CACHE_MB, HX_OFF_SCOPE,
     HX_OFF_TIER, HX_OFF_LINK, HX_OFF_LINK_GBPS, HX_OFF_LINK_LAT, HX_OFF_PREFETCH,
     HX_OFF_TRACE_IN, HX_OFF_TRACE_OUT, HX_OFF_LOOKAHEAD, HX_OFF_NO_DIRECT, HX_OFF_LOADERS,
-    HX_OFF_FILE, HX_OFF_WARM, HX_OFF_PROFILE,
+    HX_OFF_FILE, HX_OFF_WARM, HX_OFF_PROFILE, HX_OFF_PREGATE_AHEAD, HX_OFF_PREGATE_WRAP,
+    HX_OFF_LINK_COPY,
 };
 
 #define HX_OFFLOAD_LONGOPTS                                                          \
@@ -49,7 +50,10 @@ enum {
     {"loaders", required_argument, 0, HX_OFF_LOADERS},                               \
     {"expert-file", required_argument, 0, HX_OFF_FILE},                             \
     {"cache-warm", no_argument, 0, HX_OFF_WARM},                                     \
-    {"profile", required_argument, 0, HX_OFF_PROFILE}
+    {"profile", required_argument, 0, HX_OFF_PROFILE},                               \
+    {"pregate-ahead", required_argument, 0, HX_OFF_PREGATE_AHEAD},                   \
+    {"pregate-wrap", no_argument, 0, HX_OFF_PREGATE_WRAP},                           \
+    {"link-copy", required_argument, 0, HX_OFF_LINK_COPY}
 
 /* Lines for the usage text. */
 extern const char hx_offload_usage[];
@@ -58,6 +62,7 @@ typedef struct hx_offload {
     eng_tiered_opts o;
     bool cache_set;              /* --cache-experts or --cache-mb given: offloading on */
     bool link_set;
+    bool pregate_set;            /* --pregate-ahead or --pregate-wrap given */
     const char *trace_in, *trace_out;
     int32_t *plan_ids;           /* [tokens][L][k] from --trace-in          */
     eng_routing_plan plan;
@@ -66,6 +71,8 @@ typedef struct hx_offload {
     eng_store *store;            /* the tiered store, NULL when off         */
     int64_t n_prompt;            /* prompt tokens: stalls before/after them  */
     uint64_t prompt_stall_ns;    /* stall when the prompt's last token finished */
+    uint64_t prompt_load_ns;     /* loader time by then (loads finished)    */
+    uint64_t prompt_hits, prompt_accesses; /* ... and the counts by then    */
     bool prompt_done;
     struct hx_lua_policy *lua;   /* --policy lua:FILE, NULL otherwise       */
     const char *profile_path;    /* --profile TRACE for the static policy   */
@@ -73,6 +80,10 @@ typedef struct hx_offload {
 } hx_offload;
 
 void hx_offload_init(hx_offload *x);
+/* Whether the model should be opened with eng_model_opts.private_dense:
+ * offloading with the file tier (only the store's pread then reads the
+ * file after open, so a shrinking file is ENG_EIO, not SIGBUS). */
+bool hx_offload_private_dense(const hx_offload *x);
 /* One option; returns 0 or the exit code of a usage error (printed). */
 int hx_offload_parse(hx_offload *x, int code, const char *arg);
 /* Checks combinations after parsing; 0 or a usage exit code. */

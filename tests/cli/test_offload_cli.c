@@ -51,7 +51,9 @@ TEST(generate_offload_matches_memory_and_simulate)
             char args[800];
             snprintf(args, sizeof args,
                      "--policy %s --cache-experts 3 --cache-scope %s --trace-in '%s'%s", pols[p],
-                     scopes[s], tst_path("t.moetrace"), p % 2 ? " --link pcie4x16" : "");
+                     scopes[s], tst_path("t.moetrace"),
+                     p % 2 ? (p == 3 ? " --link pcie4x16 --link-copy map" : " --link pcie4x16")
+                           : "");
             json_t *j = run_json(args, m, NULL);
             CHECK_MSG(json_equal(json_object_get(j, "tokens"), ref_tokens), "%s: tokens differ",
                       args);
@@ -76,6 +78,22 @@ TEST(generate_offload_matches_memory_and_simulate)
             json_decref(sim);
             json_decref(j);
         }
+    /* pregate 2 layers ahead, wrapping, over a mapped link: same tokens */
+    json_t *j = run_json("--cache-experts 6 --prefetch pregate --pregate-ahead 2 --pregate-wrap "
+                         "--link nvme --link-copy map", m, NULL);
+    CHECK(json_equal(json_object_get(j, "tokens"), ref_tokens));
+    json_t *c = json_object_get(j, "cache");
+    CHECK(jint(c, "pregate_ahead") == 2 && json_is_true(json_object_get(c, "pregate_wrap")));
+    CHECK(!strcmp(json_string_value(json_object_get(c, "link_mode")), "map"));
+    CHECK(!strcmp(json_string_value(json_object_get(c, "io_mode")), "link-map"));
+    CHECK(!strcmp(json_string_value(json_object_get(c, "dense_weights")), "mapped"));
+    json_decref(j);
+    /* the file tier reads the model's dense weights into private memory */
+    j = run_json("--cache-experts 6", m, NULL);
+    c = json_object_get(j, "cache");
+    CHECK(!strcmp(json_string_value(json_object_get(c, "dense_weights")), "private"));
+    CHECK(json_equal(json_object_get(j, "tokens"), ref_tokens));
+    json_decref(j);
     json_decref(ref);
 }
 
@@ -92,6 +110,14 @@ TEST(generate_offload_usage_errors)
     CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
                                     "--link warp9", tst_moebench(), m), 2);
     CHECK_CONTAINS(err, "warp9");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--link-copy teleport", tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "teleport");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--pregate-ahead 2", tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "--prefetch pregate");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--prefetch pregate --pregate-ahead 0", tst_moebench(), m), 2);
     CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-mb 0.0001",
                         tst_moebench(), m), 2);
     CHECK_CONTAINS(err, "holds no expert");

@@ -89,6 +89,9 @@ typedef struct cfg {
     uint32_t slots;
     eng_tier tier;
     eng_prefetch pf;
+    int ahead;               /* pregate: layers ahead (0: 1)               */
+    bool wrap;               /* pregate: into the next token               */
+    eng_link_mode link_mode;
 } cfg;
 
 /* One tiered run compared with the reference; returns its stats total. */
@@ -104,6 +107,9 @@ static void check_config(const eng_model *m, const run_out *ref, const eng_routi
     o.link_gbps = 200;      /* fast: the test is about correctness */
     o.link_latency_us = 1;
     o.prefetch = c->pf;
+    o.pregate_ahead = c->ahead;
+    o.pregate_wrap = c->wrap;
+    o.link_mode = c->link_mode;
     o.plan = plan;
     o.n_loaders = 2;
     eng_store *st;
@@ -129,6 +135,9 @@ static void check_config(const eng_model *m, const run_out *ref, const eng_routi
     CHECK(ts.total.bytes_demand == ts.total.misses * ts.slot_bytes);
     CHECK(ts.total.bytes_prefetch == ts.total.pf_issued * ts.slot_bytes);
     CHECK(ts.total.pf_useful <= ts.total.pf_issued);
+    CHECK(ts.total.pf_late_stall_ns <= ts.total.stall_ns);
+    CHECK(ts.total.pf_useful_load_ns <= ts.total.load_ns);
+    CHECK(ts.total.pf_useful > 0 || ts.total.pf_useful_load_ns == 0);
     eng_store_stats ss;
     eng_store_get_stats(st, &ss);
     CHECK(ss.acquires == ts.total.accesses && ss.hits == ts.total.hits);
@@ -207,7 +216,8 @@ static void sweep_model(const char *preset, int type)
             for (int scope = 0; scope < 2; scope++) {
                 cfg c = {pols[p], (eng_cache_scope)scope, sizes[z],
                          (z + p) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
-                         (p + (size_t)scope) % 2 ? ENG_PREFETCH_ORACLE : ENG_PREFETCH_NONE};
+                         (p + (size_t)scope) % 2 ? ENG_PREFETCH_ORACLE : ENG_PREFETCH_NONE, 0, false,
+                         (eng_link_mode)(z % 2)};
                 eng_tiered_counts tot;
                 check_config(m, &ref, &plan, &c, &tot);
                 if (c.pf == ENG_PREFETCH_NONE) {
@@ -217,17 +227,20 @@ static void sweep_model(const char *preset, int type)
                               (unsigned long)h);
                 }
             }
-    /* the pre-gating prefetcher (predictions from the hidden state) */
+    /* the pre-gating prefetcher (predictions from the hidden state), 1 to 3
+     * layers ahead, with and without wrapping into the next token */
     for (int scope = 0; scope < 2; scope++)
-        for (size_t z = 0; z < 3; z++) {
-            eng_tiered_counts tot;
-            check_config(m, &ref, &plan,
-                         &(cfg){z == 2 ? "belady" : "lru", (eng_cache_scope)scope, sizes[z],
-                                z == 1 ? ENG_TIER_LINK : ENG_TIER_FILE, ENG_PREFETCH_PREGATE},
-                         &tot);
-            if (sizes[z] > (uint32_t)k)
-                CHECK_MSG(tot.pf_issued > 0, "%s: pregate issued no prefetch", preset);
-        }
+        for (size_t z = 0; z < 3; z++)
+            for (int ahead = 1; ahead <= 3; ahead++) {
+                eng_tiered_counts tot;
+                cfg c = {z == 2 ? "belady" : "lru", (eng_cache_scope)scope, sizes[z],
+                         (z + (size_t)ahead) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
+                         ENG_PREFETCH_PREGATE, ahead, (ahead + scope) % 2 == 0,
+                         (eng_link_mode)(ahead % 2)};
+                check_config(m, &ref, &plan, &c, &tot);
+                if (sizes[z] > (uint32_t)k)
+                    CHECK_MSG(tot.pf_issued > 0, "%s: pregate issued no prefetch", preset);
+            }
     /* a batched prefill (n_batch > 1) through a one-slot cache */
     eng_tiered_opts o = eng_tiered_defaults();
     o.cache_experts = 1;
@@ -263,12 +276,12 @@ TEST(belady_bound_and_full_cache)
     const char *online[] = {"lru", "lfu", "fifo", "random", "fsf"};
     for (uint32_t cap = 1; cap <= 12; cap += 5) {
         eng_tiered_counts b;
-        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0},
+        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0},
                      &b);
         for (size_t i = 0; i < sizeof online / sizeof *online; i++) {
             eng_tiered_counts o;
             check_config(m, &ref, &plan,
-                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0}, &o);
+                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0}, &o);
             CHECK_MSG(b.hits >= o.hits, "cap %u: belady %lu < %s %lu", cap,
                       (unsigned long)b.hits, online[i], (unsigned long)o.hits);
         }
@@ -284,7 +297,8 @@ TEST(belady_bound_and_full_cache)
     }
     eng_tiered_counts full;
     check_config(m, &ref, &plan,
-                 &(cfg){"lru", ENG_SCOPE_GLOBAL, (uint32_t)(ref.L * ref.E), ENG_TIER_LINK, 0},
+                 &(cfg){"lru", ENG_SCOPE_GLOBAL, (uint32_t)(ref.L * ref.E), ENG_TIER_LINK, 0, 0,
+                        false, ENG_LINK_MAP},
                  &full);
     CHECK_EQ_INT((long long)full.misses, (long long)distinct);
     CHECK_EQ_INT((long long)full.evictions, 0);
@@ -328,6 +342,58 @@ TEST(file_truncated_while_running)
     eng_model_free(m);
 }
 
+/* The model file itself shrinks under a running generation. With the
+ * dense weights private (eng_model_opts.private_dense) and the file tier,
+ * only the store's pread touches the file after open: the shrink is
+ * ENG_EIO naming the file, never a SIGBUS (the test process would die; it
+ * does without private_dense) and never wrong output; before it, outputs
+ * are those of the memory store. */
+TEST(model_truncated_while_running_private_dense)
+{
+    const char *path = make_model("tiny-mixtral", ENG_MK_F32, "m.gguf");
+    const char *copy = tst_path("mine.gguf");
+    char *out, *err;
+    REQUIRE(tst_sh(&out, &err, "cp '%s' '%s'", path, copy) == 0);
+    eng_model *ref_m, *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&ref_m, path, NULL, &e) == ENG_OK);
+    run_out ref = {0}, r = {0};
+    REQUIRE(run_model(ref_m, NULL, 1, &ref, &e) == ENG_OK);
+    REQUIRE_MSG(eng_model_open(&m, copy, &(eng_model_opts){.private_dense = true}, &e) == ENG_OK,
+                "%s", e.msg);
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = 1;
+    eng_store *st;
+    REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+    REQUIRE_MSG(run_model(m, st, 1, &r, &e) == ENG_OK, "%s", e.msg);
+    const size_t V = (size_t)eng_model_hparams(m)->n_vocab;
+    CHECK(memcmp(r.tokens, ref.tokens, sizeof r.tokens) == 0);
+    CHECK(memcmp(r.logits, ref.logits, (size_t)N_GEN * V * sizeof(float)) == 0);
+    eng_session *s;
+    REQUIRE(eng_session_open(&s, m, &(eng_session_opts){.n_threads = 1, .n_ctx = 32, .store = st},
+                             &e) == ENG_OK);
+    int32_t prompt[3] = {1, 2, 3};
+    REQUIRE(eng_session_eval(s, prompt, 3, &e) == ENG_OK);
+    REQUIRE(truncate(copy, 4096) == 0);
+    int rc = ENG_OK;
+    for (int i = 0; i < 4 && rc == ENG_OK; i++)
+        rc = eng_session_decode(s, 5, &e);
+    CHECK_EQ_INT(rc, ENG_EIO);
+    CHECK_CONTAINS(e.msg, "mine.gguf");
+    CHECK_CONTAINS(e.msg, "shorter");
+    eng_session_free(s);
+    eng_store_free(st);
+    eng_model_free(m);
+    /* shrunk after open, before the store: ENG_EIO at the store's open */
+    REQUIRE(tst_sh(&out, &err, "cp '%s' '%s'", path, copy) == 0);
+    REQUIRE(eng_model_open(&m, copy, &(eng_model_opts){.private_dense = true}, &e) == ENG_OK);
+    REQUIRE(truncate(copy, 8192) == 0);
+    CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EIO);
+    CHECK_CONTAINS(e.msg, "too short");
+    eng_model_free(m);
+    eng_model_free(ref_m);
+}
+
 TEST(bad_options)
 {
     const char *path = make_model("tiny-mixtral", ENG_MK_F32, "m.gguf");
@@ -353,6 +419,15 @@ TEST(bad_options)
     o.tier = ENG_TIER_LINK;
     o.link_gbps = 0;
     CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EINVAL);
+    o.link_gbps = 25;
+    o.link_mode = (eng_link_mode)7;
+    CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "link mode");
+    o.link_mode = ENG_LINK_COPY;
+    o.pregate_ahead = 65;
+    CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "pregate");
+    o.pregate_ahead = 0;
     o.tier = ENG_TIER_FILE;
     o.file = tst_path("missing.gguf");
     CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EIO);
@@ -387,6 +462,138 @@ TEST(link_pacing)
     CHECK(eng_link_preset_find("bogus") == NULL);
 }
 
+/* Link mode map copies nothing: a wait of n bytes takes at least latency +
+ * n / bandwidth (strict), and at a link far faster than memcpy (1000 GB/s)
+ * a 4 MiB transfer ends near its 14 us target, where a copy cannot. Lax
+ * upper bound as above. */
+TEST(link_map_pacing)
+{
+    const uint64_t sizes[] = {64 << 10, 1 << 20, 4 << 20};
+    for (size_t i = 0; i < 3; i++) {
+        const double gbps = 0.5, lat = 50.0;
+        double target = lat * 1e3 + (double)sizes[i] / gbps;
+        uint64_t ns = eng_link_wait(sizes[i], gbps, lat);
+        CHECK_MSG((double)ns >= target, "size %lu: %lu ns < target %.0f",
+                  (unsigned long)sizes[i], (unsigned long)ns, target);
+        CHECK_MSG((double)ns <= 2 * target + 1e8, "size %lu: %lu ns vs target %.0f",
+                  (unsigned long)sizes[i], (unsigned long)ns, target);
+    }
+    uint64_t fast = eng_link_wait(4 << 20, 1000, 10);
+    CHECK_MSG(fast >= 14194 && fast < 100 * 1000 * 1000, "4 MiB at 1000 GB/s: %lu ns",
+              (unsigned long)fast);
+}
+
+/* A tiered store driven by hand: acquire and release one expert. */
+static void use(eng_store *st, int layer, int expert, int64_t pos, bool want_hit)
+{
+    eng_expert_weights w;
+    eng_err e;
+    REQUIRE_MSG(eng_store_acquire(st, layer, expert, pos, &w, &e) == ENG_OK, "%s", e.msg);
+    CHECK_MSG(w.miss == !want_hit, "layer %d expert %d: %s", layer, expert,
+              w.miss ? "miss" : "hit");
+    eng_store_release(st, &w);
+}
+
+/* A pregate hint never evicts what the prepared layer or a nearer hint of
+ * the same layer still needs; once the layer moves on it may. Global lru,
+ * 2k slots, disjoint expert sets A, B, C of k experts each. */
+TEST(pregate_hint_never_evicts_needed)
+{
+    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
+    eng_model *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
+    const eng_hparams *hp = eng_model_hparams(m);
+    const int k = (int)hp->n_expert_used;
+    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer >= 3);
+    int32_t a[64], b[64], c[64];
+    for (int j = 0; j < k; j++)
+        a[j] = j, b[j] = k + j, c[j] = 2 * k + j;
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = (uint32_t)(2 * k);
+    o.prefetch = ENG_PREFETCH_PREGATE;
+    o.pregate_ahead = 2;
+    eng_store *st;
+    REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+    CHECK_EQ_INT(eng_store_hint_ahead(st, NULL), 2);
+    eng_store_prepare(st, 0, a, k, 0); /* sequence start: A resident */
+    for (int j = 0; j < k; j++)
+        use(st, 0, a[j], 0, false);
+    eng_store_prepare(st, 0, a, k, 1);
+    eng_store_hint(st, 1, b, k, 1);    /* k free slots: B prefetched */
+    eng_store_hint(st, 2, c, k, 1);    /* full; A (prepared), B (nearer) guarded */
+    eng_tiered_stats ts;
+    REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+    CHECK_EQ_INT((long long)ts.total.pf_issued, k);
+    CHECK_EQ_INT((long long)ts.total.evictions, 0);
+    for (int j = 0; j < k; j++)
+        use(st, 0, a[j], 1, true);
+    eng_store_prepare(st, 1, b, k, 1);
+    eng_store_hint(st, 2, c, k, 1);    /* A no longer needed: C replaces it */
+    for (int j = 0; j < k; j++)
+        use(st, 1, b[j], 1, true);
+    eng_store_prepare(st, 2, c, k, 1);
+    for (int j = 0; j < k; j++)
+        use(st, 2, c[j], 1, true);
+    REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+    CHECK_EQ_INT((long long)ts.total.pf_issued, 2 * k);
+    CHECK_EQ_INT((long long)ts.total.pf_useful, 2 * k);
+    CHECK_EQ_INT((long long)ts.total.evictions, k);
+    eng_store_free(st);
+    /* without pregate the store asks for no hints */
+    o.prefetch = ENG_PREFETCH_NONE;
+    REQUIRE(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK);
+    bool wrap = true;
+    CHECK_EQ_INT(eng_store_hint_ahead(st, &wrap), 0);
+    CHECK(!wrap);
+    eng_store_free(st);
+    eng_model_free(m);
+}
+
+/* A demand that waits for a prefetch still in the loader's queue moves it
+ * to the front: with 2k prefetches queued on a link where one load takes
+ * T = 20 ms, waiting for the last one takes about 2T (the load in flight,
+ * then it), never the 2k T of the queue order (a strict lower bound when it
+ * is not promoted, so the test cannot pass by luck; 5T leaves room for a
+ * loaded machine's late wake-ups). */
+TEST(demand_promotes_queued_prefetch)
+{
+    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
+    eng_model *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
+    const eng_hparams *hp = eng_model_hparams(m);
+    const int k = (int)hp->n_expert_used;
+    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer >= 3);
+    int32_t a[64], b[64], c[64];
+    for (int j = 0; j < k; j++)
+        a[j] = j, b[j] = k + j, c[j] = 2 * k + j;
+    const double T = 20e6; /* ns per load */
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = (uint32_t)(4 * k);
+    o.prefetch = ENG_PREFETCH_PREGATE;
+    o.tier = ENG_TIER_LINK;
+    o.link_mode = ENG_LINK_MAP;
+    o.link_latency_us = 0;
+    o.link_gbps = (double)eng_model_expert_bytes(m, 1) / T;
+    eng_store *st;
+    REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+    eng_store_prepare(st, 0, a, k, 0);
+    eng_store_hint(st, 1, b, k, 0);
+    eng_store_hint(st, 2, c, k, 0);
+    eng_expert_weights w;
+    REQUIRE_MSG(eng_store_acquire(st, 2, c[k - 1], 0, &w, &e) == ENG_OK, "%s", e.msg);
+    CHECK(!w.miss && w.waited);
+    eng_store_release(st, &w);
+    eng_tiered_stats ts;
+    REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+    CHECK_EQ_INT((long long)ts.total.pf_issued, 2 * k);
+    CHECK_MSG((double)ts.total.pf_late_stall_ns < 5 * T, "waited %.1f ms for a queued prefetch",
+              (double)ts.total.pf_late_stall_ns / 1e6);
+    eng_store_free(st);
+    eng_model_free(m);
+}
+
 /* --cache-warm with a cache as large as the model: no misses at all, every
  * expert loaded once as a warm-up prefetch; outputs unchanged. */
 TEST(warm_full_cache_never_misses)
@@ -406,6 +613,8 @@ TEST(warm_full_cache_never_misses)
         o.link_gbps = 100;
         eng_store *st;
         REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+        /* never evicts: a whole layer at once, one dispatch as the memory store */
+        CHECK_EQ_INT(eng_store_max_held(st), ref.k);
         run_out r = {0};
         REQUIRE_MSG(run_model(m, st, 1, &r, &e) == ENG_OK, "%s", e.msg);
         CHECK(memcmp(r.tokens, ref.tokens, sizeof r.tokens) == 0);
@@ -419,11 +628,15 @@ TEST(warm_full_cache_never_misses)
         eng_store_free(st);
     }
     eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = (uint32_t)(ref.L * ref.E - 1); /* one short: evicts, one at a time */
+    eng_store *st;
+    REQUIRE(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK);
+    CHECK_EQ_INT(eng_store_max_held(st), 1);
+    eng_store_free(st);
     o.cache_experts = 2;
     o.warm = true;
     o.policy = "belady";
     o.plan = &plan;
-    eng_store *st;
     CHECK_EQ_INT(eng_store_open_tiered(&st, m, &o, &e), ENG_EINVAL);
     eng_model_free(m);
 }
