@@ -89,3 +89,9 @@ for i in 1 2; do
     "$MOEBENCH" generate $common --batch 1 --cache-experts $ALL --cache-warm --link-gbps 1e5 \
         --link-latency-us 0 | summary "all cached, warm, link #$i"
 done
+# store overhead measured in one process (docs/performance.md, "Store
+# overhead, in one process"): memory store vs tiered store with every expert
+# cached (link tier in map mode: the same bytes), token by token in lockstep
+cc -std=gnu11 -O2 -I. -D_GNU_SOURCE scripts/bench/store_overhead.c build/libmoeengine.a \
+    $(pkg-config --libs openblas) -lm -pthread -o "$DIR/store_overhead"
+"$DIR/store_overhead" "$MODEL" 64 10 mem,map,mem

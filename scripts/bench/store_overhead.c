@@ -23,7 +23,7 @@
  *
  *   cc -std=gnu11 -O2 -I. -D_GNU_SOURCE scripts/bench/store_overhead.c \
  *      build/libmoeengine.a $(pkg-config --libs openblas) -lm -pthread -o so
- *   flock /work/wt/bench.lock ./so models/olmoe-1b-7b-L4-q8_0.gguf 64 10 mem,map,mem
+ *   ./so models/olmoe-1b-7b-L4-q8_0.gguf 64 10 mem,map,mem
  *
  * Environment: THREADS (decode threads, default 1), EXPERT_FILE (below).
  *
