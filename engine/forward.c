@@ -329,6 +329,16 @@ static void dec_pregate(eng_session *s, int il)
     }
 }
 
+/* The FFN's input: ffn norm of the residual stream, quantized once for the
+ * router and the experts. Runs inside the first FFN region (router, or
+ * expert_ffn of a dense layer), as engine/hooks.h documents. */
+static void dec_ffn_input(eng_session *s, const eng_layer *l)
+{
+    eng_dec_buf *b = &s->dec;
+    eng_rmsnorm(b->xn, b->x, l->ffn_norm->data, s->hp->n_embd, s->hp->eps);
+    eng_xvec_prepare(s->kern, &b->xv_in, b->xn, s->hp->n_embd);
+}
+
 static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_err *err)
 {
     const eng_layer *l = &s->m->layers[il];
@@ -338,6 +348,7 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     int32_t ids[64];
     float w[64];
     REGION_BEGIN(s, ENG_REGION_ROUTER);
+    dec_ffn_input(s, l);
     eng_mm_job jr = dv(job_t(l->router), &b->xv_in, b->rl);
     eng_mm_decode(s, &jr, 1);
     eng_softmax(b->rp, b->rl, hp->n_expert);
@@ -405,10 +416,9 @@ static int dec_ffn(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     const eng_layer *l = &s->m->layers[il];
     eng_dec_buf *b = &s->dec;
     const int64_t d = s->hp->n_embd;
-    eng_rmsnorm(b->xn, b->x, l->ffn_norm->data, d, s->hp->eps);
-    eng_xvec_prepare(s->kern, &b->xv_in, b->xn, d);
     if (s->hp->n_expert == 0) {
         REGION_BEGIN(s, ENG_REGION_EXPERT_FFN);
+        dec_ffn_input(s, l);
         eng_expert_mat m[1][3] = {{mat_of(l->ffn_gate), mat_of(l->ffn_up), mat_of(l->ffn_down)}};
         dec_ffn_run(s, m, 1, 0);
         memcpy(b->tmp, b->o, (size_t)d * sizeof(float));
@@ -448,8 +458,8 @@ int eng_forward_token(eng_session *s, int32_t token, bool is_prefill, eng_err *e
     eng_dec_buf *b = &s->dec;
     REGION_BEGIN(s, ENG_REGION_EMBED);
     embed_row(s, token, b->x);
-    REGION_END(s, ENG_REGION_EMBED);
     eng_rope_table(s->rope_cs, s->pos, s->hp->n_rot, s->hp->rope_base);
+    REGION_END(s, ENG_REGION_EMBED);
     for (int il = 0; il < s->hp->n_layer; il++) {
         REGION_BEGIN(s, ENG_REGION_ATTENTION);
         dec_attention(s, il);
@@ -588,6 +598,17 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
     eng_mm_batch(s, jobs, n_used);
 }
 
+/* ffn norm of every token's residual stream, inside the first FFN region
+ * (as dec_ffn_input). */
+static void bat_ffn_input(eng_session *s, int il, int64_t T)
+{
+    const eng_layer *l = &s->m->layers[il];
+    eng_bat_buf *b = &s->bat;
+    const int64_t d = s->hp->n_embd;
+    for (int64_t t = 0; t < T; t++)
+        eng_rmsnorm(b->xn + t * d, b->x + t * d, l->ffn_norm->data, d, s->hp->eps);
+}
+
 static int bat_moe(eng_session *s, int il, const int32_t *tokens, int64_t T, eng_err *err)
 {
     const eng_hparams *hp = s->hp;
@@ -595,6 +616,7 @@ static int bat_moe(eng_session *s, int il, const int32_t *tokens, int64_t T, eng
     const int k = (int)hp->n_expert_used;
     const int64_t d = hp->n_embd;
     REGION_BEGIN(s, ENG_REGION_ROUTER);
+    bat_ffn_input(s, il, T);
     bat_route(s, il, tokens, T);
     REGION_END(s, ENG_REGION_ROUTER);
 
@@ -656,10 +678,9 @@ static int bat_ffn(eng_session *s, int il, const int32_t *tokens, int64_t T, eng
     const eng_layer *l = &s->m->layers[il];
     eng_bat_buf *b = &s->bat;
     const int64_t d = s->hp->n_embd;
-    for (int64_t t = 0; t < T; t++)
-        eng_rmsnorm(b->xn + t * d, b->x + t * d, l->ffn_norm->data, d, s->hp->eps);
     if (s->hp->n_expert == 0) {
         REGION_BEGIN(s, ENG_REGION_EXPERT_FFN);
+        bat_ffn_input(s, il, T);
         eng_expert_mat m[3] = {mat_of(l->ffn_gate), mat_of(l->ffn_up), mat_of(l->ffn_down)};
         bat_dense_ffn(s, m, b->xn, T, b->g, b->u, b->tmp);
         REGION_END(s, ENG_REGION_EXPERT_FFN);

@@ -22,10 +22,11 @@
 #include <stdint.h>
 
 typedef enum eng_region {
-    ENG_REGION_EMBED = 0,    /* token embedding lookup                      */
+    ENG_REGION_EMBED = 0,    /* token embedding lookup (+ the token's RoPE table) */
     ENG_REGION_ATTENTION,    /* attn norm, QKV, RoPE, attention, output proj */
     ENG_REGION_ROUTER,       /* ffn norm, router logits, softmax, top-k     */
-    ENG_REGION_EXPERT_FFN,   /* routed experts' SwiGLU and weighted sum     */
+    ENG_REGION_EXPERT_FFN,   /* routed experts' SwiGLU and weighted sum (a dense
+                                layer's FFN, ffn norm included)             */
     ENG_REGION_SHARED_EXPERT,/* qwen2moe shared expert and its gate         */
     ENG_REGION_EXPERT_WAIT,  /* forward pass blocked on an expert load (nested in EXPERT_FFN) */
     ENG_REGION_EXPERT_LOAD,  /* slow-tier read/copy, on a loader thread     */

@@ -42,6 +42,7 @@ typedef struct rthread {
     eng_region stack[MAX_DEPTH];
     met_sample last;
     int last_closed_top;             /* last boundary ended a top-level region */
+    int64_t closed_at_ns;            /* clock when that end's reading finished */
     uint64_t readings;               /* full counter readings (relaxed atomic) */
     uint64_t calls[NREG];            /* relaxed atomics, owner writes     */
     int64_t acc[NREG][MET_SAMPLE_MAX];
@@ -254,14 +255,18 @@ static void cg_dump(const met_regions *r, const rthread *t)
  * the instruction counts stay exact per region. */
 enum { COALESCE_NS = 5000 };
 
+static int64_t clock_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int coalesce(const met_regions *r, const rthread *t)
 {
     if (!t->last_closed_top || t->depth || r->callgrind || r->no_coalesce)
         return 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    return now - t->last.v[MET_S_WALL_NS] < COALESCE_NS;
+    return clock_now_ns() - t->closed_at_ns < COALESCE_NS;
 }
 
 void met_regions_begin(met_regions *r, eng_region reg)
@@ -338,6 +343,8 @@ void met_regions_end(met_regions *r, eng_region reg)
     t->depth = at; /* closes reg and anything left open inside it */
     t->last = now;
     t->last_closed_top = at == 0;
+    if (t->last_closed_top) /* the gap is measured from here: the reading itself takes µs */
+        t->closed_at_ns = clock_now_ns();
 }
 
 /* ---- tokens, flops, loads --------------------------------------------- */
