@@ -37,6 +37,7 @@
  * O(T*k + E) per sample.
  */
 #include "metrics/lrc.h"
+#include "metrics/lrc_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,6 +56,11 @@ struct met_lrc_ws {
     int64_t *next;      /* [ncap] Belady: next access position per access     */
     int32_t *fen;       /* [ncap + 1] LRU: Fenwick tree over access positions */
     int64_t ncap;
+    int32_t *lts;       /* [E rounded up to 8] LRU count: last use, -1 never;
+                           NULL when E > MET_LRC_LRU_COUNT_MAX_E              */
+    met_lrc_lru lru;    /* forced LRU method (tests), AUTO normally           */
+    met_lrc_walk walk;  /* forced walk (tests), AUTO normally                 */
+    int dense;          /* this call's walk: record masks after the first one */
 };
 
 static const char *const policy_names[] = {"lru", "lfu", "belady", "fsf"};
@@ -92,9 +98,11 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
         ws->since = malloc((size_t)E * sizeof *ws->since);
         ws->last = malloc((size_t)E * sizeof *ws->last);
         ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
+        if (E <= MET_LRC_LRU_COUNT_MAX_E)
+            ws->lts = aligned_alloc(32, (size_t)(E + 7) / 8 * 32);
     }
     if (!ws || E < 1 || !ws->st || !ws->sk || !ws->pos || !ws->key || !ws->cnt || !ws->since ||
-        !ws->last || !ws->dist) {
+        !ws->last || !ws->dist || (E <= MET_LRC_LRU_COUNT_MAX_E && !ws->lts)) {
         met_lrc_ws_free(ws);
         return eng_err_set(err, E < 1 ? ENG_EINVAL : ENG_ENOMEM,
                            "lrc: cannot make a workspace for %d experts", (int)E);
@@ -108,11 +116,53 @@ void met_lrc_ws_free(met_lrc_ws *ws)
     if (!ws)
         return;
     free(ws->st), free(ws->sk), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
-    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws);
+    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts), free(ws);
+}
+
+void met_lrc_ws_force(met_lrc_ws *ws, met_lrc_lru lru, met_lrc_walk walk)
+{
+    ws->lru = lru, ws->walk = walk;
+}
+
+/* The record rotation of one Mattson update over stack positions [b, end)
+ * whose records are the bits of m (bit j = position b + j): each record's
+ * expert moves to the next record's position, the carried victim (*v, *kv)
+ * takes the first, the last one is carried on. */
+static void rotate(met_lrc_ws *ws, int32_t b, uint64_t m, int32_t *v, int64_t *kv)
+{
+    int32_t *st = ws->st, *pos = ws->pos;
+    int64_t *sk = ws->sk;
+    for (; m; m &= m - 1) {
+        int32_t j = b + __builtin_ctzll(m), y = st[j];
+        int64_t ky = sk[j];
+        st[j] = *v, sk[j] = *kv, pos[*v] = j;
+        *v = y, *kv = ky;
+    }
+}
+
+/* Records (positions with a key below every key above them) among at most
+ * 64 positions from b, as a bit mask; *run = the running minimum, updated.
+ * Branch-free: where records are dense, a branch per record mispredicts
+ * more than this costs (two cycles a position, the min chain). */
+static uint64_t records(const int64_t *sk, int32_t b, int32_t e, int64_t *run)
+{
+    uint64_t m = 0;
+    int64_t r = *run;
+    for (int32_t j = 0; j < e; j++) {
+        int64_t y = sk[b + j];
+        m |= (uint64_t)(y < r) << j;
+        r = y < r ? y : r;
+    }
+    *run = r;
+    return m;
 }
 
 /* Mattson update for an access to x; n = stack size (updated). Only the
- * records (successive new victims) move, so the scan jumps between them. */
+ * records (successive new victims) move. Two exact ways to find them: a
+ * branchy scan that jumps from record to record (cheap where records are
+ * sparse: long stacks, LFU, Belady, long FSF lookahead) and, after the first
+ * record, branch-free record masks (dense records: short FSF lookahead,
+ * small E); ws->dense says which (met_curve_sample sets it). */
 static void stack_access(met_lrc_ws *ws, int32_t x, int32_t *n)
 {
     int32_t *st = ws->st, *pos = ws->pos;
@@ -128,10 +178,14 @@ static void stack_access(met_lrc_ws *ws, int32_t x, int32_t *n)
     int32_t v = st[0];
     int64_t kv = sk[0];
     st[0] = x, pos[x] = 0, sk[0] = ws->key[x];
-    for (int32_t j = 1;; j++) {
-        j = find_below(sk, j, end, kv);
-        if (j == end)
-            break;
+    int32_t j = find_below(sk, 1, end, kv);
+    while (j < end && ws->dense) {
+        int32_t e = end - j < 64 ? end - j : 64;
+        int64_t run = kv;
+        rotate(ws, j, records(sk, j, e, &run), &v, &kv);
+        j += e;
+    }
+    for (; j < end; j = find_below(sk, j + 1, end, kv)) {
         int32_t y = st[j]; /* y is the new victim; the old one stays at j */
         int64_t ky = sk[j];
         st[j] = v, sk[j] = kv, pos[v] = j;
@@ -222,6 +276,40 @@ static void lru_sample(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k)
     }
 }
 
+/* LRU for small E: the stack distance of x is 1 + the number of experts
+ * used after x's last use, counted over all E last-use times at once (eight
+ * lanes a step; never-used experts hold -1 and never count). */
+typedef int32_t v4i32 __attribute__((vector_size(16)));
+
+static void lru_count(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k)
+{
+    int32_t nv = (ws->E + 7) / 8 * 2, n = 0; /* 4-lane vectors, even count */
+    v4i32 *lv = (v4i32 *)ws->lts;
+    int32_t *lt = ws->lts;
+    for (int32_t i = 0; i < nv * 4; i++)
+        lt[i] = -1;
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = ids + t * k;
+        for (int32_t r = 0, fresh = 0; r < k; r++) {
+            int32_t l = lt[tok[r]];
+            if (l < 0) {
+                ws->dist[n + ++fresh]++;
+                continue;
+            }
+            v4i32 a0 = {0}, a1 = {0}, lb = {l, l, l, l};
+            for (int32_t i = 0; i < nv; i += 2) /* -1 per later use */
+                a0 += lv[i] > lb, a1 += lv[i + 1] > lb;
+            a0 += a1;
+            int32_t later = -(a0[0] + a0[1] + a0[2] + a0[3]);
+            ws->dist[1 + later]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            n += lt[tok[r]] < 0;
+            lt[tok[r]] = (int32_t)(t * k + r);
+        }
+    }
+}
+
 int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
                      int64_t T, int32_t k, int64_t *hits, eng_err *err)
 {
@@ -234,7 +322,14 @@ int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t
     if (rc)
         return rc;
     memset(ws->dist, 0, ((size_t)E + 2) * sizeof *ws->dist);
-    if (pol == MET_POLICY_LRU) {
+    int count = ws->lts && N < INT32_MAX && ws->lru != MET_LRC_LRU_FENWICK;
+    /* measured (docs/performance.md): masks pay where records are dense */
+    ws->dense = ws->walk == MET_LRC_WALK_MASK ||
+                (ws->walk == MET_LRC_WALK_AUTO &&
+                 (E <= 256 || (pol == MET_POLICY_FSF && look <= 16)));
+    if (pol == MET_POLICY_LRU && count) {
+        lru_count(ws, ids, T, k);
+    } else if (pol == MET_POLICY_LRU) {
         lru_sample(ws, ids, T, k);
     } else {
         for (int32_t e = 0; e < E; e++)
