@@ -1,9 +1,15 @@
 /*
  * lrc_kernels.c — per-curve cost of the one-pass kernels (built and run by
- * scripts/bench/metrics.sh): for sample 0 of a trace, the CPU time of one
- * met_curve_sample call per policy, for one layer (E, k of the trace) and for
- * the model-wide concatenation (L*E, L*k), single-threaded, best of REPS.
- *   lrc_kernels TRACE.moetrace [REPS]
+ * scripts/bench/metrics.sh): CPU time of one met_curve_sample call per
+ * policy, for one layer (E, k of the trace; layer 0) and for the model-wide
+ * concatenation (L*E, L*k), single-threaded.
+ *
+ * Each round calls the kernel once on each of the first S samples in turn
+ * and the figure is the best round's mean per call. Calling it again and
+ * again on one sample would let the branch predictor learn that sample's
+ * branches (up to 2.5x faster than on fresh samples here), which the
+ * whole-trace run never sees.
+ *   lrc_kernels TRACE.moetrace [ROUNDS] [SAMPLES]
  */
 #include "metrics/lrc.h"
 #include "metrics/trace.h"
@@ -19,14 +25,16 @@ static double cpu_now(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static double best_of(met_lrc_ws *ws, met_policy p, int32_t look, const int32_t *ids, int64_t T,
-                      int32_t k, int64_t *hits, int reps)
+/* ids: S samples of T*k ids each, back to back. */
+static double best_round(met_lrc_ws *ws, met_policy p, int32_t look, const int32_t *ids,
+                         int S, int64_t T, int32_t k, int64_t *hits, int rounds)
 {
     double best = 1e30;
-    for (int i = 0; i < reps; i++) {
+    for (int i = 0; i < rounds; i++) {
         double t0 = cpu_now();
-        met_curve_sample(ws, p, look, ids, T, k, hits, NULL);
-        double dt = cpu_now() - t0;
+        for (int s = 0; s < S; s++)
+            met_curve_sample(ws, p, look, ids + (size_t)s * T * k, T, k, hits, NULL);
+        double dt = (cpu_now() - t0) / S;
         best = dt < best ? dt : best;
     }
     return best;
@@ -36,7 +44,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return 2;
-    int reps = argc > 2 ? atoi(argv[2]) : 20;
+    int rounds = argc > 2 ? atoi(argv[2]) : 5, S = argc > 3 ? atoi(argv[3]) : 32;
     met_trace_reader *r;
     eng_err err = {0};
     if (met_trace_reader_open(&r, argv[1], MET_FMT_AUTO, &err)) {
@@ -47,31 +55,45 @@ int main(int argc, char **argv)
     int32_t L = in->num_layers, E = in->num_experts, k = in->top_k;
     const int64_t *ss = met_trace_reader_sample_start(r);
     int64_t T = ss[1] - ss[0];
-    uint16_t *raw = malloc((size_t)(L * T * k) * 2);
-    int32_t *lay = malloc((size_t)(T * k) * 4), *all = malloc((size_t)(T * k * L) * 4);
+    S = S < 1 ? 1 : S > in->num_samples ? (int)in->num_samples : S;
+    for (int s = 0; s < S; s++)
+        if (ss[s + 1] - ss[s] != T) {
+            fprintf(stderr, "samples 0..%d must have the same length\n", S - 1);
+            return 1;
+        }
+    size_t n = (size_t)T * k;
+    uint16_t *raw = malloc(L * n * 2);
+    int32_t *lay = malloc(S * n * 4), *all = malloc(S * n * L * 4);
     int64_t *hits = malloc((size_t)L * E * 8);
     met_lrc_ws *wl, *wm;
-    if (met_trace_reader_sample(r, 0, raw, NULL, &err) || met_lrc_ws_new(&wl, E, NULL) ||
+    if (!raw || !lay || !all || !hits || met_lrc_ws_new(&wl, E, NULL) ||
         met_lrc_ws_new(&wm, L * E, NULL))
         return 1;
-    for (int64_t i = 0; i < T * k; i++)
-        lay[i] = raw[i];
-    for (int64_t t = 0; t < T; t++)
-        for (int32_t l = 0; l < L; l++)
-            for (int32_t q = 0; q < k; q++)
-                all[(t * L + l) * k + q] = raw[((size_t)l * T + t) * k + q] + l * E;
-    printf("one sample, T = %lld; CPU time per call (all %d cache sizes at once), best of %d:\n",
-           (long long)T, (int)E, reps);
+    for (int s = 0; s < S; s++) {
+        if (met_trace_reader_sample(r, s, raw, NULL, &err))
+            return 1;
+        for (size_t i = 0; i < n; i++)
+            lay[s * n + i] = raw[i];
+        for (int64_t t = 0; t < T; t++)
+            for (int32_t l = 0; l < L; l++)
+                for (int32_t q = 0; q < k; q++)
+                    all[s * n * L + (t * L + l) * k + q] = raw[((size_t)l * T + t) * k + q] + l * E;
+    }
+    int Sm = S < 8 ? S : 8;
+    printf("T = %lld; CPU time per call (all cache sizes at once), mean over %d samples (model-wide "
+           "%d), best of %d rounds:\n", (long long)T, S, Sm, rounds);
     static const int32_t looks[] = {4, 16, 64, 256};
     for (int p = 0; p < 3 + 4; p++) {
         met_policy pol = p < 3 ? (met_policy)p : MET_POLICY_FSF;
         int32_t look = p < 3 ? 1 : looks[p - 3];
-        double a = best_of(wl, pol, look, lay, T, k, hits, reps);
-        double b = best_of(wm, pol, look, all, T, L * k, hits, reps > 3 ? 3 : reps);
+        double a = best_round(wl, pol, look, lay, S, T, k, hits, rounds);
+        double b = best_round(wm, pol, look, all, Sm, T, L * k, hits, rounds > 3 ? 3 : rounds);
         char name[32];
         snprintf(name, sizeof name, p < 3 ? "%s" : "%s L=%d", met_policy_name(pol), (int)look);
         printf("  %-11s layer (E=%d, k=%d): %7.1f us   model-wide (E=%d, k=%d): %7.2f ms\n",
                name, (int)E, (int)k, a * 1e6, (int)(L * E), (int)(L * k), b * 1e3);
     }
+    met_lrc_ws_free(wl), met_lrc_ws_free(wm), met_trace_reader_free(r);
+    free(raw), free(lay), free(all), free(hits);
     return 0;
 }
