@@ -60,6 +60,11 @@ struct met_lrc_ws {
                            NULL when E > MET_LRC_LRU_COUNT_MAX_E              */
     met_lrc_lru lru;    /* forced LRU method (tests), AUTO normally           */
     met_lrc_walk walk;  /* forced walk (tests), AUTO normally                 */
+    met_lrc_small small;/* forced off (tests), AUTO normally                  */
+    int64_t *sdist;     /* [MET_LRC_SMALL_MAX_CURVES][E + 2] lrc_avx512.c
+                           histograms; NULL: E > 64 or not this CPU          */
+    int32_t *sgt;       /* [MET_LRC_SMALL_MAX_CURVES][tcap + 2] its LFU counts */
+    int64_t tcap;
     int dense;          /* this call's walk: record masks after the first one */
 };
 
@@ -100,6 +105,12 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
         ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
         if (E <= MET_LRC_LRU_COUNT_MAX_E)
             ws->lts = aligned_alloc(32, (size_t)(E + 7) / 8 * 32);
+        if (E <= MET_LRC_SMALL_MAX_E && met_lrc_small_available() &&
+            !(ws->sdist = malloc(MET_LRC_SMALL_MAX_CURVES * ((size_t)E + 2) * 8))) {
+            met_lrc_ws_free(ws);
+            return eng_err_set(err, ENG_ENOMEM, "lrc: cannot make a workspace for %d experts",
+                               (int)E);
+        }
     }
     if (!ws || E < 1 || !ws->st || !ws->sk || !ws->pos || !ws->key || !ws->cnt || !ws->since ||
         !ws->last || !ws->dist || (E <= MET_LRC_LRU_COUNT_MAX_E && !ws->lts)) {
@@ -116,12 +127,13 @@ void met_lrc_ws_free(met_lrc_ws *ws)
     if (!ws)
         return;
     free(ws->st), free(ws->sk), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
-    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts), free(ws);
+    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts), free(ws->sdist), free(ws->sgt);
+    free(ws);
 }
 
-void met_lrc_ws_force(met_lrc_ws *ws, met_lrc_lru lru, met_lrc_walk walk)
+void met_lrc_ws_force(met_lrc_ws *ws, met_lrc_lru lru, met_lrc_walk walk, met_lrc_small small)
 {
-    ws->lru = lru, ws->walk = walk;
+    ws->lru = lru, ws->walk = walk, ws->small = small;
 }
 
 /* The record rotation of one Mattson update over stack positions [b, end)
@@ -201,17 +213,25 @@ static void set_key(met_lrc_ws *ws, int32_t e, int64_t k)
         ws->sk[ws->pos[e]] = k;
 }
 
-static int grow(met_lrc_ws *ws, int64_t N, eng_err *err)
+/* Per-access scratch for N accesses; with the small path also its LFU
+ * counts for T tokens (sgt: MET_LRC_SMALL_MAX_CURVES rows of tcap + 2). */
+static int grow(met_lrc_ws *ws, int64_t N, int64_t T, eng_err *err)
 {
-    if (N <= ws->ncap)
+    if (N <= ws->ncap && (!ws->sdist || T <= ws->tcap))
         return ENG_OK;
-    int64_t *p = realloc(ws->next, (size_t)N * sizeof *p);
+    N = N > ws->ncap ? N : ws->ncap;
+    T = T > ws->tcap ? T : ws->tcap;
+    int64_t *p = realloc(ws->next, (size_t)N * sizeof *p + 1);
     if (p)
         ws->next = p;
     int32_t *f = p ? realloc(ws->fen, ((size_t)N + 1) * sizeof *f) : NULL;
-    if (!f)
+    if (f)
+        ws->fen = f;
+    int32_t *g = f && ws->sdist ? realloc(ws->sgt, MET_LRC_SMALL_MAX_CURVES * ((size_t)T + 2) * 4)
+                                : ws->sgt;
+    if (!f || (ws->sdist && !g))
         return eng_err_set(err, ENG_ENOMEM, "lrc: out of memory for %lld accesses", (long long)N);
-    ws->fen = f, ws->ncap = N;
+    ws->sgt = g, ws->ncap = N, ws->tcap = T;
     return ENG_OK;
 }
 
@@ -226,9 +246,7 @@ static void belady_next(met_lrc_ws *ws, const int32_t *ids, int64_t N)
     }
 }
 
-/* Priorities are non-negative int64 (the AVX2 scan compares signed):
- * (count, last position) packed as count * 2^40 + position. */
-#define KEY(count, p) ((int64_t)(((uint64_t)(count) << 40) | (uint64_t)(p)))
+#define KEY MET_LRC_KEY
 
 static void fsf_enter(met_lrc_ws *ws, const int32_t *tok, int32_t k)
 {
@@ -310,60 +328,122 @@ static void lru_count(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k)
     }
 }
 
-int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
-                     int64_t T, int32_t k, int64_t *hits, eng_err *err)
+/* One curve's distance histogram (ws->dist) by the general methods. */
+static void curve_dist(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
+                       int64_t T, int32_t k)
 {
     int32_t E = ws->E, n = 0;
     int64_t N = T * k;
-    if (T < 0 || T >= ((int64_t)1 << 22) || look < 1 || (unsigned)pol >= MET_POLICY_COUNT)
-        return eng_err_set(err, ENG_EINVAL,
-                           "lrc: sample longer than 4M tokens, lookahead < 1 or bad policy");
-    int rc = grow(ws, N, err);
-    if (rc)
-        return rc;
     memset(ws->dist, 0, ((size_t)E + 2) * sizeof *ws->dist);
-    int count = ws->lts && N < INT32_MAX && ws->lru != MET_LRC_LRU_FENWICK;
+    if (pol == MET_POLICY_LRU) {
+        if (ws->lts && N < INT32_MAX && ws->lru != MET_LRC_LRU_FENWICK)
+            lru_count(ws, ids, T, k);
+        else
+            lru_sample(ws, ids, T, k);
+        return;
+    }
     /* measured (docs/performance.md): masks pay where records are dense */
     ws->dense = ws->walk == MET_LRC_WALK_MASK ||
                 (ws->walk == MET_LRC_WALK_AUTO &&
                  (E <= 256 || (pol == MET_POLICY_FSF && look <= 16)));
-    if (pol == MET_POLICY_LRU && count) {
-        lru_count(ws, ids, T, k);
-    } else if (pol == MET_POLICY_LRU) {
-        lru_sample(ws, ids, T, k);
-    } else {
-        for (int32_t e = 0; e < E; e++)
-            ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
-        if (pol == MET_POLICY_BELADY)
-            belady_next(ws, ids, N);
-        for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
-            fsf_enter(ws, ids + t * k, k);
-        for (int64_t t = 0; t < T; t++) {
-            const int32_t *tok = ids + t * k;
-            if (pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T)
-                fsf_enter(ws, ids + (t + look - 1) * k, k);
-            for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
-                int32_t d = ws->pos[tok[r]];
-                ws->dist[d >= 0 ? d + 1 : n + ++fresh]++;
-            }
-            for (int32_t r = 0; r < k; r++) {
-                int32_t x = tok[r];
-                int64_t p = t * k + r;
-                stack_access(ws, x, &n);
-                ws->since[x] = p; /* last access position */
-                if (pol == MET_POLICY_LFU)
-                    set_key(ws, x, KEY(++ws->cnt[x], p));
-                else if (pol == MET_POLICY_FSF)
-                    set_key(ws, x, KEY(--ws->cnt[x], p));
-                else
-                    set_key(ws, x, ((int64_t)1 << 62) - ws->next[p]);
-            }
+    for (int32_t e = 0; e < E; e++)
+        ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
+    if (pol == MET_POLICY_BELADY)
+        belady_next(ws, ids, N);
+    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
+        fsf_enter(ws, ids + t * k, k);
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = ids + t * k;
+        if (pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T)
+            fsf_enter(ws, ids + (t + look - 1) * k, k);
+        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
+            int32_t d = ws->pos[tok[r]];
+            ws->dist[d >= 0 ? d + 1 : n + ++fresh]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            int32_t x = tok[r];
+            int64_t p = t * k + r;
+            stack_access(ws, x, &n);
+            ws->since[x] = p; /* last access position */
+            if (pol == MET_POLICY_LFU)
+                set_key(ws, x, KEY(++ws->cnt[x], p));
+            else if (pol == MET_POLICY_FSF)
+                set_key(ws, x, KEY(--ws->cnt[x], p));
+            else
+                set_key(ws, x, ((int64_t)1 << 62) - ws->next[p]);
         }
     }
+}
+
+static void dist_to_hits(const int64_t *dist, int32_t E, int64_t *hits)
+{
     int64_t acc = 0;
     for (int32_t c = 1; c <= E; c++)
-        hits[c - 1] = acc += ws->dist[c];
+        hits[c - 1] = acc += dist[c];
+}
+
+/* The non-LRU curves among pols, up to MET_LRC_SMALL_MAX_CURVES at a time,
+ * through lrc_avx512.c; done[i] set for those it computed. */
+static void small_curves(met_lrc_ws *ws, int n, const met_policy *pols, const int32_t *looks,
+                         const int32_t *ids, int64_t T, int32_t k, int64_t *hits, char *done)
+{
+    met_lrc_small_args a = {.ids = ids, .T = T, .k = k, .next = ws->next};
+    int idx[MET_LRC_SMALL_MAX_CURVES], belady = 0;
+    for (int i = 0; i < n; i++)
+        belady |= pols[i] == MET_POLICY_BELADY;
+    if (belady)
+        belady_next(ws, ids, T * k);
+    for (int i = 0; i <= n; i++) {
+        if (i < n && pols[i] != MET_POLICY_LRU) {
+            int c = a.ncurves++;
+            idx[c] = i, a.pols[c] = pols[i], a.looks[c] = looks[i];
+            a.dist[c] = ws->sdist + (size_t)c * (ws->E + 2);
+            a.gt[c] = ws->sgt + (size_t)c * ((size_t)ws->tcap + 2);
+            memset(a.dist[c], 0, ((size_t)ws->E + 2) * sizeof *a.dist[c]);
+        }
+        if (a.ncurves && (a.ncurves == MET_LRC_SMALL_MAX_CURVES || i == n)) {
+            if (!met_lrc_small_sample(&a))
+                return; /* priorities do not fit in int32: the general walk */
+            for (int c = 0; c < a.ncurves; c++)
+                dist_to_hits(a.dist[c], ws->E, hits + (size_t)idx[c] * ws->E), done[idx[c]] = 1;
+            a.ncurves = 0;
+        }
+    }
+}
+
+int met_curves_sample(met_lrc_ws *ws, int n, const met_policy *pols, const int32_t *looks,
+                      const int32_t *ids, int64_t T, int32_t k, int64_t *hits, eng_err *err)
+{
+    for (int i = 0; i < n; i++)
+        if (looks[i] < 1 || (unsigned)pols[i] >= MET_POLICY_COUNT)
+            return eng_err_set(err, ENG_EINVAL, "lrc: lookahead %d < 1 or bad policy %d",
+                               (int)looks[i], (int)pols[i]);
+    if (T < 0 || T >= ((int64_t)1 << 22))
+        return eng_err_set(err, ENG_EINVAL, "lrc: sample of %lld tokens, not under 4M",
+                           (long long)T);
+    int rc = grow(ws, T * k, T, err);
+    if (rc)
+        return rc;
+    char done[64] = {0};
+    for (int i0 = 0; i0 < n; i0 += 64) {
+        int m = n - i0 < 64 ? n - i0 : 64;
+        memset(done, 0, sizeof done);
+        if (ws->sdist && ws->small == MET_LRC_SMALL_AUTO)
+            small_curves(ws, m, pols + i0, looks + i0, ids, T, k, hits + (size_t)i0 * ws->E,
+                         done);
+        for (int i = 0; i < m; i++)
+            if (!done[i]) {
+                curve_dist(ws, pols[i0 + i], looks[i0 + i], ids, T, k);
+                dist_to_hits(ws->dist, ws->E, hits + (size_t)(i0 + i) * ws->E);
+            }
+    }
     return ENG_OK;
+}
+
+int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
+                     int64_t T, int32_t k, int64_t *hits, eng_err *err)
+{
+    return met_curves_sample(ws, 1, &pol, &look, ids, T, k, hits, err);
 }
 
 static void srp_change(met_lrc_ws *ws, int32_t e, int64_t w, int delta, int64_t *hist)

@@ -125,10 +125,14 @@ TEST(worked_example_srp)
 }
 
 /* The methods met_curve_sample can use; AUTO first. */
-static const struct { met_lrc_lru lru; met_lrc_walk walk; } methods[] = {
-    {MET_LRC_LRU_AUTO, MET_LRC_WALK_AUTO},
-    {MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN},
-    {MET_LRC_LRU_COUNT, MET_LRC_WALK_MASK},
+static const struct {
+    met_lrc_lru lru;
+    met_lrc_walk walk;
+    met_lrc_small small;
+} methods[] = {
+    {MET_LRC_LRU_AUTO, MET_LRC_WALK_AUTO, MET_LRC_SMALL_AUTO},
+    {MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN, MET_LRC_SMALL_OFF},
+    {MET_LRC_LRU_COUNT, MET_LRC_WALK_MASK, MET_LRC_SMALL_OFF},
 };
 #define NMETHODS ((int)(sizeof methods / sizeof methods[0]))
 
@@ -155,7 +159,7 @@ TEST(curves_equal_brute_force)
         for (int p = 0; p < MET_POLICY_COUNT; p++) {
             int32_t L = 1 + (int32_t)lrc_below(&g, 6);
             for (int q = 0; q < NMETHODS; q++) {
-                met_lrc_ws_force(ws, methods[q].lru, methods[q].walk);
+                met_lrc_ws_force(ws, methods[q].lru, methods[q].walk, methods[q].small);
                 REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, hits, NULL));
                 for (int32_t c = 1; c <= E; c++) {
                     int64_t b = brute_hits(ids, T, k, E, c, (met_policy)p, L);
@@ -195,7 +199,7 @@ TEST(curves_large_e_methods_agree)
         for (int p = 0; p < MET_POLICY_COUNT; p++) {
             int32_t L = p == MET_POLICY_FSF ? 1 + (int32_t)lrc_below(&g, 6) : 1;
             for (int q = 0; q < NMETHODS; q++) {
-                met_lrc_ws_force(ws, methods[q].lru, methods[q].walk);
+                met_lrc_ws_force(ws, methods[q].lru, methods[q].walk, methods[q].small);
                 REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, q ? hits : ref, NULL));
                 for (int32_t c = 0; q && c < E; c++)
                     CHECK_MSG(hits[c] == ref[c], "%s E=%d method %d c=%d: %lld vs auto %lld",
@@ -211,6 +215,41 @@ TEST(curves_large_e_methods_agree)
                           met_policy_name((met_policy)p), E, k, c, (long long)ref[c - 1],
                           (long long)b);
             }
+        }
+        met_lrc_ws_free(ws);
+    }
+}
+
+/* Several curves in one call (side by side where the CPU allows, in groups
+ * of MET_LRC_SMALL_MAX_CURVES) == one general call per curve. */
+TEST(curves_sample_equals_single_calls)
+{
+    lrc_rng g = {31337};
+    static const int32_t Es[] = {1, 5, 17, 63, 64, 65, 100};
+    enum { NC = 11 };
+    for (int it = 0; it < 28; it++) {
+        int32_t E = Es[it % 7], k = 1 + (int32_t)lrc_below(&g, (uint64_t)(E < 9 ? E : 9));
+        int64_t T = 1 + (int64_t)lrc_below(&g, it < 7 ? 4 : 300);
+        int32_t *ids = tst_alloc((size_t)(T * k) * 4);
+        lrc_random_sample(&g, ids, T, k, E, it % 4);
+        met_policy pols[NC];
+        int32_t looks[NC];
+        for (int i = 0; i < NC; i++) {
+            pols[i] = (met_policy)lrc_below(&g, MET_POLICY_COUNT);
+            looks[i] = 1 + (int32_t)lrc_below(&g, (uint64_t)T + 3);
+        }
+        met_lrc_ws *ws;
+        REQUIRE(!met_lrc_ws_new(&ws, E, NULL));
+        int64_t *all = tst_alloc((size_t)NC * E * 8), *one = tst_alloc((size_t)E * 8);
+        REQUIRE(!met_curves_sample(ws, NC, pols, looks, ids, T, k, all, NULL));
+        met_lrc_ws_force(ws, MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN, MET_LRC_SMALL_OFF);
+        for (int i = 0; i < NC; i++) {
+            REQUIRE(!met_curve_sample(ws, pols[i], looks[i], ids, T, k, one, NULL));
+            for (int32_t c = 0; c < E; c++)
+                CHECK_MSG(all[(size_t)i * E + c] == one[c],
+                          "it %d curve %d %s L=%d E=%d k=%d T=%lld c=%d: %lld vs %lld", it, i,
+                          met_policy_name(pols[i]), looks[i], E, k, (long long)T, c + 1,
+                          (long long)all[(size_t)i * E + c], (long long)one[c]);
         }
         met_lrc_ws_free(ws);
     }
