@@ -44,6 +44,7 @@ int met_lrc_small_available(void)
 typedef struct curve {
     __m512i st, rk;           /* the stack and its ranks (bytes)                */
     __m512i key[4];           /* int32 priority of stack experts, INT32_MAX else */
+    int32_t skey[64];         /* the same, scalar                               */
     met_policy pol;
     int32_t look, n;          /* FSF lookahead; stack size                      */
     int32_t cnt[64], since[64]; /* LFU/FSF access counts; last access           */
@@ -69,11 +70,20 @@ static T512 inline int32_t count_below(const curve *c, int32_t v)
 
 static T512 inline void set_key(curve *c, int32_t x, int32_t v)
 {
+    c->skey[x] = v;
     c->key[x >> 4] = _mm512_mask_set1_epi32(c->key[x >> 4], (__mmask16)(1u << (x & 15)), v);
 }
 
-/* Ranks of the stack experts after one moves from rank r_old to r_new (its
- * own lane is set by the caller). */
+/* Ranks of the stack experts after one moves up from rank r_old to r_new
+ * (its own lane is set by the caller). */
+static T512 inline __m512i rank_up(__m512i rk, int32_t r_old, int32_t r_new)
+{
+    __mmask64 dn = _mm512_cmpgt_epu8_mask(rk, _mm512_set1_epi8((char)r_old)) &
+                   _mm512_cmple_epu8_mask(rk, _mm512_set1_epi8((char)r_new));
+    return _mm512_mask_sub_epi8(rk, dn, rk, _mm512_set1_epi8(1));
+}
+
+/* The same for a move in either direction. */
 static T512 inline __m512i rank_move(__m512i rk, int32_t r_old, int32_t r_new)
 {
     __m512i o = _mm512_set1_epi8((char)r_old), w = _mm512_set1_epi8((char)r_new);
@@ -83,10 +93,11 @@ static T512 inline __m512i rank_move(__m512i rk, int32_t r_old, int32_t r_new)
     return _mm512_mask_add_epi8(rk, up, rk, _mm512_set1_epi8(1));
 }
 
-/* Lane mask of x's stack position, 0 when x is not in the stack. */
-static T512 inline uint64_t where(__m512i st, int32_t x)
+/* Lane mask of x's stack position (xb = x in every byte), 0 when x is not
+ * in the stack. */
+static T512 inline uint64_t where(__m512i st, __m512i xb)
 {
-    return _mm512_cmpeq_epi8_mask(st, _mm512_set1_epi8((char)x));
+    return _mm512_cmpeq_epi8_mask(st, xb);
 }
 
 /* Byte j & 63 of v. */
@@ -97,15 +108,15 @@ static T512 inline int32_t lane(__m512i v, int32_t j)
 }
 
 /* FSF: expert e (at the positions of lane mask m: one, or none when e is
- * not in the stack) gets the higher priority key. Branch-free: with several
- * curves interleaved a mispredicted branch costs all of them. */
+ * not in the stack) gets the higher priority key. */
 static T512 inline void rekey(curve *c, int32_t e, uint64_t m, int32_t key)
 {
+    if (!m) /* not in the stack (rare once the stack is full) */
+        return;
     int32_t r_old = lane(c->rk, (int32_t)_tzcnt_u64(m));
-    set_key(c, e, INT32_MAX);
-    int32_t r_new = m ? count_below(c, key) : r_old; /* cmov: r_old == r_new is no move */
-    set_key(c, e, m ? key : INT32_MAX);
-    c->rk = _mm512_mask_set1_epi8(rank_move(c->rk, r_old, r_new), m, (char)r_new);
+    int32_t r_new = count_below(c, key) - 1; /* e's old, lower priority counted */
+    set_key(c, e, key);
+    c->rk = _mm512_mask_set1_epi8(rank_up(c->rk, r_old, r_new), m, (char)r_new);
 }
 
 /* Positions in [1, d) whose rank is below every rank above them: prefix
@@ -126,10 +137,10 @@ static T512 inline __mmask64 records(const shifts *sh, __m512i rk, int32_t d)
 /* The Mattson update for an access to x at position p (N accesses). The
  * rank move does not depend on the positions, so it runs beside the
  * prefix-min (the chain is rk -> prefix-min -> records -> rotation). */
-static T512 inline void access(curve *c, const shifts *sh, int32_t x, int32_t p, int32_t N,
-                               const int64_t *next)
+static T512 inline void access(curve *c, const shifts *sh, int32_t x, __m512i xb, int32_t p,
+                               int32_t N, const int64_t *next)
 {
-    uint64_t m = where(c->st, x);
+    uint64_t m = where(c->st, xb);
     int32_t isnew = m == 0, d = isnew ? c->n : (int32_t)_tzcnt_u64(m);
     int32_t r_old = isnew ? c->n : lane(c->rk, d), r_new, key;
     c->n += isnew;
@@ -140,8 +151,7 @@ static T512 inline void access(curve *c, const shifts *sh, int32_t x, int32_t p,
         key = (n1 + 1) * N + p;
     } else {
         key = c->pol == MET_POLICY_FSF ? --c->cnt[x] * N + p : (int32_t)(2 * N + 64 - next[p]);
-        set_key(c, x, INT32_MAX);
-        r_new = count_below(c, key);
+        r_new = count_below(c, key) - (c->skey[x] < key); /* not x itself */
     }
     set_key(c, x, key);
     c->since[x] = p;
@@ -150,7 +160,7 @@ static T512 inline void access(curve *c, const shifts *sh, int32_t x, int32_t p,
     __mmask64 from = rec | 1, to = rec | (uint64_t)1 << d;
     __m512i st = _mm512_mask_expand_epi8(c->st, to, _mm512_maskz_compress_epi8(from, c->st));
     rk = _mm512_mask_expand_epi8(rk, to, _mm512_maskz_compress_epi8(from, rk));
-    c->st = _mm512_mask_set1_epi8(st, 1, (char)x);
+    c->st = _mm512_mask_mov_epi8(st, 1, xb);
     c->rk = _mm512_mask_set1_epi8(rk, 1, (char)r_new);
 }
 
@@ -159,7 +169,7 @@ static T512 inline void fsf_enter(curve *c, const int32_t *tok, int32_t k, int32
 {
     for (int32_t r = 0; r < k; r++) {
         int32_t e = tok[r];
-        rekey(c, e, where(c->st, e), ++c->cnt[e] * N + c->since[e]);
+        rekey(c, e, where(c->st, _mm512_set1_epi8((char)e)), ++c->cnt[e] * N + c->since[e]);
     }
 }
 
@@ -169,6 +179,8 @@ static T512 void curve_init(curve *c, met_policy pol, int32_t look, int64_t *dis
     c->st = c->rk = _mm512_set1_epi8((char)0xff);
     for (int i = 0; i < 4; i++)
         c->key[i] = _mm512_set1_epi32(INT32_MAX);
+    for (int i = 0; i < 64; i++)
+        c->skey[i] = INT32_MAX;
     c->pol = pol, c->look = look, c->n = 0, c->dist = dist, c->gt = gt;
     memset(c->cnt, 0, sizeof c->cnt), memset(c->since, 0, sizeof c->since);
     if (gt)
@@ -198,19 +210,23 @@ T512 int met_lrc_small_sample(const met_lrc_small_args *a)
             fsf_enter(&cv[i], a->ids + t * k, k, N);
     for (int64_t t = 0; t < a->T; t++) {
         const int32_t *tok = a->ids + t * k;
-        for (int i = 0; i < nc; i++) {
-            curve *c = &cv[i];
-            if (c->pol == MET_POLICY_FSF && t > 0 && t + c->look - 1 < a->T)
-                fsf_enter(c, a->ids + (t + c->look - 1) * k, k, N);
-            for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
-                uint64_t m = where(c->st, tok[r]);
-                fresh += m == 0;
-                c->dist[m ? (int32_t)_tzcnt_u64(m) + 1 : c->n + fresh]++;
+        for (int i = 0; i < nc; i++)
+            if (cv[i].pol == MET_POLICY_FSF && t > 0 && t + cv[i].look - 1 < a->T)
+                fsf_enter(&cv[i], a->ids + (t + cv[i].look - 1) * k, k, N);
+        int32_t fresh[MAXC] = {0};
+        for (int32_t r = 0; r < k; r++) { /* look-up before the token */
+            __m512i xb = _mm512_set1_epi8((char)tok[r]);
+            for (int i = 0; i < nc; i++) {
+                uint64_t m = where(cv[i].st, xb);
+                fresh[i] += m == 0;
+                cv[i].dist[m ? (int32_t)_tzcnt_u64(m) + 1 : cv[i].n + fresh[i]]++;
             }
         }
-        for (int32_t r = 0; r < k; r++)
+        for (int32_t r = 0; r < k; r++) {
+            __m512i xb = _mm512_set1_epi8((char)tok[r]);
             for (int i = 0; i < nc; i++)
-                access(&cv[i], &sh, tok[r], (int32_t)(t * k + r), N, a->next);
+                access(&cv[i], &sh, tok[r], xb, (int32_t)(t * k + r), N, a->next);
+        }
     }
     return 1;
 }
