@@ -64,6 +64,7 @@ struct met_lrc_ws {
     int64_t *sdist;     /* [MET_LRC_SMALL_MAX_CURVES][E + 2] lrc_avx512.c
                            histograms; NULL: E > 64 or not this CPU          */
     int32_t *sgt;       /* [MET_LRC_SMALL_MAX_CURVES][tcap + 2] its LFU counts */
+    int32_t *w32;       /* [6][E] met_lrc_wide_sample scratch; NULL: not this CPU */
     int64_t tcap;
     int dense;          /* this call's walk: record masks after the first one */
 };
@@ -105,6 +106,11 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
         ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
         if (E <= MET_LRC_LRU_COUNT_MAX_E)
             ws->lts = aligned_alloc(32, (size_t)(E + 7) / 8 * 32);
+        if (met_lrc_wide_available() && !(ws->w32 = malloc(6 * (size_t)E * 4))) {
+            met_lrc_ws_free(ws);
+            return eng_err_set(err, ENG_ENOMEM, "lrc: cannot make a workspace for %d experts",
+                               (int)E);
+        }
         if (E <= MET_LRC_SMALL_MAX_E && met_lrc_small_available() &&
             !(ws->sdist = malloc(MET_LRC_SMALL_MAX_CURVES * ((size_t)E + 2) * 8))) {
             met_lrc_ws_free(ws);
@@ -127,7 +133,7 @@ void met_lrc_ws_free(met_lrc_ws *ws)
     if (!ws)
         return;
     free(ws->st), free(ws->sk), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
-    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts), free(ws->sdist), free(ws->sgt);
+    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts), free(ws->sdist), free(ws->sgt), free(ws->w32);
     free(ws);
 }
 
@@ -346,10 +352,19 @@ static void curve_dist(met_lrc_ws *ws, met_policy pol, int32_t look, const int32
     ws->dense = ws->walk == MET_LRC_WALK_MASK ||
                 (ws->walk == MET_LRC_WALK_AUTO &&
                  (E <= 256 || (pol == MET_POLICY_FSF && look <= 16)));
-    for (int32_t e = 0; e < E; e++)
-        ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
     if (pol == MET_POLICY_BELADY)
         belady_next(ws, ids, N);
+    if (ws->w32 && (ws->walk == MET_LRC_WALK_AUTO || ws->walk == MET_LRC_WALK_AVX512)) {
+        int32_t *w = ws->w32;
+        met_lrc_wide_args a = {.pol = pol, .look = look, .k = k, .E = E, .ids = ids, .T = T,
+                               .next = ws->next, .dist = ws->dist, .st = w, .sk = w + E,
+                               .pos = w + 2 * E, .key = w + 3 * E, .cnt = w + 4 * E,
+                               .since = w + 5 * E};
+        if (met_lrc_wide_sample(&a))
+            return;
+    }
+    for (int32_t e = 0; e < E; e++)
+        ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
     for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
         fsf_enter(ws, ids + t * k, k);
     for (int64_t t = 0; t < T; t++) {

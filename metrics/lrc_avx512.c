@@ -1,5 +1,7 @@
 /*
- * lrc_avx512.c — LFU, Belady and FSF curves of at most 64 experts with the
+ * lrc_avx512.c — AVX-512 kernels of the one-pass curves.
+ *
+ * LFU, Belady and FSF curves of at most 64 experts with the
  * whole Mattson stack in two 64-byte registers (AVX-512 BW + VBMI + VBMI2),
  * several curves of one sample at once. Same semantics and same hits as the
  * walk in lrc.c (the tests compare both with brute force); only called when
@@ -23,6 +25,9 @@
  * lookahead window: a rank move in place.
  * x's depth is a byte compare of st with x.
  *
+ * The second half is the walk of lrc.c for any E on int32 priorities with
+ * AVX-512 F only (met_lrc_wide_sample).
+ *
  * One update is a chain of dependent vector operations (~40 cycles), so
  * the curves of a sample run interleaved, access by access: their chains
  * are independent and overlap in the out-of-order core.
@@ -34,11 +39,17 @@
 #include <string.h>
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
+#define W512 __attribute__((target("avx512f,popcnt")))
 
 int met_lrc_small_available(void)
 {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
+}
+
+int met_lrc_wide_available(void)
+{
+    return __builtin_cpu_supports("avx512f");
 }
 
 typedef struct curve {
@@ -226,6 +237,102 @@ T512 int met_lrc_small_sample(const met_lrc_small_args *a)
             __m512i xb = _mm512_set1_epi8((char)tok[r]);
             for (int i = 0; i < nc; i++)
                 access(&cv[i], &sh, tok[r], xb, (int32_t)(t * k + r), N, a->next);
+        }
+    }
+    return 1;
+}
+
+/* ---- the walk for any E (lrc.c's stack_access on int32 priorities) -------
+ *
+ * Stack, priorities and positions as in lrc.c, but int32, and the walk
+ * takes 16 positions a step: a block has records iff some priority is below
+ * the carried victim's; then records = those below it that are also below
+ * every priority before them in the block (prefix-min by four lane shifts),
+ * and the rotation is a compress, a one-lane shift that brings the carried
+ * victim in, and an expand. Positions of the moved experts by a scatter. */
+
+static W512 inline void wide_set_key(const met_lrc_wide_args *a, int32_t e, int32_t v)
+{
+    a->key[e] = v;
+    if (a->pos[e] >= 0)
+        a->sk[a->pos[e]] = v;
+}
+
+static W512 void wide_access(const met_lrc_wide_args *a, int32_t x, int32_t *n)
+{
+    int32_t *st = a->st, *sk = a->sk, *pos = a->pos;
+    int32_t d = pos[x];
+    if (d == 0)
+        return;
+    int32_t end = d < 0 ? *n : d;
+    if (d < 0 && (*n)++ == 0) { /* first expert of the sample */
+        st[0] = x, pos[x] = 0, sk[0] = a->key[x];
+        return;
+    }
+    int32_t v = st[0], kv = sk[0];
+    st[0] = x, pos[x] = 0, sk[0] = a->key[x];
+    const __m512i maxv = _mm512_set1_epi32(INT32_MAX);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int32_t b = 1; b < end; b += 16) {
+        __mmask16 valid = end - b >= 16 ? 0xffff : (__mmask16)((1u << (end - b)) - 1);
+        __m512i K = _mm512_mask_loadu_epi32(maxv, valid, sk + b);
+        __mmask16 lt = _mm512_cmplt_epi32_mask(K, _mm512_set1_epi32(kv));
+        if (!lt)
+            continue;
+        __m512i P = _mm512_min_epi32(K, _mm512_alignr_epi32(K, maxv, 15));
+        P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 14));
+        P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 12));
+        P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 8));
+        __mmask16 rec = _mm512_mask_cmpeq_epi32_mask(lt, K, P);
+        __m512i I = _mm512_maskz_loadu_epi32(valid, st + b);
+        __m512i CK = _mm512_maskz_compress_epi32(rec, K), CI = _mm512_maskz_compress_epi32(rec, I);
+        K = _mm512_mask_expand_epi32(K, rec, _mm512_alignr_epi32(CK, _mm512_set1_epi32(kv), 15));
+        I = _mm512_mask_expand_epi32(I, rec, _mm512_alignr_epi32(CI, _mm512_set1_epi32(v), 15));
+        _mm512_mask_storeu_epi32(sk + b, rec, K);
+        _mm512_mask_storeu_epi32(st + b, rec, I);
+        _mm512_mask_i32scatter_epi32(pos, rec, I, _mm512_add_epi32(iota, _mm512_set1_epi32(b)), 4);
+        __m512i last = _mm512_set1_epi32(__builtin_popcount(rec) - 1);
+        kv = _mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(last, CK)));
+        v = _mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(last, CI)));
+    }
+    st[end] = v, sk[end] = kv, pos[v] = end;
+}
+
+W512 int met_lrc_wide_sample(const met_lrc_wide_args *a)
+{
+    int32_t k = a->k, n = 0, look = a->look;
+    int64_t T = a->T;
+    if ((T + 2) * T * k + 2 * (int64_t)a->E >= INT32_MAX)
+        return 0;
+    int32_t N = (int32_t)(T * k);
+    met_policy pol = a->pol;
+    for (int32_t e = 0; e < a->E; e++)
+        a->pos[e] = -1, a->key[e] = 0, a->cnt[e] = 0, a->since[e] = 0;
+    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
+        for (int32_t r = 0; r < k; r++) {
+            int32_t e = a->ids[t * k + r];
+            wide_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
+        }
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = a->ids + t * k;
+        for (int32_t r = 0; pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T && r < k; r++) {
+            int32_t e = a->ids[(t + look - 1) * k + r];
+            wide_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
+        }
+        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
+            int32_t d = a->pos[tok[r]];
+            a->dist[d >= 0 ? d + 1 : n + ++fresh]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            int32_t x = tok[r], p = (int32_t)(t * k + r);
+            wide_access(a, x, &n);
+            a->since[x] = p;
+            if (pol == MET_POLICY_LFU)
+                wide_set_key(a, x, ++a->cnt[x] * N + p);
+            else if (pol == MET_POLICY_FSF)
+                wide_set_key(a, x, --a->cnt[x] * N + p);
+            else
+                wide_set_key(a, x, (int32_t)(2 * (int64_t)N + a->E - a->next[p]));
         }
     }
     return 1;

@@ -16,9 +16,16 @@
 typedef enum met_lrc_lru { MET_LRC_LRU_AUTO = 0, MET_LRC_LRU_COUNT, MET_LRC_LRU_FENWICK } met_lrc_lru;
 
 /* LFU, Belady, FSF: the Mattson walk finds its records by a branchy scan,
- * by branch-free masks after the first record, or by the record density
- * seen so far in the sample (AUTO). */
-typedef enum met_lrc_walk { MET_LRC_WALK_AUTO = 0, MET_LRC_WALK_SCAN, MET_LRC_WALK_MASK } met_lrc_walk;
+ * by branch-free masks after the first record, or 16 positions a step with
+ * AVX-512 (int32 priorities, lrc_avx512.c). AUTO: AVX-512 where the CPU has
+ * it and the priorities fit, else masks for E <= 256 and FSF with lookahead
+ * <= 16, else the scan. AVX512 where it cannot run is AUTO. */
+typedef enum met_lrc_walk {
+    MET_LRC_WALK_AUTO = 0,
+    MET_LRC_WALK_SCAN,
+    MET_LRC_WALK_MASK,
+    MET_LRC_WALK_AVX512
+} met_lrc_walk;
 
 /* LFU, Belady, FSF with E <= 64 on a CPU with AVX-512 BW/VBMI/VBMI2:
  * the whole stack in registers (lrc_avx512.c), no walk. AUTO uses it where
@@ -56,5 +63,24 @@ typedef struct met_lrc_small_args {
  * them. 0 (nothing done) when the priorities do not fit in int32:
  * (T + 2) * T * k + 128 >= 2^31. */
 int met_lrc_small_sample(const met_lrc_small_args *a);
+
+/* Whether this CPU runs met_lrc_wide_sample (AVX-512 F). */
+int met_lrc_wide_available(void);
+
+typedef struct met_lrc_wide_args {
+    met_policy pol;           /* LFU, BELADY or FSF                          */
+    int32_t look, k, E;
+    const int32_t *ids;       /* [T][k]                                      */
+    int64_t T;
+    const int64_t *next;      /* [T*k] Belady: next access position          */
+    int64_t *dist;            /* [E + 2] zeroed: output                      */
+    int32_t *st, *sk;         /* [E] scratch: stack, priorities in stack order */
+    int32_t *pos, *key, *cnt, *since; /* [E] scratch                         */
+} met_lrc_wide_args;
+
+/* One curve's distance histogram with lrc.c's walk on int32 priorities, 16
+ * stack positions a step. 0 (nothing done) when the priorities do not fit:
+ * (T + 2) * T * k + 2E >= 2^31. */
+int met_lrc_wide_sample(const met_lrc_wide_args *a);
 
 #endif

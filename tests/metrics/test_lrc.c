@@ -133,6 +133,7 @@ static const struct {
     {MET_LRC_LRU_AUTO, MET_LRC_WALK_AUTO, MET_LRC_SMALL_AUTO},
     {MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN, MET_LRC_SMALL_OFF},
     {MET_LRC_LRU_COUNT, MET_LRC_WALK_MASK, MET_LRC_SMALL_OFF},
+    {MET_LRC_LRU_AUTO, MET_LRC_WALK_AVX512, MET_LRC_SMALL_OFF}, /* AUTO where no AVX-512 */
 };
 #define NMETHODS ((int)(sizeof methods / sizeof methods[0]))
 
