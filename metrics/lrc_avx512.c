@@ -258,6 +258,36 @@ static W512 inline void wide_set_key(const met_lrc_wide_args *a, int32_t e, int3
         a->sk[a->pos[e]] = v;
 }
 
+/* One block of 16 stack positions from b (valid: those below the accessed
+ * one): the records move, the carried victim (key kv, id vb, both in every
+ * lane) comes in, the new one goes out: the block's minimum, when below
+ * kv (then the block has records). */
+static W512 inline void wide_block(const met_lrc_wide_args *a, int32_t b, __mmask16 valid,
+                                   __m512i *kv, __m512i *vb)
+{
+    const __m512i maxv = _mm512_set1_epi32(INT32_MAX);
+    __m512i K = _mm512_mask_loadu_epi32(maxv, valid, a->sk + b);
+    __mmask16 lt = _mm512_cmplt_epi32_mask(K, *kv);
+    if (!lt)
+        return;
+    __m512i P = _mm512_min_epi32(K, _mm512_alignr_epi32(K, maxv, 15));
+    P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 14));
+    P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 12));
+    P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 8));
+    __m512i pmin = _mm512_permutexvar_epi32(_mm512_set1_epi32(15), P);
+    __mmask16 rec = _mm512_mask_cmpeq_epi32_mask(lt, K, P);
+    __m512i I = _mm512_maskz_loadu_epi32(valid, a->st + b);
+    __m512i CK = _mm512_maskz_compress_epi32(rec, K), CI = _mm512_maskz_compress_epi32(rec, I);
+    K = _mm512_mask_expand_epi32(K, rec, _mm512_alignr_epi32(CK, *kv, 15));
+    I = _mm512_mask_expand_epi32(I, rec, _mm512_alignr_epi32(CI, *vb, 15));
+    _mm512_mask_storeu_epi32(a->sk + b, rec, K);
+    _mm512_mask_storeu_epi32(a->st + b, rec, I);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    _mm512_mask_i32scatter_epi32(a->pos, rec, I, _mm512_add_epi32(iota, _mm512_set1_epi32(b)), 4);
+    *vb = _mm512_permutexvar_epi32(_mm512_set1_epi32(__builtin_popcount(rec) - 1), CI);
+    *kv = _mm512_min_epi32(*kv, pmin);
+}
+
 static W512 void wide_access(const met_lrc_wide_args *a, int32_t x, int32_t *n)
 {
     int32_t *st = a->st, *sk = a->sk, *pos = a->pos;
@@ -269,33 +299,21 @@ static W512 void wide_access(const met_lrc_wide_args *a, int32_t x, int32_t *n)
         st[0] = x, pos[x] = 0, sk[0] = a->key[x];
         return;
     }
-    int32_t v = st[0], kv = sk[0];
+    __m512i kv = _mm512_set1_epi32(sk[0]), vb = _mm512_set1_epi32(st[0]);
     st[0] = x, pos[x] = 0, sk[0] = a->key[x];
-    const __m512i maxv = _mm512_set1_epi32(INT32_MAX);
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (int32_t b = 1; b < end; b += 16) {
-        __mmask16 valid = end - b >= 16 ? 0xffff : (__mmask16)((1u << (end - b)) - 1);
-        __m512i K = _mm512_mask_loadu_epi32(maxv, valid, sk + b);
-        __mmask16 lt = _mm512_cmplt_epi32_mask(K, _mm512_set1_epi32(kv));
-        if (!lt)
-            continue;
-        __m512i P = _mm512_min_epi32(K, _mm512_alignr_epi32(K, maxv, 15));
-        P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 14));
-        P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 12));
-        P = _mm512_min_epi32(P, _mm512_alignr_epi32(P, maxv, 8));
-        __mmask16 rec = _mm512_mask_cmpeq_epi32_mask(lt, K, P);
-        __m512i I = _mm512_maskz_loadu_epi32(valid, st + b);
-        __m512i CK = _mm512_maskz_compress_epi32(rec, K), CI = _mm512_maskz_compress_epi32(rec, I);
-        K = _mm512_mask_expand_epi32(K, rec, _mm512_alignr_epi32(CK, _mm512_set1_epi32(kv), 15));
-        I = _mm512_mask_expand_epi32(I, rec, _mm512_alignr_epi32(CI, _mm512_set1_epi32(v), 15));
-        _mm512_mask_storeu_epi32(sk + b, rec, K);
-        _mm512_mask_storeu_epi32(st + b, rec, I);
-        _mm512_mask_i32scatter_epi32(pos, rec, I, _mm512_add_epi32(iota, _mm512_set1_epi32(b)), 4);
-        __m512i last = _mm512_set1_epi32(__builtin_popcount(rec) - 1);
-        kv = _mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(last, CK)));
-        v = _mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(last, CI)));
+    int32_t b = 1;
+    for (; b + 64 <= end; b += 64) { /* four blocks without a key below kv: skip */
+        __mmask16 lt = _mm512_cmplt_epi32_mask(_mm512_loadu_si512(sk + b), kv) |
+                       _mm512_cmplt_epi32_mask(_mm512_loadu_si512(sk + b + 16), kv) |
+                       _mm512_cmplt_epi32_mask(_mm512_loadu_si512(sk + b + 32), kv) |
+                       _mm512_cmplt_epi32_mask(_mm512_loadu_si512(sk + b + 48), kv);
+        for (int q = 0; lt && q < 4; q++)
+            wide_block(a, b + 16 * q, 0xffff, &kv, &vb);
     }
-    st[end] = v, sk[end] = kv, pos[v] = end;
+    for (; b < end; b += 16)
+        wide_block(a, b, end - b >= 16 ? 0xffff : (__mmask16)((1u << (end - b)) - 1), &kv, &vb);
+    int32_t v = _mm_cvtsi128_si32(_mm512_castsi512_si128(vb));
+    st[end] = v, sk[end] = _mm_cvtsi128_si32(_mm512_castsi512_si128(kv)), pos[v] = end;
 }
 
 W512 int met_lrc_wide_sample(const met_lrc_wide_args *a)
