@@ -175,13 +175,10 @@ static T512 inline void access(curve *c, const shifts *sh, int32_t x, __m512i xb
     c->rk = _mm512_mask_set1_epi8(rk, 1, (char)r_new);
 }
 
-/* FSF: token tok enters the lookahead window. */
-static T512 inline void fsf_enter(curve *c, const int32_t *tok, int32_t k, int32_t N)
+/* FSF: expert e of a token entering the lookahead window. */
+static T512 inline void fsf_enter1(curve *c, int32_t e, int32_t N)
 {
-    for (int32_t r = 0; r < k; r++) {
-        int32_t e = tok[r];
-        rekey(c, e, where(c->st, _mm512_set1_epi8((char)e)), ++c->cnt[e] * N + c->since[e]);
-    }
+    rekey(c, e, where(c->st, _mm512_set1_epi8((char)e)), ++c->cnt[e] * N + c->since[e]);
 }
 
 static T512 void curve_init(curve *c, met_policy pol, int32_t look, int64_t *dist, int32_t *gt,
@@ -218,12 +215,19 @@ T512 int met_lrc_small_sample(const met_lrc_small_args *a)
                    a->pols[i] == MET_POLICY_LFU ? a->gt[i] : NULL, a->T);
     for (int i = 0; i < nc; i++)
         for (int64_t t = 0; cv[i].pol == MET_POLICY_FSF && t < a->T && t < cv[i].look; t++)
-            fsf_enter(&cv[i], a->ids + t * k, k, N);
+            for (int32_t r = 0; r < k; r++)
+                fsf_enter1(&cv[i], a->ids[t * k + r], N);
     for (int64_t t = 0; t < a->T; t++) {
         const int32_t *tok = a->ids + t * k;
+        const int32_t *enter[MAXC]; /* FSF: the token entering each window */
         for (int i = 0; i < nc; i++)
-            if (cv[i].pol == MET_POLICY_FSF && t > 0 && t + cv[i].look - 1 < a->T)
-                fsf_enter(&cv[i], a->ids + (t + cv[i].look - 1) * k, k, N);
+            enter[i] = cv[i].pol == MET_POLICY_FSF && t > 0 && t + cv[i].look - 1 < a->T
+                           ? a->ids + (t + cv[i].look - 1) * k
+                           : NULL;
+        for (int32_t r = 0; r < k; r++) /* curves side by side here too */
+            for (int i = 0; i < nc; i++)
+                if (enter[i])
+                    fsf_enter1(&cv[i], enter[i][r], N);
         int32_t fresh[MAXC] = {0};
         for (int32_t r = 0; r < k; r++) { /* look-up before the token */
             __m512i xb = _mm512_set1_epi8((char)tok[r]);
