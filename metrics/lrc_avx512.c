@@ -130,7 +130,8 @@ static T512 inline void rekey(curve *c, int32_t e, uint64_t m, int32_t key)
     c->rk = _mm512_mask_set1_epi8(rank_up(c->rk, r_old, r_new), m, (char)r_new);
 }
 
-/* Positions in [1, d) whose rank is below every rank above them: prefix
+/* Position 0 and the positions in [1, d) whose rank is below every rank
+ * above them (none at all when d = 0): prefix
  * maxima of the complemented ranks (past the stack 0, neutral), within
  * each 8-byte lane by shifts; then each byte takes the maximum of the last
  * bytes of the 1, 2, 4 lanes before (which by then cover 1, 2, 4 lanes). */
@@ -142,7 +143,7 @@ static T512 inline __mmask64 records(const shifts *sh, __m512i rk, int32_t d)
     q = _mm512_max_epu8(q, _mm512_slli_epi64(q, 32));
     for (int i = 0; i < 3; i++)
         q = _mm512_max_epu8(q, _mm512_maskz_permutexvar_epi8(sh->keep[i], sh->idx[i], q));
-    return _mm512_mask_cmpeq_epi8_mask(_bzhi_u64(~(uint64_t)1, (unsigned)d), nq, q);
+    return _mm512_mask_cmpeq_epi8_mask(_bzhi_u64(~(uint64_t)0, (unsigned)d), nq, q);
 }
 
 /* The Mattson update for an access to x at position p (N accesses). The
@@ -167,8 +168,9 @@ static T512 inline void access(curve *c, const shifts *sh, int32_t x, __m512i xb
     set_key(c, x, key);
     c->since[x] = p;
     __m512i rk = rank_move(c->rk, r_old, r_new);
-    __mmask64 rec = records(sh, c->rk, d);
-    __mmask64 from = rec | 1, to = rec | (uint64_t)1 << d;
+    /* from = {0} + records, to = records + {d}: kept in mask registers */
+    __mmask64 from = records(sh, c->rk, d);
+    __mmask64 to = _kxor_mask64(from, _cvtu64_mask64(d ? 1 | (uint64_t)1 << d : 0));
     __m512i st = _mm512_mask_expand_epi8(c->st, to, _mm512_maskz_compress_epi8(from, c->st));
     rk = _mm512_mask_expand_epi8(rk, to, _mm512_maskz_compress_epi8(from, rk));
     c->st = _mm512_mask_mov_epi8(st, 1, xb);
