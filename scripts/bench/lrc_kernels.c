@@ -7,7 +7,9 @@
  * Each round calls the kernel once on each of the first S samples in turn
  * and the figure is the best round's mean per call. Last, all seven curves
  * of a sample in one met_curves_sample call, as met_lrc_compute computes
- * them (side by side where the kernels can), per sample and per curve. Calling it again and
+ * them (side by side where the kernels can), per sample and per curve; and
+ * per policy side by side with itself (four copies in one call), the cost
+ * of one curve when its update chains overlap with others'. Calling it again and
  * again on one sample would let the branch predictor learn that sample's
  * branches (up to 2.5x faster than on fresh samples here), which the
  * whole-trace run never sees.
@@ -117,6 +119,17 @@ int main(int argc, char **argv)
     double b = best_round_all(wm, 7, pols, lk, all, Sm, T, L * k, hits, rounds > 3 ? 3 : rounds);
     printf("  all 7 in one met_curves_sample call: layer %7.1f us (%.1f us per curve)   "
            "model-wide %7.2f ms (%.2f ms per curve)\n", a * 1e6, a * 1e6 / 7, b * 1e3, b * 1e3 / 7);
+    printf("  layer, four copies of one curve in one call, per curve:");
+    for (int p = 1; p < 7; p++) {
+        met_policy p4[4] = {pols[p], pols[p], pols[p], pols[p]};
+        int32_t l4[4] = {lk[p], lk[p], lk[p], lk[p]};
+        double c = best_round_all(wl, 4, p4, l4, lay, S, T, k, hits, rounds) / 4;
+        if (p < 3)
+            printf(" %s %.1f us,", met_policy_name(pols[p]), c * 1e6);
+        else
+            printf(" fsf L=%d %.1f us%s", (int)lk[p], c * 1e6, p < 6 ? "," : "");
+    }
+    printf("\n");
     met_lrc_ws_free(wl), met_lrc_ws_free(wm), met_trace_reader_free(r);
     free(raw), free(lay), free(all), free(hits);
     return 0;
