@@ -19,10 +19,11 @@
  *    positions {0} + records and an expand into records + {d};
  *  - x goes on top; its rank moves from r_old (read from rk[d]) to r_new =
  *    the number of stack experts with a lower priority, and the ranks in
- *    between shift by one. LFU gets r_new in O(1) from counts of experts per
- *    access count; Belady and FSF count priorities (int32, four compares).
+ *    between shift by one. LFU and FSF get r_new in O(1) from counts of
+ *    stack experts per access count (the new priority ends in the newest
+ *    position); Belady counts priorities (int32, four compares).
  * FSF also raises priorities inside the stack when a token enters the
- * lookahead window: a rank move in place.
+ * lookahead window: a rank move in place (that new rank is a count).
  * x's depth is a byte compare of st with x.
  *
  * The second half is the walk of lrc.c for any E on int32 priorities with
@@ -59,7 +60,7 @@ typedef struct curve {
     met_policy pol;
     int32_t look, n;          /* FSF lookahead; stack size                      */
     int32_t cnt[64], since[64]; /* LFU/FSF access counts; last access           */
-    int32_t *gt;              /* LFU: [T + 2] stack experts with count > c       */
+    int32_t *gt;              /* LFU, FSF: [T + 2] stack experts with count > c  */
     int64_t *dist;
 } curve;
 
@@ -85,16 +86,10 @@ static T512 inline void set_key(curve *c, int32_t x, int32_t v)
     c->key[x >> 4] = _mm512_mask_set1_epi32(c->key[x >> 4], (__mmask16)(1u << (x & 15)), v);
 }
 
-/* Ranks of the stack experts after one moves up from rank r_old to r_new
- * (its own lane is set by the caller). */
-static T512 inline __m512i rank_up(__m512i rk, int32_t r_old, int32_t r_new)
-{
-    __mmask64 dn = _mm512_cmpgt_epu8_mask(rk, _mm512_set1_epi8((char)r_old)) &
-                   _mm512_cmple_epu8_mask(rk, _mm512_set1_epi8((char)r_new));
-    return _mm512_mask_sub_epi8(rk, dn, rk, _mm512_set1_epi8(1));
-}
-
-/* The same for a move in either direction. */
+/* Ranks of the stack experts after one moves from rank r_old to r_new (its
+ * own lane is set by the caller): those in (r_old, r_new] go down by one,
+ * those in [r_new, r_old) up (past the stack 0xff is in neither: ranks
+ * < 64). Both ranges tested: no branch, no dependence on the direction. */
 static T512 inline __m512i rank_move(__m512i rk, int32_t r_old, int32_t r_new)
 {
     __m512i o = _mm512_set1_epi8((char)r_old), w = _mm512_set1_epi8((char)r_new);
@@ -102,6 +97,15 @@ static T512 inline __m512i rank_move(__m512i rk, int32_t r_old, int32_t r_new)
     __mmask64 up = _mm512_cmpge_epu8_mask(rk, w) & _mm512_cmplt_epu8_mask(rk, o);
     rk = _mm512_mask_sub_epi8(rk, dn, rk, _mm512_set1_epi8(1));
     return _mm512_mask_add_epi8(rk, up, rk, _mm512_set1_epi8(1));
+}
+
+/* The same when the rank can only rise (r_new >= r_old): one unsigned
+ * range test. */
+static T512 inline __m512i rank_up(__m512i rk, int32_t r_old, int32_t r_new)
+{
+    __mmask64 in = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(rk, _mm512_set1_epi8((char)(r_old + 1))),
+                                          _mm512_set1_epi8((char)(r_new - r_old)));
+    return _mm512_mask_sub_epi8(rk, in, rk, _mm512_set1_epi8(1));
 }
 
 /* Lane mask of x's stack position (xb = x in every byte), 0 when x is not
@@ -161,8 +165,15 @@ static T512 inline void access(curve *c, const shifts *sh, int32_t x, __m512i xb
         c->gt[n1]++;
         r_new = c->n - c->gt[n1 + 1] - 1;
         key = (n1 + 1) * N + p;
+    } else if (c->pol == MET_POLICY_FSF) { /* (f, p): above every f <= its own */
+        int32_t f = --c->cnt[x];
+        for (int32_t j = 0; isnew && j < f; j++) /* x joins the stack with f */
+            c->gt[j]++;
+        c->gt[f] -= !isnew; /* x's f went from f + 1 to f */
+        r_new = c->n - c->gt[f] - 1;
+        key = f * N + p;
     } else {
-        key = c->pol == MET_POLICY_FSF ? --c->cnt[x] * N + p : (int32_t)(2 * N + 64 - next[p]);
+        key = (int32_t)(2 * N + 64 - next[p]);
         r_new = count_below(c, key) - (c->skey[x] < key); /* not x itself */
     }
     set_key(c, x, key);
@@ -180,7 +191,10 @@ static T512 inline void access(curve *c, const shifts *sh, int32_t x, __m512i xb
 /* FSF: expert e of a token entering the lookahead window. */
 static T512 inline void fsf_enter1(curve *c, int32_t e, int32_t N)
 {
-    rekey(c, e, where(c->st, _mm512_set1_epi8((char)e)), ++c->cnt[e] * N + c->since[e]);
+    uint64_t m = where(c->st, _mm512_set1_epi8((char)e));
+    int32_t f = c->cnt[e]++;
+    c->gt[f] += m != 0; /* a stack expert's f went above f */
+    rekey(c, e, m, (f + 1) * N + c->since[e]);
 }
 
 static T512 void curve_init(curve *c, met_policy pol, int32_t look, int64_t *dist, int32_t *gt,
@@ -214,7 +228,7 @@ T512 int met_lrc_small_sample(const met_lrc_small_args *a)
     }
     for (int i = 0; i < nc; i++)
         curve_init(&cv[i], a->pols[i], a->looks[i], a->dist[i],
-                   a->pols[i] == MET_POLICY_LFU ? a->gt[i] : NULL, a->T);
+                   a->pols[i] != MET_POLICY_BELADY ? a->gt[i] : NULL, a->T);
     for (int i = 0; i < nc; i++)
         for (int64_t t = 0; cv[i].pol == MET_POLICY_FSF && t < a->T && t < cv[i].look; t++)
             for (int32_t r = 0; r < k; r++)

@@ -52,7 +52,7 @@ typedef struct met_lrc_small_args {
     met_policy pols[MET_LRC_SMALL_MAX_CURVES];   /* LFU, BELADY or FSF          */
     int32_t looks[MET_LRC_SMALL_MAX_CURVES];     /* FSF lookahead               */
     int64_t *dist[MET_LRC_SMALL_MAX_CURVES];     /* [E + 2] zeroed: output      */
-    int32_t *gt[MET_LRC_SMALL_MAX_CURVES];       /* [T + 2] LFU scratch         */
+    int32_t *gt[MET_LRC_SMALL_MAX_CURVES];       /* [T + 2] LFU/FSF scratch     */
     const int32_t *ids;                          /* [T][k], ids < 64            */
     int64_t T;
     int32_t k;
