@@ -350,7 +350,7 @@ static void curve_dist(met_lrc_ws *ws, met_policy pol, int32_t look, const int32
     }
     /* measured (docs/performance.md): masks pay where records are dense */
     ws->dense = ws->walk == MET_LRC_WALK_MASK ||
-                (ws->walk == MET_LRC_WALK_AUTO &&
+                ((ws->walk == MET_LRC_WALK_AUTO || ws->walk == MET_LRC_WALK_PORTABLE) &&
                  (E <= 256 || (pol == MET_POLICY_FSF && look <= 16)));
     if (pol == MET_POLICY_BELADY)
         belady_next(ws, ids, N);

@@ -19,12 +19,14 @@ typedef enum met_lrc_lru { MET_LRC_LRU_AUTO = 0, MET_LRC_LRU_COUNT, MET_LRC_LRU_
  * by branch-free masks after the first record, or 16 positions a step with
  * AVX-512 (int32 priorities, lrc_avx512.c). AUTO: AVX-512 where the CPU has
  * it and the priorities fit, else masks for E <= 256 and FSF with lookahead
- * <= 16, else the scan. AVX512 where it cannot run is AUTO. */
+ * <= 16, else the scan. PORTABLE: AUTO as on a CPU without AVX-512. AVX512
+ * where it cannot run is AUTO. */
 typedef enum met_lrc_walk {
     MET_LRC_WALK_AUTO = 0,
     MET_LRC_WALK_SCAN,
     MET_LRC_WALK_MASK,
-    MET_LRC_WALK_AVX512
+    MET_LRC_WALK_AVX512,
+    MET_LRC_WALK_PORTABLE
 } met_lrc_walk;
 
 /* LFU, Belady, FSF with E <= 64 on a CPU with AVX-512 BW/VBMI/VBMI2:

@@ -13,13 +13,17 @@
  * again on one sample would let the branch predictor learn that sample's
  * branches (up to 2.5x faster than on fresh samples here), which the
  * whole-trace run never sees.
- *   lrc_kernels TRACE.moetrace [ROUNDS] [SAMPLES]
+ * With "portable", the methods a CPU without AVX-512 gets (forced through
+ * metrics/lrc_int.h), to measure them on one that has it.
+ *   lrc_kernels TRACE.moetrace [ROUNDS] [SAMPLES] [portable]
  */
 #include "metrics/lrc.h"
+#include "metrics/lrc_int.h"
 #include "metrics/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double cpu_now(void)
@@ -88,6 +92,11 @@ int main(int argc, char **argv)
     if (!raw || !lay || !all || !hits || met_lrc_ws_new(&wl, E, NULL) ||
         met_lrc_ws_new(&wm, L * E, NULL))
         return 1;
+    int portable = argc > 4 && !strcmp(argv[4], "portable");
+    if (portable) {
+        met_lrc_ws_force(wl, MET_LRC_LRU_AUTO, MET_LRC_WALK_PORTABLE, MET_LRC_SMALL_OFF);
+        met_lrc_ws_force(wm, MET_LRC_LRU_AUTO, MET_LRC_WALK_PORTABLE, MET_LRC_SMALL_OFF);
+    }
     for (int s = 0; s < S; s++) {
         if (met_trace_reader_sample(r, s, raw, NULL, &err))
             return 1;
@@ -100,7 +109,8 @@ int main(int argc, char **argv)
     }
     int Sm = S < 8 ? S : 8;
     printf("T = %lld; CPU time per call (all cache sizes at once), mean over %d samples (model-wide "
-           "%d), best of %d rounds:\n", (long long)T, S, Sm, rounds);
+           "%d), best of %d rounds%s:\n", (long long)T, S, Sm, rounds,
+           portable ? ", methods of a CPU without AVX-512" : "");
     static const int32_t looks[] = {4, 16, 64, 256};
     for (int p = 0; p < 3 + 4; p++) {
         met_policy pol = p < 3 ? (met_policy)p : MET_POLICY_FSF;
