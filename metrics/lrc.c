@@ -133,7 +133,8 @@ void met_lrc_ws_free(met_lrc_ws *ws)
     if (!ws)
         return;
     free(ws->st), free(ws->sk), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
-    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts), free(ws->sdist), free(ws->sgt), free(ws->w32);
+    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts);
+    free(ws->sdist), free(ws->sgt), free(ws->w32);
     free(ws);
 }
 

@@ -1,9 +1,9 @@
 /*
  * lrc_avx512.c — AVX-512 kernels of the one-pass curves.
  *
- * LFU, Belady and FSF curves of at most 64 experts with the
- * whole Mattson stack in two 64-byte registers (AVX-512 BW + VBMI + VBMI2),
- * several curves of one sample at once. Same semantics and same hits as the
+ * LFU, Belady and FSF curves of at most 64 experts with the whole Mattson
+ * stack in two 64-byte registers (AVX-512 BW + VBMI + VBMI2), several curves
+ * of one sample at once. Same semantics and same hits as the
  * walk in lrc.c (the tests compare both with brute force); only called when
  * met_lrc_small_available() said yes.
  *
@@ -13,7 +13,8 @@
  * access position, or are next-use positions), so ranks are a permutation.
  * The Mattson update of an access to x at depth d (lrc.c) becomes:
  *  - records = positions j in [1, d) whose rank is below every rank above:
- *    rk[j] == prefix-min(rk)[j] (shift+min steps, up to six);
+ *    rk[j] == prefix-min(rk)[j] (three shifts inside 8-byte lanes, three
+ *    byte permutes across them);
  *  - the rotation (each record's expert moves to the next record's
  *    position, the top to the first, the last to d) = a compress of
  *    positions {0} + records and an expand into records + {d};
@@ -39,7 +40,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
+#define T512                                                                                  \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
 #define W512 __attribute__((target("avx512f,popcnt")))
 
 int met_lrc_small_available(void)
@@ -103,8 +105,8 @@ static T512 inline __m512i rank_move(__m512i rk, int32_t r_old, int32_t r_new)
  * range test. */
 static T512 inline __m512i rank_up(__m512i rk, int32_t r_old, int32_t r_new)
 {
-    __mmask64 in = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(rk, _mm512_set1_epi8((char)(r_old + 1))),
-                                          _mm512_set1_epi8((char)(r_new - r_old)));
+    __m512i off = _mm512_sub_epi8(rk, _mm512_set1_epi8((char)(r_old + 1)));
+    __mmask64 in = _mm512_cmplt_epu8_mask(off, _mm512_set1_epi8((char)(r_new - r_old)));
     return _mm512_mask_sub_epi8(rk, in, rk, _mm512_set1_epi8(1));
 }
 
@@ -135,10 +137,10 @@ static T512 inline void rekey(curve *c, int32_t e, uint64_t m, int32_t key)
 }
 
 /* Position 0 and the positions in [1, d) whose rank is below every rank
- * above them (none at all when d = 0): prefix
- * maxima of the complemented ranks (past the stack 0, neutral), within
- * each 8-byte lane by shifts; then each byte takes the maximum of the last
- * bytes of the 1, 2, 4 lanes before (which by then cover 1, 2, 4 lanes). */
+ * above them (none at all when d = 0): prefix maxima of the complemented
+ * ranks (past the stack 0, neutral), within each 8-byte lane by shifts; then
+ * each byte takes the maximum of the last bytes of the 1, 2, 4 lanes before
+ * (which by then cover 1, 2, 4 lanes). */
 static T512 inline __mmask64 records(const shifts *sh, __m512i rk, int32_t d)
 {
     __m512i q = _mm512_ternarylogic_epi64(rk, rk, rk, 0x55), nq = q; /* ~rk */

@@ -13,7 +13,11 @@
  * few vector compares when E is small) or by a Fenwick tree over access
  * positions (any E). AUTO: counting for E <= MET_LRC_LRU_COUNT_MAX_E. */
 #define MET_LRC_LRU_COUNT_MAX_E 256
-typedef enum met_lrc_lru { MET_LRC_LRU_AUTO = 0, MET_LRC_LRU_COUNT, MET_LRC_LRU_FENWICK } met_lrc_lru;
+typedef enum met_lrc_lru {
+    MET_LRC_LRU_AUTO = 0,
+    MET_LRC_LRU_COUNT,
+    MET_LRC_LRU_FENWICK
+} met_lrc_lru;
 
 /* LFU, Belady, FSF: the Mattson walk finds its records by a branchy scan,
  * by branch-free masks after the first record, or 16 positions a step with

@@ -105,11 +105,12 @@ int main(int argc, char **argv)
         for (int64_t t = 0; t < T; t++)
             for (int32_t l = 0; l < L; l++)
                 for (int32_t q = 0; q < k; q++)
-                    all[s * n * L + (t * L + l) * k + q] = raw[((size_t)l * T + t) * k + q] + l * E;
+                    all[s * n * L + (t * L + l) * k + q] =
+                        raw[((size_t)l * T + t) * k + q] + l * E;
     }
     int Sm = S < 8 ? S : 8;
-    printf("T = %lld; CPU time per call (all cache sizes at once), mean over %d samples (model-wide "
-           "%d), best of %d rounds%s:\n", (long long)T, S, Sm, rounds,
+    printf("T = %lld; CPU time per call (all cache sizes at once), mean over %d samples "
+           "(model-wide %d), best of %d rounds%s:\n", (long long)T, S, Sm, rounds,
            portable ? ", methods of a CPU without AVX-512" : "");
     static const int32_t looks[] = {4, 16, 64, 256};
     for (int p = 0; p < 3 + 4; p++) {
