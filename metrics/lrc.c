@@ -37,6 +37,7 @@
  * O(T*k + E) per sample.
  */
 #include "metrics/lrc.h"
+#include "metrics/lrc_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,6 +56,17 @@ struct met_lrc_ws {
     int64_t *next;      /* [ncap] Belady: next access position per access     */
     int32_t *fen;       /* [ncap + 1] LRU: Fenwick tree over access positions */
     int64_t ncap;
+    int32_t *lts;       /* [E rounded up to 8] LRU count: last use, -1 never;
+                           NULL when E > MET_LRC_LRU_COUNT_MAX_E              */
+    met_lrc_lru lru;    /* forced LRU method (tests), AUTO normally           */
+    met_lrc_walk walk;  /* forced walk (tests), AUTO normally                 */
+    met_lrc_small small;/* forced off (tests), AUTO normally                  */
+    int64_t *sdist;     /* [MET_LRC_SMALL_MAX_CURVES][E + 2] lrc_avx512.c
+                           histograms; NULL: E > 64 or not this CPU          */
+    int32_t *sgt;       /* [MET_LRC_SMALL_MAX_CURVES][tcap + 2] its LFU counts */
+    int32_t *w32;       /* [6][E] met_lrc_wide_sample scratch; NULL: not this CPU */
+    int64_t tcap;
+    int dense;          /* this call's walk: record masks after the first one */
 };
 
 static const char *const policy_names[] = {"lru", "lfu", "belady", "fsf"};
@@ -92,9 +104,22 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
         ws->since = malloc((size_t)E * sizeof *ws->since);
         ws->last = malloc((size_t)E * sizeof *ws->last);
         ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
+        if (E <= MET_LRC_LRU_COUNT_MAX_E)
+            ws->lts = aligned_alloc(32, (size_t)(E + 7) / 8 * 32);
+        if (met_lrc_wide_available() && !(ws->w32 = malloc(6 * (size_t)E * 4))) {
+            met_lrc_ws_free(ws);
+            return eng_err_set(err, ENG_ENOMEM, "lrc: cannot make a workspace for %d experts",
+                               (int)E);
+        }
+        if (E <= MET_LRC_SMALL_MAX_E && met_lrc_small_available() &&
+            !(ws->sdist = malloc(MET_LRC_SMALL_MAX_CURVES * ((size_t)E + 2) * 8))) {
+            met_lrc_ws_free(ws);
+            return eng_err_set(err, ENG_ENOMEM, "lrc: cannot make a workspace for %d experts",
+                               (int)E);
+        }
     }
     if (!ws || E < 1 || !ws->st || !ws->sk || !ws->pos || !ws->key || !ws->cnt || !ws->since ||
-        !ws->last || !ws->dist) {
+        !ws->last || !ws->dist || (E <= MET_LRC_LRU_COUNT_MAX_E && !ws->lts)) {
         met_lrc_ws_free(ws);
         return eng_err_set(err, E < 1 ? ENG_EINVAL : ENG_ENOMEM,
                            "lrc: cannot make a workspace for %d experts", (int)E);
@@ -108,11 +133,55 @@ void met_lrc_ws_free(met_lrc_ws *ws)
     if (!ws)
         return;
     free(ws->st), free(ws->sk), free(ws->pos), free(ws->key), free(ws->cnt), free(ws->since);
-    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws);
+    free(ws->last), free(ws->dist), free(ws->next), free(ws->fen), free(ws->lts);
+    free(ws->sdist), free(ws->sgt), free(ws->w32);
+    free(ws);
+}
+
+void met_lrc_ws_force(met_lrc_ws *ws, met_lrc_lru lru, met_lrc_walk walk, met_lrc_small small)
+{
+    ws->lru = lru, ws->walk = walk, ws->small = small;
+}
+
+/* The record rotation of one Mattson update over stack positions [b, end)
+ * whose records are the bits of m (bit j = position b + j): each record's
+ * expert moves to the next record's position, the carried victim (*v, *kv)
+ * takes the first, the last one is carried on. */
+static void rotate(met_lrc_ws *ws, int32_t b, uint64_t m, int32_t *v, int64_t *kv)
+{
+    int32_t *st = ws->st, *pos = ws->pos;
+    int64_t *sk = ws->sk;
+    for (; m; m &= m - 1) {
+        int32_t j = b + __builtin_ctzll(m), y = st[j];
+        int64_t ky = sk[j];
+        st[j] = *v, sk[j] = *kv, pos[*v] = j;
+        *v = y, *kv = ky;
+    }
+}
+
+/* Records (positions with a key below every key above them) among at most
+ * 64 positions from b, as a bit mask; *run = the running minimum, updated.
+ * Branch-free: where records are dense, a branch per record mispredicts
+ * more than this costs (two cycles a position, the min chain). */
+static uint64_t records(const int64_t *sk, int32_t b, int32_t e, int64_t *run)
+{
+    uint64_t m = 0;
+    int64_t r = *run;
+    for (int32_t j = 0; j < e; j++) {
+        int64_t y = sk[b + j];
+        m |= (uint64_t)(y < r) << j;
+        r = y < r ? y : r;
+    }
+    *run = r;
+    return m;
 }
 
 /* Mattson update for an access to x; n = stack size (updated). Only the
- * records (successive new victims) move, so the scan jumps between them. */
+ * records (successive new victims) move. Two exact ways to find them: a
+ * branchy scan that jumps from record to record (cheap where records are
+ * sparse: long stacks, LFU, Belady, long FSF lookahead) and, after the first
+ * record, branch-free record masks (dense records: short FSF lookahead,
+ * small E); ws->dense says which (met_curve_sample sets it). */
 static void stack_access(met_lrc_ws *ws, int32_t x, int32_t *n)
 {
     int32_t *st = ws->st, *pos = ws->pos;
@@ -128,10 +197,14 @@ static void stack_access(met_lrc_ws *ws, int32_t x, int32_t *n)
     int32_t v = st[0];
     int64_t kv = sk[0];
     st[0] = x, pos[x] = 0, sk[0] = ws->key[x];
-    for (int32_t j = 1;; j++) {
-        j = find_below(sk, j, end, kv);
-        if (j == end)
-            break;
+    int32_t j = find_below(sk, 1, end, kv);
+    while (j < end && ws->dense) {
+        int32_t e = end - j < 64 ? end - j : 64;
+        int64_t run = kv;
+        rotate(ws, j, records(sk, j, e, &run), &v, &kv);
+        j += e;
+    }
+    for (; j < end; j = find_below(sk, j + 1, end, kv)) {
         int32_t y = st[j]; /* y is the new victim; the old one stays at j */
         int64_t ky = sk[j];
         st[j] = v, sk[j] = kv, pos[v] = j;
@@ -147,17 +220,25 @@ static void set_key(met_lrc_ws *ws, int32_t e, int64_t k)
         ws->sk[ws->pos[e]] = k;
 }
 
-static int grow(met_lrc_ws *ws, int64_t N, eng_err *err)
+/* Per-access scratch for N accesses; with the small path also its LFU
+ * counts for T tokens (sgt: MET_LRC_SMALL_MAX_CURVES rows of tcap + 2). */
+static int grow(met_lrc_ws *ws, int64_t N, int64_t T, eng_err *err)
 {
-    if (N <= ws->ncap)
+    if (N <= ws->ncap && (!ws->sdist || T <= ws->tcap))
         return ENG_OK;
-    int64_t *p = realloc(ws->next, (size_t)N * sizeof *p);
+    N = N > ws->ncap ? N : ws->ncap;
+    T = T > ws->tcap ? T : ws->tcap;
+    int64_t *p = realloc(ws->next, (size_t)N * sizeof *p + 1);
     if (p)
         ws->next = p;
     int32_t *f = p ? realloc(ws->fen, ((size_t)N + 1) * sizeof *f) : NULL;
-    if (!f)
+    if (f)
+        ws->fen = f;
+    int32_t *g = f && ws->sdist ? realloc(ws->sgt, MET_LRC_SMALL_MAX_CURVES * ((size_t)T + 2) * 4)
+                                : ws->sgt;
+    if (!f || (ws->sdist && !g))
         return eng_err_set(err, ENG_ENOMEM, "lrc: out of memory for %lld accesses", (long long)N);
-    ws->fen = f, ws->ncap = N;
+    ws->sgt = g, ws->ncap = N, ws->tcap = T;
     return ENG_OK;
 }
 
@@ -172,9 +253,7 @@ static void belady_next(met_lrc_ws *ws, const int32_t *ids, int64_t N)
     }
 }
 
-/* Priorities are non-negative int64 (the AVX2 scan compares signed):
- * (count, last position) packed as count * 2^40 + position. */
-#define KEY(count, p) ((int64_t)(((uint64_t)(count) << 40) | (uint64_t)(p)))
+#define KEY MET_LRC_KEY
 
 static void fsf_enter(met_lrc_ws *ws, const int32_t *tok, int32_t k)
 {
@@ -222,53 +301,165 @@ static void lru_sample(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k)
     }
 }
 
-int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
-                     int64_t T, int32_t k, int64_t *hits, eng_err *err)
+/* LRU for small E: the stack distance of x is 1 + the number of experts
+ * used after x's last use, counted over all E last-use times at once (eight
+ * lanes a step; never-used experts hold -1 and never count). */
+typedef int32_t v4i32 __attribute__((vector_size(16)));
+
+static void lru_count(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k)
+{
+    int32_t nv = (ws->E + 7) / 8 * 2, n = 0; /* 4-lane vectors, even count */
+    v4i32 *lv = (v4i32 *)ws->lts;
+    int32_t *lt = ws->lts;
+    for (int32_t i = 0; i < nv * 4; i++)
+        lt[i] = -1;
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = ids + t * k;
+        for (int32_t r = 0, fresh = 0; r < k; r++) {
+            int32_t l = lt[tok[r]];
+            if (l < 0) {
+                ws->dist[n + ++fresh]++;
+                continue;
+            }
+            v4i32 a0 = {0}, a1 = {0}, lb = {l, l, l, l};
+            for (int32_t i = 0; i < nv; i += 2) /* -1 per later use */
+                a0 += lv[i] > lb, a1 += lv[i + 1] > lb;
+            a0 += a1;
+            int32_t later = -(a0[0] + a0[1] + a0[2] + a0[3]);
+            ws->dist[1 + later]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            n += lt[tok[r]] < 0;
+            lt[tok[r]] = (int32_t)(t * k + r);
+        }
+    }
+}
+
+/* One curve's distance histogram (ws->dist) by the general methods. */
+static void curve_dist(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
+                       int64_t T, int32_t k)
 {
     int32_t E = ws->E, n = 0;
     int64_t N = T * k;
-    if (T < 0 || T >= ((int64_t)1 << 22) || look < 1 || (unsigned)pol >= MET_POLICY_COUNT)
-        return eng_err_set(err, ENG_EINVAL,
-                           "lrc: sample longer than 4M tokens, lookahead < 1 or bad policy");
-    int rc = grow(ws, N, err);
-    if (rc)
-        return rc;
     memset(ws->dist, 0, ((size_t)E + 2) * sizeof *ws->dist);
     if (pol == MET_POLICY_LRU) {
-        lru_sample(ws, ids, T, k);
-    } else {
-        for (int32_t e = 0; e < E; e++)
-            ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
-        if (pol == MET_POLICY_BELADY)
-            belady_next(ws, ids, N);
-        for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
-            fsf_enter(ws, ids + t * k, k);
-        for (int64_t t = 0; t < T; t++) {
-            const int32_t *tok = ids + t * k;
-            if (pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T)
-                fsf_enter(ws, ids + (t + look - 1) * k, k);
-            for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
-                int32_t d = ws->pos[tok[r]];
-                ws->dist[d >= 0 ? d + 1 : n + ++fresh]++;
-            }
-            for (int32_t r = 0; r < k; r++) {
-                int32_t x = tok[r];
-                int64_t p = t * k + r;
-                stack_access(ws, x, &n);
-                ws->since[x] = p; /* last access position */
-                if (pol == MET_POLICY_LFU)
-                    set_key(ws, x, KEY(++ws->cnt[x], p));
-                else if (pol == MET_POLICY_FSF)
-                    set_key(ws, x, KEY(--ws->cnt[x], p));
-                else
-                    set_key(ws, x, ((int64_t)1 << 62) - ws->next[p]);
-            }
+        if (ws->lts && N < INT32_MAX && ws->lru != MET_LRC_LRU_FENWICK)
+            lru_count(ws, ids, T, k);
+        else
+            lru_sample(ws, ids, T, k);
+        return;
+    }
+    /* measured (docs/performance.md): masks pay where records are dense */
+    ws->dense = ws->walk == MET_LRC_WALK_MASK ||
+                ((ws->walk == MET_LRC_WALK_AUTO || ws->walk == MET_LRC_WALK_PORTABLE) &&
+                 (E <= 256 || (pol == MET_POLICY_FSF && look <= 16)));
+    if (pol == MET_POLICY_BELADY)
+        belady_next(ws, ids, N);
+    if (ws->w32 && (ws->walk == MET_LRC_WALK_AUTO || ws->walk == MET_LRC_WALK_AVX512)) {
+        int32_t *w = ws->w32;
+        met_lrc_wide_args a = {.pol = pol, .look = look, .k = k, .E = E, .ids = ids, .T = T,
+                               .next = ws->next, .dist = ws->dist, .st = w, .sk = w + E,
+                               .pos = w + 2 * E, .key = w + 3 * E, .cnt = w + 4 * E,
+                               .since = w + 5 * E};
+        if (met_lrc_wide_sample(&a))
+            return;
+    }
+    for (int32_t e = 0; e < E; e++)
+        ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
+    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
+        fsf_enter(ws, ids + t * k, k);
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = ids + t * k;
+        if (pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T)
+            fsf_enter(ws, ids + (t + look - 1) * k, k);
+        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
+            int32_t d = ws->pos[tok[r]];
+            ws->dist[d >= 0 ? d + 1 : n + ++fresh]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            int32_t x = tok[r];
+            int64_t p = t * k + r;
+            stack_access(ws, x, &n);
+            ws->since[x] = p; /* last access position */
+            if (pol == MET_POLICY_LFU)
+                set_key(ws, x, KEY(++ws->cnt[x], p));
+            else if (pol == MET_POLICY_FSF)
+                set_key(ws, x, KEY(--ws->cnt[x], p));
+            else
+                set_key(ws, x, ((int64_t)1 << 62) - ws->next[p]);
         }
     }
+}
+
+static void dist_to_hits(const int64_t *dist, int32_t E, int64_t *hits)
+{
     int64_t acc = 0;
     for (int32_t c = 1; c <= E; c++)
-        hits[c - 1] = acc += ws->dist[c];
+        hits[c - 1] = acc += dist[c];
+}
+
+/* The non-LRU curves among pols, up to MET_LRC_SMALL_MAX_CURVES at a time,
+ * through lrc_avx512.c; done[i] set for those it computed. */
+static void small_curves(met_lrc_ws *ws, int n, const met_policy *pols, const int32_t *looks,
+                         const int32_t *ids, int64_t T, int32_t k, int64_t *hits, char *done)
+{
+    met_lrc_small_args a = {.ids = ids, .T = T, .k = k, .next = ws->next};
+    int idx[MET_LRC_SMALL_MAX_CURVES], belady = 0;
+    for (int i = 0; i < n; i++)
+        belady |= pols[i] == MET_POLICY_BELADY;
+    if (belady)
+        belady_next(ws, ids, T * k);
+    for (int i = 0; i <= n; i++) {
+        if (i < n && pols[i] != MET_POLICY_LRU) {
+            int c = a.ncurves++;
+            idx[c] = i, a.pols[c] = pols[i], a.looks[c] = looks[i];
+            a.dist[c] = ws->sdist + (size_t)c * (ws->E + 2);
+            a.gt[c] = ws->sgt + (size_t)c * ((size_t)ws->tcap + 2);
+            memset(a.dist[c], 0, ((size_t)ws->E + 2) * sizeof *a.dist[c]);
+        }
+        if (a.ncurves && (a.ncurves == MET_LRC_SMALL_MAX_CURVES || i == n)) {
+            if (!met_lrc_small_sample(&a))
+                return; /* priorities do not fit in int32: the general walk */
+            for (int c = 0; c < a.ncurves; c++)
+                dist_to_hits(a.dist[c], ws->E, hits + (size_t)idx[c] * ws->E), done[idx[c]] = 1;
+            a.ncurves = 0;
+        }
+    }
+}
+
+int met_curves_sample(met_lrc_ws *ws, int n, const met_policy *pols, const int32_t *looks,
+                      const int32_t *ids, int64_t T, int32_t k, int64_t *hits, eng_err *err)
+{
+    for (int i = 0; i < n; i++)
+        if (looks[i] < 1 || (unsigned)pols[i] >= MET_POLICY_COUNT)
+            return eng_err_set(err, ENG_EINVAL, "lrc: lookahead %d < 1 or bad policy %d",
+                               (int)looks[i], (int)pols[i]);
+    if (T < 0 || T >= ((int64_t)1 << 22))
+        return eng_err_set(err, ENG_EINVAL, "lrc: sample of %lld tokens, not under 4M",
+                           (long long)T);
+    int rc = grow(ws, T * k, T, err);
+    if (rc)
+        return rc;
+    char done[64] = {0};
+    for (int i0 = 0; i0 < n; i0 += 64) {
+        int m = n - i0 < 64 ? n - i0 : 64;
+        memset(done, 0, sizeof done);
+        if (ws->sdist && ws->small == MET_LRC_SMALL_AUTO)
+            small_curves(ws, m, pols + i0, looks + i0, ids, T, k, hits + (size_t)i0 * ws->E,
+                         done);
+        for (int i = 0; i < m; i++)
+            if (!done[i]) {
+                curve_dist(ws, pols[i0 + i], looks[i0 + i], ids, T, k);
+                dist_to_hits(ws->dist, ws->E, hits + (size_t)(i0 + i) * ws->E);
+            }
+    }
     return ENG_OK;
+}
+
+int met_curve_sample(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
+                     int64_t T, int32_t k, int64_t *hits, eng_err *err)
+{
+    return met_curves_sample(ws, 1, &pol, &look, ids, T, k, hits, err);
 }
 
 static void srp_change(met_lrc_ws *ws, int32_t e, int64_t w, int delta, int64_t *hist)

@@ -54,6 +54,13 @@ void met_lrc_ws_free(met_lrc_ws *ws);
 int met_curve_sample(met_lrc_ws *ws, met_policy p, int32_t lookahead, const int32_t *ids,
                      int64_t T, int32_t k, int64_t *hits, eng_err *err);
 
+/* Several curves of one sample: hits + i*E for curve i (policy pols[i],
+ * lookahead looks[i]), each exactly as met_curve_sample gives it. Faster
+ * than one call per curve where the kernels can run curves side by side
+ * (E <= 64 on AVX-512 VBMI2 CPUs). */
+int met_curves_sample(met_lrc_ws *ws, int n, const met_policy *pols, const int32_t *looks,
+                      const int32_t *ids, int64_t T, int32_t k, int64_t *hits, eng_err *err);
+
 /* Window-count histogram of one sample for segment length seg_len:
  * hist[j] += #{(window, expert) : c(window, expert) = j}, j = 0..seg_len
  * (j = 0 counts all E experts absent from a window). A sample shorter than

@@ -60,7 +60,7 @@ typedef struct worker {
     met_lrc_ws *ws;
     int32_t *ids;             /* current sample, [T][k] */
     uint16_t *raw;            /* model pass: [L][T][k_layer] */
-    int64_t *hits;            /* [E] */
+    int64_t *hits;            /* [3 + nseg][E] */
     int64_t cap;
 } worker;
 
@@ -126,12 +126,16 @@ static int one_sample(worker *w, int64_t i, eng_err *e)
     for (int q = 0, off = 0; !rc && j->hist && q < j->nseg; off += j->segs[q++] + 1)
         rc = met_srp_sample_hist(w->ws, w->ids, T, j->k, j->segs[q],
                                  j->hist + i * j->hw + off, e);
+    met_policy pols[3 + 64];
+    int32_t looks[3 + 64];
+    for (int c = 0; c < 3 + j->nseg; c++)
+        pols[c] = c < 3 ? (met_policy)c : MET_POLICY_FSF, looks[c] = c < 3 ? 1 : j->segs[c - 3];
+    if (!rc) /* all curves at once: side by side where the kernels can */
+        rc = met_curves_sample(w->ws, 3 + j->nseg, pols, looks, w->ids, T, j->k, w->hits, e);
     for (int c = 0; !rc && c < 3 + j->nseg; c++) {
-        met_policy p = c < 3 ? (met_policy)c : MET_POLICY_FSF;
-        rc = met_curve_sample(w->ws, p, c < 3 ? 1 : j->segs[c - 3], w->ids, T, j->k, w->hits, e);
         double *out = j->rates[c] + i * j->E, inv = 1.0 / ((double)T * j->k);
-        for (int32_t x = 0; !rc && x < j->E; x++)
-            out[x] = (double)w->hits[x] * inv;
+        for (int32_t x = 0; x < j->E; x++)
+            out[x] = (double)w->hits[(size_t)c * j->E + x] * inv;
     }
     return rc;
 }
@@ -167,7 +171,7 @@ static int run_job(job *j, int threads, eng_err *err)
         ws[t].j = j;
         if ((rc = met_lrc_ws_new(&ws[t].ws, j->E, err)))
             break;
-        if (!(ws[t].hits = malloc((size_t)j->E * sizeof *ws[t].hits))) {
+        if (!(ws[t].hits = malloc((size_t)(3 + j->nseg) * j->E * sizeof *ws[t].hits))) {
             rc = eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
             break;
         }

@@ -7,7 +7,8 @@
 #    `metrics` over 256 samples of one layer, no bootstrap, divided by
 #    256 samples x 7 curves (LRU, LFU, Belady, FSF at 4 segment lengths) —
 #    an upper bound, SRP and reading included; then the kernels alone
-#    (scripts/bench/lrc_kernels.c, CPU time per call, per policy);
+#    (scripts/bench/lrc_kernels.c: CPU time per call, per policy, mean over
+#    32 different samples, best of 5 rounds);
 # 3. the paper-scale run: every metric per layer and model-wide, 1000
 #    bootstrap replicates, 2 threads: wall time and peak memory.
 # Set MOEBENCH_BENCH_DIR to keep the traces elsewhere than a temp dir.
@@ -39,7 +40,7 @@ echo "one layer, 256 samples, all metrics, 1 thread: $(secs $t0 $t1) s =" \
 cc -std=gnu11 -O2 -I. -D_GNU_SOURCE scripts/bench/lrc_kernels.c \
     "$(dirname "$BIN")/libmoemetrics.a" "$(dirname "$BIN")/libmoeengine.a" \
     $(pkg-config --libs jansson openblas) -lm -pthread -o "$DIR/lrc_kernels"
-"$DIR/lrc_kernels" "$DIR/olmoe.moetrace" 20
+"$DIR/lrc_kernels" "$DIR/olmoe.moetrace" 5 32
 
 $TIME -f "%e s wall, %U s user, %M KB peak RSS" \
     $BIN metrics "$DIR/olmoe.moetrace" --threads 2 --bootstrap 1000 --json \

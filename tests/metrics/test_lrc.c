@@ -4,9 +4,11 @@
  * literally (one cache size at a time, priorities recomputed by scanning the
  * trace at each eviction), brute-force window counts for SRP, the worked
  * example of the reference, and the model-wide results against the
- * explicitly concatenated trace.
+ * explicitly concatenated trace. Every exact method the kernels can choose
+ * (metrics/lrc_int.h) is forced in turn and checked the same way.
  */
 #include "metrics/lrc.h"
+#include "metrics/lrc_int.h"
 #include "metrics/trace.h"
 #include "tests/metrics/lrc_util.h"
 #include "tests/test.h"
@@ -122,8 +124,23 @@ TEST(worked_example_srp)
     met_lrc_ws_free(ws);
 }
 
+/* The methods met_curve_sample can use; AUTO first. */
+static const struct {
+    met_lrc_lru lru;
+    met_lrc_walk walk;
+    met_lrc_small small;
+} methods[] = {
+    {MET_LRC_LRU_AUTO, MET_LRC_WALK_AUTO, MET_LRC_SMALL_AUTO},
+    {MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN, MET_LRC_SMALL_OFF},
+    {MET_LRC_LRU_COUNT, MET_LRC_WALK_MASK, MET_LRC_SMALL_OFF},
+    {MET_LRC_LRU_AUTO, MET_LRC_WALK_AVX512, MET_LRC_SMALL_OFF}, /* AUTO where no AVX-512 */
+    {MET_LRC_LRU_AUTO, MET_LRC_WALK_PORTABLE, MET_LRC_SMALL_OFF},
+};
+#define NMETHODS ((int)(sizeof methods / sizeof methods[0]))
+
 /* One-pass curves == brute force, integer for integer, on random and
- * structured samples (ties, repeats, k = 1, k = E, one token). */
+ * structured samples (ties, repeats, k = 1, k = E, one token), with every
+ * method. */
 TEST(curves_equal_brute_force)
 {
     lrc_rng g = {12345};
@@ -143,19 +160,101 @@ TEST(curves_equal_brute_force)
         int64_t *hits = tst_alloc((size_t)E * 8);
         for (int p = 0; p < MET_POLICY_COUNT; p++) {
             int32_t L = 1 + (int32_t)lrc_below(&g, 6);
-            REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, hits, NULL));
-            for (int32_t c = 1; c <= E; c++) {
-                int64_t b = brute_hits(ids, T, k, E, c, (met_policy)p, L);
-                CHECK_MSG(hits[c - 1] == b, "it %d %s E=%d k=%d T=%lld L=%d c=%d: %lld vs brute %lld",
-                          it, met_policy_name((met_policy)p), E, k, (long long)T, L, c,
-                          (long long)hits[c - 1], (long long)b);
-                cases++;
+            for (int q = 0; q < NMETHODS; q++) {
+                met_lrc_ws_force(ws, methods[q].lru, methods[q].walk, methods[q].small);
+                REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, hits, NULL));
+                for (int32_t c = 1; c <= E; c++) {
+                    int64_t b = brute_hits(ids, T, k, E, c, (met_policy)p, L);
+                    CHECK_MSG(hits[c - 1] == b,
+                              "it %d %s method %d E=%d k=%d T=%lld L=%d c=%d: %lld vs brute %lld",
+                              it, met_policy_name((met_policy)p), q, E, k, (long long)T, L, c,
+                              (long long)hits[c - 1], (long long)b);
+                    cases++;
+                }
+                CHECK_EQ_INT(hits[E - 1], T * k); /* warm start: every curve reaches 1 */
             }
-            CHECK_EQ_INT(hits[E - 1], T * k); /* warm start: every curve reaches 1 */
         }
         met_lrc_ws_free(ws);
     }
-    CHECK(cases > 4000);
+    CHECK(cases > 12000);
+}
+
+/* Larger E, around the methods' boundaries: LRU counting up to
+ * MET_LRC_LRU_COUNT_MAX_E experts (Fenwick tree above), record masks in
+ * blocks of 64 stack positions (walks longer than a block). Every method
+ * gives the same hits for every size, and brute force agrees at sizes
+ * around the boundaries. */
+TEST(curves_large_e_methods_agree)
+{
+    lrc_rng g = {2024};
+    static const int32_t Es[] = {63, 64, 65, 129, MET_LRC_LRU_COUNT_MAX_E,
+                                 MET_LRC_LRU_COUNT_MAX_E + 1};
+    for (int ie = 0; ie < (int)(sizeof Es / sizeof Es[0]); ie++) {
+        int32_t E = Es[ie], k = 8 + (int32_t)lrc_below(&g, 8);
+        int64_t T = 16;
+        int32_t *ids = tst_alloc((size_t)(T * k) * 4);
+        lrc_random_sample(&g, ids, T, k, E, ie % 2 ? 0 : 1);
+        met_lrc_ws *ws;
+        REQUIRE(!met_lrc_ws_new(&ws, E, NULL));
+        int64_t *hits = tst_alloc((size_t)E * 8), *ref = tst_alloc((size_t)E * 8);
+        const int32_t sizes[] = {1, 2, 3, 63, 64, 65, 66, E / 2, E - 1, E};
+        for (int p = 0; p < MET_POLICY_COUNT; p++) {
+            int32_t L = p == MET_POLICY_FSF ? 1 + (int32_t)lrc_below(&g, 6) : 1;
+            for (int q = 0; q < NMETHODS; q++) {
+                met_lrc_ws_force(ws, methods[q].lru, methods[q].walk, methods[q].small);
+                REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, q ? hits : ref, NULL));
+                for (int32_t c = 0; q && c < E; c++)
+                    CHECK_MSG(hits[c] == ref[c], "%s E=%d method %d c=%d: %lld vs auto %lld",
+                              met_policy_name((met_policy)p), E, q, c + 1, (long long)hits[c],
+                              (long long)ref[c]);
+            }
+            for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++) {
+                int32_t c = sizes[i];
+                if (c < 1 || c > E)
+                    continue;
+                int64_t b = brute_hits(ids, T, k, E, c, (met_policy)p, L);
+                CHECK_MSG(ref[c - 1] == b, "%s E=%d k=%d c=%d: %lld vs brute %lld",
+                          met_policy_name((met_policy)p), E, k, c, (long long)ref[c - 1],
+                          (long long)b);
+            }
+        }
+        met_lrc_ws_free(ws);
+    }
+}
+
+/* Several curves in one call (side by side where the CPU allows, in groups
+ * of MET_LRC_SMALL_MAX_CURVES) == one general call per curve. */
+TEST(curves_sample_equals_single_calls)
+{
+    lrc_rng g = {31337};
+    static const int32_t Es[] = {1, 5, 17, 63, 64, 65, 100};
+    enum { NC = 11 };
+    for (int it = 0; it < 28; it++) {
+        int32_t E = Es[it % 7], k = 1 + (int32_t)lrc_below(&g, (uint64_t)(E < 9 ? E : 9));
+        int64_t T = 1 + (int64_t)lrc_below(&g, it < 7 ? 4 : 300);
+        int32_t *ids = tst_alloc((size_t)(T * k) * 4);
+        lrc_random_sample(&g, ids, T, k, E, it % 4);
+        met_policy pols[NC];
+        int32_t looks[NC];
+        for (int i = 0; i < NC; i++) {
+            pols[i] = (met_policy)lrc_below(&g, MET_POLICY_COUNT);
+            looks[i] = 1 + (int32_t)lrc_below(&g, (uint64_t)T + 3);
+        }
+        met_lrc_ws *ws;
+        REQUIRE(!met_lrc_ws_new(&ws, E, NULL));
+        int64_t *all = tst_alloc((size_t)NC * E * 8), *one = tst_alloc((size_t)E * 8);
+        REQUIRE(!met_curves_sample(ws, NC, pols, looks, ids, T, k, all, NULL));
+        met_lrc_ws_force(ws, MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN, MET_LRC_SMALL_OFF);
+        for (int i = 0; i < NC; i++) {
+            REQUIRE(!met_curve_sample(ws, pols[i], looks[i], ids, T, k, one, NULL));
+            for (int32_t c = 0; c < E; c++)
+                CHECK_MSG(all[(size_t)i * E + c] == one[c],
+                          "it %d curve %d %s L=%d E=%d k=%d T=%lld c=%d: %lld vs %lld", it, i,
+                          met_policy_name(pols[i]), looks[i], E, k, (long long)T, c + 1,
+                          (long long)all[(size_t)i * E + c], (long long)one[c]);
+        }
+        met_lrc_ws_free(ws);
+    }
 }
 
 /* Window counts by brute force. */

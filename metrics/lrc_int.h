@@ -1,0 +1,92 @@
+/*
+ * lrc_int.h — internals of the one-sample kernels that the tests reach:
+ * the choice between exact ways of computing the same curve. Every choice
+ * gives the same hits; the tests force each one and compare them with a
+ * brute-force simulation.
+ */
+#ifndef MET_LRC_INT_H
+#define MET_LRC_INT_H
+
+#include "metrics/lrc.h"
+
+/* LRU: the stack distance by counting last-use times over all experts (a
+ * few vector compares when E is small) or by a Fenwick tree over access
+ * positions (any E). AUTO: counting for E <= MET_LRC_LRU_COUNT_MAX_E. */
+#define MET_LRC_LRU_COUNT_MAX_E 256
+typedef enum met_lrc_lru {
+    MET_LRC_LRU_AUTO = 0,
+    MET_LRC_LRU_COUNT,
+    MET_LRC_LRU_FENWICK
+} met_lrc_lru;
+
+/* LFU, Belady, FSF: the Mattson walk finds its records by a branchy scan,
+ * by branch-free masks after the first record, or 16 positions a step with
+ * AVX-512 (int32 priorities, lrc_avx512.c). AUTO: AVX-512 where the CPU has
+ * it and the priorities fit, else masks for E <= 256 and FSF with lookahead
+ * <= 16, else the scan. PORTABLE: AUTO as on a CPU without AVX-512. AVX512
+ * where it cannot run is AUTO. */
+typedef enum met_lrc_walk {
+    MET_LRC_WALK_AUTO = 0,
+    MET_LRC_WALK_SCAN,
+    MET_LRC_WALK_MASK,
+    MET_LRC_WALK_AVX512,
+    MET_LRC_WALK_PORTABLE
+} met_lrc_walk;
+
+/* LFU, Belady, FSF with E <= 64 on a CPU with AVX-512 BW/VBMI/VBMI2:
+ * the whole stack in registers (lrc_avx512.c), no walk. AUTO uses it where
+ * it can; OFF forces the walk. */
+typedef enum met_lrc_small { MET_LRC_SMALL_AUTO = 0, MET_LRC_SMALL_OFF } met_lrc_small;
+
+/* Forces the methods of later met_curve_sample calls on ws. COUNT needs
+ * E <= MET_LRC_LRU_COUNT_MAX_E and falls back to the Fenwick tree above. */
+void met_lrc_ws_force(met_lrc_ws *ws, met_lrc_lru lru, met_lrc_walk walk, met_lrc_small small);
+
+/* Priorities are non-negative int64: (count, last position) packed as
+ * count * 2^40 + position. */
+#define MET_LRC_KEY(count, p) ((int64_t)(((uint64_t)(count) << 40) | (uint64_t)(p)))
+
+/* ---- lrc_avx512.c ---- */
+#define MET_LRC_SMALL_MAX_E 64
+#define MET_LRC_SMALL_MAX_CURVES 8
+
+/* Whether this CPU runs met_lrc_small_sample. */
+int met_lrc_small_available(void);
+
+typedef struct met_lrc_small_args {
+    int ncurves;                                 /* 1..MET_LRC_SMALL_MAX_CURVES */
+    met_policy pols[MET_LRC_SMALL_MAX_CURVES];   /* LFU, BELADY or FSF          */
+    int32_t looks[MET_LRC_SMALL_MAX_CURVES];     /* FSF lookahead               */
+    int64_t *dist[MET_LRC_SMALL_MAX_CURVES];     /* [E + 2] zeroed: output      */
+    int32_t *gt[MET_LRC_SMALL_MAX_CURVES];       /* [T + 2] LFU/FSF scratch     */
+    const int32_t *ids;                          /* [T][k], ids < 64            */
+    int64_t T;
+    int32_t k;
+    const int64_t *next;      /* [T*k] Belady: next access position (N + id: never) */
+} met_lrc_small_args;
+
+/* The curves' distance histograms of one sample, as lrc.c's walk computes
+ * them. 0 (nothing done) when the priorities do not fit in int32:
+ * (T + 2) * T * k + 128 >= 2^31. */
+int met_lrc_small_sample(const met_lrc_small_args *a);
+
+/* Whether this CPU runs met_lrc_wide_sample (AVX-512 F). */
+int met_lrc_wide_available(void);
+
+typedef struct met_lrc_wide_args {
+    met_policy pol;           /* LFU, BELADY or FSF                          */
+    int32_t look, k, E;
+    const int32_t *ids;       /* [T][k]                                      */
+    int64_t T;
+    const int64_t *next;      /* [T*k] Belady: next access position          */
+    int64_t *dist;            /* [E + 2] zeroed: output                      */
+    int32_t *st, *sk;         /* [E] scratch: stack, priorities in stack order */
+    int32_t *pos, *key, *cnt, *since; /* [E] scratch                         */
+} met_lrc_wide_args;
+
+/* One curve's distance histogram with lrc.c's walk on int32 priorities, 16
+ * stack positions a step. 0 (nothing done) when the priorities do not fit:
+ * (T + 2) * T * k + 2E >= 2^31. */
+int met_lrc_wide_sample(const met_lrc_wide_args *a);
+
+#endif
