@@ -36,23 +36,38 @@
  */
 #include "metrics/lrc_int.h"
 
+#include "engine/formats.h"
+
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define T512                                                                                  \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
 #define W512 __attribute__((target("avx512f,popcnt")))
 
+/* MOEBENCH_SIMD=scalar|avx2 keeps the curves off AVX-512 too, as it does
+ * the engine's kernels (engine/formats.h), so one variable shows what a CPU
+ * without it would run; an unset or invalid value does not restrict. */
+static int simd_allows_avx512(void)
+{
+    eng_err err = {0};
+    eng_simd s;
+    const char *v = getenv("MOEBENCH_SIMD");
+    return !v || eng_simd_parse(v, &s, &err) != ENG_OK || s == ENG_SIMD_AVX512;
+}
+
 int met_lrc_small_available(void)
 {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
+    return simd_allows_avx512() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("avx512vbmi2");
 }
 
 int met_lrc_wide_available(void)
 {
-    return __builtin_cpu_supports("avx512f");
+    return simd_allows_avx512() && __builtin_cpu_supports("avx512f");
 }
 
 typedef struct curve {
