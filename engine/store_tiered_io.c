@@ -1,0 +1,180 @@
+/*
+ * store_tiered_io.c — the tiered store's slow tier: reading an expert's
+ * slices from the file (O_DIRECT or buffered + fadvise) or over the
+ * emulated link, and the loader threads that run those reads off the
+ * forward pass (store_tiered_impl.h; design notes in store_tiered.c).
+ */
+#include "engine/store_tiered_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- I/O ----------------------------------------------------------------- */
+
+/* Reads len bytes at off, up to EOF; returns bytes read or -errno. */
+static int64_t pread_full(int fd, void *buf, uint64_t len, uint64_t off)
+{
+    uint64_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        got += (uint64_t)r;
+    }
+    return (int64_t)got;
+}
+
+const char *tiered_file_name(const tiered *t)
+{
+    return t->o.file ? t->o.file : eng_model_path(t->m);
+}
+
+/* One slice into dst (region bytes); *p points at the slice. Unlocked. */
+static int read_slice(tiered *t, unsigned char *dst, const eng_expert_mat *mat, const void **p,
+                      eng_err *err)
+{
+    const uint64_t len = (uint64_t)mat->n_out * mat->row_bytes, off = mat->file_offset;
+    if (__atomic_load_n(&t->fd_direct, __ATOMIC_RELAXED) >= 0) {
+        uint64_t a0 = off & ~(uint64_t)(ALIGN - 1);
+        uint64_t a1 = (off + len + ALIGN - 1) & ~(uint64_t)(ALIGN - 1);
+        int64_t r = pread_full(t->fd_direct, dst, a1 - a0, a0);
+        if (r >= 0 && (uint64_t)r >= off + len - a0) {
+            *p = dst + (off - a0);
+            return ENG_OK;
+        }
+        if (r != -EINVAL && r >= 0)
+            return eng_err_set(err, ENG_EIO,
+                               "%s: read %" PRId64 " of %" PRIu64 " bytes at offset %" PRIu64
+                               ": the file is shorter than the model (truncated?)",
+                               tiered_file_name(t),
+                               r > (int64_t)(off - a0) ? r - (int64_t)(off - a0) : 0, len, off);
+        if (r != -EINVAL)
+            return eng_err_set(err, ENG_EIO, "%s: read at offset %" PRIu64 ": %s",
+                               tiered_file_name(t), off, strerror((int)-r));
+        /* O_DIRECT refused late: documented fallback to buffered reads */
+    }
+    int64_t r = pread_full(t->fd_buf, dst, len, off);
+    if (r < 0)
+        return eng_err_set(err, ENG_EIO, "%s: read at offset %" PRIu64 ": %s", tiered_file_name(t),
+                           off, strerror((int)-r));
+    if ((uint64_t)r < len)
+        return eng_err_set(err, ENG_EIO,
+                           "%s: read %" PRId64 " of %" PRIu64 " bytes at offset %" PRIu64
+                           ": the file is shorter than the model (truncated?)",
+                           tiered_file_name(t), r, len, off);
+    (void)posix_fadvise(t->fd_buf, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+    *p = dst;
+    return ENG_OK;
+}
+
+static int load_slot(tiered *t, slot *sl, eng_err *err)
+{
+    eng_expert_weights w;
+    int rc = eng_expert_locate(t->m, sl->key / t->E, sl->key % t->E, &w, err);
+    if (rc)
+        return rc;
+    const eng_expert_mat *mats[3] = {&w.gate, &w.up, &w.down};
+    unsigned char *dst[3] = {NULL, NULL, NULL}; /* no buffers in link mode map */
+    if (sl->buf) {
+        dst[0] = sl->buf;
+        dst[1] = sl->buf + t->region[0];
+        dst[2] = sl->buf + t->region[0] + t->region[1];
+    }
+    if (t->o.tier == ENG_TIER_LINK) {
+        void *d[3] = {dst[0], dst[1], dst[2]};
+        const void *src[3];
+        uint64_t len[3];
+        for (int i = 0; i < 3; i++) {
+            src[i] = mats[i]->data;
+            len[i] = (uint64_t)mats[i]->n_out * mats[i]->row_bytes;
+            /* map: the slot refers to the bytes in RAM, no copy */
+            sl->p[i] = t->o.link_mode == ENG_LINK_MAP ? src[i] : dst[i];
+        }
+        uint64_t ns = t->o.link_mode == ENG_LINK_MAP
+                          ? eng_link_wait(w.bytes, t->o.link_gbps, t->o.link_latency_us)
+                          : eng_link_copy_segs(d, src, len, 3, t->o.link_gbps,
+                                               t->o.link_latency_us);
+        double target = t->o.link_latency_us * 1e3 + (double)w.bytes / t->o.link_gbps;
+        pthread_mutex_lock(&t->mu);
+        t->link_target_ns += target;
+        t->link_actual_ns += (double)ns;
+        pthread_mutex_unlock(&t->mu);
+        return ENG_OK;
+    }
+    for (int i = 0; i < 3; i++)
+        if ((rc = read_slice(t, dst[i], mats[i], &sl->p[i], err)))
+            return rc;
+    return ENG_OK;
+}
+
+void *tiered_loader_main(void *arg)
+{
+    tiered *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!t->stop && t->q_len == 0)
+            pthread_cond_wait(&t->qcv, &t->mu);
+        if (t->stop)
+            break;
+        int si = t->q[t->q_head];
+        t->q_head = (t->q_head + 1) % (t->n_slots + 1);
+        t->q_len--;
+        slot *sl = &t->slots[si];
+        pthread_mutex_unlock(&t->mu);
+        ENG_HOOK(&t->s->hooks, region_begin, ENG_REGION_EXPERT_LOAD);
+        uint64_t t0 = tiered_now_ns();
+        eng_err e = {0};
+        int rc = load_slot(t, sl, &e);
+        uint64_t dt = tiered_now_ns() - t0;
+        ENG_HOOK(&t->s->hooks, region_end, ENG_REGION_EXPERT_LOAD);
+        pthread_mutex_lock(&t->mu);
+        sl->state = rc ? SLOT_FAILED : SLOT_READY;
+        if (rc)
+            sl->err = e;
+        sl->load_ns = dt;
+        sl->done_pending = true;
+        t->lc[sl->key / t->E].load_ns += dt;
+        tiered_slot_sync_pin(t, si);
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* Queues a load (demand loads jump ahead of prefetches). Lock held. */
+void tiered_enqueue(tiered *t, int si, bool front)
+{
+    int cap = t->n_slots + 1;
+    if (front) {
+        t->q_head = (t->q_head + cap - 1) % cap;
+        t->q[t->q_head] = si;
+    } else {
+        t->q[(t->q_head + t->q_len) % cap] = si;
+    }
+    t->q_len++;
+    pthread_cond_signal(&t->qcv);
+}
+
+/* A demand waits on slot si, a prefetch still queued: its load goes to the
+ * front, ahead of prefetches for later layers. Lock held. */
+void tiered_promote(tiered *t, int si)
+{
+    const int cap = t->n_slots + 1;
+    for (int i = 0; i < t->q_len; i++) {
+        if (t->q[(t->q_head + i) % cap] != si)
+            continue;
+        for (int j = i; j > 0; j--)
+            t->q[(t->q_head + j) % cap] = t->q[(t->q_head + j - 1) % cap];
+        t->q[t->q_head] = si;
+        return;
+    }
+}
