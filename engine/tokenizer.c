@@ -121,6 +121,14 @@ struct eng_tokenizer {
     smap mergemap;        /* (left, right) -> rank                           */
     int32_t bos, eos;
     bool add_bos, add_eos;
+    /* SentencePiece (tokenizer.ggml.model "llama"): tok_bytes hold the
+     * decoded text (U+2581 as a space, <0xXX> as the byte), so the token
+     * map works on the text's own bytes as for BPE. */
+    bool spm;
+    bool add_space_prefix;  /* a space is put before the text            */
+    float *tok_score;       /* [n_vocab] merge priority, higher first     */
+    int32_t byte_tok[256];  /* <0xXX> byte-fallback tokens, -1 if missing */
+    int32_t unk;            /* unknown token, -1 when none                */
 };
 
 static uint64_t tok_hash(const eng_tokenizer *t, uint32_t id)
@@ -211,6 +219,7 @@ void eng_tokenizer_free(eng_tokenizer *t)
     free(t->tok_text);
     free(t->tok_text_len);
     free(t->tok_type);
+    free(t->tok_score);
     free(t->tokmap.slot);
     free(t->mg_left);
     free(t->mg_right);
@@ -218,6 +227,47 @@ void eng_tokenizer_free(eng_tokenizer *t)
     free(t->mg_rlen);
     free(t->mergemap.slot);
     free(t);
+}
+
+/* "<0xAB>" -> 0xAB; -1 when s is not of that form. */
+static int spm_byte_value(const char *s, size_t n)
+{
+    if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
+        return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* SentencePiece token text -> the bytes it stands for: U+2581 (lower one
+ * eighth block, SentencePiece's space) becomes ' ', a byte token <0xXX>
+ * its byte. */
+static void spm_token_bytes(eng_tokenizer *t, size_t i, const char *s, size_t n, int type)
+{
+    int b = type == ENG_TOKEN_BYTE ? spm_byte_value(s, n) : -1;
+    if (b >= 0) {
+        t->tok_bytes[i][0] = (char)b;
+        t->tok_len[i] = 1;
+        if (t->byte_tok[b] < 0)
+            t->byte_tok[b] = (int32_t)i;
+        return;
+    }
+    size_t k = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (j + 2 < n && !memcmp(s + j, "\xe2\x96\x81", 3)) {
+            t->tok_bytes[i][k++] = ' ';
+            j += 2;
+        } else {
+            t->tok_bytes[i][k++] = s[j];
+        }
+    }
+    t->tok_len[i] = k;
 }
 
 static int load_token(eng_tokenizer *t, size_t i, const char *s, size_t n, int type)
@@ -230,6 +280,10 @@ static int load_token(eng_tokenizer *t, size_t i, const char *s, size_t n, int t
     t->tok_text[i][n] = 0;
     t->tok_text_len[i] = n;
     t->tok_type[i] = type;
+    if (t->spm) {
+        spm_token_bytes(t, i, s, n, type);
+        return ENG_OK;
+    }
     /* user-defined and control tokens are plain text; others byte-level */
     bool plain = type == ENG_TOKEN_USER_DEFINED || type == ENG_TOKEN_CONTROL ||
                  !vocab_to_bytes(s, n, t->tok_bytes[i], &t->tok_len[i]);
@@ -273,11 +327,16 @@ static int alloc_tables(eng_tokenizer *t, size_t nv, size_t nm)
     t->tok_len = calloc(nv + 1, sizeof *t->tok_len);
     t->tok_text_len = calloc(nv + 1, sizeof *t->tok_text_len);
     t->tok_type = calloc(nv + 1, sizeof *t->tok_type);
+    t->tok_score = calloc(nv + 1, sizeof *t->tok_score);
+    for (int b = 0; b < 256; b++)
+        t->byte_tok[b] = -1;
+    t->unk = -1;
     t->mg_left = calloc(nm + 1, sizeof *t->mg_left);
     t->mg_right = calloc(nm + 1, sizeof *t->mg_right);
     t->mg_llen = calloc(nm + 1, sizeof *t->mg_llen);
     t->mg_rlen = calloc(nm + 1, sizeof *t->mg_rlen);
     if (!t->tok_bytes || !t->tok_text || !t->tok_len || !t->tok_text_len || !t->tok_type ||
+        !t->tok_score ||
         !t->mg_left || !t->mg_right || !t->mg_llen || !t->mg_rlen)
         return ENG_ENOMEM;
     if (smap_init(&t->tokmap, nv) || smap_init(&t->mergemap, nm))
@@ -297,8 +356,11 @@ static int check_special(int64_t id, size_t nv, const char *what, int32_t *out, 
 /* Builds the maps once every token and merge is loaded. */
 static int finish_open(eng_tokenizer *t, int64_t bos, int64_t eos, eng_err *e)
 {
+    /* SentencePiece byte tokens are only the fallback: the token "a" and
+     * <0x61> decode alike, and text finds "a" (llama.cpp's text_to_token). */
     for (size_t i = 0; i < t->n_vocab; i++)
-        if (t->tok_type[i] != ENG_TOKEN_CONTROL && t->tok_type[i] != ENG_TOKEN_UNUSED)
+        if (t->tok_type[i] != ENG_TOKEN_CONTROL && t->tok_type[i] != ENG_TOKEN_UNUSED &&
+            !(t->spm && t->tok_type[i] == ENG_TOKEN_BYTE))
             tokmap_add(t, (uint32_t)i);
     for (size_t k = 0; k < t->n_merges; k++)
         mergemap_add(t, (uint32_t)k);
@@ -308,21 +370,23 @@ static int finish_open(eng_tokenizer *t, int64_t bos, int64_t eos, eng_err *e)
     return ENG_OK;
 }
 
-static int check_model(const char *model, size_t len, eng_err *e)
+/* "gpt2" (byte-level BPE) or "llama" (SentencePiece); *spm says which. */
+static int check_model(const char *model, size_t len, bool *spm, eng_err *e)
 {
-    if (len == 4 && !memcmp(model, "gpt2", 4))
+    *spm = len == 5 && !memcmp(model, "llama", 5);
+    if (*spm || (len == 4 && !memcmp(model, "gpt2", 4)))
         return ENG_OK;
-    const char *what = len == 5 && !memcmp(model, "llama", 5) ? " (SentencePiece)" : "";
     return eng_err_set(e, ENG_EUNSUPPORTED,
-                       "tokenizer model '%.*s'%s is not supported: only byte-level BPE "
-                       "('gpt2'); pass token ids instead",
-                       (int)(len > 64 ? 64 : len), model, what);
+                       "tokenizer model '%.*s' is not supported: only byte-level BPE ('gpt2') "
+                       "and SentencePiece ('llama'); pass token ids instead",
+                       (int)(len > 64 ? 64 : len), model);
 }
 
 int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err *e)
 {
     *out = NULL;
-    int rc = check_model(d->model ? d->model : "", d->model ? strlen(d->model) : 0, e);
+    bool spm;
+    int rc = check_model(d->model ? d->model : "", d->model ? strlen(d->model) : 0, &spm, e);
     eng_pretok pre;
     if (rc || (rc = eng_pretok_parse(d->pre, &pre, e)))
         return rc;
@@ -335,12 +399,17 @@ int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err
         return eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
     }
     t->pre = pre;
+    t->spm = spm;
+    t->add_space_prefix = d->add_space_prefix;
     for (size_t i = 0; !rc && i < d->n_tokens; i++) {
         size_t n = d->token_lens ? d->token_lens[i] : strlen(d->tokens[i]);
         int type = d->token_types ? d->token_types[i] : ENG_TOKEN_NORMAL;
+        t->tok_score[i] = d->scores ? d->scores[i] : 0.0f;
         if (load_token(t, i, d->tokens[i], n, type))
             rc = eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
     }
+    if (!rc && spm)
+        rc = check_special(d->unk_id, d->n_tokens, "unknown", &t->unk, e);
     for (size_t k = 0; !rc && k < d->n_merges; k++)
         rc = load_merge(t, k, d->merges[k], d->merge_lens ? d->merge_lens[k] : strlen(d->merges[k]),
                         e);
@@ -358,15 +427,24 @@ int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err
 
 /* ---- open from GGUF ------------------------------------------------------- */
 
-static int gguf_specials(const eng_gguf *g, int64_t *bos, int64_t *eos, bool *abos, bool *aeos,
+/* Special ids and flags. Where a key is missing, SentencePiece files take
+ * llama.cpp's defaults for them (unk 0, bos 1, eos 2, BOS added, a space
+ * prefix), BPE files none. */
+typedef struct gguf_special {
+    int64_t bos, eos, unk;
+    bool add_bos, add_eos, add_space_prefix;
+} gguf_special;
+
+static int gguf_specials(const eng_gguf *g, bool spm, uint64_t ntok, gguf_special *sp,
                          eng_err *e)
 {
-    static const char *const keys[2] = {"tokenizer.ggml.bos_token_id",
-                                        "tokenizer.ggml.eos_token_id"};
-    int64_t *dst[2] = {bos, eos};
-    for (int i = 0; i < 2; i++) {
+    static const char *const keys[3] = {"tokenizer.ggml.bos_token_id",
+                                        "tokenizer.ggml.eos_token_id",
+                                        "tokenizer.ggml.unknown_token_id"};
+    int64_t *dst[3] = {&sp->bos, &sp->eos, &sp->unk};
+    for (int i = 0; i < 3; i++) {
         uint32_t v;
-        *dst[i] = -1;
+        *dst[i] = spm && (uint64_t)(i + 1) % 3 < ntok ? (i + 1) % 3 : -1;
         if (!eng_gguf_has(g, keys[i]))
             continue;
         int rc = eng_gguf_get_u32(g, keys[i], &v, e);
@@ -374,13 +452,18 @@ static int gguf_specials(const eng_gguf *g, int64_t *bos, int64_t *eos, bool *ab
             return rc;
         *dst[i] = v;
     }
-    int rc = eng_gguf_get_bool_or(g, "tokenizer.ggml.add_bos_token", false, abos, e);
-    return rc ? rc : eng_gguf_get_bool_or(g, "tokenizer.ggml.add_eos_token", false, aeos, e);
+    int rc = eng_gguf_get_bool_or(g, "tokenizer.ggml.add_bos_token", spm, &sp->add_bos, e);
+    if (!rc)
+        rc = eng_gguf_get_bool_or(g, "tokenizer.ggml.add_eos_token", false, &sp->add_eos, e);
+    if (!rc)
+        rc = eng_gguf_get_bool_or(g, "tokenizer.ggml.add_space_prefix", spm,
+                                  &sp->add_space_prefix, e);
+    return rc;
 }
 
-/* Loads tokens (with types) and merges from the GGUF arrays. */
+/* Loads tokens (with types and scores) and merges from the GGUF arrays. */
 static int gguf_arrays(eng_tokenizer *t, const eng_gguf *g, int64_t ktok, int64_t ktype,
-                       int64_t kmerge, eng_err *e)
+                       int64_t kscore, int64_t kmerge, eng_err *e)
 {
     int rc = ENG_OK;
     for (size_t i = 0; !rc && i < t->n_vocab; i++) {
@@ -389,6 +472,8 @@ static int gguf_arrays(eng_tokenizer *t, const eng_gguf *g, int64_t ktok, int64_
         rc = eng_gguf_kv_arr_str(g, ktok, i, &s, e);
         if (!rc && ktype >= 0)
             rc = eng_gguf_kv_arr_int(g, ktype, i, &type, e);
+        if (!rc && kscore >= 0)
+            rc = eng_gguf_kv_arr_f32(g, kscore, i, &t->tok_score[i], e);
         if (!rc && load_token(t, i, s.ptr, (size_t)s.len, (int)type))
             rc = eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
     }
@@ -410,14 +495,31 @@ static int gguf_arr_len(const eng_gguf *g, const char *key, int64_t *idx, uint64
     return ENG_OK;
 }
 
-int eng_tokenizer_open_gguf(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
+/* An optional per-token array: its index (or -1 when absent), checked to
+ * have one entry per token. */
+static int gguf_token_arr(const eng_gguf *g, const char *key, uint64_t ntok, int64_t *idx,
+                          eng_err *e)
 {
-    *out = NULL;
+    uint64_t n;
+    *idx = -1;
+    if (!eng_gguf_has(g, key))
+        return ENG_OK;
+    int rc = gguf_arr_len(g, key, idx, &n, e);
+    if (!rc && n != ntok)
+        rc = eng_err_set(e, ENG_EFORMAT, "%s has %llu entries, tokens %llu", key,
+                         (unsigned long long)n, (unsigned long long)ntok);
+    return rc;
+}
+
+/* Reads and checks every key; *t is allocated and filled on success. */
+static int gguf_load(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
+{
     eng_gguf_str model;
     char pre[64] = "default";
+    bool spm = false;
     int rc = eng_gguf_get_str(g, "tokenizer.ggml.model", &model, e);
     if (!rc)
-        rc = check_model(model.ptr, (size_t)model.len, e);
+        rc = check_model(model.ptr, (size_t)model.len, &spm, e);
     if (!rc && eng_gguf_has(g, "tokenizer.ggml.pre")) {
         eng_gguf_str s;
         rc = eng_gguf_get_str(g, "tokenizer.ggml.pre", &s, e);
@@ -425,45 +527,56 @@ int eng_tokenizer_open_gguf(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
             eng_gguf_str_copy(s, pre, sizeof pre);
     }
     eng_pretok kind = ENG_PRETOK_DEFAULT;
-    int64_t ktok = -1, ktype = -1, kmerge = -1, bos, eos;
-    uint64_t ntok = 0, nmerge = 0, ntype = 0;
-    bool abos = false, aeos = false;
+    int64_t ktok = -1, ktype = -1, kscore = -1, kmerge = -1;
+    uint64_t ntok = 0, nmerge = 0;
+    gguf_special sp;
     if (!rc)
         rc = eng_pretok_parse(pre, &kind, e);
     if (!rc)
         rc = gguf_arr_len(g, "tokenizer.ggml.tokens", &ktok, &ntok, e);
-    if (!rc)
+    if (!rc && !spm) /* SentencePiece merges by token scores, not a merge list */
         rc = gguf_arr_len(g, "tokenizer.ggml.merges", &kmerge, &nmerge, e);
-    if (!rc && eng_gguf_has(g, "tokenizer.ggml.token_type"))
-        rc = gguf_arr_len(g, "tokenizer.ggml.token_type", &ktype, &ntype, e);
-    if (!rc && ktype >= 0 && ntype != ntok)
-        rc = eng_err_set(e, ENG_EFORMAT, "tokenizer.ggml.token_type has %llu entries, tokens %llu",
-                         (unsigned long long)ntype, (unsigned long long)ntok);
+    if (!rc)
+        rc = gguf_token_arr(g, "tokenizer.ggml.token_type", ntok, &ktype, e);
+    if (!rc && spm)
+        rc = gguf_token_arr(g, "tokenizer.ggml.scores", ntok, &kscore, e);
     if (!rc && (ntok == 0 || ntok > INT32_MAX || nmerge > INT32_MAX))
         rc = eng_err_set(e, ENG_EFORMAT, "tokenizer: %llu tokens, %llu merges: out of range",
                          (unsigned long long)ntok, (unsigned long long)nmerge);
     if (!rc)
-        rc = gguf_specials(g, &bos, &eos, &abos, &aeos, e);
+        rc = gguf_specials(g, spm, ntok, &sp, e);
     if (rc)
-        return eng_err_prefix(e, "%s", eng_gguf_path(g)), rc;
+        return rc;
     eng_tokenizer *t = calloc(1, sizeof *t);
     if (!t || alloc_tables(t, (size_t)ntok, (size_t)nmerge)) {
         eng_tokenizer_free(t);
         return eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
     }
     t->pre = kind;
-    t->add_bos = abos;
-    t->add_eos = aeos;
-    rc = gguf_arrays(t, g, ktok, ktype, kmerge, e);
+    t->spm = spm;
+    t->add_bos = sp.add_bos;
+    t->add_eos = sp.add_eos;
+    t->add_space_prefix = sp.add_space_prefix;
+    rc = gguf_arrays(t, g, ktok, ktype, kscore, kmerge, e);
+    if (!rc && spm)
+        rc = check_special(sp.unk, t->n_vocab, "unknown", &t->unk, e);
     if (!rc)
-        rc = finish_open(t, bos, eos, e);
+        rc = finish_open(t, sp.bos, sp.eos, e);
     if (rc) {
-        eng_err_prefix(e, "%s", eng_gguf_path(g));
         eng_tokenizer_free(t);
         return rc;
     }
     *out = t;
     return ENG_OK;
+}
+
+int eng_tokenizer_open_gguf(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
+{
+    *out = NULL;
+    int rc = gguf_load(out, g, e);
+    if (rc)
+        eng_err_prefix(e, "%s", eng_gguf_path(g));
+    return rc;
 }
 
 /* ---- encode ----------------------------------------------------------------- */
@@ -474,7 +587,7 @@ typedef struct sym {
 } sym;
 
 typedef struct cand {
-    int32_t rank;
+    double prio;        /* lower first: a BPE merge rank, minus an SPM score */
     int left, right;
     size_t llen, rlen;  /* symbol lengths when pushed (staleness)   */
 } cand;
@@ -486,7 +599,7 @@ typedef struct heap {
 
 static int cand_less(const cand *x, const cand *y)
 {
-    return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
+    return x->prio < y->prio || (x->prio == y->prio && x->left < y->left);
 }
 
 static int heap_push(heap *h, cand c)
@@ -535,7 +648,7 @@ static int push_pair(const eng_tokenizer *t, const char *p, const sym *s, int l,
     int32_t rank = merge_rank(t, p + s[l].start, s[l].len, p + s[r].start, s[r].len);
     if (rank < 0)
         return ENG_OK;
-    return heap_push(h, (cand){rank, l, r, s[l].len, s[r].len});
+    return heap_push(h, (cand){(double)rank, l, r, s[l].len, s[r].len});
 }
 
 typedef struct idbuf {
@@ -572,16 +685,18 @@ static int emit_symbol(const eng_tokenizer *t, const char *p, size_t len, idbuf 
     return ENG_OK;
 }
 
-/* BPE on one pre-tokenizer piece p[0..n). s has room for n symbols. */
-static int bpe_piece(const eng_tokenizer *t, const char *p, size_t n, sym *s, heap *h,
-                     idbuf *out)
+typedef int (*push_fn)(const eng_tokenizer *t, const char *p, const sym *s, int l, int r,
+                       heap *h);
+
+/* Merges the n0 symbols s[0..n0) of p (linked in order) best candidate
+ * first, as `push` ranks adjacent pairs, until no candidate is left. */
+static int merge_symbols(const eng_tokenizer *t, const char *p, sym *s, size_t n0, heap *h,
+                         push_fn push)
 {
-    for (size_t i = 0; i < n; i++)
-        s[i] = (sym){i, 1, (int)i - 1, i + 1 < n ? (int)i + 1 : -1};
     h->n = 0;
     int rc = ENG_OK;
-    for (size_t i = 0; !rc && i + 1 < n; i++)
-        rc = push_pair(t, p, s, (int)i, (int)i + 1, h);
+    for (size_t i = 0; !rc && i + 1 < n0; i++)
+        rc = push(t, p, s, (int)i, (int)i + 1, h);
     while (!rc && h->n) {
         cand c = heap_pop(h);
         sym *l = &s[c.left], *r = &s[c.right];
@@ -592,13 +707,115 @@ static int bpe_piece(const eng_tokenizer *t, const char *p, size_t n, sym *s, he
         l->next = r->next;
         if (r->next >= 0)
             s[r->next].prev = c.left;
-        rc = push_pair(t, p, s, l->prev, c.left, h);
+        rc = push(t, p, s, l->prev, c.left, h);
         if (!rc)
-            rc = push_pair(t, p, s, c.left, l->next, h);
+            rc = push(t, p, s, c.left, l->next, h);
     }
+    return rc;
+}
+
+/* BPE on one pre-tokenizer piece p[0..n). s has room for n symbols. */
+static int bpe_piece(const eng_tokenizer *t, const char *p, size_t n, sym *s, heap *h,
+                     idbuf *out)
+{
+    for (size_t i = 0; i < n; i++)
+        s[i] = (sym){i, 1, (int)i - 1, i + 1 < n ? (int)i + 1 : -1};
+    int rc = merge_symbols(t, p, s, n, h, push_pair);
     for (int i = n ? 0 : -1; !rc && i >= 0; i = s[i].next)
         rc = emit_symbol(t, p + s[i].start, s[i].len, out);
     return rc;
+}
+
+/* ---- SentencePiece (llama.cpp's llm_tokenizer_spm) -------------------------
+ * The whole text is one piece (a space put before it when the vocabulary
+ * says add_space_prefix); it starts as one symbol per UTF-8 character; the
+ * adjacent pair whose concatenation is a token with the highest score is
+ * merged first (ties: leftmost); a symbol that is not a token at the end
+ * falls back to its bytes' <0xXX> tokens (or the unknown token). Token
+ * bytes hold spaces where the vocabulary has U+2581, so no escaping of the
+ * text is needed. */
+
+static int spm_push(const eng_tokenizer *t, const char *p, const sym *s, int l, int r, heap *h)
+{
+    if (l < 0 || r < 0)
+        return ENG_OK;
+    /* adjacent symbols are contiguous in p */
+    int32_t id = tokmap_find(t, p + s[l].start, s[l].len + s[r].len);
+    if (id < 0)
+        return ENG_OK;
+    return heap_push(h, (cand){-(double)t->tok_score[id], l, r, s[l].len, s[r].len});
+}
+
+/* Bytes of the UTF-8 character starting with b (a stray continuation or
+ * invalid lead byte counts as one), as llama.cpp's unicode_len_utf8. */
+static size_t spm_char_len(unsigned char b)
+{
+    return b < 0xC0 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : b < 0xF8 ? 4 : 1;
+}
+
+static int spm_emit(const eng_tokenizer *t, const char *p, size_t len, idbuf *out)
+{
+    int32_t id = tokmap_find(t, p, len);
+    if (id >= 0)
+        return ids_push(out, id);
+    for (size_t i = 0; i < len; i++) {
+        int32_t b = t->byte_tok[(unsigned char)p[i]];
+        b = b >= 0 ? b : t->unk;
+        if (b >= 0 && ids_push(out, b))
+            return ENG_ENOMEM;
+    }
+    return ENG_OK;
+}
+
+static int spm_encode(const eng_tokenizer *t, const char *text, size_t len, idbuf *out)
+{
+    if (len == 0)
+        return ENG_OK;
+    size_t pre = t->add_space_prefix ? 1 : 0, n = len + pre;
+    char *p = malloc(n);
+    sym *s = malloc(n * sizeof *s);
+    heap h = {0};
+    int rc = p && s ? ENG_OK : ENG_ENOMEM;
+    size_t ns = 0;
+    if (!rc) {
+        p[0] = ' ';
+        memcpy(p + pre, text, len);
+        for (size_t i = 0; i < n; ns++) {
+            size_t cl = spm_char_len((unsigned char)p[i]);
+            cl = cl < n - i ? cl : n - i;
+            s[ns] = (sym){i, cl, (int)ns - 1, -1};
+            if (ns)
+                s[ns - 1].next = (int)ns;
+            i += cl;
+        }
+        rc = merge_symbols(t, p, s, ns, &h, spm_push);
+    }
+    for (int i = ns ? 0 : -1; !rc && i >= 0; i = s[i].next)
+        rc = spm_emit(t, p + s[i].start, s[i].len, out);
+    free(p);
+    free(s);
+    free(h.a);
+    return rc;
+}
+
+static int spm_encode_all(const eng_tokenizer *t, const char *text, size_t len,
+                          int add_special, int32_t **ids, size_t *n, eng_err *e)
+{
+    idbuf out = {0};
+    int rc = ENG_OK;
+    if (add_special && t->add_bos && t->bos >= 0)
+        rc = ids_push(&out, t->bos);
+    if (!rc)
+        rc = spm_encode(t, text, len, &out);
+    if (!rc && add_special && t->add_eos && t->eos >= 0)
+        rc = ids_push(&out, t->eos);
+    if (rc) {
+        free(out.a);
+        return eng_err_set(e, rc, "tokenizer: out of memory encoding %zu bytes", len);
+    }
+    *ids = out.a;
+    *n = out.n;
+    return ENG_OK;
 }
 
 int eng_tokenizer_encode(const eng_tokenizer *t, const char *text, size_t len, int add_special,
@@ -606,6 +823,8 @@ int eng_tokenizer_encode(const eng_tokenizer *t, const char *text, size_t len, i
 {
     *ids = NULL;
     *n = 0;
+    if (t->spm)
+        return spm_encode_all(t, text, len, add_special, ids, n, e);
     size_t *off = NULL, npieces = 0;
     int rc = eng_pretok_split(t->pre, text, len, &off, &npieces, e);
     if (rc)

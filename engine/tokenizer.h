@@ -1,6 +1,8 @@
 /*
  * tokenizer.h — byte-level BPE (GGUF `tokenizer.ggml.model = "gpt2"`), the
- * tokenizer of Qwen, OLMoE and the files `moebench mkmodel` writes.
+ * tokenizer of Qwen, OLMoE and the files `moebench mkmodel` writes, and
+ * SentencePiece (`"llama"`, Mixtral: highest-score merges over UTF-8
+ * characters with <0xXX> byte fallback; docs/engine.md, "SentencePiece").
  *
  * encode: text -> pre-tokenizer pieces (per `tokenizer.ggml.pre`: qwen2,
  * olmo/gpt2, default; hand-written, see tokenizer.c for the regexes) ->
@@ -64,7 +66,7 @@ int eng_pretok_split(eng_pretok kind, const char *text, size_t len, size_t **off
 /* A vocabulary in memory, as the tokenizer.ggml.* keys hold it. Strings are
  * NUL-terminated unless the *_lens arrays are given. */
 typedef struct eng_tokenizer_desc {
-    const char *model;              /* must be "gpt2"                          */
+    const char *model;              /* "gpt2" (BPE) or "llama" (SentencePiece)  */
     const char *pre;                /* NULL = "default"                        */
     size_t n_tokens;
     const char *const *tokens;      /* [n_tokens], byte-level strings          */
@@ -75,17 +77,23 @@ typedef struct eng_tokenizer_desc {
     const size_t *merge_lens;       /* [n_merges] or NULL                      */
     int64_t bos_id, eos_id;         /* -1 = none                               */
     int add_bos, add_eos;           /* tokenizer.ggml.add_bos_token / add_eos  */
+    /* SentencePiece ("llama") only: */
+    const float *scores;            /* [n_tokens] merge priorities or NULL (0) */
+    int64_t unk_id;                 /* unknown token, -1 = none                */
+    int add_space_prefix;           /* put a space before the text             */
 } eng_tokenizer_desc;
 
 /* Builds a tokenizer from a description (copies everything it needs).
- * model other than "gpt2" -> ENG_EUNSUPPORTED; a merge that is not "A B",
- * an out-of-range bos/eos -> ENG_EFORMAT. */
+ * model other than "gpt2" or "llama" -> ENG_EUNSUPPORTED; a merge that is
+ * not "A B", an out-of-range bos/eos/unk -> ENG_EFORMAT. */
 int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err *e);
 
 /* Reads tokenizer.ggml.{model,pre,tokens,token_type,merges,bos_token_id,
- * eos_token_id,add_bos_token,add_eos_token} from an open GGUF. Missing
- * model/tokens -> ENG_EFORMAT; model "llama" (SentencePiece) or any other
- * non-gpt2 model -> ENG_EUNSUPPORTED with a message naming the model. */
+ * eos_token_id,add_bos_token,add_eos_token} and, for SentencePiece,
+ * {scores,unknown_token_id,add_space_prefix} (llama.cpp's defaults where
+ * missing) from an open GGUF. Missing model/tokens (or merges for BPE), a
+ * per-token array of another length -> ENG_EFORMAT naming the key; any
+ * other model -> ENG_EUNSUPPORTED naming it. */
 int eng_tokenizer_open_gguf(eng_tokenizer **out, const eng_gguf *g, eng_err *e);
 
 void eng_tokenizer_free(eng_tokenizer *t);

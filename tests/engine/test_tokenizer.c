@@ -344,12 +344,12 @@ TEST(control_tokens_not_from_text_and_bos)
 TEST(unsupported_model_and_bad_merges)
 {
     const char *toks[] = {"a", "b", "ab"}, *merges[] = {"a b"}, *bad[] = {"ab"};
-    eng_tokenizer_desc d = {.model = "llama", .n_tokens = 3, .tokens = toks, .n_merges = 1,
+    eng_tokenizer_desc d = {.model = "rwkv", .n_tokens = 3, .tokens = toks, .n_merges = 1,
                             .merges = merges, .bos_id = -1, .eos_id = -1};
     eng_tokenizer *t = NULL;
     eng_err e = {0};
     CHECK(eng_tokenizer_open(&t, &d, &e) == ENG_EUNSUPPORTED);
-    CHECK_CONTAINS(e.msg, "'llama' (SentencePiece) is not supported");
+    CHECK_CONTAINS(e.msg, "'rwkv' is not supported");
     CHECK(t == NULL);
     d.model = "gpt2";
     d.merges = bad;
@@ -399,27 +399,6 @@ TEST(open_gguf_written_by_mkmodel)
         eng_tokenizer_free(t);
         eng_gguf_free(g);
     }
-}
-
-TEST(open_gguf_rejects_sentencepiece)
-{
-    const char *path = tst_path("spm.gguf");
-    eng_gguf_writer *w;
-    eng_err e = {0};
-    REQUIRE(eng_gguf_writer_open(&w, path, &e) == ENG_OK);
-    const char *toks[] = {"<unk>", "<s>", "</s>"};
-    REQUIRE(eng_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", &e) == ENG_OK);
-    REQUIRE(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3, &e) == ENG_OK);
-    REQUIRE(eng_gguf_writer_write_header(w, &e) == ENG_OK);
-    REQUIRE(eng_gguf_writer_finish(w, &e) == ENG_OK);
-    eng_gguf_writer_free(w);
-    eng_gguf *g;
-    REQUIRE_MSG(eng_gguf_open(&g, path, &e) == ENG_OK, "%s", e.msg);
-    eng_tokenizer *t = (eng_tokenizer *)1;
-    CHECK(eng_tokenizer_open_gguf(&t, g, &e) == ENG_EUNSUPPORTED);
-    CHECK_CONTAINS(e.msg, "'llama' (SentencePiece)");
-    CHECK(t == NULL);
-    eng_gguf_free(g);
 }
 
 /* A GGUF holding only tokenizer keys; `breakage` selects one defect. */
