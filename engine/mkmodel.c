@@ -167,7 +167,7 @@ int eng_mkmodel_tensor_type(int type, bool more, int64_t ne0)
 
 /* ---- the plan ---------------------------------------------------------------- */
 
-enum { KV_U32, KV_F32, KV_BOOL, KV_STR, KV_ARR_STR, KV_ARR_I32 };
+enum { KV_U32, KV_F32, KV_BOOL, KV_STR, KV_ARR_STR, KV_ARR_I32, KV_ARR_F32 };
 
 typedef struct mk_kv {
     char key[96];
@@ -178,6 +178,7 @@ typedef struct mk_kv {
     size_t n;                  /* arrays: elements                     */
     char *const *strs;         /* KV_ARR_STR (the vocabulary's)        */
     const int32_t *i32;        /* KV_ARR_I32 (the vocabulary's)        */
+    const float *f32;          /* KV_ARR_F32 (the vocabulary's)        */
 } mk_kv;
 
 enum { GEN_NORMAL, GEN_EMBED, GEN_ROUTER, GEN_OUTPUT };
@@ -262,8 +263,33 @@ static void plan_kvs(mk_plan *p)
         kv_u32(p, "%s.vocab_size", h->n_vocab);
 }
 
+/* SentencePiece, as Mixtral's files have it: scores instead of merges, an
+ * unknown token, BOS added (llama.cpp's defaults spelt out). */
+static void plan_spm_kvs(mk_plan *p)
+{
+    kv_str(p, "tokenizer.ggml.model", "llama");
+    mk_kv *kv = kv_add(p, KV_ARR_STR, "%s", "tokenizer.ggml.tokens");
+    kv->n = p->vocab.n_tokens;
+    kv->strs = p->vocab.tokens;
+    kv = kv_add(p, KV_ARR_F32, "%s", "tokenizer.ggml.scores");
+    kv->n = p->vocab.n_tokens;
+    kv->f32 = p->vocab.scores;
+    kv = kv_add(p, KV_ARR_I32, "%s", "tokenizer.ggml.token_type");
+    kv->n = p->vocab.n_tokens;
+    kv->i32 = p->vocab.types;
+    kv_add(p, KV_U32, "%s", "tokenizer.ggml.bos_token_id")->u = p->vocab.bos_id;
+    kv_add(p, KV_U32, "%s", "tokenizer.ggml.eos_token_id")->u = p->vocab.eos_id;
+    kv_add(p, KV_U32, "%s", "tokenizer.ggml.unknown_token_id")->u = p->vocab.unk_id;
+    kv_add(p, KV_BOOL, "%s", "tokenizer.ggml.add_bos_token")->u = 1;
+    kv_add(p, KV_BOOL, "%s", "tokenizer.ggml.add_eos_token")->u = 0;
+}
+
 static void plan_tokenizer_kvs(mk_plan *p)
 {
+    if (p->vocab.spm) {
+        plan_spm_kvs(p);
+        return;
+    }
     kv_str(p, "tokenizer.ggml.model", "gpt2");
     kv_str(p, "tokenizer.ggml.pre", p->hp.tok_pre);
     mk_kv *kv = kv_add(p, KV_ARR_STR, "%s", "tokenizer.ggml.tokens");
@@ -464,7 +490,8 @@ static int plan_build(const eng_mkmodel_opts *o, mk_plan *p, eng_err *e)
     eng_pretok pre;
     rc = eng_pretok_parse(p->hp.tok_pre, &pre, e);
     if (!rc)
-        rc = eng_mkvocab_build(&p->vocab, p->hp.n_vocab, pre, e);
+        rc = o->vocab == ENG_MK_VOCAB_SPM ? eng_mkvocab_build_spm(&p->vocab, p->hp.n_vocab, e)
+                                          : eng_mkvocab_build(&p->vocab, p->hp.n_vocab, pre, e);
     if (!rc) {
         plan_kvs(p);
         plan_tokenizer_kvs(p);
@@ -491,7 +518,7 @@ static uint64_t kv_bytes(const mk_kv *kv)
     case KV_U32: case KV_F32: return b + 4;
     case KV_BOOL: return b + 1;
     case KV_STR: return b + 8 + strlen(kv->s);
-    case KV_ARR_I32: return b + 4 + 8 + 4 * (uint64_t)kv->n;
+    case KV_ARR_I32: case KV_ARR_F32: return b + 4 + 8 + 4 * (uint64_t)kv->n;
     default:
         b += 4 + 8;
         for (size_t i = 0; i < kv->n; i++)
@@ -717,6 +744,7 @@ static int write_kv(eng_gguf_writer *w, const mk_kv *kv, eng_err *e)
     case KV_BOOL: return eng_gguf_writer_set_bool(w, kv->key, kv->u != 0, e);
     case KV_STR: return eng_gguf_writer_set_str(w, kv->key, kv->s, e);
     case KV_ARR_I32: return eng_gguf_writer_set_arr(w, kv->key, ENG_GGUF_I32, kv->i32, kv->n, e);
+    case KV_ARR_F32: return eng_gguf_writer_set_arr(w, kv->key, ENG_GGUF_F32, kv->f32, kv->n, e);
     default:
         return eng_gguf_writer_set_arr_str(w, kv->key, (const char *const *)kv->strs, kv->n, e);
     }

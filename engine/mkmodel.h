@@ -103,7 +103,12 @@ typedef struct eng_mkmodel_opts {
     void *progress_user;
     int threads;                 /* generator threads: 0 = online CPUs (at most 8);
                                   * the bytes written do not depend on it          */
+    int vocab;                   /* ENG_MK_VOCAB_BPE (default) or _SPM               */
 } eng_mkmodel_opts;
+
+/* The vocabulary's kind: byte-level BPE ("gpt2", every preset's default) or
+ * SentencePiece ("llama", what real Mixtral files have). */
+enum { ENG_MK_VOCAB_BPE = 0, ENG_MK_VOCAB_SPM = 1 };
 
 /* What a set of options will produce. */
 typedef struct eng_mkmodel_info {

@@ -10,11 +10,17 @@
  * pads. Everything is deterministic and independent of the seed. A merge
  * whose result already exists as a token (two merge paths to one string)
  * is kept as a merge but adds no token.
+ *
+ * The SentencePiece form (eng_mkvocab_build_spm, `mkmodel --vocab spm`, as
+ * real Mixtral files have): <unk> <s> </s>, the 256 byte tokens <0xXX>, then
+ * the same learned tokens that are whole UTF-8 characters, spaces written
+ * as U+2581, scored by merge order (earlier = higher), then padding.
  */
 #include "engine/mkvocab.h"
 #include "engine/tokenizer.h"
 #include "engine/tokenizer_int.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +283,7 @@ void eng_mkvocab_free(eng_mkvocab *v)
     free(v->tokens);
     free(v->types);
     free(v->merges);
+    free(v->scores);
     memset(v, 0, sizeof *v);
 }
 
@@ -324,28 +331,134 @@ static int assemble(eng_mkvocab *v, const vocab_build *vb, int32_t (*mg)[2], siz
     return ENG_OK;
 }
 
+/* Learns the BPE tokens and merges for a vocabulary of n_vocab into vb and
+ * *mg / *nm (malloc'd). */
+static int learn_vocab(vocab_build *vb, size_t n_vocab, size_t min_vocab, eng_pretok pre,
+                       int32_t (**mg)[2], size_t *nm, eng_err *e)
+{
+    if (n_vocab < min_vocab)
+        return eng_err_set(e, ENG_EINVAL, "mkmodel: vocabulary of %zu tokens is below %zu",
+                           n_vocab, min_vocab);
+    int rc = collect_words(vb, pre, e);
+    for (int b = 0; !rc && b < 256; b++) {
+        char c = (char)b;
+        if (add_token(vb, &c, 1))
+            rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
+    }
+    size_t max_merges = n_vocab - 258;
+    if (max_merges > 100000)
+        max_merges = 100000;
+    *nm = 0;
+    *mg = malloc((max_merges + 1) * sizeof **mg);
+    if (!rc && !*mg)
+        rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
+    if (!rc)
+        rc = learn(vb, max_merges, *mg, nm, e);
+    return rc;
+}
+
 int eng_mkvocab_build(eng_mkvocab *v, size_t n_vocab, eng_pretok pre, eng_err *e)
 {
     memset(v, 0, sizeof *v);
-    if (n_vocab < 256 + 2)
-        return eng_err_set(e, ENG_EINVAL, "mkmodel: vocabulary of %zu tokens is below 258",
-                           n_vocab);
     vocab_build vb = {0};
-    int rc = collect_words(&vb, pre, e);
-    for (int b = 0; !rc && b < 256; b++) {
-        char c = (char)b;
-        if (add_token(&vb, &c, 1))
-            rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
-    }
-    size_t max_merges = n_vocab - 258, nm = 0;
-    if (max_merges > 100000)
-        max_merges = 100000;
-    int32_t (*mg)[2] = malloc((max_merges + 1) * sizeof *mg);
-    if (!rc && !mg)
-        rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
-    if (!rc)
-        rc = learn(&vb, max_merges, mg, &nm, e);
+    int32_t (*mg)[2] = NULL;
+    size_t nm = 0;
+    int rc = learn_vocab(&vb, n_vocab, 256 + 2, pre, &mg, &nm, e);
     if (!rc && assemble(v, &vb, mg, nm, n_vocab))
+        rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
+    free(mg);
+    vocab_build_free(&vb);
+    if (rc)
+        eng_mkvocab_free(v);
+    return rc;
+}
+
+/* ---- SentencePiece form ------------------------------------------------- */
+
+/* Whether raw[0..n) is whole, valid UTF-8 characters. */
+static bool whole_utf8(const char *raw, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t bl;
+        if (tk_utf8_next((const unsigned char *)raw + i, n - i, &bl) == TK_INVALID_CP)
+            return false;
+        i += bl;
+    }
+    return n > 0;
+}
+
+/* The SentencePiece text of raw bytes: spaces as U+2581, malloc'd. */
+static char *to_spm_text(const char *raw, size_t n)
+{
+    char *s = malloc(3 * n + 1);
+    size_t k = 0;
+    for (size_t i = 0; s && i < n; i++) {
+        if (raw[i] == ' ') {
+            memcpy(s + k, "\xe2\x96\x81", 3);
+            k += 3;
+        } else {
+            s[k++] = raw[i];
+        }
+    }
+    if (s)
+        s[k] = 0;
+    return s;
+}
+
+static int assemble_spm(eng_mkvocab *v, const vocab_build *vb, size_t n_vocab)
+{
+    v->spm = true;
+    v->n_tokens = n_vocab;
+    v->tokens = calloc(n_vocab, sizeof *v->tokens);
+    v->types = calloc(n_vocab, sizeof *v->types);
+    v->scores = calloc(n_vocab, sizeof *v->scores);
+    if (!v->tokens || !v->types || !v->scores)
+        return ENG_ENOMEM;
+    static const char *const specials[3] = {"<unk>", "<s>", "</s>"};
+    size_t n = 0;
+    for (; n < 3; n++) {
+        v->tokens[n] = strdup(specials[n]);
+        v->types[n] = n ? ENG_TOKEN_CONTROL : ENG_TOKEN_UNKNOWN;
+    }
+    for (int b = 0; b < 256; b++, n++) {
+        char t[8];
+        snprintf(t, sizeof t, "<0x%02X>", b);
+        v->tokens[n] = strdup(t);
+        v->types[n] = ENG_TOKEN_BYTE;
+    }
+    v->unk_id = 0;
+    v->bos_id = 1;
+    v->eos_id = 2;
+    /* learned tokens in merge order (earlier merges score higher), single
+     * characters below every merge; pieces that are not whole UTF-8
+     * characters cannot be SentencePiece tokens */
+    for (size_t i = 0; i < vb->ntok && n < n_vocab; i++) {
+        if (!whole_utf8(vb->tok[i], vb->tlen[i]))
+            continue;
+        v->tokens[n] = to_spm_text(vb->tok[i], vb->tlen[i]);
+        v->types[n] = ENG_TOKEN_NORMAL;
+        v->scores[n++] = i < 256 ? -1e6f : -(float)(i - 256);
+    }
+    for (; n < n_vocab; n++) {
+        char pad[32];
+        snprintf(pad, sizeof pad, "[PAD%zu]", n);
+        v->tokens[n] = strdup(pad);
+        v->types[n] = ENG_TOKEN_UNUSED;
+    }
+    for (size_t i = 0; i < n_vocab; i++)
+        if (!v->tokens[i])
+            return ENG_ENOMEM;
+    return ENG_OK;
+}
+
+int eng_mkvocab_build_spm(eng_mkvocab *v, size_t n_vocab, eng_err *e)
+{
+    memset(v, 0, sizeof *v);
+    vocab_build vb = {0};
+    int32_t (*mg)[2] = NULL;
+    size_t nm = 0;
+    int rc = learn_vocab(&vb, n_vocab, 3 + 256, ENG_PRETOK_DEFAULT, &mg, &nm, e);
+    if (!rc && assemble_spm(v, &vb, n_vocab))
         rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
     free(mg);
     vocab_build_free(&vb);

@@ -17,11 +17,13 @@
 
 static const char usage_text[] =
     "usage: moebench mkmodel --preset NAME [--arch ARCH] [--type TYPE] [--seed N]\n"
-    "                        [--layers N] [--router-locality X] -o FILE.gguf\n"
+    "                        [--layers N] [--router-locality X] [--vocab bpe|spm]\n"
+    "                        -o FILE.gguf\n"
     "       moebench mkmodel --list\n\n"
     "Writes a synthetic Mixture-of-Experts model that llama.cpp and moebench load:\n"
     "metadata and tensor names as llama.cpp's converter writes them, seeded random\n"
-    "weights, a byte-level BPE vocabulary. The same options give the same bytes.\n\n"
+    "weights, a vocabulary learnt from a built-in text. The same options give the\n"
+    "same bytes.\n\n"
     "  --preset NAME         tiny-mixtral, tiny-qwen2moe, tiny-qwen3moe, tiny-olmoe,\n"
     "                        tiny-k-mixtral, tiny-k-qwen2moe, tiny-k-qwen3moe,\n"
     "                        tiny-k-olmoe (widths of 256, for K-quants),\n"
@@ -37,6 +39,8 @@ static const char usage_text[] =
     "  --layers N            keep the first N layers (default: the preset's)\n"
     "  --router-locality X   0..1 (default 0): tokens of one topic (block of ids)\n"
     "                        route to the same experts; see docs/engine.md\n"
+    "  --vocab KIND          bpe (default: byte-level BPE, 'gpt2', as Qwen and OLMoE)\n"
+    "                        or spm (SentencePiece, 'llama', as real Mixtral files)\n"
     "  -o, --output FILE     the GGUF file to write (replaced atomically)\n"
     "  --list                presets with dimensions and estimated sizes\n"
     "  -h, --help            this text\n";
@@ -138,7 +142,8 @@ int hx_cmd_mkmodel(int argc, char **argv)
         {"type", required_argument, 0, 't'},   {"seed", required_argument, 0, 's'},
         {"layers", required_argument, 0, 'l'}, {"router-locality", required_argument, 0, 'r'},
         {"output", required_argument, 0, 'o'}, {"list", no_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        {"vocab", required_argument, 0, 'V'},  {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     eng_mkmodel_opts o = {.type = ENG_MK_F32, .seed = 1};
     const char *out = NULL;
@@ -167,6 +172,11 @@ int hx_cmd_mkmodel(int argc, char **argv)
         case 'r':
             if (hx_parse_double("mkmodel", "--router-locality", optarg, 0, 1, &o.router_locality))
                 return HX_EXIT_USAGE;
+            break;
+        case 'V':
+            if (strcmp(optarg, "bpe") && strcmp(optarg, "spm"))
+                return hx_usage_error("mkmodel", "--vocab: '%s' is not bpe or spm", optarg);
+            o.vocab = optarg[0] == 's' ? ENG_MK_VOCAB_SPM : ENG_MK_VOCAB_BPE;
             break;
         case 'o': out = optarg; break;
         case 'L': list = 1; break;

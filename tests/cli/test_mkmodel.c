@@ -32,6 +32,7 @@ TEST(usage_errors_exit_2)
         {"--preset tiny-olmoe --layers 9 -o x.gguf", "layers 9"},
         {"--preset tiny-olmoe --layers 2x -o x.gguf", "--layers"},
         {"--preset tiny-olmoe --seed -1 -o x.gguf", "--seed"},
+        {"--preset tiny-mixtral --vocab wordpiece -o x.gguf", "--vocab: 'wordpiece' is not bpe or spm"},
         {"--preset tiny-olmoe --router-locality 1.5 -o x.gguf", "--router-locality"},
         {"--preset tiny-olmoe", "-o FILE is required"},
         {"-o x.gguf", "--preset is required"},
