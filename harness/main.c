@@ -2,6 +2,7 @@
  * main.c — `moebench`: finds the subcommand and hands it the rest of argv.
  */
 #include "harness/cli.h"
+#include "harness/sigbus.h"
 #include "harness/version.h"
 
 #include <stdio.h>
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
                hx_version_cflags);
         return HX_EXIT_OK;
     }
+    hx_sigbus_install();
     for (const hx_command *c = hx_commands; c->name; c++)
         if (!strcmp(c->name, name))
             return c->run(argc - 1, argv + 1);
