@@ -31,7 +31,8 @@ static const char rows_sql[] =
     /* basename: strip everything up to the last '/' (traces live in temp dirs) */
     "  UNION ALL SELECT e.label, 'routing[' || coalesce(replace(g.trace, rtrim(g.trace,"
     "   replace(g.trace, '/', '')), ''), '') || ' layer ' || g.layer"
-    "   || coalesce(' ' || g.param, '') || '].' || g.metric, e.id, g.rep, g.value"
+    "   || CASE WHEN g.param IS NULL THEN '' ELSE ' ' || printf('%.15g', g.param) END"
+    "   || '].' || g.metric, e.id, g.rep, g.value"
     "   FROM routing_metric g JOIN e ON e.id = g.experiment_id WHERE ?2)"
     " SELECT label, metric, rep, value FROM r WHERE value IS NOT NULL"
     " ORDER BY label, metric, eid, rep";

@@ -181,6 +181,24 @@ TEST(bad_input_exits_2)
     CHECK_CONTAINS(err, "no experiment in common");
 }
 
+/* routing_metric rows are compared by (trace file name, layer, param,
+ * metric): the trace's directory may differ between the two runs. */
+TEST(routing_rows_exact)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(a, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+           " values (" EXP("toy m=1") ", 0, '/tmp/x/t.moetrace', -1, 'srp', 4, 0.625)");
+    sql(b, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+           " values (" EXP("toy m=1") ", 0, '/elsewhere/t.moetrace', -1, 'srp', 4, 0.625)");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, ""), 0);
+    CHECK_CONTAINS(out, "5 deterministic metrics (exact)");
+    sql(b, "update routing_metric set value = 0.5");
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=1  routing[t.moetrace layer -1 4].srp: 0.5, baseline"
+                        " 0.625");
+}
+
 /* The CI suite twice: its deterministic metrics (hit rates, counts,
  * bytes, cache_stats rows) agree exactly; one cache_stats value changed
  * is a regression that names the row. */
