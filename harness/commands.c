@@ -19,5 +19,7 @@ const hx_command hx_commands[] = {
     {"runs", "list the most recent runs of the results database", hx_cmd_runs},
     {"merge", "combine results databases (shards) without duplicates", hx_cmd_merge},
     {"export", "write one run with all its results as JSON or CSV", hx_cmd_export},
+    {"compare", "compare two runs: ratios with bootstrap intervals, rank-test p-values", hx_cmd_compare},
+    {"regress", "check a run against a baseline run; exit 1 on a regression", hx_cmd_regress},
     {NULL, NULL, NULL},
 };

@@ -17,5 +17,7 @@ int hx_cmd_query(int argc, char **argv);
 int hx_cmd_runs(int argc, char **argv);
 int hx_cmd_merge(int argc, char **argv);
 int hx_cmd_export(int argc, char **argv);
+int hx_cmd_compare(int argc, char **argv);
+int hx_cmd_regress(int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@
  *    x[floor h]) on the sorted data;
  *  - the CI of the mean is mean ± t(0.975, n - 1) · s / sqrt(n); it is
  *    undefined (NaN) for n < 2.
+ * And for comparing two sets of repetitions: the Mann-Whitney rank test
+ * and a bootstrap interval of the ratio of their means.
  * NaN inputs are rejected (ENG_EINVAL): a measurement is a number.
  *
  * Thread-safety: every function is pure; call from any thread.
@@ -20,6 +22,7 @@
 #include "engine/err.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct met_summary {
     size_t n;           /* number of values summarised                   */
@@ -50,5 +53,43 @@ double met_stats_percentile(const double *x, size_t n, double p);
  * quantile (0 < p < 1), e.g. met_stats_t_quantile(0.975, 4) = 2.7764. */
 double met_stats_t_cdf(double t, double df);
 double met_stats_t_quantile(double p, double df);
+
+/* Mann-Whitney U (Wilcoxon rank-sum) test of a[0..na) against b[0..nb),
+ * two-sided. Tied values get mid-ranks. With na + nb <= MET_MWU_EXACT_MAX
+ * the p-value is exact: the permutation distribution of the rank sum of a
+ * (mid-ranks included, so ties are exact too) counted by dynamic
+ * programming over all C(na + nb, na) assignments; p = P(|W - E W| >=
+ * |w - E W|). Larger samples use the normal approximation with the tie
+ * correction of the variance and a continuity correction of 0.5 (R's
+ * wilcox.test(exact = FALSE, correct = TRUE)). */
+#define MET_MWU_EXACT_MAX 50
+typedef struct met_mwu {
+    double u;   /* U of a: pairs with a > b, plus half the tied pairs   */
+    double p;   /* two-sided p-value                                     */
+    int exact;  /* 1 exact permutation distribution, 0 normal approx    */
+} met_mwu;
+
+/* ENG_EINVAL when a sample is empty or holds NaN; ENG_ENOMEM. */
+int met_stats_mann_whitney(const double *a, size_t na, const double *b, size_t nb,
+                           met_mwu *out, eng_err *err);
+
+/* The smallest two-sided p the exact test can give for these sizes (no
+ * ties): 2 / C(na + nb, na), 1 when that exceeds 1. With na = nb = 2 it is
+ * 1/3, with 3 + 3 0.1, with 4 + 4 0.029: below 4 repetitions a side the
+ * test cannot reach p < 0.05 whatever the data. */
+double met_stats_mwu_min_p(size_t na, size_t nb);
+
+/* Ratio of means mean(b) / mean(a) with a percentile-bootstrap 95 %
+ * interval: `resamples` times, resample a and b independently with
+ * replacement (seeded xoshiro256**: the same seed gives the same interval),
+ * take the 2.5th and 97.5th percentiles (R type 7) of the resampled ratios.
+ * Bootstrap rather than Fieller: it assumes no normality, and Fieller's
+ * interval is unbounded whenever mean(a) is not clearly away from zero.
+ * With very few repetitions the bootstrap interval is too narrow (it only
+ * sees the values it has); read it with n. ratio, lo, hi are NaN when
+ * mean(a) is 0. ENG_EINVAL on an empty sample, NaN or resamples < 1. */
+typedef struct met_ratio_ci { double ratio, lo, hi; } met_ratio_ci;
+int met_stats_ratio_ci(const double *a, size_t na, const double *b, size_t nb,
+                       int resamples, uint64_t seed, met_ratio_ci *out, eng_err *err);
 
 #endif

@@ -1,4 +1,6 @@
 /* test_stats.c — metrics/stats.c against brute-force computations:
+ * the Mann-Whitney p against enumeration of every rank assignment,
+ * the bootstrap ratio interval against the exact resampling distribution,
  * two-pass mean/variance, order statistics found by counting (no sort),
  * the t CDF by numerical integration of the density, and published
  * t-table values. */
@@ -168,4 +170,150 @@ TEST(summary_edge_cases)
     REQUIRE(met_stats_summarize(same, 3, &s, &err) == ENG_OK);
     CHECK_NEAR(s.ci_lo, 3, 0);
     CHECK_NEAR(s.ci_hi, 3, 0);
+}
+
+/* ---- Mann-Whitney U and the bootstrap ratio interval ----------------- */
+
+/* Mid-rank of pool[i] by counting: (#less) + (#equal + 1) / 2. */
+static double midrank(const double *pool, int n, int i)
+{
+    int less = 0, equal = 0;
+    for (int j = 0; j < n; j++)
+        less += pool[j] < pool[i], equal += pool[j] == pool[i];
+    return less + (equal + 1) / 2.0;
+}
+
+/* Two-sided exact p by visiting every assignment of na of the n pooled
+ * values to the first sample (bit masks): the fraction of assignments
+ * whose rank sum is at least as far from its mean as the observed one. */
+static double brute_mwu_p(const double *a, int na, const double *b, int nb)
+{
+    double pool[16], rk[16];
+    int n = na + nb;
+    memcpy(pool, a, na * sizeof *a);
+    memcpy(pool + na, b, nb * sizeof *b);
+    double w = 0, mu = na * (n + 1) / 2.0;
+    for (int i = 0; i < n; i++)
+        rk[i] = midrank(pool, n, i), w += i < na ? rk[i] : 0;
+    long hit = 0, all = 0;
+    for (unsigned m = 0; m < 1u << n; m++) {
+        if (__builtin_popcount(m) != na)
+            continue;
+        double s = 0;
+        for (int i = 0; i < n; i++)
+            s += m >> i & 1 ? rk[i] : 0;
+        all++;
+        hit += fabs(s - mu) >= fabs(w - mu) - 1e-9;
+    }
+    return (double)hit / (double)all;
+}
+
+TEST(mwu_hand_computed)
+{
+    met_mwu r;
+    eng_err err = {0};
+    double a3[] = {1, 2, 3}, b3[] = {4, 5, 6};
+    REQUIRE(met_stats_mann_whitney(a3, 3, b3, 3, &r, &err) == ENG_OK);
+    CHECK(r.exact);
+    CHECK_NEAR(r.u, 0, 0);
+    CHECK_NEAR(r.p, 2.0 / 20, 1e-15); /* both extremes of C(6,3) = 20 */
+    REQUIRE(met_stats_mann_whitney(b3, 3, a3, 3, &r, &err) == ENG_OK);
+    CHECK_NEAR(r.u, 9, 0);
+    CHECK_NEAR(r.p, 0.1, 1e-15);
+    double a2[] = {1, 2}, b2[] = {3, 4};
+    REQUIRE(met_stats_mann_whitney(a2, 2, b2, 2, &r, &err) == ENG_OK);
+    CHECK_NEAR(r.p, 2.0 / 6, 1e-15);
+    /* every value tied: no evidence at all */
+    double t[] = {5, 5, 5};
+    REQUIRE(met_stats_mann_whitney(t, 3, t, 3, &r, &err) == ENG_OK);
+    CHECK_NEAR(r.p, 1, 1e-15);
+    CHECK_NEAR(r.u, 4.5, 0);
+    /* R's ?wilcox.test example: W = 35, one-sided p 0.1272 (no ties) */
+    double x[] = {0.80, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46};
+    double y[] = {1.15, 0.88, 0.90, 0.74, 1.21};
+    REQUIRE(met_stats_mann_whitney(x, 10, y, 5, &r, &err) == ENG_OK);
+    CHECK_NEAR(r.u, 35, 0);
+    CHECK_NEAR(r.p, 2 * 0.1272, 2e-4);
+    CHECK_NEAR(met_stats_mwu_min_p(2, 2), 1.0 / 3, 1e-15);
+    CHECK_NEAR(met_stats_mwu_min_p(3, 3), 0.1, 1e-15);
+    CHECK_NEAR(met_stats_mwu_min_p(4, 4), 2.0 / 70, 1e-15);
+    CHECK_NEAR(met_stats_mwu_min_p(1, 1), 1, 0);
+    CHECK(met_stats_mann_whitney(x, 0, y, 5, &r, &err) == ENG_EINVAL);
+    double bad[] = {1, NAN};
+    CHECK(met_stats_mann_whitney(bad, 2, y, 5, &r, &err) == ENG_EINVAL);
+}
+
+/* The exact p against enumeration of every rank assignment, on random
+ * small samples with and without ties (values drawn from few levels). */
+TEST(mwu_exact_matches_enumeration)
+{
+    unsigned s = 12345;
+    for (int iter = 0; iter < 300; iter++) {
+        double a[8], b[8];
+        s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+        int na = 1 + s % 7, nb = 1 + (s >> 8) % 7, levels = iter % 3 ? 4 : 1000;
+        for (int i = 0; i < na + nb; i++) {
+            s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+            (i < na ? a : b)[i < na ? i : i - na] = (double)(s % (unsigned)levels) * 0.25;
+        }
+        met_mwu r;
+        eng_err err = {0};
+        REQUIRE(met_stats_mann_whitney(a, na, b, nb, &r, &err) == ENG_OK);
+        double u = 0; /* U by counting pairs */
+        for (int i = 0; i < na; i++)
+            for (int j = 0; j < nb; j++)
+                u += a[i] > b[j] ? 1 : a[i] == b[j] ? 0.5 : 0;
+        CHECK_NEAR(r.u, u, 0);
+        CHECK_NEAR(r.p, brute_mwu_p(a, na, b, nb), 1e-12);
+    }
+}
+
+/* Above MET_MWU_EXACT_MAX: the normal approximation, checked against the
+ * formula worked by hand (tie-corrected variance, continuity 0.5). */
+TEST(mwu_normal_approximation)
+{
+    double a[30], b[30];
+    for (int i = 0; i < 30; i++)
+        a[i] = i < 20 ? 1 : 2, b[i] = i < 10 ? 2 : 3;
+    met_mwu r;
+    eng_err err = {0};
+    REQUIRE(met_stats_mann_whitney(a, 30, b, 30, &r, &err) == ENG_OK);
+    CHECK(!r.exact);
+    /* pairs: a=1 (20) vs b=2 (10): 0; a=2 (10) vs b=2 (10): 100 ties -> 50 */
+    CHECK_NEAR(r.u, 50, 0);
+    /* ties: three groups of 20 -> sum t^3 - t = 3 * 7980 */
+    double var = 900 / 12.0 * (61 - 3 * 7980.0 / (60 * 59));
+    double z = (450 - 50 - 0.5) / sqrt(var);
+    CHECK_NEAR(r.p, erfc(z / sqrt(2)), 1e-15);
+    CHECK(r.p < 1e-9);
+}
+
+/* Every resample pair of na = nb = 3 has probability 1/27^2: the bootstrap
+ * ends must sit between the exact 1 % and 5 % (95 % and 99 %) quantiles
+ * of that distribution. */
+TEST(ratio_ci_against_enumeration)
+{
+    double a[] = {10, 12, 15}, b[] = {11, 16, 20}, q[27 * 27];
+    int k = 0;
+    for (int i = 0; i < 27; i++)
+        for (int j = 0; j < 27; j++) {
+            double ma = (a[i % 3] + a[i / 3 % 3] + a[i / 9]) / 3;
+            double mb = (b[j % 3] + b[j / 3 % 3] + b[j / 9]) / 3;
+            q[k++] = mb / ma;
+        }
+    met_ratio_ci r, r2;
+    eng_err err = {0};
+    REQUIRE(met_stats_ratio_ci(a, 3, b, 3, 20000, 7, &r, &err) == ENG_OK);
+    CHECK_NEAR(r.ratio, (47.0 / 3) / (37.0 / 3), 1e-15);
+    CHECK(r.lo >= kth_by_counting(q, 729, 7) && r.lo <= kth_by_counting(q, 729, 36));
+    CHECK(r.hi >= kth_by_counting(q, 729, 692) && r.hi <= kth_by_counting(q, 729, 721));
+    REQUIRE(met_stats_ratio_ci(a, 3, b, 3, 20000, 7, &r2, &err) == ENG_OK);
+    CHECK(r.lo == r2.lo && r.hi == r2.hi); /* same seed, same interval */
+    double c[] = {4, 4}, d[] = {6, 6, 6};
+    REQUIRE(met_stats_ratio_ci(c, 2, d, 3, 100, 1, &r, &err) == ENG_OK);
+    CHECK(r.ratio == 1.5 && r.lo == 1.5 && r.hi == 1.5);
+    double z[] = {0, 0};
+    REQUIRE(met_stats_ratio_ci(z, 2, d, 3, 100, 1, &r, &err) == ENG_OK);
+    CHECK(isnan(r.ratio) && isnan(r.lo));
+    CHECK(met_stats_ratio_ci(c, 2, d, 0, 100, 1, &r, &err) == ENG_EINVAL);
 }

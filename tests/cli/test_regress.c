@@ -1,0 +1,257 @@
+/* test_regress.c — `moebench regress` and `moebench compare` end to end:
+ * databases made by `moebench run` (a tiny inline suite, and suites/ci.lua),
+ * then edited with SQLite so that every value is known: timings fixed per
+ * repetition, one deterministic value changed, a timing made 50 % worse.
+ * The expected p-values are the exact Mann-Whitney ones worked by hand
+ * (4 vs 4 fully separated: 2 / C(8,4) = 0.0286). */
+#include "tests/test.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#define MB tst_moebench()
+
+static const char tiny_suite[] =
+    "suite{name='tiny'}\n"
+    "for _, m in ipairs{1, 2} do\n"
+    "  experiment{name='toy', params={m=m}, reps=4,\n"
+    "             run=function() return {hits=10*m, hit_rate=0.25*m, tok_s=100} end}\n"
+    "end\n";
+
+static void sql(const char *db, const char *q)
+{
+    sqlite3 *s;
+    REQUIRE(sqlite3_open(db, &s) == SQLITE_OK);
+    char *e = NULL;
+    int rc = sqlite3_exec(s, q, NULL, NULL, &e);
+    REQUIRE_MSG(rc == SQLITE_OK, "%s: %s", q, e ? e : "?");
+    sqlite3_close(s);
+}
+
+/* The tiny suite run into NAME, its timings then fixed: wall_ms and cpu_ms
+ * 10.0, 10.1, 10.2, 10.3 and tok_s 100..103 over the 4 repetitions. */
+static const char *tiny_db(const char *name)
+{
+    const char *suite = tst_path("tiny.lua"), *db = tst_path(name);
+    tst_write_file(suite, tiny_suite, strlen(tiny_suite));
+    REQUIRE(tst_sh(NULL, NULL, "%s run %s --db %s -q", MB, suite, db) == 0);
+    sql(db, "update sample set value = 10 + rep * 0.1 where metric in ('wall_ms', 'cpu_ms');"
+            "update sample set value = 100 + rep where metric = 'tok_s'");
+    return db;
+}
+
+#define EXP(label) "(select id from experiment where label = '" label "')"
+
+static int regress(char **out, const char *db, const char *base, const char *extra)
+{
+    char *err;
+    int st = tst_sh(out, &err, "%s regress --db %s --baseline %s %s", MB, db, base, extra);
+    if (st != 0 && st != 1)
+        tst_fail(__FILE__, __LINE__, "exit %d: %s", st, err);
+    return st;
+}
+
+TEST(same_values_pass)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, "-v"), 0);
+    CHECK_CONTAINS(out, "no regression");
+    CHECK_CONTAINS(out, "checked 2 baseline experiments: 4 deterministic metrics (exact),"
+                        " 6 timings (0 by the tolerance only");
+    CHECK_CONTAINS(out, "timing ok  toy m=1  wall_ms: median 10.15, baseline 10.15 (+0.0 %");
+    CHECK_CONTAINS(out, "Mann-Whitney p = 1, n 4/4");
+}
+
+TEST(deterministic_change_fails)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(b, "update sample set value = 21 where metric = 'hits' and rep = 2"
+           " and experiment_id = " EXP("toy m=2"));
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=2  hits: 21, baseline 20 (repetition 2;"
+                        " deterministic: must be equal)");
+    CHECK_CONTAINS(out, "1 regression\n");
+    /* 1e-9 relative is equal; 1e-6 is not */
+    sql(b, "update sample set value = 20 * (1 + 1e-12) where metric = 'hits' and value = 21");
+    CHECK_EQ_INT(regress(&out, b, a, ""), 0);
+    sql(b, "update sample set value = 0.5 * (1 + 1e-6) where metric = 'hit_rate' and rep = 0"
+           " and experiment_id = " EXP("toy m=2"));
+    CHECK_EQ_INT(regress(&out, b, a, "--json"), 1);
+    CHECK_CONTAINS(out, "\"check\": \"exact\"");
+    CHECK_CONTAINS(out, "\"metric\": \"hit_rate\"");
+    CHECK_CONTAINS(out, "\"regressed\": true");
+}
+
+TEST(timing_worse_fails_with_rank_test)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(b, "update sample set value = value * 1.5 where metric = 'wall_ms'"
+           " and experiment_id = " EXP("toy m=1"));
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=1  wall_ms: median 15.225, baseline 10.15 (+50.0 %,"
+                        " lower is better; Mann-Whitney p = 0.0286, n 4/4)");
+    CHECK_CONTAINS(out, "1 regression\n");
+    CHECK_EQ_INT(regress(&out, b, a, "--tolerance 60"), 0);
+    CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 0);
+    /* tok_s is a speed: half is a regression, 1.5 times is not */
+    sql(b, "update sample set value = value * 1.5 where metric = 'tok_s';"
+           "update sample set value = 10 + rep * 0.1 where metric = 'wall_ms'");
+    CHECK_EQ_INT(regress(&out, b, a, ""), 0);
+    sql(b, "update sample set value = value / 3 where metric = 'tok_s'"
+           " and experiment_id = " EXP("toy m=2"));
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=2  tok_s: median 50.75, baseline 101.5 (-50.0 %,"
+                        " higher is better; Mann-Whitney p = 0.0286");
+}
+
+/* 29 % slower medians, but overlapping repetitions: p = 24/70, no regression. */
+TEST(timing_worse_but_not_significant)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(a, "update sample set value = case rep when 0 then 10 when 1 then 11 when 2 then 30"
+           " else 31 end where metric = 'wall_ms'");
+    sql(b, "update sample set value = case rep when 0 then 12 when 1 then 13 when 2 then 40"
+           " else 41 end where metric = 'wall_ms'");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, "-v"), 0);
+    CHECK_CONTAINS(out, "timing ok  toy m=1  wall_ms: median 26.5, baseline 20.5 (+29.3 %,"
+                        " lower is better; Mann-Whitney p = 0.343, n 4/4)");
+}
+
+/* 2 repetitions a side: the rank test cannot reach 0.05 (its smallest p is
+ * 1/3), so the tolerance on the medians decides, and the output says so. */
+TEST(too_few_reps_tolerance_only)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(a, "delete from sample where rep >= 2");
+    sql(b, "delete from sample where rep >= 2;"
+           "update sample set value = value * 1.2 where metric = 'cpu_ms'"
+           " and experiment_id = " EXP("toy m=2"));
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=2  cpu_ms: median 12.06, baseline 10.05 (+20.0 %,"
+                        " lower is better; n 2/2: too few repetitions for the rank test to"
+                        " reach p < 0.05, tolerance only)");
+    CHECK_CONTAINS(out, "6 timings (6 by the tolerance only: too few repetitions");
+    CHECK_EQ_INT(regress(&out, b, a, "--tolerance 25"), 0);
+}
+
+TEST(missing_experiment_fails_new_is_fine)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(b, "update experiment set label = 'toy m=3' where label = 'toy m=2'");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=2: in the baseline, not in the run");
+    CHECK_CONTAINS(out, "new        toy m=3: not in the baseline (fine)");
+    CHECK_CONTAINS(out, "1 regression\n");
+    sql(b, "update experiment set label = 'toy m=2' where label = 'toy m=3';"
+           "update experiment set status = 'failed', error = 'boom' where label = 'toy m=1'");
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=1: failed in the run, ok in the baseline: boom");
+    sql(b, "update experiment set status = 'ok' where label = 'toy m=1';"
+           "delete from sample where metric = 'hits' and experiment_id = " EXP("toy m=1"));
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=1  hits: in the baseline, not in the run");
+}
+
+TEST(bad_input_exits_2)
+{
+    const char *a = tiny_db("a.db");
+    char *err;
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s", MB, a,
+                        tst_path("none.db")), 2);
+    CHECK_CONTAINS(err, "none.db");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s --run 42", MB, a, a), 2);
+    CHECK_CONTAINS(err, "a.db: no run '42'");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s --baseline-run nosuch",
+                        MB, a, a), 2);
+    CHECK_CONTAINS(err, "no run 'nosuch'");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s", MB, a), 2);
+    CHECK_CONTAINS(err, "--baseline FILE is required");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s --tolerance x", MB, a, a),
+                 2);
+    const char *o = tst_path("other.lua"), *odb = tst_path("o.db");
+    tst_write_file(o, "suite{name='tiny'}\nexperiment{name='x', run=function() end}\n", 59);
+    REQUIRE(tst_sh(NULL, NULL, "%s run %s --db %s -q", MB, o, odb) == 0);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s", MB, odb, a), 2);
+    CHECK_CONTAINS(err, "no experiment in common");
+}
+
+/* routing_metric rows are compared by (trace file name, layer, param,
+ * metric): the trace's directory may differ between the two runs. */
+TEST(routing_rows_exact)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(a, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+           " values (" EXP("toy m=1") ", 0, '/tmp/x/t.moetrace', -1, 'srp', 4, 0.625)");
+    sql(b, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+           " values (" EXP("toy m=1") ", 0, '/elsewhere/t.moetrace', -1, 'srp', 4, 0.625)");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, ""), 0);
+    CHECK_CONTAINS(out, "5 deterministic metrics (exact)");
+    sql(b, "update routing_metric set value = 0.5");
+    CHECK_EQ_INT(regress(&out, b, a, ""), 1);
+    CHECK_CONTAINS(out, "REGRESSION toy m=1  routing[t.moetrace layer -1 4].srp: 0.5, baseline"
+                        " 0.625");
+}
+
+/* The CI suite twice: its deterministic metrics (hit rates, counts,
+ * bytes, cache_stats rows) agree exactly; one cache_stats value changed
+ * is a regression that names the row. */
+TEST(ci_suite_twice)
+{
+    const char *a = tst_path("ci-a.db"), *b = tst_path("ci-b.db");
+    REQUIRE(tst_sh(NULL, NULL, "%s run suites/ci.lua --db %s -q", MB, a) == 0);
+    REQUIRE(tst_sh(NULL, NULL, "%s run suites/ci.lua --db %s -q", MB, b) == 0);
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 0);
+    CHECK_CONTAINS(out, "no regression");
+    sql(b, "update cache_stats set hits = hits + 1 where layer = 0 and experiment_id ="
+           EXP("engine cache_size=8 policy=lfu"));
+    CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 1);
+    CHECK_CONTAINS(out, "REGRESSION engine cache_size=8 policy=lfu  cache_stats[0].hits: ");
+    CHECK_CONTAINS(out, "1 regression\n");
+}
+
+/* compare on known samples: A = {1, 2, 3}, B = {4, 5, 6} -> ratio 2.5,
+ * exact p = 2 / C(6,3) = 0.1; the bootstrap interval holds 2.5. */
+TEST(compare_known_samples)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    sql(a, "delete from sample where rep = 3; update sample set value = rep + 1"
+           " where metric = 'wall_ms'");
+    sql(b, "delete from sample where rep = 3; update sample set value = rep + 4"
+           " where metric = 'wall_ms';"
+           "update experiment set label = 'toy m=9' where label = 'toy m=2'");
+    char *out, *err;
+    REQUIRE(tst_sh(&out, &err, "%s compare --db %s --baseline-db %s latest:tiny 1 --csv"
+                   " --metric wall_ms | grep '^toy m=1,'", MB, b, a) == 0);
+    int na, nb;
+    double ma, mb, r, lo, hi, u, p;
+    REQUIRE(sscanf(out, "toy m=1,wall_ms,%d,%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &na, &nb, &ma,
+                   &mb, &r, &lo, &hi, &u, &p) == 9);
+    CHECK_EQ_INT(na, 3);
+    CHECK_EQ_INT(nb, 3);
+    CHECK_NEAR(ma, 2, 1e-12);
+    CHECK_NEAR(mb, 5, 1e-12);
+    CHECK_NEAR(r, 2.5, 1e-12);
+    CHECK(lo < 2.5 && hi > 2.5 && lo >= 4.0 / 3 && hi <= 6.0);
+    CHECK_NEAR(u, 0, 0); /* U of A: no A value beats a B value */
+    CHECK_NEAR(p, 0.1, 1e-12);
+    REQUIRE(tst_sh(&out, &err, "%s compare --db %s --baseline-db %s 1 latest", MB, b, a) == 0);
+    CHECK_CONTAINS(out, "toy m=1     wall_ms");
+    CHECK_CONTAINS(out, "only in A: toy m=2");
+    CHECK_CONTAINS(out, "only in B: toy m=9");
+    REQUIRE(tst_sh(&out, &err, "%s compare --db %s --baseline-db %s 1 latest --json", MB, b,
+                   a) == 0);
+    CHECK_CONTAINS(out, "\"only_in_a\": [\n  \"toy m=2\"");
+    CHECK_CONTAINS(out, "\"p\": 0.1");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s compare --db %s 1 7", MB, a), 2);
+    CHECK_CONTAINS(err, "no run '7'");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s compare --db %s 1 1 --metric nosuch", MB, a), 2);
+    CHECK_CONTAINS(err, "share no experiment and metric among those given with --metric");
+}
