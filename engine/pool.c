@@ -2,20 +2,41 @@
  * pool.c — pthread pool (see pool.h).
  *
  * A run is published as one 64-bit ticket (gen << 32 | next task). Threads
- * claim task indices by compare-and-swap on the ticket, so a claim can only
- * succeed for the run that is current; the caller returns when `done`
- * reaches n_tasks. The caller never waits for a worker that took no task:
- * on a busy machine a descheduled worker costs nothing but its share.
+ * claim a chunk of consecutive task indices by compare-and-swap on the
+ * ticket, so a claim can only succeed for the run that is current; the
+ * caller returns when `done` reaches n_tasks. The caller never waits for a
+ * worker that took no task: on a busy machine a descheduled worker costs
+ * nothing but its share.
  *
- * Invariants: fn/ctx/n_tasks of run g are written before the ticket of g is
- * published and are not changed until run g has finished, i.e. until every
- * task of g was claimed and done; a successful claim therefore always reads
- * the fields of its own run.
+ * Chunks are guided (OpenMP's schedule(guided)): a claim takes the tasks
+ * left / (2 * n_threads), at least one. Claiming one task at a time cost a
+ * cache-line transfer between the cores per 16-row task, ~13,000 per
+ * decoded token of the 4-layer OLMoE preset, and made 2-thread decode slower
+ * than 1 thread (docs/performance.md, "2-thread decode"); guided chunks need
+ * O(n_threads * log n_tasks) claims per run, each thread reads long
+ * contiguous row ranges, and the halving chunks still balance the tail and
+ * bound what a descheduled worker can hold up. A thread adds its finished
+ * tasks to `done` once per run, not once per task.
+ *
+ * Runs have even generations. Before it changes fn/ctx/n_tasks for run g,
+ * the caller closes the finished run g - 2 by storing the ticket
+ * (g - 1) << 32 | UINT32_MAX, on which no claim can succeed; workers wait
+ * for an even generation they have not seen.
+ *
+ * Invariants: fn/ctx/n_tasks of run g are written after the ticket left run
+ * g - 2 and before the ticket of g is published, and are not changed until
+ * run g has finished, i.e. until every task of g was claimed and done. A
+ * claim compares the whole ticket, so it succeeds only if the ticket still
+ * holds run g, and then n_tasks, fn and ctx read around it are run g's.
+ * (Without the closing store, a worker holding the exhausted ticket of g - 2
+ * could read the n_tasks of g and claim a task "of g - 2" that does not
+ * exist.)
  */
 #include "engine/pool.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,12 +50,14 @@ struct eng_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     _Atomic uint64_t ticket;      /* gen << 32 | next task index */
-    _Atomic int done;             /* tasks of the current run finished */
     _Atomic int sleepers;         /* workers blocked on cv_work */
     _Atomic int stop;
     eng_pool_fn fn;
     void *ctx;
     _Atomic int n_tasks;
+    /* on its own cache line: the caller polls it while workers claim */
+    _Alignas(64) _Atomic int done; /* tasks of the current run finished */
+    char pad[64 - sizeof(int)];
 };
 
 typedef struct worker_arg {
@@ -49,36 +72,55 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Claims and runs tasks of run `gen` until none are left. */
+/* Tasks one claim takes when `left` remain: guided, at least 1. */
+static uint32_t chunk_of(uint32_t left, int n_threads)
+{
+    uint32_t c = left / (2u * (uint32_t)n_threads);
+    return c ? c : 1;
+}
+
+/* Claims and runs chunks of run `gen` until none are left. */
 static void run_tasks(eng_pool *p, uint32_t gen, int thread)
 {
     uint64_t t = atomic_load(&p->ticket);
+    int mine = 0; /* tasks this thread finished */
     for (;;) {
         if ((uint32_t)(t >> 32) != gen)
-            return;
-        uint32_t idx = (uint32_t)t;
-        if (idx >= (uint32_t)atomic_load(&p->n_tasks))
-            return;
-        if (!atomic_compare_exchange_weak(&p->ticket, &t, t + 1))
+            break;
+        uint32_t idx = (uint32_t)t, n = (uint32_t)atomic_load(&p->n_tasks);
+        if (idx >= n)
+            break;
+        uint32_t c = chunk_of(n - idx, p->n_threads);
+        if (!atomic_compare_exchange_weak(&p->ticket, &t, t + c))
             continue; /* t reloaded */
-        p->fn(p->ctx, (int)idx, thread);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        for (uint32_t i = idx; i < idx + c; i++)
+            p->fn(p->ctx, (int)i, thread);
+        mine += (int)c;
         t = atomic_load(&p->ticket);
     }
+    if (mine)
+        atomic_fetch_add_explicit(&p->done, mine, memory_order_release);
+}
+
+/* Whether a worker that last ran generation `seen` has a new run in g. */
+static bool is_new_run(uint32_t g, uint32_t seen)
+{
+    return g != seen && !(g & 1);
 }
 
 static uint32_t wait_for_gen(eng_pool *p, uint32_t seen)
 {
     for (int i = 0; i < SPIN_ITERS; i++) {
         uint32_t g = (uint32_t)(atomic_load(&p->ticket) >> 32);
-        if (g != seen || atomic_load(&p->stop))
+        if (is_new_run(g, seen) || atomic_load(&p->stop))
             return g;
         cpu_relax();
     }
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->sleepers, 1);
     uint32_t g;
-    while ((g = (uint32_t)(atomic_load(&p->ticket) >> 32)) == seen && !atomic_load(&p->stop))
+    while (!is_new_run(g = (uint32_t)(atomic_load(&p->ticket) >> 32), seen) &&
+           !atomic_load(&p->stop))
         pthread_cond_wait(&p->cv_work, &p->mu);
     atomic_fetch_sub(&p->sleepers, 1);
     pthread_mutex_unlock(&p->mu);
@@ -170,7 +212,8 @@ void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx, int n_tasks)
             fn(ctx, t, 0);
         return;
     }
-    uint32_t gen = (uint32_t)(atomic_load(&p->ticket) >> 32) + 1;
+    uint32_t gen = (uint32_t)(atomic_load(&p->ticket) >> 32) + 2;
+    atomic_store(&p->ticket, (uint64_t)(gen - 1) << 32 | UINT32_MAX); /* closes gen - 2 */
     p->fn = fn;
     p->ctx = ctx;
     atomic_store(&p->n_tasks, n_tasks);
