@@ -50,7 +50,9 @@ struct eng_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     _Atomic uint64_t ticket;      /* gen << 32 | next task index */
+    pthread_cond_t cv_done;       /* the caller waits here for a slow worker */
     _Atomic int sleepers;         /* workers blocked on cv_work */
+    _Atomic int caller_waiting;   /* the caller is (about to be) on cv_done */
     _Atomic int stop;
     eng_pool_fn fn;
     void *ctx;
@@ -98,8 +100,14 @@ static void run_tasks(eng_pool *p, uint32_t gen, int thread)
         mine += (int)c;
         t = atomic_load(&p->ticket);
     }
-    if (mine)
-        atomic_fetch_add_explicit(&p->done, mine, memory_order_release);
+    if (!mine)
+        return;
+    atomic_fetch_add(&p->done, mine);
+    if (atomic_load(&p->caller_waiting)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->cv_done);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 /* Whether a worker that last ran generation `seen` has a new run in g. */
@@ -161,6 +169,7 @@ int eng_pool_open(eng_pool **out, int n_threads, eng_err *err)
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) {
         p->n_threads = 1;
@@ -194,6 +203,7 @@ void eng_pool_free(eng_pool *p)
         pthread_join(p->threads[i - 1], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
     free(p->threads);
     free(p);
 }
@@ -201,6 +211,25 @@ void eng_pool_free(eng_pool *p)
 int eng_pool_threads(const eng_pool *p)
 {
     return p->n_threads;
+}
+
+/* Every task is claimed; waits for those still running elsewhere: a short
+ * spin, then a sleep that the last worker ends. Sleeping rather than
+ * yielding leaves this CPU idle, so when another process has taken the
+ * worker's CPU, the scheduler can move the descheduled worker here. */
+static void wait_done(eng_pool *p, int n_tasks)
+{
+    for (int i = 0; i < SPIN_ITERS; i++) {
+        if (atomic_load(&p->done) >= n_tasks)
+            return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->caller_waiting, 1);
+    while (atomic_load(&p->done) < n_tasks)
+        pthread_cond_wait(&p->cv_done, &p->mu);
+    atomic_store(&p->caller_waiting, 0);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx, int n_tasks)
@@ -225,13 +254,5 @@ void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx, int n_tasks)
         pthread_mutex_unlock(&p->mu);
     }
     run_tasks(p, gen, 0);
-    /* every task is claimed; wait for those still running elsewhere. On a
-     * busy machine the worker may be waiting for our CPU: yield after a
-     * short spin instead of burning the time slice it needs. */
-    for (int i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; i++) {
-        if (i < SPIN_ITERS)
-            cpu_relax();
-        else
-            sched_yield();
-    }
+    wait_done(p, n_tasks);
 }
