@@ -9,14 +9,15 @@
  * nothing but its share.
  *
  * Chunks are guided (OpenMP's schedule(guided)): a claim takes the tasks
- * left / (2 * n_threads), at least one. Claiming one task at a time cost a
- * cache-line transfer between the cores per 16-row task, ~13,000 per
- * decoded token of the 4-layer OLMoE preset, and made 2-thread decode slower
- * than 1 thread (docs/performance.md, "2-thread decode"); guided chunks need
- * O(n_threads * log n_tasks) claims per run, each thread reads long
- * contiguous row ranges, and the halving chunks still balance the tail and
- * bound what a descheduled worker can hold up. A thread adds its finished
- * tasks to `done` once per run, not once per task.
+ * left / (2 * n_threads), at least one. Claiming one task at a time made
+ * 2-thread decode slower than 1 thread (docs/performance.md, "2-thread
+ * decode"): the two cores read alternate 16-row pieces of every matrix
+ * (~34 KB of q8_0), which costs more than the claims themselves do (a
+ * dummy compare-and-swap per task on the ticket's cache line did not slow
+ * 4-task chunks down). Guided chunks give each thread long contiguous row
+ * ranges with O(n_threads * log n_tasks) claims per run, and the halving
+ * chunks still balance the tail. A thread adds its finished tasks to
+ * `done` once per run, not once per task.
  *
  * Runs have even generations. Before it changes fn/ctx/n_tasks for run g,
  * the caller closes the finished run g - 2 by storing the ticket
