@@ -57,9 +57,11 @@ struct eng_pool {
     eng_pool_fn fn;
     void *ctx;
     _Atomic int n_tasks;
-    /* on its own cache line: the caller polls it while workers claim */
-    _Alignas(64) _Atomic int done; /* tasks of the current run finished */
-    char pad[64 - sizeof(int)];
+    /* padded onto a cache line of its own (calloc'd, so no _Alignas): the
+     * caller polls it while workers claim on the ticket's line */
+    char pad0[64];
+    _Atomic int done;             /* tasks of the current run finished */
+    char pad1[64];
 };
 
 typedef struct worker_arg {
