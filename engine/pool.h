@@ -4,14 +4,17 @@
  * eng_pool_run(pool, fn, ctx, n_tasks) calls fn(ctx, task, thread) once for
  * every task in [0, n_tasks) and returns when all have finished. The caller's
  * thread takes part as thread 0, so a pool of 1 thread starts no threads.
- * Tasks are handed out dynamically; `thread` (0..n_threads-1) only selects
- * per-thread scratch memory. Determinism is the caller's contract: a task's
+ * Tasks are handed out dynamically, in chunks of consecutive indices (guided:
+ * large first, shrinking towards the end); `thread` (0..n_threads-1) only
+ * selects per-thread scratch memory. Determinism is the caller's contract: a task's
  * result must depend on the task index only, never on which thread ran it or
  * how many threads there are. The forward pass keeps this by cutting work
  * into fixed-size tiles whose sums are done inside one task.
  *
  * Workers spin briefly after each run (decode runs many small parallel
- * sections per token) and then sleep on a condition variable.
+ * sections per token) and then sleep on a condition variable; the caller,
+ * once every task is claimed, spins briefly and then sleeps until the last
+ * task finishes.
  *
  * Thread-safety: one caller thread at a time may call eng_pool_run; fn runs
  * on all pool threads concurrently.
