@@ -7,24 +7,29 @@
  * walk in lrc.c (the tests compare both with brute force); only called when
  * met_lrc_small_available() said yes.
  *
- * State of one curve: st[j] = the expert at stack position j, rk[j] = its
- * rank among the stack's experts by priority (0 = lowest); both 0xff past
- * the stack. Priorities are distinct inside the stack (they end in the last
- * access position, or are next-use positions), so ranks are a permutation.
- * The Mattson update of an access to x at depth d (lrc.c) becomes:
+ * State of one curve: st[j] = the expert at stack position j (0xff past
+ * the stack) and rk[x] = expert x's rank among the stack's experts by
+ * priority (0 = lowest; 0xff off the stack), indexed by expert id, so a
+ * priority change never moves bytes and the ranks in stack order are one
+ * permute, rk[st[j]]. Priorities are distinct inside the stack (they end in
+ * the last access position, or are next-use positions), so ranks are a
+ * permutation. The Mattson update of an access to x at depth d (lrc.c):
  *  - records = positions j in [1, d) whose rank is below every rank above:
- *    rk[j] == prefix-min(rk)[j] (three shifts inside 8-byte lanes, three
+ *    rk[st[j]] == its prefix-min (three shifts inside 8-byte lanes, three
  *    byte permutes across them);
  *  - the rotation (each record's expert moves to the next record's
  *    position, the top to the first, the last to d) = a compress of
  *    positions {0} + records and an expand into records + {d};
- *  - x goes on top; its rank moves from r_old (read from rk[d]) to r_new =
- *    the number of stack experts with a lower priority, and the ranks in
- *    between shift by one. LFU and FSF get r_new in O(1) from counts of
- *    stack experts per access count (the new priority ends in the newest
- *    position); Belady counts priorities (int32, four compares).
- * FSF also raises priorities inside the stack when a token enters the
- * lookahead window: a rank move in place (that new rank is a count).
+ *  - x goes on top; its rank moves from rk[x] to r_new = the number of
+ *    stack experts with a lower priority, and the ranks in between shift by
+ *    one (compares on the values, not the positions). LFU and FSF get r_new
+ *    in O(1) from counts of stack experts per access count (the new
+ *    priority ends in the newest position); Belady counts priorities (int32,
+ *    four compares).
+ * FSF also raises up to k priorities inside the stack when a token enters
+ * the lookahead window: all of them in one permutation of the ranks
+ * (fsf_enter), whose new ranks are O(1) but for one masked count each,
+ * from the counts and the ranks by last access (lr).
  * x's depth is a byte compare of st with x.
  *
  * The second half is the walk of lrc.c for any E on int32 priorities with
@@ -72,8 +77,9 @@ int met_lrc_wide_available(void)
 
 typedef struct curve {
     __m512i st;               /* the stack: expert ids by position, 0xff past it */
-    __m512i rk;               /* rank of each expert (by id), 0xff off the stack */
-    __m512i lr;               /* FSF: rank of each expert by last access, ditto  */
+    __m512i rk;               /* rank of each expert (byte = id), 0xff off stack */
+    __m512i lr;               /* FSF: rank by last access (byte = id); for stack
+                                 experts only, the other bytes are garbage     */
     __m512i key[4];           /* Belady: int32 priority by id, INT32_MAX off it  */
     int32_t skey[64];         /* the same, scalar                               */
     met_policy pol;
@@ -86,10 +92,8 @@ typedef struct curve {
 typedef struct shifts {
     __m512i idx[3];           /* lane j -> the last byte of 8-byte lane j/8 - 2^s */
     __mmask64 keep[3];        /* lanes j with j/8 >= 2^s                          */
-    __m512i bc[65];
-    __m512i iota, iotaff;     /* byte j = j; the same with 0xff in byte 63    */           /* bc[v] = v in every byte: a load, where a
-                                 broadcast from a general register would take
-                                 a slot of the busy vector pipes             */
+    __m512i bc[65];           /* bc[v] = v in every byte: loads, not broadcasts   */
+    __m512i iota, iotaff;     /* byte j = j; the same with 0xff in byte 63        */
 } shifts;
 
 /* Stack experts with a priority below v (Belady). */
@@ -120,15 +124,6 @@ static T512 inline __m512i rank_move(const shifts *sh, __m512i rk, int32_t r_old
     __mmask64 up = _mm512_cmpge_epu8_mask(rk, w) & _mm512_cmplt_epu8_mask(rk, o);
     rk = _mm512_mask_sub_epi8(rk, dn, rk, sh->bc[1]);
     return _mm512_mask_add_epi8(rk, up, rk, sh->bc[1]);
-}
-
-/* The same when the rank can only rise (r_new >= r_old): one unsigned
- * range test. */
-static T512 inline __m512i rank_up(const shifts *sh, __m512i rk, int32_t r_old, int32_t r_new)
-{
-    __m512i off = _mm512_sub_epi8(rk, sh->bc[r_old + 1]);
-    __mmask64 in = _mm512_cmplt_epu8_mask(off, sh->bc[r_new - r_old]);
-    return _mm512_mask_sub_epi8(rk, in, rk, sh->bc[1]);
 }
 
 /* Lane mask of x's stack position (xb = x in every byte), 0 when x is not

@@ -290,8 +290,9 @@ TEST(curves_small_stack_wide_tokens)
             for (int q = 0; it % 4 == 0 && q < (int)(sizeof sizes / sizeof sizes[0]); q++) {
                 int32_t c = sizes[q] < 1 ? 1 : sizes[q];
                 int64_t b = brute_hits(ids, T, k, E, c, pols[i], looks[i]);
-                CHECK_MSG(all[(size_t)i * E + c - 1] == b, "it %d %s L=%d E=%d k=%d c=%d: %lld vs brute %lld",
-                          it, met_policy_name(pols[i]), looks[i], E, k, c,
+                CHECK_MSG(all[(size_t)i * E + c - 1] == b,
+                          "it %d %s L=%d E=%d k=%d c=%d: %lld vs brute %lld", it,
+                          met_policy_name(pols[i]), looks[i], E, k, c,
                           (long long)all[(size_t)i * E + c - 1], (long long)b);
             }
         }
