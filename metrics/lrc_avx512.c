@@ -236,21 +236,18 @@ static T512 inline void fsf_enter(curve *c, const shifts *sh, const int32_t *tok
     }
     if (!m)
         return;
-    __m512i map = c->n == 64 ? sh->iota : sh->iotaff;
+    __m512i map = c->n == 64 ? sh->iota : sh->iotaff, to = map;
     for (int32_t i = 0; i < m; i++) {
         int32_t o = mv[i], t = thr[i];
         __mmask64 in = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(sh->iota, sh->bc[o + 1]),
                                               sh->bc[t - o - 1]);
         map = _mm512_mask_sub_epi8(map, in, map, sh->bc[1]);
+        to = set_lane(sh, to, o, t - (int32_t)__builtin_popcountll(_bzhi_u64(rm, (unsigned)t)) +
+                                     (int32_t)__builtin_popcountll(_bzhi_u64(rm, (unsigned)o)));
         c->gt[fs[i]]++; /* e's f went above f */
     }
-    for (int32_t i = 0; i < m; i++) { /* after every shift: a moved rank may lie in a range */
-        int32_t o = mv[i], t = thr[i];
-        int32_t to = t - (int32_t)__builtin_popcountll(_bzhi_u64(rm, (unsigned)t)) +
-                     (int32_t)__builtin_popcountll(_bzhi_u64(rm, (unsigned)o));
-        map = set_lane(sh, map, o, to);
-    }
-    c->rk = _mm512_permutexvar_epi8(rk, map);
+    /* the moved ranks last: one of them may lie in another's range */
+    c->rk = _mm512_permutexvar_epi8(rk, _mm512_mask_mov_epi8(map, _cvtu64_mask64(rm), to));
 }
 
 /* The ids of a token as bytes. */
