@@ -2,7 +2,7 @@
  * lrc_avx512.c — AVX-512 kernels of the one-pass curves.
  *
  * LFU, Belady and FSF curves of at most 64 experts with the whole Mattson
- * stack in two 64-byte registers (AVX-512 BW + VBMI + VBMI2), several curves
+ * stack in two 64-byte registers (AVX-512 BW + VBMI + VBMI2 + BITALG), several curves
  * of one sample at once. Same semantics and same hits as the
  * walk in lrc.c (the tests compare both with brute force); only called when
  * met_lrc_small_available() said yes.
@@ -49,7 +49,8 @@
 #include <string.h>
 
 #define T512                                                                                  \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vbmi2,avx512bitalg,bmi," \
+                          "bmi2,popcnt")))
 #define W512 __attribute__((target("avx512f,popcnt")))
 
 /* MOEBENCH_SIMD=scalar|avx2 keeps the curves off AVX-512 too, as it does
@@ -67,7 +68,7 @@ int met_lrc_small_available(void)
 {
     return simd_allows_avx512() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") &&
-           __builtin_cpu_supports("avx512vbmi2");
+           __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512bitalg");
 }
 
 int met_lrc_wide_available(void)
@@ -315,14 +316,20 @@ T512 int met_lrc_small_sample(const met_lrc_small_args *a)
         for (int i = 0; i < nc; i++)
             if (enter[i])
                 fsf_enter(&cv[i], &sh, enter[i], k, token_bytes(enter[i], k));
-        int32_t fresh[MAXC] = {0};
-        for (int32_t r = 0; r < k; r++) { /* look-up before the token */
-            __m512i xb = sh.bc[tok[r]];
-            for (int i = 0; i < nc; i++) {
-                uint64_t m = where(cv[i].st, xb);
-                fresh[i] += m == 0;
-                cv[i].dist[m ? (int32_t)_tzcnt_u64(m) + 1 : cv[i].n + fresh[i]]++;
-            }
+        /* look-up before the token: the stack positions holding one of its
+         * experts (distinct ids < 64, a bit set) are one bit shuffle */
+        uint64_t tb = 0;
+        for (int32_t r = 0; r < k; r++)
+            tb |= (uint64_t)1 << tok[r];
+        __m512i tbv = _mm512_set1_epi64((long long)tb);
+        for (int i = 0; i < nc; i++) {
+            uint64_t m = _bzhi_u64(_cvtmask64_u64(_mm512_bitshuffle_epi64_mask(tbv, cv[i].st)),
+                                   (unsigned)cv[i].n); /* past the stack: 0xff, not an id */
+            int32_t miss = k - (int32_t)__builtin_popcountll(m);
+            for (; m; m &= m - 1)
+                cv[i].dist[_tzcnt_u64(m) + 1]++;
+            for (int32_t f = 1; f <= miss; f++) /* warm start: rank among the new + 1 */
+                cv[i].dist[cv[i].n + f]++;
         }
         for (int32_t r = 0; r < k; r++) {
             __m512i xb = sh.bc[tok[r]];
