@@ -33,7 +33,7 @@ typedef enum met_lrc_walk {
     MET_LRC_WALK_PORTABLE
 } met_lrc_walk;
 
-/* LFU, Belady, FSF with E <= 64 on a CPU with AVX-512 BW/VBMI/VBMI2:
+/* LFU, Belady, FSF with E <= 64 on a CPU with AVX-512 BW/VBMI/VBMI2/BITALG:
  * the whole stack in registers (lrc_avx512.c), no walk. AUTO uses it where
  * it can; OFF forces the walk. */
 typedef enum met_lrc_small { MET_LRC_SMALL_AUTO = 0, MET_LRC_SMALL_OFF } met_lrc_small;

@@ -257,6 +257,49 @@ TEST(curves_sample_equals_single_calls)
     }
 }
 
+/* The in-register stack (E <= 64) with many experts per token (k > 16:
+ * the entering token's ids gathered another way; up to k rank changes per
+ * FSF window step) and counts that tie: several curves side by side ==
+ * the general walk, and brute force at a few sizes. */
+TEST(curves_small_stack_wide_tokens)
+{
+    lrc_rng g = {4242};
+    static const int32_t Es[] = {17, 40, 63, 64};
+    enum { NC = 6 };
+    for (int it = 0; it < 16; it++) {
+        int32_t E = Es[it % 4], k = it < 4 ? E : 17 + (int32_t)lrc_below(&g, (uint64_t)E - 16);
+        int64_t T = 8 + (int64_t)lrc_below(&g, 40);
+        int32_t *ids = tst_alloc((size_t)(T * k) * 4);
+        lrc_random_sample(&g, ids, T, k, E, it % 4);
+        met_policy pols[NC] = {MET_POLICY_FSF, MET_POLICY_FSF, MET_POLICY_FSF, MET_POLICY_LFU,
+                               MET_POLICY_BELADY, MET_POLICY_FSF};
+        int32_t looks[NC] = {1, 2, 3 + (int32_t)lrc_below(&g, 6), 1, 1, (int32_t)T + 1};
+        met_lrc_ws *ws;
+        REQUIRE(!met_lrc_ws_new(&ws, E, NULL));
+        int64_t *all = tst_alloc((size_t)NC * E * 8), *one = tst_alloc((size_t)E * 8);
+        REQUIRE(!met_curves_sample(ws, NC, pols, looks, ids, T, k, all, NULL));
+        met_lrc_ws_force(ws, MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN, MET_LRC_SMALL_OFF);
+        const int32_t sizes[] = {1, 2, E / 3, E / 2, E - 1};
+        for (int i = 0; i < NC; i++) {
+            REQUIRE(!met_curve_sample(ws, pols[i], looks[i], ids, T, k, one, NULL));
+            for (int32_t c = 0; c < E; c++)
+                CHECK_MSG(all[(size_t)i * E + c] == one[c],
+                          "it %d curve %d %s L=%d E=%d k=%d T=%lld c=%d: %lld vs %lld", it, i,
+                          met_policy_name(pols[i]), looks[i], E, k, (long long)T, c + 1,
+                          (long long)all[(size_t)i * E + c], (long long)one[c]);
+            for (int q = 0; it % 4 == 0 && q < (int)(sizeof sizes / sizeof sizes[0]); q++) {
+                int32_t c = sizes[q] < 1 ? 1 : sizes[q];
+                int64_t b = brute_hits(ids, T, k, E, c, pols[i], looks[i]);
+                CHECK_MSG(all[(size_t)i * E + c - 1] == b,
+                          "it %d %s L=%d E=%d k=%d c=%d: %lld vs brute %lld", it,
+                          met_policy_name(pols[i]), looks[i], E, k, c,
+                          (long long)all[(size_t)i * E + c - 1], (long long)b);
+            }
+        }
+        met_lrc_ws_free(ws);
+    }
+}
+
 /* Window counts by brute force. */
 TEST(srp_hist_equals_brute_force)
 {
