@@ -21,5 +21,6 @@ const hx_command hx_commands[] = {
     {"export", "write one run with all its results as JSON or CSV", hx_cmd_export},
     {"compare", "compare two runs: ratios with bootstrap intervals, rank-test p-values", hx_cmd_compare},
     {"regress", "check a run against a baseline run; exit 1 on a regression", hx_cmd_regress},
+    {"report", "one run as a Markdown or HTML report with SVG charts", hx_cmd_report},
     {NULL, NULL, NULL},
 };

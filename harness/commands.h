@@ -19,5 +19,6 @@ int hx_cmd_merge(int argc, char **argv);
 int hx_cmd_export(int argc, char **argv);
 int hx_cmd_compare(int argc, char **argv);
 int hx_cmd_regress(int argc, char **argv);
+int hx_cmd_report(int argc, char **argv);
 
 #endif
