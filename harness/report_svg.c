@@ -61,8 +61,8 @@ static range extent(const hx_svg_chart *c, int use_y)
     if (r.hi == r.lo)
         r.lo -= r.lo == 0 ? 0 : fabs(r.lo) / 2, r.hi += r.hi == 0 ? 1 : fabs(r.hi) / 2;
     r.step = hx_svg_tick_step(r.lo, r.hi, 5);
-    r.lo = floor(r.lo / r.step) * r.step;
-    r.hi = ceil(r.hi / r.step) * r.step;
+    r.lo = floor(r.lo / r.step + 1e-9) * r.step;
+    r.hi = ceil(r.hi / r.step - 1e-9) * r.step; /* 0.8 / 0.2 may be 4.0000000001 */
     return r;
 }
 
