@@ -123,8 +123,14 @@ static void series(FILE *f, const hx_svg_series *s, const char *color, range rx,
 static void legend(FILE *f, const hx_svg_chart *c)
 {
     int x = ML + PW + 12;
+    size_t fit = PH / 18; /* rows that fit beside the plot; the last says "+N more" */
     for (size_t s = 0; s < c->nseries; s++) {
         int y = MT + 10 + (int)s * 18;
+        if (s + 1 == fit && c->nseries > fit) {
+            fprintf(f, "<text x=\"%d\" y=\"%d\">+%zu more</text>\n", x, y + 4,
+                    c->nseries - s);
+            break;
+        }
         fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\""
                    " stroke-width=\"2\"/>\n<text x=\"%d\" y=\"%d\">", x, y, x + 18, y,
                 palette[s % NPALETTE], x + 24, y + 4);

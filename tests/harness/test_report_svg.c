@@ -98,3 +98,32 @@ TEST(random_charts_stay_inside_the_plot)
         CHECK_EQ_INT(polylines, S);
     }
 }
+
+/* A legend longer than the plot is cut: named entries + "+K more" = all. */
+TEST(long_legend_is_cut_but_counts_every_series)
+{
+    enum { S = 40 };
+    static const double x[2] = {1, 2}, y[2] = {0.5, 0.7};
+    hx_svg_series s[S];
+    char names[S][8];
+    for (int i = 0; i < S; i++) {
+        snprintf(names[i], sizeof names[i], "s%d", i);
+        s[i] = (hx_svg_series){names[i], x, y, 2};
+    }
+    hx_svg_chart c = {"t", "x", "y", s, S};
+    char *svg = render(&c);
+    int named = 0, more = 0;
+    for (int i = 0; i < S; i++) {
+        char t[32];
+        snprintf(t, sizeof t, ">s%d</text>", i);
+        named += strstr(svg, t) != NULL;
+    }
+    const char *m = strstr(svg, ">+");
+    REQUIRE(m && sscanf(m, ">+%d more<", &more) == 1);
+    CHECK(named > 5 && named < S);
+    CHECK_EQ_INT(named + more, S);
+    int polylines = 0;
+    for (const char *p = svg; (p = strstr(p, "<polyline")); p++)
+        polylines++;
+    CHECK_EQ_INT(polylines, S);
+}
