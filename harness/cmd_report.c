@@ -156,10 +156,11 @@ static void chart(doc *d, const char *name, const hx_svg_chart *c)
         d->io_error = 1;
         return;
     }
-    const char *slash = strrchr(path, '/');
+    const char *slash = strrchr(path, '/'), *file = slash ? slash + 1 : path;
+    int angle = strpbrk(file, " ()") != NULL; /* CommonMark: <...> keeps them in the link */
     fputs("![", d->f);
     esc(d, c->title);
-    fprintf(d->f, "](%s)\n\n", slash ? slash + 1 : path);
+    fprintf(d->f, "](%s%s%s)\n\n", angle ? "<" : "", file, angle ? ">" : "");
 }
 
 /* ---- queries ---- */
@@ -576,7 +577,7 @@ static int curves(doc *d)
     lines ls = {0};
     int64_t cur = -1;
     char key[1024] = "", title[1024] = "";
-    int k = 0, rc = 0;
+    int k = 0, rc = 0, more = 0;
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         char nkey[1024];
         snprintf(nkey, sizeof nkey, "%s", col(st, 2));
@@ -585,8 +586,10 @@ static int curves(doc *d)
                 curve_chart(d, &ls, k++, title);
             if (k == 0 && cur == -1)
                 heading(d, 3, "Hit-rate curves (model-wide)");
-            if (k >= MAX_CURVE_CHARTS)
+            if (k >= MAX_CURVE_CHARTS) {
+                more = 1;
                 break;
+            }
             cur = sqlite3_column_int64(st, 0);
             snprintf(key, sizeof key, "%s", nkey);
             snprintf(title, sizeof title, "%s%s%s", col(st, 1), *nkey ? ": " : "",
@@ -599,7 +602,7 @@ static int curves(doc *d)
         curve_chart(d, &ls, k++, title);
     lines_free(&ls);
     sqlite3_finalize(st);
-    if (k >= MAX_CURVE_CHARTS)
+    if (more)
         para(d, "Only the first %d curve charts are drawn.", MAX_CURVE_CHARTS);
     return rc ? HX_EXIT_FAIL : HX_EXIT_OK;
 }

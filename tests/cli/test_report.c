@@ -228,3 +228,24 @@ TEST(errors)
     CHECK_CONTAINS(err, "cannot write");
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s report --db %s latest latest", MB, db), 2);
 }
+
+/* 17 traces of one experiment: 16 charts (docs/cli.md) and a note. */
+TEST(curve_charts_are_capped)
+{
+    const char *db = make_db();
+    sql(db, "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 16)"
+            " INSERT INTO routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+            " SELECT e.id, 0, 'tr' || t.i, -1, 'lru', c.c, 0.1 * c.c FROM t,"
+            " (SELECT id FROM experiment WHERE name = 'odd|name') e,"
+            " (SELECT 1 AS c UNION SELECT 2) c");
+    const char *md = tst_path("my report.md");
+    REQUIRE(tst_sh(NULL, NULL, "%s report --db %s -o '%s'", MB, db, md) == 0);
+    const char *text = tst_read_file(md, NULL);
+    REQUIRE(text);
+    CHECK_EQ_INT(count(text, "](<my report-routing-"), 16);
+    CHECK_CONTAINS(text, "](<my report-routing-15.svg>)");
+    CHECK_CONTAINS(text, "Only the first 16 curve charts are drawn.");
+    CHECK(tst_read_file(tst_path("my report-routing-15.svg"), NULL) != NULL);
+    CHECK(tst_read_file(tst_path("my report-routing-16.svg"), NULL) == NULL);
+    CHECK_CONTAINS(text, "](<my report-hit-rate.svg>)");
+}
