@@ -348,48 +348,61 @@ static int dbl_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Adds point (x, y0, y1) to the line called name (created at the end when
- * new); a second point at the same x of one line is dropped (returns 1). */
-static int lines_add(lines *ls, const char *name, double x, double y0, double y1)
+/* The line called name, appended when new; NULL when out of memory. */
+static line *line_of(lines *ls, const char *name)
 {
-    line *l = NULL;
-    for (size_t i = 0; i < ls->n && !l; i++)
+    for (size_t i = 0; i < ls->n; i++)
         if (!strcmp(ls->l[i].name, name))
-            l = &ls->l[i];
-    if (!l) {
-        line *p = realloc(ls->l, (ls->n + 1) * sizeof *p);
-        if (!p)
-            return -1;
-        ls->l = p;
-        l = &p[ls->n++];
-        *l = (line){.name = strdup(name)};
+            return &ls->l[i];
+    char *copy = strdup(name);
+    line *p = copy ? realloc(ls->l, (ls->n + 1) * sizeof *p) : NULL;
+    if (!p) {
+        free(copy);
+        return NULL;
     }
-    for (size_t i = 0; i < l->n; i++)
-        if (l->x[i] == x)
-            return 1;
-    double *nx = realloc(l->x, (l->n + 1) * sizeof *nx);
-    if (nx)
-        l->x = nx;
-    double *a = nx ? realloc(l->y[0], (l->n + 1) * sizeof *a) : NULL;
-    if (a)
-        l->y[0] = a;
-    double *b = a ? realloc(l->y[1], (l->n + 1) * sizeof *b) : NULL;
-    if (!b || !l->name)
-        return -1;
-    l->y[1] = b;
-    l->x[l->n] = x, l->y[0][l->n] = y0, l->y[1][l->n] = y1, l->n++;
+    ls->l = p;
+    p[ls->n] = (line){.name = copy};
+    return &p[ls->n++];
+}
+
+/* Keeps ls->xs the sorted set of every x seen. */
+static int xs_add(lines *ls, double x)
+{
+    for (size_t k = 0; k < ls->nx; k++)
+        if (ls->xs[k] == x)
+            return 0;
     double *xs = realloc(ls->xs, (ls->nx + 1) * sizeof *xs);
     if (!xs)
         return -1;
     ls->xs = xs;
-    size_t k = 0;
-    while (k < ls->nx && ls->xs[k] != x)
-        k++;
-    if (k == ls->nx) {
-        ls->xs[ls->nx++] = x;
-        qsort(ls->xs, ls->nx, sizeof *ls->xs, dbl_cmp);
-    }
+    ls->xs[ls->nx++] = x;
+    qsort(ls->xs, ls->nx, sizeof *ls->xs, dbl_cmp);
     return 0;
+}
+
+/* Adds point (x, y0, y1) to the line called name; a second point at the
+ * same x of one line is dropped (returns 1); -1 when out of memory. */
+static int lines_add(lines *ls, const char *name, double x, double y0, double y1)
+{
+    line *l = line_of(ls, name);
+    if (!l)
+        return -1;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->x[i] == x)
+            return 1;
+    size_t n = l->n + 1;
+    double *px = realloc(l->x, n * sizeof *px);
+    if (px)
+        l->x = px;
+    double *a = px ? realloc(l->y[0], n * sizeof *a) : NULL;
+    if (a)
+        l->y[0] = a;
+    double *b = a ? realloc(l->y[1], n * sizeof *b) : NULL;
+    if (!b)
+        return -1;
+    l->y[1] = b;
+    l->x[l->n] = x, l->y[0][l->n] = y0, l->y[1][l->n] = y1, l->n++;
+    return xs_add(ls, x);
 }
 
 /* A line's points in x order (the chart draws them in array order). */
