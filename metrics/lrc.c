@@ -348,7 +348,9 @@ static int vector_walk(met_lrc_ws *ws, met_policy pol, int32_t look, const int32
     met_lrc_walk w = ws->walk;
     int use512 = ws->w512 && (w == MET_LRC_WALK_AUTO || w == MET_LRC_WALK_AVX512);
     int use256 = !use512 && ws->w256 &&
-                 (w == MET_LRC_WALK_AUTO || w == MET_LRC_WALK_AVX512 || w == MET_LRC_WALK_AVX2);
+                 (w == MET_LRC_WALK_AVX2 ||
+                  ((w == MET_LRC_WALK_AUTO || w == MET_LRC_WALK_AVX512) &&
+                   ws->E >= MET_LRC_WIDE2_MIN_E));
     if (!use512 && !use256)
         return 0;
     int32_t E = ws->E, *p = ws->w32;

@@ -67,50 +67,55 @@ static inline void wide2_set_key(const met_lrc_wide_args *a, int32_t e, int32_t 
         a->sk[a->pos[e]] = v;
 }
 
-/* Lanes shifted up by s (0 < s < 8), INT32_MAX shifted in. */
-static T256 inline __m256i shift_up(__m256i v, int s)
+/* Prefix minimum over the 8 lanes: two in-lane shifts that bring in
+ * INT32_MAX, then the low half's last lane into the high half. */
+static T256 inline __m256i prefix_min(__m256i v)
 {
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i idx = _mm256_sub_epi32(iota, _mm256_set1_epi32(s));
-    __m256i sh = _mm256_permutevar8x32_epi32(v, idx);
-    return _mm256_blendv_epi8(sh, _mm256_set1_epi32(INT32_MAX),
-                              _mm256_cmpgt_epi32(_mm256_set1_epi32(s), iota));
+    const __m256i maxv = _mm256_set1_epi32(INT32_MAX);
+    v = _mm256_min_epi32(v, _mm256_alignr_epi8(v, maxv, 12));
+    v = _mm256_min_epi32(v, _mm256_alignr_epi8(v, maxv, 8));
+    __m256i lo3 = _mm256_permute2x128_si256(_mm256_shuffle_epi32(v, 0xff), maxv, 0x02);
+    return _mm256_min_epi32(v, lo3);
 }
 
 /* One block of 8 stack positions from b, the first nv (1..8) of them below
- * the accessed one: as wide_block in lrc_avx512.c. */
+ * the accessed one: as wide_block in lrc_avx512.c. The carried victim's key
+ * and id are in every lane of *kv, *vb; its id also in *v. The chain from
+ * one block to the next is short: if the block has records, the new victim
+ * is its minimum, found from the block alone. */
 static T256 inline void wide2_block(const wide2 *w, int32_t b, int32_t nv, __m256i *kv,
-                                    __m256i *vb)
+                                    __m256i *vb, int32_t *v)
 {
     const met_lrc_wide_args *a = w->a;
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i K = _mm256_loadu_si256((const __m256i *)(a->sk + b));
-    __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), iota);
-    __m256i ltv = _mm256_and_si256(_mm256_cmpgt_epi32(*kv, K), valid);
+    __m256i inval = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), iota);
+    inval = _mm256_andnot_si256(inval, _mm256_set1_epi32(INT32_MAX));
+    __m256i Kv = _mm256_max_epi32(K, inval); /* INT32_MAX past nv (priorities >= 0) */
+    __m256i ltv = _mm256_cmpgt_epi32(*kv, Kv);
     if (_mm256_testz_si256(ltv, ltv))
         return;
-    /* prefix-min; lanes past nv come after the valid ones, so they do not
-     * change the valid lanes' prefixes */
-    __m256i P = _mm256_min_epi32(K, shift_up(K, 1));
-    P = _mm256_min_epi32(P, shift_up(P, 2));
-    P = _mm256_min_epi32(P, shift_up(P, 4));
-    __m256i recv = _mm256_and_si256(ltv, _mm256_cmpeq_epi32(K, P));
+    __m256i P = prefix_min(Kv);
+    __m256i recv = _mm256_and_si256(ltv, _mm256_cmpeq_epi32(Kv, P));
     unsigned rec = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(recv));
-    int32_t last = 31 - __builtin_clz(rec);
+    /* the last record is the block's minimum: the new carried victim */
+    __m256i pmin = _mm256_permutevar8x32_epi32(P, _mm256_set1_epi32(7));
+    __m256i oh = _mm256_cmpeq_epi32(Kv, pmin);
+    int32_t last = (int32_t)__builtin_ctz((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(oh)));
     __m256i I = _mm256_loadu_si256((const __m256i *)(a->st + b));
-    __m256i L = _mm256_set1_epi32(last), oh = _mm256_cmpeq_epi32(iota, L);
-    /* the last record is the valid lanes' minimum: the new carried victim */
-    __m256i nk = _mm256_permutevar8x32_epi32(K, L), nb = _mm256_permutevar8x32_epi32(I, L);
+    __m256i nb = _mm256_permutevar8x32_epi32(I, _mm256_set1_epi32(last));
     __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(w->perm + rec)));
     K = _mm256_permutevar8x32_epi32(_mm256_blendv_epi8(K, *kv, oh), idx);
     I = _mm256_permutevar8x32_epi32(_mm256_blendv_epi8(I, *vb, oh), idx);
+    /* positions from the ids before the store (no load of a lane of it) */
+    int32_t c = *v, *st = a->st + b, *pos = a->pos;
     _mm256_storeu_si256((__m256i *)(a->sk + b), K);
-    _mm256_storeu_si256((__m256i *)(a->st + b), I);
     for (; rec; rec &= rec - 1) {
-        int32_t j = (int32_t)__builtin_ctz(rec);
-        a->pos[a->st[b + j]] = b + j;
+        int32_t j = (int32_t)__builtin_ctz(rec), id = st[j];
+        pos[c] = b + j, c = id;
     }
-    *kv = nk, *vb = nb;
+    _mm256_storeu_si256((__m256i *)st, I);
+    *kv = pmin, *vb = nb, *v = c;
 }
 
 static T256 void wide2_access(const wide2 *w, int32_t x, int32_t *n)
@@ -125,7 +130,8 @@ static T256 void wide2_access(const wide2 *w, int32_t x, int32_t *n)
         st[0] = x, pos[x] = 0, sk[0] = a->key[x];
         return;
     }
-    __m256i kv = _mm256_set1_epi32(sk[0]), vb = _mm256_set1_epi32(st[0]);
+    int32_t v = st[0];
+    __m256i kv = _mm256_set1_epi32(sk[0]), vb = _mm256_set1_epi32(v);
     st[0] = x, pos[x] = 0, sk[0] = a->key[x];
     int32_t b = 1;
     for (; b + 64 <= end; b += 64) { /* eight blocks without a key below kv: skip */
@@ -134,11 +140,10 @@ static T256 void wide2_access(const wide2 *w, int32_t x, int32_t *n)
             lt = _mm256_or_si256(lt, _mm256_cmpgt_epi32(
                                          kv, _mm256_loadu_si256((const __m256i *)(sk + b + 8 * q))));
         for (int q = 0; !_mm256_testz_si256(lt, lt) && q < 8; q++)
-            wide2_block(w, b + 8 * q, 8, &kv, &vb);
+            wide2_block(w, b + 8 * q, 8, &kv, &vb, &v);
     }
     for (; b < end; b += 8)
-        wide2_block(w, b, end - b >= 8 ? 8 : end - b, &kv, &vb);
-    int32_t v = _mm256_cvtsi256_si32(vb);
+        wide2_block(w, b, end - b >= 8 ? 8 : end - b, &kv, &vb, &v);
     st[end] = v, sk[end] = _mm256_cvtsi256_si32(kv), pos[v] = end;
 }
 

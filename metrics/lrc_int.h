@@ -23,10 +23,13 @@ typedef enum met_lrc_lru {
  * by branch-free masks after the first record, 16 positions a step with
  * AVX-512 (int32 priorities, lrc_avx512.c) or 8 a step with AVX2
  * (lrc_avx2.c). AUTO: AVX-512 where the CPU has it and the priorities fit,
- * else AVX2 where it has that, else masks for E <= 256 and FSF with
- * lookahead <= 16, else the scan. PORTABLE: AUTO as on a CPU with neither
+ * else AVX2 where it has that and E >= MET_LRC_WIDE2_MIN_E, else masks for
+ * E <= 256 and FSF with lookahead <= 16, else the scan. PORTABLE: AUTO as on a CPU with neither
  * (no vector walk). AVX512 where it cannot run is AUTO; AVX2 where it
  * cannot run is AUTO without AVX-512. */
+/* Measured (docs/performance.md): at E = 64 the masks beat the AVX2 walk,
+ * from E = 128 up it wins or ties. */
+#define MET_LRC_WIDE2_MIN_E 65
 typedef enum met_lrc_walk {
     MET_LRC_WALK_AUTO = 0,
     MET_LRC_WALK_SCAN,
