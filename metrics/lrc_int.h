@@ -27,9 +27,9 @@ typedef enum met_lrc_lru {
  * E <= 256 and FSF with lookahead <= 16, else the scan. PORTABLE: AUTO as on a CPU with neither
  * (no vector walk). AVX512 where it cannot run is AUTO; AVX2 where it
  * cannot run is AUTO without AVX-512. */
-/* Measured (docs/performance.md): at E = 64 the masks beat the AVX2 walk,
- * from E = 128 up it wins or ties. */
-#define MET_LRC_WIDE2_MIN_E 65
+/* Measured (docs/performance.md) from E = 64 (one layer) up, where the
+ * AVX2 walk wins or ties; smaller E keeps the portable walk (not measured). */
+#define MET_LRC_WIDE2_MIN_E 64
 typedef enum met_lrc_walk {
     MET_LRC_WALK_AUTO = 0,
     MET_LRC_WALK_SCAN,

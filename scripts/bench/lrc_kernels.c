@@ -15,8 +15,9 @@
  * whole-trace run never sees.
  * With "portable", the methods a CPU with neither AVX-512 nor AVX2 gets
  * (forced through metrics/lrc_int.h), to measure them on one that has it;
- * with "avx2", the AVX2 walk (what a CPU with AVX2 but without AVX-512 F
- * gets; run it with MOEBENCH_SIMD=avx2 to keep the E <= 64 kernel off too).
+ * with "avx2", the AVX2 walk for the layer and the model-wide curves (a CPU
+ * with AVX2 but without AVX-512 F gets it model-wide only: that is
+ * MOEBENCH_SIMD=avx2 with neither word).
  *   lrc_kernels TRACE.moetrace [ROUNDS] [SAMPLES] [portable|avx2]
  */
 #include "metrics/lrc.h"
