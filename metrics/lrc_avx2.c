@@ -136,9 +136,10 @@ static T256 void wide2_access(const wide2 *w, int32_t x, int32_t *n)
     int32_t b = 1;
     for (; b + 64 <= end; b += 64) { /* eight blocks without a key below kv: skip */
         __m256i lt = _mm256_setzero_si256();
-        for (int q = 0; q < 8; q++)
-            lt = _mm256_or_si256(lt, _mm256_cmpgt_epi32(
-                                         kv, _mm256_loadu_si256((const __m256i *)(sk + b + 8 * q))));
+        for (int q = 0; q < 8; q++) {
+            __m256i K = _mm256_loadu_si256((const __m256i *)(sk + b + 8 * q));
+            lt = _mm256_or_si256(lt, _mm256_cmpgt_epi32(kv, K));
+        }
         for (int q = 0; !_mm256_testz_si256(lt, lt) && q < 8; q++)
             wide2_block(w, b + 8 * q, 8, &kv, &vb, &v);
     }
