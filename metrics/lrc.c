@@ -64,7 +64,9 @@ struct met_lrc_ws {
     int64_t *sdist;     /* [MET_LRC_SMALL_MAX_CURVES][E + 2] lrc_avx512.c
                            histograms; NULL: E > 64 or not this CPU          */
     int32_t *sgt;       /* [MET_LRC_SMALL_MAX_CURVES][tcap + 2] its LFU counts */
-    int32_t *w32;       /* [6][E] met_lrc_wide_sample scratch; NULL: not this CPU */
+    int32_t *w32;       /* [6][E + MET_LRC_WIDE_PAD] scratch of the vector
+                           walks; NULL: this CPU has neither                 */
+    int w512, w256;     /* this CPU runs met_lrc_wide_sample, _wide2_sample   */
     int64_t tcap;
     int dense;          /* this call's walk: record masks after the first one */
 };
@@ -106,7 +108,9 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
         ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
         if (E <= MET_LRC_LRU_COUNT_MAX_E)
             ws->lts = aligned_alloc(32, (size_t)(E + 7) / 8 * 32);
-        if (met_lrc_wide_available() && !(ws->w32 = malloc(6 * (size_t)E * 4))) {
+        ws->w512 = met_lrc_wide_available(), ws->w256 = met_lrc_wide2_available();
+        if ((ws->w512 || ws->w256) &&
+            !(ws->w32 = calloc(6 * ((size_t)E + MET_LRC_WIDE_PAD), 4))) {
             met_lrc_ws_free(ws);
             return eng_err_set(err, ENG_ENOMEM, "lrc: cannot make a workspace for %d experts",
                                (int)E);
@@ -335,6 +339,29 @@ static void lru_count(met_lrc_ws *ws, const int32_t *ids, int64_t T, int32_t k)
     }
 }
 
+/* The walk of ws->walk with int32 priorities and vector blocks
+ * (lrc_avx512.c, lrc_avx2.c) into ws->dist, where this CPU has one and the
+ * priorities fit; 0 otherwise (nothing done). */
+static int vector_walk(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
+                       int64_t T, int32_t k)
+{
+    met_lrc_walk w = ws->walk;
+    int use512 = ws->w512 && (w == MET_LRC_WALK_AUTO || w == MET_LRC_WALK_AVX512);
+    int use256 = !use512 && ws->w256 &&
+                 (w == MET_LRC_WALK_AVX2 ||
+                  ((w == MET_LRC_WALK_AUTO || w == MET_LRC_WALK_AVX512) &&
+                   ws->E >= MET_LRC_WIDE2_MIN_E));
+    if (!use512 && !use256)
+        return 0;
+    int32_t E = ws->E, *p = ws->w32;
+    size_t s = (size_t)E + MET_LRC_WIDE_PAD;
+    met_lrc_wide_args a = {.pol = pol, .look = look, .k = k, .E = E, .ids = ids, .T = T,
+                           .next = ws->next, .dist = ws->dist, .st = p, .sk = p + s,
+                           .pos = p + 2 * s, .key = p + 3 * s, .cnt = p + 4 * s,
+                           .since = p + 5 * s};
+    return use512 ? met_lrc_wide_sample(&a) : met_lrc_wide2_sample(&a);
+}
+
 /* One curve's distance histogram (ws->dist) by the general methods. */
 static void curve_dist(met_lrc_ws *ws, met_policy pol, int32_t look, const int32_t *ids,
                        int64_t T, int32_t k)
@@ -355,15 +382,8 @@ static void curve_dist(met_lrc_ws *ws, met_policy pol, int32_t look, const int32
                  (E <= 256 || (pol == MET_POLICY_FSF && look <= 16)));
     if (pol == MET_POLICY_BELADY)
         belady_next(ws, ids, N);
-    if (ws->w32 && (ws->walk == MET_LRC_WALK_AUTO || ws->walk == MET_LRC_WALK_AVX512)) {
-        int32_t *w = ws->w32;
-        met_lrc_wide_args a = {.pol = pol, .look = look, .k = k, .E = E, .ids = ids, .T = T,
-                               .next = ws->next, .dist = ws->dist, .st = w, .sk = w + E,
-                               .pos = w + 2 * E, .key = w + 3 * E, .cnt = w + 4 * E,
-                               .since = w + 5 * E};
-        if (met_lrc_wide_sample(&a))
-            return;
-    }
+    if (vector_walk(ws, pol, look, ids, T, k))
+        return;
     for (int32_t e = 0; e < E; e++)
         ws->pos[e] = -1, ws->key[e] = 0, ws->cnt[e] = 0, ws->since[e] = 0;
     for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)

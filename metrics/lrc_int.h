@@ -20,17 +20,23 @@ typedef enum met_lrc_lru {
 } met_lrc_lru;
 
 /* LFU, Belady, FSF: the Mattson walk finds its records by a branchy scan,
- * by branch-free masks after the first record, or 16 positions a step with
- * AVX-512 (int32 priorities, lrc_avx512.c). AUTO: AVX-512 where the CPU has
- * it and the priorities fit, else masks for E <= 256 and FSF with lookahead
- * <= 16, else the scan. PORTABLE: AUTO as on a CPU without AVX-512. AVX512
- * where it cannot run is AUTO. */
+ * by branch-free masks after the first record, 16 positions a step with
+ * AVX-512 (int32 priorities, lrc_avx512.c) or 8 a step with AVX2
+ * (lrc_avx2.c). AUTO: AVX-512 where the CPU has it and the priorities fit,
+ * else AVX2 where it has that and E >= MET_LRC_WIDE2_MIN_E, else masks for
+ * E <= 256 and FSF with lookahead <= 16, else the scan. PORTABLE: AUTO as on a CPU with neither
+ * (no vector walk). AVX512 where it cannot run is AUTO; AVX2 where it
+ * cannot run is AUTO without AVX-512. */
+/* Measured (docs/performance.md) from E = 64 (one layer) up, where the
+ * AVX2 walk wins or ties; smaller E keeps the portable walk (not measured). */
+#define MET_LRC_WIDE2_MIN_E 64
 typedef enum met_lrc_walk {
     MET_LRC_WALK_AUTO = 0,
     MET_LRC_WALK_SCAN,
     MET_LRC_WALK_MASK,
     MET_LRC_WALK_AVX512,
-    MET_LRC_WALK_PORTABLE
+    MET_LRC_WALK_PORTABLE,
+    MET_LRC_WALK_AVX2
 } met_lrc_walk;
 
 /* LFU, Belady, FSF with E <= 64 on a CPU with AVX-512 BW/VBMI/VBMI2/BITALG:
@@ -88,5 +94,18 @@ typedef struct met_lrc_wide_args {
  * stack positions a step. 0 (nothing done) when the priorities do not fit:
  * (T + 2) * T * k + 2E >= 2^31. */
 int met_lrc_wide_sample(const met_lrc_wide_args *a);
+
+/* ---- lrc_avx2.c ---- */
+/* Lanes of padding past E that met_lrc_wide2_sample's st and sk need (it
+ * loads and stores whole blocks of 8). */
+#define MET_LRC_WIDE_PAD 8
+
+/* Whether this CPU runs met_lrc_wide2_sample (AVX2; not under
+ * MOEBENCH_SIMD=scalar). */
+int met_lrc_wide2_available(void);
+
+/* met_lrc_wide_sample with AVX2, 8 stack positions a step; st and sk hold
+ * E + MET_LRC_WIDE_PAD entries. 0 (nothing done) in the same case. */
+int met_lrc_wide2_sample(const met_lrc_wide_args *a);
 
 #endif

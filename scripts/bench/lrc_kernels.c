@@ -13,9 +13,12 @@
  * again on one sample would let the branch predictor learn that sample's
  * branches (up to 2.5x faster than on fresh samples here), which the
  * whole-trace run never sees.
- * With "portable", the methods a CPU without AVX-512 gets (forced through
- * metrics/lrc_int.h), to measure them on one that has it.
- *   lrc_kernels TRACE.moetrace [ROUNDS] [SAMPLES] [portable]
+ * With "portable", the methods a CPU with neither AVX-512 nor AVX2 gets
+ * (forced through metrics/lrc_int.h), to measure them on one that has it;
+ * with "avx2", the AVX2 walk for the layer and the model-wide curves (a CPU
+ * with AVX2 but without AVX-512 F gets it model-wide only: that is
+ * MOEBENCH_SIMD=avx2 with neither word).
+ *   lrc_kernels TRACE.moetrace [ROUNDS] [SAMPLES] [portable|avx2]
  */
 #include "metrics/lrc.h"
 #include "metrics/lrc_int.h"
@@ -93,9 +96,11 @@ int main(int argc, char **argv)
         met_lrc_ws_new(&wm, L * E, NULL))
         return 1;
     int portable = argc > 4 && !strcmp(argv[4], "portable");
-    if (portable) {
-        met_lrc_ws_force(wl, MET_LRC_LRU_AUTO, MET_LRC_WALK_PORTABLE, MET_LRC_SMALL_OFF);
-        met_lrc_ws_force(wm, MET_LRC_LRU_AUTO, MET_LRC_WALK_PORTABLE, MET_LRC_SMALL_OFF);
+    int avx2 = argc > 4 && !strcmp(argv[4], "avx2");
+    if (portable || avx2) {
+        met_lrc_walk w = portable ? MET_LRC_WALK_PORTABLE : MET_LRC_WALK_AVX2;
+        met_lrc_ws_force(wl, MET_LRC_LRU_AUTO, w, MET_LRC_SMALL_OFF);
+        met_lrc_ws_force(wm, MET_LRC_LRU_AUTO, w, MET_LRC_SMALL_OFF);
     }
     for (int s = 0; s < S; s++) {
         if (met_trace_reader_sample(r, s, raw, NULL, &err))
@@ -111,7 +116,9 @@ int main(int argc, char **argv)
     int Sm = S < 8 ? S : 8;
     printf("T = %lld; CPU time per call (all cache sizes at once), mean over %d samples "
            "(model-wide %d), best of %d rounds%s:\n", (long long)T, S, Sm, rounds,
-           portable ? ", methods of a CPU without AVX-512" : "");
+           portable ? ", methods of a CPU without AVX-512 or AVX2"
+           : avx2   ? ", AVX2 walk"
+                    : "");
     static const int32_t looks[] = {4, 16, 64, 256};
     for (int p = 0; p < 3 + 4; p++) {
         met_policy pol = p < 3 ? (met_policy)p : MET_POLICY_FSF;

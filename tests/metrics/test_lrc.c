@@ -135,6 +135,7 @@ static const struct {
     {MET_LRC_LRU_COUNT, MET_LRC_WALK_MASK, MET_LRC_SMALL_OFF},
     {MET_LRC_LRU_AUTO, MET_LRC_WALK_AVX512, MET_LRC_SMALL_OFF}, /* AUTO where no AVX-512 */
     {MET_LRC_LRU_AUTO, MET_LRC_WALK_PORTABLE, MET_LRC_SMALL_OFF},
+    {MET_LRC_LRU_AUTO, MET_LRC_WALK_AVX2, MET_LRC_SMALL_OFF}, /* AUTO where no AVX2 */
 };
 #define NMETHODS ((int)(sizeof methods / sizeof methods[0]))
 
@@ -208,6 +209,57 @@ TEST(curves_large_e_methods_agree)
                               met_policy_name((met_policy)p), E, q, c + 1, (long long)hits[c],
                               (long long)ref[c]);
             }
+            for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++) {
+                int32_t c = sizes[i];
+                if (c < 1 || c > E)
+                    continue;
+                int64_t b = brute_hits(ids, T, k, E, c, (met_policy)p, L);
+                CHECK_MSG(ref[c - 1] == b, "%s E=%d k=%d c=%d: %lld vs brute %lld",
+                          met_policy_name((met_policy)p), E, k, c, (long long)ref[c - 1],
+                          (long long)b);
+            }
+        }
+        met_lrc_ws_free(ws);
+    }
+}
+
+/* Deep walks around the vector walks' blocks (8 and 16 positions; 64 at a
+ * time skipped): E at block boundaries, up to model-wide sizes, with
+ * enough accesses (N ~ 3E) that the stack fills and accesses reach every
+ * depth. Every method == the scan walk at every size; brute force agrees
+ * at sizes around the boundaries (for E > 256 LFU only: Belady's and
+ * FSF's literal priorities cost a trace scan per expert per eviction;
+ * their vector walks are checked against the scan walk, itself checked by
+ * brute force at the smaller E). */
+TEST(curves_wide_walk_block_boundaries)
+{
+    lrc_rng g = {9001};
+    static const int32_t Es[] = {7, 8, 9, 15, 16, 17, 63, 64, 65, 72, 1024, 1031};
+    for (int ie = 0; ie < (int)(sizeof Es / sizeof Es[0]); ie++) {
+        int32_t E = Es[ie];
+        int32_t k = 1 + (int32_t)lrc_below(&g, E < 64 ? (uint64_t)E : 32);
+        int64_t T = 3 * (int64_t)E / k + 4;
+        int32_t *ids = tst_alloc((size_t)(T * k) * 4);
+        lrc_random_sample(&g, ids, T, k, E, ie % 2 ? 0 : 1);
+        met_lrc_ws *ws;
+        REQUIRE(!met_lrc_ws_new(&ws, E, NULL));
+        int64_t *hits = tst_alloc((size_t)E * 8), *ref = tst_alloc((size_t)E * 8);
+        const int32_t sizes[] = {1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 66, E - 1, E};
+        for (int p = 1; p < MET_POLICY_COUNT; p++) {
+            int32_t L = p == MET_POLICY_FSF ? 1 + (int32_t)lrc_below(&g, 6) : 1;
+            met_lrc_ws_force(ws, MET_LRC_LRU_FENWICK, MET_LRC_WALK_SCAN, MET_LRC_SMALL_OFF);
+            REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, ref, NULL));
+            for (int q = 0; q < NMETHODS; q++) {
+                met_lrc_ws_force(ws, methods[q].lru, methods[q].walk, methods[q].small);
+                REQUIRE(!met_curve_sample(ws, (met_policy)p, L, ids, T, k, hits, NULL));
+                for (int32_t c = 0; c < E; c++)
+                    CHECK_MSG(hits[c] == ref[c], "%s E=%d k=%d method %d c=%d: %lld vs scan %lld",
+                              met_policy_name((met_policy)p), E, k, q, c + 1,
+                              (long long)hits[c], (long long)ref[c]);
+            }
+            CHECK_EQ_INT(ref[E - 1], T * k);
+            if (E > 256 && p != MET_POLICY_LFU)
+                continue;
             for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++) {
                 int32_t c = sizes[i];
                 if (c < 1 || c > E)
