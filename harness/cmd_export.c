@@ -5,11 +5,11 @@
  * format, one row per (experiment, repetition, metric).
  */
 #include "harness/cli.h"
+#include "harness/compare.h"
 #include "harness/commands.h"
 #include "harness/db.h"
 #include "harness/query.h"
 
-#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +17,7 @@
 static const char usage_text[] =
     "usage: moebench export [--db FILE] RUN (--json | --csv)\n\n"
     "Writes one run to stdout. RUN is a run id, a UUID (or a prefix of at least 4\n"
-    "characters), 'latest', or a suite name (its latest run).\n"
+    "characters), 'latest', 'latest:SUITE', or a suite name (its latest run).\n"
     "  --json  one object: run, machine, build, experiments (params, samples,\n"
     "          summary, series, cache_stats, routing_metrics, counters)\n"
     "  --csv   one row per experiment, repetition and metric:\n"
@@ -62,34 +62,6 @@ static const char csv_sql[] =
     " e.status, e.params, s.rep, s.metric, s.value FROM experiment e"
     " JOIN sample s ON s.experiment_id = e.id WHERE e.run_id = ?"
     " ORDER BY e.seq, s.rep, s.metric";
-
-/* RUN argument -> run id; 0 with a message when none or ambiguous. */
-static int64_t resolve(sqlite3 *db, const char *arg)
-{
-    int digits = *arg != '\0';
-    for (const char *p = arg; *p; p++)
-        digits &= isdigit((unsigned char)*p) != 0;
-    sqlite3_stmt *st;
-    const char *sql = digits ? "SELECT id FROM run WHERE id = ?1"
-                      : !strcmp(arg, "latest")
-                          ? "SELECT id FROM run ORDER BY started_at DESC, id DESC LIMIT 1"
-                          : "SELECT id FROM run WHERE (length(?1) >= 4 AND uuid LIKE ?1 || '%')"
-                            " UNION SELECT id FROM latest_run WHERE suite = ?1";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return 0;
-    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-    int64_t id = 0;
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n < 2)
-        id = sqlite3_column_int64(st, 0), n++;
-    sqlite3_finalize(st);
-    if (n == 0)
-        fprintf(stderr, "moebench export: no run '%s'\n", arg);
-    else if (n > 1)
-        fprintf(stderr, "moebench export: '%s' matches more than one run; give more of "
-                        "the UUID or the run id\n", arg);
-    return n == 1 ? id : 0;
-}
 
 static int export_run(sqlite3 *db, int64_t id, int csv)
 {
@@ -147,8 +119,8 @@ int hx_cmd_export(int argc, char **argv)
     int rc = hx_db_open(&db, path, HX_DB_READONLY, &err);
     if (rc)
         return hx_fail("export", rc, "%s", err.msg);
-    int64_t id = resolve(hx_db_sqlite(db), run);
-    rc = id ? export_run(hx_db_sqlite(db), id, fmt) : HX_EXIT_USAGE;
+    int64_t id = hx_cmp_resolve(hx_db_sqlite(db), path, run, &err);
+    rc = id ? export_run(hx_db_sqlite(db), id, fmt) : hx_fail("export", ENG_EINVAL, "%s", err.msg);
     hx_db_close(db);
     return rc;
 }
