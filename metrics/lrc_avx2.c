@@ -60,13 +60,6 @@ typedef struct wide2 {
     const uint64_t *perm;     /* [256] wide2_table                           */
 } wide2;
 
-static inline void wide2_set_key(const met_lrc_wide_args *a, int32_t e, int32_t v)
-{
-    a->key[e] = v;
-    if (a->pos[e] >= 0)
-        a->sk[a->pos[e]] = v;
-}
-
 /* Prefix minimum over the 8 lanes: two in-lane shifts that bring in
  * INT32_MAX, then the low half's last lane into the high half. */
 static T256 inline __m256i prefix_min(__m256i v)
@@ -148,46 +141,17 @@ static T256 void wide2_access(const wide2 *w, int32_t x, int32_t *n)
     st[end] = v, sk[end] = _mm256_cvtsi256_si32(kv), pos[v] = end;
 }
 
+/* met_lrc_wide_drive's access step. */
+static T256 void wide2_access_cb(const void *w, int32_t x, int32_t *n)
+{
+    wide2_access(w, x, n);
+}
+
 /* As met_lrc_wide_sample; a's arrays have MET_LRC_WIDE_PAD lanes more. */
 T256 int met_lrc_wide2_sample(const met_lrc_wide_args *a)
 {
-    int32_t k = a->k, n = 0, look = a->look;
-    int64_t T = a->T;
-    if ((T + 2) * T * k + 2 * (int64_t)a->E >= INT32_MAX)
-        return 0;
     uint64_t perm[256];
     wide2_table(perm);
     wide2 w = {a, perm};
-    int32_t N = (int32_t)(T * k);
-    met_policy pol = a->pol;
-    for (int32_t e = 0; e < a->E; e++)
-        a->pos[e] = -1, a->key[e] = 0, a->cnt[e] = 0, a->since[e] = 0;
-    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
-        for (int32_t r = 0; r < k; r++) {
-            int32_t e = a->ids[t * k + r];
-            wide2_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
-        }
-    for (int64_t t = 0; t < T; t++) {
-        const int32_t *tok = a->ids + t * k;
-        for (int32_t r = 0; pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T && r < k; r++) {
-            int32_t e = a->ids[(t + look - 1) * k + r];
-            wide2_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
-        }
-        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
-            int32_t d = a->pos[tok[r]];
-            a->dist[d >= 0 ? d + 1 : n + ++fresh]++;
-        }
-        for (int32_t r = 0; r < k; r++) {
-            int32_t x = tok[r], p = (int32_t)(t * k + r);
-            wide2_access(&w, x, &n);
-            a->since[x] = p;
-            if (pol == MET_POLICY_LFU)
-                wide2_set_key(a, x, ++a->cnt[x] * N + p);
-            else if (pol == MET_POLICY_FSF)
-                wide2_set_key(a, x, --a->cnt[x] * N + p);
-            else
-                wide2_set_key(a, x, (int32_t)(2 * (int64_t)N + a->E - a->next[p]));
-        }
-    }
-    return 1;
+    return met_lrc_wide_drive(a, &w, wide2_access_cb);
 }

@@ -349,13 +349,6 @@ T512 int met_lrc_small_sample(const met_lrc_small_args *a)
  * and the rotation is a compress, a one-lane shift that brings the carried
  * victim in, and an expand. Positions of the moved experts by a scatter. */
 
-static W512 inline void wide_set_key(const met_lrc_wide_args *a, int32_t e, int32_t v)
-{
-    a->key[e] = v;
-    if (a->pos[e] >= 0)
-        a->sk[a->pos[e]] = v;
-}
-
 /* One block of 16 stack positions from b (valid: those below the accessed
  * one): the records move, the carried victim (key kv, id vb, both in every
  * lane) comes in, the new one goes out: the block's minimum, when below
@@ -414,42 +407,13 @@ static W512 void wide_access(const met_lrc_wide_args *a, int32_t x, int32_t *n)
     st[end] = v, sk[end] = _mm_cvtsi128_si32(_mm512_castsi512_si128(kv)), pos[v] = end;
 }
 
+/* met_lrc_wide_drive's access step. */
+static W512 void wide_access_cb(const void *a, int32_t x, int32_t *n)
+{
+    wide_access(a, x, n);
+}
+
 W512 int met_lrc_wide_sample(const met_lrc_wide_args *a)
 {
-    int32_t k = a->k, n = 0, look = a->look;
-    int64_t T = a->T;
-    if ((T + 2) * T * k + 2 * (int64_t)a->E >= INT32_MAX)
-        return 0;
-    int32_t N = (int32_t)(T * k);
-    met_policy pol = a->pol;
-    for (int32_t e = 0; e < a->E; e++)
-        a->pos[e] = -1, a->key[e] = 0, a->cnt[e] = 0, a->since[e] = 0;
-    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
-        for (int32_t r = 0; r < k; r++) {
-            int32_t e = a->ids[t * k + r];
-            wide_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
-        }
-    for (int64_t t = 0; t < T; t++) {
-        const int32_t *tok = a->ids + t * k;
-        for (int32_t r = 0; pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T && r < k; r++) {
-            int32_t e = a->ids[(t + look - 1) * k + r];
-            wide_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
-        }
-        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
-            int32_t d = a->pos[tok[r]];
-            a->dist[d >= 0 ? d + 1 : n + ++fresh]++;
-        }
-        for (int32_t r = 0; r < k; r++) {
-            int32_t x = tok[r], p = (int32_t)(t * k + r);
-            wide_access(a, x, &n);
-            a->since[x] = p;
-            if (pol == MET_POLICY_LFU)
-                wide_set_key(a, x, ++a->cnt[x] * N + p);
-            else if (pol == MET_POLICY_FSF)
-                wide_set_key(a, x, --a->cnt[x] * N + p);
-            else
-                wide_set_key(a, x, (int32_t)(2 * (int64_t)N + a->E - a->next[p]));
-        }
-    }
-    return 1;
+    return met_lrc_wide_drive(a, a, wide_access_cb);
 }

@@ -90,6 +90,62 @@ typedef struct met_lrc_wide_args {
     int32_t *pos, *key, *cnt, *since; /* [E] scratch                         */
 } met_lrc_wide_args;
 
+/* e's priority, and its copy in stack order when e is on the stack. */
+static inline void met_lrc_wide_set_key(const met_lrc_wide_args *a, int32_t e, int32_t v)
+{
+    a->key[e] = v;
+    if (a->pos[e] >= 0)
+        a->sk[a->pos[e]] = v;
+}
+
+/* The per-sample loop both wide walks share (lrc_avx512.c, lrc_avx2.c):
+ * priorities by policy, the whole-token look-up into a->dist, then each
+ * access through `access` (moves x to the top of the stack; *n = stack
+ * size). Always inlined into each walk's own target-attributed entry
+ * point, where `access` is a constant and becomes a direct call. 0 when
+ * the priorities do not fit in int32. */
+static inline __attribute__((always_inline)) int
+met_lrc_wide_drive(const met_lrc_wide_args *a, const void *ctx,
+                   void (*access)(const void *ctx, int32_t x, int32_t *n))
+{
+    int32_t k = a->k, n = 0, look = a->look;
+    int64_t T = a->T;
+    if ((T + 2) * T * k + 2 * (int64_t)a->E >= INT32_MAX)
+        return 0;
+    int32_t N = (int32_t)(T * k);
+    met_policy pol = a->pol;
+    for (int32_t e = 0; e < a->E; e++)
+        a->pos[e] = -1, a->key[e] = 0, a->cnt[e] = 0, a->since[e] = 0;
+    for (int64_t t = 0; pol == MET_POLICY_FSF && t < T && t < look; t++)
+        for (int32_t r = 0; r < k; r++) {
+            int32_t e = a->ids[t * k + r];
+            met_lrc_wide_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
+        }
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t *tok = a->ids + t * k;
+        for (int32_t r = 0; pol == MET_POLICY_FSF && t > 0 && t + look - 1 < T && r < k; r++) {
+            int32_t e = a->ids[(t + look - 1) * k + r];
+            met_lrc_wide_set_key(a, e, ++a->cnt[e] * N + a->since[e]);
+        }
+        for (int32_t r = 0, fresh = 0; r < k; r++) { /* look-up before the token */
+            int32_t d = a->pos[tok[r]];
+            a->dist[d >= 0 ? d + 1 : n + ++fresh]++;
+        }
+        for (int32_t r = 0; r < k; r++) {
+            int32_t x = tok[r], p = (int32_t)(t * k + r);
+            access(ctx, x, &n);
+            a->since[x] = p;
+            if (pol == MET_POLICY_LFU)
+                met_lrc_wide_set_key(a, x, ++a->cnt[x] * N + p);
+            else if (pol == MET_POLICY_FSF)
+                met_lrc_wide_set_key(a, x, --a->cnt[x] * N + p);
+            else
+                met_lrc_wide_set_key(a, x, (int32_t)(2 * (int64_t)N + a->E - a->next[p]));
+        }
+    }
+    return 1;
+}
+
 /* One curve's distance histogram with lrc.c's walk on int32 priorities, 16
  * stack positions a step. 0 (nothing done) when the priorities do not fit:
  * (T + 2) * T * k + 2E >= 2^31. */
