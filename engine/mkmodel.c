@@ -263,48 +263,61 @@ static void plan_kvs(mk_plan *p)
         kv_u32(p, "%s.vocab_size", h->n_vocab);
 }
 
+/* An array of the vocabulary's (strings, int32 or float32 by kind). */
+static void kv_arr(mk_plan *p, int kind, const char *key, size_t n, const void *v)
+{
+    mk_kv *kv = kv_add(p, kind, "%s", key);
+    kv->n = n;
+    if (kind == KV_ARR_STR)
+        kv->strs = v;
+    else if (kind == KV_ARR_I32)
+        kv->i32 = v;
+    else
+        kv->f32 = v;
+}
+
+static void kv_key_u32(mk_plan *p, const char *key, uint32_t v)
+{
+    kv_add(p, KV_U32, "%s", key)->u = v;
+}
+
+static void kv_key_bool(mk_plan *p, const char *key, bool v)
+{
+    kv_add(p, KV_BOOL, "%s", key)->u = v;
+}
+
 /* SentencePiece, as Mixtral's files have it: scores instead of merges, an
  * unknown token, BOS added (llama.cpp's defaults spelt out). */
 static void plan_spm_kvs(mk_plan *p)
 {
+    const eng_mkvocab *v = &p->vocab;
     kv_str(p, "tokenizer.ggml.model", "llama");
-    mk_kv *kv = kv_add(p, KV_ARR_STR, "%s", "tokenizer.ggml.tokens");
-    kv->n = p->vocab.n_tokens;
-    kv->strs = p->vocab.tokens;
-    kv = kv_add(p, KV_ARR_F32, "%s", "tokenizer.ggml.scores");
-    kv->n = p->vocab.n_tokens;
-    kv->f32 = p->vocab.scores;
-    kv = kv_add(p, KV_ARR_I32, "%s", "tokenizer.ggml.token_type");
-    kv->n = p->vocab.n_tokens;
-    kv->i32 = p->vocab.types;
-    kv_add(p, KV_U32, "%s", "tokenizer.ggml.bos_token_id")->u = p->vocab.bos_id;
-    kv_add(p, KV_U32, "%s", "tokenizer.ggml.eos_token_id")->u = p->vocab.eos_id;
-    kv_add(p, KV_U32, "%s", "tokenizer.ggml.unknown_token_id")->u = p->vocab.unk_id;
-    kv_add(p, KV_BOOL, "%s", "tokenizer.ggml.add_bos_token")->u = 1;
-    kv_add(p, KV_BOOL, "%s", "tokenizer.ggml.add_eos_token")->u = 0;
+    kv_arr(p, KV_ARR_STR, "tokenizer.ggml.tokens", v->n_tokens, v->tokens);
+    kv_arr(p, KV_ARR_F32, "tokenizer.ggml.scores", v->n_tokens, v->scores);
+    kv_arr(p, KV_ARR_I32, "tokenizer.ggml.token_type", v->n_tokens, v->types);
+    kv_key_u32(p, "tokenizer.ggml.bos_token_id", v->bos_id);
+    kv_key_u32(p, "tokenizer.ggml.eos_token_id", v->eos_id);
+    kv_key_u32(p, "tokenizer.ggml.unknown_token_id", v->unk_id);
+    kv_key_bool(p, "tokenizer.ggml.add_bos_token", true);
+    kv_key_bool(p, "tokenizer.ggml.add_eos_token", false);
 }
 
 static void plan_tokenizer_kvs(mk_plan *p)
 {
-    if (p->vocab.spm) {
+    const eng_mkvocab *v = &p->vocab;
+    if (v->spm) {
         plan_spm_kvs(p);
         return;
     }
     kv_str(p, "tokenizer.ggml.model", "gpt2");
     kv_str(p, "tokenizer.ggml.pre", p->hp.tok_pre);
-    mk_kv *kv = kv_add(p, KV_ARR_STR, "%s", "tokenizer.ggml.tokens");
-    kv->n = p->vocab.n_tokens;
-    kv->strs = p->vocab.tokens;
-    kv = kv_add(p, KV_ARR_I32, "%s", "tokenizer.ggml.token_type");
-    kv->n = p->vocab.n_tokens;
-    kv->i32 = p->vocab.types;
-    kv = kv_add(p, KV_ARR_STR, "%s", "tokenizer.ggml.merges");
-    kv->n = p->vocab.n_merges;
-    kv->strs = p->vocab.merges;
-    kv_add(p, KV_U32, "%s", "tokenizer.ggml.bos_token_id")->u = p->vocab.bos_id;
-    kv_add(p, KV_U32, "%s", "tokenizer.ggml.eos_token_id")->u = p->vocab.eos_id;
+    kv_arr(p, KV_ARR_STR, "tokenizer.ggml.tokens", v->n_tokens, v->tokens);
+    kv_arr(p, KV_ARR_I32, "tokenizer.ggml.token_type", v->n_tokens, v->types);
+    kv_arr(p, KV_ARR_STR, "tokenizer.ggml.merges", v->n_merges, v->merges);
+    kv_key_u32(p, "tokenizer.ggml.bos_token_id", v->bos_id);
+    kv_key_u32(p, "tokenizer.ggml.eos_token_id", v->eos_id);
     /* Mixtral's tokenizer adds BOS; Qwen's and OLMoE's do not */
-    kv_add(p, KV_BOOL, "%s", "tokenizer.ggml.add_bos_token")->u = !strcmp(p->hp.arch, "llama");
+    kv_key_bool(p, "tokenizer.ggml.add_bos_token", !strcmp(p->hp.arch, "llama"));
 }
 
 static mk_tensor *tensor_add(mk_plan *p, const char *name, int type, int n_dims, int64_t ne0,
