@@ -255,7 +255,7 @@ static void cg_dump(const met_regions *r, const rthread *t)
  * the instruction counts stay exact per region. */
 enum { COALESCE_NS = 5000 };
 
-static int64_t clock_now_ns(void)
+static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -266,7 +266,7 @@ static int coalesce(const met_regions *r, const rthread *t)
 {
     if (!t->last_closed_top || t->depth || r->callgrind || r->no_coalesce)
         return 0;
-    return clock_now_ns() - t->closed_at_ns < COALESCE_NS;
+    return now_ns() - t->closed_at_ns < COALESCE_NS;
 }
 
 void met_regions_begin(met_regions *r, eng_region reg)
@@ -344,7 +344,7 @@ void met_regions_end(met_regions *r, eng_region reg)
     t->last = now;
     t->last_closed_top = at == 0;
     if (t->last_closed_top) /* the gap is measured from here: the reading itself takes µs */
-        t->closed_at_ns = clock_now_ns();
+        t->closed_at_ns = now_ns();
 }
 
 /* ---- tokens, flops, loads --------------------------------------------- */
@@ -359,13 +359,6 @@ static void snapshot(const met_regions *r, token_rec *s)
             for (size_t k = 0; k < r->nf; k++)
                 s->v[g][k] += __atomic_load_n(&t->acc[g][k], __ATOMIC_RELAXED);
         }
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void met_regions_token_done(met_regions *r, int64_t pos)
