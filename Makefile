@@ -21,6 +21,13 @@ VERSION  := 0.1.0
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
 
+# pkg-config is read when make parses this file. On a fresh machine that is
+# before `make deps` has installed anything, so the targets that install
+# (test, demo, bench, sanitize) run deps first and then a sub-make, which
+# parses the file again with the packages present. DEPS_SCRIPT is a variable
+# so that tests/build/fresh_machine.sh can stand in for apt-get.
+DEPS_SCRIPT ?= ./scripts/deps.sh
+PKG_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) 2>/dev/null && echo y),,$(p))))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpfm
 
@@ -54,13 +61,20 @@ HARNESS_LIB := $(BUILD)/libmoeharness.a
 BIN         := $(BUILD)/moebench
 TEST_BIN    := $(BUILD)/moebench-tests
 
-.PHONY: all test sanitize demo bench deps fuzz clean check-deps
+.PHONY: all test sanitize demo bench deps fuzz clean check-deps pkg-check \
+        test-run demo-run bench-run
 all: $(BIN) $(ENGINE_LIB)
 
 # V=1 shows the full command lines.
 Q := $(if $(filter 1,$(V)),,@)
 
-$(BUILD)/obj/%.o: %.c
+# A plain `make` does not install anything: it says what is missing instead
+# of failing on the first #include of a package header.
+pkg-check:
+	$(if $(PKG_MISSING),@echo "moebench: pkg-config finds no $(PKG_MISSING);" \
+	  "run 'make deps' (or 'make test' / 'make demo', which run it)" >&2; exit 1)
+
+$(BUILD)/obj/%.o: %.c | pkg-check
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -97,17 +111,24 @@ $(TEST_BIN): $(call obj,$(TEST_SRC)) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$(TEST_SRC)) $(LIBS) $(LDLIBS)
 
-# Tests run from the repository root; MOEBENCH points the CLI tests at the binary.
-test: check-deps $(BIN) $(TEST_BIN)
-	MOEBENCH=$(BIN) ./$(TEST_BIN) $(TESTFLAGS)
-
+# test, demo and bench install what is missing, then build and run in a
+# sub-make that reads pkg-config afresh (see DEPS_SCRIPT above).
+SUBMAKE := $(MAKE) --no-print-directory DEPS_SCRIPT=$(DEPS_SCRIPT)
+test: check-deps
+	@$(SUBMAKE) test-run
+demo: check-deps
+	@$(SUBMAKE) demo-run
+bench: check-deps
+	@$(SUBMAKE) bench-run
 sanitize: check-deps
-	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 test
+	@$(SUBMAKE) BUILD=build-san SAN=1 OPT=-O1 test-run
 
-demo: check-deps $(BIN)
+# Tests run from the repository root; MOEBENCH points the CLI tests at the binary.
+test-run: $(BIN) $(TEST_BIN)
+	MOEBENCH=$(BIN) ./$(TEST_BIN) $(TESTFLAGS)
+demo-run: $(BIN)
 	./scripts/demo.sh $(BIN)
-
-bench: check-deps $(BIN)
+bench-run: $(BIN)
 	./scripts/bench.sh $(BIN)
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
@@ -122,7 +143,7 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBS)
 
 # deps: only what is missing, a no-op when everything is there.
 deps check-deps:
-	@./scripts/deps.sh
+	@$(DEPS_SCRIPT)
 
 clean:
 	rm -rf build build-san build-fuzz
