@@ -8,39 +8,59 @@
  */
 #include "engine/arch.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const eng_arch arch_table[] = {
     {
-        .name = "llama", .rope = ENG_ROPE_NORM, .qk_norm = ENG_QKNORM_NONE,
-        .norm_topk = true, .attn_out_bias_allowed = true, .output_tied_allowed = true,
-        .dense_allowed = true, .n_ff_is_expert_width = true, .rot_must_equal_hd = true,
+        .name = "llama",
+        .schema = {.attn_out_bias_allowed = true, .output_tied_allowed = true,
+                   .dense_allowed = true, .n_ff_is_expert_width = true,
+                   .rot_must_equal_hd = true},
+        .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NORM, .qk_norm = ENG_QKNORM_NONE,
+                   .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = true,
+                   .shexp = ENG_SHEXP_NONE, .act = ENG_ACT_SWIGLU},
     },
     {
-        .name = "qwen2moe", .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_NONE,
-        .norm_topk = false, .shared_expert = true, .qkv_bias = true,
+        .name = "qwen2moe",
+        .schema = {.qkv_bias = true},
+        .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_NONE,
+                   .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = false,
+                   .shexp = ENG_SHEXP_GATED, .act = ENG_ACT_SWIGLU},
     },
     {
-        .name = "qwen3moe", .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_HEAD,
-        .norm_topk = true, .output_tied_allowed = true,
+        .name = "qwen3moe",
+        .schema = {.output_tied_allowed = true},
+        .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_HEAD,
+                   .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = true,
+                   .shexp = ENG_SHEXP_NONE, .act = ENG_ACT_SWIGLU},
     },
     {
-        .name = "olmoe", .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_FULL,
-        .norm_topk = false, .n_ff_is_expert_width = true,
+        .name = "olmoe",
+        .schema = {.n_ff_is_expert_width = true},
+        .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_FULL,
+                   .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = false,
+                   .shexp = ENG_SHEXP_NONE, .act = ENG_ACT_SWIGLU},
     },
 };
+
+enum { N_ARCH = sizeof arch_table / sizeof arch_table[0] };
 
 const eng_arch *eng_arch_find(const char *name)
 {
     if (!name)
         return NULL;
-    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+    for (size_t i = 0; i < N_ARCH; i++)
         if (strcmp(arch_table[i].name, name) == 0)
             return &arch_table[i];
     return NULL;
 }
 
-const char *eng_arch_names(void)
+void eng_arch_names(char *buf, size_t cap)
 {
-    return "llama, qwen2moe, qwen3moe, olmoe";
+    size_t o = 0;
+    if (cap)
+        buf[0] = '\0';
+    for (size_t i = 0; i < N_ARCH && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", arch_table[i].name);
 }

@@ -41,7 +41,9 @@ const char *eng_region_name(eng_region r);
 
 /* One routing decision: the experts a token chose at one layer. */
 typedef struct eng_routing_event {
-    int layer;
+    int layer;               /* MoE layer 0 .. n_layer_moe - 1 (dense layers
+                                route nothing and are skipped)              */
+    int model_layer;         /* the model's layer index of it               */
     int64_t pos;             /* position of the token in the sequence       */
     int64_t token;           /* token id at that position                   */
     int top_k;

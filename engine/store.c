@@ -26,12 +26,12 @@ int eng_expert_locate(const eng_model *m, int layer, int expert, eng_expert_weig
                       eng_err *err)
 {
     const eng_hparams *hp = &m->hp;
-    if (hp->n_expert == 0)
+    if (hp->n_layer_moe == 0)
         return eng_err_set(err, ENG_EINVAL, "expert store: the model has no experts");
-    if (layer < 0 || layer >= hp->n_layer || expert < 0 || expert >= hp->n_expert)
-        return eng_err_set(err, ENG_EINVAL, "expert store: expert %d of layer %d out of range",
-                           expert, layer);
-    const eng_layer *l = &m->layers[layer];
+    if (layer < 0 || layer >= hp->n_layer_moe || expert < 0 || expert >= hp->n_expert)
+        return eng_err_set(err, ENG_EINVAL,
+                           "expert store: expert %d of MoE layer %d out of range", expert, layer);
+    const eng_layer *l = &m->layers[m->moe_layer[layer]];
     memset(out, 0, sizeof *out);
     out->layer = layer;
     out->expert = expert;

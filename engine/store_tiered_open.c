@@ -43,12 +43,12 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
     if (o->prefetch == ENG_PREFETCH_ORACLE && !o->plan)
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: the oracle prefetcher needs the routing of the input");
-    if (o->plan && (o->plan->n_layer != hp->n_layer || o->plan->top_k != hp->n_expert_used ||
+    if (o->plan && (o->plan->n_layer != hp->n_layer_moe || o->plan->top_k != hp->n_expert_used ||
                     o->plan->n_tokens < 0 || (o->plan->n_tokens > 0 && !o->plan->experts)))
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: routing plan has %d layers, top-k %d; the model %" PRId64
                            " layers, top-k %" PRId64,
-                           o->plan->n_layer, o->plan->top_k, hp->n_layer, hp->n_expert_used);
+                           o->plan->n_layer, o->plan->top_k, hp->n_layer_moe, hp->n_expert_used);
     if (o->plan)
         for (int64_t i = 0; i < o->plan->n_tokens * o->plan->n_layer * o->plan->top_k; i++)
             if (o->plan->experts[i] < 0 || o->plan->experts[i] >= hp->n_expert)
@@ -305,7 +305,7 @@ int eng_store_open_tiered(eng_store **out, const eng_model *m, const eng_tiered_
     t->s = s;
     t->m = m;
     t->o = *o;
-    t->L = (int)eng_model_hparams(m)->n_layer;
+    t->L = (int)eng_model_hparams(m)->n_layer_moe;
     t->E = (int)eng_model_hparams(m)->n_expert;
     t->fd_direct = t->fd_buf = -1;
     pthread_mutex_init(&t->mu, NULL);

@@ -206,14 +206,14 @@ static int load_model_trace(const char *opt, const char *path, const eng_model *
         return hx_fail("generate", rc, "%s: %s", opt, err.msg);
     const eng_hparams *hp = eng_model_hparams(m);
     const met_trace_info *in = &t->info;
-    if (in->num_layers != hp->n_layer || in->top_k != hp->n_expert_used ||
+    if (in->num_layers != hp->n_layer_moe || in->top_k != hp->n_expert_used ||
         in->num_experts != hp->n_expert || in->num_samples < 1) {
         met_trace_free(t);
         return hx_fail("generate", ENG_EINVAL,
                        "%s: %s: trace of %d layers, %d experts, top-k %d, %lld samples does not "
                        "fit the model (%lld layers, %lld experts, top-k %lld)",
                        opt, path, in->num_layers, in->num_experts, in->top_k,
-                       (long long)in->num_samples, (long long)hp->n_layer,
+                       (long long)in->num_samples, (long long)hp->n_layer_moe,
                        (long long)hp->n_expert, (long long)hp->n_expert_used);
     }
     *out = t;
@@ -296,7 +296,7 @@ static void on_token_done(void *user, int64_t pos)
 static int open_writer(hx_offload *x, const eng_model *m)
 {
     const eng_hparams *hp = eng_model_hparams(m);
-    met_trace_info info = {.num_layers = (int32_t)hp->n_layer,
+    met_trace_info info = {.num_layers = (int32_t)hp->n_layer_moe,
                            .num_experts = (int32_t)hp->n_expert,
                            .top_k = (int32_t)hp->n_expert_used,
                            .flags = MET_TRACE_WEIGHTS | MET_TRACE_TOKENS};
