@@ -146,9 +146,7 @@ static int dec_experts(eng_session *s, const eng_layer *l, const int32_t *ids, c
             int j = j0 + got;
             if ((rc = eng_store_acquire(s->store, j_moe, ids[j], s->pos, &ew[j], err)))
                 break;
-            mats[j][0] = ew[j].gate;
-            mats[j][1] = ew[j].up;
-            mats[j][2] = ew[j].down;
+            memcpy(mats[j], ew[j].mat, sizeof mats[j]);
         }
         if (!rc)
             dec_ffn_run(s, mats + j0, n, j0);
@@ -289,9 +287,9 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
     for (int i = 0; i < n_used; i++) {
         int e = used[i];
         int64_t off = b->offset[e], c = b->count[e];
-        jobs[2 * i] = eng_job_bat(eng_job_of_mat(&b->ew[e].gate), b->xg + off * d, c, d,
+        jobs[2 * i] = eng_job_bat(eng_job_of_mat(&b->ew[e].mat[ENG_SLICE_GATE]), b->xg + off * d, c, d,
                                   b->g + off * FM, FM);
-        jobs[2 * i + 1] = eng_job_bat(eng_job_of_mat(&b->ew[e].up), b->xg + off * d, c, d,
+        jobs[2 * i + 1] = eng_job_bat(eng_job_of_mat(&b->ew[e].mat[ENG_SLICE_UP]), b->xg + off * d, c, d,
                                       b->u + off * FM, FM);
     }
     eng_mm_batch(s, jobs, 2 * n_used);
@@ -304,7 +302,7 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
     for (int i = 0; i < n_used; i++) {
         int e = used[i];
         int64_t off = b->offset[e], c = b->count[e];
-        jobs[i] = eng_job_bat(eng_job_of_mat(&b->ew[e].down), b->g + off * FM, c, FM,
+        jobs[i] = eng_job_bat(eng_job_of_mat(&b->ew[e].mat[ENG_SLICE_DOWN]), b->g + off * FM, c, FM,
                               b->d + off * d, d);
     }
     eng_mm_batch(s, jobs, n_used);

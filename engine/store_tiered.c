@@ -445,9 +445,8 @@ static int t_acquire(eng_store *s, int layer, int expert, int64_t pos, eng_exper
             else
                 sl->state = SLOT_EMPTY;
         } else {
-            out->gate.data = sl->p[0];
-            out->up.data = sl->p[1];
-            out->down.data = sl->p[2];
+            for (int i = 0; i < out->n_slices; i++)
+                out->mat[i].data = sl->p[i];
             out->slot = sl;
             if (t->o.prefetch == ENG_PREFETCH_ORACLE && layer == t->prep_layer &&
                 ++t->prep_done == t->prep_n)
