@@ -16,7 +16,8 @@ static void embed_row(eng_session *s, int32_t token, float *dst)
 {
     eng_tref te = s->m->tok_embd;
     const void *row = (const char *)te->data + (uint64_t)token * te->row_bytes;
-    (void)eng_dequant_rows(s->kern, te->type, row, s->hp->n_embd, 0, 1, dst);
+    int rc = eng_dequant_rows(s->kern, te->type, row, s->hp->n_embd, 0, 1, dst);
+    ENG_ASSERT(rc == ENG_OK); /* the type was checked at model open */
 }
 
 static void lm_head(eng_session *s, const float *x)

@@ -59,8 +59,8 @@ static void mv_task(void *ctx, int task, int thread)
     const eng_mm_job *j;
     int64_t r0, r1;
     mm_locate(c, task, &j, &r0, &r1);
-    /* types were checked at model open; the kernels cannot fail here */
-    (void)eng_matvec(c->s->kern, j->type, j->w, j->xv, j->Y, r0, r1);
+    int rc = eng_matvec(c->s->kern, j->type, j->w, j->xv, j->Y, r0, r1);
+    ENG_ASSERT(rc == ENG_OK); /* types and widths were checked at model open */
 }
 
 void eng_mm_decode(eng_session *s, const eng_mm_job *jobs, int n_jobs)
@@ -83,7 +83,8 @@ static void gemm_task(void *ctx, int task, int thread)
         B = (const float *)((const char *)j->w + (uint64_t)r0 * j->row_bytes);
     } else {
         float *tile = c->s->bat.scratch + (int64_t)thread * ENG_GEMM_ROWS * c->s->in_max;
-        (void)eng_dequant_rows(c->s->kern, j->type, j->w, j->n_in, r0, r1, tile);
+        int rc = eng_dequant_rows(c->s->kern, j->type, j->w, j->n_in, r0, r1, tile);
+        ENG_ASSERT(rc == ENG_OK);
         B = tile;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->T, (int)(r1 - r0),

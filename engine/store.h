@@ -27,11 +27,12 @@
  * file offsets a pread would use). A cache entry is these slices, so a load
  * is pure I/O and a budget counts real bytes.
  *
- * Implementations sit behind one ops table (store_impl.h). Today there is
- * the memory store: every expert is a pointer into the model's mapping;
- * every acquire is a hit (reported as ENG_CACHE_HIT when a cache hook is
- * set). Tiered stores (cache budget, eviction policy, O_DIRECT loads,
- * prefetch) replace the internals behind the same calls.
+ * Implementations sit behind one ops table (store_impl.h): the memory
+ * store (here: every expert is a pointer into the model's mapping, every
+ * acquire a hit, reported as ENG_CACHE_HIT when a cache hook is set) and
+ * the tiered store (store_tiered.h: a cache budget, an eviction policy,
+ * loads from a slow tier by loader threads, prefetch), behind the same
+ * calls.
  *
  * Thread-safety: one thread (the one running the forward pass) calls
  * prepare/acquire/release of a store; a store may run loader threads of its

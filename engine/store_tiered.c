@@ -217,8 +217,6 @@ static void warm_fill(tiered *t)
     }
 }
 
-static void drain(tiered *t);
-
 /* A new sequence: empty cache, policies reset (with their futures). */
 static void new_sequence(tiered *t)
 {
@@ -236,7 +234,8 @@ static void new_sequence(tiered *t)
         t->slot_of[i] = -1;
     for (int p = 0; p < t->n_pools; p++) {
         eng_err e;
-        (void)eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, &e); /* checked at open */
+        int rc = eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, &e);
+        ENG_ASSERT(rc == ENG_OK || eng_policy_status(t->pol[p], NULL)); /* checked at open */
         t->n_pinned[p] = 0;
         t->apos[p] = 0;
     }
