@@ -5,6 +5,8 @@
  * llama_model_rope_type; norm_w from the build_moe_ffn call sites
  * (models/llama.cpp:210 true, qwen2moe.cpp:139 false, qwen3moe.cpp:144 true,
  * olmoe.cpp:144 false); optional `output` from each load_arch_tensors.
+ * deepseek2: the router's defaults apply when the file has no
+ * expert_gating_func / expert_weights_norm (deepseek2.cpp:20-32).
  */
 #include "engine/arch.h"
 
@@ -41,6 +43,17 @@ static const eng_arch arch_table[] = {
         .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_FULL,
                    .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = false,
                    .shexp = ENG_SHEXP_NONE, .act = ENG_ACT_SWIGLU},
+    },
+    {
+        /* DeepSeek-V2/V2-Lite/V3/R1, Kimi-K2 (spec part 2 §1; models/deepseek2.cpp) */
+        .name = "deepseek2",
+        .schema = {.output_tied_allowed = true, .ff_exp_required = true,
+                   .shexp_width = ENG_SHW_COUNT,
+                   .dense_lead = true, .nextn = true, .router_from_file = true,
+                   .exp_probs_b = true, .yarn_log_mul = true},
+        .traits = {.attn = ENG_ATTN_MLA, .rope = ENG_ROPE_NORM, .qk_norm = ENG_QKNORM_NONE,
+                   .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = false,
+                   .shexp = ENG_SHEXP_PLAIN, .act = ENG_ACT_SWIGLU},
     },
 };
 

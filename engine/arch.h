@@ -35,6 +35,7 @@ typedef enum eng_qk_norm {
 /* The attention implementation (attn.h), which owns its KV-cache layout. */
 typedef enum eng_attn_kind {
     ENG_ATTN_MHA = 0,   /* multi-head / grouped-query: K and V rows per KV head */
+    ENG_ATTN_MLA,       /* multi-head latent attention (deepseek2)               */
 } eng_attn_kind;
 
 /* How router logits become the selected experts and their weights
@@ -50,6 +51,7 @@ typedef enum eng_gating {
 typedef enum eng_shexp_kind {
     ENG_SHEXP_NONE = 0,
     ENG_SHEXP_GATED,    /* scaled by sigmoid(w_gate . x) (qwen2moe)             */
+    ENG_SHEXP_PLAIN,    /* added as it is (deepseek2)                           */
 } eng_shexp_kind;
 
 /* The activation between the gate/up and down projections of an FFN. */
@@ -57,13 +59,27 @@ typedef enum eng_act {
     ENG_ACT_SWIGLU = 0, /* silu(g) * u                                          */
 } eng_act;
 
+/* How a file gives the shared expert's width. */
+typedef enum eng_shexp_width {
+    ENG_SHW_KEY = 0,    /* expert_shared_feed_forward_length (qwen2moe)         */
+    ENG_SHW_COUNT,      /* expert_feed_forward_length * expert_shared_count     */
+} eng_shexp_width;
+
 typedef struct eng_arch_schema {
     bool qkv_bias;             /* attn_q/k/v have a .bias (required)              */
     bool attn_out_bias_allowed;/* attn_output.bias may be present                 */
     bool output_tied_allowed;  /* no `output` tensor: reuse token_embd            */
     bool dense_allowed;        /* expert_count 0: plain ffn_gate/up/down           */
     bool n_ff_is_expert_width; /* feed_forward_length is the expert FFN width     */
+    bool ff_exp_required;      /* expert_feed_forward_length must be present      */
     bool rot_must_equal_hd;    /* rope.dimension_count must equal head_dim        */
+    eng_shexp_width shexp_width;
+    bool dense_lead;           /* leading_dense_block_count: dense first layers   */
+    bool nextn;                /* nextn_predict_layers: MTP layers after the trunk
+                                  (in block_count; checked, never run)            */
+    bool router_from_file;     /* expert_gating_func, expert_weights_norm/_scale  */
+    bool exp_probs_b;          /* MoE layers may carry exp_probs_b.bias           */
+    bool yarn_log_mul;         /* rope.scaling.yarn_log_multiplier (x 0.1)        */
 } eng_arch_schema;
 
 typedef struct eng_arch_traits {

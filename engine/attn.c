@@ -10,6 +10,7 @@ const eng_attn_impl *eng_attn_get(eng_attn_kind kind)
 {
     switch (kind) {
     case ENG_ATTN_MHA: return &eng_attn_mha;
+    case ENG_ATTN_MLA: return &eng_attn_mla;
     }
     return NULL;
 }

@@ -12,6 +12,10 @@
  *   mha  (attn_mha.c) multi-head / grouped-query attention: per token and
  *        layer a K row of n_head_kv * head_dim and a V row of
  *        n_head_kv * head_dim_v values.
+ *   mla  (attn_mla.c) multi-head latent attention (deepseek2): per token and
+ *        layer the normed latent and the roped k_pe (kv_lora_rank + n_rot
+ *        values, shared by all heads) in files with attn_k_b/attn_v_b;
+ *        per-head K and V rows in legacy files (attn_kv_b).
  *
  * Results never depend on the thread count: each output element is one
  * task's sum in a fixed order.
@@ -36,6 +40,7 @@ typedef struct eng_attn_impl {
 } eng_attn_impl;
 
 extern const eng_attn_impl eng_attn_mha;
+extern const eng_attn_impl eng_attn_mla;
 
 /* The implementation of an attention kind. */
 const eng_attn_impl *eng_attn_get(eng_attn_kind kind);

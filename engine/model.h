@@ -47,7 +47,22 @@ typedef struct eng_rope_params {
     float ext_factor;        /* 1 for YaRN, else 0                           */
     float attn_factor;       /* magnitude of cos/sin (ggml's mscale)         */
     float corr_dims[2];      /* YaRN ramp ends, in rotated pairs             */
+    float yarn_log_mul;      /* deepseek2's mscale_all_dim (0: none)         */
 } eng_rope_params;
+
+/* Multi-head latent attention (deepseek2; reference spec part 2 §1). */
+typedef struct eng_mla_params {
+    int64_t q_lora_rank;     /* attention.q_lora_rank R_q; 0: q = W_q h     */
+    int64_t kv_lora_rank;    /* attention.kv_lora_rank R_kv: the latent     */
+    int64_t dk;              /* per-head query/key width, nope + rope
+                                (key_length_mla; key_length in legacy files) */
+    int64_t dv;              /* per-head value width (value_length_mla)     */
+    int64_t nope;            /* dk - n_rot: the part without RoPE           */
+    bool absorbed;           /* attn_k_b/attn_v_b: the KV cache holds the
+                                latent + k_pe per token (R_kv + n_rot), not
+                                per head; else attn_kv_b (legacy): per-head
+                                K and V, as multi-head attention            */
+} eng_mla_params;
 
 /* Hyper-parameters, as read from `{arch}.*` keys (reference spec §3). */
 typedef struct eng_hparams {
@@ -85,6 +100,7 @@ typedef struct eng_hparams {
     int64_t n_group;         /* expert groups for selection (<= 1: none)     */
     int64_t n_group_used;    /* groups a token may select from               */
     bool output_tied;        /* no `output` tensor: logits use token_embd    */
+    eng_mla_params mla;      /* deepseek2 only                               */
 } eng_hparams;
 
 typedef struct eng_model_opts {

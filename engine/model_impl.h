@@ -32,6 +32,14 @@ typedef struct eng_layer {
     eng_tref bq, bk, bv;           /* {n_q}, {n_kv}, f32 (qkv_bias archs)     */
     eng_tref wo, bo;               /* {n_head*hd, n_embd}; bias optional      */
     eng_tref q_norm, k_norm;       /* {hd} (HEAD) or {n_q}/{n_kv} (FULL)      */
+    /* MLA (deepseek2; hp->mla): H heads, dk = nope + rope, latent R_kv */
+    eng_tref wq_a, q_a_norm, wq_b; /* {n_embd, R_q}, {R_q}, {R_q, H*dk}; or wq
+                                      {n_embd, H*dk} when R_q = 0           */
+    eng_tref wkv_a;                /* {n_embd, R_kv + rope}: latent | k_pe    */
+    eng_tref kv_a_norm;            /* {R_kv}                                  */
+    eng_tref wk_b;                 /* {nope, R_kv, H}: C [h][c][d] (absorbed) */
+    eng_tref wv_b;                 /* {R_kv, dv, H}:   C [h][j][c] (absorbed) */
+    eng_tref wkv_b;                /* {R_kv, H*(nope+dv)} (legacy files)      */
     eng_tref ffn_norm;             /* {n_embd} f32                            */
     eng_tref router;               /* {n_embd, E}                             */
     eng_tref exp_probs_b;          /* {E} f32 selection-only bias, or NULL    */

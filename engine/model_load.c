@@ -24,6 +24,8 @@ typedef struct loader {
     eng_model *m;
     eng_err *err;
     char key[160];
+    bool mtp;            /* checking a next-token-prediction layer: shapes only */
+    bool mtp_optional;   /* ... whose tensors the file may leave out            */
 } loader;
 
 static const char *kname(loader *L, const char *suffix)
@@ -209,7 +211,19 @@ static int read_attention_hparams(loader *L)
         return eng_err_set(L->err, ENG_EFORMAT, "key '%s': %g must be > 0", L->key,
                            hp->rope_base);
     hp->kq_scale = 1.0f / sqrtf((float)hp->head_dim);
-    return read_rope_scaling(L, 0.0f);
+    float log_mul = 0.0f;
+    if (L->m->arch->schema.yarn_log_mul &&
+        eng_gguf_find_key(L->m->g, kname(L, "rope.scaling.yarn_log_multiplier")) >= 0) {
+        rc = eng_gguf_get_f32(L->m->g, L->key, &log_mul, L->err);
+        if (rc)
+            return rc;
+        log_mul /= 0.1f; /* the converter stores 0.1 * mscale_all_dim (deepseek2.cpp:34) */
+        if (!(log_mul >= 0 && log_mul < 1e3))
+            return eng_err_set(L->err, ENG_EFORMAT, "key '%s': %g out of range", L->key,
+                               log_mul * 0.1f);
+    }
+    hp->rope.yarn_log_mul = log_mul;
+    return read_rope_scaling(L, log_mul);
 }
 
 /* Expert counts and FFN widths, with the fallbacks of spec §3. */
@@ -239,21 +253,94 @@ static int read_ffn_hparams(loader *L)
         if ((rc = need_positive(L, "feed_forward_length", hp->n_ff)))
             return rc;
     } else {
-        if ((rc = get_dim(L, "expert_feed_forward_length", hp->n_ff / hp->n_expert_used, false,
-                          &hp->n_ff_exp)) ||
+        if ((rc = get_dim(L, "expert_feed_forward_length", hp->n_ff / hp->n_expert_used,
+                          a->schema.ff_exp_required, &hp->n_ff_exp)) ||
             (rc = need_positive(L, "expert_feed_forward_length", hp->n_ff_exp)))
             return rc;
     }
-    if (a->traits.shexp == ENG_SHEXP_GATED) {
-        if ((rc = get_dim(L, "expert_shared_feed_forward_length", hp->n_ff, false,
-                          &hp->n_ff_shexp)) ||
-            (rc = need_positive(L, "expert_shared_feed_forward_length", hp->n_ff_shexp)))
+    if (a->traits.shexp == ENG_SHEXP_NONE)
+        return ENG_OK;
+    if (a->schema.shexp_width == ENG_SHW_COUNT) {
+        /* deepseek2: F * expert_shared_count (expert_shared_feed_forward_length
+         * is not read, deepseek2.cpp:19) */
+        int64_t n_sh;
+        if ((rc = get_dim(L, "expert_shared_count", 0, true, &n_sh)) ||
+            (rc = need_positive(L, "expert_shared_count", n_sh)))
             return rc;
+        hp->n_ff_shexp = hp->n_ff_exp * n_sh;
+        return ENG_OK;
     }
+    if ((rc = get_dim(L, "expert_shared_feed_forward_length", hp->n_ff, false,
+                      &hp->n_ff_shexp)) ||
+        (rc = need_positive(L, "expert_shared_feed_forward_length", hp->n_ff_shexp)))
+        return rc;
     return ENG_OK;
 }
 
-/* The router as this file computes it: the architecture's defaults. */
+static int read_mla(loader *L);
+
+/* The vocabulary size llama.cpp's deepseek2 heuristics look at: the
+ * {arch}.vocab_size key, else the length of tokenizer.ggml.tokens. */
+static int64_t file_vocab(loader *L)
+{
+    int64_t n = 0;
+    if (get_dim(L, "vocab_size", 0, false, &n) == ENG_OK && n > 0)
+        return n;
+    int64_t i = eng_gguf_find_key(L->m->g, "tokenizer.ggml.tokens");
+    const eng_gguf_kv *kv = i >= 0 ? eng_gguf_kv_at(L->m->g, i) : NULL;
+    return kv && kv->type == ENG_GGUF_ARRAY ? (int64_t)kv->arr_len : 0;
+}
+
+/* expert_gating_func (deepseek2.cpp:22-32): 1 softmax, 2 sigmoid; absent or
+ * 0 means softmax, except GLM-4.7-Flash's shape (sigmoid). */
+static int read_gating(loader *L)
+{
+    eng_hparams *hp = &L->m->hp;
+    uint32_t f;
+    int rc = eng_gguf_get_u32_or(L->m->g, kname(L, "expert_gating_func"), 0, &f, L->err);
+    if (rc)
+        return rc;
+    if (f == 0)
+        f = (hp->n_layer_file == 47 || hp->n_layer_file == 48) && file_vocab(L) == 154880 ? 2
+                                                                                         : 1;
+    if (f == 1)
+        hp->gating = ENG_GATING_SOFTMAX_TOPK;
+    else if (f == 2)
+        hp->gating = ENG_GATING_SIGMOID;
+    else
+        return eng_err_set(L->err, ENG_EUNSUPPORTED,
+                           "key '%s': gating function %u is not supported (1 softmax, "
+                           "2 sigmoid)", L->key, f);
+    return ENG_OK;
+}
+
+/* Expert groups (expert_group_count / _used_count, read for every
+ * architecture), checked as llama-model.cpp:1119-1132 does. */
+static int read_groups(loader *L)
+{
+    eng_hparams *hp = &L->m->hp;
+    int rc;
+    if ((rc = get_dim(L, "expert_group_count", 0, false, &hp->n_group)) ||
+        (rc = get_dim(L, "expert_group_used_count", 0, false, &hp->n_group_used)))
+        return rc;
+    if (hp->n_group <= 1)
+        return ENG_OK;
+    if (hp->n_group >= hp->n_expert || hp->n_expert % hp->n_group ||
+        hp->n_expert / hp->n_group < 2 || hp->n_group > ENG_MAX_EXPERT_GROUPS)
+        return eng_err_set(L->err, ENG_EFORMAT,
+                           "key '%s': %" PRId64 " groups do not divide expert_count %" PRId64
+                           " into groups of at least 2 (at most %d groups)",
+                           kname(L, "expert_group_count"), hp->n_group, hp->n_expert,
+                           ENG_MAX_EXPERT_GROUPS);
+    if (hp->n_group_used < 1 || hp->n_group_used >= hp->n_group)
+        return eng_err_set(L->err, ENG_EFORMAT,
+                           "key '%s': %" PRId64 ", need 1 <= used < expert_group_count %" PRId64,
+                           kname(L, "expert_group_used_count"), hp->n_group_used, hp->n_group);
+    return ENG_OK;
+}
+
+/* The router as this file computes it: the architecture's defaults, or
+ * the file's keys where the architecture reads them. */
 static int read_router(loader *L)
 {
     eng_hparams *hp = &L->m->hp;
@@ -261,16 +348,47 @@ static int read_router(loader *L)
     hp->expert_weights_norm = L->m->arch->traits.norm_topk;
     hp->expert_weights_scale = 0.0f;
     hp->n_group = hp->n_group_used = 0;
-    return ENG_OK;
+    if (hp->n_expert == 0)
+        return ENG_OK;
+    int rc;
+    if (L->m->arch->schema.router_from_file &&
+        ((rc = read_gating(L)) ||
+         (rc = eng_gguf_get_bool_or(L->m->g, kname(L, "expert_weights_norm"), false,
+                                    &hp->expert_weights_norm, L->err)) ||
+         (rc = eng_gguf_get_f32_or(L->m->g, kname(L, "expert_weights_scale"), 0.0f,
+                                   &hp->expert_weights_scale, L->err))))
+        return rc;
+    if (!(hp->expert_weights_scale >= 0 && hp->expert_weights_scale < 1e6))
+        return eng_err_set(L->err, ENG_EFORMAT, "key '%s': %g out of range",
+                           kname(L, "expert_weights_scale"), hp->expert_weights_scale);
+    return read_groups(L);
 }
 
-/* Which layers run and which FFN each has. */
+/* Which layers run and which FFN each has: the trunk is block_count minus
+ * the next-token-prediction layers; its first leading_dense_block_count
+ * layers (all of them without experts) have a dense FFN. */
 static int read_layers(loader *L)
 {
     eng_hparams *hp = &L->m->hp;
-    hp->n_layer = hp->n_layer_file;
-    hp->n_layer_dense = hp->n_expert == 0 ? hp->n_layer : 0;
+    const eng_arch_schema *a = &L->m->arch->schema;
+    int64_t nextn = 0, dense = 0;
+    int rc;
+    if ((a->nextn && (rc = get_dim(L, "nextn_predict_layers", 0, false, &nextn))) ||
+        (a->dense_lead && (rc = get_dim(L, "leading_dense_block_count", 0, false, &dense))))
+        return rc;
+    if (nextn >= hp->n_layer_file)
+        return eng_err_set(L->err, ENG_EFORMAT,
+                           "key '%s': %" PRId64 " must be below block_count %" PRId64,
+                           kname(L, "nextn_predict_layers"), nextn, hp->n_layer_file);
+    hp->n_layer = hp->n_layer_file - nextn;
+    if (dense > hp->n_layer)
+        return eng_err_set(L->err, ENG_EFORMAT,
+                           "key '%s': %" PRId64 " dense layers, the model runs %" PRId64,
+                           kname(L, "leading_dense_block_count"), dense, hp->n_layer);
+    hp->n_layer_dense = hp->n_expert == 0 ? hp->n_layer : dense;
     hp->n_layer_moe = hp->n_layer - hp->n_layer_dense;
+    if (hp->n_layer_dense > 0 && (rc = need_positive(L, "feed_forward_length", hp->n_ff)))
+        return rc;
     return ENG_OK;
 }
 
@@ -289,9 +407,9 @@ static int read_hparams(loader *L)
         return eng_err_set(L->err, ENG_EFORMAT, "key '%s': %" PRId64 " layers, at most %d",
                            kname(L, "block_count"), hp->n_layer_file, MAX_LAYERS);
     if ((rc = read_attention_hparams(L)) || (rc = read_ffn_hparams(L)) ||
-        (rc = read_router(L)))
+        (rc = read_router(L)) || (rc = read_layers(L)))
         return rc;
-    return read_layers(L);
+    return L->m->arch->traits.attn == ENG_ATTN_MLA ? read_mla(L) : ENG_OK;
 }
 
 static void fmt_shape(char *buf, size_t cap, const int64_t *ne, int n)
@@ -312,8 +430,9 @@ static int tensor(loader *L, eng_tref *out, const char *name, bool required, boo
     const eng_gguf_tensor *t = eng_gguf_find_tensor(L->m->g, name);
     *out = t;
     if (!t)
-        return required ? eng_err_set(L->err, ENG_EFORMAT, "tensor '%s' is missing", name)
-                        : ENG_OK;
+        return required && !L->mtp_optional
+                   ? eng_err_set(L->err, ENG_EFORMAT, "tensor '%s' is missing", name)
+                   : ENG_OK;
     int64_t want[ENG_GGUF_MAX_DIMS] = {1, 1, 1, 1};
     memcpy(want, ne, (size_t)n * sizeof *ne);
     if (memcmp(want, t->ne, sizeof want) != 0) {
@@ -324,6 +443,8 @@ static int tensor(loader *L, eng_tref *out, const char *name, bool required, boo
         return eng_err_set(L->err, ENG_EFORMAT, "tensor '%s': shape %s, expected %s", name,
                            got_s, want_s);
     }
+    if (L->mtp) /* never run: any type llama.cpp would load is fine */
+        return ENG_OK;
     if (f32_only && t->type != ENG_TYPE_F32)
         return eng_err_set(L->err, ENG_EUNSUPPORTED, "tensor '%s': type %s, expected f32", name,
                            eng_type_name(t->type));
@@ -378,6 +499,44 @@ static int load_attention(loader *L, int il, eng_layer *l)
     return ENG_OK;
 }
 
+/* deepseek2.cpp:100-127: the q path (with or without q-LoRA), the latent
+ * with its RoPE part, and either the split k_b/v_b (absorbed) or kv_b. */
+static int load_attention_mla(loader *L, int il, eng_layer *l)
+{
+    const eng_hparams *hp = &L->m->hp;
+    const eng_mla_params *a = &hp->mla;
+    const int64_t d = hp->n_embd, H = hp->n_head, Rq = a->q_lora_rank, Rkv = a->kv_lora_rank;
+    int rc;
+    if ((rc = layer_tensor(L, &l->attn_norm, il, "attn_norm.weight", true, true, DIMS(d))))
+        return rc;
+    if (Rq > 0 &&
+        ((rc = layer_tensor(L, &l->wq_a, il, "attn_q_a.weight", true, false, DIMS(d, Rq))) ||
+         (rc = layer_tensor(L, &l->q_a_norm, il, "attn_q_a_norm.weight", true, true,
+                            DIMS(Rq))) ||
+         (rc = layer_tensor(L, &l->wq_b, il, "attn_q_b.weight", true, false,
+                            DIMS(Rq, H * a->dk)))))
+        return rc;
+    if (Rq == 0 &&
+        (rc = layer_tensor(L, &l->wq, il, "attn_q.weight", true, false, DIMS(d, H * a->dk))))
+        return rc;
+    if ((rc = layer_tensor(L, &l->wkv_a, il, "attn_kv_a_mqa.weight", true, false,
+                           DIMS(d, Rkv + hp->n_rot))) ||
+        (rc = layer_tensor(L, &l->kv_a_norm, il, "attn_kv_a_norm.weight", true, true,
+                           DIMS(Rkv))) ||
+        (rc = layer_tensor(L, &l->wo, il, "attn_output.weight", true, false,
+                           DIMS(H * a->dv, d))))
+        return rc;
+    if (a->absorbed)
+        return (rc = layer_tensor(L, &l->wk_b, il, "attn_k_b.weight", true, false,
+                                  DIMS(a->nope, Rkv, H))) ||
+                       (rc = layer_tensor(L, &l->wv_b, il, "attn_v_b.weight", true, false,
+                                          DIMS(Rkv, a->dv, H)))
+                   ? rc
+                   : ENG_OK;
+    return layer_tensor(L, &l->wkv_b, il, "attn_kv_b.weight", true, false,
+                        DIMS(Rkv, H * (a->nope + a->dv)));
+}
+
 static int load_dense_ffn(loader *L, int il, eng_layer *l)
 {
     const int64_t d = L->m->hp.n_embd, ff = L->m->hp.n_ff;
@@ -420,6 +579,14 @@ static int load_moe_ffn(loader *L, int il, eng_layer *l)
                            "tensor '%s': per-expert tensors of old Mixtral files are not "
                            "supported; re-convert with a current llama.cpp (stacked *_exps)",
                            legacy);
+    snprintf(legacy, sizeof legacy, "blk.%d.ffn_gate_up_exps.weight", il);
+    if (eng_gguf_find_tensor(L->m->g, legacy))
+        return eng_err_set(L->err, ENG_EUNSUPPORTED,
+                           "tensor '%s': fused gate/up experts are not supported yet; convert "
+                           "without fusing (separate ffn_gate_exps and ffn_up_exps)", legacy);
+    if (L->m->arch->schema.exp_probs_b &&
+        (rc = layer_tensor(L, &l->exp_probs_b, il, "exp_probs_b.bias", false, true, DIMS(E))))
+        return rc;
     if ((rc = layer_tensor(L, &l->router, il, "ffn_gate_inp.weight", true, false, DIMS(d, E))) ||
         (rc = layer_tensor(L, &l->gate_exps, il, "ffn_gate_exps.weight", true, false,
                            DIMS(d, F, E))) ||
@@ -436,7 +603,8 @@ static int load_moe_ffn(loader *L, int il, eng_layer *l)
 static int load_layer(loader *L, int il, eng_layer *l)
 {
     int rc;
-    if ((rc = load_attention(L, il, l)) ||
+    if ((rc = L->m->arch->traits.attn == ENG_ATTN_MLA ? load_attention_mla(L, il, l)
+                                                       : load_attention(L, il, l)) ||
         (rc = layer_tensor(L, &l->ffn_norm, il, "ffn_norm.weight", true, true,
                            DIMS(L->m->hp.n_embd))))
         return rc;
@@ -462,6 +630,37 @@ static int describe_layers(loader *L)
             m->moe_layer[l->moe_index] = il;
     }
     return ENG_OK;
+}
+
+/* The next-token-prediction layers after the trunk (deepseek2.cpp:56-72,
+ * 157-164): checked like a MoE layer plus their nextn.* tensors, never run,
+ * nothing kept. When the first one has no nextn.eh_proj, the file may leave
+ * all of them out (a trunk-only conversion). */
+static int check_mtp_layers(loader *L)
+{
+    const eng_hparams *hp = &L->m->hp;
+    const int64_t d = hp->n_embd, V = hp->n_vocab;
+    char probe[64];
+    snprintf(probe, sizeof probe, "blk.%" PRId64 ".nextn.eh_proj.weight", hp->n_layer);
+    L->mtp = true;
+    L->mtp_optional = !eng_gguf_find_tensor(L->m->g, probe);
+    int rc = ENG_OK;
+    for (int il = (int)hp->n_layer; !rc && il < hp->n_layer_file; il++) {
+        eng_layer l = {.ffn = ENG_FFN_MOE};
+        eng_tref t;
+        if ((rc = load_layer(L, il, &l)) ||
+            (rc = layer_tensor(L, &t, il, "nextn.eh_proj.weight", true, false, DIMS(2 * d, d))) ||
+            (rc = layer_tensor(L, &t, il, "nextn.enorm.weight", true, false, DIMS(d))) ||
+            (rc = layer_tensor(L, &t, il, "nextn.hnorm.weight", true, false, DIMS(d))) ||
+            (rc = layer_tensor(L, &t, il, "nextn.embed_tokens.weight", false, false, DIMS(d, V))) ||
+            (rc = layer_tensor(L, &t, il, "nextn.shared_head_head.weight", false, false,
+                               DIMS(d, V))) ||
+            (rc = layer_tensor(L, &t, il, "nextn.shared_head_norm.weight", false, false,
+                               DIMS(d))))
+            break;
+    }
+    L->mtp = L->mtp_optional = false;
+    return rc;
 }
 
 static int load_tensors(loader *L)
@@ -490,7 +689,7 @@ static int load_tensors(loader *L)
     for (int il = 0; il < hp->n_layer; il++)
         if ((rc = load_layer(L, il, &m->layers[il])))
             return rc;
-    return ENG_OK;
+    return check_mtp_layers(L);
 }
 
 int eng_model_load(eng_model *m, eng_err *err)
@@ -499,5 +698,54 @@ int eng_model_load(eng_model *m, eng_err *err)
     int rc;
     if ((rc = read_arch(&L)) || (rc = read_hparams(&L)) || (rc = load_tensors(&L)))
         return rc;
+    return ENG_OK;
+}
+
+/* MLA's dimensions (deepseek2.cpp:3-44, 76-82; spec part 2 §1.1, §1.5) and
+ * its attention scale (deepseek2.cpp:438-448: YaRN's magnitude folded into
+ * kq_scale, computed from dk = nope + rope, not from the cache row). */
+static int read_mla(loader *L)
+{
+    eng_hparams *hp = &L->m->hp;
+    eng_mla_params *a = &hp->mla;
+    int64_t kmla, vmla;
+    int rc;
+    /* the "lite" shapes (V2-Lite and kin) have no q-LoRA: the key is not read */
+    const bool lite = hp->n_layer_file == 26 || hp->n_layer_file == 27 ||
+                      (hp->n_layer_file == 48 && file_vocab(L) == 128256);
+    if ((rc = get_dim(L, "attention.kv_lora_rank", 0, true, &a->kv_lora_rank)) ||
+        (rc = need_positive(L, "attention.kv_lora_rank", a->kv_lora_rank)) ||
+        (!lite && (rc = get_dim(L, "attention.q_lora_rank", 0, true, &a->q_lora_rank))) ||
+        (rc = get_dim(L, "attention.key_length_mla", 0, false, &kmla)) ||
+        (rc = get_dim(L, "attention.value_length_mla", 0, false, &vmla)))
+        return rc;
+    if ((kmla == 0) != (vmla == 0))
+        return eng_err_set(L->err, ENG_EFORMAT, "keys '%s.attention.key_length_mla' and "
+                           "'value_length_mla' must be given together (%" PRId64 ", %" PRId64 ")",
+                           hp->arch, kmla, vmla);
+    a->absorbed = kmla != 0;
+    a->dk = a->absorbed ? kmla : hp->head_dim;
+    a->dv = a->absorbed ? vmla : hp->head_dim_v;
+    a->nope = a->dk - hp->n_rot;
+    if (a->nope < 1)
+        return eng_err_set(L->err, ENG_EFORMAT,
+                           "key '%s': %" PRId64 " rotated dims leave no non-rotated part of the "
+                           "%" PRId64 "-wide key", kname(L, "rope.dimension_count"), hp->n_rot,
+                           a->dk);
+    if (a->absorbed && (hp->n_head_kv != 1 || hp->head_dim != a->kv_lora_rank + hp->n_rot))
+        return eng_err_set(L->err, ENG_EFORMAT,
+                           "MLA file: head_count_kv %" PRId64 " and key_length %" PRId64
+                           " must be 1 and kv_lora_rank + rope.dimension_count = %" PRId64
+                           " (the cache row)",
+                           hp->n_head_kv, hp->head_dim, a->kv_lora_rank + hp->n_rot);
+    if (!a->absorbed && hp->n_head_kv != hp->n_head)
+        return eng_err_set(L->err, ENG_EFORMAT,
+                           "key '%s': %" PRId64 ", must equal head_count %" PRId64
+                           " in a file with attn_kv_b (no key_length_mla)",
+                           kname(L, "attention.head_count_kv"), hp->n_head_kv, hp->n_head);
+    const float fs = hp->rope.freq_scale;
+    const float a_org = hp->rope.attn_factor * (1.0f + 0.1f * logf(1.0f / fs));
+    const float ms = a_org * (1.0f + 0.1f * hp->rope.yarn_log_mul * logf(1.0f / fs));
+    hp->kq_scale = 1.0f * ms * ms / sqrtf((float)a->dk);
     return ENG_OK;
 }

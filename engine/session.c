@@ -73,7 +73,8 @@ static bool alloc_batch(eng_session *s)
 static bool alloc_session(eng_session *s)
 {
     const eng_hparams *hp = s->hp;
-    s->max_jobs = (int)(2 * max64(hp->n_expert, hp->n_expert_used + 1) + 8);
+    /* the expert groups of a layer, or one job per head (MLA's k_b, v_b) */
+    s->max_jobs = (int)(2 * max64(max64(hp->n_expert, hp->n_expert_used + 1), hp->n_head) + 8);
     return FALLOC(s->rope_cs, s->n_batch, hp->n_rot, 1) && FALLOC(s->logits, hp->n_vocab, 1, 1) &&
            FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s);
 }
