@@ -69,6 +69,25 @@ const eng_arch *eng_arch_find(const char *name)
     return NULL;
 }
 
+const char *eng_attn_kind_name(eng_attn_kind k)
+{
+    switch (k) {
+    case ENG_ATTN_MHA: return "mha";
+    case ENG_ATTN_MLA: return "mla";
+    }
+    return "?";
+}
+
+const char *eng_gating_name(eng_gating g)
+{
+    switch (g) {
+    case ENG_GATING_SOFTMAX_TOPK: return "softmax";
+    case ENG_GATING_TOPK_SOFTMAX: return "topk-softmax";
+    case ENG_GATING_SIGMOID: return "sigmoid";
+    }
+    return "?";
+}
+
 void eng_arch_names(char *buf, size_t cap)
 {
     size_t o = 0;

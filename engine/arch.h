@@ -98,6 +98,11 @@ typedef struct eng_arch {
     eng_arch_traits traits;
 } eng_arch;
 
+/* Stable lower-case names, for listings: "mha", "mla"; "softmax",
+ * "sigmoid", "topk-softmax". */
+const char *eng_attn_kind_name(eng_attn_kind k);
+const char *eng_gating_name(eng_gating g);
+
 /* The entry for a GGUF architecture name, or NULL if unsupported. */
 const eng_arch *eng_arch_find(const char *name);
 
