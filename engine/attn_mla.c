@@ -261,21 +261,29 @@ static void mla_decode(eng_session *s, int il)
     mla_state *st = s->attn_state;
     eng_dec_buf *b = &s->dec;
     const int64_t d = s->hp->n_embd;
+    ENG_REGION_BEGIN(s, ENG_REGION_ATTN_PROJ);
     eng_rmsnorm(b->xn, b->x, l->attn_norm->data, d, s->hp->eps);
     dec_project(s, l);
     rope_and_norm(s, l, st->q, st->kva, s->rope_cs);
+    ENG_REGION_END(s, ENG_REGION_ATTN_PROJ);
+    ENG_REGION_BEGIN(s, ENG_REGION_ATTN_LATENT);
     if (st->absorbed)
         dec_absorb(s, l, il);
     else
         dec_decompress(s, l, il);
+    ENG_REGION_END(s, ENG_REGION_ATTN_LATENT);
+    ENG_REGION_BEGIN(s, ENG_REGION_ATTN_CORE);
     att_ctx c = {s, il, 1};
     eng_pool_run(s->pool, dec_task, &c, (int)st->H);
+    ENG_REGION_END(s, ENG_REGION_ATTN_CORE);
     if (st->absorbed) { /* o[h] = v_b[h] olat[h] */
+        ENG_REGION_BEGIN(s, ENG_REGION_ATTN_LATENT);
         for (int64_t h = 0; h < st->H; h++) {
             eng_xvec_prepare(s->kern, &st->xv_h[h], st->olat + h * st->Rkv, st->Rkv);
             st->jobs[h] = eng_job_dec(head_job(l->wv_b, h), &st->xv_h[h], st->o + h * st->dv);
         }
         eng_mm_decode(s, st->jobs, (int)st->H);
+        ENG_REGION_END(s, ENG_REGION_ATTN_LATENT);
     }
     eng_xvec_prepare(s->kern, &st->xv, st->o, st->H * st->dv);
     eng_mm_job jo = eng_job_dec(eng_job_of(l->wo), &st->xv, b->tmp);
@@ -352,23 +360,31 @@ static void mla_batch(eng_session *s, int il, int64_t T)
     mla_state *st = s->attn_state;
     eng_bat_buf *b = &s->bat;
     const int64_t d = s->hp->n_embd, no = st->H * st->dv;
+    ENG_REGION_BEGIN(s, ENG_REGION_ATTN_PROJ);
     for (int64_t t = 0; t < T; t++)
         eng_rmsnorm(b->xn + t * d, b->x + t * d, l->attn_norm->data, d, s->hp->eps);
     bat_project(s, l, T);
     for (int64_t t = 0; t < T; t++)
         rope_and_norm(s, l, st->bq + t * st->H * st->dk, st->bkva + t * st->row,
                       s->rope_cs + t * st->rope);
+    ENG_REGION_END(s, ENG_REGION_ATTN_PROJ);
+    ENG_REGION_BEGIN(s, ENG_REGION_ATTN_LATENT);
     if (st->absorbed)
         bat_absorb(s, l, il, T);
     else
         bat_decompress(s, l, il, T);
+    ENG_REGION_END(s, ENG_REGION_ATTN_LATENT);
+    ENG_REGION_BEGIN(s, ENG_REGION_ATTN_CORE);
     att_ctx c = {s, il, T};
     eng_pool_run(s->pool, bat_task, &c, (int)(st->H * T));
+    ENG_REGION_END(s, ENG_REGION_ATTN_CORE);
     if (st->absorbed) {
+        ENG_REGION_BEGIN(s, ENG_REGION_ATTN_LATENT);
         for (int64_t h = 0; h < st->H; h++)
             st->jobs[h] = eng_job_bat(head_job(l->wv_b, h), st->bolat + h * st->Rkv, T,
                                       st->H * st->Rkv, st->bo + h * st->dv, no);
         eng_mm_batch(s, st->jobs, (int)st->H);
+        ENG_REGION_END(s, ENG_REGION_ATTN_LATENT);
     }
     eng_mm_job jo = eng_job_bat(eng_job_of(l->wo), st->bo, T, no, b->tmp, d);
     eng_mm_batch(s, &jo, 1);

@@ -32,6 +32,15 @@ typedef enum eng_region {
     ENG_REGION_EXPERT_LOAD,  /* slow-tier read/copy, on a loader thread     */
     ENG_REGION_LM_HEAD,      /* output norm and vocabulary projection       */
     ENG_REGION_SAMPLING,     /* logits -> next token                        */
+    /* Parts of the attention region, nested in ATTENTION where an
+     * attention implementation reports them (multi-head latent attention
+     * does; multi-head attention is one region, kept cheap): */
+    ENG_REGION_ATTN_PROJ,    /* input norm, q/latent projections, their norms,
+                                RoPE, the KV-cache write                    */
+    ENG_REGION_ATTN_LATENT,  /* MLA: k_b into the query and v_b out of the
+                                latent (absorbed), or the kv_b decompression
+                                of K and V (legacy)                         */
+    ENG_REGION_ATTN_CORE,    /* scores, softmax, weighted sum over the cache */
     ENG_REGION_COUNT
 } eng_region;
 

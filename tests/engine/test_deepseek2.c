@@ -442,3 +442,55 @@ TEST(mtp_layers_are_checked_not_run)
     expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.nextn_predict_layers", 4}}, 1,
                  ENG_EFORMAT, "must be below block_count 4");
 }
+
+/* MLA reports its parts as regions nested in `attention`, each opened and
+ * closed inside it; multi-head attention stays one region. */
+typedef struct reg_log {
+    int depth_in_attention, bad, parts[ENG_REGION_COUNT];
+} reg_log;
+
+static void on_begin(void *user, eng_region r)
+{
+    reg_log *g = user;
+    if (r == ENG_REGION_ATTENTION)
+        g->depth_in_attention++;
+    else if (r == ENG_REGION_ATTN_PROJ || r == ENG_REGION_ATTN_LATENT || r == ENG_REGION_ATTN_CORE) {
+        g->bad += g->depth_in_attention != 1;
+        g->parts[r]++;
+    }
+}
+
+static void on_end(void *user, eng_region r)
+{
+    reg_log *g = user;
+    if (r == ENG_REGION_ATTENTION)
+        g->depth_in_attention--;
+}
+
+static void count_regions(const char *path, reg_log *g)
+{
+    eng_model *m = tu_open(path);
+    eng_hooks h = {.user = g, .region_begin = on_begin, .region_end = on_end};
+    eng_session *s = open_session(m, 1);
+    eng_session_set_hooks(s, &h);
+    eng_err e = {0};
+    REQUIRE(eng_session_eval(s, k_prompt, 4, &e) == 0);
+    REQUIRE(eng_session_decode(s, 9, &e) == 0);
+    eng_session_free(s);
+    eng_model_free(m);
+}
+
+TEST(mla_parts_are_nested_regions)
+{
+    reg_log g = {0};
+    count_regions(write_ds("tiny-deepseek2", "f32", false, "a.gguf"), &g);
+    CHECK_EQ_INT(g.bad, 0);
+    CHECK_EQ_INT(g.depth_in_attention, 0);
+    /* 4 layers x (one batch + one decode step); the latent region twice per layer */
+    CHECK_EQ_INT(g.parts[ENG_REGION_ATTN_PROJ], 8);
+    CHECK_EQ_INT(g.parts[ENG_REGION_ATTN_LATENT], 16);
+    CHECK_EQ_INT(g.parts[ENG_REGION_ATTN_CORE], 8);
+    reg_log o = {0};
+    count_regions(tu_write_preset("tiny-olmoe", "f32", "o.gguf"), &o);
+    CHECK_EQ_INT(o.parts[ENG_REGION_ATTN_PROJ] + o.parts[ENG_REGION_ATTN_CORE], 0);
+}
