@@ -16,7 +16,8 @@
 local M = {}
 
 -- The mkmodel presets' shapes (moebench mkmodel --list): layers, experts
--- per layer, experts per token, architecture.
+-- per layer, experts per token, architecture, and the leading layers with
+-- a dense FFN (deepseek2; none elsewhere), which route nothing.
 M.presets = {
   ["tiny-mixtral"] = { layers = 4, experts = 8, top_k = 2, arch = "llama" },
   ["tiny-qwen2moe"] = { layers = 4, experts = 8, top_k = 4, arch = "qwen2moe" },
@@ -26,9 +27,23 @@ M.presets = {
   ["qwen1.5-moe-a2.7b"] = { layers = 24, experts = 60, top_k = 4, arch = "qwen2moe" },
   ["qwen3-30b-a3b"] = { layers = 48, experts = 128, top_k = 8, arch = "qwen3moe" },
   ["olmoe-1b-7b"] = { layers = 16, experts = 64, top_k = 8, arch = "olmoe" },
+  ["tiny-deepseek2"] = { layers = 4, dense = 1, experts = 8, top_k = 2, arch = "deepseek2" },
+  ["tiny-deepseek2-lite"] = { layers = 4, dense = 1, experts = 16, top_k = 3, arch = "deepseek2" },
+  ["deepseek-v2-lite"] = { layers = 27, dense = 1, experts = 64, top_k = 6, arch = "deepseek2" },
+  ["deepseek-v3"] = { layers = 61, dense = 3, experts = 256, top_k = 8, arch = "deepseek2" },
+  ["kimi-k2"] = { layers = 61, dense = 1, experts = 384, top_k = 8, arch = "deepseek2" },
 }
-M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe" }
-M.full = { "mixtral-8x7b", "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "olmoe-1b-7b" }
+M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe", "tiny-deepseek2" }
+M.full = { "mixtral-8x7b", "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "olmoe-1b-7b",
+           "deepseek-v2-lite" }
+
+-- The MoE layers of a spec's model ({preset, layers}): its layers less the
+-- dense leading ones (mkmodel keeps at least one MoE layer in a cut model).
+function M.moe_layers(spec)
+  local shape = M.presets[spec.preset] or error("unknown preset " .. tostring(spec.preset), 2)
+  local layers = spec.layers or shape.layers
+  return layers - math.min(shape.dense or 0, layers - 1)
+end
 
 local function exists(path)
   local f = io.open(path, "rb")
