@@ -16,7 +16,7 @@
 static const eng_arch arch_table[] = {
     {
         .name = "llama",
-        .schema = {.attn_out_bias_allowed = true, .output_tied_allowed = true,
+        .schema = {.out_bias = ENG_MAY, .ffn_norm = "ffn_norm", .output_tied_allowed = true,
                    .dense_allowed = true, .n_ff_is_expert_width = true,
                    .rot_must_equal_hd = true},
         .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NORM, .qk_norm = ENG_QKNORM_NONE,
@@ -25,21 +25,21 @@ static const eng_arch arch_table[] = {
     },
     {
         .name = "qwen2moe",
-        .schema = {.qkv_bias = true},
+        .schema = {.qkv_bias = ENG_MUST, .ffn_norm = "ffn_norm"},
         .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_NONE,
                    .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = false,
                    .shexp = ENG_SHEXP_GATED, .act = ENG_ACT_SWIGLU},
     },
     {
         .name = "qwen3moe",
-        .schema = {.output_tied_allowed = true},
+        .schema = {.qk_norm = ENG_MUST, .ffn_norm = "ffn_norm", .output_tied_allowed = true},
         .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_HEAD,
                    .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = true,
                    .shexp = ENG_SHEXP_NONE, .act = ENG_ACT_SWIGLU},
     },
     {
         .name = "olmoe",
-        .schema = {.n_ff_is_expert_width = true},
+        .schema = {.qk_norm = ENG_MUST, .ffn_norm = "ffn_norm", .n_ff_is_expert_width = true},
         .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_FULL,
                    .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = false,
                    .shexp = ENG_SHEXP_NONE, .act = ENG_ACT_SWIGLU},
@@ -47,12 +47,33 @@ static const eng_arch arch_table[] = {
     {
         /* DeepSeek-V2/V2-Lite/V3/R1, Kimi-K2 (spec part 2 §1; models/deepseek2.cpp) */
         .name = "deepseek2",
-        .schema = {.output_tied_allowed = true, .ff_exp_required = true,
-                   .shexp_width = ENG_SHW_COUNT,
-                   .dense_lead = true, .nextn = true, .router_from_file = true,
-                   .exp_probs_b = true, .yarn_log_mul = true},
+        .schema = {.exp_probs_b = ENG_MAY, .ffn_norm = "ffn_norm", .output_tied_allowed = true,
+                   .ff_exp_required = true, .shexp_width = ENG_SHW_COUNT, .dense_lead = true,
+                   .nextn = true, .nextn_optional_rule = true, .router_from_file = true,
+                   .gating_glm47_rule = true, .yarn_log_mul = true},
         .traits = {.attn = ENG_ATTN_MLA, .rope = ENG_ROPE_NORM, .qk_norm = ENG_QKNORM_NONE,
                    .gating = ENG_GATING_SOFTMAX_TOPK, .norm_topk = false,
+                   .shexp = ENG_SHEXP_PLAIN, .act = ENG_ACT_SWIGLU},
+    },
+    {
+        /* gpt-oss-20b/120b (spec part 2 §2; models/openai-moe.cpp) */
+        .name = "gpt-oss",
+        .schema = {.qkv_bias = ENG_MAY, .out_bias = ENG_MUST, .router_bias = ENG_MUST,
+                   .expert_bias = ENG_MUST, .sinks = ENG_MUST, .ffn_norm = "post_attention_norm",
+                   .ff_exp_required = true, .rot_must_equal_hd = true, .sliding_window = true},
+        .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_NONE,
+                   .gating = ENG_GATING_TOPK_SOFTMAX, .norm_topk = false,
+                   .shexp = ENG_SHEXP_NONE, .act = ENG_ACT_SWIGLU_OAI},
+    },
+    {
+        /* GLM-4.5, 4.5-Air, 4.6 (spec part 2 §3; models/glm4-moe.cpp) */
+        .name = "glm4moe",
+        .schema = {.qkv_bias = ENG_MAY, .qk_norm = ENG_MAY, .exp_probs_b = ENG_MUST,
+                   .ffn_norm = "post_attention_norm", .output_tied_allowed = true,
+                   .ff_exp_required = true, .shexp_width = ENG_SHW_COUNT, .dense_lead = true,
+                   .nextn = true, .router_from_file = true},
+        .traits = {.attn = ENG_ATTN_MHA, .rope = ENG_ROPE_NEOX, .qk_norm = ENG_QKNORM_HEAD,
+                   .gating = ENG_GATING_SIGMOID, .norm_topk = false,
                    .shexp = ENG_SHEXP_PLAIN, .act = ENG_ACT_SWIGLU},
     },
 };

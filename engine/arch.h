@@ -57,6 +57,8 @@ typedef enum eng_shexp_kind {
 /* The activation between the gate/up and down projections of an FFN. */
 typedef enum eng_act {
     ENG_ACT_SWIGLU = 0, /* silu(g) * u                                          */
+    ENG_ACT_SWIGLU_OAI, /* gpt-oss: g' = min(g, 7), u' = clamp(u, -7, 7),
+                           g' sigmoid(1.702 g') (u' + 1)                        */
 } eng_act;
 
 /* How a file gives the shared expert's width. */
@@ -65,9 +67,23 @@ typedef enum eng_shexp_width {
     ENG_SHW_COUNT,      /* expert_feed_forward_length * expert_shared_count     */
 } eng_shexp_width;
 
+/* Whether a file of the architecture has a tensor (or group of tensors). */
+typedef enum eng_presence {
+    ENG_NO = 0,                /* never read                                      */
+    ENG_MAY,                   /* used when present                               */
+    ENG_MUST,                  /* required                                        */
+} eng_presence;
+
 typedef struct eng_arch_schema {
-    bool qkv_bias;             /* attn_q/k/v have a .bias (required)              */
-    bool attn_out_bias_allowed;/* attn_output.bias may be present                 */
+    eng_presence qkv_bias;     /* attn_q/k/v.bias                                 */
+    eng_presence out_bias;     /* attn_output.bias                                */
+    eng_presence qk_norm;      /* attn_q_norm/attn_k_norm (shape: traits.qk_norm) */
+    eng_presence router_bias;  /* ffn_gate_inp.bias, added to the router logits   */
+    eng_presence exp_probs_b;  /* exp_probs_b.bias, the selection-only bias       */
+    eng_presence expert_bias;  /* ffn_{gate,up,down}_exps.bias                    */
+    eng_presence sinks;        /* attn_sinks.weight: one logit per head           */
+    const char *ffn_norm;      /* the FFN input norm's name: "ffn_norm" or
+                                  "post_attention_norm"                          */
     bool output_tied_allowed;  /* no `output` tensor: reuse token_embd            */
     bool dense_allowed;        /* expert_count 0: plain ffn_gate/up/down           */
     bool n_ff_is_expert_width; /* feed_forward_length is the expert FFN width     */
@@ -77,9 +93,14 @@ typedef struct eng_arch_schema {
     bool dense_lead;           /* leading_dense_block_count: dense first layers   */
     bool nextn;                /* nextn_predict_layers: MTP layers after the trunk
                                   (in block_count; checked, never run)            */
+    bool nextn_optional_rule;  /* all MTP tensors optional when the first MTP
+                                  layer has no nextn.eh_proj (deepseek2.cpp:64) */
     bool router_from_file;     /* expert_gating_func, expert_weights_norm/_scale  */
-    bool exp_probs_b;          /* MoE layers may carry exp_probs_b.bias           */
+    bool gating_glm47_rule;    /* no gating key: sigmoid for GLM-4.7-Flash's shape
+                                  (deepseek2.cpp:23-32), else traits.gating       */
     bool yarn_log_mul;         /* rope.scaling.yarn_log_multiplier (x 0.1)        */
+    bool sliding_window;       /* attention.sliding_window (required) and its
+                                  layer pattern; rope.freq_base_swa               */
 } eng_arch_schema;
 
 typedef struct eng_arch_traits {

@@ -15,23 +15,21 @@ const eng_attn_impl *eng_attn_get(eng_attn_kind kind)
     return NULL;
 }
 
-void eng_attend(const float *q, const float *k, int64_t k_stride, int64_t hd_k, const float *v,
-                int64_t v_stride, int64_t hd_v, int64_t p0, int64_t p1, float scale,
-                float *scores, float *out)
+void eng_attend(const float *q, const eng_attn_rows *r, float *scores, float *out)
 {
-    for (int64_t p = p0; p < p1; p++) {
-        const float *kp = k + p * k_stride;
+    for (int64_t p = r->p0; p < r->p1; p++) {
+        const float *kp = r->k + (p % r->cap) * r->k_stride;
         float dot = 0;
-        for (int64_t i = 0; i < hd_k; i++)
+        for (int64_t i = 0; i < r->hd_k; i++)
             dot += q[i] * kp[i];
-        scores[p] = dot * scale;
+        scores[p] = dot * r->scale;
     }
-    eng_softmax(scores + p0, scores + p0, p1 - p0);
-    memset(out, 0, (size_t)hd_v * sizeof(float));
-    for (int64_t p = p0; p < p1; p++) {
-        const float *vp = v + p * v_stride;
+    eng_softmax_sink(scores + r->p0, scores + r->p0, r->p1 - r->p0, r->sink);
+    memset(out, 0, (size_t)r->hd_v * sizeof(float));
+    for (int64_t p = r->p0; p < r->p1; p++) {
+        const float *vp = r->v + (p % r->cap) * r->v_stride;
         const float a = scores[p];
-        for (int64_t i = 0; i < hd_v; i++)
+        for (int64_t i = 0; i < r->hd_v; i++)
             out[i] += a * vp[i];
     }
 }
@@ -40,7 +38,9 @@ uint64_t eng_model_kv_bytes(const eng_model *m, int64_t n_ctx)
 {
     const eng_attn_impl *a = eng_attn_get(m->arch->traits.attn);
     uint64_t floats = 0;
-    for (int il = 0; il < m->hp.n_layer; il++)
-        floats += (uint64_t)a->cache_floats(m, il);
-    return floats * (uint64_t)n_ctx * sizeof(float);
+    for (int il = 0; il < m->hp.n_layer; il++) { /* a window layer keeps its window */
+        const int64_t w = m->layers[il].n_swa, rows = w && w < n_ctx ? w : n_ctx;
+        floats += (uint64_t)a->cache_floats(m, il) * (uint64_t)rows;
+    }
+    return floats * sizeof(float);
 }

@@ -37,6 +37,9 @@ typedef struct eng_attn_impl {
     void (*decode)(eng_session *s, int il);
     /* The same for T tokens at positions s->pos .. s->pos + T - 1 (s->bat.x). */
     void (*batch)(eng_session *s, int il, int64_t T);
+    /* Whether the cache still holds what a rewind to pos needs (NULL: it
+     * always does): ENG_OK, or ENG_EUNSUPPORTED with a message. */
+    int (*can_rewind)(const eng_session *s, int64_t pos, eng_err *err);
 } eng_attn_impl;
 
 extern const eng_attn_impl eng_attn_mha;
@@ -45,12 +48,21 @@ extern const eng_attn_impl eng_attn_mla;
 /* The implementation of an attention kind. */
 const eng_attn_impl *eng_attn_get(eng_attn_kind kind);
 
-/* out[hd_v] = softmax(scale * q . K[p] for p in [p0, p1)) V: one query head
- * against cached rows. K row p at k + p * k_stride (hd_k values), V row p at
- * v + p * v_stride (hd_v values); scores[p1] is scratch. Scores and the
- * weighted sum are accumulated in a fixed order. */
-void eng_attend(const float *q, const float *k, int64_t k_stride, int64_t hd_k, const float *v,
-                int64_t v_stride, int64_t hd_v, int64_t p0, int64_t p1, float scale,
-                float *scores, float *out);
+/* The cached rows one query head attends to: positions [p0, p1), position
+ * p in row p % cap of K (k_stride floats apart, hd_k of them) and of V
+ * (v_stride apart, hd_v), so a sliding window's cache is a ring of cap rows
+ * (cap >= p1 for a full cache). sink: a logit with no value in the softmax's
+ * denominator (gpt-oss), -INFINITY for none. */
+typedef struct eng_attn_rows {
+    const float *k, *v;
+    int64_t k_stride, hd_k, v_stride, hd_v;
+    int64_t p0, p1, cap;
+    float scale, sink;
+} eng_attn_rows;
+
+/* out[hd_v] = softmax(scale * q . K[p], sink) V over the rows; scores[p1]
+ * is scratch. Scores and the weighted sum are accumulated in a fixed order
+ * (ggml soft_max with sinks: ops.cpp:5540-5552). */
+void eng_attend(const float *q, const eng_attn_rows *r, float *scores, float *out);
 
 #endif

@@ -31,6 +31,7 @@
 #include "engine/attn_impl.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,14 +179,16 @@ static void attend_head(const eng_session *s, int il, int64_t h, const float *qa
 {
     const mla_state *st = s->attn_state;
     const float scale = s->hp->kq_scale;
-    if (st->absorbed) {
+    if (st->absorbed) { /* V is the latent part of the cached K rows */
         const float *c = st->kc[il];
-        eng_attend(qabs + h * st->row, c, st->row, st->row, c, st->row, st->Rkv, 0, pos + 1,
-                   scale, scores, olat + h * st->Rkv);
+        const eng_attn_rows r = {c, c, st->row, st->row, st->row, st->Rkv, 0, pos + 1,
+                                 s->n_ctx, scale, -INFINITY};
+        eng_attend(qabs + h * st->row, &r, scores, olat + h * st->Rkv);
     } else {
-        eng_attend(q + h * st->dk, st->kc[il] + h * st->dk, st->H * st->dk, st->dk,
-                   st->vc[il] + h * st->dv, st->H * st->dv, st->dv, 0, pos + 1, scale, scores,
-                   o + h * st->dv);
+        const eng_attn_rows r = {st->kc[il] + h * st->dk, st->vc[il] + h * st->dv,
+                                 st->H * st->dk, st->dk, st->H * st->dv, st->dv, 0, pos + 1,
+                                 s->n_ctx, scale, -INFINITY};
+        eng_attend(q + h * st->dk, &r, scores, o + h * st->dv);
     }
 }
 

@@ -58,27 +58,54 @@ static void shared_combine_row(const eng_session *s, const eng_layer *l, const f
 
 /* ---- decode: one token ---------------------------------------------------- */
 
+/* One FFN's matrices: gate, up, down, and where a file has them the
+ * experts' biases (eng_slice_role order), n of them. */
+typedef struct ffn_mats {
+    eng_expert_mat mat[ENG_SLICE_MAX];
+    int n;
+} ffn_mats;
+
+static ffn_mats mats_of(eng_tref gate, eng_tref up, eng_tref down)
+{
+    return (ffn_mats){.mat = {eng_mat_of(gate), eng_mat_of(up), eng_mat_of(down)}, .n = 3};
+}
+
+/* y[i] += bias slice (f32) when the FFN has one (build_moe_ffn: ggml_add_id). */
+static void add_slice(float *y, const ffn_mats *m, eng_slice_role r, int64_t n)
+{
+    if (m->n > (int)r) {
+        const float *b = m->mat[r].data;
+        for (int64_t i = 0; i < n; i++)
+            y[i] += b[i];
+    }
+}
+
 /* FFNs of n matrix sets (routed experts, shared or dense) on the prepared
  * xv_in: set i's output into b->o + (j0 + i) * n_embd. Each output row is
  * one dot product, so the grouping of sets does not change it. */
-static void dec_ffn_run(eng_session *s, const eng_expert_mat (*m)[3], int n, int j0)
+static void dec_ffn_run(eng_session *s, const ffn_mats *m, int n, int j0)
 {
     eng_dec_buf *b = &s->dec;
     const int64_t d = s->hp->n_embd, F = s->f_max;
     eng_mm_job *jobs = s->bat.jobs; /* [2E + 2] >= 2 (k + 1) */
     for (int i = 0; i < n; i++) {
         int j = j0 + i; /* buffer slot of this matrix set */
-        jobs[2 * i] = eng_job_dec(eng_job_of_mat(&m[i][0]), &b->xv_in, b->g + j * F);
-        jobs[2 * i + 1] = eng_job_dec(eng_job_of_mat(&m[i][1]), &b->xv_in, b->u + j * F);
+        jobs[2 * i] = eng_job_dec(eng_job_of_mat(&m[i].mat[0]), &b->xv_in, b->g + j * F);
+        jobs[2 * i + 1] = eng_job_dec(eng_job_of_mat(&m[i].mat[1]), &b->xv_in, b->u + j * F);
     }
     eng_mm_decode(s, jobs, 2 * n);
     for (int i = 0; i < n; i++) {
         int j = j0 + i;
-        eng_act_row(s->tr->act, b->g + j * F, b->u + j * F, m[i][0].n_out);
-        eng_xvec_prepare(s->kern, &b->xv_h[j], b->g + j * F, m[i][0].n_out);
-        jobs[i] = eng_job_dec(eng_job_of_mat(&m[i][2]), &b->xv_h[j], b->o + j * d);
+        const int64_t f = m[i].mat[0].n_out;
+        add_slice(b->g + j * F, &m[i], ENG_SLICE_GATE_BIAS, f);
+        add_slice(b->u + j * F, &m[i], ENG_SLICE_UP_BIAS, f);
+        eng_act_row(s->tr->act, b->g + j * F, b->u + j * F, f);
+        eng_xvec_prepare(s->kern, &b->xv_h[j], b->g + j * F, f);
+        jobs[i] = eng_job_dec(eng_job_of_mat(&m[i].mat[2]), &b->xv_h[j], b->o + j * d);
     }
     eng_mm_decode(s, jobs, n);
+    for (int i = 0; i < n; i++)
+        add_slice(b->o + (j0 + i) * d, &m[i], ENG_SLICE_DOWN_BIAS, d);
 }
 
 /* Pre-gating (Pre-gated MoE, HOBBIT, AdapMoE): the routers of MoE layers
@@ -115,6 +142,7 @@ static void dec_pregate(eng_session *s, int j)
         eng_xvec_prepare(s->kern, &b->xv_pg, b->tmp, hp->n_embd);
         eng_mm_job jr = eng_job_dec(eng_job_of(ln->router), &b->xv_pg, b->rl);
         eng_mm_decode(s, &jr, 1);
+        eng_add_bias(b->rl, ln->router_b, hp->n_expert);
         eng_route_row(hp, b->rl, sel_bias(ln), b->rs, ids, w);
         eng_store_hint(s->store, nj, ids, (int)hp->n_expert_used, pos);
     }
@@ -136,7 +164,7 @@ static int dec_experts(eng_session *s, const eng_layer *l, const int32_t *ids, c
     eng_dec_buf *b = &s->dec;
     const int k = (int)s->hp->n_expert_used, j_moe = l->moe_index;
     eng_expert_weights ew[ENG_MAX_EXPERT_USED];
-    eng_expert_mat mats[ENG_MAX_EXPERT_USED][3];
+    ffn_mats mats[ENG_MAX_EXPERT_USED];
     const int held = eng_store_max_held(s->store);
     int rc = ENG_OK;
     /* groups of at most `held` experts in router order (a small cache) */
@@ -146,7 +174,8 @@ static int dec_experts(eng_session *s, const eng_layer *l, const int32_t *ids, c
             int j = j0 + got;
             if ((rc = eng_store_acquire(s->store, j_moe, ids[j], s->pos, &ew[j], err)))
                 break;
-            memcpy(mats[j], ew[j].mat, sizeof mats[j]);
+            memcpy(mats[j].mat, ew[j].mat, sizeof mats[j].mat);
+            mats[j].n = ew[j].n_slices;
         }
         if (!rc)
             dec_ffn_run(s, mats + j0, n, j0);
@@ -173,6 +202,7 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     dec_ffn_input(s, l);
     eng_mm_job jr = eng_job_dec(eng_job_of(l->router), &b->xv_in, b->rl);
     eng_mm_decode(s, &jr, 1);
+    eng_add_bias(b->rl, l->router_b, s->hp->n_expert);
     eng_route_row(s->hp, b->rl, sel_bias(l), b->rs, ids, w);
     emit_routing(s, l, il, s->pos, token, ids, w, is_prefill);
     /* prepare first: the store then knows what layer il needs before any
@@ -189,9 +219,8 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
         return rc;
 
     ENG_REGION_BEGIN(s, ENG_REGION_SHARED_EXPERT);
-    eng_expert_mat m[1][3] = {{eng_mat_of(l->gate_sh), eng_mat_of(l->up_sh),
-                               eng_mat_of(l->down_sh)}};
-    dec_ffn_run(s, m, 1, 0);
+    const ffn_mats m = mats_of(l->gate_sh, l->up_sh, l->down_sh);
+    dec_ffn_run(s, &m, 1, 0);
     shared_combine_row(s, l, b->xn, b->o, b->tmp);
     ENG_REGION_END(s, ENG_REGION_SHARED_EXPERT);
     return ENG_OK;
@@ -205,9 +234,8 @@ int eng_ffn_decode(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     if (l->ffn == ENG_FFN_DENSE) {
         ENG_REGION_BEGIN(s, ENG_REGION_EXPERT_FFN);
         dec_ffn_input(s, l);
-        eng_expert_mat m[1][3] = {{eng_mat_of(l->ffn_gate), eng_mat_of(l->ffn_up),
-                                   eng_mat_of(l->ffn_down)}};
-        dec_ffn_run(s, m, 1, 0);
+        const ffn_mats m = mats_of(l->ffn_gate, l->ffn_up, l->ffn_down);
+        dec_ffn_run(s, &m, 1, 0);
         memcpy(b->tmp, b->o, (size_t)d * sizeof(float));
         ENG_REGION_END(s, ENG_REGION_EXPERT_FFN);
     } else {
@@ -245,6 +273,7 @@ static void bat_route(eng_session *s, int il, const int32_t *tokens, int64_t T)
                                 hp->n_expert);
     eng_mm_batch(s, &jr, 1);
     for (int64_t t = 0; t < T; t++) {
+        eng_add_bias(b->rl + t * hp->n_expert, l->router_b, hp->n_expert);
         eng_route_row(hp, b->rl + t * hp->n_expert, sel_bias(l), s->dec.rs, b->sel + t * k,
                       b->w + t * k);
         emit_routing(s, l, il, s->pos + t, tokens[t], b->sel + t * k, b->w + t * k, true);
@@ -297,6 +326,17 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
     int64_t r0 = b->offset[used[0]], rows = 0;
     for (int i = 0; i < n_used; i++)
         rows += b->count[used[i]];
+    for (int i = 0; i < n_used; i++) { /* each expert's rows: its biases */
+        const eng_expert_weights *ew = &b->ew[used[i]];
+        if (ew->n_slices <= ENG_SLICE_DOWN_BIAS)
+            break;
+        const float *bg = ew->mat[ENG_SLICE_GATE_BIAS].data, *bu = ew->mat[ENG_SLICE_UP_BIAS].data;
+        for (int64_t r = b->offset[used[i]]; r < b->offset[used[i]] + b->count[used[i]]; r++)
+            for (int64_t f = 0; f < F; f++) {
+                b->g[r * FM + f] += bg[f];
+                b->u[r * FM + f] += bu[f];
+            }
+    }
     for (int64_t r = r0; r < r0 + rows; r++)
         eng_act_row(s->tr->act, b->g + r * FM, b->u + r * FM, F);
     for (int i = 0; i < n_used; i++) {
@@ -306,6 +346,12 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
                               b->d + off * d, d);
     }
     eng_mm_batch(s, jobs, n_used);
+    for (int i = 0; i < n_used && b->ew[used[i]].n_slices > ENG_SLICE_DOWN_BIAS; i++) {
+        const float *bd = b->ew[used[i]].mat[ENG_SLICE_DOWN_BIAS].data;
+        for (int64_t r = b->offset[used[i]]; r < b->offset[used[i]] + b->count[used[i]]; r++)
+            for (int64_t j = 0; j < d; j++)
+                b->d[r * d + j] += bd[j];
+    }
 }
 
 /* ffn norm of every token's residual stream, inside the first FFN region

@@ -37,6 +37,8 @@ int eng_forward_token(eng_session *s, int32_t token, bool is_prefill, eng_err *e
     ENG_REGION_BEGIN(s, ENG_REGION_EMBED);
     embed_row(s, token, b->x);
     eng_rope_table(s->rope_cs, s->pos, &s->hp->rope);
+    if (s->rope_cs_swa != s->rope_cs)
+        eng_rope_table(s->rope_cs_swa, s->pos, &s->hp->rope_swa);
     ENG_REGION_END(s, ENG_REGION_EMBED);
     for (int il = 0; il < s->hp->n_layer; il++) {
         ENG_REGION_BEGIN(s, ENG_REGION_ATTENTION);
@@ -60,8 +62,11 @@ int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, eng_err 
     for (int64_t t = 0; t < T; t++)
         embed_row(s, tokens[t], b->x + t * d);
     ENG_REGION_END(s, ENG_REGION_EMBED);
-    for (int64_t t = 0; t < T; t++)
+    for (int64_t t = 0; t < T; t++) {
         eng_rope_table(s->rope_cs + t * s->hp->n_rot, s->pos + t, &s->hp->rope);
+        if (s->rope_cs_swa != s->rope_cs)
+            eng_rope_table(s->rope_cs_swa + t * s->hp->n_rot, s->pos + t, &s->hp->rope_swa);
+    }
     for (int il = 0; il < s->hp->n_layer; il++) {
         ENG_REGION_BEGIN(s, ENG_REGION_ATTENTION);
         s->attn->batch(s, il, T);

@@ -82,6 +82,8 @@ struct eng_session {
     const struct eng_attn_impl *attn;
     void *attn_state;            /* the implementation's KV cache and buffers */
     float *rope_cs;              /* [n_batch][n_rot] cos, sin interleaved   */
+    float *rope_cs_swa;          /* the same for sliding-window layers; ==
+                                    rope_cs unless rope.freq_base_swa differs */
     float *logits;               /* [n_vocab]                               */
     int *mm_first;               /* [max_jobs + 1] task prefix sums         */
     int max_jobs;                /* 2 * max(E, k + 1) + 8                   */
@@ -105,6 +107,8 @@ void eng_rope_apply(float *x, int64_t n_heads, int64_t stride, int64_t n_rot, co
                     eng_rope_kind kind);
 /* p = softmax(x), max subtracted, sum in double. */
 void eng_softmax(float *p, const float *x, int64_t n);
+/* The same with a sink logit in the denominator only (-INFINITY: none). */
+void eng_softmax_sink(float *p, const float *x, int64_t n, float sink);
 float eng_sigmoid(float x);
 /* Routing of one token (llama-graph.cpp build_moe_ffn, spec part 2 §0.2):
  * router logits l[E] -> the k selected experts ids[] in rank order and

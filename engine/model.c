@@ -172,7 +172,10 @@ uint64_t eng_model_expert_bytes(const eng_model *m, int layer)
         return 0;
     const eng_layer *l = &m->layers[m->moe_layer[layer]];
     uint64_t E = (uint64_t)m->hp.n_expert;
-    return (l->gate_exps->nbytes + l->up_exps->nbytes + l->down_exps->nbytes) / E;
+    uint64_t b = l->gate_exps->nbytes + l->up_exps->nbytes + l->down_exps->nbytes;
+    if (l->gate_exps_b) /* the expert biases travel with the expert */
+        b += l->gate_exps_b->nbytes + l->up_exps_b->nbytes + l->down_exps_b->nbytes;
+    return b / E;
 }
 
 /* What a tensor of the file is to one decode step. The layers that run
@@ -188,7 +191,8 @@ static tensor_role role_of(const eng_model *m, eng_tref t)
         return T_EMBD;
     for (int i = 0; i < m->hp.n_layer_moe; i++) {
         const eng_layer *l = &m->layers[m->moe_layer[i]];
-        if (t == l->gate_exps || t == l->up_exps || t == l->down_exps)
+        if (t == l->gate_exps || t == l->up_exps || t == l->down_exps ||
+            (t && (t == l->gate_exps_b || t == l->up_exps_b || t == l->down_exps_b)))
             return T_EXPERTS;
     }
     int il;
@@ -230,7 +234,7 @@ uint64_t eng_model_layer_params(const eng_model *m)
         tensor_role r = role_of(m, t);
         if (r == T_LAYER)
             total += mat_elems(t);
-        else if (r == T_EXPERTS)
+        else if (r == T_EXPERTS && t->n_dims == 3) /* not the expert biases */
             total += mat_elems(t) / E * k;
     }
     for (int il = 0; il < m->hp.n_layer; il++) /* a 1-D weight, but a dot product */

@@ -48,6 +48,7 @@ typedef struct eng_rope_params {
     float attn_factor;       /* magnitude of cos/sin (ggml's mscale)         */
     float corr_dims[2];      /* YaRN ramp ends, in rotated pairs             */
     float yarn_log_mul;      /* deepseek2's mscale_all_dim (0: none)         */
+    int64_t n_ctx_orig;      /* rope.scaling.original_context_length         */
 } eng_rope_params;
 
 /* Multi-head latent attention (deepseek2; reference spec part 2 §1). */
@@ -101,6 +102,12 @@ typedef struct eng_hparams {
     int64_t n_group_used;    /* groups a token may select from               */
     bool output_tied;        /* no `output` tensor: logits use token_embd    */
     eng_mla_params mla;      /* deepseek2 only                               */
+    int64_t n_swa;           /* attention.sliding_window: a window layer's
+                                query sees the last n_swa positions (0: no
+                                window layers)                               */
+    int64_t swa_pattern;     /* layer il has the window iff il % pattern <
+                                pattern - 1 (sliding_window_pattern, 2)      */
+    eng_rope_params rope_swa;/* RoPE of the window layers (rope.freq_base_swa) */
 } eng_hparams;
 
 typedef struct eng_model_opts {
@@ -138,7 +145,8 @@ uint64_t eng_model_expert_bytes(const eng_model *m, int layer);
 uint64_t eng_model_decode_bytes(const eng_model *m);
 
 /* Bytes of the session's KV cache (f32) for a context of n_ctx tokens, as
- * the architecture's attention lays it out (attn_impl.h). */
+ * the architecture's attention lays it out (attn_impl.h); a sliding-window
+ * layer counts its window (a session adds n_batch - 1 rows of slack). */
 uint64_t eng_model_kv_bytes(const eng_model *m, int64_t n_ctx);
 
 /* Weight elements one token multiplies with in the layers (attention,

@@ -24,6 +24,7 @@ typedef struct loader {
     eng_model *m;
     eng_err *err;
     char key[160];
+    char ffn_norm_name[40]; /* "<schema.ffn_norm>.weight"                       */
     bool mtp;            /* checking a next-token-prediction layer: shapes only */
     bool mtp_optional;   /* ... whose tensors the file may leave out            */
 } loader;
@@ -110,6 +111,16 @@ static float yarn_corr_dim(int n_dims, int n_ctx_orig, float beta, float base)
     return n_dims * logf(n_ctx_orig / (beta * 2 * (float)M_PI)) / (2 * logf(base));
 }
 
+/* ggml_rope_yarn_corr_dims with beta_fast 32, beta_slow 1 (no arch of ours
+ * reads other values from the file: spec part 2 §0.3). */
+static void yarn_corr(eng_rope_params *r)
+{
+    float lo = floorf(yarn_corr_dim((int)r->n_rot, (int)r->n_ctx_orig, 32.0f, r->base));
+    float hi = ceilf(yarn_corr_dim((int)r->n_rot, (int)r->n_ctx_orig, 1.0f, r->base));
+    r->corr_dims[0] = lo > 0 ? lo : 0;
+    r->corr_dims[1] = hi < (float)(r->n_rot - 1) ? hi : (float)(r->n_rot - 1);
+}
+
 /* 1 + 0.1 * m * ln(s) for s > 1 (llama-context.cpp get_mscale). */
 static float yarn_mscale(float s, float m)
 {
@@ -164,12 +175,8 @@ static int read_rope_scaling(loader *L, float log_mul)
         A *= 1.0f / (1.0f + 0.1f * logf(f)); /* ggml multiplies it back in rope */
     }
     r->attn_factor = A * attn;
-    /* ggml_rope_yarn_corr_dims with beta_fast 32, beta_slow 1 (no arch of
-     * ours reads other values from the file: spec part 2 §0.3) */
-    float lo = floorf(yarn_corr_dim((int)r->n_rot, (int)n_orig, 32.0f, r->base));
-    float hi = ceilf(yarn_corr_dim((int)r->n_rot, (int)n_orig, 1.0f, r->base));
-    r->corr_dims[0] = lo > 0 ? lo : 0;
-    r->corr_dims[1] = hi < (float)(r->n_rot - 1) ? hi : (float)(r->n_rot - 1);
+    r->n_ctx_orig = n_orig;
+    yarn_corr(r);
     return ENG_OK;
 }
 
@@ -223,7 +230,35 @@ static int read_attention_hparams(loader *L)
                                log_mul * 0.1f);
     }
     hp->rope.yarn_log_mul = log_mul;
-    return read_rope_scaling(L, log_mul);
+    rc = read_rope_scaling(L, log_mul);
+    hp->rope_swa = hp->rope;
+    return rc;
+}
+
+/* Sliding-window attention (gpt-oss; openai-moe.cpp:6-15): the window, the
+ * layer pattern (an array value is ignored, as llama.cpp's get_key_or_arr
+ * does for this key) and the window layers' RoPE base. */
+static int read_sliding_window(loader *L)
+{
+    eng_hparams *hp = &L->m->hp;
+    int rc;
+    if ((rc = get_dim(L, "attention.sliding_window", 0, true, &hp->n_swa)) ||
+        (rc = need_positive(L, "attention.sliding_window", hp->n_swa)))
+        return rc;
+    hp->swa_pattern = 2;
+    int64_t i = eng_gguf_find_key(L->m->g, kname(L, "attention.sliding_window_pattern"));
+    if (i >= 0 && eng_gguf_kv_at(L->m->g, i)->type != ENG_GGUF_ARRAY &&
+        ((rc = get_dim(L, "attention.sliding_window_pattern", 2, false, &hp->swa_pattern)) ||
+         (rc = need_positive(L, "attention.sliding_window_pattern", hp->swa_pattern))))
+        return rc;
+    if ((rc = eng_gguf_get_f32_or(L->m->g, kname(L, "rope.freq_base_swa"), hp->rope.base,
+                                  &hp->rope_swa.base, L->err)))
+        return rc;
+    if (!(hp->rope_swa.base > 0))
+        return eng_err_set(L->err, ENG_EFORMAT, "key '%s': %g must be > 0", L->key,
+                           hp->rope_swa.base);
+    yarn_corr(&hp->rope_swa);
+    return ENG_OK;
 }
 
 /* Expert counts and FFN widths, with the fallbacks of spec §3. */
@@ -300,9 +335,13 @@ static int read_gating(loader *L)
     int rc = eng_gguf_get_u32_or(L->m->g, kname(L, "expert_gating_func"), 0, &f, L->err);
     if (rc)
         return rc;
-    if (f == 0)
+    if (f == 0 && L->m->arch->schema.gating_glm47_rule)
         f = (hp->n_layer_file == 47 || hp->n_layer_file == 48) && file_vocab(L) == 154880 ? 2
                                                                                          : 1;
+    if (f == 0) { /* the architecture's default */
+        hp->gating = L->m->arch->traits.gating;
+        return ENG_OK;
+    }
     if (f == 1)
         hp->gating = ENG_GATING_SOFTMAX_TOPK;
     else if (f == 2)
@@ -409,6 +448,8 @@ static int read_hparams(loader *L)
     if ((rc = read_attention_hparams(L)) || (rc = read_ffn_hparams(L)) ||
         (rc = read_router(L)) || (rc = read_layers(L)))
         return rc;
+    if (L->m->arch->schema.sliding_window && (rc = read_sliding_window(L)))
+        return rc;
     return L->m->arch->traits.attn == ENG_ATTN_MLA ? read_mla(L) : ENG_OK;
 }
 
@@ -474,27 +515,40 @@ static int load_attention(loader *L, int il, eng_layer *l)
     int64_t d = hp->n_embd, nq = hp->n_head * hp->head_dim, nk = hp->n_head_kv * hp->head_dim;
     int64_t nv = hp->n_head_kv * hp->head_dim_v, no = hp->n_head * hp->head_dim_v;
     int rc;
+    const bool qkv = !L->mtp; /* optional in a skipped layer (create_tensor_qkv) */
+    char fused[64];
+    snprintf(fused, sizeof fused, "blk.%d.attn_qkv.weight", il);
+    if (eng_gguf_find_tensor(L->m->g, fused))
+        return eng_err_set(L->err, ENG_EUNSUPPORTED, "tensor '%s': a fused q/k/v projection "
+                           "is not supported yet; convert with separate attn_q/k/v", fused);
     if ((rc = layer_tensor(L, &l->attn_norm, il, "attn_norm.weight", true, true, DIMS(d))) ||
-        (rc = layer_tensor(L, &l->wq, il, "attn_q.weight", true, false, DIMS(d, nq))) ||
-        (rc = layer_tensor(L, &l->wk, il, "attn_k.weight", true, false, DIMS(d, nk))) ||
-        (rc = layer_tensor(L, &l->wv, il, "attn_v.weight", true, false, DIMS(d, nv))) ||
+        (rc = layer_tensor(L, &l->wq, il, "attn_q.weight", qkv, false, DIMS(d, nq))) ||
+        (rc = layer_tensor(L, &l->wk, il, "attn_k.weight", qkv, false, DIMS(d, nk))) ||
+        (rc = layer_tensor(L, &l->wv, il, "attn_v.weight", qkv, false, DIMS(d, nv))) ||
         (rc = layer_tensor(L, &l->wo, il, "attn_output.weight", true, false, DIMS(no, d))))
         return rc;
+    const bool qb = a->qkv_bias == ENG_MUST;
     if (a->qkv_bias &&
-        ((rc = layer_tensor(L, &l->bq, il, "attn_q.bias", true, true, DIMS(nq))) ||
-         (rc = layer_tensor(L, &l->bk, il, "attn_k.bias", true, true, DIMS(nk))) ||
-         (rc = layer_tensor(L, &l->bv, il, "attn_v.bias", true, true, DIMS(nv)))))
+        ((rc = layer_tensor(L, &l->bq, il, "attn_q.bias", qb, true, DIMS(nq))) ||
+         (rc = layer_tensor(L, &l->bk, il, "attn_k.bias", qb, true, DIMS(nk))) ||
+         (rc = layer_tensor(L, &l->bv, il, "attn_v.bias", qb, true, DIMS(nv)))))
         return rc;
-    if (a->attn_out_bias_allowed &&
-        (rc = layer_tensor(L, &l->bo, il, "attn_output.bias", false, true, DIMS(d))))
+    if (a->out_bias && (rc = layer_tensor(L, &l->bo, il, "attn_output.bias",
+                                          a->out_bias == ENG_MUST, true, DIMS(d))))
         return rc;
-    if (qkn != ENG_QKNORM_NONE) {
-        bool head = qkn == ENG_QKNORM_HEAD;
-        if ((rc = layer_tensor(L, &l->q_norm, il, "attn_q_norm.weight", true, true,
+    if (a->sinks && (rc = layer_tensor(L, &l->sinks, il, "attn_sinks.weight",
+                                       a->sinks == ENG_MUST, true, DIMS(hp->n_head))))
+        return rc;
+    if (a->qk_norm) {
+        const bool head = qkn == ENG_QKNORM_HEAD, req = a->qk_norm == ENG_MUST;
+        if ((rc = layer_tensor(L, &l->q_norm, il, "attn_q_norm.weight", req, true,
                                DIMS(head ? hp->head_dim : nq))) ||
-            (rc = layer_tensor(L, &l->k_norm, il, "attn_k_norm.weight", true, true,
+            (rc = layer_tensor(L, &l->k_norm, il, "attn_k_norm.weight", req, true,
                                DIMS(head ? hp->head_dim : nk))))
             return rc;
+        if (!l->q_norm != !l->k_norm)
+            return eng_err_set(L->err, ENG_EFORMAT, "layer %d: attn_q_norm and attn_k_norm "
+                               "come together (the file has one of them)", il);
     }
     return ENG_OK;
 }
@@ -584,8 +638,11 @@ static int load_moe_ffn(loader *L, int il, eng_layer *l)
         return eng_err_set(L->err, ENG_EUNSUPPORTED,
                            "tensor '%s': fused gate/up experts are not supported yet; convert "
                            "without fusing (separate ffn_gate_exps and ffn_up_exps)", legacy);
-    if (L->m->arch->schema.exp_probs_b &&
-        (rc = layer_tensor(L, &l->exp_probs_b, il, "exp_probs_b.bias", false, true, DIMS(E))))
+    const eng_arch_schema *a = &L->m->arch->schema;
+    if ((a->exp_probs_b && (rc = layer_tensor(L, &l->exp_probs_b, il, "exp_probs_b.bias",
+                                              a->exp_probs_b == ENG_MUST, true, DIMS(E)))) ||
+        (a->router_bias && (rc = layer_tensor(L, &l->router_b, il, "ffn_gate_inp.bias",
+                                              a->router_bias == ENG_MUST, true, DIMS(E)))))
         return rc;
     if ((rc = layer_tensor(L, &l->router, il, "ffn_gate_inp.weight", true, false, DIMS(d, E))) ||
         (rc = layer_tensor(L, &l->gate_exps, il, "ffn_gate_exps.weight", true, false,
@@ -595,6 +652,15 @@ static int load_moe_ffn(loader *L, int il, eng_layer *l)
         (rc = layer_tensor(L, &l->down_exps, il, "ffn_down_exps.weight", true, false,
                            DIMS(F, d, E))))
         return rc;
+    const bool eb = a->expert_bias == ENG_MUST;
+    if (a->expert_bias &&
+        ((rc = layer_tensor(L, &l->gate_exps_b, il, "ffn_gate_exps.bias", eb, true, DIMS(F, E))) ||
+         (rc = layer_tensor(L, &l->up_exps_b, il, "ffn_up_exps.bias", eb, true, DIMS(F, E))) ||
+         (rc = layer_tensor(L, &l->down_exps_b, il, "ffn_down_exps.bias", eb, true, DIMS(d, E)))))
+        return rc;
+    if (!l->gate_exps_b != !l->up_exps_b || !l->gate_exps_b != !l->down_exps_b)
+        return eng_err_set(L->err, ENG_EFORMAT, "layer %d: the expert biases (ffn_gate/up/"
+                           "down_exps.bias) come together (the file has only some)", il);
     if (L->m->arch->traits.shexp != ENG_SHEXP_NONE)
         return load_shared_expert(L, il, l);
     return ENG_OK;
@@ -605,7 +671,7 @@ static int load_layer(loader *L, int il, eng_layer *l)
     int rc;
     if ((rc = L->m->arch->traits.attn == ENG_ATTN_MLA ? load_attention_mla(L, il, l)
                                                        : load_attention(L, il, l)) ||
-        (rc = layer_tensor(L, &l->ffn_norm, il, "ffn_norm.weight", true, true,
+        (rc = layer_tensor(L, &l->ffn_norm, il, L->ffn_norm_name, true, true,
                            DIMS(L->m->hp.n_embd))))
         return rc;
     return l->ffn == ENG_FFN_MOE ? load_moe_ffn(L, il, l) : load_dense_ffn(L, il, l);
@@ -625,6 +691,9 @@ static int describe_layers(loader *L)
     for (int il = 0; il < hp->n_layer; il++) {
         eng_layer *l = &m->layers[il];
         l->ffn = il < hp->n_layer_dense ? ENG_FFN_DENSE : ENG_FFN_MOE;
+        /* llama-hparams.cpp set_swa_pattern: il % pattern < pattern - 1 */
+        if (hp->n_swa > 0 && il % hp->swa_pattern < hp->swa_pattern - 1)
+            l->n_swa = hp->n_swa;
         l->moe_index = l->ffn == ENG_FFN_MOE ? il - (int)hp->n_layer_dense : -1;
         if (l->moe_index >= 0)
             m->moe_layer[l->moe_index] = il;
@@ -643,7 +712,8 @@ static int check_mtp_layers(loader *L)
     char probe[64];
     snprintf(probe, sizeof probe, "blk.%" PRId64 ".nextn.eh_proj.weight", hp->n_layer);
     L->mtp = true;
-    L->mtp_optional = !eng_gguf_find_tensor(L->m->g, probe);
+    L->mtp_optional = L->m->arch->schema.nextn_optional_rule &&
+                      !eng_gguf_find_tensor(L->m->g, probe);
     int rc = ENG_OK;
     for (int il = (int)hp->n_layer; !rc && il < hp->n_layer_file; il++) {
         eng_layer l = {.ffn = ENG_FFN_MOE};
@@ -696,7 +766,10 @@ int eng_model_load(eng_model *m, eng_err *err)
 {
     loader L = {.m = m, .err = err};
     int rc;
-    if ((rc = read_arch(&L)) || (rc = read_hparams(&L)) || (rc = load_tensors(&L)))
+    if ((rc = read_arch(&L)))
+        return rc;
+    snprintf(L.ffn_norm_name, sizeof L.ffn_norm_name, "%s.weight", m->arch->schema.ffn_norm);
+    if ((rc = read_hparams(&L)) || (rc = load_tensors(&L)))
         return rc;
     return ENG_OK;
 }

@@ -61,19 +61,27 @@ void eng_rope_apply(float *x, int64_t n_heads, int64_t stride, int64_t n_rot, co
     }
 }
 
-void eng_softmax(float *p, const float *x, int64_t n)
+void eng_softmax_sink(float *p, const float *x, int64_t n, float sink)
 {
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
+    mx = sink > mx ? sink : mx;
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
         p[i] = expf(x[i] - mx);
         sum += p[i];
     }
+    if (sink != -INFINITY) /* the sink's share; it has no value */
+        sum += expf(sink - mx);
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         p[i] *= inv;
+}
+
+void eng_softmax(float *p, const float *x, int64_t n)
+{
+    eng_softmax_sink(p, x, n, -INFINITY);
 }
 
 /* Top-k of s[0..n) into ids, descending, the lower id first among ties
@@ -167,6 +175,12 @@ void eng_act_row(eng_act act, float *g, const float *u, int64_t n)
     case ENG_ACT_SWIGLU: /* ggml_vec_swiglu_f32: silu(g) * u */
         for (int64_t i = 0; i < n; i++)
             g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        break;
+    case ENG_ACT_SWIGLU_OAI: /* ops.cpp swiglu_oai_f32, alpha 1.702, limit 7 */
+        for (int64_t i = 0; i < n; i++) {
+            const float x = fminf(g[i], 7.0f), y = fminf(fmaxf(u[i], -7.0f), 7.0f);
+            g[i] = x / (1.0f + expf(1.702f * (-x))) * (y + 1.0f);
+        }
         break;
     }
 }

@@ -75,7 +75,13 @@ static bool alloc_session(eng_session *s)
     const eng_hparams *hp = s->hp;
     /* the expert groups of a layer, or one job per head (MLA's k_b, v_b) */
     s->max_jobs = (int)(2 * max64(max64(hp->n_expert, hp->n_expert_used + 1), hp->n_head) + 8);
-    return FALLOC(s->rope_cs, s->n_batch, hp->n_rot, 1) && FALLOC(s->logits, hp->n_vocab, 1, 1) &&
+    const bool own_swa = hp->n_swa && hp->rope_swa.base != hp->rope.base;
+    if (!FALLOC(s->rope_cs, s->n_batch, hp->n_rot, 1) ||
+        (own_swa && !FALLOC(s->rope_cs_swa, s->n_batch, hp->n_rot, 1)))
+        return false;
+    if (!own_swa)
+        s->rope_cs_swa = s->rope_cs;
+    return FALLOC(s->logits, hp->n_vocab, 1, 1) &&
            FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s);
 }
 
@@ -162,7 +168,8 @@ static void free_bufs(eng_session *s)
     void *ptrs[] = {d->x, d->xn, d->tmp, d->rl, d->rs, d->g, d->u, d->o, b->x, b->xn, b->tmp,
                     b->rl, b->sel, b->w, b->row_of, b->count, b->offset, b->used, b->xg, b->g,
                     b->u, b->d, b->gs, b->us, b->ds, b->scratch, b->ew, b->jobs, s->rope_cs,
-                    s->logits, s->mm_first};
+                    s->logits, s->mm_first,
+                    s->rope_cs_swa != s->rope_cs ? s->rope_cs_swa : NULL};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
     eng_xvec_free(&d->xv_in);
@@ -216,6 +223,9 @@ int eng_session_rewind(eng_session *s, int64_t pos, eng_err *err)
                            pos, s->pos);
     /* Positions [pos, old pos) are simply overwritten by the next
      * evaluation: attention reads only [0, pos + n). */
+    int rc = s->attn->can_rewind ? s->attn->can_rewind(s, pos, err) : ENG_OK;
+    if (rc)
+        return rc;
     s->pos = pos;
     return ENG_OK;
 }

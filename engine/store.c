@@ -11,15 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Expert e's slice of a stacked tensor {ne0, ne1, E} (a bias {ne0, E} is
- * one row per expert). */
+/* Expert e's slice of a stacked tensor {ne0, ne1, E}, or of a stacked bias
+ * {ne0, E} (one row per expert). */
 static void locate_mat(eng_tref t, int expert, eng_expert_mat *out)
 {
-    uint64_t slice = (uint64_t)t->ne[1] * t->row_bytes;
+    const int64_t rows = t->n_dims == 2 ? 1 : t->ne[1];
+    uint64_t slice = (uint64_t)rows * t->row_bytes;
     out->data = (const char *)t->data + (uint64_t)expert * slice;
     out->type = t->type;
     out->n_in = t->ne[0];
-    out->n_out = t->ne[1];
+    out->n_out = rows;
     out->row_bytes = t->row_bytes;
     out->file_offset = t->file_offset + (uint64_t)expert * slice;
 }
@@ -37,7 +38,8 @@ int eng_expert_locate(const eng_model *m, int layer, int expert, eng_expert_weig
     memset(out, 0, sizeof *out);
     out->layer = layer;
     out->expert = expert;
-    const eng_tref t[ENG_SLICE_MAX] = {l->gate_exps, l->up_exps, l->down_exps};
+    const eng_tref t[ENG_SLICE_MAX] = {l->gate_exps,   l->up_exps,   l->down_exps,
+                                       l->gate_exps_b, l->up_exps_b, l->down_exps_b};
     for (int i = 0; i < ENG_SLICE_MAX && t[i]; i++) {
         locate_mat(t[i], expert, &out->mat[i]);
         out->bytes += (uint64_t)out->mat[i].n_out * out->mat[i].row_bytes;
