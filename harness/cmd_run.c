@@ -4,6 +4,7 @@
  */
 #include "harness/cli.h"
 #include "harness/commands.h"
+#include "harness/datadir.h"
 #include "harness/runner.h"
 
 #include <getopt.h>
@@ -15,7 +16,9 @@
 static const char usage_text[] =
     "usage: moebench run SUITE.lua [options]\n\n"
     "Runs the experiments a Lua suite declares and stores every repetition,\n"
-    "the summaries and the environment in an SQLite database (docs/suites.md).\n\n"
+    "the summaries and the environment in an SQLite database (docs/suites.md).\n"
+    "SUITE may name a shipped suite (ci, quickstart, ...) when no such file is\n"
+    "in the current folder.\n\n"
     "  --db FILE          results database (default results/moebench.db)\n"
     "  -D NAME=VALUE      set a suite option (repeatable; --help-suite lists them)\n"
     "  --help-suite       print the suite's description and options, run nothing\n"
@@ -81,8 +84,23 @@ static int parse_opt(int c, hx_run_opts *o, json_t *defs, int *help_suite)
     }
 }
 
-static int run_suite(const char *file, hx_run_opts *o, int help_suite)
+/* SUITE as given, or a shipped suite by name (`moebench run ci`) when no
+ * such file is here: an installed moebench runs suites from any folder. */
+static const char *suite_path(const char *arg, char *buf, size_t cap)
 {
+    if (hx_datadir_suite(arg, buf, cap) || strchr(arg, '/'))
+        return buf;
+    char dir[4096];
+    if (hx_datadir_find(HX_DATADIR_SUITES, dir, sizeof dir))
+        fprintf(stderr, "moebench run: no file '%s' here, nor a suite of that name in %s\n",
+                arg, dir);
+    return buf;
+}
+
+static int run_suite(const char *arg, hx_run_opts *o, int help_suite)
+{
+    char path[4096];
+    const char *file = suite_path(arg, path, sizeof path);
     eng_err err = {0};
     if (help_suite) {
         int rc = hx_runner_help_suite(file, o, &err);
