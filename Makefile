@@ -8,6 +8,7 @@
 #   make deps       apt-get the Debian 12 packages that are missing
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
 #   make install    PREFIX=/usr/local (DESTDIR=stage); make uninstall
+#   make test-slurm run --slurm on a single-node Slurm started on localhost
 #   make clean
 #
 # Options: NATIVE=1 adds -march=native (never for CI: kernels pick SIMD paths
@@ -63,7 +64,7 @@ BIN         := $(BUILD)/moebench
 TEST_BIN    := $(BUILD)/moebench-tests
 
 .PHONY: all test sanitize demo bench deps fuzz clean check-deps pkg-check \
-        test-run demo-run bench-run install uninstall
+        test-run demo-run bench-run install uninstall test-slurm test-slurm-run
 all: $(BIN) $(ENGINE_LIB)
 
 # V=1 shows the full command lines.
@@ -131,6 +132,15 @@ demo-run: $(BIN)
 	./scripts/demo.sh $(BIN)
 bench-run: $(BIN)
 	./scripts/bench.sh $(BIN)
+
+# moebench run --slurm on a real single-node Slurm cluster started by the
+# test (root; slurmctld, slurmd and munge installed by `deps.sh slurm` for
+# this target only): tests/slurm/run.sh.
+test-slurm:
+	@$(DEPS_SCRIPT) slurm
+	@$(SUBMAKE) test-slurm-run
+test-slurm-run: $(BIN)
+	./tests/slurm/run.sh $(BIN)
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
