@@ -528,8 +528,11 @@ static void show(const json_t *job, const json_t *sub, const json_t *user, job_k
 static void print_submitted(const json_t *job, const json_t *sub, job_kind from)
 {
     const char *dir = jstr(job, "dir");
-    printf("submitted suite %s, shards %s of %lld:", jstr(job, "name"), jstr(sub, "array_spec"),
-           json_integer_value(json_object_get(job, "tasks")));
+    if (from == JOB_MERGE)
+        printf("submitted suite %s: every shard is ok, not every one merged:", jstr(job, "name"));
+    else
+        printf("submitted suite %s, shards %s of %lld:", jstr(job, "name"),
+               jstr(sub, "array_spec"), json_integer_value(json_object_get(job, "tasks")));
     for (int k = from; k <= JOB_MERGE; k++)
         printf("%s %s job %lld", k > (int)from ? "," : "", job_key[k],
                json_integer_value(json_object_get(sub, job_key[k])));

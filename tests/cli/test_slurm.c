@@ -256,6 +256,12 @@ TEST(submit_run_merge_resume)
     CHECK(access(tst_path("o.slurm/shard-2.db"), F_OK) != 0);
     CHECK_EQ_INT(run_task(dir, 2), 0);
     CHECK_EQ_INT(run_task(dir, 3), 0);
+    /* every shard ok, the merge job (106) never ran: a merge job alone */
+    CHECK_EQ_INT(RUN(&out, &err, "run --slurm-resume %s", dir), 0);
+    CHECK_CONTAINS(out, "every shard is ok, not every one merged: merge job 107\n");
+    CHECK_CONTAINS(line(calls(), 7), "--job-name=moebench-flaky-merge");
+    CHECK(!strstr(line(calls(), 7), "--dependency"));
+    CHECK_EQ_STR(line(calls(), 8), "");
     CHECK_EQ_INT(RUN(&out, NULL, "merge --slurm %s", dir), 0);
     CHECK_CONTAINS(out, "2 runs added (2 experiments)");
     CHECK_EQ_STR(q1(db, "select group_concat(name) from (select name from experiment order"
