@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int eng_err_set(eng_err *e, int code, const char *fmt, ...)
@@ -53,4 +54,11 @@ const char *eng_err_name(int code)
         [ENG_ESTATE] = "wrong state",
     };
     return (code >= 0 && code < ENG_ERR_COUNT) ? names[code] : "unknown error";
+}
+
+void eng_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "moebench: internal error: %s:%d: assertion '%s' failed\n", file, line,
+            cond);
+    abort();
 }

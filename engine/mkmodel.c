@@ -49,33 +49,89 @@
 
 /* ---- presets --------------------------------------------------------------- */
 
+/* The presets of the first architectures, positionally: name, arch, descr,
+ * tok_pre, n_vocab, n_ctx, n_embd, n_layer, n_head, n_head_kv, head_dim,
+ * n_expert, n_expert_used, n_ff_exp, n_ff_shexp, n_ff_dense, rms_eps,
+ * rope_base. */
+#define P(nm, ar, de, pre, V, C, D, L, H, HKV, HD, E, K, F, S, FF, EPS, BASE)                \
+    {.name = nm, .arch = ar, .descr = de, .tok_pre = pre, .n_vocab = V, .n_ctx = C,           \
+     .n_embd = D, .n_layer = L, .n_head = H, .n_head_kv = HKV, .head_dim = HD, .n_expert = E, \
+     .n_expert_used = K, .n_ff_exp = F, .n_ff_shexp = S, .n_ff_dense = FF, .rms_eps = EPS,   \
+     .rope_base = BASE}
+
 static const eng_mkmodel_preset k_presets[] = {
-    {"tiny-mixtral", "llama", "Mixtral-like, 8 experts top-2, for tests", "default",
-     512, 2048, 64, 4, 4, 2, 16, 8, 2, 128, 0, 0, 1e-5f, 1e6f},
-    {"tiny-qwen2moe", "qwen2moe", "Qwen2-MoE-like with a shared expert, for tests", "qwen2",
-     512, 2048, 64, 4, 4, 4, 16, 8, 4, 32, 128, 128, 1e-6f, 1e6f},
-    {"tiny-qwen3moe", "qwen3moe", "Qwen3-MoE-like, head_dim 32 != 64/4, for tests", "qwen2",
-     512, 2048, 64, 4, 4, 2, 32, 16, 4, 32, 0, 128, 1e-6f, 1e6f},
-    {"tiny-olmoe", "olmoe", "OLMoE-like, 16 experts top-4, for tests", "olmo",
-     512, 2048, 64, 4, 4, 4, 16, 16, 4, 32, 0, 0, 1e-5f, 1e4f},
-    {"mixtral-8x7b", "llama", "Mixtral-8x7B dimensions (46.7B params at 32 layers)", "default",
-     32000, 32768, 4096, 32, 32, 8, 128, 8, 2, 14336, 0, 0, 1e-5f, 1e6f},
-    {"qwen1.5-moe-a2.7b", "qwen2moe", "Qwen1.5-MoE-A2.7B dimensions (60 experts + shared)",
-     "qwen2", 151936, 8192, 2048, 24, 16, 16, 128, 60, 4, 1408, 5632, 5632, 1e-6f, 1e6f},
-    {"qwen3-30b-a3b", "qwen3moe", "Qwen3-30B-A3B dimensions (128 experts top-8)", "qwen2",
-     151936, 40960, 2048, 48, 32, 4, 128, 128, 8, 768, 0, 6144, 1e-6f, 1e6f},
-    {"olmoe-1b-7b", "olmoe", "OLMoE-1B-7B dimensions (64 experts top-8)", "olmo",
-     50304, 4096, 2048, 16, 16, 16, 128, 64, 8, 1024, 0, 0, 1e-5f, 1e4f},
+    P("tiny-mixtral", "llama", "Mixtral-like, 8 experts top-2, for tests", "default",
+     512, 2048, 64, 4, 4, 2, 16, 8, 2, 128, 0, 0, 1e-5f, 1e6f),
+    P("tiny-qwen2moe", "qwen2moe", "Qwen2-MoE-like with a shared expert, for tests", "qwen2",
+     512, 2048, 64, 4, 4, 4, 16, 8, 4, 32, 128, 128, 1e-6f, 1e6f),
+    P("tiny-qwen3moe", "qwen3moe", "Qwen3-MoE-like, head_dim 32 != 64/4, for tests", "qwen2",
+     512, 2048, 64, 4, 4, 2, 32, 16, 4, 32, 0, 128, 1e-6f, 1e6f),
+    P("tiny-olmoe", "olmoe", "OLMoE-like, 16 experts top-4, for tests", "olmo",
+     512, 2048, 64, 4, 4, 4, 16, 16, 4, 32, 0, 0, 1e-5f, 1e4f),
+    P("mixtral-8x7b", "llama", "Mixtral-8x7B dimensions (46.7B params at 32 layers)", "default",
+     32000, 32768, 4096, 32, 32, 8, 128, 8, 2, 14336, 0, 0, 1e-5f, 1e6f),
+    P("qwen1.5-moe-a2.7b", "qwen2moe", "Qwen1.5-MoE-A2.7B dimensions (60 experts + shared)",
+     "qwen2", 151936, 8192, 2048, 24, 16, 16, 128, 60, 4, 1408, 5632, 5632, 1e-6f, 1e6f),
+    P("qwen3-30b-a3b", "qwen3moe", "Qwen3-30B-A3B dimensions (128 experts top-8)", "qwen2",
+     151936, 40960, 2048, 48, 32, 4, 128, 128, 8, 768, 0, 6144, 1e-6f, 1e6f),
+    P("olmoe-1b-7b", "olmoe", "OLMoE-1B-7B dimensions (64 experts top-8)", "olmo",
+     50304, 4096, 2048, 16, 16, 16, 128, 64, 8, 1024, 0, 0, 1e-5f, 1e4f),
     /* every matrix width a multiple of 256, so K-quant types apply without
      * falling back; for the K-quant tests */
-    {"tiny-k-mixtral", "llama", "tiny-mixtral with widths of 256 (K-quants), for tests",
-     "default", 512, 2048, 256, 2, 4, 2, 64, 8, 2, 256, 0, 0, 1e-5f, 1e6f},
-    {"tiny-k-qwen2moe", "qwen2moe", "tiny-qwen2moe with widths of 256 (K-quants), for tests",
-     "qwen2", 512, 2048, 256, 2, 4, 4, 64, 8, 4, 256, 256, 256, 1e-6f, 1e6f},
-    {"tiny-k-qwen3moe", "qwen3moe", "tiny-qwen3moe with widths of 256 (K-quants), for tests",
-     "qwen2", 512, 2048, 256, 2, 8, 2, 64, 16, 4, 256, 0, 256, 1e-6f, 1e6f},
-    {"tiny-k-olmoe", "olmoe", "tiny-olmoe with widths of 256 (K-quants), for tests", "olmo",
-     512, 2048, 256, 2, 4, 4, 64, 16, 4, 256, 0, 0, 1e-5f, 1e4f},
+    P("tiny-k-mixtral", "llama", "tiny-mixtral with widths of 256 (K-quants), for tests",
+     "default", 512, 2048, 256, 2, 4, 2, 64, 8, 2, 256, 0, 0, 1e-5f, 1e6f),
+    P("tiny-k-qwen2moe", "qwen2moe", "tiny-qwen2moe with widths of 256 (K-quants), for tests",
+     "qwen2", 512, 2048, 256, 2, 4, 4, 64, 8, 4, 256, 256, 256, 1e-6f, 1e6f),
+    P("tiny-k-qwen3moe", "qwen3moe", "tiny-qwen3moe with widths of 256 (K-quants), for tests",
+     "qwen2", 512, 2048, 256, 2, 8, 2, 64, 16, 4, 256, 0, 256, 1e-6f, 1e6f),
+    P("tiny-k-olmoe", "olmoe", "tiny-olmoe with widths of 256 (K-quants), for tests", "olmo",
+     512, 2048, 256, 2, 4, 4, 64, 16, 4, 256, 0, 0, 1e-5f, 1e4f),
+    /* deepseek2. Dimensions from the models' published configurations
+     * (docs/engine.md "Presets" says which source each value is checked
+     * against); head_dim is dk = nope + rope, shown by --list only. */
+    {.name = "tiny-deepseek2", .arch = "deepseek2", .tok_pre = "deepseek-v3",
+     .descr = "DeepSeek-V3-like: q-LoRA, sigmoid + bias + groups, 1 dense layer, for tests",
+     .n_vocab = 512, .n_ctx = 2048, .n_embd = 64, .n_layer = 4, .n_head = 4, .n_head_kv = 1,
+     .head_dim = 48, .n_expert = 8, .n_expert_used = 2, .n_ff_exp = 32, .n_ff_shexp = 32,
+     .n_ff_dense = 96, .rms_eps = 1e-6f, .rope_base = 10000.0f, .n_layer_dense = 1,
+     .n_shared = 1, .q_lora_rank = 32, .kv_lora_rank = 32, .qk_nope = 32, .qk_rope = 16,
+     .v_head_dim = 32, .gating = 2, .exp_probs_b = true, .weights_norm = true,
+     .weights_scale = 2.5f, .n_group = 4, .n_group_used = 2, .yarn_factor = 4.0f,
+     .yarn_orig_ctx = 512, .yarn_log_mul = 1.0f},
+    {.name = "tiny-deepseek2-lite", .arch = "deepseek2", .tok_pre = "deepseek-llm",
+     .descr = "DeepSeek-V2-Lite-like: no q-LoRA, softmax, 2 shared experts, for tests",
+     .n_vocab = 512, .n_ctx = 2048, .n_embd = 64, .n_layer = 4, .n_head = 4, .n_head_kv = 1,
+     .head_dim = 48, .n_expert = 16, .n_expert_used = 3, .n_ff_exp = 32, .n_ff_shexp = 64,
+     .n_ff_dense = 96, .rms_eps = 1e-6f, .rope_base = 10000.0f, .n_layer_dense = 1,
+     .n_shared = 2, .q_lora_rank = 0, .kv_lora_rank = 32, .qk_nope = 32, .qk_rope = 16,
+     .v_head_dim = 32, .gating = 1, .weights_scale = 1.0f, .n_group = 1, .n_group_used = 1,
+     .yarn_factor = 4.0f, .yarn_orig_ctx = 512, .yarn_log_mul = 0.707f},
+    {.name = "deepseek-v2-lite", .arch = "deepseek2", .tok_pre = "deepseek-llm",
+     .descr = "DeepSeek-V2-Lite dimensions (64 experts top-6 + 2 shared, MLA)",
+     .n_vocab = 102400, .n_ctx = 163840, .n_embd = 2048, .n_layer = 27, .n_head = 16,
+     .n_head_kv = 1, .head_dim = 192, .n_expert = 64, .n_expert_used = 6, .n_ff_exp = 1408,
+     .n_ff_shexp = 2816, .n_ff_dense = 10944, .rms_eps = 1e-6f, .rope_base = 10000.0f,
+     .n_layer_dense = 1, .n_shared = 2, .q_lora_rank = 0, .kv_lora_rank = 512, .qk_nope = 128,
+     .qk_rope = 64, .v_head_dim = 128, .gating = 1, .weights_scale = 1.0f, .n_group = 1,
+     .n_group_used = 1, .yarn_factor = 40.0f, .yarn_orig_ctx = 4096, .yarn_log_mul = 0.707f},
+    {.name = "deepseek-v3", .arch = "deepseek2", .tok_pre = "deepseek-v3",
+     .descr = "DeepSeek-V3/R1 dimensions (256 experts top-8 + 1 shared, groups 8/4, MLA)",
+     .n_vocab = 129280, .n_ctx = 163840, .n_embd = 7168, .n_layer = 61, .n_head = 128,
+     .n_head_kv = 1, .head_dim = 192, .n_expert = 256, .n_expert_used = 8, .n_ff_exp = 2048,
+     .n_ff_shexp = 2048, .n_ff_dense = 18432, .rms_eps = 1e-6f, .rope_base = 10000.0f,
+     .n_layer_dense = 3, .n_shared = 1, .q_lora_rank = 1536, .kv_lora_rank = 512,
+     .qk_nope = 128, .qk_rope = 64, .v_head_dim = 128, .gating = 2, .exp_probs_b = true,
+     .weights_norm = true, .weights_scale = 2.5f, .n_group = 8, .n_group_used = 4,
+     .yarn_factor = 40.0f, .yarn_orig_ctx = 4096, .yarn_log_mul = 1.0f},
+    {.name = "kimi-k2", .arch = "deepseek2", .tok_pre = "kimi-k2",
+     .descr = "Kimi-K2 dimensions (384 experts top-8 + 1 shared, 64 heads, MLA)",
+     .n_vocab = 163840, .n_ctx = 131072, .n_embd = 7168, .n_layer = 61, .n_head = 64,
+     .n_head_kv = 1, .head_dim = 192, .n_expert = 384, .n_expert_used = 8, .n_ff_exp = 2048,
+     .n_ff_shexp = 2048, .n_ff_dense = 18432, .rms_eps = 1e-6f, .rope_base = 50000.0f,
+     .n_layer_dense = 1, .n_shared = 1, .q_lora_rank = 1536, .kv_lora_rank = 512,
+     .qk_nope = 128, .qk_rope = 64, .v_head_dim = 128, .gating = 2, .exp_probs_b = true,
+     .weights_norm = true, .weights_scale = 2.827f, .n_group = 1, .n_group_used = 1,
+     .yarn_factor = 32.0f, .yarn_orig_ctx = 4096, .yarn_log_mul = 1.0f},
 };
 #define N_PRESETS (sizeof k_presets / sizeof k_presets[0])
 
@@ -100,8 +156,8 @@ const char *eng_mkmodel_arch_parse(const char *name)
         return NULL;
     if (!strcmp(name, "mixtral") || !strcmp(name, "llama"))
         return "llama";
-    static const char *const archs[] = {"qwen2moe", "qwen3moe", "olmoe"};
-    for (size_t i = 0; i < 3; i++)
+    static const char *const archs[] = {"qwen2moe", "qwen3moe", "olmoe", "deepseek2"};
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
         if (!strcmp(name, archs[i]))
             return archs[i];
     return NULL;
@@ -181,7 +237,11 @@ typedef struct mk_kv {
     const float *f32;          /* KV_ARR_F32 (the vocabulary's)        */
 } mk_kv;
 
-enum { GEN_NORMAL, GEN_EMBED, GEN_ROUTER, GEN_OUTPUT };
+/* GEN_KB / GEN_VB: MLA's attn_k_b / attn_v_b, whose elements are those of
+ * the layer's attn_kv_b (the legacy form) rearranged as llama.cpp's
+ * converter splits it (deepseek.py:429-445): the absorbed and the legacy
+ * files of one seed hold the same weights. */
+enum { GEN_NORMAL, GEN_EMBED, GEN_ROUTER, GEN_OUTPUT, GEN_KB, GEN_VB };
 
 typedef struct mk_tensor {
     char name[64];
@@ -203,6 +263,7 @@ typedef struct mk_plan {
     size_t nt, capt;
     bool oom;                  /* a tensor could not be added */
     int threads;               /* generator threads, 1..MAX_THREADS */
+    bool mla_legacy;           /* deepseek2: attn_kv_b instead of k_b/v_b */
 } mk_plan;
 
 static mk_kv *kv_add(mk_plan *p, int kind, const char *fmt, const char *arch)
@@ -229,11 +290,56 @@ static void kv_str(mk_plan *p, const char *key, const char *v)
     kv_add(p, KV_STR, "%s", key)->s = v;
 }
 
+static void kv_bool(mk_plan *p, const char *fmt, bool v)
+{
+    kv_add(p, KV_BOOL, fmt, p->hp.arch)->u = v;
+}
+
+/* deepseek2's keys (conversion/deepseek.py:321-381; spec part 2 §1.1, §5),
+ * after the common ones. */
+static void plan_deepseek2_kvs(mk_plan *p)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    const uint32_t dk = h->qk_nope + h->qk_rope;
+    kv_u32(p, "%s.leading_dense_block_count", h->n_layer_dense);
+    kv_u32(p, "%s.expert_feed_forward_length", h->n_ff_exp);
+    kv_u32(p, "%s.expert_shared_count", h->n_shared);
+    kv_u32(p, "%s.attention.q_lora_rank", h->q_lora_rank); /* 0 written: a cut "lite"
+                                                              model needs the key */
+    kv_u32(p, "%s.attention.kv_lora_rank", h->kv_lora_rank);
+    kv_u32(p, "%s.rope.dimension_count", h->qk_rope);
+    if (p->mla_legacy) {
+        kv_u32(p, "%s.attention.key_length", dk);
+        kv_u32(p, "%s.attention.value_length", h->v_head_dim);
+    } else {
+        kv_u32(p, "%s.attention.key_length", h->kv_lora_rank + h->qk_rope);
+        kv_u32(p, "%s.attention.value_length", h->kv_lora_rank);
+        kv_u32(p, "%s.attention.key_length_mla", dk);
+        kv_u32(p, "%s.attention.value_length_mla", h->v_head_dim);
+    }
+    kv_u32(p, "%s.expert_gating_func", h->gating);
+    if (h->weights_scale != 0.0f)
+        kv_f32(p, "%s.expert_weights_scale", h->weights_scale);
+    if (h->weights_norm)
+        kv_bool(p, "%s.expert_weights_norm", true);
+    if (h->n_group) {
+        kv_u32(p, "%s.expert_group_count", h->n_group);
+        kv_u32(p, "%s.expert_group_used_count", h->n_group_used);
+    }
+    if (h->yarn_factor > 0) {
+        kv_add(p, KV_STR, "%s.rope.scaling.type", h->arch)->s = "yarn";
+        kv_f32(p, "%s.rope.scaling.factor", h->yarn_factor);
+        kv_u32(p, "%s.rope.scaling.original_context_length", h->yarn_orig_ctx);
+        kv_f32(p, "%s.rope.scaling.yarn_log_multiplier", 0.1f * h->yarn_log_mul);
+    }
+}
+
 /* Keys as llama.cpp's converter writes them for each architecture. */
 static void plan_kvs(mk_plan *p)
 {
     const eng_mkmodel_preset *h = &p->hp;
     bool qwen = !strncmp(h->arch, "qwen", 4), llama = !strcmp(h->arch, "llama");
+    bool deepseek = !strcmp(h->arch, "deepseek2");
     kv_str(p, "general.architecture", h->arch);
     kv_str(p, "general.name", h->name);
     kv_u32(p, "general.file_type", k_types[type_index(p->type)].ftype);
@@ -242,9 +348,9 @@ static void plan_kvs(mk_plan *p)
     kv_u32(p, "%s.block_count", h->n_layer);
     kv_u32(p, "%s.context_length", h->n_ctx);
     kv_u32(p, "%s.embedding_length", h->n_embd);
-    kv_u32(p, "%s.feed_forward_length", qwen ? h->n_ff_dense : h->n_ff_exp);
+    kv_u32(p, "%s.feed_forward_length", qwen || deepseek ? h->n_ff_dense : h->n_ff_exp);
     kv_u32(p, "%s.attention.head_count", h->n_head);
-    kv_u32(p, "%s.attention.head_count_kv", h->n_head_kv);
+    kv_u32(p, "%s.attention.head_count_kv", p->mla_legacy ? h->n_head : h->n_head_kv);
     if (!strcmp(h->arch, "qwen3moe")) {
         kv_u32(p, "%s.attention.key_length", h->head_dim);
         kv_u32(p, "%s.attention.value_length", h->head_dim);
@@ -257,10 +363,12 @@ static void plan_kvs(mk_plan *p)
     kv_u32(p, "%s.expert_used_count", h->n_expert_used);
     if (qwen)
         kv_u32(p, "%s.expert_feed_forward_length", h->n_ff_exp);
-    if (h->n_ff_shexp)
+    if (h->n_ff_shexp && !deepseek)
         kv_u32(p, "%s.expert_shared_feed_forward_length", h->n_ff_shexp);
     if (llama)
         kv_u32(p, "%s.vocab_size", h->n_vocab);
+    if (deepseek)
+        plan_deepseek2_kvs(p);
 }
 
 /* An array of the vocabulary's (strings, int32 or float32 by kind). */
@@ -398,6 +506,57 @@ static void plan_attention(mk_plan *p, int l, float out_scale)
     }
 }
 
+/* MLA's attention tensors (deepseek2.cpp:100-127); attn_k_b/attn_v_b are
+ * attn_kv_b's weights rearranged (GEN_KB/GEN_VB), so the two forms of a
+ * seed compute the same function. */
+static void plan_attention_mla(mk_plan *p, int l, float out_scale)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    const int64_t n = h->n_embd, H = h->n_head, Rq = h->q_lora_rank, Rkv = h->kv_lora_rank;
+    const int64_t nope = h->qk_nope, dk = nope + h->qk_rope, dv = h->v_head_dim;
+    const float in_std = 1.0f / sqrtf((float)n), kv_std = 1.0f / sqrtf((float)Rkv);
+    T(p, "blk.%d.attn_norm.weight", l, F32, 1, n, 1, 1, 1, NORM_STD);
+    if (Rq) {
+        T(p, "blk.%d.attn_q_a_norm.weight", l, F32, 1, Rq, 1, 1, 1, NORM_STD);
+        T(p, "blk.%d.attn_q_a.weight", l, MT(p, false, n), 2, n, Rq, 1, 0, in_std);
+        T(p, "blk.%d.attn_q_b.weight", l, MT(p, false, Rq), 2, Rq, H * dk, 1, 0,
+          1.0f / sqrtf((float)Rq));
+    } else {
+        T(p, "blk.%d.attn_q.weight", l, MT(p, false, n), 2, n, H * dk, 1, 0, in_std);
+    }
+    T(p, "blk.%d.attn_kv_a_mqa.weight", l, MT(p, false, n), 2, n, Rkv + h->qk_rope, 1, 0,
+      in_std);
+    T(p, "blk.%d.attn_kv_a_norm.weight", l, F32, 1, Rkv, 1, 1, 1, NORM_STD);
+    if (p->mla_legacy) {
+        T(p, "blk.%d.attn_kv_b.weight", l, MT(p, false, Rkv), 2, Rkv, H * (nope + dv), 1, 0,
+          kv_std);
+    } else {
+        mk_tensor *kb = T(p, "blk.%d.attn_k_b.weight", l, MT(p, false, nope), 3, nope, Rkv, H,
+                          0, kv_std);
+        mk_tensor *vb = T(p, "blk.%d.attn_v_b.weight", l, MT(p, true, Rkv), 3, Rkv, dv, H, 0,
+                          kv_std);
+        if (kb)
+            kb->gen = GEN_KB;
+        if (vb)
+            vb->gen = GEN_VB;
+    }
+    T(p, "blk.%d.attn_output.weight", l, MT(p, false, H * dv), 2, H * dv, n, 1, 0,
+      out_scale / sqrtf((float)(H * dv)));
+}
+
+/* A dense layer's FFN (deepseek2's leading layers). */
+static void plan_dense_ffn(mk_plan *p, int l, float out_scale)
+{
+    const eng_mkmodel_preset *h = &p->hp;
+    const int64_t n = h->n_embd, ff = h->n_ff_dense;
+    const float in_std = 1.0f / sqrtf((float)n);
+    T(p, "blk.%d.ffn_norm.weight", l, F32, 1, n, 1, 1, 1, NORM_STD);
+    T(p, "blk.%d.ffn_gate.weight", l, MT(p, false, n), 2, n, ff, 1, 0, in_std);
+    T(p, "blk.%d.ffn_up.weight", l, MT(p, false, n), 2, n, ff, 1, 0, in_std);
+    T(p, "blk.%d.ffn_down.weight", l, MT(p, true, ff), 2, ff, n, 1, 0,
+      out_scale / sqrtf((float)ff));
+}
+
 static void plan_ffn(mk_plan *p, int l, float out_scale)
 {
     const eng_mkmodel_preset *h = &p->hp;
@@ -414,8 +573,11 @@ static void plan_ffn(mk_plan *p, int l, float out_scale)
     T(p, "blk.%d.ffn_up_exps.weight", l, ty, 3, n, F, E, 0, in_std);
     T(p, "blk.%d.ffn_down_exps.weight", l, MT(p, true, F), 3, F, n, E, 0,
       out_scale / sqrtf((float)F));
+    if (h->exp_probs_b)
+        T(p, "blk.%d.exp_probs_b.bias", l, F32, 1, E, 1, 1, 0, NORM_STD);
     if (S) {
-        T(p, "blk.%d.ffn_gate_inp_shexp.weight", l, F32, 1, n, 1, 1, 0, in_std);
+        if (!h->n_shared) /* qwen2moe's sigmoid gate; deepseek2's is ungated */
+            T(p, "blk.%d.ffn_gate_inp_shexp.weight", l, F32, 1, n, 1, 1, 0, in_std);
         T(p, "blk.%d.ffn_gate_shexp.weight", l, ty, 2, n, S, 1, 0, in_std);
         T(p, "blk.%d.ffn_up_shexp.weight", l, ty, 2, n, S, 1, 0, in_std);
         T(p, "blk.%d.ffn_down_shexp.weight", l, MT(p, true, S), 2, S, n, 1, 0,
@@ -435,9 +597,16 @@ static int plan_tensors(mk_plan *p)
         t->gen = GEN_EMBED;
         t->topic_coef = sqrtf(a) * sqrtf((float)n);
     }
+    const bool mla = !strcmp(h->arch, "deepseek2");
     for (int l = 0; l < (int)h->n_layer; l++) {
-        plan_attention(p, l, out_scale);
-        plan_ffn(p, l, out_scale);
+        if (mla)
+            plan_attention_mla(p, l, out_scale);
+        else
+            plan_attention(p, l, out_scale);
+        if (l < (int)h->n_layer_dense)
+            plan_dense_ffn(p, l, out_scale);
+        else
+            plan_ffn(p, l, out_scale);
     }
     T(p, "output_norm.weight", 0, F32, 1, n, 1, 1, 1, NORM_STD);
     t = T(p, "output.weight", 0, MT(p, true, n), 2, n, V, 1, 0, inv);
@@ -460,7 +629,8 @@ static int resolve(const eng_mkmodel_opts *o, eng_mkmodel_preset *hp, eng_err *e
         const char *a = eng_mkmodel_arch_parse(o->arch);
         if (!a)
             return eng_err_set(e, ENG_EINVAL,
-                               "unknown architecture '%s' (mixtral, qwen2moe, qwen3moe, olmoe)",
+                               "unknown architecture '%s' (mixtral, qwen2moe, qwen3moe, olmoe, "
+                               "deepseek2)",
                                o->arch);
         if (strcmp(a, pr->arch))
             return eng_err_set(e, ENG_EINVAL,
@@ -476,9 +646,15 @@ static int resolve(const eng_mkmodel_opts *o, eng_mkmodel_preset *hp, eng_err *e
     if (!(o->router_locality >= 0 && o->router_locality <= 1))
         return eng_err_set(e, ENG_EINVAL, "router locality %g is outside [0, 1]",
                            o->router_locality);
+    if (o->mla_legacy && strcmp(pr->arch, "deepseek2"))
+        return eng_err_set(e, ENG_EINVAL, "the legacy MLA form is for deepseek2 presets, not "
+                           "'%s' (%s)", pr->name, pr->arch);
     *hp = *pr;
     if (o->layers)
         hp->n_layer = o->layers;
+    /* a cut model keeps at least one MoE layer */
+    if (hp->n_layer_dense >= hp->n_layer)
+        hp->n_layer_dense = hp->n_layer - 1;
     return ENG_OK;
 }
 
@@ -497,6 +673,7 @@ static int plan_build(const eng_mkmodel_opts *o, mk_plan *p, eng_err *e)
         return rc;
     p->type = o->type;
     p->seed = o->seed;
+    p->mla_legacy = o->mla_legacy;
     p->locality = o->router_locality;
     long ncpu = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
     p->threads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
@@ -652,11 +829,33 @@ static int row_topic(const mk_plan *p, const topics *tp, const mk_tensor *t, uin
     return -1;
 }
 
+/* Element (row r, column j) of attn_k_b {nope, R_kv, H} or attn_v_b
+ * {R_kv, dv, H} as its index in the layer's attn_kv_b {R_kv, H*(nope+dv)}:
+ * kb[h][c][d] = kv_b[h(nope+dv) + d][c], vb[h][i][c] = kv_b[h(nope+dv) +
+ * nope + i][c]. */
+static uint64_t kv_b_index(const mk_plan *p, const mk_tensor *t, uint64_t r, uint64_t j)
+{
+    const uint64_t nope = p->hp.qk_nope, dv = p->hp.v_head_dim, R = p->hp.kv_lora_rank;
+    const uint64_t per = (uint64_t)t->ne[1], h = r / per, i = r % per;
+    return t->gen == GEN_KB ? (h * (nope + dv) + j) * R + i
+                            : (h * (nope + dv) + nope + i) * R + j;
+}
+
 /* Rows [r0, r0+nr) of tensor t as f32 into buf. */
 static void gen_rows(const mk_plan *p, const topics *tp, const mk_tensor *t, uint64_t key,
                      uint64_t r0, uint64_t nr, float *buf)
 {
     int64_t n0 = t->ne[0];
+    if (t->gen == GEN_KB || t->gen == GEN_VB) {
+        char src[64];
+        snprintf(src, sizeof src, "blk.%d.attn_kv_b.weight", t->layer);
+        const uint64_t skey = name_key(p->seed, src);
+        for (uint64_t r = r0; r < r0 + nr; r++)
+            for (int64_t j = 0; j < n0; j++)
+                buf[(r - r0) * n0 + j] =
+                    t->mean + t->std * normal_at(skey, kv_b_index(p, t, r, (uint64_t)j));
+        return;
+    }
     for (uint64_t r = r0; r < r0 + nr; r++) {
         float *y = buf + (r - r0) * n0;
         int topic = t->topic_coef != 0 ? row_topic(p, tp, t, r) : -1;

@@ -2,15 +2,16 @@
  * mkmodel.h — the synthetic model writer behind `moebench mkmodel`.
  *
  * Writes a GGUF v3 file that llama.cpp (and our engine) loads as a Mixtral
- * (`llama`), `qwen2moe`, `qwen3moe` or `olmoe` model: metadata keys, value
+ * (`llama`), `qwen2moe`, `qwen3moe`, `olmoe` or `deepseek2` model: metadata keys, value
  * types and tensor names/shapes exactly as llama.cpp's converter writes
  * them (reference: gguf-moe.md sections 3, 5, 6), seeded random weights and
  * a byte-level BPE vocabulary (engine/tokenizer.h reads it back).
  *
  * Presets fix the hyper-parameters: a `tiny-*` preset per architecture (a
  * few MB, for tests) and shape-faithful presets with the real models'
- * dimensions (mixtral-8x7b, qwen1.5-moe-a2.7b, qwen3-30b-a3b, olmoe-1b-7b),
- * whose depth `layers` can cut. Each preset belongs to one architecture.
+ * dimensions (mixtral-8x7b, qwen1.5-moe-a2.7b, qwen3-30b-a3b, olmoe-1b-7b,
+ * deepseek-v2-lite, deepseek-v3, kimi-k2), whose depth `layers` can cut.
+ * Each preset belongs to one architecture.
  *
  * Determinism: the same options give a byte-identical file (weights come
  * from a counter-based generator keyed by seed, tensor and element index).
@@ -64,6 +65,21 @@ typedef struct eng_mkmodel_preset {
     uint32_t n_ff_dense;     /* {arch}.feed_forward_length for qwen (informational), else 0 */
     float rms_eps;           /* {arch}.attention.layer_norm_rms_epsilon             */
     float rope_base;         /* {arch}.rope.freq_base                               */
+    /* deepseek2 (0 elsewhere); n_ff_shexp = n_shared * n_ff_exp there, and
+     * n_ff_dense is the dense layers' feed_forward_length */
+    uint32_t n_layer_dense;  /* leading_dense_block_count (at most layers - 1)      */
+    uint32_t n_shared;       /* expert_shared_count                                 */
+    uint32_t q_lora_rank;    /* 0: no q-LoRA (attn_q, the V2-Lite form)             */
+    uint32_t kv_lora_rank;
+    uint32_t qk_nope, qk_rope, v_head_dim;
+    uint32_t gating;         /* expert_gating_func: 1 softmax, 2 sigmoid            */
+    bool exp_probs_b;        /* selection bias exp_probs_b.bias per MoE layer       */
+    bool weights_norm;       /* expert_weights_norm                                 */
+    float weights_scale;     /* expert_weights_scale (0: not written)               */
+    uint32_t n_group, n_group_used; /* expert_group_count / _used_count (0: not written) */
+    float yarn_factor;       /* rope.scaling (YaRN) factor; 0: no rope.scaling keys */
+    uint32_t yarn_orig_ctx;  /* rope.scaling.original_context_length               */
+    float yarn_log_mul;      /* mscale_all_dim (written x 0.1, as the converter does) */
 } eng_mkmodel_preset;
 
 /* Number of presets, and preset i (0 <= i < count) in --list order. */
@@ -104,6 +120,8 @@ typedef struct eng_mkmodel_opts {
     int threads;                 /* generator threads: 0 = online CPUs (at most 8);
                                   * the bytes written do not depend on it          */
     int vocab;                   /* ENG_MK_VOCAB_BPE (default) or _SPM               */
+    bool mla_legacy;             /* deepseek2: write attn_kv_b (the legacy form) instead
+                                  * of attn_k_b/attn_v_b; the same weights either way */
 } eng_mkmodel_opts;
 
 /* The vocabulary's kind: byte-level BPE ("gpt2", every preset's default) or

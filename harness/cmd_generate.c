@@ -226,13 +226,16 @@ static json_t *ids_json(const int32_t *ids, int64_t n)
 static json_t *j_model(const gen_run *r)
 {
     const eng_hparams *hp = eng_model_hparams(r->m);
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "path", r->a->model,
-                     "arch", hp->arch, "n_layer", (json_int_t)hp->n_layer, "n_embd",
-                     (json_int_t)hp->n_embd, "n_expert", (json_int_t)hp->n_expert, "n_vocab",
-                     (json_int_t)hp->n_vocab, "decode_bytes_per_token",
-                     (json_int_t)eng_model_decode_bytes(r->m), "layer_params_per_token",
-                     (json_int_t)eng_model_layer_params(r->m), "head_params",
-                     (json_int_t)eng_model_head_params(r->m));
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                     "path", r->a->model, "arch", hp->arch, "n_layer", (json_int_t)hp->n_layer,
+                     "n_layer_dense", (json_int_t)hp->n_layer_dense, "n_layer_moe",
+                     (json_int_t)hp->n_layer_moe, "n_embd", (json_int_t)hp->n_embd, "n_expert",
+                     (json_int_t)hp->n_expert, "n_vocab", (json_int_t)hp->n_vocab,
+                     "n_ctx", (json_int_t)eng_session_n_ctx(r->s), "kv_cache_bytes",
+                     (json_int_t)eng_model_kv_bytes(r->m, eng_session_n_ctx(r->s)),
+                     "decode_bytes_per_token", (json_int_t)eng_model_decode_bytes(r->m),
+                     "layer_params_per_token", (json_int_t)eng_model_layer_params(r->m),
+                     "head_params", (json_int_t)eng_model_head_params(r->m));
 }
 static json_t *j_prompt(const gen_run *r) { return ids_json(r->prompt, r->n_prompt); }
 static json_t *j_tokens(const gen_run *r) { return ids_json(r->res.tokens, r->res.n_tokens); }

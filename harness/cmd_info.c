@@ -11,6 +11,7 @@
  */
 #include "engine/formats.h"
 #include "engine/gguf.h"
+#include "engine/model.h"
 #include "harness/cli.h"
 #include "harness/commands.h"
 
@@ -157,6 +158,60 @@ static void totals(const eng_gguf *g, info_totals *t)
     }
 }
 
+/* How the engine reads the file: the layers it runs and what they are, its
+ * attention and KV cache, its router; or why it cannot run the file. */
+static json_t *engine_view(const char *path)
+{
+    eng_model *m = NULL;
+    eng_err e = {0};
+    if (eng_model_open(&m, path, NULL, &e))
+        return json_pack("{s:b, s:s}", "runs", 0, "error", e.msg);
+    const eng_hparams *hp = eng_model_hparams(m);
+    const eng_arch *a = eng_arch_find(hp->arch);
+    const char *attn = eng_attn_kind_name(a->traits.attn);
+    if (a->traits.attn == ENG_ATTN_MLA && !hp->mla.absorbed)
+        attn = "mla-legacy";
+    json_t *v = json_pack("{s:b, s:I, s:I, s:I, s:I, s:s, s:I, s:s, s:I, s:I}", "runs", 1,
+                          "layers", (json_int_t)hp->n_layer, "dense_layers",
+                          (json_int_t)hp->n_layer_dense, "moe_layers",
+                          (json_int_t)hp->n_layer_moe, "skipped_layers",
+                          (json_int_t)(hp->n_layer_file - hp->n_layer), "attention", attn,
+                          "kv_cache_bytes_per_token", (json_int_t)eng_model_kv_bytes(m, 1),
+                          "router", eng_gating_name(hp->gating), "expert_groups",
+                          (json_int_t)hp->n_group, "expert_groups_used",
+                          (json_int_t)hp->n_group_used);
+    eng_model_free(m);
+    return v;
+}
+
+static void print_engine_view(const char *path)
+{
+    json_t *v = engine_view(path);
+    if (!json_is_true(json_object_get(v, "runs"))) {
+        printf("engine:        cannot run it: %s\n",
+               json_string_value(json_object_get(v, "error")));
+        json_decref(v);
+        return;
+    }
+#define I(k) ((long long)json_integer_value(json_object_get(v, k)))
+#define S(k) json_string_value(json_object_get(v, k))
+    printf("engine:        runs %lld layers (%lld dense FFN, %lld MoE", I("layers"),
+           I("dense_layers"), I("moe_layers"));
+    if (I("skipped_layers"))
+        printf(", %lld next-token-prediction layers skipped", I("skipped_layers"));
+    printf("); attention %s, KV cache %lld bytes per token (f32)\n", S("attention"),
+           I("kv_cache_bytes_per_token"));
+    if (I("moe_layers")) {
+        printf("  router:      %s", S("router"));
+        if (I("expert_groups") > 1)
+            printf(", %lld of %lld expert groups", I("expert_groups_used"), I("expert_groups"));
+        printf("\n");
+    }
+#undef I
+#undef S
+    json_decref(v);
+}
+
 static void print_text(const eng_gguf *g, const info_totals *t, int all_kv)
 {
     char a[32], b[32], c[32];
@@ -175,6 +230,7 @@ static void print_text(const eng_gguf *g, const info_totals *t, int all_kv)
     printf("  experts:     %" PRIu64 " bytes (%s, %.1f%%)\n", t->experts, b,
            total ? 100.0 * (double)t->experts / (double)total : 0.0);
     printf("  dense:       %" PRIu64 " bytes (%s)\n", t->dense, c);
+    print_engine_view(eng_gguf_path(g));
     printf("\nhyper-parameters (%s*):\n", t->arch ? t->prefix : "");
     for (int64_t i = 0; i < eng_gguf_kv_count(g); i++)
         if (t->arch && starts_with(eng_gguf_kv_at(g, i)->key, t->prefix))
@@ -259,6 +315,7 @@ static void print_json(const eng_gguf *g, const info_totals *t, int all_kv)
             json_object_set_new(other, key, kv_json(g, i));
     }
     json_object_set_new(root, "hparams", hp);
+    json_object_set_new(root, "engine", engine_view(eng_gguf_path(g)));
     if (all_kv)
         json_object_set_new(root, "kv", other);
     else

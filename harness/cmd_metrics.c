@@ -31,7 +31,9 @@ static const char usage_text[] =
     "  --bootstrap B    bootstrap replicates (default 1000; 0 = no intervals)\n"
     "  --seed S         seed of the bootstrap draws (default 0)\n"
     "  --stride N       analyse every N-th sample only (the paper's SCH script: 16)\n"
-    "  --layers LIST    layers to analyse, e.g. 0,3,8-15 (default all); the model-wide\n"
+    "  --layers LIST    layers to analyse, e.g. 0,3,8-15 (default all), numbered as\n"
+    "                   the model numbers them (a trace from a model with dense\n"
+    "                   leading layers starts at its first MoE layer); the model-wide\n"
     "                   trace concatenates these\n"
     "  --threads T      worker threads (default: online CPUs)\n"
     "  --from FORMAT    moetrace, json, csv or safetensors (default: by extension)\n"
@@ -47,12 +49,29 @@ typedef struct m_opts {
     met_trace_format from;
 } m_opts;
 
+/* --layers names the model's layers: subtract the trace's layer offset. */
+static int model_layers_to_trace(const met_trace_info *in, int32_t *layers, int n, eng_err *err)
+{
+    for (int i = 0; i < n; i++) {
+        if (layers[i] < in->layer_offset)
+            return eng_err_set(err, ENG_EINVAL,
+                               "--layers: layer %d has a dense FFN (the trace starts at the "
+                               "model's layer %d)", (int)layers[i], (int)in->layer_offset);
+        layers[i] -= in->layer_offset;
+    }
+    return ENG_OK;
+}
+
 static void print_table(const met_lrc_report *rep, const char *path)
 {
     const met_lrc_result *r0 = &rep->layers[0];
     int boot = rep->bootstrap > 0;
-    printf("%s: %d layer(s), %lld samples analysed%s\n\n", path, rep->num_layers,
+    printf("%s: %d layer(s), %lld samples analysed%s\n", path, rep->num_layers,
            (long long)r0->num_samples, boot ? ", 95% basic-bootstrap intervals in [ ]" : "");
+    if (rep->layer_offset)
+        printf("layers are the model's; its first %d layer(s) have a dense FFN and are not "
+               "in the trace\n", (int)rep->layer_offset);
+    printf("\n");
     printf("SRP (best F1 of predicting a segment's experts)\n%-7s", "layer");
     for (int q = 0; q < r0->num_seg; q++)
         printf(boot ? "  L=%-23d" : "  L=%-7d", (int)r0->srp[q].seg_len);
@@ -62,7 +81,8 @@ static void print_table(const met_lrc_report *rep, const char *path)
         if (!r)
             break;
         char name[16];
-        snprintf(name, sizeof name, "%d", i < rep->num_layers ? (int)rep->layer_index[i] : 0);
+        snprintf(name, sizeof name, "%d",
+                 i < rep->num_layers ? (int)(rep->layer_offset + rep->layer_index[i]) : 0);
         printf("%-7s", i < rep->num_layers ? name : "model");
         for (int q = 0; q < r->num_seg; q++) {
             printf("  %.4f", r->srp[q].srp.best_f1);
@@ -86,7 +106,7 @@ static void print_table(const met_lrc_report *rep, const char *path)
             if (c > r->num_experts)
                 break;
             if (i < rep->num_layers)
-                printf("%-7d %-7d", (int)rep->layer_index[i], m);
+                printf("%-7d %-7d", (int)(rep->layer_offset + rep->layer_index[i]), m);
             else
                 printf("%-7s %-7d", "model", m);
             for (int p = 0; p < 3; p++)
@@ -153,6 +173,8 @@ int hx_cmd_metrics(int argc, char **argv)
     met_trace_reader *r = NULL;
     met_lrc_report *rep = NULL;
     rc = met_trace_reader_open(&r, path, o.from, &err);
+    if (!rc)
+        rc = model_layers_to_trace(met_trace_reader_info(r), o.layers, o.nlayers, &err);
     if (!rc)
         rc = met_lrc_compute(r, &o.lrc, &rep, &err);
     if (rc) {

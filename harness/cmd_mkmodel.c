@@ -18,7 +18,7 @@
 static const char usage_text[] =
     "usage: moebench mkmodel --preset NAME [--arch ARCH] [--type TYPE] [--seed N]\n"
     "                        [--layers N] [--router-locality X] [--vocab bpe|spm]\n"
-    "                        -o FILE.gguf\n"
+    "                        [--mla-legacy] -o FILE.gguf\n"
     "       moebench mkmodel --list\n\n"
     "Writes a synthetic Mixture-of-Experts model that llama.cpp and moebench load:\n"
     "metadata and tensor names as llama.cpp's converter writes them, seeded random\n"
@@ -27,20 +27,27 @@ static const char usage_text[] =
     "  --preset NAME         tiny-mixtral, tiny-qwen2moe, tiny-qwen3moe, tiny-olmoe,\n"
     "                        tiny-k-mixtral, tiny-k-qwen2moe, tiny-k-qwen3moe,\n"
     "                        tiny-k-olmoe (widths of 256, for K-quants),\n"
+    "                        tiny-deepseek2, tiny-deepseek2-lite,\n"
     "                        mixtral-8x7b, qwen1.5-moe-a2.7b, qwen3-30b-a3b,\n"
-    "                        olmoe-1b-7b (--list shows their dimensions)\n"
-    "  --arch ARCH           mixtral (= llama), qwen2moe, qwen3moe, olmoe; optional,\n"
-    "                        must match the preset's architecture\n"
+    "                        olmoe-1b-7b, deepseek-v2-lite, deepseek-v3, kimi-k2\n"
+    "                        (--list shows their dimensions)\n"
+    "  --arch ARCH           mixtral (= llama), qwen2moe, qwen3moe, olmoe, deepseek2;\n"
+    "                        optional, must match the preset's architecture\n"
     "  --type TYPE           f32 (default), f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k,\n"
     "                        q4_k_m (q4_k with q6_k for attn_v, ffn_down, output);\n"
     "                        norms, biases and routers stay f32; q4_k/q6_k fall back\n"
     "                        to q5_0/q8_0 for rows not a multiple of 256 (llama.cpp)\n"
     "  --seed N              weights seed (default 1)\n"
-    "  --layers N            keep the first N layers (default: the preset's)\n"
+    "  --layers N            keep the first N layers (default: the preset's); a\n"
+    "                        model with dense leading layers keeps at least one\n"
+    "                        MoE layer\n"
     "  --router-locality X   0..1 (default 0): tokens of one topic (block of ids)\n"
     "                        route to the same experts; see docs/engine.md\n"
     "  --vocab KIND          bpe (default: byte-level BPE, 'gpt2', as Qwen and OLMoE)\n"
     "                        or spm (SentencePiece, 'llama', as real Mixtral files)\n"
+    "  --mla-legacy          deepseek2: the older form of MLA files (attn_kv_b,\n"
+    "                        per-head KV cache) instead of attn_k_b/attn_v_b; the\n"
+    "                        same weights, so both forms compute the same logits\n"
     "  -o, --output FILE     the GGUF file to write (replaced atomically)\n"
     "  --list                presets with dimensions and estimated sizes\n"
     "  -h, --help            this text\n";
@@ -59,7 +66,7 @@ static void human(uint64_t b, char *buf, size_t cap)
 
 static int list_presets(void)
 {
-    printf("%-18s %-9s %6s %6s %7s %8s %6s %6s %7s %10s %10s\n", "PRESET", "ARCH", "EMBD",
+    printf("%-20s %-9s %6s %6s %7s %8s %6s %6s %7s %10s %10s\n", "PRESET", "ARCH", "EMBD",
            "LAYERS", "HEADS", "EXPERTS", "FF", "SHARED", "VOCAB", "F32", "Q8_0");
     for (size_t i = 0; i < eng_mkmodel_preset_count(); i++) {
         const eng_mkmodel_preset *p = eng_mkmodel_preset_at(i);
@@ -76,7 +83,7 @@ static int list_presets(void)
         snprintf(experts, sizeof experts, "%u/%u", p->n_expert, p->n_expert_used);
         human(sz[0], a, sizeof a);
         human(sz[1], b, sizeof b);
-        printf("%-18s %-9s %6u %6u %7s %8s %6u %6u %7u %10s %10s\n", p->name, p->arch, p->n_embd,
+        printf("%-20s %-9s %6u %6u %7s %8s %6u %6u %7u %10s %10s\n", p->name, p->arch, p->n_embd,
                p->n_layer, heads, experts, p->n_ff_exp, p->n_ff_shexp, p->n_vocab, a, b);
     }
     printf("\nSizes are for all layers; --layers N scales the layer part.\n");
@@ -143,6 +150,7 @@ int hx_cmd_mkmodel(int argc, char **argv)
         {"layers", required_argument, 0, 'l'}, {"router-locality", required_argument, 0, 'r'},
         {"output", required_argument, 0, 'o'}, {"list", no_argument, 0, 'L'},
         {"vocab", required_argument, 0, 'V'},  {"help", no_argument, 0, 'h'},
+        {"mla-legacy", no_argument, 0, 'M'},
         {0, 0, 0, 0},
     };
     eng_mkmodel_opts o = {.type = ENG_MK_F32, .seed = 1};
@@ -180,6 +188,7 @@ int hx_cmd_mkmodel(int argc, char **argv)
             break;
         case 'o': out = optarg; break;
         case 'L': list = 1; break;
+        case 'M': o.mla_legacy = true; break;
         case 'h': fputs(usage_text, stdout); return HX_EXIT_OK;
         default: return hx_usage_error("mkmodel", "unknown option '%s'", argv[optind - 1]);
         }

@@ -80,8 +80,9 @@ static int top_experts(const met_layer_stats *st, int32_t E, int32_t *top, int n
 
 static json_t *stats_json(const met_trace_info *in, const met_layer_stats *st)
 {
-    json_t *o = json_pack("{s:i, s:i, s:i, s:I, s:I, s:b, s:b, s:b}", "num_layers",
-                          in->num_layers, "num_experts", in->num_experts, "top_k", in->top_k,
+    json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:I, s:I, s:b, s:b, s:b}", "num_layers",
+                          in->num_layers, "layer_offset", in->layer_offset, "num_experts",
+                          in->num_experts, "top_k", in->top_k,
                           "num_samples", (json_int_t)in->num_samples, "num_tokens",
                           (json_int_t)in->num_tokens, "has_weights",
                           !!(in->flags & MET_TRACE_WEIGHTS), "has_token_ids",
@@ -105,7 +106,8 @@ static json_t *stats_json(const met_trace_info *in, const met_layer_stats *st)
                                                        ((json_int_t)1 << (b + 1)) - 1, "count",
                                                        (json_int_t)st[l].reuse[b]));
         json_array_append_new(layers, json_pack("{s:i, s:f, s:f, s:f, s:o, s:o, s:I, s:o}",
-                                                "layer", l, "entropy_bits", st[l].entropy_bits,
+                                                "layer", in->layer_offset + l,
+                                                "entropy_bits", st[l].entropy_bits,
                                                 "entropy_norm", st[l].entropy_norm, "gini",
                                                 st[l].gini, "top", top, "counts", counts,
                                                 "first_use", (json_int_t)st[l].first_use,
@@ -130,8 +132,8 @@ static void stats_table(const char *path, const met_trace_info *in, const met_la
         int32_t t[5];
         int n = top_experts(&st[l], in->num_experts, t, 5);
         int64_t tot = in->num_tokens * in->top_k;
-        printf("%-6d %-8.3f %-7.3f %-6.3f", (int)l, st[l].entropy_bits, st[l].entropy_norm,
-               st[l].gini);
+        printf("%-6d %-8.3f %-7.3f %-6.3f", (int)(in->layer_offset + l), st[l].entropy_bits,
+               st[l].entropy_norm, st[l].gini);
         for (int i = 0; i < n; i++)
             printf(" %d (%.3f)", (int)t[i], tot ? (double)st[l].counts[t[i]] / tot : 0.0);
         printf("\n");

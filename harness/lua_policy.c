@@ -35,6 +35,7 @@ typedef struct lp_inst {
     uint32_t *where;         /* [n_keys] index in resident, UINT32_MAX if out */
     uint32_t n_res, capacity, n_keys;
     int failed;              /* a callback raised an error                     */
+    eng_err err;             /* the first one, naming the callback (status)   */
 } lp_inst;
 
 static int traceback(lua_State *L)
@@ -149,13 +150,24 @@ static int push_method(lp_inst *in, int m)
     return 1;
 }
 
+/* The error on the stack becomes the instance's sticky error, which the
+ * policy handle picks up through lp_status after this callback. */
 static void fail(lp_inst *in, const char *what)
 {
     if (!in->failed)
-        fprintf(stderr, "moebench: lua policy %s: %s: %s\n", in->lp->path, what,
-                lua_tostring(in->L, -1));
+        eng_err_set(&in->err, ENG_ESTATE, "lua policy %s: %s: %s", in->lp->path, what,
+                    lua_tostring(in->L, -1));
     in->failed = 1;
     lua_settop(in->L, 0);
+}
+
+static int lp_status(void *st, eng_err *err)
+{
+    lp_inst *in = st;
+    if (!in->failed)
+        return ENG_OK;
+    *err = in->err;
+    return in->err.code;
 }
 
 static int lp_reset(void *st, const eng_policy_future *future, eng_err *err)
@@ -164,10 +176,10 @@ static int lp_reset(void *st, const eng_policy_future *future, eng_err *err)
     for (uint32_t i = 0; i < in->n_res; i++)
         in->where[in->resident[i]] = UINT32_MAX;
     in->n_res = 0;
-    if (push_method(in, M_RESET) && call(in->L, 0, 0) != LUA_OK) {
+    if (push_method(in, M_RESET) && call(in->L, 0, 0) != LUA_OK)
         fail(in, "reset");
-        return eng_err_set(err, ENG_ESTATE, "lua policy %s: reset failed", in->lp->path);
-    }
+    if (in->failed)
+        return lp_status(in, err);
     return ENG_OK;
 }
 
@@ -254,11 +266,15 @@ static int lp_victim(void *st, const uint8_t *pinned, uint32_t *key)
     }
     int isnum;
     lua_Integer v = lua_tointegerx(in->L, -1, &isnum);
+    const char *type = luaL_typename(in->L, -1); /* a static string */
     lua_pop(in->L, 1);
     if (!isnum || v < 0 || (uint64_t)v >= in->n_keys || in->where[v] == UINT32_MAX ||
         (pinned && pinned[v])) {
-        lua_pushfstring(in->L, "victim returned %s, not one of the candidates",
-                        isnum ? "a key" : "a non-integer");
+        if (isnum)
+            lua_pushfstring(in->L, "returned key %I, which is not one of the %I candidates",
+                            v, n);
+        else
+            lua_pushfstring(in->L, "returned a %s, not a key", type);
         fail(in, "victim");
         return 1;
     }
@@ -283,6 +299,7 @@ int hx_lua_policy_load(hx_lua_policy **out, const char *path, eng_err *err)
         .name = lp->name, .summary = "eviction policy written in Lua", .flags = 0,
         .create = lp_create, .destroy = lp_destroy, .reset = lp_reset, .access = lp_access,
         .admit = lp_admit, .insert = lp_insert, .victim = lp_victim, .evict = lp_evict,
+        .status = lp_status,
     };
     /* Check the script once, with a small configuration, so that a broken
      * file is a usage error before any work starts. */

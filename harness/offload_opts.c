@@ -206,15 +206,18 @@ static int load_model_trace(const char *opt, const char *path, const eng_model *
         return hx_fail("generate", rc, "%s: %s", opt, err.msg);
     const eng_hparams *hp = eng_model_hparams(m);
     const met_trace_info *in = &t->info;
-    if (in->num_layers != hp->n_layer || in->top_k != hp->n_expert_used ||
-        in->num_experts != hp->n_expert || in->num_samples < 1) {
+    if (in->num_layers != hp->n_layer_moe || in->top_k != hp->n_expert_used ||
+        in->num_experts != hp->n_expert || in->num_samples < 1 ||
+        in->layer_offset != hp->n_layer_dense) {
         met_trace_free(t);
         return hx_fail("generate", ENG_EINVAL,
-                       "%s: %s: trace of %d layers, %d experts, top-k %d, %lld samples does not "
-                       "fit the model (%lld layers, %lld experts, top-k %lld)",
-                       opt, path, in->num_layers, in->num_experts, in->top_k,
-                       (long long)in->num_samples, (long long)hp->n_layer,
-                       (long long)hp->n_expert, (long long)hp->n_expert_used);
+                       "%s: %s: trace of %d MoE layers from layer %d, %d experts, top-k %d, "
+                       "%lld samples does not fit the model (%lld MoE layers from layer %lld, "
+                       "%lld experts, top-k %lld)",
+                       opt, path, in->num_layers, in->layer_offset, in->num_experts, in->top_k,
+                       (long long)in->num_samples, (long long)hp->n_layer_moe,
+                       (long long)hp->n_layer_dense, (long long)hp->n_expert,
+                       (long long)hp->n_expert_used);
     }
     *out = t;
     return 0;
@@ -296,10 +299,11 @@ static void on_token_done(void *user, int64_t pos)
 static int open_writer(hx_offload *x, const eng_model *m)
 {
     const eng_hparams *hp = eng_model_hparams(m);
-    met_trace_info info = {.num_layers = (int32_t)hp->n_layer,
+    met_trace_info info = {.num_layers = (int32_t)hp->n_layer_moe,
                            .num_experts = (int32_t)hp->n_expert,
                            .top_k = (int32_t)hp->n_expert_used,
-                           .flags = MET_TRACE_WEIGHTS | MET_TRACE_TOKENS};
+                           .flags = MET_TRACE_WEIGHTS | MET_TRACE_TOKENS,
+                           .layer_offset = (int32_t)hp->n_layer_dense};
     eng_err err = {0};
     met_trace_writer *w;
     int rc = met_trace_writer_open(&w, x->trace_out, &info, &err);

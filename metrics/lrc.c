@@ -37,7 +37,7 @@
  * O(T*k + E) per sample.
  */
 #include "metrics/lrc.h"
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -16,7 +16,7 @@
  * lanes of padding (lrc.c), lanes past the walk's end are never records
  * and go back unchanged.
  */
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 
 #include "engine/formats.h"
 

@@ -39,7 +39,7 @@
  * the curves of a sample run interleaved, access by access: their chains
  * are independent and overlap in the out-of-order core.
  */
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 
 #include "engine/formats.h"
 

@@ -58,9 +58,10 @@ static int check_config(const met_trace *t, const met_sim_config *c, eng_err *er
     if (c->cache_experts < 1 || c->cache_experts > INT32_MAX)
         return eng_err_set(err, ENG_EINVAL, "--cache-experts: %lld is out of range [1, %d]",
                            (long long)c->cache_experts, INT32_MAX);
-    if (c->layer < -1 || c->layer >= t->info.num_layers)
-        return eng_err_set(err, ENG_EINVAL, "--layer: %d is not a layer of the trace (0..%d)",
-                           c->layer, t->info.num_layers - 1);
+    const int32_t off = t->info.layer_offset; /* layers are the model's */
+    if (c->layer != -1 && (c->layer < off || c->layer - off >= t->info.num_layers))
+        return eng_err_set(err, ENG_EINVAL, "--layer: %d is not a layer of the trace (%d..%d)",
+                           c->layer, off, off + t->info.num_layers - 1);
     if (c->prefetch == MET_SIM_PREFETCH_ORACLE && c->lookup != MET_SIM_LOOKUP_SEQUENTIAL)
         return eng_err_set(err, ENG_EINVAL,
                            "--prefetch oracle needs --lookup sequential (token look-up is the "
@@ -492,12 +493,12 @@ int met_sim_run(const met_trace *t, const met_sim_config *cfg, met_sim_result **
         return ENG_ENOMEM;
     sim s = {.t = t, .cfg = cfg, .res = r, .err = err, .E = t->info.num_experts,
              .k = t->info.top_k};
-    s.l0 = cfg->layer >= 0 ? cfg->layer : 0;
+    s.l0 = cfg->layer >= 0 ? cfg->layer - t->info.layer_offset : 0;
     s.L = cfg->layer >= 0 ? 1 : t->info.num_layers;
     s.n_inst = cfg->scope == MET_SIM_SCOPE_GLOBAL ? 1 : s.L;
     s.n_keys = (uint32_t)(cfg->scope == MET_SIM_SCOPE_GLOBAL ? s.L * s.E : s.E);
     r->n_layers = s.L;
-    r->first_layer = s.l0;
+    r->first_layer = s.l0 + t->info.layer_offset;
     r->n_samples = t->info.num_samples;
     r->n_tokens = t->info.num_tokens;
     r->load_us = cfg->link_latency_us + cfg->expert_bytes / (cfg->link_gbps * 1e3);

@@ -66,7 +66,8 @@ typedef struct met_sim_config {
     met_sim_lookup lookup;
     met_sim_start start;
     met_sim_prefetch prefetch;   /* ORACLE needs lookup SEQUENTIAL            */
-    int32_t layer;               /* replay only this layer; -1 = all          */
+    int32_t layer;               /* replay only this layer (the model's number:
+                                    trace layer + layer_offset); -1 = all     */
     int lookahead;               /* fsf: L tokens (>= 1)                      */
     uint64_t seed;               /* random; instance i uses seed + i          */
     int64_t lfu_age;             /* lfu aging (0 = none)                      */
@@ -99,7 +100,8 @@ typedef struct met_sim_counts {
 typedef struct met_sim_result {
     met_sim_counts total;
     int32_t n_layers;            /* layers replayed                           */
-    int32_t first_layer;         /* index of layers[0] in the trace           */
+    int32_t first_layer;         /* the model's layer of layers[0] (trace
+                                    layer + the trace's layer_offset)         */
     met_sim_counts *layers;      /* [n_layers]                                */
     int64_t n_samples, n_tokens;
     int64_t *sample_hits;        /* [n_samples] hits of each sample (all layers replayed) */

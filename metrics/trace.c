@@ -60,6 +60,9 @@ int met_trace_info_check(const met_trace_info *in, const char *what, eng_err *er
     if (in->top_k < 1 || in->top_k > in->num_experts)
         return eng_err_set(err, ENG_EFORMAT, "%s: top_k %d not in 1..num_experts (%d)", what,
                            (int)in->top_k, (int)in->num_experts);
+    if (in->layer_offset < 0 || in->layer_offset > MET_TRACE_MAX_LAYERS)
+        return eng_err_set(err, ENG_EFORMAT, "%s: layer_offset %d not in 0..%d", what,
+                           (int)in->layer_offset, MET_TRACE_MAX_LAYERS);
     if (in->num_samples < 0 || in->num_tokens < 0)
         return eng_err_set(err, ENG_EFORMAT, "%s: negative sample or token count", what);
     if (in->flags & ~(uint32_t)(MET_TRACE_WEIGHTS | MET_TRACE_TOKENS | MET_TRACE_LABELS))

@@ -78,6 +78,10 @@ typedef struct met_trace_info {
     uint32_t flags;          /* MET_TRACE_*                                */
     int64_t num_samples;     /* S >= 0                                     */
     int64_t num_tokens;      /* sum of the samples' token counts           */
+    int32_t layer_offset;    /* the model's layer index of trace layer 0:
+                                a model's dense leading layers route
+                                nothing and are not in the trace (0..4096;
+                                0 for models whose every layer is MoE)     */
 } met_trace_info;
 
 /* A whole trace in memory. Token t of sample s is global token

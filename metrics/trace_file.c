@@ -3,9 +3,12 @@
  *
  * Layout (little-endian; docs/metrics.md has the table):
  *   header, 64 bytes: "MOETRACE", u32 version (1), u32 flags, u32 layers,
- *     u32 experts, u32 top_k, u32 header size (64), u64 samples, u64 tokens,
- *     u64 index offset, u64 index size
- *   one chunk per sample, in sample order, from byte 64, no gaps:
+ *     u32 experts, u32 top_k, u32 header size (64 or 72), u64 samples,
+ *     u64 tokens, u64 index offset, u64 index size; a 72-byte header adds
+ *     u32 layer_offset (the model layer of trace layer 0) and u32 0, and is
+ *     written only when layer_offset > 0, so other traces stay byte for byte
+ *     what they were
+ *   one chunk per sample, in sample order, right after the header, no gaps:
  *     ids u16 [L][T][k] (layer-major), zero-padded to a multiple of 4 bytes;
  *     weights f32 [L][T][k] if flag WEIGHTS; token ids i32 [T] if flag TOKENS
  *   index at the index offset: per sample {u64 tokens, u32 label bytes,
@@ -38,12 +41,14 @@
 #error "the .moetrace reader/writer assumes a little-endian host"
 #endif
 
-#define HDR_SIZE 64
+#define HDR_SIZE 64     /* the base header                                */
+#define HDR_EXT 72      /* with layer_offset                              */
 #define IDX_ENTRY 16
 static const char MAGIC[8] = {'M', 'O', 'E', 'T', 'R', 'A', 'C', 'E'};
 
 struct met_trace_reader {
     char *path;
+    uint32_t hdr;            /* header bytes: HDR_SIZE or HDR_EXT        */
     int fd;                  /* -1 when mem holds the trace              */
     met_trace *mem;          /* non-.moetrace formats                    */
     met_trace_info info;
@@ -128,8 +133,9 @@ static int parse_header(met_trace_reader *r, const unsigned char *h, uint64_t fs
     if (rd32(h + 8) != 1)
         return eng_err_set(err, ENG_EFORMAT, "%s: version %u not supported (1 is)", p,
                            rd32(h + 8));
-    if (rd32(h + 28) != HDR_SIZE)
-        return eng_err_set(err, ENG_EFORMAT, "%s: header_size %u, expected 64", p, rd32(h + 28));
+    r->hdr = rd32(h + 28);
+    if (r->hdr != HDR_SIZE && r->hdr != HDR_EXT)
+        return eng_err_set(err, ENG_EFORMAT, "%s: header_size %u, expected 64 or 72", p, r->hdr);
     uint32_t L = rd32(h + 16), E = rd32(h + 20), k = rd32(h + 24);
     uint64_t S = rd64(h + 32), N = rd64(h + 40);
     if (L > MET_TRACE_MAX_LAYERS || E > MET_TRACE_MAX_EXPERTS || k > E)
@@ -145,7 +151,7 @@ static int parse_header(met_trace_reader *r, const unsigned char *h, uint64_t fs
     if (rc)
         return rc;
     *ioff = rd64(h + 48), *isize = rd64(h + 56);
-    if (*ioff < HDR_SIZE || *ioff > fsize || *isize != fsize - *ioff)
+    if (*ioff < r->hdr || *ioff > fsize || *isize != fsize - *ioff)
         return eng_err_set(err, ENG_EFORMAT,
                            "%s: index_offset/index_size %llu/%llu do not match file size %llu "
                            "(unfinished capture or truncated file)",
@@ -164,7 +170,7 @@ static int parse_index(met_trace_reader *r, const unsigned char *idx, uint64_t i
 {
     const char *p = r->path;
     int64_t S = r->info.num_samples;
-    uint64_t off = HDR_SIZE, lab_total = 0, lab_room = isize - (uint64_t)S * IDX_ENTRY;
+    uint64_t off = r->hdr, lab_total = 0, lab_room = isize - (uint64_t)S * IDX_ENTRY;
     r->sample_start[0] = 0;
     for (int64_t s = 0; s < S; s++) {
         const unsigned char *e = idx + s * IDX_ENTRY;
@@ -212,7 +218,7 @@ static int parse_index(met_trace_reader *r, const unsigned char *idx, uint64_t i
 static int open_file(met_trace_reader *r, eng_err *err)
 {
     struct stat st;
-    unsigned char h[HDR_SIZE];
+    unsigned char h[HDR_EXT];
     if ((r->fd = open(r->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(r->fd, &st))
         return eng_err_set(err, ENG_EIO, "%s: %s", r->path, strerror(errno));
     if (!S_ISREG(st.st_mode))
@@ -224,6 +230,14 @@ static int open_file(met_trace_reader *r, eng_err *err)
     int rc = pread_full(r->fd, h, HDR_SIZE, 0, r->path, err);
     if (!rc)
         rc = parse_header(r, h, fsize, &ioff, &isize, err);
+    if (!rc && r->hdr == HDR_EXT) /* parse_header checked ioff >= 72 <= fsize */
+        rc = pread_full(r->fd, h + HDR_SIZE, HDR_EXT - HDR_SIZE, HDR_SIZE, r->path, err);
+    if (!rc && r->hdr == HDR_EXT) {
+        r->info.layer_offset = (int32_t)rd32(h + 64);
+        if (rd32(h + 64) > MET_TRACE_MAX_LAYERS || rd32(h + 68) != 0)
+            rc = eng_err_set(err, ENG_EFORMAT, "%s: layer_offset %u / reserved %u: out of range",
+                             r->path, rd32(h + 64), rd32(h + 68));
+    }
     if (rc)
         return rc;
     size_t S = (size_t)r->info.num_samples;
@@ -456,16 +470,23 @@ struct met_trace_writer {
     uint64_t off;             /* next chunk's byte offset                      */
 };
 
-/* The header; index_offset 0 (at open, until close) marks an unfinished capture. */
+static uint32_t header_bytes(const met_trace_info *in)
+{
+    return in->layer_offset ? HDR_EXT : HDR_SIZE;
+}
+
+/* The header (header_bytes of it); index_offset 0 (at open, until close)
+ * marks an unfinished capture. */
 static void encode_header(unsigned char *h, const met_trace_info *in, uint64_t ioff,
                           uint64_t isize)
 {
-    memset(h, 0, HDR_SIZE);
+    memset(h, 0, HDR_EXT);
     memcpy(h, MAGIC, 8);
     wr32(h + 8, 1), wr32(h + 12, in->flags), wr32(h + 16, (uint32_t)in->num_layers);
     wr32(h + 20, (uint32_t)in->num_experts), wr32(h + 24, (uint32_t)in->top_k);
-    wr32(h + 28, HDR_SIZE), wr64(h + 32, (uint64_t)in->num_samples);
+    wr32(h + 28, header_bytes(in)), wr64(h + 32, (uint64_t)in->num_samples);
     wr64(h + 40, (uint64_t)in->num_tokens), wr64(h + 48, ioff), wr64(h + 56, isize);
+    wr32(h + 64, (uint32_t)in->layer_offset);
 }
 
 static int wfail(met_trace_writer *w, eng_err *err, int code, const char *fmt, const char *a)
@@ -493,11 +514,11 @@ int met_trace_writer_open(met_trace_writer **out, const char *path, const met_tr
         return eng_err_set(err, ENG_ENOMEM, "%s: out of memory", path);
     }
     w->info = in;
-    w->off = HDR_SIZE;
+    w->off = header_bytes(&in);
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    unsigned char h[HDR_SIZE];
+    unsigned char h[HDR_EXT];
     encode_header(h, &in, 0, 0);
-    if (w->fd < 0 || write_full(w->fd, h, HDR_SIZE, path, err)) {
+    if (w->fd < 0 || write_full(w->fd, h, header_bytes(&in), path, err)) {
         rc = w->fd < 0 ? eng_err_set(err, ENG_EIO, "%s: %s", path, strerror(errno)) : err->code;
         if (w->fd >= 0)
             close(w->fd);
@@ -695,9 +716,9 @@ static int write_index(met_trace_writer *w, eng_err *err)
     eng_err e = {0};
     int rc = write_full(w->fd, b, isize, w->path, &e);
     free(b);
-    unsigned char h[HDR_SIZE];
+    unsigned char h[HDR_EXT];
     encode_header(h, in, w->off, isize);
-    if (!rc && pwrite(w->fd, h, HDR_SIZE, 0) != HDR_SIZE)
+    if (!rc && pwrite(w->fd, h, header_bytes(in), 0) != (ssize_t)header_bytes(in))
         rc = eng_err_set(&e, ENG_EIO, "%s: write header: %s", w->path, strerror(errno));
     if (rc)
         return wfail(w, err, rc, "%s%s", e.msg + strlen(w->path));

@@ -97,19 +97,23 @@ static int labels(met_trace *t, json_t *root, const char *path, eng_err *err)
 
 static int from_json(met_trace **out, json_t *root, const char *path, eng_err *err)
 {
-    int64_t L = 1, E = 0, k = 0;
+    int64_t L = 1, E = 0, k = 0, off = 0;
     int layered = json_object_get(root, "num_layers") != NULL;
     int rc = get_int(root, "num_layers", 0, &L, path, err);
+    if (!rc)
+        rc = get_int(root, "layer_offset", 0, &off, path, err);
     if (!rc)
         rc = get_int(root, "num_experts", 1, &E, path, err);
     if (!rc)
         rc = get_int(root, "top_k", 1, &k, path, err);
     if (rc)
         return rc;
-    if (L < 1 || L > MET_TRACE_MAX_LAYERS || E < 1 || E > MET_TRACE_MAX_EXPERTS || k < 1 || k > E)
+    if (L < 1 || L > MET_TRACE_MAX_LAYERS || E < 1 || E > MET_TRACE_MAX_EXPERTS || k < 1 ||
+        k > E || off < 0 || off > MET_TRACE_MAX_LAYERS)
         return eng_err_set(err, ENG_EFORMAT,
-                           "%s: num_layers/num_experts/top_k = %lld/%lld/%lld out of range", path,
-                           (long long)L, (long long)E, (long long)k);
+                           "%s: num_layers/num_experts/top_k/layer_offset = %lld/%lld/%lld/%lld "
+                           "out of range", path, (long long)L, (long long)E, (long long)k,
+                           (long long)off);
     json_t *samples = json_object_get(root, "samples");
     if (!json_is_array(samples))
         return eng_err_set(err, ENG_EFORMAT, "%s: \"samples\": missing or not a list", path);
@@ -126,7 +130,7 @@ static int from_json(met_trace **out, json_t *root, const char *path, eng_err *e
             counts[s] = (int64_t)json_array_size(sm);
     }
     met_trace_info in = {.num_layers = (int32_t)L, .num_experts = (int32_t)E,
-                         .top_k = (int32_t)k, .num_samples = S};
+                         .top_k = (int32_t)k, .num_samples = S, .layer_offset = (int32_t)off};
     met_trace *t = NULL;
     if (!rc)
         rc = met_trace_alloc(&t, &in, counts, err);
@@ -168,8 +172,11 @@ int met_trace_save_json(const met_trace *t, const char *path, eng_err *err)
         return eng_err_set(err, ENG_EIO, "%s: cannot create", path);
     /* Written by hand, streaming: a jansson tree of a large trace costs
      * ~100 bytes per id. */
-    fprintf(f, "{\"num_layers\": %d, \"num_experts\": %d, \"top_k\": %d, \"samples\": [", (int)L,
+    fprintf(f, "{\"num_layers\": %d, \"num_experts\": %d, \"top_k\": %d, ", (int)L,
             (int)in->num_experts, (int)k);
+    if (in->layer_offset)
+        fprintf(f, "\"layer_offset\": %d, ", (int)in->layer_offset);
+    fputs("\"samples\": [", f);
     for (int64_t s = 0; s < in->num_samples; s++) {
         fputs(s ? ", [" : "[", f);
         for (int64_t g = t->sample_start[s]; g < t->sample_start[s + 1]; g++) {

@@ -1,16 +1,17 @@
 /* test_offload_cli.c — `moebench generate` with expert offloading: same
  * tokens as the all-in-memory run, counters in the JSON, and hit counts
  * equal to `moebench simulate --lookup sequential --start cold` on the
- * trace the run recorded (one implementation of each policy serves both). */
+ * trace the run recorded (one implementation of each policy serves both),
+ * for an OLMoE-shaped and a DeepSeek-shaped model. */
 #include "engine/mkmodel.h"
 #include "tests/test.h"
 
 #include <jansson.h>
 #include <string.h>
 
-static const char *model(void)
+static const char *model(const char *preset)
 {
-    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_Q8_0, .seed = 3,
+    eng_mkmodel_opts o = {.preset = preset, .type = ENG_MK_Q8_0, .seed = 3,
                           .router_locality = 0.5};
     eng_err e;
     const char *p = tst_path("m.gguf");
@@ -37,9 +38,14 @@ static long long jint(json_t *o, const char *key)
     return v ? json_integer_value(v) : -1;
 }
 
-TEST(generate_offload_matches_memory_and_simulate)
+/* Every policy, both scopes, against the memory store and the simulator.
+ * Dense leading layers (deepseek2) route nothing: the counts are per MoE
+ * layer. */
+static void check_offload(const char *preset)
 {
-    const char *m = model();
+    const char *m = model(preset);
+    const eng_mkmodel_preset *hp = eng_mkmodel_preset_find(preset);
+    const long long moe_layers = hp->n_layer - hp->n_layer_dense;
     char trace_arg[600];
     snprintf(trace_arg, sizeof trace_arg, "--trace-out '%s'", tst_path("t.moetrace"));
     json_t *ref = run_json(trace_arg, m, NULL);
@@ -58,11 +64,10 @@ TEST(generate_offload_matches_memory_and_simulate)
             CHECK_MSG(json_equal(json_object_get(j, "tokens"), ref_tokens), "%s: tokens differ",
                       args);
             long long acc = jint(j, "accesses"), hits = jint(j, "hits"), miss = jint(j, "misses");
-            const eng_mkmodel_preset *hp = eng_mkmodel_preset_find("tiny-olmoe");
-            CHECK_MSG(acc == 12LL * hp->n_layer * hp->n_expert_used && hits + miss == acc, "%s: %lld + %lld != %lld", args,
-                      hits, miss, acc);
+            CHECK_MSG(acc == 12LL * moe_layers * hp->n_expert_used && hits + miss == acc,
+                      "%s: %lld + %lld != %lld", args, hits, miss, acc);
             CHECK(json_array_size(json_object_get(json_object_get(j, "cache"), "layers")) ==
-                  hp->n_layer);
+                  (size_t)moe_layers);
             char *out, *err;
             int rc = tst_sh(&out, &err,
                             "%s simulate '%s' --policy %s --cache-experts 3 --cache-scope %s "
@@ -97,9 +102,12 @@ TEST(generate_offload_matches_memory_and_simulate)
     json_decref(ref);
 }
 
+TEST(generate_offload_matches_memory_and_simulate) { check_offload("tiny-olmoe"); }
+TEST(generate_offload_deepseek2) { check_offload("tiny-deepseek2"); }
+
 TEST(generate_offload_usage_errors)
 {
-    const char *m = model();
+    const char *m = model("tiny-olmoe");
     char *out, *err;
     CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --policy lfu", tst_moebench(),
                         m), 2);

@@ -3,6 +3,14 @@
  * reference spec §4 literally: RMSNorm, RoPE angle pos*base^(-2i/n_rot),
  * softmax over all experts, top-k (lower id first on ties), renormalisation
  * for llama and qwen3moe, sigmoid-gated shared expert for qwen2moe.
+ *
+ * deepseek2 (spec part 2 §1) is computed the plain way, from the file's
+ * keys (never from the engine's hparams): MLA decompresses each head's K
+ * and V from the latent (K[h] = [k_b[h]^T kv | k_pe], V[h] = v_b[h] kv, or
+ * the rows of attn_kv_b), then ordinary attention; YaRN as HF writes it
+ * (frequency blend over the correction range, softmax scale
+ * (1 + 0.1 L ln f)^2 / sqrt(dk)); the router from expert_gating_func, the
+ * selection bias, groups (sum of each group's two best), norm and scale.
  */
 #include "tests/engine/ref_forward.h"
 
@@ -22,6 +30,12 @@ typedef struct ref {
     bool rope_neox, qk_head, qk_full, norm_topk, shexp;
     int32_t *route_out;   /* optional [T][L][k] */
     int64_t T;
+    /* deepseek2, read from the file's keys */
+    bool ds;
+    int64_t n_layer, n_dense, n_shared, Rq, Rkv, dk, dv, n_rot;
+    bool absorbed, sigmoid, w_norm;
+    double w_scale, kq_scale, base, yarn_f, yarn_lo, yarn_hi;
+    int64_t n_group, n_group_used;
 } ref;
 
 static double half_to_double(uint16_t h)
@@ -345,6 +359,8 @@ static void moe(const ref *R, int il, int64_t t, const double *xn, double *y)
     free(p);
 }
 
+static void ds_moe(const ref *R, int il, int64_t t, const double *xn, double *y);
+
 static void ffn(const ref *R, int il, double *x, int64_t T)
 {
     const int64_t d = R->hp->n_embd;
@@ -352,7 +368,9 @@ static void ffn(const ref *R, int il, double *x, int64_t T)
     for (int64_t t = 0; t < T; t++) {
         rmsnorm(xn, x + t * d, T_(R, "blk.%d.ffn_norm.weight", il), d, R->hp->eps);
         memset(y, 0, (size_t)d * sizeof *y);
-        if (R->hp->n_expert == 0)
+        if (R->ds && il >= R->n_dense)
+            ds_moe(R, il, t, xn, y);
+        else if (R->hp->n_expert == 0 || R->ds)
             swiglu_ffn(R, T_(R, "blk.%d.ffn_gate.weight", il), T_(R, "blk.%d.ffn_up.weight", il),
                        T_(R, "blk.%d.ffn_down.weight", il), 0, xn, 1.0, y);
         else
@@ -361,6 +379,240 @@ static void ffn(const ref *R, int il, double *x, int64_t T)
             x[t * d + i] += y[i];
     }
     free(xn), free(y);
+}
+
+/* ---- deepseek2 ---------------------------------------------------------- */
+
+static double ds_key(const ref *R, const char *suffix, double def)
+{
+    char k[128];
+    snprintf(k, sizeof k, "deepseek2.%s", suffix);
+    int64_t i = eng_gguf_find_key(R->g, k);
+    if (i < 0)
+        return def;
+    uint32_t u;
+    float f;
+    bool b;
+    if (eng_gguf_get_u32(R->g, k, &u, NULL) == 0)
+        return u;
+    if (eng_gguf_get_f32(R->g, k, &f, NULL) == 0)
+        return f;
+    if (eng_gguf_get_bool(R->g, k, &b, NULL) == 0)
+        return b;
+    return def;
+}
+
+/* The hyper-parameters, from the keys (spec part 2 §1.1), and YaRN as HF
+ * computes it (DeepseekV2YarnRotaryEmbedding, yarn_get_mscale). */
+static void ds_read(ref *R)
+{
+    R->n_layer = (int64_t)ds_key(R, "block_count", 0) - (int64_t)ds_key(R, "nextn_predict_layers", 0);
+    R->n_dense = (int64_t)ds_key(R, "leading_dense_block_count", 0);
+    R->n_shared = (int64_t)ds_key(R, "expert_shared_count", 0);
+    R->Rq = (int64_t)ds_key(R, "attention.q_lora_rank", 0);
+    R->Rkv = (int64_t)ds_key(R, "attention.kv_lora_rank", 0);
+    R->absorbed = ds_key(R, "attention.key_length_mla", 0) != 0;
+    R->dk = (int64_t)ds_key(R, R->absorbed ? "attention.key_length_mla" : "attention.key_length", 0);
+    R->dv = (int64_t)ds_key(R, R->absorbed ? "attention.value_length_mla" : "attention.value_length", 0);
+    R->n_rot = (int64_t)ds_key(R, "rope.dimension_count", 0);
+    R->base = ds_key(R, "rope.freq_base", 10000);
+    R->sigmoid = ds_key(R, "expert_gating_func", 1) == 2;
+    R->w_norm = ds_key(R, "expert_weights_norm", 0) != 0;
+    R->w_scale = ds_key(R, "expert_weights_scale", 0);
+    R->n_group = (int64_t)ds_key(R, "expert_group_count", 0);
+    R->n_group_used = (int64_t)ds_key(R, "expert_group_used_count", 0);
+    eng_gguf_str type = {0};
+    bool yarn = eng_gguf_get_str(R->g, "deepseek2.rope.scaling.type", &type, NULL) == 0 &&
+                type.len == 4 && !memcmp(type.ptr, "yarn", 4);
+    R->yarn_f = yarn ? ds_key(R, "rope.scaling.factor", 1) : 1;
+    const double L = ds_key(R, "rope.scaling.yarn_log_multiplier", 0) / 0.1;
+    const double orig = ds_key(R, "rope.scaling.original_context_length",
+                               ds_key(R, "context_length", 0));
+    const double ms = R->yarn_f > 1 ? 1 + 0.1 * L * log(R->yarn_f) : 1;
+    R->kq_scale = ms * ms / sqrt((double)R->dk);
+    const double nr = (double)R->n_rot, lb = 2 * log(R->base);
+    R->yarn_lo = fmax(0, floor(nr * log(orig / (32 * 2 * M_PI)) / lb));
+    R->yarn_hi = fmin(nr - 1, ceil(nr * log(orig / (1 * 2 * M_PI)) / lb));
+}
+
+/* RoPE on pairs (2i, 2i+1) of n_rot dims; YaRN: inverse frequencies blend
+ * from interpolated (1/f) to extrapolated across the correction range. */
+static void ds_rope(const ref *R, double *v, int64_t pos)
+{
+    for (int64_t i = 0; i < R->n_rot / 2; i++) {
+        const double ex = (double)pos * pow(R->base, -2.0 * (double)i / (double)R->n_rot);
+        double th = ex;
+        if (R->yarn_f > 1) {
+            double y = ((double)i - R->yarn_lo) / fmax(0.001, R->yarn_hi - R->yarn_lo);
+            double keep = 1 - fmin(1, fmax(0, y)); /* 1: extrapolate (high frequencies) */
+            th = ex / R->yarn_f * (1 - keep) + ex * keep;
+        }
+        const double x0 = v[2 * i], x1 = v[2 * i + 1];
+        v[2 * i] = x0 * cos(th) - x1 * sin(th);
+        v[2 * i + 1] = x0 * sin(th) + x1 * cos(th);
+    }
+}
+
+/* K (nope part) and V of every head from the latent kv of one token. */
+static void ds_decompress(const ref *R, int il, const double *kv, double *k, double *v)
+{
+    const int64_t H = R->hp->n_head, nope = R->dk - R->n_rot, Rkv = R->Rkv;
+    double *w = malloc((size_t)(Rkv > nope ? Rkv : nope) * sizeof *w);
+    if (R->absorbed) { /* k_b {nope, Rkv, H}: row h*Rkv + c; v_b {Rkv, dv, H} */
+        const eng_gguf_tensor *kb = T_(R, "blk.%d.attn_k_b.weight", il);
+        for (int64_t h = 0; h < H; h++) {
+            memset(k + h * R->dk, 0, (size_t)nope * sizeof *k);
+            for (int64_t c = 0; c < Rkv; c++) {
+                row(kb, h * Rkv + c, w);
+                for (int64_t d = 0; d < nope; d++)
+                    k[h * R->dk + d] += w[d] * kv[c];
+            }
+            matvec(R, T_(R, "blk.%d.attn_v_b.weight", il), h * R->dv, R->dv, kv, v + h * R->dv);
+        }
+    } else { /* kv_b: per head [k_nope | v] rows */
+        const int64_t per = nope + R->dv;
+        double *kvb = malloc((size_t)(H * per) * sizeof *kvb);
+        matvec(R, T_(R, "blk.%d.attn_kv_b.weight", il), 0, H * per, kv, kvb);
+        for (int64_t h = 0; h < H; h++) {
+            memcpy(k + h * R->dk, kvb + h * per, (size_t)nope * sizeof *k);
+            memcpy(v + h * R->dv, kvb + h * per + nope, (size_t)R->dv * sizeof *v);
+        }
+        free(kvb);
+    }
+    free(w);
+}
+
+/* x[T][d] += MLA of layer il, per head decompressed. */
+static void ds_attention(const ref *R, int il, double *x, int64_t T)
+{
+    const eng_hparams *hp = R->hp;
+    const int64_t d = hp->n_embd, H = hp->n_head, dk = R->dk, dv = R->dv;
+    const int64_t nope = dk - R->n_rot, Rkv = R->Rkv, nq = H * dk;
+    double *xn = malloc((size_t)d * sizeof *xn), *qa = malloc((size_t)(R->Rq + 1) * sizeof *qa);
+    double *c = malloc((size_t)(Rkv + R->n_rot) * sizeof *c);
+    double *Q = malloc((size_t)(T * nq) * sizeof *Q), *K = malloc((size_t)(T * nq) * sizeof *K);
+    double *V = malloc((size_t)(T * H * dv) * sizeof *V), *o = malloc((size_t)(H * dv) * sizeof *o);
+    double *y = malloc((size_t)d * sizeof *y), *sc = malloc((size_t)T * sizeof *sc);
+    for (int64_t t = 0; t < T; t++) {
+        double *q = Q + t * nq;
+        rmsnorm(xn, x + t * d, T_(R, "blk.%d.attn_norm.weight", il), d, hp->eps);
+        if (R->Rq) {
+            matvec(R, T_(R, "blk.%d.attn_q_a.weight", il), 0, R->Rq, xn, qa);
+            rmsnorm(qa, qa, T_(R, "blk.%d.attn_q_a_norm.weight", il), R->Rq, hp->eps);
+            matvec(R, T_(R, "blk.%d.attn_q_b.weight", il), 0, nq, qa, q);
+        } else {
+            matvec(R, T_(R, "blk.%d.attn_q.weight", il), 0, nq, xn, q);
+        }
+        matvec(R, T_(R, "blk.%d.attn_kv_a_mqa.weight", il), 0, Rkv + R->n_rot, xn, c);
+        rmsnorm(c, c, T_(R, "blk.%d.attn_kv_a_norm.weight", il), Rkv, hp->eps);
+        ds_rope(R, c + Rkv, t);
+        ds_decompress(R, il, c, K + t * nq, V + t * H * dv);
+        for (int64_t h = 0; h < H; h++) {
+            ds_rope(R, q + h * dk + nope, t);
+            memcpy(K + t * nq + h * dk + nope, c + Rkv, (size_t)R->n_rot * sizeof *K);
+        }
+    }
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t h = 0; h < H; h++) {
+            double mx = -INFINITY, sum = 0;
+            for (int64_t p = 0; p <= t; p++) {
+                double s = 0;
+                for (int64_t i = 0; i < dk; i++)
+                    s += Q[t * nq + h * dk + i] * K[p * nq + h * dk + i];
+                sc[p] = s * R->kq_scale;
+                mx = sc[p] > mx ? sc[p] : mx;
+            }
+            for (int64_t p = 0; p <= t; p++)
+                sum += (sc[p] = exp(sc[p] - mx));
+            for (int64_t i = 0; i < dv; i++) {
+                double a = 0;
+                for (int64_t p = 0; p <= t; p++)
+                    a += sc[p] / sum * V[p * H * dv + h * dv + i];
+                o[h * dv + i] = a;
+            }
+        }
+        matvec(R, T_(R, "blk.%d.attn_output.weight", il), 0, d, o, y);
+        for (int64_t i = 0; i < d; i++)
+            x[t * d + i] += y[i];
+    }
+    free(xn), free(qa), free(c), free(Q), free(K), free(V), free(o), free(y), free(sc);
+}
+
+/* The k best of s[0..n) (lower id first among equals) into ids. */
+static void ds_topk(const double *s, int64_t n, int k, int32_t *ids)
+{
+    for (int j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < n; e++) {
+            bool used = false;
+            for (int i = 0; i < j; i++)
+                used |= ids[i] == e;
+            if (!used && (best < 0 || s[e] > s[best]))
+                best = e;
+        }
+        ids[j] = (int32_t)best;
+    }
+}
+
+static void ds_moe(const ref *R, int il, int64_t t, const double *xn, double *y)
+{
+    const eng_hparams *hp = R->hp;
+    const int64_t E = hp->n_expert;
+    const int k = (int)hp->n_expert_used;
+    double *p = malloc((size_t)E * sizeof *p), *sel = malloc((size_t)E * sizeof *sel);
+    double *b = malloc((size_t)E * sizeof *b), mx = -INFINITY, sum = 0;
+    matvec(R, T_(R, "blk.%d.ffn_gate_inp.weight", il), 0, E, xn, p);
+    if (R->sigmoid) {
+        for (int64_t e = 0; e < E; e++)
+            p[e] = 1 / (1 + exp(-p[e]));
+    } else {
+        for (int64_t e = 0; e < E; e++)
+            mx = p[e] > mx ? p[e] : mx;
+        for (int64_t e = 0; e < E; e++)
+            sum += (p[e] = exp(p[e] - mx));
+        for (int64_t e = 0; e < E; e++)
+            p[e] /= sum;
+    }
+    const eng_gguf_tensor *bias = T_(R, "blk.%d.exp_probs_b.bias", il);
+    if (bias)
+        row(bias, 0, b);
+    for (int64_t e = 0; e < E; e++)
+        sel[e] = p[e] + (bias ? b[e] : 0);
+    if (R->n_group > 1) { /* keep the groups with the best sum of their two best */
+        const int64_t per = E / R->n_group;
+        double gs[64];
+        int32_t top2[2], keep[64];
+        for (int64_t g = 0; g < R->n_group; g++) {
+            ds_topk(sel + g * per, per, 2, top2);
+            gs[g] = sel[g * per + top2[0]] + sel[g * per + top2[1]];
+        }
+        ds_topk(gs, R->n_group, (int)R->n_group_used, keep);
+        for (int64_t g = 0; g < R->n_group; g++) {
+            bool kept = false;
+            for (int64_t j = 0; j < R->n_group_used; j++)
+                kept |= keep[j] == g;
+            for (int64_t e = 0; !kept && e < per; e++)
+                sel[g * per + e] = -INFINITY;
+        }
+    }
+    int32_t ids[64];
+    double w[64], wsum = 0;
+    ds_topk(sel, E, k, ids);
+    for (int j = 0; j < k; j++)
+        wsum += (w[j] = p[ids[j]]);
+    if (R->route_out)
+        memcpy(R->route_out + (t * (R->n_layer - R->n_dense) + il - R->n_dense) * k, ids,
+               (size_t)k * sizeof *ids);
+    for (int j = 0; j < k; j++) {
+        double wj = R->w_norm ? w[j] / fmax(wsum, 6.103515625e-5) : w[j];
+        if (R->w_scale != 0 && R->w_scale != 1)
+            wj *= R->w_scale;
+        swiglu_ffn(R, T_(R, "blk.%d.ffn_gate_exps.weight", il), T_(R, "blk.%d.ffn_up_exps.weight", il),
+                   T_(R, "blk.%d.ffn_down_exps.weight", il), ids[j], xn, wj, y);
+    }
+    swiglu_ffn(R, T_(R, "blk.%d.ffn_gate_shexp.weight", il), T_(R, "blk.%d.ffn_up_shexp.weight", il),
+               T_(R, "blk.%d.ffn_down_shexp.weight", il), 0, xn, 1.0, y);
+    free(p), free(sel), free(b);
 }
 
 static int run(ref *R, const int32_t *tokens, int64_t T, double **out)
@@ -373,13 +625,20 @@ static int run(ref *R, const int32_t *tokens, int64_t T, double **out)
     R->norm_topk = !strcmp(a, "llama") || !strcmp(a, "qwen3moe");
     R->shexp = strcmp(a, "qwen2moe") == 0;
     R->g = eng_model_gguf(R->m);
+    R->ds = strcmp(a, "deepseek2") == 0;
+    R->n_layer = hp->n_layer;
+    if (R->ds)
+        ds_read(R);
     const int64_t d = hp->n_embd;
     double *x = malloc((size_t)(T * d) * sizeof *x), *xn = malloc((size_t)d * sizeof *xn);
     const eng_gguf_tensor *emb = eng_gguf_find_tensor(R->g, "token_embd.weight");
     for (int64_t t = 0; t < T; t++)
         row(emb, tokens[t], x + t * d);
-    for (int il = 0; il < hp->n_layer; il++) {
-        attention(R, il, x, T);
+    for (int il = 0; il < R->n_layer; il++) {
+        if (R->ds)
+            ds_attention(R, il, x, T);
+        else
+            attention(R, il, x, T);
         ffn(R, il, x, T);
     }
     rmsnorm(xn, x + (T - 1) * d, eng_gguf_find_tensor(R->g, "output_norm.weight"), d, hp->eps);

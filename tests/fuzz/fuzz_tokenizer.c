@@ -67,11 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int k = data[0] % 4;
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
-    size_t *off, n;
+    size_t *off, n, nl;
+    char *norm;
     if (k < 3) {
         if (eng_pretok_split((eng_pretok)(k == 0 ? ENG_PRETOK_QWEN2
                                                  : k == 1 ? ENG_PRETOK_GPT2 : ENG_PRETOK_DEFAULT),
-                             text, len, &off, &n, NULL))
+                             text, len, &norm, &nl, &off, &n, NULL))
             abort();
         for (size_t i = 0; i < n; i++)
             if (off[i] >= off[i + 1])

@@ -74,7 +74,13 @@ TEST(broken_lua_policies_are_clear_errors)
         {"raises.lua", "return function(cfg) return { victim = function(c) error('boom') end } end\n",
          "raises.lua:1: boom", 1},
         {"outsider.lua", "return function(cfg) return { victim = function(c) return 99 end } end\n",
-         "not one of the candidates", 1},
+         "victim: returned key 99, which is not one of the 1 candidates", 1},
+        {"text.lua", "return function(cfg) return { victim = function(c) return 'x' end } end\n",
+         "victim: returned a string, not a key", 1},
+        /* an error in access is access's, not a later "found no victim" */
+        {"access.lua", "return function(cfg) return { victim = function(c) return c[1] end,\n"
+                       "  access = function(k, p, h) if p > 0 then error('bad access') end end } end\n",
+         "access.lua: access: ", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = tst_path(cases[i].name);

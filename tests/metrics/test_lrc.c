@@ -5,10 +5,10 @@
  * trace at each eviction), brute-force window counts for SRP, the worked
  * example of the reference, and the model-wide results against the
  * explicitly concatenated trace. Every exact method the kernels can choose
- * (metrics/lrc_int.h) is forced in turn and checked the same way.
+ * (metrics/lrc_impl.h) is forced in turn and checked the same way.
  */
 #include "metrics/lrc.h"
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 #include "metrics/trace.h"
 #include "tests/metrics/lrc_util.h"
 #include "tests/test.h"

@@ -19,6 +19,7 @@ static void check_same(const met_trace *a, const met_trace *b, int weights, int 
     CHECK_EQ_INT(a->info.num_layers, b->info.num_layers);
     CHECK_EQ_INT(a->info.num_experts, b->info.num_experts);
     CHECK_EQ_INT(a->info.top_k, b->info.top_k);
+    CHECK_EQ_INT(a->info.layer_offset, b->info.layer_offset);
     REQUIRE_MSG(a->info.num_samples == b->info.num_samples && a->info.num_tokens == b->info.num_tokens,
                 "%s: %lld/%lld samples, %lld/%lld tokens", ctx, (long long)a->info.num_samples,
                 (long long)b->info.num_samples, (long long)a->info.num_tokens,
@@ -69,6 +70,57 @@ TEST(roundtrip_every_format)
     check_same(eq, d, 0, 0, 1, "safetensors");
     met_trace_free(a), met_trace_free(b), met_trace_free(c), met_trace_free(d);
     met_trace_free(t), met_trace_free(eq);
+}
+
+/* A model with dense leading layers: the trace's layer offset survives every
+ * format; the .moetrace header grows to 72 bytes only then. */
+TEST(layer_offset_roundtrips)
+{
+    lrc_rng g = {7};
+    met_trace *t = lrc_random_trace(&g, 3, 20, 3, 8, -12, MET_TRACE_WEIGHTS | MET_TRACE_LABELS);
+    REQUIRE(t);
+    eng_err e = {0};
+    REQUIRE(!met_trace_save(t, tst_path("plain.moetrace"), MET_FMT_AUTO, &e));
+    t->info.layer_offset = 3;
+    const char *names[] = {"t.moetrace", "t.json", "t.csv", "st"};
+    const met_trace_format fmts[] = {MET_FMT_AUTO, MET_FMT_AUTO, MET_FMT_AUTO,
+                                     MET_FMT_SAFETENSORS};
+    for (int i = 0; i < 4; i++) {
+        REQUIRE_MSG(!met_trace_save(t, tst_path(names[i]), fmts[i], &e), "%s", e.msg);
+        met_trace *u = load(tst_path(names[i]));
+        check_same(t, u, 0, 0, i != 2, names[i]);
+        met_trace_free(u);
+    }
+    size_t n_plain = 0, n_off = 0;
+    char *plain = tst_read_file(tst_path("plain.moetrace"), &n_plain);
+    char *off = tst_read_file(tst_path("t.moetrace"), &n_off);
+    CHECK_EQ_INT(n_off, n_plain + 8);
+    uint32_t hs, lo;
+    memcpy(&hs, off + 28, 4), memcpy(&lo, off + 64, 4);
+    CHECK_EQ_INT(hs, 72);
+    CHECK_EQ_INT(lo, 3);
+    memcpy(&hs, plain + 28, 4);
+    CHECK_EQ_INT(hs, 64);
+    /* the streaming reader sees it too, and the CLI prints the model's layers */
+    met_trace_reader *r = NULL;
+    REQUIRE(!met_trace_reader_open(&r, tst_path("t.moetrace"), MET_FMT_AUTO, &e));
+    CHECK_EQ_INT(met_trace_reader_info(r)->layer_offset, 3);
+    met_trace_reader_free(r);
+    char *out, *err;
+    REQUIRE(tst_sh(&out, &err, "%s metrics %s --bootstrap 0 --layers 4", tst_moebench(),
+                   tst_path("t.moetrace")) == 0);
+    CHECK_CONTAINS(out, "its first 3 layer(s) have a dense FFN");
+    CHECK_CONTAINS(out, "\n4        ");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s metrics %s --layers 2", tst_moebench(),
+                        tst_path("t.moetrace")), 2);
+    CHECK_CONTAINS(err, "layer 2 has a dense FFN (the trace starts at the model's layer 3)");
+    REQUIRE(tst_sh(&out, &err, "%s simulate %s --policy lru --cache-experts 4 --layer 5",
+                   tst_moebench(), tst_path("t.moetrace")) == 0);
+    CHECK_CONTAINS(out, "\n5 ");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s simulate %s --policy lru --cache-experts 4 --layer 1",
+                        tst_moebench(), tst_path("t.moetrace")), 2);
+    CHECK_CONTAINS(err, "not a layer of the trace (3..5)");
+    met_trace_free(t);
 }
 
 TEST(convert_chain_through_cli)

@@ -106,6 +106,8 @@ TEST(moetrace_handcrafted)
     patch_and_expect(b, len, 32, &absurd, 8, "num_samples");
     patch_and_expect(b, len, 40, &absurd, 8, "num_tokens");
     patch_and_expect(b, len, 48, &absurd, 8, "index_offset");
+    uint32_t hdr71 = 71;
+    patch_and_expect(b, len, 28, &hdr71, 4, "header_size 71, expected 64 or 72");
     /* the CLI: exit status 2 and the file named */
     char *err;
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --bootstrap 0", tst_moebench(),

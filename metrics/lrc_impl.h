@@ -1,11 +1,11 @@
 /*
- * lrc_int.h — internals of the one-sample kernels that the tests reach:
+ * lrc_impl.h — internals of the one-sample kernels that the tests reach:
  * the choice between exact ways of computing the same curve. Every choice
  * gives the same hits; the tests force each one and compare them with a
  * brute-force simulation.
  */
-#ifndef MET_LRC_INT_H
-#define MET_LRC_INT_H
+#ifndef MET_LRC_IMPL_H
+#define MET_LRC_IMPL_H
 
 #include "metrics/lrc.h"
 
