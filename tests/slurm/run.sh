@@ -16,7 +16,9 @@
 #      task dying (the merge job merges the one ok shard, names the other
 #      two, exits 1), and resumes again (only shards 2 and 3 run; then
 #      every shard is merged, once);
-#   3. checks --shard auto in a hand-written array whose indices start at 5.
+#   3. checks --shard auto in a hand-written array whose indices start at 5;
+#   4. checks that --slurm-resume refuses while the jobs are still queued
+#      (submitted with --hold).
 # Job states alone prove nothing (with the wrong plugins Slurm reports
 # COMPLETED for jobs that ran nothing): every check reads what the jobs
 # wrote. The daemons, and every job step, run in a PID namespace of their
@@ -312,6 +314,19 @@ for t in 5 6 7; do
         from run" 2>/dev/null)"
 done
 check "--shard auto: tasks 5, 6, 7 ran shards 1/3, 2/3, 3/3" [ "$got" = " 1/3:a 2/3:b 3/3:c" ]
+
+# ---- 4. no resume while the last submission's jobs are queued ---------------------
+(cd "$B/work" && "$bin" run "$B/flaky.lua" --slurm --db "$B/held.db" --sbatch-args --hold \
+    > "$B/log/submit-held.log" 2>&1) || die "submit failed: $(cat "$B/log/submit-held.log")"
+refused() {
+    "$bin" run --slurm-resume "$B/held.slurm" > /dev/null 2> "$B/log/held-resume.log"
+    [ $? = 2 ] && grep -q "job .* of the last submission is still queued" "$B/log/held-resume.log"
+}
+check "held: --slurm-resume refuses while the jobs wait in the queue" refused
+scancel --quiet --me
+wait_jobs
+check "held: cancelled before they ran: no shard database, nothing merged" \
+    [ "$(ls "$B/held.slurm"/*.db 2>/dev/null | wc -l) $(test -e "$B/held.db"; echo $?)" = "0 1" ]
 
 [ "$fails" -eq 0 ] || die "$fails checks failed (logs above; folder removed)"
 echo "test-slurm: all checks passed"
