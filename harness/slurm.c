@@ -332,7 +332,7 @@ static int scripts_write(const json_t *job, eng_err *err)
 static int check_user_args(const json_t *user, eng_err *err)
 {
     static const char *const own[] = {"--array", "-a", "--dependency", "-d", "--output", "-o",
-                                      "--error", "-e", "--chdir", "-D", "--parsable", NULL};
+                                      "--error", "-e", "--chdir", "-D", NULL};
     size_t i;
     json_t *v;
     json_array_foreach(user, i, v) {
@@ -413,10 +413,15 @@ static int run_capture(const json_t *argv, char *out, size_t cap, int *status, e
     }
     free(av);
     close(fd[1]);
+    /* read to the end even past cap: a child blocked on a full pipe never exits */
     size_t len = 0;
     ssize_t r;
-    while ((r = read(fd[0], out + len, cap - 1 - len)) > 0 || (r < 0 && errno == EINTR))
-        len += r > 0 ? (size_t)r : 0;
+    char chunk[4096];
+    while ((r = read(fd[0], chunk, sizeof chunk)) > 0 || (r < 0 && errno == EINTR)) {
+        size_t take = r > 0 && len + (size_t)r < cap ? (size_t)r : r > 0 ? cap - 1 - len : 0;
+        memcpy(out + len, chunk, take);
+        len += take;
+    }
     out[len] = '\0';
     close(fd[0]);
     int ws = 0;

@@ -243,6 +243,9 @@ TEST(submit_run_merge_resume)
     tst_write_file(tst_path("bin/queue"), "77\n102\n", 7);
     CHECK_EQ_INT(RUN(NULL, &err, "run --slurm-resume %s", dir), 2);
     CHECK_CONTAINS(err, "array job 102 of the last submission is still queued");
+    /* a queue longer than moebench reads (1 MiB) must not block squeue */
+    REQUIRE(tst_sh(NULL, NULL, "yes 77 | head -c 3000000 > %s", tst_path("bin/queue")) == 0);
+    CHECK_EQ_INT(RUN(&out, &err, "run --slurm-resume %s --dry-run", dir), 0);
     tst_write_file(tst_path("bin/queue"), "77\n", 3);
     CHECK_EQ_INT(RUN(&out, &err, "run --slurm-resume %s --dry-run", dir), 0);
     CHECK_CONTAINS(out, "--array=2-3 ");
