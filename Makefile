@@ -7,6 +7,8 @@
 #   make bench      performance figures for docs/performance.md
 #   make deps       apt-get the Debian 12 packages that are missing
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make install    PREFIX=/usr/local (DESTDIR=stage); make uninstall
+#   make test-slurm run --slurm on a single-node Slurm started on localhost
 #   make clean
 #
 # Options: NATIVE=1 adds -march=native (never for CI: kernels pick SIMD paths
@@ -62,7 +64,7 @@ BIN         := $(BUILD)/moebench
 TEST_BIN    := $(BUILD)/moebench-tests
 
 .PHONY: all test sanitize demo bench deps fuzz clean check-deps pkg-check \
-        test-run demo-run bench-run
+        test-run demo-run bench-run install uninstall test-slurm test-slurm-run
 all: $(BIN) $(ENGINE_LIB)
 
 # V=1 shows the full command lines.
@@ -131,6 +133,15 @@ demo-run: $(BIN)
 bench-run: $(BIN)
 	./scripts/bench.sh $(BIN)
 
+# moebench run --slurm on a real single-node Slurm cluster started by the
+# test (root; slurmctld, slurmd and munge installed by `deps.sh slurm` for
+# this target only): tests/slurm/run.sh.
+test-slurm:
+	@$(DEPS_SCRIPT) slurm
+	@$(SUBMAKE) test-slurm-run
+test-slurm-run: $(BIN)
+	./tests/slurm/run.sh $(BIN)
+
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
@@ -140,6 +151,36 @@ fuzz:
 	  $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS) $(LDLIBS)
+
+# Installation: the binary on PATH, the Lua modules suites `require`, the
+# suites, a man page made from the --help texts and bash completion. The
+# binary finds its modules and suites from its own location
+# (PREFIX/bin -> PREFIX/share/moebench, harness/datadir.h), so the tree can
+# be staged with DESTDIR and moved. `make install PREFIX=$HOME/.local`
+# needs no root.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INST_BIN  = $(DESTDIR)$(PREFIX)/bin
+INST_DATA = $(DESTDIR)$(PREFIX)/share/moebench
+INST_MAN  = $(DESTDIR)$(PREFIX)/share/man/man1
+INST_COMP = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+LUA_MODULES := $(sort $(patsubst scripts/lua/%,%,$(wildcard scripts/lua/*.lua scripts/lua/*/*.lua)))
+SUITE_FILES := $(sort $(notdir $(wildcard suites/*.lua)))
+
+$(BUILD)/moebench.1: $(BIN) scripts/manpage.sh
+	$(Q)./scripts/manpage.sh $(BIN) > $@.part && mv $@.part $@
+
+install: $(BIN) $(BUILD)/moebench.1
+	install -d $(INST_BIN) $(INST_MAN) $(INST_COMP) $(INST_DATA)/suites
+	install -m 755 $(BIN) $(INST_BIN)/moebench
+	for m in $(LUA_MODULES); do install -D -m 644 scripts/lua/$$m $(INST_DATA)/lua/$$m || exit 1; done
+	install -m 644 $(addprefix suites/,$(SUITE_FILES)) $(INST_DATA)/suites/
+	install -m 644 $(BUILD)/moebench.1 $(INST_MAN)/moebench.1
+	install -m 644 scripts/moebench.bash $(INST_COMP)/moebench
+uninstall:
+	rm -f $(INST_BIN)/moebench $(INST_MAN)/moebench.1 $(INST_COMP)/moebench
+	rm -f $(addprefix $(INST_DATA)/lua/,$(LUA_MODULES)) $(addprefix $(INST_DATA)/suites/,$(SUITE_FILES))
+	[ ! -d $(INST_DATA) ] || find $(INST_DATA) -depth -type d -empty -delete
 
 # deps: only what is missing, a no-op when everything is there.
 deps check-deps:

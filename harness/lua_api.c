@@ -10,6 +10,7 @@
  */
 #include "harness/suite.h"
 
+#include "harness/datadir.h"
 #include "harness/version.h"
 #include "metrics/stats.h"
 
@@ -229,8 +230,8 @@ static void add_dir(luaL_Buffer *b, const char *dir)
     luaL_addstring(b, "/?/init.lua;");
 }
 
-/* package.path = MOEBENCH_LUA_PATH dirs; suite dir; <exe>/../../scripts/lua;
- * ./scripts/lua; Lua's defaults. */
+/* package.path = MOEBENCH_LUA_PATH dirs; suite dir; the modules beside the
+ * binary (harness/datadir.h); ./scripts/lua; Lua's defaults. */
 static void set_path(lua_State *L, const char *file, const char *self_exe)
 {
     lua_getglobal(L, "package"); /* before the buffer: it owns the stack top */
@@ -246,15 +247,8 @@ static void set_path(lua_State *L, const char *file, const char *self_exe)
     snprintf(tmp, sizeof tmp, "%s", file);
     char *slash = strrchr(tmp, '/');
     add_dir(&b, slash ? (*slash = '\0', tmp[0] ? tmp : "/") : ".");
-    char exe[4096];
-    ssize_t n = self_exe ? readlink("/proc/self/exe", exe, sizeof exe - 1) : -1;
-    if (n > 0) {
-        exe[n] = '\0';
-        for (int up = 0; up < 2 && (slash = strrchr(exe, '/')); up++)
-            *slash = '\0';
-        snprintf(tmp, sizeof tmp, "%s/scripts/lua", exe);
+    if (self_exe && hx_datadir_find(HX_DATADIR_LUA, tmp, sizeof tmp))
         add_dir(&b, tmp);
-    }
     add_dir(&b, "./scripts/lua");
     luaL_pushresult(&b);
     lua_getfield(L, -2, "path");

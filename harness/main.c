@@ -15,7 +15,8 @@ static void print_usage(FILE *f)
                "expert offloading.\n\ncommands:\n");
     for (const hx_command *c = hx_commands; c->name; c++)
         fprintf(f, "  %-14s %s\n", c->name, c->summary);
-    fprintf(f, "\n'moebench COMMAND --help' describes a command. Exit status: 0 ok,\n"
+    fprintf(f, "\n'moebench help COMMAND' (or 'moebench COMMAND --help') describes a\n"
+               "command; once installed, 'man moebench' has them all. Exit status: 0 ok,\n"
                "1 the work failed, 2 bad usage or bad input (docs/cli.md).\n");
 }
 
@@ -27,8 +28,17 @@ int main(int argc, char **argv)
     }
     const char *name = argv[1];
     if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
-        print_usage(stdout);
-        return HX_EXIT_OK;
+        if (argc < 3 || strcmp(name, "help") != 0) {
+            print_usage(stdout);
+            return HX_EXIT_OK;
+        }
+        /* `moebench help COMMAND` is `moebench COMMAND --help` */
+        for (const hx_command *c = hx_commands; c->name; c++)
+            if (!strcmp(c->name, argv[2]))
+                return c->run(2, (char *[]){argv[2], "--help", NULL});
+        fprintf(stderr, "moebench help: unknown command '%s'\nTry 'moebench --help'.\n",
+                argv[2]);
+        return HX_EXIT_USAGE;
     }
     if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
         printf("moebench %s (commit %s, %s)\n", hx_version_string, hx_version_commit,

@@ -22,6 +22,7 @@
 
 #include "harness/db.h"
 #include "harness/env.h"
+#include "harness/slurm.h"
 #include "harness/suite.h"
 #include "metrics/stats.h"
 
@@ -488,10 +489,16 @@ static json_t *cli_json(const hx_run_opts *o)
     json_t *argv = json_array();
     for (int i = 0; i < o->argc; i++)
         json_array_append_new(argv, json_string(o->argv[i]));
-    return json_pack("{s:o, s:I, s:s?, s:i, s:i, s:i, s:i, s:i}", "argv", argv, "seed",
-                     (json_int_t)o->seed, "filter", o->filter, "shard_i", o->shard_i,
-                     "shard_n", o->shard_n, "quick", o->quick, "interleave", o->interleave,
-                     "fail_fast", o->fail_fast);
+    json_t *cli = json_pack("{s:o, s:I, s:s?, s:i, s:i, s:i, s:i, s:i}", "argv", argv, "seed",
+                            (json_int_t)o->seed, "filter", o->filter, "shard_i", o->shard_i,
+                            "shard_n", o->shard_n, "quick", o->quick, "interleave",
+                            o->interleave, "fail_fast", o->fail_fast);
+    json_t *slurm = hx_slurm_placement();
+    if (cli && slurm)
+        json_object_set_new(cli, "slurm", slurm);
+    else
+        json_decref(slurm);
+    return cli;
 }
 
 static int begin_run(runner *rn, const char *file, eng_err *err)
@@ -579,6 +586,22 @@ int hx_runner_run(const char *file, const hx_run_opts *o, hx_run_outcome *out, e
     return rc;
 }
 
+int hx_runner_count(const char *file, const hx_run_opts *o, int *n, eng_err *err)
+{
+    hx_run_opts dry = *o;
+    dry.dry_run = 1;
+    hx_suite_config cfg;
+    hx_suite *s;
+    int rc = load(file, &dry, &cfg, 0, &s, err);
+    if (rc)
+        return rc;
+    *n = 0;
+    for (size_t i = 0; i < s->nexps; i++)
+        *n += selected(o, &s->exps[i]);
+    hx_suite_free(s);
+    return ENG_OK;
+}
+
 int hx_runner_run_suite(hx_suite *s, const char *file, const hx_run_opts *o,
                         hx_run_outcome *out, eng_err *err)
 {
@@ -587,6 +610,10 @@ int hx_runner_run_suite(hx_suite *s, const char *file, const hx_run_opts *o,
     int rc = select_all(&rn, err);
     if (!rc && o->dry_run) {
         dry_run(&rn);
+    } else if (!rc && o->prepare) {
+        printf("suite %s (%s) loaded: %d of %d experiments selected; the models and traces"
+               " it makes on first use are in place; nothing run, nothing stored\n",
+               s->name, file, rn.n, (int)s->nexps);
     } else if (!rc && !(rc = begin_run(&rn, file, err))) {
         rc = execute(&rn, err);
         if (!rc && !out->interrupted)

@@ -4,6 +4,9 @@
  * random order), calls each experiment's kind, times it, stores every
  * experiment in the database as it completes, and prints a comparison.
  *
+ * Under Slurm the run records the job around it (harness/slurm.h,
+ * hx_slurm_placement) in run.cli.slurm: where a shard ran.
+ *
  * Interruption: SIGINT/SIGTERM stop the run between repetitions (a Lua
  * body is stopped by a debug hook); the experiment in flight is dropped,
  * every finished one is already committed, the run is marked
@@ -26,6 +29,8 @@ typedef struct hx_run_opts {
     const char *filter;       /* substring, or glob with * ? [ ], on labels */
     int shard_i, shard_n;     /* --shard I/N, 1 <= I <= N; N = 0: no shard  */
     int dry_run, quick, interleave, fail_fast, quiet;
+    int prepare;              /* load the suite (it makes its models), run
+                                 nothing, store nothing: --prepare          */
     int reps, warmup;         /* overrides when >= 0                        */
     double timeout_s;         /* per repetition of command kinds; 0: none   */
     uint64_t seed;
@@ -55,6 +60,10 @@ int hx_runner_run_suite(struct hx_suite *s, const char *file, const hx_run_opts 
 
 /* Prints the suite's options (--help-suite). */
 int hx_runner_help_suite(const char *file, const hx_run_opts *o, eng_err *err);
+
+/* Loads the suite as a dry run (it makes no model) and counts the
+ * experiments --filter selects, before any --shard. */
+int hx_runner_count(const char *file, const hx_run_opts *o, int *selected, eng_err *err);
 
 /* Deterministic shard membership of the k-th selected experiment. */
 int hx_runner_in_shard(int k, int shard_i, int shard_n);

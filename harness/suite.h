@@ -13,7 +13,8 @@
  *
  * Module search path (package.path), first match wins:
  *   $MOEBENCH_LUA_PATH (directories separated by ':'), the suite file's own
- *   directory, <binary>/../../scripts/lua (build/moebench in a checkout),
+ *   directory, the modules beside the binary (harness/datadir.h: a
+ *   checkout's scripts/lua or an installation's share/moebench/lua),
  *   ./scripts/lua, then Lua's defaults.
  *
  * Thread-safety: a suite and its Lua state belong to one thread.

@@ -16,6 +16,10 @@ valgrind"
 if [ "${1:-}" = fuzz ]; then
     PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 fi
+# `make test-slurm` starts a single-node Slurm cluster: ./scripts/deps.sh slurm
+if [ "${1:-}" = slurm ]; then
+    PACKAGES="$PACKAGES slurmctld slurmd slurm-client munge"
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -11,7 +11,9 @@
 -- (0 = independent tokens; higher = consecutive tokens pick more of the
 -- same experts, so caching is interesting); layers: mkmodel's --layers
 -- (shape-faithful presets with fewer layers keep the per-layer sizes).
--- Errors (mkmodel fails) raise a Lua error naming the command.
+-- Errors (mkmodel fails) raise a Lua error naming the command. Making a
+-- file prints "models: writing PATH" (or "models: recording PATH" for a
+-- trace) on stderr.
 -- Also models.trace (below): a routing trace of a run, for the oracles.
 local M = {}
 
@@ -83,6 +85,8 @@ function M.ensure(spec)
   local part = temp_of(path)
   cmd[#cmd + 1] = "-o " .. quote(part) .. " >/dev/null"
   local line = table.concat(cmd, " ")
+  -- says which process made it (the prepare job of `run --slurm`, say)
+  io.stderr:write("models: writing ", path, "\n")
   local ok = os.execute(line)
   if not ok or not os.rename(part, path) then
     os.remove(part)
@@ -114,6 +118,7 @@ function M.trace(spec)
   local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
     prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos",
     "--trace", quote(part), ">/dev/null 2>&1" }, " ")
+  io.stderr:write("models: recording ", path, "\n")
   if not os.execute(line) or not os.rename(part, path) then
     os.remove(part)
     error("models.trace: '" .. line .. "' failed", 2)
