@@ -13,7 +13,7 @@
  */
 #include "harness/slurm.h"
 
-#include "harness/slurm_int.h"
+#include "harness/slurm_impl.h"
 
 #include <errno.h>
 #include <limits.h>

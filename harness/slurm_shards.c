@@ -11,7 +11,7 @@
  */
 #include "harness/db.h"
 #include "harness/slurm.h"
-#include "harness/slurm_int.h"
+#include "harness/slurm_impl.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
  * E by id without further checks).
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * Token ids and labels are not carried.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <errno.h>
 #include <math.h>

@@ -27,7 +27,7 @@
  * header's index offset is 0, so a file from a crashed capture is rejected.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>

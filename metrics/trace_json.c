@@ -9,7 +9,7 @@
  * Two passes: count tokens per sample (and check the nesting), then fill.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <jansson.h>
 #include <stdlib.h>

@@ -19,7 +19,7 @@
  * inside the data and equal to its shape times the dtype size.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <dirent.h>
 #include <errno.h>

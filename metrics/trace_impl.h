@@ -1,9 +1,9 @@
 /*
- * trace_int.h — internals shared by the trace files (trace.c, trace_file.c,
+ * trace_impl.h — internals shared by the trace files (trace.c, trace_file.c,
  * trace_json.c, trace_csv.c, trace_st.c). Not part of the public contract.
  */
-#ifndef MET_TRACE_INT_H
-#define MET_TRACE_INT_H
+#ifndef MET_TRACE_IMPL_H
+#define MET_TRACE_IMPL_H
 
 #include "metrics/trace.h"
 

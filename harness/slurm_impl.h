@@ -1,5 +1,5 @@
 /*
- * slurm_int.h — what slurm.c (submission) and slurm_shards.c (the state
+ * slurm_impl.h — what slurm.c (submission) and slurm_shards.c (the state
  * of each shard, status, merge) share; not part of the harness's API.
  *
  * The job folder's job.json, as written by hx_slurm_submit:
@@ -11,8 +11,8 @@
  *                     "prepare": 101, "array": 102, "merge": 103}, ...]}
  * Every path is absolute, so the jobs do not depend on where sbatch ran.
  */
-#ifndef HX_SLURM_INT_H
-#define HX_SLURM_INT_H
+#ifndef HX_SLURM_IMPL_H
+#define HX_SLURM_IMPL_H
 
 #include "engine/err.h"
 
