@@ -122,7 +122,9 @@ static void qk_finish(eng_session *s, const eng_layer *l, int il, float *q, floa
     eng_add_bias(q, l->bq, st->n_q);
     eng_add_bias(k, l->bk, st->n_k);
     eng_add_bias(v, l->bv, st->n_v);
-    if (s->tr->qk_norm == ENG_QKNORM_HEAD) {
+    if (!l->q_norm) {
+        /* no QK-norm here (glm4moe's is optional: GLM-4.5-Air has none) */
+    } else if (s->tr->qk_norm == ENG_QKNORM_HEAD) {
         for (int64_t h = 0; h < hp->n_head; h++)
             eng_rmsnorm(q + h * hd, q + h * hd, l->q_norm->data, hd, hp->eps);
         for (int64_t h = 0; h < hp->n_head_kv; h++)

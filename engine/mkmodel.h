@@ -79,7 +79,14 @@ typedef struct eng_mkmodel_preset {
     uint32_t n_group, n_group_used; /* expert_group_count / _used_count (0: not written) */
     float yarn_factor;       /* rope.scaling (YaRN) factor; 0: no rope.scaling keys */
     uint32_t yarn_orig_ctx;  /* rope.scaling.original_context_length               */
-    float yarn_log_mul;      /* mscale_all_dim (written x 0.1, as the converter does) */
+    float yarn_log_mul;      /* mscale_all_dim (written x 0.1, as the converter does;
+                              * 0: no yarn_log_multiplier key, as gpt-oss)          */
+    uint32_t n_rot;          /* rope.dimension_count where written (glm4moe's partial
+                              * rotary); 0 = head_dim                              */
+    uint32_t n_swa;          /* attention.sliding_window (gpt-oss); 0: not written */
+    uint32_t n_nextn;        /* nextn_predict_layers (glm4moe's MTP layers, never run),
+                              * written after the n_layer layers                   */
+    bool qk_norm;            /* glm4moe: attn_q_norm/attn_k_norm (GLM-4.5; not Air) */
 } eng_mkmodel_preset;
 
 /* Number of presets, and preset i (0 <= i < count) in --list order. */
@@ -91,6 +98,8 @@ const eng_mkmodel_preset *eng_mkmodel_preset_find(const char *name);
 /* Parses an architecture name as the CLI accepts it ("mixtral" and "llama"
  * are the same) into general.architecture; NULL if unknown. */
 const char *eng_mkmodel_arch_parse(const char *name);
+/* The architecture names --arch accepts, ", "-separated, for messages. */
+void eng_mkmodel_arch_names(char *buf, size_t cap);
 
 /* One of ENG_MKMODEL_TYPES (case-insensitive) -> ENG_MK_*; ENG_EINVAL if
  * not one of them. eng_mkmodel_type_name is the inverse ("?" for others). */

@@ -171,7 +171,11 @@ static json_t *engine_view(const char *path)
     const char *attn = eng_attn_kind_name(a->traits.attn);
     if (a->traits.attn == ENG_ATTN_MLA && !hp->mla.absorbed)
         attn = "mla-legacy";
-    json_t *v = json_pack("{s:b, s:I, s:I, s:I, s:I, s:s, s:I, s:s, s:I, s:I}", "runs", 1,
+    json_int_t window_layers = 0; /* as model.h's swa_pattern says */
+    for (int64_t il = 0; hp->n_swa && il < hp->n_layer; il++)
+        window_layers += il % hp->swa_pattern < hp->swa_pattern - 1;
+    json_t *v = json_pack("{s:b, s:I, s:I, s:I, s:I, s:s, s:I, s:s, s:I, s:I, s:I, s:I}",
+                          "runs", 1,
                           "layers", (json_int_t)hp->n_layer, "dense_layers",
                           (json_int_t)hp->n_layer_dense, "moe_layers",
                           (json_int_t)hp->n_layer_moe, "skipped_layers",
@@ -179,7 +183,8 @@ static json_t *engine_view(const char *path)
                           "kv_cache_bytes_per_token", (json_int_t)eng_model_kv_bytes(m, 1),
                           "router", eng_gating_name(hp->gating), "expert_groups",
                           (json_int_t)hp->n_group, "expert_groups_used",
-                          (json_int_t)hp->n_group_used);
+                          (json_int_t)hp->n_group_used, "sliding_window", (json_int_t)hp->n_swa,
+                          "window_layers", window_layers);
     eng_model_free(m);
     return v;
 }
@@ -198,9 +203,14 @@ static void print_engine_view(const char *path)
     printf("engine:        runs %lld layers (%lld dense FFN, %lld MoE", I("layers"),
            I("dense_layers"), I("moe_layers"));
     if (I("skipped_layers"))
-        printf(", %lld next-token-prediction layers skipped", I("skipped_layers"));
+        printf(", %lld next-token-prediction layer%s skipped", I("skipped_layers"),
+               I("skipped_layers") == 1 ? "" : "s");
     printf("); attention %s, KV cache %lld bytes per token (f32)\n", S("attention"),
            I("kv_cache_bytes_per_token"));
+    if (I("window_layers"))
+        printf("  window:      %lld of %lld layers see the last %lld positions only (their "
+               "KV cache stops growing there)\n",
+               I("window_layers"), I("layers"), I("sliding_window"));
     if (I("moe_layers")) {
         printf("  router:      %s", S("router"));
         if (I("expert_groups") > 1)

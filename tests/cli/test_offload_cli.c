@@ -104,6 +104,8 @@ static void check_offload(const char *preset)
 
 TEST(generate_offload_matches_memory_and_simulate) { check_offload("tiny-olmoe"); }
 TEST(generate_offload_deepseek2) { check_offload("tiny-deepseek2"); }
+TEST(generate_offload_gpt_oss) { check_offload("tiny-gpt-oss"); }
+TEST(generate_offload_glm4moe) { check_offload("tiny-glm4moe"); }
 
 TEST(generate_offload_usage_errors)
 {

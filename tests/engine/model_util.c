@@ -4,10 +4,13 @@
 #include "engine/formats.h"
 #include "engine/gguf.h"
 #include "engine/mkmodel.h"
+#include "engine/session.h"
 #include "tests/test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *tu_write_preset(const char *preset, const char *type, const char *name)
 {
@@ -25,6 +28,41 @@ eng_model *tu_open(const char *path)
     eng_err e = {0};
     REQUIRE_MSG(eng_model_open(&m, path, NULL, &e) == 0, "open %s: %s", path, e.msg);
     return m;
+}
+
+eng_session *tu_session(const eng_model *m, int threads, int64_t n_ctx, int64_t n_batch)
+{
+    eng_session *s = NULL;
+    eng_err e = {0};
+    eng_session_opts o = {.n_threads = threads, .n_ctx = n_ctx, .n_batch = n_batch};
+    REQUIRE_MSG(eng_session_open(&s, m, &o, &e) == 0, "session: %s", e.msg);
+    return s;
+}
+
+float *tu_decode_all(const char *path, const int32_t *toks, int n)
+{
+    eng_model *m = tu_open(path);
+    eng_session *s = tu_session(m, 1, n + 8, 0);
+    const int64_t nv = eng_model_hparams(m)->n_vocab;
+    float *out = tst_alloc((size_t)(n * nv) * sizeof *out);
+    eng_err e = {0};
+    for (int i = 0; i < n; i++) {
+        REQUIRE_MSG(eng_session_decode(s, toks[i], &e) == 0, "decode %d: %s", i, e.msg);
+        memcpy(out + i * nv, eng_session_logits(s), (size_t)nv * sizeof *out);
+    }
+    eng_session_free(s);
+    eng_model_free(m);
+    return out;
+}
+
+double tu_max_diff(const float *a, const float *b, int64_t n)
+{
+    double md = 0, mx = 1;
+    for (int64_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mx = fmax(mx, fabs((double)b[i]));
+    }
+    return md / mx;
 }
 
 enum { D = 64, L = 2, NH = 4, NKV = 2, HD = 16, FF = 96, V = 128 };

@@ -33,4 +33,14 @@ const char *tu_write_llama(const char *name, const tu_llama_opts *o);
 /* Opens path; REQUIREs success. */
 eng_model *tu_open(const char *path);
 
+/* A session on m (n_batch 0: the default); REQUIREs success. */
+struct eng_session *tu_session(const eng_model *m, int threads, int64_t n_ctx, int64_t n_batch);
+
+/* The logits [n][n_vocab] after each of toks decoded one by one, one
+ * thread, in a block from tst_alloc. */
+float *tu_decode_all(const char *path, const int32_t *toks, int n);
+
+/* max_i |a_i - b_i| / max(1, max_i |b_i|) over n floats. */
+double tu_max_diff(const float *a, const float *b, int64_t n);
+
 #endif

@@ -11,6 +11,17 @@
  * (frequency blend over the correction range, softmax scale
  * (1 + 0.1 L ln f)^2 / sqrt(dk)); the router from expert_gating_func, the
  * selection bias, groups (sum of each group's two best), norm and scale.
+ *
+ * gpt-oss and glm4moe (spec part 2 §2-3) read their keys too: NEOX RoPE
+ * over the first n_rot dims with the same YaRN (gpt-oss: magnitude
+ * 1 + 0.1 ln f on cos and sin, so Q.K scaled by its square), biases after
+ * the projections, per-head QK-norm where the file has it, even layers of
+ * gpt-oss seeing only the last n_swa positions, the sink as one more logit
+ * of the softmax with no value; gpt-oss's router takes the softmax of the
+ * k best biased logits, its experts add their biases and use SwiGLU-OAI
+ * (gate clamped above at 7, up to [-7, 7], x sigmoid(1.702 x) (up + 1));
+ * glm4moe routes as deepseek2 (sigmoid, selection bias, norm, scale) and
+ * always adds its ungated shared expert.
  */
 #include "tests/engine/ref_forward.h"
 
@@ -36,6 +47,9 @@ typedef struct ref {
     bool absorbed, sigmoid, w_norm;
     double w_scale, kq_scale, base, yarn_f, yarn_lo, yarn_hi;
     int64_t n_group, n_group_used;
+    /* gpt-oss (oss) and glm4moe, read from the file's keys */
+    bool gx, oss;
+    int64_t n_swa;        /* gpt-oss: window of the even layers */
 } ref;
 
 static double half_to_double(uint16_t h)
@@ -235,6 +249,17 @@ static void add_bias(const ref *R, const char *fmt, int il, double *y)
     free(bv);
 }
 
+static void yarn_rope(const ref *R, double *v, int64_t pos, bool neox);
+
+/* RoPE of one head (gpt-oss and glm4moe: from the file's keys). */
+static void head_rope(const ref *R, double *v, int64_t pos)
+{
+    if (R->gx)
+        yarn_rope(R, v, pos, true);
+    else
+        rope(R, v, pos);
+}
+
 /* x[T][d] += attention of layer il. */
 static void attention(const ref *R, int il, double *x, int64_t T)
 {
@@ -261,30 +286,41 @@ static void attention(const ref *R, int il, double *x, int64_t T)
         for (int64_t h = 0; h < nh; h++) {
             if (R->qk_head)
                 rmsnorm(q + h * hd, q + h * hd, T_(R, "blk.%d.attn_q_norm.weight", il), hd, hp->eps);
-            rope(R, q + h * hd, t);
+            head_rope(R, q + h * hd, t);
         }
         for (int64_t h = 0; h < nkv; h++) {
             if (R->qk_head)
                 rmsnorm(k + h * hd, k + h * hd, T_(R, "blk.%d.attn_k_norm.weight", il), hd, hp->eps);
-            rope(R, k + h * hd, t);
+            head_rope(R, k + h * hd, t);
         }
     }
+    /* gpt-oss: the even layers see the last n_swa positions; one sink
+     * logit per head joins the softmax */
+    const bool window = R->oss && il % 2 == 0;
+    const eng_gguf_tensor *sink_t = T_(R, "blk.%d.attn_sinks.weight", il);
+    double *sinks = calloc((size_t)nh, sizeof *sinks);
+    if (sink_t)
+        row(sink_t, 0, sinks);
+    const double scale = R->gx ? R->kq_scale : 1 / sqrt((double)hd);
     for (int64_t t = 0; t < T; t++) {
+        const int64_t p0 = window && t >= R->n_swa ? t - R->n_swa + 1 : 0;
         for (int64_t h = 0; h < nh; h++) {
             int64_t kh = h / (nh / nkv);
-            double mx = -INFINITY, sum = 0;
-            for (int64_t p = 0; p <= t; p++) {
+            double mx = sink_t ? sinks[h] : -INFINITY, sum = 0;
+            for (int64_t p = p0; p <= t; p++) {
                 double s = 0;
                 for (int64_t i = 0; i < hd; i++)
                     s += Q[t * nq + h * hd + i] * K[p * nk + kh * hd + i];
-                sc[p] = s / sqrt((double)hd);
+                sc[p] = s * scale;
                 mx = sc[p] > mx ? sc[p] : mx;
             }
-            for (int64_t p = 0; p <= t; p++)
+            for (int64_t p = p0; p <= t; p++)
                 sum += (sc[p] = exp(sc[p] - mx));
+            if (sink_t)
+                sum += exp(sinks[h] - mx);
             for (int64_t i = 0; i < hd; i++) {
                 double a = 0;
-                for (int64_t p = 0; p <= t; p++)
+                for (int64_t p = p0; p <= t; p++)
                     a += sc[p] / sum * V[p * nk + kh * hd + i];
                 att[h * hd + i] = a;
             }
@@ -294,7 +330,7 @@ static void attention(const ref *R, int il, double *x, int64_t T)
         for (int64_t i = 0; i < d; i++)
             x[t * d + i] += o[i];
     }
-    free(xn), free(Q), free(K), free(V), free(att), free(o), free(sc), free(w);
+    free(xn), free(Q), free(K), free(V), free(att), free(o), free(sc), free(w), free(sinks);
 }
 
 /* y += scale * down(silu(gate x) * up x); gate/up/down rows start at the
@@ -360,17 +396,23 @@ static void moe(const ref *R, int il, int64_t t, const double *xn, double *y)
 }
 
 static void ds_moe(const ref *R, int il, int64_t t, const double *xn, double *y);
+static void oss_moe(const ref *R, int il, int64_t t, const double *xn, double *y);
 
 static void ffn(const ref *R, int il, double *x, int64_t T)
 {
     const int64_t d = R->hp->n_embd;
+    const bool lead = (R->ds || R->gx) && il < R->n_dense; /* a dense leading layer */
     double *xn = malloc((size_t)d * sizeof *xn), *y = malloc((size_t)d * sizeof *y);
     for (int64_t t = 0; t < T; t++) {
-        rmsnorm(xn, x + t * d, T_(R, "blk.%d.ffn_norm.weight", il), d, R->hp->eps);
+        rmsnorm(xn, x + t * d,
+                T_(R, R->gx ? "blk.%d.post_attention_norm.weight" : "blk.%d.ffn_norm.weight", il),
+                d, R->hp->eps);
         memset(y, 0, (size_t)d * sizeof *y);
-        if (R->ds && il >= R->n_dense)
+        if (R->oss)
+            oss_moe(R, il, t, xn, y);
+        else if ((R->ds || R->gx) && !lead)
             ds_moe(R, il, t, xn, y);
-        else if (R->hp->n_expert == 0 || R->ds)
+        else if (R->hp->n_expert == 0 || lead)
             swiglu_ffn(R, T_(R, "blk.%d.ffn_gate.weight", il), T_(R, "blk.%d.ffn_up.weight", il),
                        T_(R, "blk.%d.ffn_down.weight", il), 0, xn, 1.0, y);
         else
@@ -383,10 +425,11 @@ static void ffn(const ref *R, int il, double *x, int64_t T)
 
 /* ---- deepseek2 ---------------------------------------------------------- */
 
+/* The architecture's key {arch}.suffix as a number; def if absent. */
 static double ds_key(const ref *R, const char *suffix, double def)
 {
     char k[128];
-    snprintf(k, sizeof k, "deepseek2.%s", suffix);
+    snprintf(k, sizeof k, "%s.%s", R->hp->arch, suffix);
     int64_t i = eng_gguf_find_key(R->g, k);
     if (i < 0)
         return def;
@@ -401,6 +444,8 @@ static double ds_key(const ref *R, const char *suffix, double def)
         return b;
     return def;
 }
+
+static void read_yarn(ref *R, double L, int64_t dk);
 
 /* The hyper-parameters, from the keys (spec part 2 §1.1), and YaRN as HF
  * computes it (DeepseekV2YarnRotaryEmbedding, yarn_get_mscale). */
@@ -421,23 +466,33 @@ static void ds_read(ref *R)
     R->w_scale = ds_key(R, "expert_weights_scale", 0);
     R->n_group = (int64_t)ds_key(R, "expert_group_count", 0);
     R->n_group_used = (int64_t)ds_key(R, "expert_group_used_count", 0);
+    read_yarn(R, ds_key(R, "rope.scaling.yarn_log_multiplier", 0) / 0.1, R->dk);
+}
+
+/* YaRN from rope.scaling.*: the frequency blend's range and the softmax
+ * scale (1 + 0.1 L ln f)^2 / sqrt(dk), L the log multiplier (1 where the
+ * model has none: gpt-oss's cos/sin magnitude). */
+static void read_yarn(ref *R, double L, int64_t dk)
+{
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", R->hp->arch);
     eng_gguf_str type = {0};
-    bool yarn = eng_gguf_get_str(R->g, "deepseek2.rope.scaling.type", &type, NULL) == 0 &&
-                type.len == 4 && !memcmp(type.ptr, "yarn", 4);
+    bool yarn = eng_gguf_get_str(R->g, key, &type, NULL) == 0 && type.len == 4 &&
+                !memcmp(type.ptr, "yarn", 4);
     R->yarn_f = yarn ? ds_key(R, "rope.scaling.factor", 1) : 1;
-    const double L = ds_key(R, "rope.scaling.yarn_log_multiplier", 0) / 0.1;
     const double orig = ds_key(R, "rope.scaling.original_context_length",
                                ds_key(R, "context_length", 0));
     const double ms = R->yarn_f > 1 ? 1 + 0.1 * L * log(R->yarn_f) : 1;
-    R->kq_scale = ms * ms / sqrt((double)R->dk);
+    R->kq_scale = ms * ms / sqrt((double)dk);
     const double nr = (double)R->n_rot, lb = 2 * log(R->base);
     R->yarn_lo = fmax(0, floor(nr * log(orig / (32 * 2 * M_PI)) / lb));
     R->yarn_hi = fmin(nr - 1, ceil(nr * log(orig / (1 * 2 * M_PI)) / lb));
 }
 
-/* RoPE on pairs (2i, 2i+1) of n_rot dims; YaRN: inverse frequencies blend
- * from interpolated (1/f) to extrapolated across the correction range. */
-static void ds_rope(const ref *R, double *v, int64_t pos)
+/* RoPE on the first n_rot dims, pairs (i, i + n_rot/2) when neox, else
+ * (2i, 2i+1); YaRN: inverse frequencies blend from interpolated (1/f) to
+ * extrapolated across the correction range. */
+static void yarn_rope(const ref *R, double *v, int64_t pos, bool neox)
 {
     for (int64_t i = 0; i < R->n_rot / 2; i++) {
         const double ex = (double)pos * pow(R->base, -2.0 * (double)i / (double)R->n_rot);
@@ -447,10 +502,16 @@ static void ds_rope(const ref *R, double *v, int64_t pos)
             double keep = 1 - fmin(1, fmax(0, y)); /* 1: extrapolate (high frequencies) */
             th = ex / R->yarn_f * (1 - keep) + ex * keep;
         }
-        const double x0 = v[2 * i], x1 = v[2 * i + 1];
-        v[2 * i] = x0 * cos(th) - x1 * sin(th);
-        v[2 * i + 1] = x0 * sin(th) + x1 * cos(th);
+        const int64_t a = neox ? i : 2 * i, b = neox ? i + R->n_rot / 2 : 2 * i + 1;
+        const double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(th) - x1 * sin(th);
+        v[b] = x0 * sin(th) + x1 * cos(th);
     }
+}
+
+static void ds_rope(const ref *R, double *v, int64_t pos)
+{
+    yarn_rope(R, v, pos, false);
 }
 
 /* K (nope part) and V of every head from the latent kv of one token. */
@@ -615,6 +676,78 @@ static void ds_moe(const ref *R, int il, int64_t t, const double *xn, double *y)
     free(p), free(sel), free(b);
 }
 
+/* ---- gpt-oss and glm4moe ---------------------------------------------------- */
+
+/* Their hyper-parameters from the keys (spec part 2 §2.1, §3.1). */
+static void gx_read(ref *R)
+{
+    R->n_layer = (int64_t)ds_key(R, "block_count", 0) - (int64_t)ds_key(R, "nextn_predict_layers", 0);
+    R->n_dense = (int64_t)ds_key(R, "leading_dense_block_count", 0);
+    const int64_t hd = (int64_t)ds_key(R, "attention.key_length", 0);
+    R->n_rot = (int64_t)ds_key(R, "rope.dimension_count", (double)hd);
+    R->base = ds_key(R, "rope.freq_base", 10000);
+    R->n_swa = (int64_t)ds_key(R, "attention.sliding_window", 0);
+    R->sigmoid = !R->oss; /* glm4moe's default and the converter's 2 */
+    R->w_norm = ds_key(R, "expert_weights_norm", 0) != 0;
+    R->w_scale = ds_key(R, "expert_weights_scale", 0);
+    R->n_group = (int64_t)ds_key(R, "expert_group_count", 0);
+    R->n_group_used = (int64_t)ds_key(R, "expert_group_used_count", 0);
+    R->qk_head = T_(R, "blk.%d.attn_q_norm.weight", 0) != NULL;
+    read_yarn(R, 1, hd);
+}
+
+/* Row e of a bias {n, E} added to y[0..n). */
+static void add_bias_row(const eng_gguf_tensor *b, int64_t e, double *y)
+{
+    double *v = malloc((size_t)b->ne[0] * sizeof *v);
+    row(b, e, v);
+    for (int64_t i = 0; i < b->ne[0]; i++)
+        y[i] += v[i];
+    free(v);
+}
+
+/* y += w * (down_e(swiglu_oai(gate_e x + bg_e, up_e x + bu_e)) + bd_e). */
+static void oss_expert(const ref *R, int il, int64_t e, const double *x, double w, double *y)
+{
+    const eng_gguf_tensor *g = T_(R, "blk.%d.ffn_gate_exps.weight", il);
+    const eng_gguf_tensor *dn = T_(R, "blk.%d.ffn_down_exps.weight", il);
+    const int64_t F = g->ne[1], d = dn->ne[1];
+    double *a = malloc((size_t)F * sizeof *a), *b = malloc((size_t)F * sizeof *b);
+    double *o = malloc((size_t)d * sizeof *o);
+    matvec(R, g, e * F, F, x, a);
+    matvec(R, T_(R, "blk.%d.ffn_up_exps.weight", il), e * F, F, x, b);
+    add_bias_row(T_(R, "blk.%d.ffn_gate_exps.bias", il), e, a);
+    add_bias_row(T_(R, "blk.%d.ffn_up_exps.bias", il), e, b);
+    for (int64_t i = 0; i < F; i++) {
+        const double gi = fmin(a[i], 7.0), ui = fmax(-7.0, fmin(b[i], 7.0));
+        a[i] = gi / (1 + exp(-1.702 * gi)) * (ui + 1);
+    }
+    matvec(R, dn, e * d, d, a, o);
+    add_bias_row(T_(R, "blk.%d.ffn_down_exps.bias", il), e, o);
+    for (int64_t i = 0; i < d; i++)
+        y[i] += w * o[i];
+    free(a), free(b), free(o);
+}
+
+/* gpt-oss's router: the k best biased logits, softmax over those k. */
+static void oss_moe(const ref *R, int il, int64_t t, const double *xn, double *y)
+{
+    const int64_t E = R->hp->n_expert;
+    const int k = (int)R->hp->n_expert_used;
+    double *l = malloc((size_t)E * sizeof *l), w[64], sum = 0;
+    int32_t ids[64];
+    matvec(R, T_(R, "blk.%d.ffn_gate_inp.weight", il), 0, E, xn, l);
+    add_bias_row(T_(R, "blk.%d.ffn_gate_inp.bias", il), 0, l);
+    ds_topk(l, E, k, ids);
+    for (int j = 0; j < k; j++)
+        sum += (w[j] = exp(l[ids[j]] - l[ids[0]]));
+    if (R->route_out)
+        memcpy(R->route_out + (t * R->n_layer + il) * k, ids, (size_t)k * sizeof *ids);
+    for (int j = 0; j < k; j++)
+        oss_expert(R, il, ids[j], xn, w[j] / sum, y);
+    free(l);
+}
+
 static int run(ref *R, const int32_t *tokens, int64_t T, double **out)
 {
     const eng_hparams *hp = R->hp;
@@ -627,8 +760,12 @@ static int run(ref *R, const int32_t *tokens, int64_t T, double **out)
     R->g = eng_model_gguf(R->m);
     R->ds = strcmp(a, "deepseek2") == 0;
     R->n_layer = hp->n_layer;
+    R->oss = strcmp(a, "gpt-oss") == 0;
+    R->gx = R->oss || strcmp(a, "glm4moe") == 0;
     if (R->ds)
         ds_read(R);
+    if (R->gx)
+        gx_read(R);
     const int64_t d = hp->n_embd;
     double *x = malloc((size_t)(T * d) * sizeof *x), *xn = malloc((size_t)d * sizeof *xn);
     const eng_gguf_tensor *emb = eng_gguf_find_tensor(R->g, "token_embd.weight");

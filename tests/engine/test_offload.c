@@ -265,6 +265,9 @@ TEST(bitident_olmoe_f32) { sweep_model("tiny-olmoe", ENG_MK_F32); }
 /* dense leading layer, shared experts, grouped sigmoid routing, MLA */
 TEST(bitident_deepseek2_q8_0) { sweep_model("tiny-deepseek2", ENG_MK_Q8_0); }
 TEST(bitident_deepseek2_lite_f32) { sweep_model("tiny-deepseek2-lite", ENG_MK_F32); }
+/* gpt-oss: the experts' biases travel with their slices through the store */
+TEST(bitident_gpt_oss_q8_0) { sweep_model("tiny-gpt-oss", ENG_MK_Q8_0); }
+TEST(bitident_glm4moe_f32) { sweep_model("tiny-glm4moe", ENG_MK_F32); }
 
 /* belady beats every online policy; a cache holding the model misses only
  * the first touch of each expert. */
