@@ -19,7 +19,7 @@ local M = {}
 
 -- The mkmodel presets' shapes (moebench mkmodel --list): layers, experts
 -- per layer, experts per token, architecture, and the leading layers with
--- a dense FFN (deepseek2; none elsewhere), which route nothing.
+-- a dense FFN (deepseek2, glm4moe; none elsewhere), which route nothing.
 M.presets = {
   ["tiny-mixtral"] = { layers = 4, experts = 8, top_k = 2, arch = "llama" },
   ["tiny-qwen2moe"] = { layers = 4, experts = 8, top_k = 4, arch = "qwen2moe" },
@@ -34,10 +34,18 @@ M.presets = {
   ["deepseek-v2-lite"] = { layers = 27, dense = 1, experts = 64, top_k = 6, arch = "deepseek2" },
   ["deepseek-v3"] = { layers = 61, dense = 3, experts = 256, top_k = 8, arch = "deepseek2" },
   ["kimi-k2"] = { layers = 61, dense = 1, experts = 384, top_k = 8, arch = "deepseek2" },
+  ["tiny-gpt-oss"] = { layers = 4, experts = 8, top_k = 2, arch = "gpt-oss" },
+  ["gpt-oss-20b"] = { layers = 24, experts = 32, top_k = 4, arch = "gpt-oss" },
+  ["gpt-oss-120b"] = { layers = 36, experts = 128, top_k = 4, arch = "gpt-oss" },
+  -- glm4moe: layers that run (the file adds its next-token-prediction layer)
+  ["tiny-glm4moe"] = { layers = 4, dense = 1, experts = 16, top_k = 4, arch = "glm4moe" },
+  ["glm-4.5-air"] = { layers = 46, dense = 1, experts = 128, top_k = 8, arch = "glm4moe" },
+  ["glm-4.5"] = { layers = 92, dense = 3, experts = 160, top_k = 8, arch = "glm4moe" },
 }
-M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe", "tiny-deepseek2" }
+M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe", "tiny-deepseek2",
+           "tiny-gpt-oss", "tiny-glm4moe" }
 M.full = { "mixtral-8x7b", "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "olmoe-1b-7b",
-           "deepseek-v2-lite" }
+           "deepseek-v2-lite", "gpt-oss-20b", "glm-4.5-air" }
 
 -- The MoE layers of a spec's model ({preset, layers}): its layers less the
 -- dense leading ones (mkmodel keeps at least one MoE layer in a cut model).

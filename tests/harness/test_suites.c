@@ -43,7 +43,7 @@ TEST(every_suite_dry_runs_quick)
 {
     static const struct { const char *suite; int n; } s[] = {
         {"quickstart", 13}, {"policies", 18}, {"prefetch", 6},
-        {"consistency", 9}, {"counters", 2},  {"ci", 17},
+        {"consistency", 11}, {"counters", 2},  {"ci", 17},
     };
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         char *out, *err, want[64];
@@ -108,9 +108,9 @@ TEST(consistency_quick_records_srp)
     int rc = tst_sh(&out, &err, "cd %s && %s run %s/suites/consistency.lua --quick --db %s -q",
                     tst_tmpdir(), mb(), root(), db);
     REQUIRE_MSG(rc == 0, "exit %d: %s", rc, err);
-    /* model-wide SRP for each trace (5 presets, 4 synthetic) and segment length (4, 16) */
+    /* model-wide SRP for each trace (7 presets, 4 synthetic) and segment length (4, 16) */
     CHECK_EQ_STR(q1(db, "select count(*) from routing_metric where metric = 'srp' and"
-                        " layer = -1"), "18");
+                        " layer = -1"), "22");
     /* more stickiness, more local: SRP at 4 grows from 0 to 0.9 */
     CHECK_EQ_STR(q1(db, "select (select value from routing_metric r join experiment e on"
                         " e.id = r.experiment_id where e.label = 'synth stickiness=0.9' and"
