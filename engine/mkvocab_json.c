@@ -44,6 +44,10 @@
 
 #define TOK_MAX (1 << 24)     /* ids and merges */
 #define TEXT_MAX 65536        /* bytes of one token or merge */
+/* Ids no entry names become padding; real files have a few hundred (gpt-oss
+ * with config.json: 1069). More than the named tokens plus PAD_SLACK is
+ * refused: a few bytes of JSON must not make a multi-gigabyte model. */
+#define PAD_SLACK 65536
 
 typedef struct hf {
     const char *name;         /* file name for messages */
@@ -235,8 +239,9 @@ static int check_text(hf *h, json_t *s, const char *what)
     return ENG_OK;
 }
 
-/* The largest id of model.vocab and added_tokens, checked. */
-static int count_ids(hf *h, json_t *vocab, json_t *added, size_t *n)
+/* The largest id of model.vocab and added_tokens + 1, checked, and the
+ * number of entries (*named). */
+static int count_ids(hf *h, json_t *vocab, json_t *added, size_t *n, size_t *named)
 {
     const char *key;
     json_t *val;
@@ -263,6 +268,7 @@ static int count_ids(hf *h, json_t *vocab, json_t *added, size_t *n)
         max = id > max ? id : max;
     }
     *n = max + 1;
+    *named = json_object_size(vocab) + (added ? json_array_size(added) : 0);
     return ENG_OK;
 }
 
@@ -723,12 +729,16 @@ static int build(hf *h, const char *pre)
                          "pre-tokenizer to name ('%.32s')", h->name, pre);
     if (!rc && !spm)
         rc = set_pre(h, pre);
+    size_t named = 0;
     if (!rc)
-        rc = count_ids(h, vocab, added, &h->n);
+        rc = count_ids(h, vocab, added, &h->n, &named);
     long long vs; /* the converter pads to config.json's vocab_size */
     if (!rc && jint(json_object_get(h->mcfg, "vocab_size"), &vs) && vs > 0 && vs <= TOK_MAX &&
         (size_t)vs > h->n)
         h->n = (size_t)vs;
+    if (!rc && h->n > named + PAD_SLACK)
+        rc = eng_err_set(h->e, ENG_EFORMAT, "%s: ids up to %zu for %zu tokens: %zu ids would be "
+                         "padding", h->name, h->n - 1, named, h->n - named);
     if (!rc)
         rc = alloc_vocab(h);
     if (!rc)

@@ -460,9 +460,24 @@ static void split_kimi(piece *p)
     }
 }
 
+/* deepseek-llm's `\s+$` (a std::regex pass in llama.cpp). The leftmost
+ * match in a piece starts where the piece's trailing whitespace begins
+ * (from any earlier start a non-space stands between the run and the end),
+ * and \s here is TK_WS: ASCII \t..\r and space, and the non-ASCII
+ * whitespace that llama.cpp's wide text turns into 0x0B. So the pass cuts
+ * the trailing whitespace off, in linear time, where a backtracking regex
+ * takes time quadratic in a long run of spaces followed by a non-space. */
+static void split_trailing_space(piece *p)
+{
+    size_t j = p->end;
+    while (j > p->ini && f_space(get_fl(p, j - 1)))
+        j--;
+    add_token(p, j);
+}
+
 /* ---- regex passes ------------------------------------------------------------ */
 
-enum { SPLIT_GPT2 = 1, SPLIT_LLAMA3, SPLIT_QWEN2, SPLIT_KIMI };
+enum { SPLIT_GPT2 = 1, SPLIT_LLAMA3, SPLIT_QWEN2, SPLIT_KIMI, SPLIT_TRAILING_SPACE };
 
 typedef struct pass {
     int custom;        /* SPLIT_*, or 0 for a regex */
@@ -628,6 +643,7 @@ static int custom_pass(const cpbuf *b, const cuts *in, int which, cuts *out)
         case SPLIT_GPT2: split_gpt2(&p); break;
         case SPLIT_LLAMA3: split_llama3_qwen2(&p, false); break;
         case SPLIT_QWEN2: split_llama3_qwen2(&p, true); break;
+        case SPLIT_TRAILING_SPACE: split_trailing_space(&p); break;
         default: split_kimi(&p); break;
         }
         if (p.rc || cuts_push(out, p.end))
@@ -683,7 +699,7 @@ static const pretype k_pretypes[] = {
            "\236\244\200-\360\236\245\203]+"},
       {0, "\\s?[!-/:-~\357\274\201-\357\274\217\357\274\232-\357\275\236\342\200\230-\342\200"
            "\237\343\200\200-\343\200\202]+"},
-      {0, "\\s+$"},
+      {SPLIT_TRAILING_SPACE, "\\s+$"},
       {0, "[\344\270\200-\351\276\245\340\240\200-\344\270\200\352\260\200-\355\237\277]+"},
       {0, "\\p{N}+"}}},
     {ENG_PRETOK_DEEPSEEK3, "deepseek-v3", "", /* llama-vocab.cpp:322-324 */

@@ -189,6 +189,8 @@ TEST(hostile_files_each_a_clear_error)
         {"M:{\"type\": \"BPE\", \"vocab\": {\"a\": 1e30}}", ENG_EFORMAT, "not an integer id"},
         {"M:{\"type\": \"BPE\", \"vocab\": {\"a\": 99999999}}", ENG_EFORMAT, "out of range"},
         {"M:{\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}}", ENG_EFORMAT, "given twice"},
+        {"M:{\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 11111118}}", ENG_EFORMAT,
+         "ids up to 11111118 for 3 tokens: 11111116 ids would be padding"},
         {"M:{\"type\": \"BPE\", \"vocab\": {\"<|e|>\": 0}}", ENG_EFORMAT, "duplicate token texts"},
         {"M:{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": {}}", ENG_EFORMAT,
          "model.merges"},
