@@ -1,8 +1,8 @@
 /*
  * fuzz_tokenizer_json.c — libFuzzer target for the tokenizer.json reader of
  * `mkmodel --vocab-from` (`make fuzz`, then
- * build-fuzz/fuzz_tokenizer_json -max_total_time=300 -dict=... CORPUS/ with
- * tests/fuzz/corpus_tokjson/ as seeds).
+ * build-fuzz/fuzz_tokenizer_json -max_total_time=300 -max_len=4096 CORPUS/,
+ * CORPUS/ holding a copy of tests/fuzz/corpus_tokjson/ as seeds).
  *
  * The input is the file. When it reads, the vocabulary must be consistent
  * (every token a non-empty string, types in range, merges "A B", special
