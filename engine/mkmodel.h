@@ -52,7 +52,9 @@ typedef struct eng_mkmodel_preset {
     const char *name;        /* "tiny-olmoe", "olmoe-1b-7b", ...                  */
     const char *arch;        /* general.architecture: llama, qwen2moe, qwen3moe, olmoe */
     const char *descr;       /* one line for --list                                */
-    const char *tok_pre;     /* tokenizer.ggml.pre: default, qwen2, olmo           */
+    const char *tok_pre;     /* tokenizer.ggml.pre: any eng_pretok_parse accepts
+                              * (default, olmo, qwen2, llama-bpe, deepseek-llm,
+                              * deepseek-v3, gpt-4o, glm4, kimi-k2, ...)           */
     uint32_t n_vocab;        /* token_embd ne1, len(tokenizer.ggml.tokens)         */
     uint32_t n_ctx;          /* {arch}.context_length                              */
     uint32_t n_embd;         /* {arch}.embedding_length                            */
@@ -131,6 +133,11 @@ typedef struct eng_mkmodel_opts {
     int vocab;                   /* ENG_MK_VOCAB_BPE (default) or _SPM               */
     bool mla_legacy;             /* deepseek2: write attn_kv_b (the legacy form) instead
                                   * of attn_k_b/attn_v_b; the same weights either way */
+    const char *vocab_from;      /* a Hugging Face tokenizer.json: its vocabulary
+                                  * (and n_vocab) instead of the learnt one
+                                  * (mkvocab.h eng_mkvocab_from_json); NULL = none */
+    const char *vocab_pre;       /* with vocab_from: tokenizer.ggml.pre to write
+                                  * instead of the detected one; NULL = detect      */
 } eng_mkmodel_opts;
 
 /* The vocabulary's kind: byte-level BPE ("gpt2", every preset's default) or

@@ -460,9 +460,24 @@ static void split_kimi(piece *p)
     }
 }
 
+/* deepseek-llm's `\s+$` (a std::regex pass in llama.cpp). The leftmost
+ * match in a piece starts where the piece's trailing whitespace begins
+ * (from any earlier start a non-space stands between the run and the end),
+ * and \s here is TK_WS: ASCII \t..\r and space, and the non-ASCII
+ * whitespace that llama.cpp's wide text turns into 0x0B. So the pass cuts
+ * the trailing whitespace off, in linear time, where a backtracking regex
+ * takes time quadratic in a long run of spaces followed by a non-space. */
+static void split_trailing_space(piece *p)
+{
+    size_t j = p->end;
+    while (j > p->ini && f_space(get_fl(p, j - 1)))
+        j--;
+    add_token(p, j);
+}
+
 /* ---- regex passes ------------------------------------------------------------ */
 
-enum { SPLIT_GPT2 = 1, SPLIT_LLAMA3, SPLIT_QWEN2, SPLIT_KIMI };
+enum { SPLIT_GPT2 = 1, SPLIT_LLAMA3, SPLIT_QWEN2, SPLIT_KIMI, SPLIT_TRAILING_SPACE };
 
 typedef struct pass {
     int custom;        /* SPLIT_*, or 0 for a regex */
@@ -628,6 +643,7 @@ static int custom_pass(const cpbuf *b, const cuts *in, int which, cuts *out)
         case SPLIT_GPT2: split_gpt2(&p); break;
         case SPLIT_LLAMA3: split_llama3_qwen2(&p, false); break;
         case SPLIT_QWEN2: split_llama3_qwen2(&p, true); break;
+        case SPLIT_TRAILING_SPACE: split_trailing_space(&p); break;
         default: split_kimi(&p); break;
         }
         if (p.rc || cuts_push(out, p.end))
@@ -642,21 +658,22 @@ static int custom_pass(const cpbuf *b, const cuts *in, int which, cuts *out)
 
 typedef struct pretype {
     eng_pretok kind;
-    const char *names;   /* tokenizer.ggml.pre values, space-separated */
+    const char *name;    /* tokenizer.ggml.pre as llama.cpp's converter writes it */
+    const char *aliases; /* other values llama.cpp maps to it, space-separated */
     pass passes[6];      /* up to the first {0, NULL} */
 } pretype;
 
 static const pretype k_pretypes[] = {
-    {ENG_PRETOK_DEFAULT, "default",
+    {ENG_PRETOK_DEFAULT, "default", "",
      {{0, "[\\p{P}\\$\\+<=>\\^~\\|]+"}, {SPLIT_GPT2, GPT2_RE}, {0, "\\p{N}+"},
       {0, "[0-9][0-9][0-9]"}}},
-    {ENG_PRETOK_GPT2, "gpt-2 gpt2 olmo", {{SPLIT_GPT2, GPT2_RE}}},
-    {ENG_PRETOK_QWEN2, "qwen2 deepseek-r1-qwen", {{SPLIT_QWEN2, "qwen2"}}},
-    {ENG_PRETOK_LLAMA3, "llama-bpe llama3 llama-v3", {{SPLIT_LLAMA3, "llama3"}}},
-    {ENG_PRETOK_GLM4, "glm4 chatglm-bpe", {{SPLIT_LLAMA3, "llama3"}}},
+    {ENG_PRETOK_GPT2, "gpt-2", "gpt2 olmo", {{SPLIT_GPT2, GPT2_RE}}},
+    {ENG_PRETOK_QWEN2, "qwen2", "deepseek-r1-qwen", {{SPLIT_QWEN2, "qwen2"}}},
+    {ENG_PRETOK_LLAMA3, "llama-bpe", "llama3 llama-v3", {{SPLIT_LLAMA3, "llama3"}}},
+    {ENG_PRETOK_GLM4, "glm4", "chatglm-bpe", {{SPLIT_LLAMA3, "llama3"}}},
     /* non-ASCII bytes as octal escapes, written by a script from the source
      * file, so that no editor can normalize them (U+1F7D is not U+03CE) */
-    {ENG_PRETOK_DEEPSEEK_LLM, "deepseek-llm", /* llama-vocab.cpp:310-315 */
+    {ENG_PRETOK_DEEPSEEK_LLM, "deepseek-llm", "", /* llama-vocab.cpp:310-315 */
      {{0, "[\r\n]"},
       {0, "\\s?[A-Za-z\302\265\303\200-\303\226\303\230-\303\266\303\270-\306\272\306\274-\306"
            "\277\307\204-\312\223\312\225-\312\257\315\260-\315\263\315\266\315\267\315\273-\315"
@@ -682,21 +699,21 @@ static const pretype k_pretypes[] = {
            "\236\244\200-\360\236\245\203]+"},
       {0, "\\s?[!-/:-~\357\274\201-\357\274\217\357\274\232-\357\275\236\342\200\230-\342\200"
            "\237\343\200\200-\343\200\202]+"},
-      {0, "\\s+$"},
+      {SPLIT_TRAILING_SPACE, "\\s+$"},
       {0, "[\344\270\200-\351\276\245\340\240\200-\344\270\200\352\260\200-\355\237\277]+"},
       {0, "\\p{N}+"}}},
-    {ENG_PRETOK_DEEPSEEK3, "deepseek-v3", /* llama-vocab.cpp:322-324 */
+    {ENG_PRETOK_DEEPSEEK3, "deepseek-v3", "", /* llama-vocab.cpp:322-324 */
      {{0, "\\p{N}{1,3}"},
       {0, "[\344\270\200-\351\276\245\343\201\200-\343\202\237\343\202\240-\343\203\277]+"},
       {0, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p"
            "{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}}},
-    {ENG_PRETOK_GPT4O, "gpt-4o llama4", /* llama-vocab.cpp:433, the adapted regex */
+    {ENG_PRETOK_GPT4O, "gpt-4o", "llama4", /* llama-vocab.cpp:433, the adapted regex */
      {{0, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+"
           "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
           "|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*"
           "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
           "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
-    {ENG_PRETOK_KIMI_K2, "kimi-k2", {{SPLIT_KIMI, "\\p{Han}+"}}},
+    {ENG_PRETOK_KIMI_K2, "kimi-k2", "", {{SPLIT_KIMI, "\\p{Han}+"}}},
 };
 #define N_PRETYPES (sizeof k_pretypes / sizeof k_pretypes[0])
 
@@ -727,7 +744,7 @@ int eng_pretok_parse(const char *pre, eng_pretok *out, eng_err *e)
         return ENG_OK;
     }
     for (size_t i = 0; i < N_PRETYPES; i++)
-        if (name_in(k_pretypes[i].names, pre)) {
+        if (!strcmp(k_pretypes[i].name, pre) || name_in(k_pretypes[i].aliases, pre)) {
             *out = k_pretypes[i].kind;
             return ENG_OK;
         }
@@ -737,13 +754,7 @@ int eng_pretok_parse(const char *pre, eng_pretok *out, eng_err *e)
 
 const char *eng_pretok_name(eng_pretok kind)
 {
-    const char *names = pretype_of(kind)->names;
-    static const char *const first[] = {"default", "gpt-2", "qwen2", "llama-bpe", "glm4",
-                                        "deepseek-llm", "deepseek-v3", "gpt-4o", "kimi-k2"};
-    for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
-        if (!strncmp(names, first[i], strlen(first[i])))
-            return first[i];
-    return "default";
+    return pretype_of(kind)->name;
 }
 
 /* Runs every pass of kind over b; *a ends as the final cuts. */

@@ -140,7 +140,7 @@ int eng_tokenizer_encode(const eng_tokenizer *t, const char *text, size_t len, i
 int eng_tokenizer_decode(const eng_tokenizer *t, const int32_t *ids, size_t n, char **text,
                          size_t *len, eng_err *e);
 
-/* The bytes token id decodes to (control/unused tokens: none). Writes at
+/* The bytes token id decodes to (control, unknown, unused: none). Writes at
  * most cap bytes to buf (NUL-terminated when there is room) and returns the
  * piece's full length, like snprintf; -1 for an id out of range. */
 int eng_tokenizer_piece(const eng_tokenizer *t, int32_t id, char *buf, size_t cap);

@@ -314,6 +314,23 @@ static int spm_emit(const eng_tokenizer *t, const char *p, size_t len, idbuf *ou
     return ENG_OK;
 }
 
+/* llama.cpp escapes spaces as U+2581 before matching, so a U+2581 written
+ * in the text is a space too; token bytes hold spaces, so write it as one.
+ * In place; returns the new length. */
+static size_t spm_spaces(char *p, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 2 < n && !memcmp(p + i, "\xe2\x96\x81", 3)) {
+            p[k++] = ' ';
+            i += 2;
+        } else {
+            p[k++] = p[i];
+        }
+    }
+    return k;
+}
+
 static int spm_text(const eng_tokenizer *t, const char *text, size_t len, bool prefix,
                     idbuf *out)
 {
@@ -328,6 +345,7 @@ static int spm_text(const eng_tokenizer *t, const char *text, size_t len, bool p
     if (!rc) {
         p[0] = ' ';
         memcpy(p + pre, text, len);
+        n = spm_spaces(p, n);
         for (size_t i = 0; i < n; ns++) {
             size_t cl = spm_char_len((unsigned char)p[i]);
             cl = cl < n - i ? cl : n - i;

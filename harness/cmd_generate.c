@@ -29,6 +29,7 @@ static const char usage_text[] =
     "usage: moebench generate -m FILE.gguf (-p TEXT | --tokens IDS) [-n N]\n"
     "                         [--seed S] [--temp T] [--top-k K] [--top-p P]\n"
     "                         [--threads T] [--ctx N] [--batch N] [--ignore-eos]\n"
+    "                         [--no-special]\n"
     "                         [--prefault] [--json] [--logits]\n"
     "                         [--trace FILE [--trace-label TEXT]]\n"
     "                         [--events LIST | --events-preset NAME [--multiplex]]\n\n"
@@ -37,7 +38,9 @@ static const char usage_text[] =
     "generated tokens, prefill and decode tok/s, peak RSS).\n\n"
     "  -m, --model FILE   GGUF model (llama/Mixtral, qwen2moe, qwen3moe, olmoe,\n"
     "                     deepseek2, gpt-oss, glm4moe)\n"
-    "  -p, --prompt TEXT  prompt, tokenized with the file's tokenizer\n"
+    "  -p, --prompt TEXT  prompt, tokenized with the file's tokenizer; special tokens\n"
+    "                     written in it (<|im_start|>, <s>) are those tokens\n"
+    "  --no-special       ...unless this is given: then control tokens are text\n"
     "  --tokens IDS       prompt as comma-separated token ids (no tokenizer needed)\n"
     "  -n N               tokens to generate (default 16; 0: evaluate the prompt only)\n"
     "  --seed S           sampling seed (default 0)\n"
@@ -56,7 +59,7 @@ static const char usage_text[] =
 typedef struct gen_args {
     const char *model, *prompt, *tokens;
     int64_t n_predict, ctx, batch;
-    int threads, json, logits, ignore_eos, prefault;
+    int threads, json, logits, ignore_eos, prefault, no_special;
     eng_sampler_opts sampler;
     hx_offload off;              /* --cache-*, --policy, ... (offload_opts.h) */
     hx_probe probe;              /* --trace, --events, ... (gen_probe.h)  */
@@ -110,6 +113,7 @@ static int parse_args(int argc, char **argv, gen_args *a)
         {"ctx", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
         {"ignore-eos", no_argument, 0, 'E'}, {"json", no_argument, 0, 'J'},
         {"logits", no_argument, 0, 'L'}, {"prefault", no_argument, 0, 'F'},
+        {"no-special", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'}, HX_OFFLOAD_LONGOPTS, HX_PROBE_LONGOPTS, {0, 0, 0, 0},
     };
     *a = (gen_args){.n_predict = 16, .sampler = {.top_p = 1.0}};
@@ -135,6 +139,7 @@ static int parse_args(int argc, char **argv, gen_args *a)
         case 'J': a->json = 1; break;
         case 'L': a->logits = 1; break;
         case 'F': a->prefault = 1; break;
+        case 'S': a->no_special = 1; break;
         case 'h': fputs(usage_text, stdout); fputs(hx_offload_usage, stdout);
                   fputs(hx_probe_usage, stdout); return -1;
         default:
@@ -178,8 +183,9 @@ static int make_prompt(gen_run *r)
         return hx_fail("generate", trc, "%s: cannot tokenize the prompt: %s (use --tokens IDS)",
                        r->a->model, err.msg);
     size_t n = 0;
-    int rc = eng_tokenizer_encode(r->tok, r->a->prompt, strlen(r->a->prompt), 1, &r->prompt, &n,
-                                  &err);
+    int flags = ENG_TOK_ADD_SPECIAL | (r->a->no_special ? 0 : ENG_TOK_PARSE_SPECIAL);
+    int rc = eng_tokenizer_encode(r->tok, r->a->prompt, strlen(r->a->prompt), flags, &r->prompt,
+                                  &n, &err);
     if (rc)
         return hx_fail("generate", rc, "prompt: %s", err.msg);
     r->n_prompt = (int64_t)n;

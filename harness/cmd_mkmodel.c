@@ -6,6 +6,7 @@
 #include "harness/commands.h"
 
 #include "engine/mkmodel.h"
+#include "engine/tokenizer.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -18,6 +19,7 @@
 static const char usage_text[] =
     "usage: moebench mkmodel --preset NAME [--arch ARCH] [--type TYPE] [--seed N]\n"
     "                        [--layers N] [--router-locality X] [--vocab bpe|spm]\n"
+    "                        [--vocab-from tokenizer.json [--vocab-pre NAME]]\n"
     "                        [--mla-legacy] -o FILE.gguf\n"
     "       moebench mkmodel --list\n\n"
     "Writes a synthetic Mixture-of-Experts model that llama.cpp and moebench load:\n"
@@ -51,6 +53,14 @@ static const char usage_text[] =
     "  --mla-legacy          deepseek2: the older form of MLA files (attn_kv_b,\n"
     "                        per-head KV cache) instead of attn_k_b/attn_v_b; the\n"
     "                        same weights, so both forms compute the same logits\n"
+    "  --vocab-from FILE     the vocabulary of a Hugging Face tokenizer.json instead\n"
+    "                        (tokens, merges, types, special tokens; byte-level BPE\n"
+    "                        or SentencePiece-style BPE), written as llama.cpp's\n"
+    "                        converter writes it; the model gets as many token rows.\n"
+    "                        tokenizer_config.json and config.json beside it are\n"
+    "                        read when present\n"
+    "  --vocab-pre NAME      with --vocab-from: the pre-tokenizer to write when it\n"
+    "                        cannot be told from the file (" ENG_PRETOK_NAMES ")\n"
     "  -o, --output FILE     the GGUF file to write (replaced atomically)\n"
     "  --list                presets with dimensions and estimated sizes\n"
     "  -h, --help            this text\n";
@@ -154,6 +164,7 @@ int hx_cmd_mkmodel(int argc, char **argv)
         {"output", required_argument, 0, 'o'}, {"list", no_argument, 0, 'L'},
         {"vocab", required_argument, 0, 'V'},  {"help", no_argument, 0, 'h'},
         {"mla-legacy", no_argument, 0, 'M'},
+        {"vocab-from", required_argument, 0, 'F'}, {"vocab-pre", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     eng_mkmodel_opts o = {.type = ENG_MK_F32, .seed = 1};
@@ -189,6 +200,8 @@ int hx_cmd_mkmodel(int argc, char **argv)
                 return hx_usage_error("mkmodel", "--vocab: '%s' is not bpe or spm", optarg);
             o.vocab = optarg[0] == 's' ? ENG_MK_VOCAB_SPM : ENG_MK_VOCAB_BPE;
             break;
+        case 'F': o.vocab_from = optarg; break;
+        case 'P': o.vocab_pre = optarg; break;
         case 'o': out = optarg; break;
         case 'L': list = 1; break;
         case 'M': o.mla_legacy = true; break;
@@ -204,5 +217,9 @@ int hx_cmd_mkmodel(int argc, char **argv)
         return hx_usage_error("mkmodel", "--preset is required (see --list)");
     if (!out)
         return hx_usage_error("mkmodel", "-o FILE is required");
+    if (o.vocab_from && o.vocab == ENG_MK_VOCAB_SPM)
+        return hx_usage_error("mkmodel", "--vocab spm and --vocab-from exclude each other");
+    if (o.vocab_pre && !o.vocab_from)
+        return hx_usage_error("mkmodel", "--vocab-pre needs --vocab-from");
     return run_write(&o, out);
 }

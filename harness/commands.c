@@ -9,6 +9,7 @@ const hx_command hx_commands[] = {
     {"generate", "run a GGUF model on a prompt: text, tokens, prefill/decode speed", hx_cmd_generate},
     {"bench-sys", "measure memory read bandwidth and OpenBLAS sgemm FLOP/s here", hx_cmd_bench_sys},
     {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cmd_info},
+    {"tokenize", "a text through a GGUF file's tokenizer: ids and pieces", hx_cmd_tokenize},
     {"mkmodel", "write a synthetic MoE model (GGUF) from a preset", hx_cmd_mkmodel},
     {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cmd_metrics},
     {"trace", "routing traces: convert between formats, statistics, synthesis", hx_cmd_trace},

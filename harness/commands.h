@@ -7,6 +7,7 @@ int hx_cmd_events(int argc, char **argv);
 int hx_cmd_generate(int argc, char **argv);
 int hx_cmd_bench_sys(int argc, char **argv);
 int hx_cmd_info(int argc, char **argv);
+int hx_cmd_tokenize(int argc, char **argv);
 int hx_cmd_mkmodel(int argc, char **argv);
 int hx_cmd_metrics(int argc, char **argv);
 int hx_cmd_trace(int argc, char **argv);
