@@ -18,7 +18,7 @@
  */
 #include "engine/mkvocab.h"
 #include "engine/tokenizer.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdbool.h>
 #include <stdio.h>

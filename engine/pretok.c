@@ -29,7 +29,7 @@
  * point against llama.cpp's table).
  */
 #include "engine/tokenizer.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

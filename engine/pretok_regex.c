@@ -1,6 +1,6 @@
 /*
  * pretok_regex.c — the small regex engine behind the pre-tokenizers that
- * llama.cpp runs through std::regex (see tokenizer_int.h for the syntax).
+ * llama.cpp runs through std::regex (see tokenizer_impl.h for the syntax).
  *
  * Why an engine and not hand-written matchers: llama.cpp feeds its regex
  * strings (after the "collapse" rewrite of \p{..}, pretok.c) to std::regex
@@ -28,7 +28,7 @@
  * Invariant: no unbounded loop's body can match empty (refused at compile
  * time), so every loop iteration consumes a symbol and matching ends.
  */
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

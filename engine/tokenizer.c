@@ -26,7 +26,7 @@
  */
 #include "engine/tokenizer.h"
 #include "engine/gguf.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
  * token's score as the priority, highest first.
  */
 #include "engine/tokenizer.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * src/unicode-data.cpp for every code point (--check-llama).
  */
 
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 /* Runs of equal flags: entry = first code point << 4 | flags (TK_CAT_* |
  * TK_WS); a run lasts until the next entry's first code point. */

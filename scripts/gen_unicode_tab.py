@@ -25,7 +25,7 @@ import re
 import sys
 
 MAX = 0x110000
-# unicode_cpt_flags categories (unicode.h) -> our 3-bit codes (tokenizer_int.h)
+# unicode_cpt_flags categories (unicode.h) -> our 3-bit codes (tokenizer_impl.h)
 UNDEF, NUMBER, LETTER, SEPARATOR, MARK, PUNCT, SYMBOL, CONTROL = range(8)
 WS_BIT = 8
 GC = {
@@ -111,7 +111,7 @@ def emit(fl):
                " * unicode-data 15.0.0 (UnicodeData.txt, PropList.txt) and the 627 code\n"
                " * points Unicode 15.1 added. Checked equal to llama.cpp's\n"
                " * src/unicode-data.cpp for every code point (--check-llama).\n */\n")
-    out.append('#include "engine/tokenizer_int.h"\n')
+    out.append('#include "engine/tokenizer_impl.h"\n')
     out.append("/* Runs of equal flags: entry = first code point << 4 | flags (TK_CAT_* |\n"
                " * TK_WS); a run lasts until the next entry's first code point. */")
     out.append(f"static const uint32_t k_runs[{len(runs)}] = {{")

@@ -9,7 +9,7 @@
 #include "tests/test.h"
 
 #include "engine/tokenizer.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdlib.h>
 

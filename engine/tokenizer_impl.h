@@ -1,10 +1,10 @@
 /*
- * tokenizer_int.h — internals shared by the tokenizer (tokenizer.c,
+ * tokenizer_impl.h — internals shared by the tokenizer (tokenizer.c,
  * pretok.c, pretok_regex.c, unicode_tab.c) and the vocabulary builders of
  * mkmodel (mkvocab.c, mkvocab_json.c). Not part of the engine's public API.
  */
-#ifndef ENG_TOKENIZER_INT_H
-#define ENG_TOKENIZER_INT_H
+#ifndef ENG_TOKENIZER_IMPL_H
+#define ENG_TOKENIZER_IMPL_H
 
 #include "engine/err.h"
 #include "engine/tokenizer.h"
