@@ -62,8 +62,8 @@ static void check_ref(const char *path, const char *what, bool q8)
     REQUIRE_MSG(eng_session_eval(s, t, NT, &e) == 0, "%s", e.msg);
     double pre = ref_rel_err(eng_session_logits(s), ref, NV);
     printf("%s: decode %.3g, prefill %.3g\n", what, dec, pre);
-    /* q8_0 decode: see test_gpt_oss.c; one element on the other side of a
-     * Q8_0 level moves these tiny models' logits by up to ~1e-2 */
+    /* q8_0 decode: the reference's model of the Q8_0 activations departs by
+     * a few 1e-3 after some positions, see test_gpt_oss.c */
     CHECK_MSG(dec <= (q8 ? 2e-2 : 1e-4), "%s decode: rel err %g", what, dec);
     CHECK_MSG(pre <= 1e-4, "%s prefill: rel err %g", what, pre);
     free(ref);

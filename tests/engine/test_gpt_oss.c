@@ -63,12 +63,15 @@ static void check_ref(const char *type, int act, double tol_dec)
     eng_model_free(m);
 }
 
-/* q8_0 decode quantizes every matvec input to Q8_0 (as llama.cpp, whose
- * decode it matches to 2e-7 outside the repo). The reference models that,
- * but its double sums put an element on the other side of a Q8_0 level now
- * and then, and this model is sensitive: leaving one matrix's input
- * unquantized moves its logits by 1e-2, one element by one level a few
- * 1e-3 (measured). Hence 2e-2 there; prefill (exact tiles) keeps 1e-4. */
+/* q8_0 decode quantizes every matvec input to Q8_0, as llama.cpp does, and
+ * matches llama.cpp's decode of this file to 2e-7 (checked outside the
+ * repo, docs/engine.md). The reference's model of that quantization agrees
+ * with both for the first two positions and then departs by a few 1e-3
+ * (measured; the cause is not found yet: the exact f32/bf16 runs agree to
+ * 2e-7 at every position, so it is in how the reference quantizes, not in
+ * the architecture). Hence 2e-2 for q8_0 decode, which still catches a
+ * wrong kernel or a missing bias (errors of order 1); prefill, on exact
+ * tiles, keeps 1e-4. */
 TEST(ref_tiny_gpt_oss)
 {
     check_ref("f32", REF_ACT_EXACT, 1e-4);
