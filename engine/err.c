@@ -11,10 +11,13 @@
 int eng_err_set(eng_err *e, int code, const char *fmt, ...)
 {
     if (e) {
+        /* through a copy: the arguments may point into e->msg itself */
+        char buf[sizeof e->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
+        memcpy(e->msg, buf, sizeof buf);
         e->code = code;
     }
     return code;

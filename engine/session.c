@@ -205,6 +205,7 @@ void eng_session_set_hooks(eng_session *s, const eng_hooks *hooks)
 const float *eng_session_logits(const eng_session *s) { return s->logits; }
 int64_t eng_session_pos(const eng_session *s) { return s->pos; }
 int64_t eng_session_n_ctx(const eng_session *s) { return s->n_ctx; }
+int64_t eng_session_n_batch(const eng_session *s) { return s->n_batch; }
 int eng_session_threads(const eng_session *s) { return eng_pool_threads(s->pool); }
 eng_store *eng_session_store(eng_session *s) { return s->store; }
 

@@ -389,6 +389,10 @@ static int run(gen_run *r)
         return rc;
     if ((rc = eng_session_open(&r->s, r->m, &so, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
+    const int64_t n_batch = eng_session_n_batch(r->s);
+    if ((rc = hx_offload_set_prompt(r->off, r->n_prompt, n_batch)) ||
+        (rc = hx_probe_set_prompt(r->probe, r->n_prompt, n_batch)))
+        return rc;
     if (a->logits && !(r->logits = calloc((size_t)hp->n_vocab, sizeof(float))))
         return hx_fail("generate", ENG_ENOMEM, "out of memory");
     eng_generate_opts go = {.n_predict = a->n_predict, .sampler = a->sampler, .eos = -1,

@@ -37,6 +37,10 @@ static const char usage_text[] =
     "  --paper               same as --lookup token --start warm\n"
     "  --prefetch P          none (default); oracle: load the next layer's experts\n"
     "                        during compute (needs --lookup sequential)\n"
+    "  --prompt P            recorded (default): a prompt the engine ran in batches\n"
+    "                        (as the trace records) replays chunk by chunk, each\n"
+    "                        expert of a chunk's layer once, as the engine's store\n"
+    "                        saw it; tokens: every token on its own\n"
     "  --lookahead L         fsf: window of L tokens (default 1)\n"
     "  --seed N              random: seed (default 1)\n"
     "  --lfu-age N           lfu: halve all counts every N accesses (default 0: off)\n"
@@ -143,6 +147,7 @@ static int set_value(sim_opts *o, int c, const char *val)
     case 'L': rc = parse_enum("--lookup", val, "sequential", "token", &v); g->lookup = v; return rc;
     case 's': rc = parse_enum("--start", val, "cold", "warm", &v); g->start = v; return rc;
     case 'P': rc = parse_enum("--prefetch", val, "none", "oracle", &v); g->prefetch = v; return rc;
+    case 'B': rc = parse_enum("--prompt", val, "recorded", "tokens", &v); g->prompt = v; return rc;
     case 'a': return hx_parse_int("simulate", "--lookahead", val, 1, 1 << 30, &g->lookahead);
     case 'r': rc = hx_parse_i64("simulate", "--seed", val, 0, INT64_MAX, &n);
         g->seed = (uint64_t)n; return rc;
@@ -176,6 +181,7 @@ static int parse_args(sim_opts *o, int argc, char **argv, int *done)
         {"compute-us", required_argument, 0, 'C'},    {"format", required_argument, 0, 'F'},
         {"profile", required_argument, 0, 'R'},       {"paper", no_argument, 0, 'W'},
         {"json", no_argument, 0, 'j'},                {"list-policies", no_argument, 0, 'T'},
+        {"prompt", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     int c, rc;
@@ -250,6 +256,11 @@ static void print_text(const sim_opts *o, const met_trace *t, const met_sim_resu
         printf(", lookahead %d", g->lookahead);
     if (g->layer >= 0)
         printf(", layer %d only", g->layer);
+    if (r->batched_samples)
+        printf("\nprompt      %lld sample(s) replay their prompt in the engine's batches",
+               (long long)r->batched_samples);
+    if (r->prompt_note)
+        printf("\nprompt      batched prompts replay token by token: %s", r->prompt_note);
     printf("\ncost        expert %.0f B, link %g GB/s + %g us = %.3f us per load, "
            "compute %g us per expert\n\n", g->expert_bytes, g->link_gbps, g->link_latency_us,
            r->load_us, g->compute_us);

@@ -88,6 +88,7 @@ static json_t *stats_json(const met_trace_info *in, const met_layer_stats *st)
                           !!(in->flags & MET_TRACE_WEIGHTS), "has_token_ids",
                           !!(in->flags & MET_TRACE_TOKENS), "has_labels",
                           !!(in->flags & MET_TRACE_LABELS));
+    json_object_set_new(o, "has_prompt_batching", json_boolean(in->flags & MET_TRACE_PROMPT));
     json_t *layers = json_array();
     for (int32_t l = 0; l < in->num_layers; l++) {
         int64_t tot = 0;
@@ -119,12 +120,13 @@ static json_t *stats_json(const met_trace_info *in, const met_layer_stats *st)
 
 static void stats_table(const char *path, const met_trace_info *in, const met_layer_stats *st)
 {
-    printf("%s: %d layers, %d experts, top-%d, %lld samples, %lld tokens%s%s%s\n\n", path,
+    printf("%s: %d layers, %d experts, top-%d, %lld samples, %lld tokens%s%s%s%s\n\n", path,
            (int)in->num_layers, (int)in->num_experts, (int)in->top_k,
            (long long)in->num_samples, (long long)in->num_tokens,
            in->flags & MET_TRACE_WEIGHTS ? ", gate weights" : "",
            in->flags & MET_TRACE_TOKENS ? ", token ids" : "",
-           in->flags & MET_TRACE_LABELS ? ", labels" : "");
+           in->flags & MET_TRACE_LABELS ? ", labels" : "",
+           in->flags & MET_TRACE_PROMPT ? ", prompt batching" : "");
     printf("%-6s %-8s %-7s %-6s %s\n", "layer", "entropy", "normal", "gini",
            "top experts (share)");
     int64_t reuse[MET_REUSE_BUCKETS] = {0}, first = 0;

@@ -187,10 +187,9 @@ int hx_probe_open(hx_probe *p, const eng_model *m, int64_t n_prompt, int64_t *n_
     p->inner = inner;
     p->n_prompt = n_prompt;
     int rc;
+    (void)n_batch; /* recording changes nothing the engine computes */
     if (p->trace && (rc = open_writer(p, m)))
         return rc;
-    if (p->trace)
-        *n_batch = 1;
     if ((p->events || p->preset) && (rc = open_regions(p)))
         return rc;
     if (!p->trace && !p->regions)
@@ -222,6 +221,16 @@ static int convert_trace(hx_probe *p, eng_err *err)
         rc = met_trace_save(t, p->trace, MET_FMT_AUTO, err);
     met_trace_free(t);
     return rc;
+}
+
+int hx_probe_set_prompt(hx_probe *p, int64_t n_prompt, int64_t n_batch)
+{
+    if (!p->writer)
+        return 0;
+    eng_err err = {0};
+    met_trace_prompt pr = {n_prompt, n_prompt ? n_batch : 0};
+    int rc = met_trace_writer_set_prompt(p->writer, pr, &err);
+    return rc ? hx_fail("generate", rc, "--trace %s: %s", p->trace, err.msg) : 0;
 }
 
 int hx_probe_finish(hx_probe *p)

@@ -79,14 +79,17 @@ int hx_probe_check(const hx_probe *p);
 bool hx_probe_regions_on(const hx_probe *p);
 /* Opens the writer / counters / regions the options ask for and makes
  * *hooks the forwarding table when anything needs hooks (else leaves
- * *hooks = inner). With --trace, *n_batch = 1: the prompt is evaluated
- * token by token, as a --trace-in replay (oracle policies, prefetch) does,
- * so the recorded routing is exactly what the replay sees (a batched
- * prefill rounds differently and can pick other experts at near-ties).
+ * *hooks = inner). Recording changes nothing the engine computes: a
+ * batched prompt is recorded per token in position order, and
+ * hx_probe_set_prompt notes the batching (a --trace-in replay, which runs
+ * the prompt token by token, then knows the trace is not its own kind).
  * Unknown event or preset: exit 2 naming it. Returns 0 or an exit code
  * (error printed). */
 int hx_probe_open(hx_probe *p, const eng_model *m, int64_t n_prompt, int64_t *n_batch,
                   const eng_hooks *inner, const eng_hooks **hooks);
+/* Records in --trace how the prompt runs (n_prompt tokens in batches of
+ * n_batch); no-op without it. 0 or an exit code. */
+int hx_probe_set_prompt(hx_probe *p, int64_t n_prompt, int64_t n_batch);
 /* After the run: closes the last token record and the trace (converted to
  * the format of --trace's extension). 0 or an exit code. */
 int hx_probe_finish(hx_probe *p);

@@ -8,8 +8,11 @@
  * metrics/trace.h reads) and uses its first sample as the routing of this
  * input: the oracle policies' future and the oracle prefetcher's plan. A
  * trace that does not match the run is caught by the policy (ENG_ESTATE:
- * "routing differs from the trace"). --trace-out records this run's routing
- * to a .moetrace file, so one run can feed the next.
+ * "routing differs from the trace"); it runs the prompt token by token (the
+ * future is per token) and so takes only traces whose prompt ran that way
+ * (recorded with --batch 1). --trace-out records this run's routing to a
+ * .moetrace file with how its prompt was batched, so one run can feed the
+ * next; it changes nothing the engine computes.
  */
 #include "harness/offload_opts.h"
 
@@ -232,6 +235,15 @@ static int load_plan(hx_offload *x, const eng_model *m)
         return rc;
     const met_trace_info *in = &t->info;
     int64_t T = t->sample_start[1] - t->sample_start[0];
+    met_trace_prompt pr = met_trace_prompt_of(t, 0);
+    if (pr.batch > 1) { /* the replay runs the prompt token by token */
+        met_trace_free(t);
+        return hx_fail("generate", ENG_EINVAL,
+                       "--trace-in %s: its prompt ran in batches of %lld tokens; the oracle "
+                       "replay runs the prompt token by token and can route differently at "
+                       "near-ties: record the trace with --batch 1",
+                       x->trace_in, (long long)pr.batch);
+    }
     size_t n = (size_t)T * (size_t)in->num_layers * (size_t)in->top_k;
     x->plan_ids = malloc((n ? n : 1) * sizeof *x->plan_ids);
     if (!x->plan_ids) {
@@ -325,8 +337,6 @@ int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t n_
     int rc;
     if (x->trace_out && (rc = open_writer(x, m)))
         return rc;
-    if (x->trace_out)
-        *n_batch = 1; /* a batched prefill routes layer by layer; traces go token by token */
     if (!x->cache_set)
         return 0;
     if (x->trace_in && (rc = load_plan(x, m)))
@@ -337,10 +347,26 @@ int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t n_
     eng_err err = {0};
     if ((rc = eng_store_open_tiered(&x->store, m, &x->o, &err)))
         return hx_fail("generate", rc, "%s", err.msg);
-    if (x->o.plan)
-        *n_batch = 1; /* oracle futures index per-token accesses */
+    if (x->o.plan && *n_batch != 1) {
+        /* oracle futures index per-token accesses: say so, as the prompt
+         * then computes differently from an untraced run */
+        if (n_prompt > 1)
+            fprintf(stderr, "generate: --trace-in: the prompt runs token by token (the "
+                            "oracle's future is per token)\n");
+        *n_batch = 1;
+    }
     *store = x->store;
     return 0;
+}
+
+int hx_offload_set_prompt(hx_offload *x, int64_t n_prompt, int64_t n_batch)
+{
+    if (!x->writer)
+        return 0;
+    eng_err err = {0};
+    met_trace_prompt p = {n_prompt, n_prompt ? n_batch : 0};
+    int rc = met_trace_writer_set_prompt(x->writer, p, &err);
+    return rc ? hx_fail("generate", rc, "--trace-out: %s", err.msg) : 0;
 }
 
 int hx_offload_finish(hx_offload *x)

@@ -92,11 +92,14 @@ int hx_offload_check(hx_offload *x);
  * option was given) and the hooks (*hooks: the trace writer's routing and
  * a token_done that splits stall time into prompt and decode; NULL when
  * neither is needed).
- * Forces *n_batch = 1 with --trace-in (per-token accesses) and --trace-out
- * (the writer takes token after token). seed: the random policy's. Returns 0 or an exit code (error
+ * Forces *n_batch = 1 with --trace-in (per-token accesses; says so on
+ * stderr). seed: the random policy's. Returns 0 or an exit code (error
  * printed). */
 int hx_offload_open(hx_offload *x, const eng_model *m, uint64_t seed, int64_t n_prompt,
                     int64_t *n_batch, eng_store **store, const eng_hooks **hooks);
+/* Records in --trace-out how the prompt runs (n_prompt tokens in batches
+ * of n_batch, the session's); no-op without it. 0 or an exit code. */
+int hx_offload_set_prompt(hx_offload *x, int64_t n_prompt, int64_t n_batch);
 /* Finishes --trace-out; 0 or an exit code. */
 int hx_offload_finish(hx_offload *x);
 /* Adds "cache" (with "layers") and top-level "accesses", "hits", "misses"

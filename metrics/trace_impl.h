@@ -14,6 +14,9 @@ int met_trace_info_check(const met_trace_info *in, const char *what, eng_err *er
 int met_ids_check(const uint16_t *ids, int32_t k, int32_t E, const char *what, int64_t s,
                   int64_t tok, int32_t layer, eng_err *err);
 
+/* A sample's prompt batching against its T tokens (met_trace_prompt). */
+int met_prompt_check(met_trace_prompt p, int64_t T, const char *what, int64_t s, eng_err *err);
+
 int met_trace_load_moetrace(met_trace **out, const char *path, eng_err *err);
 int met_trace_load_json(met_trace **out, const char *path, eng_err *err);
 int met_trace_load_csv(met_trace **out, const char *path, eng_err *err);

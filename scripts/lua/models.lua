@@ -109,8 +109,10 @@ end
 -- (`--trace`; default path: next to the model, named by the token count
 -- and a hash of the prompt), for the policies that need the future (belady, fsf) and the
 -- oracle prefetcher (`--trace-in path`): the same prompt and token count
--- route the same way, so the trace is that run's future. Returns path;
--- writes it only when absent (and not in a dry run).
+-- route the same way, so the trace is that run's future. Recorded with
+-- `--batch 1`: an oracle replay runs its prompt token by token and takes
+-- only traces recorded that way. Returns path; writes it only when absent
+-- (and not in a dry run).
 local function hash(str)
   local h = 5381
   for i = 1, #str do h = (h * 33 + str:byte(i)) % 4294967296 end
@@ -124,7 +126,7 @@ function M.trace(spec)
   local part = temp_of(path) .. ".moetrace"
   local prompt = spec.ids and { "--tokens", quote(spec.ids) } or { "-p", quote(spec.prompt) }
   local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
-    prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos",
+    prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos", "--batch", "1",
     "--trace", quote(part), ">/dev/null 2>&1" }, " ")
   io.stderr:write("models: recording ", path, "\n")
   if not os.execute(line) or not os.rename(part, path) then

@@ -2,7 +2,8 @@
  * tokens as the all-in-memory run, counters in the JSON, and hit counts
  * equal to `moebench simulate --lookup sequential --start cold` on the
  * trace the run recorded (one implementation of each policy serves both),
- * for an OLMoE-shaped and a DeepSeek-shaped model. */
+ * with the prompt token by token and batched (the simulator replays the
+ * batches the trace records), for every architecture's tiny preset. */
 #include "engine/mkmodel.h"
 #include "tests/test.h"
 
@@ -38,16 +39,37 @@ static long long jint(json_t *o, const char *key)
     return v ? json_integer_value(v) : -1;
 }
 
-/* Every policy, both scopes, against the memory store and the simulator.
- * Dense leading layers (deepseek2) route nothing: the counts are per MoE
- * layer. */
-static void check_offload(const char *preset)
+/* The engine's hits and misses (run JSON j) equal `simulate` on trace with
+ * the same policy and scope. */
+static void check_sim(json_t *j, const char *trace, const char *pol, const char *scope,
+                      const char *args)
 {
-    const char *m = model(preset);
+    long long hits = jint(j, "hits"), miss = jint(j, "misses");
+    char *out, *err;
+    int rc = tst_sh(&out, &err,
+                    "%s simulate '%s' --policy %s --cache-experts 3 --cache-scope %s "
+                    "--lookup sequential --start cold --json",
+                    tst_moebench(), trace, pol, scope);
+    REQUIRE_MSG(rc == 0, "simulate: %s", err);
+    json_t *sim = json_loads(out, 0, NULL);
+    REQUIRE(sim);
+    json_t *tot = json_object_get(sim, "totals");
+    CHECK_MSG(jint(tot, "hits") == hits && jint(tot, "misses") == miss,
+              "%s: engine %lld/%lld, simulate %lld/%lld", args, hits, miss, jint(tot, "hits"),
+              jint(tot, "misses"));
+    json_decref(sim);
+}
+
+/* Every policy, both scopes, against the memory store and the simulator,
+ * the prompt token by token (--batch 1: the oracles' --trace-in replays
+ * need a trace recorded that way). Dense leading layers (deepseek2) route
+ * nothing: the counts are per MoE layer. */
+static void check_token_by_token(const char *m, const char *preset)
+{
     const eng_mkmodel_preset *hp = eng_mkmodel_preset_find(preset);
     const long long moe_layers = hp->n_layer - hp->n_layer_dense;
     char trace_arg[600];
-    snprintf(trace_arg, sizeof trace_arg, "--trace-out '%s'", tst_path("t.moetrace"));
+    snprintf(trace_arg, sizeof trace_arg, "--batch 1 --trace-out '%s'", tst_path("t.moetrace"));
     json_t *ref = run_json(trace_arg, m, NULL);
     json_t *ref_tokens = json_object_get(ref, "tokens");
     const char *pols[] = {"lru", "lfu", "fifo", "belady", "fsf"};
@@ -68,21 +90,49 @@ static void check_offload(const char *preset)
                       "%s: %lld + %lld != %lld", args, hits, miss, acc);
             CHECK(json_array_size(json_object_get(json_object_get(j, "cache"), "layers")) ==
                   (size_t)moe_layers);
-            char *out, *err;
-            int rc = tst_sh(&out, &err,
-                            "%s simulate '%s' --policy %s --cache-experts 3 --cache-scope %s "
-                            "--lookup sequential --start cold --json",
-                            tst_moebench(), tst_path("t.moetrace"), pols[p], scopes[s]);
-            REQUIRE_MSG(rc == 0, "simulate: %s", err);
-            json_t *sim = json_loads(out, 0, NULL);
-            REQUIRE(sim);
-            json_t *tot = json_object_get(sim, "totals");
-            CHECK_MSG(jint(tot, "hits") == hits && jint(tot, "misses") == miss,
-                      "%s: engine %lld/%lld, simulate %lld/%lld", args, hits, miss,
-                      jint(tot, "hits"), jint(tot, "misses"));
-            json_decref(sim);
+            check_sim(j, tst_path("t.moetrace"), pols[p], scopes[s], args);
             json_decref(j);
         }
+    json_decref(ref);
+}
+
+/* The default batched prompt: recording changes nothing (same tokens with
+ * and without --trace-out), and the simulator, replaying the prompt in the
+ * batches the trace records, counts what the engine's store counted: per
+ * layer each expert of the 4-token prompt once, then k per generated
+ * token. */
+static void check_batched(const char *m, const char *preset)
+{
+    const eng_mkmodel_preset *hp = eng_mkmodel_preset_find(preset);
+    const long long moe_layers = hp->n_layer - hp->n_layer_dense;
+    json_t *plain = run_json("", m, NULL);
+    const char *pols[] = {"lru", "lfu", "fifo"};
+    const char *scopes[] = {"global", "layer"};
+    for (size_t p = 0; p < 3; p++)
+        for (int s = 0; s < 2; s++) {
+            char args[800];
+            snprintf(args, sizeof args, "--policy %s --cache-experts 3 --cache-scope %s "
+                     "--trace-out '%s'", pols[p], scopes[s], tst_path("b.moetrace"));
+            json_t *j = run_json(args, m, NULL);
+            CHECK_MSG(json_equal(json_object_get(j, "tokens"), json_object_get(plain, "tokens")),
+                      "%s: tokens differ from the untraced in-memory run", args);
+            long long acc = jint(j, "accesses");
+            CHECK_MSG(acc > 8LL * moe_layers * hp->n_expert_used &&
+                          acc <= 12LL * moe_layers * hp->n_expert_used,
+                      "%s: %lld accesses", args, acc);
+            check_sim(j, tst_path("b.moetrace"), pols[p], scopes[s], args);
+            json_decref(j);
+        }
+    json_decref(plain);
+}
+
+static void check_offload(const char *preset)
+{
+    const char *m = model(preset);
+    check_token_by_token(m, preset);
+    check_batched(m, preset);
+    json_t *ref = run_json("", m, NULL);
+    json_t *ref_tokens = json_object_get(ref, "tokens");
     /* pregate 2 layers ahead, wrapping, over a mapped link: same tokens */
     json_t *j = run_json("--cache-experts 6 --prefetch pregate --pregate-ahead 2 --pregate-wrap "
                          "--link nvme --link-copy map", m, NULL);

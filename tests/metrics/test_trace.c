@@ -350,3 +350,64 @@ TEST(synth_cli)
                         "--model nope -o x", tst_moebench()), 2);
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s trace frobnicate", tst_moebench()), 2);
 }
+
+/* Prompt batching: written by the writer, kept by .moetrace and JSON (and
+ * by a convert between them), dropped by CSV; bad values refused. */
+TEST(prompt_batching_roundtrips)
+{
+    met_trace_info in = {.num_layers = 2, .num_experts = 4, .top_k = 1};
+    met_trace_writer *w;
+    REQUIRE(!met_trace_writer_open(&w, tst_path("p.moetrace"), &in, NULL));
+    const int64_t len[3] = {6, 3, 2};
+    const met_trace_prompt pr[3] = {{5, 2}, {0, 0}, {2, 1}};
+    for (int s = 0; s < 3; s++) {
+        REQUIRE(!met_trace_writer_begin_sample(w, NULL, NULL));
+        if (s != 1)
+            REQUIRE(!met_trace_writer_set_prompt(w, pr[s], NULL));
+        for (int64_t p = 0; p < len[s]; p++)
+            for (int32_t l = 0; l < 2; l++) {
+                int32_t ex = (int32_t)((p + l + s) % 4);
+                REQUIRE(!met_trace_writer_route(w, l, p, 0, 1, &ex, NULL, NULL));
+            }
+    }
+    eng_err e = {0};
+    REQUIRE_MSG(!met_trace_writer_close(w, &e), "%s", e.msg);
+    met_trace *t = load(tst_path("p.moetrace"));
+    REQUIRE(t);
+    CHECK(t->info.flags & MET_TRACE_PROMPT);
+    for (int s = 0; s < 3; s++) {
+        CHECK_EQ_INT(met_trace_prompt_of(t, s).tokens, pr[s].tokens);
+        CHECK_EQ_INT(met_trace_prompt_of(t, s).batch, pr[s].batch);
+    }
+    met_trace_reader *r;
+    REQUIRE(!met_trace_reader_open(&r, tst_path("p.moetrace"), MET_FMT_AUTO, &e));
+    CHECK_EQ_INT(met_trace_reader_prompt(r, 0).batch, 2);
+    CHECK_EQ_INT(met_trace_reader_prompt(r, 2).tokens, 2);
+    met_trace_reader_free(r);
+    REQUIRE(!met_trace_save(t, tst_path("p.json"), MET_FMT_AUTO, &e));
+    met_trace *j = load(tst_path("p.json"));
+    REQUIRE(j && j->prompt);
+    CHECK(!memcmp(j->prompt, t->prompt, 3 * sizeof *j->prompt));
+    REQUIRE(!met_trace_save(j, tst_path("p2.moetrace"), MET_FMT_AUTO, &e));
+    met_trace *m2 = load(tst_path("p2.moetrace"));
+    REQUIRE(m2 && m2->prompt);
+    CHECK(!memcmp(m2->prompt, t->prompt, 3 * sizeof *m2->prompt));
+    REQUIRE(!met_trace_save(t, tst_path("p.csv"), MET_FMT_AUTO, &e));
+    met_trace *c = load(tst_path("p.csv"));
+    REQUIRE(c);
+    CHECK(c->prompt == NULL && !(c->info.flags & MET_TRACE_PROMPT));
+    /* in memory: a prompt longer than its sample, or batched in 0s */
+    CHECK_EQ_INT(met_trace_set_prompt(t, 1, (met_trace_prompt){4, 2}, &e), ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "sample 1: prompt of 4 tokens");
+    CHECK_EQ_INT(met_trace_set_prompt(t, 0, (met_trace_prompt){3, 0}, &e), ENG_EINVAL);
+    met_trace_free(t), met_trace_free(j), met_trace_free(m2), met_trace_free(c);
+    /* the writer checks it when the sample ends */
+    REQUIRE(!met_trace_writer_open(&w, tst_path("q.moetrace"), &in, NULL));
+    REQUIRE(!met_trace_writer_set_prompt(w, (met_trace_prompt){9, 4}, NULL));
+    for (int32_t l = 0; l < 2; l++) {
+        int32_t ex = 1;
+        REQUIRE(!met_trace_writer_route(w, l, 0, 0, 1, &ex, NULL, NULL));
+    }
+    CHECK_EQ_INT(met_trace_writer_close(w, &e), ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "prompt of 9 tokens");
+}

@@ -241,3 +241,32 @@ TEST(safetensors_handcrafted)
     CHECK_EQ_INT(met_trace_load(&t, tst_path("dir"), MET_FMT_AUTO, &e), ENG_EFORMAT);
     CHECK_CONTAINS(e.msg, "layer number");
 }
+
+/* The prompt batching fields: a prompt longer than its sample or batches of
+ * 0 tokens, in .moetrace (patched index) and JSON. */
+TEST(prompt_batching_handcrafted)
+{
+    met_trace_info in = {.num_layers = 1, .num_experts = 4, .top_k = 1};
+    met_trace_writer *w;
+    REQUIRE(!met_trace_writer_open(&w, tst_path("ok.moetrace"), &in, NULL));
+    REQUIRE(!met_trace_writer_set_prompt(w, (met_trace_prompt){2, 2}, NULL));
+    for (int64_t p = 0; p < 3; p++) {
+        int32_t ex = (int32_t)p;
+        REQUIRE(!met_trace_writer_route(w, 0, p, 0, 1, &ex, NULL, NULL));
+    }
+    REQUIRE(!met_trace_writer_close(w, NULL));
+    size_t len;
+    char *b = tst_read_file(tst_path("ok.moetrace"), &len);
+    REQUIRE(b);
+    uint64_t ioff;
+    memcpy(&ioff, b + 48, 8);
+    uint32_t four = 4, zero = 0;
+    patch_and_expect(b, len, ioff + 16, &four, 4, "prompt of 4 tokens in batches of 2");
+    patch_and_expect(b, len, ioff + 20, &zero, 4, "batches of 0");
+    expect_bad("p1.json", "{\"num_experts\":4,\"top_k\":1,\"samples\":[[[0],[1]]],"
+                          "\"prompt\":[[3,1]]}", "prompt of 3 tokens");
+    expect_bad("p2.json", "{\"num_experts\":4,\"top_k\":1,\"samples\":[[[0]]],"
+                          "\"prompt\":[[1]]}", "prompt[0]: not [tokens, batch]");
+    expect_bad("p3.json", "{\"num_experts\":4,\"top_k\":1,\"samples\":[[[0]]],"
+                          "\"prompt\":[]}", "one [tokens, batch] per sample");
+}
