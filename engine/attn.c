@@ -4,6 +4,8 @@
  */
 #include "engine/attn_impl.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 const eng_attn_impl *eng_attn_get(eng_attn_kind kind)
@@ -32,6 +34,11 @@ void eng_attend(const float *q, const eng_attn_rows *r, float *scores, float *ou
         for (int64_t i = 0; i < r->hd_v; i++)
             out[i] += a * vp[i];
     }
+}
+
+float *eng_attn_falloc(int64_t a, int64_t b)
+{
+    return calloc((size_t)(a * b > 0 ? a * b : 1), sizeof(float));
 }
 
 uint64_t eng_model_kv_bytes(const eng_model *m, int64_t n_ctx)

@@ -48,6 +48,10 @@ extern const eng_attn_impl eng_attn_mla;
 /* The implementation of an attention kind. */
 const eng_attn_impl *eng_attn_get(eng_attn_kind kind);
 
+/* A zeroed float buffer of a * b elements (at least one): the caches and
+ * scratch rows of an implementation; NULL when out of memory. */
+float *eng_attn_falloc(int64_t a, int64_t b);
+
 /* The cached rows one query head attends to: positions [p0, p1), position
  * p in row p % cap of K (k_stride floats apart, hd_k of them) and of V
  * (v_stride apart, hd_v), so a sliding window's cache is a ring of cap rows

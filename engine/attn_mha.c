@@ -51,11 +51,6 @@ static int64_t layer_rows(const eng_layer *l, int64_t n_ctx, int64_t n_batch)
     return ring < n_ctx ? ring : n_ctx;
 }
 
-static void *falloc(int64_t a, int64_t b)
-{
-    return calloc((size_t)(a * b > 0 ? a * b : 1), sizeof(float));
-}
-
 static void mha_close(eng_session *s)
 {
     mha_state *st = s->attn_state;
@@ -94,14 +89,14 @@ static int mha_open(eng_session *s, eng_err *err)
               (st->cap = calloc((size_t)hp->n_layer, sizeof *st->cap));
     for (int64_t il = 0; ok && il < hp->n_layer; il++) {
         st->cap[il] = layer_rows(&s->m->layers[il], s->n_ctx, s->n_batch);
-        ok = (st->kc[il] = falloc(st->cap[il], st->n_k)) &&
-             (st->vc[il] = falloc(st->cap[il], st->n_v));
+        ok = (st->kc[il] = eng_attn_falloc(st->cap[il], st->n_k)) &&
+             (st->vc[il] = eng_attn_falloc(st->cap[il], st->n_v));
     }
-    ok = ok && (st->q = falloc(st->n_q, 1)) && (st->k = falloc(st->n_k, 1)) &&
-         (st->v = falloc(st->n_v, 1)) && (st->att = falloc(st->n_o, 1)) &&
-         (st->scores = falloc(hp->n_head, s->n_ctx)) && (st->bq = falloc(B, st->n_q)) &&
-         (st->bk = falloc(B, st->n_k)) && (st->bv = falloc(B, st->n_v)) &&
-         (st->batt = falloc(B, st->n_o)) && (st->bscores = falloc(nt, s->n_ctx)) &&
+    ok = ok && (st->q = eng_attn_falloc(st->n_q, 1)) && (st->k = eng_attn_falloc(st->n_k, 1)) &&
+         (st->v = eng_attn_falloc(st->n_v, 1)) && (st->att = eng_attn_falloc(st->n_o, 1)) &&
+         (st->scores = eng_attn_falloc(hp->n_head, s->n_ctx)) && (st->bq = eng_attn_falloc(B, st->n_q)) &&
+         (st->bk = eng_attn_falloc(B, st->n_k)) && (st->bv = eng_attn_falloc(B, st->n_v)) &&
+         (st->batt = eng_attn_falloc(B, st->n_o)) && (st->bscores = eng_attn_falloc(nt, s->n_ctx)) &&
          eng_xvec_init(&st->xv, hp->n_embd > st->n_o ? hp->n_embd : st->n_o, NULL) == ENG_OK;
     if (!ok) {
         mha_close(s);

@@ -61,11 +61,6 @@ static int64_t mla_cache_floats(const eng_model *m, int il)
     return a->absorbed ? a->kv_lora_rank + hp->n_rot : hp->n_head * (a->dk + a->dv);
 }
 
-static void *falloc(int64_t a, int64_t b)
-{
-    return calloc((size_t)(a * b > 0 ? a * b : 1), sizeof(float));
-}
-
 static void mla_close(eng_session *s)
 {
     mla_state *st = s->attn_state;
@@ -98,9 +93,9 @@ static bool alloc_caches(eng_session *s, mla_state *st)
         (!st->absorbed && !(st->vc = calloc((size_t)L, sizeof *st->vc))))
         return false;
     for (int64_t il = 0; il < L; il++) {
-        if (st->absorbed ? !(st->kc[il] = falloc(s->n_ctx, st->row))
-                         : !(st->kc[il] = falloc(s->n_ctx, st->H * st->dk)) ||
-                               !(st->vc[il] = falloc(s->n_ctx, st->H * st->dv)))
+        if (st->absorbed ? !(st->kc[il] = eng_attn_falloc(s->n_ctx, st->row))
+                         : !(st->kc[il] = eng_attn_falloc(s->n_ctx, st->H * st->dk)) ||
+                               !(st->vc[il] = eng_attn_falloc(s->n_ctx, st->H * st->dv)))
             return false;
     }
     return true;
@@ -111,14 +106,14 @@ static bool alloc_buffers(eng_session *s, mla_state *st)
     const int64_t H = st->H, B = s->n_batch, nt = eng_pool_threads(s->pool);
     const int64_t nkvb = H * (st->nope + st->dv);
     const int64_t in = max64(max64(s->hp->n_embd, st->Rq), max64(st->Rkv, H * st->dv));
-    if (!(st->qa = falloc(st->Rq, 1)) || !(st->q = falloc(H, st->dk)) ||
-        !(st->kva = falloc(st->row, 1)) || !(st->qabs = falloc(H, st->row)) ||
-        !(st->olat = falloc(H, st->Rkv)) || !(st->o = falloc(H, st->dv)) ||
-        !(st->kvb = falloc(nkvb, 1)) || !(st->scores = falloc(H, s->n_ctx)) ||
-        !(st->bqa = falloc(B, st->Rq)) || !(st->bq = falloc(B, H * st->dk)) ||
-        !(st->bkva = falloc(B, st->row)) || !(st->bqabs = falloc(B, H * st->row)) ||
-        !(st->bolat = falloc(B, H * st->Rkv)) || !(st->bo = falloc(B, H * st->dv)) ||
-        !(st->bkvb = falloc(B, nkvb)) || !(st->bscores = falloc(nt, s->n_ctx)) ||
+    if (!(st->qa = eng_attn_falloc(st->Rq, 1)) || !(st->q = eng_attn_falloc(H, st->dk)) ||
+        !(st->kva = eng_attn_falloc(st->row, 1)) || !(st->qabs = eng_attn_falloc(H, st->row)) ||
+        !(st->olat = eng_attn_falloc(H, st->Rkv)) || !(st->o = eng_attn_falloc(H, st->dv)) ||
+        !(st->kvb = eng_attn_falloc(nkvb, 1)) || !(st->scores = eng_attn_falloc(H, s->n_ctx)) ||
+        !(st->bqa = eng_attn_falloc(B, st->Rq)) || !(st->bq = eng_attn_falloc(B, H * st->dk)) ||
+        !(st->bkva = eng_attn_falloc(B, st->row)) || !(st->bqabs = eng_attn_falloc(B, H * st->row)) ||
+        !(st->bolat = eng_attn_falloc(B, H * st->Rkv)) || !(st->bo = eng_attn_falloc(B, H * st->dv)) ||
+        !(st->bkvb = eng_attn_falloc(B, nkvb)) || !(st->bscores = eng_attn_falloc(nt, s->n_ctx)) ||
         !(st->jobs = calloc((size_t)H, sizeof *st->jobs)) ||
         !(st->xv_h = calloc((size_t)H, sizeof *st->xv_h)) || eng_xvec_init(&st->xv, in, NULL))
         return false;

@@ -4,6 +4,7 @@
 #include "tests/engine/gguf_edit.h"
 
 #include "engine/gguf.h"
+#include "engine/model.h"
 #include "tests/test.h"
 
 #include <stdlib.h>
@@ -111,4 +112,15 @@ const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *e
     eng_gguf_free(g);
     free(ne1);
     return dst;
+}
+
+void tu_open_fails(const char *src, const tu_edit *edits, int n, int code, const char *needle)
+{
+    const char *path = tu_gguf_edit(src, "bad.gguf", edits, n);
+    eng_model *m = NULL;
+    eng_err e = {0};
+    int rc = eng_model_open(&m, path, NULL, &e);
+    CHECK_MSG(rc == code, "%s: code %d, expected %d (%s)", needle, rc, code, e.msg);
+    CHECK_CONTAINS(e.msg, needle);
+    eng_model_free(m);
 }

@@ -26,4 +26,8 @@ typedef struct tu_edit {
  * path. REQUIREs success. */
 const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *edits, int n);
 
+/* Opening src with the n edits applied fails with `code` and a message
+ * containing `needle` (CHECKs). */
+void tu_open_fails(const char *src, const tu_edit *edits, int n, int code, const char *needle);
+
 #endif

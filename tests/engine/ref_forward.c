@@ -352,6 +352,22 @@ static void swiglu_ffn(const ref *R, const eng_gguf_tensor *g, const eng_gguf_te
     free(a), free(b), free(o);
 }
 
+/* The k best of s[0..n) (lower id first among equals) into ids. */
+static void ds_topk(const double *s, int64_t n, int k, int32_t *ids)
+{
+    for (int j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < n; e++) {
+            bool used = false;
+            for (int i = 0; i < j; i++)
+                used |= ids[i] == e;
+            if (!used && (best < 0 || s[e] > s[best]))
+                best = e;
+        }
+        ids[j] = (int32_t)best;
+    }
+}
+
 static void moe(const ref *R, int il, int64_t t, const double *xn, double *y)
 {
     const eng_hparams *hp = R->hp;
@@ -367,18 +383,9 @@ static void moe(const ref *R, int il, int64_t t, const double *xn, double *y)
         p[e] /= sum;
     int32_t ids[64];
     double w[64], wsum = 0;
-    for (int j = 0; j < k; j++) { /* descending, lower id first among equals */
-        int64_t best = -1;
-        for (int64_t e = 0; e < E; e++) {
-            bool used = false;
-            for (int i = 0; i < j; i++)
-                used |= ids[i] == e;
-            if (!used && (best < 0 || p[e] > p[best]))
-                best = e;
-        }
-        ids[j] = (int32_t)best;
-        wsum += (w[j] = p[best]);
-    }
+    ds_topk(p, E, k, ids);
+    for (int j = 0; j < k; j++)
+        wsum += (w[j] = p[ids[j]]);
     if (R->route_out)
         memcpy(R->route_out + (t * hp->n_layer + il) * k, ids, (size_t)k * sizeof *ids);
     for (int j = 0; j < k; j++) {
@@ -597,22 +604,6 @@ static void ds_attention(const ref *R, int il, double *x, int64_t T)
             x[t * d + i] += y[i];
     }
     free(xn), free(qa), free(c), free(Q), free(K), free(V), free(o), free(y), free(sc);
-}
-
-/* The k best of s[0..n) (lower id first among equals) into ids. */
-static void ds_topk(const double *s, int64_t n, int k, int32_t *ids)
-{
-    for (int j = 0; j < k; j++) {
-        int64_t best = -1;
-        for (int64_t e = 0; e < n; e++) {
-            bool used = false;
-            for (int i = 0; i < j; i++)
-                used |= ids[i] == e;
-            if (!used && (best < 0 || s[e] > s[best]))
-                best = e;
-        }
-        ids[j] = (int32_t)best;
-    }
 }
 
 static void ds_moe(const ref *R, int il, int64_t t, const double *xn, double *y)

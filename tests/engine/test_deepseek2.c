@@ -38,22 +38,13 @@ static const char *write_ds(const char *preset, const char *type, bool legacy, c
     return path;
 }
 
-static eng_session *open_session(const eng_model *m, int threads)
-{
-    eng_session *s = NULL;
-    eng_err e = {0};
-    eng_session_opts o = {.n_threads = threads, .n_ctx = 64};
-    REQUIRE_MSG(eng_session_open(&s, m, &o, &e) == 0, "%s", e.msg);
-    return s;
-}
-
 /* Decode (token by token) and prefill against the reference. */
 static void check_ref(const char *preset, const char *type, bool legacy)
 {
     eng_model *m = tu_open(write_ds(preset, type, legacy, "ds.gguf"));
     const eng_hparams *hp = eng_model_hparams(m);
     CHECK_EQ_INT(hp->mla.absorbed, !legacy);
-    eng_session *s = open_session(m, 2);
+    eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
     double *ref = NULL;
     REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_EXACT, &ref) == 0);
@@ -86,23 +77,6 @@ TEST(ref_tiny_deepseek2_lite)
     check_ref("tiny-deepseek2-lite", "f16", false);
 }
 
-/* Logits after each of n tokens decoded one by one. */
-static float *decode_all(const char *path, const int32_t *toks, int n)
-{
-    eng_model *m = tu_open(path);
-    eng_session *s = open_session(m, 1);
-    const int64_t nv = eng_model_hparams(m)->n_vocab;
-    float *out = tst_alloc((size_t)(n * nv) * sizeof *out);
-    eng_err e = {0};
-    for (int i = 0; i < n; i++) {
-        REQUIRE_MSG(eng_session_decode(s, toks[i], &e) == 0, "%s", e.msg);
-        memcpy(out + i * nv, eng_session_logits(s), (size_t)nv * sizeof *out);
-    }
-    eng_session_free(s);
-    eng_model_free(m);
-    return out;
-}
-
 /* The absorbed form caches the latent, the legacy form per-head K and V:
  * the same function of the same weights, through 40 positions of YaRN. */
 TEST(absorbed_equals_legacy)
@@ -112,8 +86,8 @@ TEST(absorbed_equals_legacy)
         toks[i] = (i * 131 + 7) % 512;
     const char *presets[] = {"tiny-deepseek2", "tiny-deepseek2-lite"};
     for (int p = 0; p < 2; p++) {
-        float *a = decode_all(write_ds(presets[p], "f32", false, "a.gguf"), toks, 40);
-        float *b = decode_all(write_ds(presets[p], "f32", true, "b.gguf"), toks, 40);
+        float *a = tu_decode_all(write_ds(presets[p], "f32", false, "a.gguf"), toks, 40);
+        float *b = tu_decode_all(write_ds(presets[p], "f32", true, "b.gguf"), toks, 40);
         double md = 0, mx = 0;
         for (int i = 0; i < 40 * 512; i++) {
             md = fmax(md, fabs((double)a[i] - b[i]));
@@ -130,9 +104,9 @@ TEST(prefill_equals_decode)
     for (int c = 0; c < 2; c++)
         for (int legacy = 0; legacy < 2; legacy++) {
             const char *path = write_ds(cases[c][0], cases[c][1], legacy, "p.gguf");
-            float *dec = decode_all(path, k_prompt, NP);
+            float *dec = tu_decode_all(path, k_prompt, NP);
             eng_model *m = tu_open(path);
-            eng_session *s = open_session(m, 2);
+            eng_session *s = tu_session(m, 2, 64, 0);
             eng_err e = {0};
             REQUIRE(eng_session_eval(s, k_prompt, NP, &e) == 0);
             const float *pre = eng_session_logits(s), *last = dec + (NP - 1) * 512;
@@ -338,7 +312,7 @@ TEST(routing_events_skip_dense_layers_and_match_the_reference)
     REQUIRE(hp->n_layer_dense == 1 && hp->n_layer_moe == 3);
     seen *sn = tst_alloc(sizeof *sn);
     eng_hooks h = {.user = sn, .routing = on_routing};
-    eng_session *s = open_session(m, 1);
+    eng_session *s = tu_session(m, 1, 64, 0);
     eng_session_set_hooks(s, &h);
     eng_err e = {0};
     for (int i = 0; i < NP; i++)
@@ -370,52 +344,41 @@ TEST(kv_cache_holds_the_latent)
 
 /* ---- hostile files ------------------------------------------------------------ */
 
-static void expect_error(const char *src, const tu_edit *ed, int n, int code, const char *needle)
-{
-    const char *path = tu_gguf_edit(src, "bad.gguf", ed, n);
-    eng_model *m = NULL;
-    eng_err e = {0};
-    int rc = eng_model_open(&m, path, NULL, &e);
-    CHECK_MSG(rc == code, "%s: code %d, expected %d (%s)", needle, rc, code, e.msg);
-    CHECK_CONTAINS(e.msg, needle);
-    eng_model_free(m);
-}
-
 TEST(bad_deepseek2_files_are_clear_errors)
 {
     const char *src = write_ds("tiny-deepseek2", "f32", false, "good.gguf");
     eng_model_free(tu_open(tu_gguf_edit(src, "copy.gguf", NULL, 0))); /* the copy itself is fine */
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.2.attn_k_b.weight", 0}}, 1, ENG_EFORMAT,
-                 "tensor 'blk.2.attn_k_b.weight' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.attn_kv_a_norm.weight", 0}}, 1,
-                 ENG_EFORMAT, "'blk.0.attn_kv_a_norm.weight' is missing");
-    expect_error(src, (tu_edit[]){{TU_SET_NE1, "blk.1.attn_kv_a_mqa.weight", 40}}, 1,
-                 ENG_EFORMAT, "'blk.1.attn_kv_a_mqa.weight': shape {64,40}, expected {64,48}");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.attention.kv_lora_rank", 16}}, 1,
-                 ENG_EFORMAT, "must be 1 and kv_lora_rank + rope.dimension_count");
-    expect_error(src, (tu_edit[]){{TU_DROP_KEY, "deepseek2.attention.kv_lora_rank", 0}}, 1,
-                 ENG_EFORMAT, "key 'deepseek2.attention.kv_lora_rank' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_KEY, "deepseek2.attention.value_length_mla", 0}}, 1,
-                 ENG_EFORMAT, "must be given together");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.attention.head_count_kv", 2}}, 1,
-                 ENG_EFORMAT, "head_count_kv 2");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.expert_group_count", 3}}, 1,
-                 ENG_EFORMAT, "3 groups do not divide expert_count 8");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.expert_group_used_count", 4}}, 1,
-                 ENG_EFORMAT, "need 1 <= used < expert_group_count 4");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.expert_gating_func", 4}}, 1,
-                 ENG_EUNSUPPORTED, "gating function 4 is not supported");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.rope.dimension_count", 48}}, 1,
-                 ENG_EFORMAT, "no non-rotated part");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.3.ffn_down_shexp.weight", 0}}, 1,
-                 ENG_EFORMAT, "'blk.3.ffn_down_shexp.weight' is missing");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.leading_dense_block_count", 9}}, 1,
-                 ENG_EFORMAT, "9 dense layers, the model runs 4");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.2.attn_k_b.weight", 0}}, 1, ENG_EFORMAT,
+                  "tensor 'blk.2.attn_k_b.weight' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.attn_kv_a_norm.weight", 0}}, 1,
+                  ENG_EFORMAT, "'blk.0.attn_kv_a_norm.weight' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_NE1, "blk.1.attn_kv_a_mqa.weight", 40}}, 1,
+                  ENG_EFORMAT, "'blk.1.attn_kv_a_mqa.weight': shape {64,40}, expected {64,48}");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.attention.kv_lora_rank", 16}}, 1,
+                  ENG_EFORMAT, "must be 1 and kv_lora_rank + rope.dimension_count");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_KEY, "deepseek2.attention.kv_lora_rank", 0}}, 1,
+                  ENG_EFORMAT, "key 'deepseek2.attention.kv_lora_rank' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_KEY, "deepseek2.attention.value_length_mla", 0}}, 1,
+                  ENG_EFORMAT, "must be given together");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.attention.head_count_kv", 2}}, 1,
+                  ENG_EFORMAT, "head_count_kv 2");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.expert_group_count", 3}}, 1,
+                  ENG_EFORMAT, "3 groups do not divide expert_count 8");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.expert_group_used_count", 4}}, 1,
+                  ENG_EFORMAT, "need 1 <= used < expert_group_count 4");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.expert_gating_func", 4}}, 1,
+                  ENG_EUNSUPPORTED, "gating function 4 is not supported");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.rope.dimension_count", 48}}, 1,
+                  ENG_EFORMAT, "no non-rotated part");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.3.ffn_down_shexp.weight", 0}}, 1,
+                  ENG_EFORMAT, "'blk.3.ffn_down_shexp.weight' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.leading_dense_block_count", 9}}, 1,
+                  ENG_EFORMAT, "9 dense layers, the model runs 4");
     const char *legacy = write_ds("tiny-deepseek2", "f32", true, "legacy.gguf");
-    expect_error(legacy, (tu_edit[]){{TU_DROP_TENSOR, "blk.1.attn_kv_b.weight", 0}}, 1,
-                 ENG_EFORMAT, "'blk.1.attn_kv_b.weight' is missing");
-    expect_error(legacy, (tu_edit[]){{TU_SET_U32, "deepseek2.attention.head_count_kv", 1}}, 1,
-                 ENG_EFORMAT, "must equal head_count 4");
+    tu_open_fails(legacy, (tu_edit[]){{TU_DROP_TENSOR, "blk.1.attn_kv_b.weight", 0}}, 1,
+                  ENG_EFORMAT, "'blk.1.attn_kv_b.weight' is missing");
+    tu_open_fails(legacy, (tu_edit[]){{TU_SET_U32, "deepseek2.attention.head_count_kv", 1}}, 1,
+                  ENG_EFORMAT, "must equal head_count 4");
 }
 
 /* Next-token-prediction layers in block_count: checked, never run. */
@@ -431,16 +394,16 @@ TEST(mtp_layers_are_checked_not_run)
     CHECK_EQ_INT(hp->n_layer, 3);
     CHECK_EQ_INT(hp->n_layer_file, 4);
     CHECK_EQ_INT(hp->n_layer_moe, 2);
-    eng_session *s = open_session(m, 1);
+    eng_session *s = tu_session(m, 1, 64, 0);
     eng_err e = {0};
     CHECK(eng_session_eval(s, k_prompt, 4, &e) == 0);
     eng_session_free(s);
     eng_model_free(m);
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.nextn_predict_layers", 1},
-                                  {TU_SET_NE1, "blk.3.attn_q_b.weight", 100}}, 2, ENG_EFORMAT,
-                 "'blk.3.attn_q_b.weight': shape {32,100}");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "deepseek2.nextn_predict_layers", 4}}, 1,
-                 ENG_EFORMAT, "must be below block_count 4");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.nextn_predict_layers", 1},
+                                   {TU_SET_NE1, "blk.3.attn_q_b.weight", 100}}, 2, ENG_EFORMAT,
+                  "'blk.3.attn_q_b.weight': shape {32,100}");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "deepseek2.nextn_predict_layers", 4}}, 1,
+                  ENG_EFORMAT, "must be below block_count 4");
 }
 
 /* MLA reports its parts as regions nested in `attention`, each opened and
@@ -471,7 +434,7 @@ static void count_regions(const char *path, reg_log *g)
 {
     eng_model *m = tu_open(path);
     eng_hooks h = {.user = g, .region_begin = on_begin, .region_end = on_end};
-    eng_session *s = open_session(m, 1);
+    eng_session *s = tu_session(m, 1, 64, 0);
     eng_session_set_hooks(s, &h);
     eng_err e = {0};
     REQUIRE(eng_session_eval(s, k_prompt, 4, &e) == 0);

@@ -36,15 +36,6 @@ static double bound_for(const char *type)
     return type[0] == 'q' ? 1e-3 : 1e-4;
 }
 
-static eng_session *open_session(const eng_model *m, int threads)
-{
-    eng_session *s = NULL;
-    eng_err e = {0};
-    eng_session_opts o = {.n_threads = threads, .n_ctx = 64};
-    REQUIRE_MSG(eng_session_open(&s, m, &o, &e) == 0, "%s", e.msg);
-    return s;
-}
-
 /* Engine decode (token by token) vs reference with act_q8, engine prefill
  * vs plain reference. */
 static void check_against_ref(const char *preset, const char *type)
@@ -53,7 +44,7 @@ static void check_against_ref(const char *preset, const char *type)
     snprintf(name, sizeof name, "%s-%s.gguf", preset, type);
     eng_model *m = tu_open(tu_write_preset(preset, type, name));
     const int64_t nv = eng_model_hparams(m)->n_vocab;
-    eng_session *s = open_session(m, 2);
+    eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
     double *ref_q = NULL, *ref_f = NULL;
     REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8, &ref_q) == 0);
@@ -106,7 +97,7 @@ TEST(ref_dense_llama)
     CHECK_EQ_INT(eng_model_hparams(m)->n_expert, 0);
     double *ref = NULL;
     REQUIRE(ref_forward(m, k_prompt, 5, REF_ACT_EXACT, &ref) == 0);
-    eng_session *s = open_session(m, 2);
+    eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
     int32_t toks[5] = {1, 17, 42, 99, 5};
     REQUIRE_MSG(eng_session_eval(s, toks, 5, &e) == 0, "%s", e.msg);
@@ -127,7 +118,7 @@ static void check_prefill_vs_decode(const char *preset)
 {
     eng_model *m = tu_open(tu_write_preset(preset, "f32", "m.gguf"));
     const int64_t nv = eng_model_hparams(m)->n_vocab;
-    eng_session *s = open_session(m, 2);
+    eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
     REQUIRE(eng_session_eval(s, k_prompt, NP, &e) == 0);
     float *a = tst_alloc((size_t)nv * sizeof *a);
@@ -161,7 +152,7 @@ TEST(chunked_prefill)
     eng_model *m = tu_open(tu_write_preset("tiny-olmoe", "f32", "m.gguf"));
     const int64_t nv = eng_model_hparams(m)->n_vocab;
     eng_err e = {0};
-    eng_session *s1 = open_session(m, 1), *s2 = NULL;
+    eng_session *s1 = tu_session(m, 1, 64, 0), *s2 = NULL;
     REQUIRE(eng_session_open(&s2, m, &(eng_session_opts){.n_threads = 1, .n_ctx = 64, .n_batch = 3},
                              &e) == 0);
     REQUIRE(eng_session_eval(s1, k_prompt, NP, &e) == 0);
@@ -189,7 +180,7 @@ static void check_threads(const char *preset, const char *type, int n_prompt)
     for (int i = 0; i < n_prompt; i++)
         toks[i] = (i * 131 + 7) % 512;
     for (int t = 0; t < 3; t++) {
-        eng_session *s = open_session(m, t + 1);
+        eng_session *s = tu_session(m, t + 1, 64, 0);
         REQUIRE(eng_session_eval(s, toks, n_prompt, &e) == 0);
         REQUIRE(eng_session_decode(s, 3, &e) == 0);
         REQUIRE(eng_session_decode(s, 4, &e) == 0);
@@ -215,7 +206,7 @@ TEST(threads_bit_identical)
 
 static void gen(const eng_model *m, int threads, uint64_t seed, int32_t *out, int n)
 {
-    eng_session *s = open_session(m, threads);
+    eng_session *s = tu_session(m, threads, 64, 0);
     eng_err e = {0};
     eng_generate_opts o = {.n_predict = n, .eos = -1,
                            .sampler = {.temp = 0.9, .top_k = 40, .top_p = 0.95, .seed = seed}};
@@ -271,7 +262,7 @@ static void check_long(const char *preset, const char *type)
         toks[i] = (i * 131 + 7) % 512;
     double *ref = NULL;
     REQUIRE(ref_forward(m, toks, 40, REF_ACT_Q8_HEAD, &ref) == 0);
-    eng_session *s = open_session(m, 2);
+    eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
     REQUIRE_MSG(eng_session_eval(s, toks, 40, &e) == 0, "%s", e.msg);
     double err = ref_rel_err(eng_session_logits(s), ref, nv);
@@ -294,7 +285,7 @@ TEST(ref_long_prompt)
 TEST(rewind_replays_bit_identically)
 {
     eng_model *m = tu_open(tu_write_preset("tiny-olmoe", "q8_0", "m.gguf"));
-    eng_session *s = open_session(m, 1);
+    eng_session *s = tu_session(m, 1, 64, 0);
     eng_err e = {0};
     const int64_t n_vocab = eng_model_hparams(m)->n_vocab;
     REQUIRE(eng_session_eval(s, k_prompt, 4, &e) == 0);

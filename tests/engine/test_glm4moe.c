@@ -156,37 +156,26 @@ TEST(mtp_layer_skipped_routing_matches_the_reference)
 
 /* ---- hostile files ------------------------------------------------------------ */
 
-static void expect_error(const char *src, const tu_edit *ed, int n, int code, const char *needle)
-{
-    const char *path = tu_gguf_edit(src, "bad.gguf", ed, n);
-    eng_model *m = NULL;
-    eng_err e = {0};
-    int rc = eng_model_open(&m, path, NULL, &e);
-    CHECK_MSG(rc == code, "%s: code %d, expected %d (%s)", needle, rc, code, e.msg);
-    CHECK_CONTAINS(e.msg, needle);
-    eng_model_free(m);
-}
-
 TEST(bad_glm4moe_files_are_clear_errors)
 {
     const char *src = tu_write_preset("tiny-glm4moe", "f32", "good.gguf");
     eng_model_free(tu_open(tu_gguf_edit(src, "copy.gguf", NULL, 0)));
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.2.exp_probs_b.bias", 0}}, 1, ENG_EFORMAT,
-                 "'blk.2.exp_probs_b.bias' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.1.ffn_up_shexp.weight", 0}}, 1,
-                 ENG_EFORMAT, "'blk.1.ffn_up_shexp.weight' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.attn_k_norm.weight", 0}}, 1,
-                 ENG_EFORMAT, "attn_k_norm");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.4.nextn.eh_proj.weight", 0}}, 1,
-                 ENG_EFORMAT, "'blk.4.nextn.eh_proj.weight' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.4.exp_probs_b.bias", 0}}, 1,
-                 ENG_EFORMAT, "'blk.4.exp_probs_b.bias' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_KEY, "glm4moe.expert_shared_count", 0}}, 1,
-                 ENG_EFORMAT, "key 'glm4moe.expert_shared_count' is missing");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "glm4moe.rope.dimension_count", 48}}, 1,
-                 ENG_EFORMAT, "48 is not valid for head_dim 32");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "glm4moe.nextn_predict_layers", 5}}, 1,
-                 ENG_EFORMAT, "must be below block_count 5");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "glm4moe.leading_dense_block_count", 9}}, 1,
-                 ENG_EFORMAT, "9 dense layers, the model runs 4");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.2.exp_probs_b.bias", 0}}, 1, ENG_EFORMAT,
+                  "'blk.2.exp_probs_b.bias' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.1.ffn_up_shexp.weight", 0}}, 1,
+                  ENG_EFORMAT, "'blk.1.ffn_up_shexp.weight' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.attn_k_norm.weight", 0}}, 1,
+                  ENG_EFORMAT, "attn_k_norm");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.4.nextn.eh_proj.weight", 0}}, 1,
+                  ENG_EFORMAT, "'blk.4.nextn.eh_proj.weight' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.4.exp_probs_b.bias", 0}}, 1,
+                  ENG_EFORMAT, "'blk.4.exp_probs_b.bias' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_KEY, "glm4moe.expert_shared_count", 0}}, 1,
+                  ENG_EFORMAT, "key 'glm4moe.expert_shared_count' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "glm4moe.rope.dimension_count", 48}}, 1,
+                  ENG_EFORMAT, "48 is not valid for head_dim 32");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "glm4moe.nextn_predict_layers", 5}}, 1,
+                  ENG_EFORMAT, "must be below block_count 5");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "glm4moe.leading_dense_block_count", 9}}, 1,
+                  ENG_EFORMAT, "9 dense layers, the model runs 4");
 }

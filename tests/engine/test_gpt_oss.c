@@ -229,37 +229,26 @@ TEST(swiglu_oai_at_the_clamps)
 
 /* ---- hostile files ------------------------------------------------------------ */
 
-static void expect_error(const char *src, const tu_edit *ed, int n, int code, const char *needle)
-{
-    const char *path = tu_gguf_edit(src, "bad.gguf", ed, n);
-    eng_model *m = NULL;
-    eng_err e = {0};
-    int rc = eng_model_open(&m, path, NULL, &e);
-    CHECK_MSG(rc == code, "%s: code %d, expected %d (%s)", needle, rc, code, e.msg);
-    CHECK_CONTAINS(e.msg, needle);
-    eng_model_free(m);
-}
-
 TEST(bad_gpt_oss_files_are_clear_errors)
 {
     const char *src = tu_write_preset("tiny-gpt-oss", "f32", "good.gguf");
     eng_model_free(tu_open(tu_gguf_edit(src, "copy.gguf", NULL, 0)));
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.1.attn_sinks.weight", 0}}, 1, ENG_EFORMAT,
-                 "'blk.1.attn_sinks.weight' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.attn_output.bias", 0}}, 1, ENG_EFORMAT,
-                 "'blk.0.attn_output.bias' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.2.ffn_gate_inp.bias", 0}}, 1, ENG_EFORMAT,
-                 "'blk.2.ffn_gate_inp.bias' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.3.ffn_down_exps.bias", 0}}, 1, ENG_EFORMAT,
-                 "'blk.3.ffn_down_exps.bias' is missing");
-    expect_error(src, (tu_edit[]){{TU_SET_NE1, "blk.1.ffn_up_exps.bias", 4}}, 1, ENG_EFORMAT,
-                 "'blk.1.ffn_up_exps.bias': shape {64,4}, expected {64,8}");
-    expect_error(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.post_attention_norm.weight", 0}}, 1,
-                 ENG_EFORMAT, "'blk.0.post_attention_norm.weight' is missing");
-    expect_error(src, (tu_edit[]){{TU_DROP_KEY, "gpt-oss.attention.sliding_window", 0}}, 1,
-                 ENG_EFORMAT, "key 'gpt-oss.attention.sliding_window' is missing");
-    expect_error(src, (tu_edit[]){{TU_SET_U32, "gpt-oss.attention.sliding_window", 0}}, 1,
-                 ENG_EFORMAT, "sliding_window");
-    expect_error(src, (tu_edit[]){{TU_DROP_KEY, "gpt-oss.expert_feed_forward_length", 0}}, 1,
-                 ENG_EFORMAT, "expert_feed_forward_length");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.1.attn_sinks.weight", 0}}, 1, ENG_EFORMAT,
+                  "'blk.1.attn_sinks.weight' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.attn_output.bias", 0}}, 1, ENG_EFORMAT,
+                  "'blk.0.attn_output.bias' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.2.ffn_gate_inp.bias", 0}}, 1, ENG_EFORMAT,
+                  "'blk.2.ffn_gate_inp.bias' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.3.ffn_down_exps.bias", 0}}, 1, ENG_EFORMAT,
+                  "'blk.3.ffn_down_exps.bias' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_NE1, "blk.1.ffn_up_exps.bias", 4}}, 1, ENG_EFORMAT,
+                  "'blk.1.ffn_up_exps.bias': shape {64,4}, expected {64,8}");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_TENSOR, "blk.0.post_attention_norm.weight", 0}}, 1,
+                  ENG_EFORMAT, "'blk.0.post_attention_norm.weight' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_KEY, "gpt-oss.attention.sliding_window", 0}}, 1,
+                  ENG_EFORMAT, "key 'gpt-oss.attention.sliding_window' is missing");
+    tu_open_fails(src, (tu_edit[]){{TU_SET_U32, "gpt-oss.attention.sliding_window", 0}}, 1,
+                  ENG_EFORMAT, "sliding_window");
+    tu_open_fails(src, (tu_edit[]){{TU_DROP_KEY, "gpt-oss.expert_feed_forward_length", 0}}, 1,
+                  ENG_EFORMAT, "expert_feed_forward_length");
 }
