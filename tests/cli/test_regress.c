@@ -5,6 +5,7 @@
  * The expected p-values are the exact Mann-Whitney ones worked by hand
  * (4 vs 4 fully separated: 2 / C(8,4) = 0.0286). */
 #include "tests/test.h"
+#include "tests/util/util.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -18,16 +19,6 @@ static const char tiny_suite[] =
     "             run=function() return {hits=10*m, hit_rate=0.25*m, tok_s=100} end}\n"
     "end\n";
 
-static void sql(const char *db, const char *q)
-{
-    sqlite3 *s;
-    REQUIRE(sqlite3_open(db, &s) == SQLITE_OK);
-    char *e = NULL;
-    int rc = sqlite3_exec(s, q, NULL, NULL, &e);
-    REQUIRE_MSG(rc == SQLITE_OK, "%s: %s", q, e ? e : "?");
-    sqlite3_close(s);
-}
-
 /* The tiny suite run into NAME, its timings then fixed: wall_ms and cpu_ms
  * 10.0, 10.1, 10.2, 10.3 and tok_s 100..103 over the 4 repetitions. */
 static const char *tiny_db(const char *name)
@@ -35,7 +26,7 @@ static const char *tiny_db(const char *name)
     const char *suite = tst_path("tiny.lua"), *db = tst_path(name);
     tst_write_file(suite, tiny_suite, strlen(tiny_suite));
     REQUIRE(tst_sh(NULL, NULL, "%s run %s --db %s -q", MB, suite, db) == 0);
-    sql(db, "update sample set value = 10 + rep * 0.1 where metric in ('wall_ms', 'cpu_ms');"
+    tu_sql(db, "update sample set value = 10 + rep * 0.1 where metric in ('wall_ms', 'cpu_ms');"
             "update sample set value = 100 + rep where metric = 'tok_s'");
     return db;
 }
@@ -66,7 +57,7 @@ TEST(same_values_pass)
 TEST(deterministic_change_fails)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(b, "update sample set value = 21 where metric = 'hits' and rep = 2"
+    tu_sql(b, "update sample set value = 21 where metric = 'hits' and rep = 2"
            " and experiment_id = " EXP("toy m=2"));
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
@@ -74,9 +65,9 @@ TEST(deterministic_change_fails)
                         " deterministic: must be equal)");
     CHECK_CONTAINS(out, "1 regression\n");
     /* 1e-9 relative is equal; 1e-6 is not */
-    sql(b, "update sample set value = 20 * (1 + 1e-12) where metric = 'hits' and value = 21");
+    tu_sql(b, "update sample set value = 20 * (1 + 1e-12) where metric = 'hits' and value = 21");
     CHECK_EQ_INT(regress(&out, b, a, ""), 0);
-    sql(b, "update sample set value = 0.5 * (1 + 1e-6) where metric = 'hit_rate' and rep = 0"
+    tu_sql(b, "update sample set value = 0.5 * (1 + 1e-6) where metric = 'hit_rate' and rep = 0"
            " and experiment_id = " EXP("toy m=2"));
     CHECK_EQ_INT(regress(&out, b, a, "--json"), 1);
     CHECK_CONTAINS(out, "\"check\": \"exact\"");
@@ -87,7 +78,7 @@ TEST(deterministic_change_fails)
 TEST(timing_worse_fails_with_rank_test)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(b, "update sample set value = value * 1.5 where metric = 'wall_ms'"
+    tu_sql(b, "update sample set value = value * 1.5 where metric = 'wall_ms'"
            " and experiment_id = " EXP("toy m=1"));
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
@@ -97,10 +88,10 @@ TEST(timing_worse_fails_with_rank_test)
     CHECK_EQ_INT(regress(&out, b, a, "--tolerance 60"), 0);
     CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 0);
     /* tok_s is a speed: half is a regression, 1.5 times is not */
-    sql(b, "update sample set value = value * 1.5 where metric = 'tok_s';"
+    tu_sql(b, "update sample set value = value * 1.5 where metric = 'tok_s';"
            "update sample set value = 10 + rep * 0.1 where metric = 'wall_ms'");
     CHECK_EQ_INT(regress(&out, b, a, ""), 0);
-    sql(b, "update sample set value = value / 3 where metric = 'tok_s'"
+    tu_sql(b, "update sample set value = value / 3 where metric = 'tok_s'"
            " and experiment_id = " EXP("toy m=2"));
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
     CHECK_CONTAINS(out, "REGRESSION toy m=2  tok_s: median 50.75, baseline 101.5 (-50.0 %,"
@@ -111,9 +102,9 @@ TEST(timing_worse_fails_with_rank_test)
 TEST(timing_worse_but_not_significant)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "update sample set value = case rep when 0 then 10 when 1 then 11 when 2 then 30"
+    tu_sql(a, "update sample set value = case rep when 0 then 10 when 1 then 11 when 2 then 30"
            " else 31 end where metric = 'wall_ms'");
-    sql(b, "update sample set value = case rep when 0 then 12 when 1 then 13 when 2 then 40"
+    tu_sql(b, "update sample set value = case rep when 0 then 12 when 1 then 13 when 2 then 40"
            " else 41 end where metric = 'wall_ms'");
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, "-v"), 0);
@@ -126,8 +117,8 @@ TEST(timing_worse_but_not_significant)
 TEST(too_few_reps_tolerance_only)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "delete from sample where rep >= 2");
-    sql(b, "delete from sample where rep >= 2;"
+    tu_sql(a, "delete from sample where rep >= 2");
+    tu_sql(b, "delete from sample where rep >= 2;"
            "update sample set value = value * 1.2 where metric = 'cpu_ms'"
            " and experiment_id = " EXP("toy m=2"));
     char *out;
@@ -142,17 +133,17 @@ TEST(too_few_reps_tolerance_only)
 TEST(missing_experiment_fails_new_is_fine)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(b, "update experiment set label = 'toy m=3' where label = 'toy m=2'");
+    tu_sql(b, "update experiment set label = 'toy m=3' where label = 'toy m=2'");
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
     CHECK_CONTAINS(out, "REGRESSION toy m=2: in the baseline, not in the run");
     CHECK_CONTAINS(out, "new        toy m=3: not in the baseline (fine)");
     CHECK_CONTAINS(out, "1 regression\n");
-    sql(b, "update experiment set label = 'toy m=2' where label = 'toy m=3';"
+    tu_sql(b, "update experiment set label = 'toy m=2' where label = 'toy m=3';"
            "update experiment set status = 'failed', error = 'boom' where label = 'toy m=1'");
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
     CHECK_CONTAINS(out, "REGRESSION toy m=1: failed in the run, ok in the baseline: boom");
-    sql(b, "update experiment set status = 'ok' where label = 'toy m=1';"
+    tu_sql(b, "update experiment set status = 'ok' where label = 'toy m=1';"
            "delete from sample where metric = 'hits' and experiment_id = " EXP("toy m=1"));
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
     CHECK_CONTAINS(out, "REGRESSION toy m=1  hits: in the baseline, not in the run");
@@ -186,14 +177,14 @@ TEST(bad_input_exits_2)
 TEST(routing_rows_exact)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+    tu_sql(a, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
            " values (" EXP("toy m=1") ", 0, '/tmp/x/t.moetrace', -1, 'srp', 4, 0.625)");
-    sql(b, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+    tu_sql(b, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
            " values (" EXP("toy m=1") ", 0, '/elsewhere/t.moetrace', -1, 'srp', 4, 0.625)");
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 0);
     CHECK_CONTAINS(out, "5 deterministic metrics (exact)");
-    sql(b, "update routing_metric set value = 0.5");
+    tu_sql(b, "update routing_metric set value = 0.5");
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
     CHECK_CONTAINS(out, "REGRESSION toy m=1  routing[t.moetrace layer -1 4].srp: 0.5, baseline"
                         " 0.625");
@@ -210,7 +201,7 @@ TEST(ci_suite_twice)
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 0);
     CHECK_CONTAINS(out, "no regression");
-    sql(b, "update cache_stats set hits = hits + 1 where layer = 0 and experiment_id ="
+    tu_sql(b, "update cache_stats set hits = hits + 1 where layer = 0 and experiment_id ="
            EXP("engine cache_size=8 policy=lfu"));
     CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 1);
     CHECK_CONTAINS(out, "REGRESSION engine cache_size=8 policy=lfu  cache_stats[0].hits: ");
@@ -222,9 +213,9 @@ TEST(ci_suite_twice)
 TEST(compare_known_samples)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "delete from sample where rep = 3; update sample set value = rep + 1"
+    tu_sql(a, "delete from sample where rep = 3; update sample set value = rep + 1"
            " where metric = 'wall_ms'");
-    sql(b, "delete from sample where rep = 3; update sample set value = rep + 4"
+    tu_sql(b, "delete from sample where rep = 3; update sample set value = rep + 4"
            " where metric = 'wall_ms';"
            "update experiment set label = 'toy m=9' where label = 'toy m=2'");
     char *out, *err;
