@@ -1,28 +1,16 @@
 /*
  * cmd_regress.c — `moebench regress --db NEW --baseline OLD`: checks one
- * run against a baseline run, experiment by experiment (matched by label),
- * and exits 1 when something got worse.
- *
- * The rules (docs/cli.md, "regress"):
- *  - a baseline experiment missing from the run, or failed in the run
- *    but ok in the baseline, is a regression; new experiments are fine;
- *  - every metric of `sample`, `cache_stats` and `routing_metric` that the
- *    baseline experiment has must be in the run;
- *  - timings (hx_db_cmp_metric_class: names with _ms, tok_s, wall, stall,
- *    ...) regress when the run's median is worse than the baseline's by
- *    more than the tolerance AND the Mann-Whitney p < 0.05; when the
- *    repetitions are too few for p to reach 0.05 (fewer than 4 a side),
- *    the tolerance on the medians alone decides, and the output says so;
- *  - every other metric is a count, rate or byte total: when the baseline's
- *    repetitions agree it is deterministic and each of the run's values
- *    must equal it (relative 1e-9); when they disagree it is not checked
- *    (listed as unchecked).
+ * run against a baseline run and exits 1 when something regressed or a
+ * must-be-equal metric changed. The verdicts come from harness/db/regress.c
+ * (which states the rules); this file parses the options and prints them
+ * as text (grouped per experiment, the checks that are not ok), Markdown
+ * (a pull-request comment) or JSON.
  */
 #include "harness/cli/cli.h"
 #include "harness/cli/cli_impl.h"
 #include "harness/db/db.h"
-#include "metrics/stats.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -30,198 +18,181 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ALPHA 0.05
-#define REL_EXACT 1e-9
-
 static const char usage_text[] =
     "usage: moebench regress [--db FILE] --baseline FILE [--run RUN] [--baseline-run RUN]\n"
-    "                        [--tolerance PCT] [--exact-only] [-v] [--json]\n\n"
-    "Checks run RUN of --db against a baseline run and exits 1 when it regressed:\n"
-    "a baseline experiment missing or failed; a deterministic metric (counts, hit\n"
-    "rates, bytes, cache_stats and routing_metric rows: every metric whose name is\n"
-    "not a timing and whose baseline repetitions agree) not equal to 1e-9; a timing\n"
-    "(_ms, _ns, _us, _s, tok_s, per_s, gbps, wall, cpu, stall, rss, time, latency,\n"
-    "flops, bandwidth, throughput; higher is better for speeds) worse by more than\n"
-    "the tolerance on the medians and, when there are enough repetitions (4 a side)\n"
-    "for it, Mann-Whitney p < 0.05. Exit 0 no regression, 1 regression(s), 2 bad\n"
-    "input (missing database, unknown run, no experiment in common).\n\n"
+    "                        [--tolerance PCT] [--exact-only] [--fail-on-change] [--all]\n"
+    "                        [--format text|markdown|json | --json]\n\n"
+    "Checks run RUN of --db against a baseline run, experiment by experiment, and\n"
+    "says per experiment REGRESSED, CHANGED, IMPROVED or ok:\n"
+    "  - a baseline experiment missing or failed, or a metric missing: REGRESSED;\n"
+    "  - a deterministic metric (not a timing; its baseline repetitions agree) not\n"
+    "    equal to 1e-9 relative: IMPROVED or REGRESSED by its direction, CHANGED\n"
+    "    when it must be equal;\n"
+    "  - a timing whose median moved by more than the tolerance AND (with 4 or more\n"
+    "    repetitions a side) Mann-Whitney p < 0.05: IMPROVED or REGRESSED.\n"
+    "Directions (higher / lower is better, must be equal) are declared by the suite\n"
+    "(metrics = {...}) or the command's JSON (\"directions\"), else follow the name:\n"
+    "speeds higher, times lower, hits higher, misses/evictions/bytes lower, the rest\n"
+    "equal (docs/cli.md). Exit 0 no regression, 1 a regression or a change (with\n"
+    "--fail-on-change an improvement too), 2 bad input (missing database, unknown\n"
+    "run, the same run twice, no experiment in common).\n\n"
     "  --db FILE            database of the run to check (default results/moebench.db)\n"
-    "  --baseline FILE      database of the baseline run (required; may be --db's file)\n"
+    "  --baseline FILE      database of the baseline run (required; may be --db's file\n"
+    "                       when --run and --baseline-run name two runs)\n"
     "  --run RUN            run to check: id, UUID (prefix), 'latest', 'latest:SUITE'\n"
     "                       or a suite name (default latest)\n"
     "  --baseline-run RUN   baseline run (default: the baseline database's latest run\n"
     "                       of the checked run's suite)\n"
-    "  --tolerance PCT      allowed slow-down of a timing in percent (default 10)\n"
-    "  --exact-only         skip the timings: check experiments and deterministic\n"
-    "                       metrics only (for shared CI machines)\n"
-    "  -v, --verbose        also print every timing checked and every unchecked metric\n"
-    "  --json               JSON report on stdout\n"
+    "  --tolerance PCT      allowed change of a timing's median in percent (default 10)\n"
+    "  --exact-only         skip the timings: experiments and deterministic metrics\n"
+    "                       only (for shared CI machines)\n"
+    "  --fail-on-change     an improvement fails too: the baseline is out of date\n"
+    "  --all, -v            every experiment and every check, ok ones included\n"
+    "  --format F           text (default), markdown (a pull-request comment) or json\n"
+    "  --json               the same as --format json\n"
     "  -h, --help           this text\n";
 
-typedef struct rg {
-    const hx_db_cmp_run *base, *run;
-    double tol;                 /* fraction: 0.10 = 10 %                  */
-    int exact_only;             /* timings are not checked                */
-    json_t *regressions, *timings, *unchecked, *added;
-    long n_exact, n_timing, n_tol_only;
-} rg;
+/* ---- printing -------------------------------------------------------- */
 
-static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
-
-static void add(json_t *list, const char *label, const char *metric, const char *check,
-                json_t *extra, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void add(json_t *list, const char *label, const char *metric, const char *check,
-                json_t *extra, const char *fmt, ...)
+static const char *str(const json_t *o, const char *k)
 {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    json_t *o = json_pack("{s:s, s:s?, s:s, s:s}", "experiment", label, "metric", metric,
-                          "check", check, "message", msg);
-    if (extra)
-        json_object_update(o, extra), json_decref(extra);
-    json_array_append_new(list, o);
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
 }
 
-static int same(double a, double b)
+static long long cnt(const json_t *doc, const char *k)
 {
-    return a == b || fabs(a - b) <= REL_EXACT * fmax(fabs(a), fabs(b));
+    return (long long)json_integer_value(json_object_get(json_object_get(doc, "counts"), k));
 }
 
-static void check_exact(rg *g, const hx_db_cmp_metric *b, const hx_db_cmp_metric *r)
+static const char *upper(const char *verdict)
 {
-    for (size_t i = 1; i < b->n; i++)
-        if (b->v[i] != b->v[0]) {
-            add(g->unchecked, b->label, b->metric, "unstable", NULL,
-                "not a timing, but its %zu baseline repetitions differ (%.17g, %.17g, ...)",
-                b->n, b->v[0], b->v[i]);
-            return;
-        }
-    g->n_exact++;
-    for (size_t i = 0; i < r->n; i++)
-        if (!same(r->v[i], b->v[0])) {
-            add(g->regressions, b->label, b->metric, "exact",
-                json_pack("{s:o, s:o, s:I}", "baseline", num(b->v[0]), "value", num(r->v[i]),
-                          "rep", (json_int_t)i),
-                "%.17g, baseline %.17g (repetition %zu; deterministic: must be equal)",
-                r->v[i], b->v[0], i);
-            return;
-        }
+    return !strcmp(verdict, "regressed") ? "REGRESSED" : !strcmp(verdict, "improved")
+               ? "IMPROVED" : !strcmp(verdict, "changed") ? "CHANGED" : "ok";
 }
 
-static void check_timing(rg *g, const hx_db_cmp_metric *b, const hx_db_cmp_metric *r)
+/* What was checked, for the header: under --exact-only no tolerance. */
+static void checks_line(const json_t *doc, char *buf, size_t cap)
 {
-    int higher = 0;
-    hx_db_cmp_metric_class(b->metric, &higher);
-    double mb = met_stats_percentile(b->v, b->n, 50), mr = met_stats_percentile(r->v, r->n, 50);
-    if (!(mb != 0) || !isfinite(mr)) {
-        add(g->unchecked, b->label, b->metric, "zero", NULL,
-            "baseline median is %g: no relative change to judge", mb);
-        return;
-    }
-    g->n_timing++;
-    double change = mr / mb - 1, worse = higher ? -change : change;
-    int tol_only = met_stats_mwu_min_p(b->n, r->n) >= ALPHA;
-    met_mwu u = {.p = NAN};
-    eng_err err = {0};
-    if (!tol_only && met_stats_mann_whitney(b->v, b->n, r->v, r->n, &u, &err))
-        u.p = NAN;
-    g->n_tol_only += tol_only;
-    int bad = worse > g->tol && (tol_only || u.p < ALPHA);
-    char test[128];
-    if (tol_only)
-        snprintf(test, sizeof test, "n %zu/%zu: too few repetitions for the rank test to reach"
-                 " p < %.2g, tolerance only", b->n, r->n, ALPHA);
+    const json_t *tol = json_object_get(doc, "tolerance_pct");
+    if (json_is_null(tol))
+        snprintf(buf, cap, "experiments and deterministic metrics (exactly); timings not checked"
+                 " (--exact-only)");
     else
-        snprintf(test, sizeof test, "Mann-Whitney p = %.3g, n %zu/%zu", u.p, b->n, r->n);
-    add(bad ? g->regressions : g->timings, b->label, b->metric, "timing",
-        json_pack("{s:o, s:o, s:f, s:b, s:o, s:b, s:I, s:I}", "baseline_median", num(mb),
-                  "median", num(mr), "change_pct", 100 * change, "higher_is_better", higher,
-                  "p", num(u.p), "tolerance_only", tol_only, "n_baseline", (json_int_t)b->n,
-                  "n", (json_int_t)r->n),
-        "median %.6g, baseline %.6g (%+.1f %%, %s is better; %s)", mr, mb, 100 * change,
-        higher ? "higher" : "lower", test);
+        snprintf(buf, cap, "experiments, deterministic metrics (exactly) and timings (median"
+                 " change beyond %g %% and Mann-Whitney p < 0.05)", json_real_value(tol));
 }
 
-static void check_experiment(rg *g, const hx_db_cmp_exp *be)
+static void print_text(const json_t *doc, int all)
 {
-    const hx_db_cmp_exp *re = hx_db_cmp_find_exp(g->run, be->label);
-    if (!re) {
-        add(g->regressions, be->label, NULL, "missing experiment", NULL,
-            "in the baseline, not in the run");
-        return;
-    }
-    if (!strcmp(be->status, "ok") && strcmp(re->status, "ok")) {
-        add(g->regressions, be->label, NULL, "failed", NULL, "%s in the run, ok in the"
-            " baseline: %.300s", re->status, re->error);
-        return;
-    }
-    for (size_t i = 0; i < g->base->nm; i++) { /* a few thousand groups: a scan will do */
-        const hx_db_cmp_metric *b = &g->base->m[i];
-        if (strcmp(b->label, be->label))
+    const json_t *r = json_object_get(doc, "run"), *b = json_object_get(doc, "baseline");
+    char checks[256];
+    checks_line(doc, checks, sizeof checks);
+    printf("run %lld (%s, %s) of %s\nagainst baseline run %lld (%s, %s) of %s\nchecks: %s\n",
+           (long long)json_integer_value(json_object_get(r, "id")), str(r, "suite"),
+           str(r, "started_at"), str(r, "db"),
+           (long long)json_integer_value(json_object_get(b, "id")), str(b, "suite"),
+           str(b, "started_at"), str(b, "db"), checks);
+    size_t i, j;
+    json_t *e, *m;
+    json_array_foreach(json_object_get(doc, "experiments"), i, e) {
+        int ok = !strcmp(str(e, "verdict"), "ok");
+        if (ok && !all)
             continue;
-        const hx_db_cmp_metric *r = hx_db_cmp_find(g->run, b->label, b->metric);
-        if (!r)
-            add(g->regressions, b->label, b->metric, "missing metric", NULL,
-                "in the baseline, not in the run");
-        else if (hx_db_cmp_metric_class(b->metric, NULL) == HX_DB_CMP_TIMING && !g->exact_only)
-            check_timing(g, b, r);
-        else if (hx_db_cmp_metric_class(b->metric, NULL) == HX_DB_CMP_TIMING)
-            add(g->unchecked, b->label, b->metric, "exact-only", NULL, "a timing (--exact-only)");
-        else
-            check_exact(g, b, r);
+        printf("\n%-9s  %s\n", upper(str(e, "verdict")), str(e, "experiment"));
+        json_array_foreach(json_object_get(e, "metrics"), j, m) {
+            const char *v = str(m, "verdict");
+            if (!all && (!strcmp(v, "ok") || !strcmp(v, "unchecked")))
+                continue;
+            const char *name = json_object_get(m, "metric") ? str(m, "metric") : "";
+            printf("  %-9s  %s%s%s\n", !strcmp(v, "unchecked") ? "unchecked" : upper(v), name,
+                   *name ? ": " : "", str(m, "message"));
+        }
+    }
+    json_array_foreach(json_object_get(doc, "new_experiments"), i, e)
+        printf("%snew        %s (not in the baseline; fine)\n", i ? "" : "\n",
+               json_string_value(e));
+    char timings[256] = "timings not checked";
+    if (!json_is_null(json_object_get(doc, "tolerance_pct")))
+        snprintf(timings, sizeof timings, "%lld timings (%lld by the tolerance only: too few"
+                 " repetitions for the rank test to reach p < 0.05)", cnt(doc, "timings"),
+                 cnt(doc, "tolerance_only"));
+    printf("\n%lld baseline experiments: %lld regressed, %lld changed, %lld improved, %lld ok;"
+           " %lld deterministic metrics checked exactly, %s, %lld unchecked%s\n",
+           cnt(doc, "experiments"), cnt(doc, "regressed"), cnt(doc, "changed"),
+           cnt(doc, "improved"), cnt(doc, "ok"), cnt(doc, "exact"), timings,
+           cnt(doc, "unchecked"), all ? "" : " (--all lists every check)");
+    long long nreg = cnt(doc, "regressed"), nch = cnt(doc, "changed");
+    if (nreg)
+        printf("%lld regression%s\n", nreg, nreg == 1 ? "" : "s");
+    else if (nch)
+        printf("no regression, but %lld changed\n", nch);
+    else
+        printf("no regression\n");
+    if (json_is_true(json_object_get(doc, "fail_on_change")) && cnt(doc, "improved"))
+        printf("%lld improved: fails under --fail-on-change (update the baseline on purpose)\n",
+               cnt(doc, "improved"));
+}
+
+/* Markdown for a pull-request comment: a verdict line, a table of the
+ * checks that are not ok, the counts. Text from the database is escaped. */
+static void md_cell(const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("|\\`*_<>[]", *s))
+            putchar('\\');
+        putchar(*s == '\n' ? ' ' : *s);
     }
 }
 
-static void print_list(const char *tag, json_t *list)
+static void print_markdown(const json_t *doc, int all)
 {
-    size_t i;
-    json_t *o;
-    json_array_foreach(list, i, o) {
-        const char *m = json_string_value(json_object_get(o, "metric"));
-        printf("%-10s %s%s%s: %s\n", tag, json_string_value(json_object_get(o, "experiment")),
-               m ? "  " : "", m ? m : "", json_string_value(json_object_get(o, "message")));
-    }
-}
-
-static json_t *run_json(const hx_db_cmp_run *r, const char *path)
-{
-    return json_pack("{s:s, s:I, s:s, s:s, s:s}", "db", path, "id", (json_int_t)r->id, "uuid",
-                     r->uuid, "suite", r->suite, "started_at", r->started_at);
-}
-
-static void report(const rg *g, const char *pb, const char *pr, int json, int verbose)
-{
-    size_t nreg = json_array_size(g->regressions);
-    if (json) {
-        json_t *doc = json_pack(
-            "{s:o, s:o, s:f, s:b, s:O, s:{s:I, s:I, s:I}, s:O, s:O, s:O}", "run",
-            run_json(g->run, pr), "baseline", run_json(g->base, pb), "tolerance_pct",
-            100 * g->tol, "regressed", nreg > 0, "regressions", g->regressions, "checked",
-            "exact", (json_int_t)g->n_exact, "timings", (json_int_t)g->n_timing,
-            "tolerance_only", (json_int_t)g->n_tol_only, "timings_ok", g->timings,
-            "new_experiments", g->added, "unchecked", g->unchecked);
-        json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    const json_t *r = json_object_get(doc, "run"), *b = json_object_get(doc, "baseline");
+    long long nreg = cnt(doc, "regressed"), nch = cnt(doc, "changed"), nimp = cnt(doc, "improved");
+    int failed = json_is_true(json_object_get(doc, "failed"));
+    printf("### moebench regress: %s\n\n", failed ? (nreg ? "regression" : "changed") :
+           nimp ? "improved" : "no regression");
+    printf("Run %lld (`", (long long)json_integer_value(json_object_get(r, "id")));
+    md_cell(str(r, "suite"));
+    printf("`, %s) against baseline run %lld (%s).", str(r, "started_at"),
+           (long long)json_integer_value(json_object_get(b, "id")), str(b, "started_at"));
+    char checks[256];
+    checks_line(doc, checks, sizeof checks);
+    printf(" Checks: %s.\n\n", checks);
+    printf("| | experiments |\n|---|---:|\n| regressed | %lld |\n| changed | %lld |\n"
+           "| improved | %lld |\n| ok | %lld |\n\n", nreg, nch, nimp, cnt(doc, "ok"));
+    int head = 0;
+    size_t i, j;
+    json_t *e, *m;
+    json_array_foreach(json_object_get(doc, "experiments"), i, e)
+        json_array_foreach(json_object_get(e, "metrics"), j, m) {
+            const char *v = str(m, "verdict");
+            if (!all && (!strcmp(v, "ok") || !strcmp(v, "unchecked")))
+                continue;
+            if (!head++)
+                printf("| verdict | experiment | metric | baseline | run | change |\n"
+                       "|---|---|---|---:|---:|---:|\n");
+            printf("| %s | ", !strcmp(v, "unchecked") ? "unchecked" : upper(v));
+            md_cell(str(e, "experiment"));
+            printf(" | ");
+            md_cell(json_object_get(m, "metric") ? str(m, "metric") : str(m, "check"));
+            const json_t *bv = json_object_get(m, "baseline"), *rv = json_object_get(m, "value");
+            const json_t *cp = json_object_get(m, "change_pct");
+            if (json_is_number(bv) && json_is_number(rv))
+                printf(" | %.6g | %.6g | %s%.3g %% |\n", json_number_value(bv),
+                       json_number_value(rv), json_number_value(cp) > 0 ? "+" : "",
+                       json_is_number(cp) ? json_number_value(cp) : 0.0);
+            else {
+                printf(" | | | ");
+                md_cell(str(m, "message"));
+                printf(" |\n");
+            }
+        }
+    if (head)
         putchar('\n');
-        json_decref(doc);
-        return;
-    }
-    printf("run %lld (%s, %s) of %s\nagainst baseline run %lld (%s, %s) of %s; tolerance"
-           " %g %%\n\n", (long long)g->run->id, g->run->suite, g->run->started_at, pr,
-           (long long)g->base->id, g->base->suite, g->base->started_at, pb, 100 * g->tol);
-    print_list("REGRESSION", g->regressions);
-    print_list("new", g->added);
-    if (verbose) {
-        print_list("timing ok", g->timings);
-        print_list("unchecked", g->unchecked);
-    }
-    printf("\nchecked %zu baseline experiments: %ld deterministic metrics (exact), %ld timings"
-           " (%ld by the tolerance only: too few repetitions for the rank test to reach"
-           " p < %.2g); %zu unchecked\n", g->base->nexps, g->n_exact, g->n_timing,
-           g->n_tol_only, ALPHA, json_array_size(g->unchecked));
-    printf(nreg ? "%zu regression%s\n" : "no regression\n", nreg, nreg == 1 ? "" : "s");
+    printf("%lld deterministic metrics checked exactly, %lld timings, %lld unchecked; %zu new"
+           " experiments.\n", cnt(doc, "exact"), cnt(doc, "timings"), cnt(doc, "unchecked"),
+           json_array_size(json_object_get(doc, "new_experiments")));
 }
 
 static int common_labels(const hx_db_cmp_run *a, const hx_db_cmp_run *b)
@@ -232,10 +203,12 @@ static int common_labels(const hx_db_cmp_run *a, const hx_db_cmp_run *b)
     return 0;
 }
 
+enum { FMT_TEXT, FMT_JSON, FMT_MARKDOWN };
+
 typedef struct opts {
     const char *db, *baseline, *run, *baseline_run;
     double tol;
-    int json, verbose, exact_only;
+    int format, all, exact_only, fail_on_change;
 } opts;
 
 /* Opens and loads both runs; ENG_EINVAL (exit 2) for anything the user
@@ -253,6 +226,11 @@ static int load_both(const opts *o, hx_db **dr, hx_db **dbase, hx_db_cmp_run *r,
     id = o->baseline_run ? hx_db_cmp_resolve(hx_db_sqlite(*dbase), o->baseline, o->baseline_run, err)
                          : hx_db_cmp_latest_of_suite(hx_db_sqlite(*dbase), o->baseline, r->suite, err);
     rc = id ? hx_db_cmp_load(b, hx_db_sqlite(*dbase), id, HX_DB_CMP_ROWS, err) : ENG_EINVAL;
+    if (!rc && !strcmp(r->uuid, b->uuid))
+        rc = eng_err_set(err, ENG_EINVAL, "run %lld of %s and baseline run %lld of %s are the"
+                         " same run (UUID %s): nothing to compare; name another baseline"
+                         " (--baseline FILE, --baseline-run RUN)", (long long)r->id, o->db,
+                         (long long)b->id, o->baseline, r->uuid);
     if (!rc && !common_labels(b, r))
         rc = eng_err_set(err, ENG_EINVAL, "run %lld of %s and baseline run %lld of %s have no"
                          " experiment in common", (long long)r->id, o->db, (long long)b->id,
@@ -269,18 +247,21 @@ static int regress(const opts *o)
     if (rc) {
         rc = hx_cli_fail("regress", rc, "%s", err.msg);
     } else {
-        rg g = {.base = &b, .run = &r, .tol = o->tol / 100, .exact_only = o->exact_only,
-                .regressions = json_array(),
-                .timings = json_array(), .unchecked = json_array(), .added = json_array()};
-        for (size_t i = 0; i < b.nexps; i++)
-            check_experiment(&g, &b.exps[i]);
-        for (size_t i = 0; i < r.nexps; i++)
-            if (!hx_db_cmp_find_exp(&b, r.exps[i].label))
-                add(g.added, r.exps[i].label, NULL, "new", NULL, "not in the baseline (fine)");
-        report(&g, o->baseline, o->db, o->json, o->verbose);
-        rc = json_array_size(g.regressions) ? HX_CLI_EXIT_FAIL : HX_CLI_EXIT_OK;
-        json_decref(g.regressions), json_decref(g.timings);
-        json_decref(g.unchecked), json_decref(g.added);
+        hx_db_regress_opts ro = {.tolerance_pct = o->tol, .exact_only = o->exact_only,
+                                 .fail_on_change = o->fail_on_change};
+        json_t *doc = hx_db_regress(&b, o->baseline, &r, o->db, &ro);
+        if (o->format == FMT_JSON) {
+            json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+            putchar('\n');
+        } else if (o->format == FMT_MARKDOWN) {
+            print_markdown(doc, o->all);
+        } else {
+            print_text(doc, o->all);
+        }
+        rc = json_is_true(json_object_get(doc, "failed")) ? HX_CLI_EXIT_FAIL : HX_CLI_EXIT_OK;
+        json_decref(doc);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            rc = hx_cli_fail("regress", ENG_EIO, "writing the report: %s", strerror(errno));
     }
     hx_db_cmp_free(&r);
     hx_db_cmp_free(&b);
@@ -298,7 +279,8 @@ int hx_cli_cmd_regress(int argc, char **argv)
         {"run", required_argument, 0, 'r'},     {"baseline-run", required_argument, 0, 'B'},
         {"tolerance", required_argument, 0, 't'}, {"json", no_argument, 0, 'j'},
         {"verbose", no_argument, 0, 'v'},       {"help", no_argument, 0, 'h'},
-        {"exact-only", no_argument, 0, 'x'},
+        {"exact-only", no_argument, 0, 'x'},   {"all", no_argument, 0, 'a'},
+        {"format", required_argument, 0, 'f'}, {"fail-on-change", no_argument, 0, 'F'},
         {0, 0, 0, 0},
     };
     opts o = {.db = "results/moebench.db", .run = "latest", .tol = 10};
@@ -314,9 +296,22 @@ int hx_cli_cmd_regress(int argc, char **argv)
             if (hx_cli_parse_double("regress", "--tolerance", optarg, 0, 1e6, &o.tol))
                 return HX_CLI_EXIT_USAGE;
             break;
-        case 'j': o.json = 1; break;
-        case 'v': o.verbose = 1; break;
+        case 'j': o.format = FMT_JSON; break;
+        case 'a':
+        case 'v': o.all = 1; break;
         case 'x': o.exact_only = 1; break;
+        case 'F': o.fail_on_change = 1; break;
+        case 'f':
+            if (!strcmp(optarg, "text"))
+                o.format = FMT_TEXT;
+            else if (!strcmp(optarg, "json"))
+                o.format = FMT_JSON;
+            else if (!strcmp(optarg, "markdown") || !strcmp(optarg, "md"))
+                o.format = FMT_MARKDOWN;
+            else
+                return hx_cli_usage_error("regress", "--format must be text, json or markdown,"
+                                                     " not '%s'", optarg);
+            break;
         case 'h': fputs(usage_text, stdout); return HX_CLI_EXIT_OK;
         default: return hx_cli_usage_error("regress", "unknown option '%s'", argv[optind - 1]);
         }

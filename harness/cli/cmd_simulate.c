@@ -53,7 +53,7 @@ static const char usage_text[] =
     "  --link-latency-us U   latency per load in microseconds, overrides --link\n"
     "  --compute-us C        compute per expert access in microseconds (default 50)\n\n"
     "Output:\n"
-    "  --json                one JSON object: options, totals, layers\n"
+    "  --json                one JSON object: options, totals, layers, directions\n"
     "  --list-policies       the policies with one line each, then exit\n"
     "  -h, --help            this text\n\n"
     "Presets:\n";
@@ -309,6 +309,13 @@ static int simulate(sim_opts *o)
             return hx_cli_fail("simulate", ENG_ENOMEM, "out of memory for the JSON output");
         }
         json_object_set_new(json_object_get(j, "options"), "trace", json_string(o->trace));
+        /* which way each number is better, for `regress` (docs/cli.md) */
+        json_object_set_new(j, "directions",
+                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+                                      "*hit_rate", "higher", "*hits", "higher", "*misses",
+                                      "lower", "*reloads", "lower", "*evictions", "lower",
+                                      "*bytes_moved", "lower", "*stall_us", "lower",
+                                      "*tokens_per_s", "higher"));
         json_dumpf(j, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         json_decref(j);

@@ -150,11 +150,36 @@ static int load_exps(hx_db_cmp_run *r, sqlite3 *db, int64_t id, eng_err *err)
         e->label = keep(r, label);
         e->status = keep(r, (const char *)sqlite3_column_text(st, 1));
         e->error = keep(r, (const char *)sqlite3_column_text(st, 2));
+        e->dirs = NULL;
         rc = e->label && e->status && e->error ? ENG_OK : oom(err);
         r->nexps += !rc;
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+/* metric_direction rows (schema 2) into each experiment's dirs. */
+static int load_dirs(hx_db_cmp_run *r, sqlite3 *db, int64_t id, eng_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(db, "SELECT e.label, d.pattern, d.direction FROM metric_direction d"
+                         " JOIN experiment e ON e.id = d.experiment_id WHERE e.run_id = ?",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        hx_db_cmp_exp *e = (hx_db_cmp_exp *)hx_db_cmp_find_exp(
+            r, (const char *)sqlite3_column_text(st, 0));
+        if (!e)
+            continue;
+        if (!e->dirs && !(e->dirs = json_object()))
+            break;
+        json_object_set_new(e->dirs, (const char *)sqlite3_column_text(st, 1),
+                            json_string((const char *)sqlite3_column_text(st, 2)));
+    }
+    sqlite3_finalize(st);
+    return ENG_OK;
 }
 
 /* Appends one row, starting a new group when (label, metric) changes. */
@@ -195,6 +220,8 @@ int hx_db_cmp_load(hx_db_cmp_run *out, sqlite3 *db, int64_t id, int flags, eng_e
     int rc = load_header(&r, db, id, err);
     if (!rc)
         rc = load_exps(&r, db, id, err);
+    if (!rc)
+        rc = load_dirs(&r, db, id, err);
     sqlite3_stmt *st = NULL;
     if (!rc)
         rc = prepare(db, rows_sql, &st, err);
@@ -225,6 +252,8 @@ void hx_db_cmp_free(hx_db_cmp_run *r)
     for (size_t i = 0; i < r->nstrings; i++)
         free(r->strings[i]);
     free(r->m);
+    for (size_t i = 0; i < r->nexps; i++)
+        json_decref(r->exps[i].dirs);
     free(r->exps);
     free(r->strings);
     *r = (hx_db_cmp_run){0};
@@ -289,4 +318,68 @@ int hx_db_cmp_metric_class(const char *metric, int *higher_better)
         *higher_better = t && (has_word(metric, faster) || strstr(metric, "tok_s") ||
                                strstr(metric, "per_s"));
     return t ? HX_DB_CMP_TIMING : HX_DB_CMP_COUNT;
+}
+
+int hx_db_dir_parse(const char *s)
+{
+    static const char *const names[] = {"equal", "higher", "lower"};
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+const char *hx_db_dir_name(hx_db_dir d)
+{
+    return d == HX_DB_DIR_HIGHER ? "higher" : d == HX_DB_DIR_LOWER ? "lower" : "equal";
+}
+
+hx_db_dir hx_db_dir_default(const char *metric)
+{
+    static const char *const better[] = {"hit", "hits", "useful", NULL};
+    static const char *const worse[] = {"miss", "misses", "evictions", "bytes", "loaded",
+                                        "wasted", NULL};
+    int higher = 0;
+    if (hx_db_cmp_metric_class(metric, &higher) == HX_DB_CMP_TIMING)
+        return higher ? HX_DB_DIR_HIGHER : HX_DB_DIR_LOWER;
+    if (has_word(metric, better))
+        return HX_DB_DIR_HIGHER;
+    return has_word(metric, worse) ? HX_DB_DIR_LOWER : HX_DB_DIR_EQUAL;
+}
+
+/* Glob with `*` (any run of characters) as the only special character:
+ * metric names hold brackets (cache_stats[0].hits), which fnmatch would
+ * read as character sets. */
+static int glob_match(const char *p, const char *s)
+{
+    for (; *p; p++, s++) {
+        if (*p == '*') {
+            for (const char *t = s;; t++) {
+                if (glob_match(p + 1, t))
+                    return 1;
+                if (!*t)
+                    return 0;
+            }
+        }
+        if (*s != *p)
+            return 0;
+    }
+    return *s == '\0';
+}
+
+hx_db_dir hx_db_cmp_direction(const hx_db_cmp_run *r, const char *label, const char *metric)
+{
+    const hx_db_cmp_exp *e = hx_db_cmp_find_exp(r, label);
+    const json_t *exact = e && e->dirs ? json_object_get(e->dirs, metric) : NULL;
+    if (exact)
+        return (hx_db_dir)hx_db_dir_parse(json_string_value(exact));
+    const char *pat;
+    json_t *v, *best = NULL;
+    size_t best_len = 0;
+    if (e && e->dirs)
+        json_object_foreach(e->dirs, pat, v) {
+            if (glob_match(pat, metric) && strlen(pat) >= best_len)
+                best = v, best_len = strlen(pat);
+        }
+    return best ? (hx_db_dir)hx_db_dir_parse(json_string_value(best)) : hx_db_dir_default(metric);
 }

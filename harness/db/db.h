@@ -85,6 +85,8 @@ typedef struct hx_db_result {
     hx_db_counter_row *counters; size_t ncounters, capcounters;
     hx_db_cache_row *cache;  size_t ncache, capcache;
     hx_db_routing_row *routing; size_t nrouting, caprouting;
+    json_t *directions;   /* declared by the producer: metric name or pattern
+                             -> "higher" | "lower" | "equal"; NULL: none    */
 } hx_db_result;
 
 /* Records a sample; a metric already recorded in this result is replaced.
@@ -98,6 +100,10 @@ int hx_db_result_blob(hx_db_result *r, const char *name, json_t *value, eng_err 
 int hx_db_result_counter(hx_db_result *r, const hx_db_counter_row *row, eng_err *err);
 int hx_db_result_cache(hx_db_result *r, const hx_db_cache_row *row, eng_err *err);
 int hx_db_result_routing(hx_db_result *r, const hx_db_routing_row *row, eng_err *err);
+
+/* Declares which way metric (a name or a pattern with `*`) is better:
+ * "higher", "lower" or "equal" (must be equal). ENG_EINVAL otherwise. */
+int hx_db_result_direction(hx_db_result *r, const char *metric, const char *dir, eng_err *err);
 
 /* Value of a sample, or NaN when absent. */
 double hx_db_result_get(const hx_db_result *r, const char *metric);
@@ -126,7 +132,7 @@ int hx_db_name_valid(const char *name);
  * Thread-safety: an hx_db belongs to one thread.
  */
 
-#define HX_DB_SCHEMA_VERSION 1
+#define HX_DB_SCHEMA_VERSION 2
 
 typedef struct hx_db hx_db;
 
@@ -179,6 +185,8 @@ typedef struct hx_db_experiment {
     const json_t *tags;     /* array of strings                              */
     int warmup, reps;
     char uuid[37];
+    const json_t *directions; /* declared by the suite: pattern -> direction,
+                                 over what the repetitions declare; or NULL */
 } hx_db_experiment;
 
 /* Stores one experiment in one transaction: the experiment row, its
@@ -222,6 +230,8 @@ typedef struct hx_db_cmp_metric {
 
 typedef struct hx_db_cmp_exp {
     const char *label, *status, *error; /* status "ok" or "failed"      */
+    json_t *dirs;        /* declared directions: pattern -> "higher" |
+                            "lower" | "equal" (metric_direction), or NULL */
 } hx_db_cmp_exp;
 
 typedef struct hx_db_cmp_run {
@@ -270,6 +280,49 @@ const hx_db_cmp_metric *hx_db_cmp_find(const hx_db_cmp_run *r, const char *label
  * deterministic suite reproduces exactly. */
 enum { HX_DB_CMP_COUNT, HX_DB_CMP_TIMING };
 int hx_db_cmp_metric_class(const char *metric, int *higher_better);
+
+/* Which way a metric is better. Declared by whoever produces it (a suite's
+ * `metrics = {...}`, a command's JSON "directions"; stored per experiment
+ * in metric_direction), else by name (hx_db_dir_default). */
+typedef enum hx_db_dir {
+    HX_DB_DIR_EQUAL,   /* must be equal: a change is neither better nor worse */
+    HX_DB_DIR_HIGHER,  /* higher is better                                  */
+    HX_DB_DIR_LOWER,   /* lower is better                                   */
+} hx_db_dir;
+/* "higher" / "lower" / "equal"; -1 for anything else. */
+int hx_db_dir_parse(const char *s);
+const char *hx_db_dir_name(hx_db_dir d);
+/* The default by name: timings as hx_db_cmp_metric_class (speeds higher,
+ * times lower); a name with the word hit, hits or useful higher; miss,
+ * misses, evictions, bytes, loaded or wasted lower; anything else (token
+ * ids, SRP/SCH, accesses, counts of work) equal. */
+hx_db_dir hx_db_dir_default(const char *metric);
+/* The direction of metric in run r's experiment label: the declared
+ * pattern (`*` matches any characters, nothing else is special, so
+ * `cache_stats[*].hits` works; an exact name first, then the longest
+ * matching pattern) that matches, else the default. */
+hx_db_dir hx_db_cmp_direction(const hx_db_cmp_run *r, const char *label, const char *metric);
+
+/* ---- regress ---------------- */
+/* One run checked against a baseline run (regress.c has the rules). */
+typedef enum hx_db_verdict {
+    HX_DB_OK, HX_DB_IMPROVED, HX_DB_CHANGED, HX_DB_REGRESSED, /* worse ones later */
+} hx_db_verdict;
+const char *hx_db_verdict_name(hx_db_verdict v); /* "ok", "improved", ... */
+
+typedef struct hx_db_regress_opts {
+    double tolerance_pct;   /* allowed change of a timing's median (10)     */
+    int exact_only;         /* timings not checked                          */
+    int fail_on_change;     /* an improvement fails too ("failed": true)    */
+} hx_db_regress_opts;
+
+/* The verdicts as a JSON document (docs/cli.md, "regress --json"): run,
+ * baseline, tolerance_pct (null under exact_only), "failed" (a regression
+ * or change, or with fail_on_change an improvement), counts, experiments
+ * [{experiment, verdict, metrics: [{metric, check, verdict, direction,
+ * baseline, value, change_pct, ..., message}]}], new_experiments. */
+json_t *hx_db_regress(const hx_db_cmp_run *base, const char *base_path, const hx_db_cmp_run *run,
+                      const char *run_path, const hx_db_regress_opts *o);
 
 /* ---- query ---------------- */
 /*

@@ -115,8 +115,17 @@ static const char schema_v1[] =
     " LEFT JOIN summary h ON h.experiment_id = e.id AND h.metric = 'hit_rate'"
     " WHERE json_extract(e.params, '$.policy') IS NOT NULL;";
 
+/* Version 2: which way each metric is better, as declared by the suite
+ * (metrics = {...}) or the command's JSON ("directions"); regress reads it. */
+static const char schema_v2[] =
+    "CREATE TABLE metric_direction ("
+    " experiment_id INTEGER NOT NULL REFERENCES experiment(id) ON DELETE CASCADE,"
+    " pattern TEXT NOT NULL,"
+    " direction TEXT NOT NULL CHECK (direction IN ('higher','lower','equal')),"
+    " PRIMARY KEY (experiment_id, pattern)) WITHOUT ROWID;";
+
 /* migrations[i]: user_version i -> i + 1. */
-static const char *const migrations[HX_DB_SCHEMA_VERSION] = {schema_v1};
+static const char *const migrations[HX_DB_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 int hx_db_version(sqlite3 *db)
 {

@@ -219,6 +219,32 @@ static int insert_experiment(sqlite3 *db, int64_t run_id, const hx_db_experiment
     return r == SQLITE_DONE ? ENG_OK : fail(db, err);
 }
 
+/* The repetitions' declared directions, then the suite's over them. */
+static int store_directions(sqlite3 *db, int64_t eid, const hx_db_experiment *e,
+                            const hx_db_result *reps, int nreps, eng_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO metric_direction (experiment_id,"
+                               " pattern, direction) VALUES (?, ?, ?)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail(db, err);
+    int rc = ENG_OK;
+    for (int r = 0; !rc && r <= nreps; r++) {
+        const json_t *d = r < nreps ? reps[r].directions : e->directions;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)d, k, v) {
+            sqlite3_bind_int64(st, 1, eid);
+            sqlite3_bind_text(st, 2, k, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, json_string_value(v), -1, SQLITE_STATIC);
+            if ((rc = step(db, st, err)))
+                break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int hx_db_experiment_store(hx_db *h, int64_t run_id, const hx_db_experiment *e,
                            const char *status, const char *error, const hx_db_result *reps,
                            int nreps, double started, double finished, eng_err *err)
@@ -240,6 +266,8 @@ int hx_db_experiment_store(hx_db *h, int64_t run_id, const hx_db_experiment *e,
         rc = store_rep(db, &s, eid, r, &reps[r], err);
     if (!rc)
         rc = store_summaries(db, &s, eid, reps, nreps, err);
+    if (!rc)
+        rc = store_directions(db, eid, e, reps, nreps, err);
     for (int k = 0; k < 7; k++)
         sqlite3_finalize(sv[k]);
     eng_err ignore = {0};
@@ -263,6 +291,7 @@ static const struct { const char *table, *cols; } children[] = {
     {"cache_stats", "rep, layer, accesses, hits, misses, evictions, prefetch_issued,"
                     " prefetch_useful, bytes_loaded, prefetch_wasted_bytes, stall_ns"},
     {"routing_metric", "rep, trace, layer, metric, param, value, ci_lo, ci_hi"},
+    {"metric_direction", "pattern, direction"},
 };
 
 static const char merge_head[] =

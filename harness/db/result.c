@@ -141,8 +141,22 @@ double hx_db_result_get(const hx_db_result *r, const char *metric)
     return NAN;
 }
 
+int hx_db_result_direction(hx_db_result *r, const char *metric, const char *dir, eng_err *err)
+{
+    if (!metric || !*metric || strlen(metric) >= HX_DB_NAME_MAX)
+        return eng_err_set(err, ENG_EINVAL, "direction of a metric without a valid name");
+    if (hx_db_dir_parse(dir) < 0)
+        return eng_err_set(err, ENG_EINVAL, "direction of '%s' is '%s'; use higher, lower or"
+                           " equal", metric, dir ? dir : "(none)");
+    if (!r->directions && !(r->directions = json_object()))
+        return eng_err_set(err, ENG_ENOMEM, "out of memory");
+    json_object_set_new(r->directions, metric, json_string(dir));
+    return ENG_OK;
+}
+
 void hx_db_result_clear(hx_db_result *r)
 {
+    json_decref(r->directions);
     for (size_t i = 0; i < r->nsamples; i++)
         free(r->samples[i].metric);
     for (size_t i = 0; i < r->nseries; i++) {

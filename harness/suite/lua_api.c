@@ -325,12 +325,13 @@ void hx_suite_free(hx_suite *s)
         hx_suite_experiment *e = &s->exps[i];
         free(e->name), free(e->label), free(e->file_line);
         json_decref(e->params), json_decref(e->args);
-        json_decref(e->events), json_decref(e->tags);
+        json_decref(e->events), json_decref(e->tags), json_decref(e->directions);
     }
     free(s->exps);
     if (s->L)
         lua_close(s->L);
     json_decref(s->options), json_decref(s->opts), json_decref(s->defaults);
+    json_decref(s->metrics);
     free(s->file), free(s->name), free(s->description);
     free(s);
 }

@@ -20,8 +20,9 @@
 #include <strings.h>
 
 static const char *const common_fields[] = {"name", "kind", "params", "warmup", "reps",
-                                             "events", "tags", NULL};
-static const char *const suite_fields[] = {"name", "description", "options", "defaults", NULL};
+                                             "events", "tags", "metrics", NULL};
+static const char *const suite_fields[] = {"name", "description", "options", "defaults",
+                                           "metrics", NULL};
 static const char *const default_fields[] = {"kind", "warmup", "reps", "events", "tags", NULL};
 
 static hx_suite *suite_of(lua_State *L)
@@ -195,6 +196,30 @@ static void read_options(lua_State *L, int idx, hx_suite *s)
         luaL_error(L, "%s", err.msg);
 }
 
+/* metrics = {NAME_OR_PATTERN = 'higher' | 'lower' | 'equal', ...} at index
+ * t -> JSON object over base (copied; NULL for none). Every entry is
+ * checked before anything is allocated, so a raised error leaks nothing. */
+static json_t *read_directions(lua_State *L, int t, const char *what, const json_t *base)
+{
+    int ty = lua_getfield(L, t, "metrics");
+    if (ty != LUA_TNIL && ty != LUA_TTABLE)
+        luaL_error(L, "%s: field 'metrics' must be a table {metric = 'higher' | 'lower' |"
+                   " 'equal'}", what);
+    for (lua_pushnil(L); ty == LUA_TTABLE && lua_next(L, -2); lua_pop(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING || !lua_rawlen(L, -2) ||
+            lua_rawlen(L, -2) >= HX_DB_NAME_MAX)
+            luaL_error(L, "%s: field 'metrics': keys must be metric names or patterns", what);
+        if (lua_type(L, -1) != LUA_TSTRING || hx_db_dir_parse(lua_tostring(L, -1)) < 0)
+            luaL_error(L, "%s: field 'metrics': '%s' must be 'higher', 'lower' or 'equal'"
+                       " (which way is better)", what, lua_tostring(L, -2));
+    }
+    json_t *o = base ? json_deep_copy(base) : ty == LUA_TTABLE ? json_object() : NULL;
+    for (lua_pushnil(L); ty == LUA_TTABLE && lua_next(L, -2); lua_pop(L, 1))
+        json_object_set_new(o, lua_tostring(L, -2), json_string(lua_tostring(L, -1)));
+    lua_pop(L, 1);
+    return o;
+}
+
 static int l_suite(lua_State *L)
 {
     hx_suite *s = suite_of(L);
@@ -218,6 +243,7 @@ static int l_suite(lua_State *L)
         check_keys(L, lua_gettop(L), "suite defaults", default_fields, NULL);
         s->defaults = check_json(L, -1, "suite defaults");
     }
+    s->metrics = read_directions(L, 1, "suite", NULL);
     json_object_set_new(s->opts, "quick", json_boolean(s->cfg->quick));
     json_object_set_new(s->opts, "seed", json_integer((json_int_t)s->cfg->seed));
     json_object_set_new(s->opts, "dry_run", json_boolean(s->cfg->dry_run));
@@ -452,6 +478,7 @@ int hx_suite_lua_decl_experiment(lua_State *L)
     s->nexps++;
     e->events = read_strings(L, 1, "events", name, s);
     e->tags = read_strings(L, 1, "tags", name, s);
+    e->directions = read_directions(L, 1, what, s->metrics);
     e->params = read_params(L, 1, name);
     e->args = read_args(L, 1, k, name);
     e->label = make_label(name, e->params);

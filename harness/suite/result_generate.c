@@ -163,10 +163,19 @@ static int region_rows(hx_db_result *r, const json_t *root, eng_err *err)
     return ENG_OK;
 }
 
+/* Which way the names this mapping records are better (regress). */
+static const char *const gen_dirs[][2] = {
+    {"tokens_per_s", "higher"}, {"*tok_s", "higher"}, {"hit_rate", "higher"},
+    {"stall_share", "lower"},   {"*_ms", "lower"},    {"peak_rss*", "lower"},
+    {"generated_tokens", "equal"},
+};
+
 int hx_suite_result_from_generate(hx_db_result *r, const json_t *root, eng_err *err)
 {
     const json_t *sum = json_object_get(root, "summary");
     int rc = numbers(r, "", sum, err);
+    for (size_t i = 0; !rc && i < sizeof gen_dirs / sizeof *gen_dirs; i++)
+        rc = hx_db_result_direction(r, gen_dirs[i][0], gen_dirs[i][1], err);
     if (!rc && json_is_number(json_object_get(sum, "decode_tok_s")))
         rc = hx_db_result_sample(r, "tokens_per_s", num(sum, "decode_tok_s", 0), err);
     const json_t *d = json_object_get(root, "decode_ms");

@@ -249,9 +249,29 @@ static int lrc_rows(walk *w, const json_t *root)
     return json_is_object(model) ? lrc_block(w, -1, model) : ENG_OK;
 }
 
+/* "directions": {NAME_OR_PATTERN: "higher" | "lower" | "equal"}: the
+ * producer's word on which way its numbers are better. */
+static int directions(hx_db_result *r, const json_t *root, eng_err *err)
+{
+    const json_t *d = json_is_object(root) ? json_object_get(root, "directions") : NULL;
+    const char *k;
+    json_t *v;
+    if (d && !json_is_object(d))
+        return eng_err_set(err, ENG_EFORMAT, "'directions' must be an object");
+    json_object_foreach((json_t *)d, k, v) {
+        int rc = hx_db_result_direction(r, k, json_string_value(v), err);
+        if (rc)
+            return eng_err_prefix(err, "'directions'");
+    }
+    return ENG_OK;
+}
+
 int hx_suite_result_from_json(hx_db_result *r, const json_t *root, const char *default_trace,
                         eng_err *err)
 {
+    int drc = directions(r, root, err);
+    if (drc)
+        return drc;
     if (hx_suite_result_is_generate(root))
         return hx_suite_result_from_generate(r, root, err);
     walk w = {r, err, json_string_value(json_object_get(root, "trace")), 0};

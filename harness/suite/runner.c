@@ -255,7 +255,8 @@ static int store_exp(runner *rn, exp_state *x, eng_err *err)
     hx_db_experiment de = {.seq = e->seq, .name = e->name, .label = e->label,
                            .kind = e->kind->name, .file_line = e->file_line,
                            .params = e->params, .args = e->args, .events = e->events,
-                           .tags = e->tags, .warmup = e->warmup, .reps = e->reps};
+                           .tags = e->tags, .warmup = e->warmup, .reps = e->reps,
+                           .directions = e->directions};
     memcpy(de.uuid, e->uuid, sizeof de.uuid);
     return hx_db_experiment_store(rn->db, rn->run_id, &de, x->failed ? "failed" : "ok",
                                   x->error, x->reps, x->done, x->t0, x->t1, err);

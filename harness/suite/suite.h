@@ -64,6 +64,8 @@ typedef struct hx_suite_experiment {
     json_t *args;         /* object: kind-specific fields (argv, program...)*/
     json_t *events;       /* array of strings: requested counter events     */
     json_t *tags;         /* array of strings                               */
+    json_t *directions;   /* metrics = {...} of the suite and the experiment:
+                             pattern -> "higher"|"lower"|"equal", or NULL   */
     int warmup, reps;     /* warm-up runs (not stored), measured runs        */
     int lua_ref;          /* lua kind: registry ref of run(), else LUA_NOREF */
     char *file_line;      /* "suites/x.lua:12", where it was declared        */
@@ -171,6 +173,7 @@ typedef struct hx_suite {
     json_t *options;        /* array of {name, default, help}, declared order */
     json_t *opts;           /* resolved: option -> value, plus quick, seed    */
     json_t *defaults;       /* suite{defaults = {...}} for experiments        */
+    json_t *metrics;        /* suite{metrics = {...}}: directions, or NULL   */
     hx_suite_experiment *exps;    /* declared experiments, in order                 */
     size_t nexps, capexps;
     int report_ref;         /* LUA_NOREF or the report function               */
