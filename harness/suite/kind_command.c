@@ -10,9 +10,13 @@
  *
  * Output capture: stdout and stderr are read through pipes with poll(), so
  * neither can fill up and block the child; stdout is capped at
- * STDOUT_MAX (a bigger output fails the repetition), stderr keeps its last
- * STDERR_TAIL bytes for the error message. A timeout kills the child with
- * SIGKILL. JSON -> samples, series and rows: result_json.c.
+ * STDOUT_MAX (a bigger output fails the repetition). Of stderr the first
+ * STDERR_HEAD and the last STDERR_TAIL bytes are kept: when the command
+ * fails, the message names the cause (the last line of stderr that is not
+ * a "Try '... --help'" hint) and the command, shell-quoted so it can be
+ * pasted; the whole kept stderr goes to experiment.error through
+ * x->detail. A timeout kills the child with SIGKILL. JSON -> samples,
+ * series and rows: result_json.c.
  */
 #include "harness/suite/suite.h"
 
@@ -29,7 +33,8 @@
 #include <unistd.h>
 
 #define STDOUT_MAX (64u << 20)
-#define STDERR_TAIL 2048
+#define STDERR_HEAD 8192
+#define STDERR_TAIL 8192
 #define BLOB_MAX (1u << 20)   /* outputs up to this size are kept as a blob */
 #define ARGV_MAX 256
 
@@ -79,24 +84,42 @@ static int build_argv(const hx_suite_exec *x, const char **av)
     return n;
 }
 
+/* The command line as a shell would take it back: words of safe
+ * characters as they are, others in single quotes ('\'' for a quote). */
 static void describe(const char **av, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; av[i] && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? " " : "", av[i]);
+    for (int i = 0; av[i] && used + 1 < cap; i++) {
+        const char *a = av[i];
+        int plain = *a && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789_-+=.,/:@%^") == strlen(a);
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? " " : "", plain ? a : "'");
+        for (; !plain && *a && used + 5 < cap; a++)
+            used += (size_t)snprintf(buf + used, cap - used, "%s",
+                                     *a == '\'' ? "'\\''" : (char[2]){*a, 0});
+        if (!plain && used + 1 < cap)
+            buf[used++] = '\'', buf[used] = '\0';
+    }
 }
 
 typedef struct capture {
     char *out;
     size_t nout, capout;
-    char err[STDERR_TAIL + 1];
+    char head[STDERR_HEAD];     /* the first bytes of stderr                */
+    size_t nhead;
+    char err[STDERR_TAIL + 1];  /* the last bytes (overlaps head when short) */
     size_t nerr;
+    size_t err_total;           /* bytes of stderr seen                     */
     int too_big, timed_out;
 } capture;
 
 static void keep_tail(capture *c, const char *buf, size_t n)
 {
+    size_t h = n < STDERR_HEAD - c->nhead ? n : STDERR_HEAD - c->nhead;
+    memcpy(c->head + c->nhead, buf, h);
+    c->nhead += h;
+    c->err_total += n;
     if (n >= STDERR_TAIL) {
         memcpy(c->err, buf + n - STDERR_TAIL, STDERR_TAIL);
         c->nerr = STDERR_TAIL;
@@ -220,30 +243,83 @@ static pid_t spawn(const hx_suite_exec *x, const char **av, int *fo, int *fe)
     return pid;
 }
 
-static const char *last_line(char *s)
+/* The kept stderr as one text (malloc'd): all of it when it fit, else
+ * its head, a line saying how much was left out, and its tail. */
+static char *stderr_text(const capture *c)
 {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
-        s[--n] = '\0';
-    char *nl = strrchr(s, '\n');
-    return nl ? nl + 1 : s;
+    size_t after = c->err_total - c->nhead;         /* bytes past the head */
+    size_t tail = after < c->nerr ? after : c->nerr;
+    char *t = malloc(c->nhead + tail + 64);
+    if (!t)
+        return NULL;
+    memcpy(t, c->head, c->nhead);
+    size_t n = c->nhead;
+    if (after > tail)
+        n += (size_t)sprintf(t + n, "\n[... %zu bytes left out ...]\n", after - tail);
+    memcpy(t + n, c->err + c->nerr - tail, tail);
+    t[n + tail] = '\0';
+    return t;
+}
+
+/* The cause, for the one-line message: the last non-empty line of stderr
+ * that is not a "Try '... --help'" hint (moebench's usage errors end with
+ * one), else the last line; copied into buf. */
+static void cause(const char *text, char *buf, size_t cap)
+{
+    const char *best = NULL, *last = NULL;
+    size_t nbest = 0, nlast = 0;
+    for (const char *p = text ? text : ""; *p;) {
+        size_t n = strcspn(p, "\n");
+        size_t m = n;
+        while (m && (p[m - 1] == ' ' || p[m - 1] == '\r'))
+            m--;
+        if (m) {
+            last = p, nlast = m;
+            if (strncmp(p, "Try '", 5))
+                best = p, nbest = m;
+        }
+        p += n + (p[n] == '\n');
+    }
+    if (!best)
+        best = last, nbest = nlast;
+    snprintf(buf, cap, "%.*s", best ? (int)nbest : 0, best ? best : "");
+}
+
+/* The failure of a finished command: the cause first (what the runner
+ * prints), then the command line; the whole stderr in *x->detail. */
+static int failed(const hx_suite_exec *x, const capture *c, const char *what, const char *how,
+                  eng_err *err)
+{
+    char *text = stderr_text(c), why[400];
+    cause(text, why, sizeof why);
+    if (x->detail && text && *text) {
+        free(*x->detail);
+        if ((*x->detail = malloc(strlen(text) + 16)))
+            sprintf(*x->detail, "stderr:\n%s", text);
+    }
+    free(text);
+    return eng_err_set(err, ENG_EIO, "%s%s%s\ncommand: %s", how, *why ? ": " : "", why, what);
 }
 
 static int finish(const hx_suite_exec *x, capture *c, int status, const char *what, hx_db_result *out,
                   eng_err *err)
 {
     const json_t *to = json_object_get(x->exp->args, "timeout");
-    if (c->timed_out)
-        return eng_err_set(err, ENG_EIO, "'%s' timed out after %g s", what,
-                           json_number_value(to));
+    char how[96];
+    if (c->timed_out) {
+        snprintf(how, sizeof how, "timed out after %g s", to ? json_number_value(to)
+                                                              : x->timeout_s);
+        return failed(x, c, what, how, err);
+    }
     if (c->too_big)
         return eng_err_set(err, ENG_EIO, "'%s' printed more than %u bytes", what, STDOUT_MAX);
-    if (WIFSIGNALED(status))
-        return eng_err_set(err, ENG_EIO, "'%s' was killed by signal %d: %s", what,
-                           WTERMSIG(status), last_line(c->err));
-    if (WEXITSTATUS(status) != 0)
-        return eng_err_set(err, ENG_EIO, "'%s' exited with status %d: %s", what,
-                           WEXITSTATUS(status), last_line(c->err));
+    if (WIFSIGNALED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFSIGNALED(status))
+            snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(status));
+        else
+            snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(status));
+        return failed(x, c, what, how, err);
+    }
     json_error_t je;
     json_t *root = json_loadb(c->out ? c->out : "", c->nout, JSON_DECODE_ANY, &je);
     if (!root)
@@ -267,7 +343,7 @@ int hx_suite_kind_command_run(const hx_suite_exec *x, hx_db_result *out, eng_err
 {
     const char *av[ARGV_MAX];
     build_argv(x, av);
-    char what[512];
+    char what[1024];
     describe(av, what, sizeof what);
     const json_t *to = json_object_get(x->exp->args, "timeout");
     double timeout = to ? json_number_value(to) : x->timeout_s;

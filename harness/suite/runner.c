@@ -25,6 +25,7 @@
 
 #include <fnmatch.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lua.h>
 #include <math.h>
 #include <signal.h>
@@ -166,11 +167,15 @@ static void progress_clear(runner *rn)
 
 /* ---- one repetition ----------------------------------------------------- */
 
-static void fail_exp(exp_state *x, const char *msg)
+/* msg is the one-line cause (and for commands a "command: ..." line);
+ * detail (may be NULL) the kind's full diagnostic. */
+static void fail_exp(exp_state *x, const char *msg, const char *detail)
 {
     x->failed = 1;
     free(x->error);
-    x->error = strdup(msg);
+    size_t n = strlen(msg) + (detail ? strlen(detail) + 2 : 1);
+    if ((x->error = malloc(n)))
+        snprintf(x->error, n, "%s%s%s", msg, detail ? "\n" : "", detail ? detail : "");
 }
 
 /* The kind's per-run context, initialised on first use. */
@@ -202,6 +207,8 @@ static int run_rep(runner *rn, int i, exp_state *x, int rep)
     hx_suite_exec ex = {.exp = x->e, .rep = rep, .is_warmup = warm, .seed = splitmix(&sd) >> 1,
                   .opts = rn->s->opts, .L = rn->s->L, .self_exe = o->self_exe,
                   .timeout_s = o->timeout_s};
+    char *detail = NULL;
+    ex.detail = &detail;
     hx_db_result tmp = {0};
     hx_db_result *res = warm ? &tmp : &x->reps[rep];
     progress(rn, i, x, rep, warm);
@@ -224,10 +231,11 @@ static int run_rep(runner *rn, int i, exp_state *x, int rep)
         x->interrupted = 1;
         return -1;
     }
-    if (rc) {
-        fail_exp(x, err.msg);
+    if (rc)
+        fail_exp(x, err.msg, detail);
+    free(detail);
+    if (rc)
         return -1;
-    }
     if (!warm)
         x->done++;
     return 0;
@@ -242,9 +250,13 @@ static int store_exp(runner *rn, exp_state *x, eng_err *err)
     x->stored = 1;
     if (x->failed) {
         progress_clear(rn);
-        const char *nl = strchr(x->error, '\n');
+        /* the cause, and the command when there is one (the rest, a
+         * command's stderr, is in experiment.error) */
+        const char *m = x->error ? x->error : "out of memory", *nl = strchr(m, '\n');
         fprintf(stderr, "moebench run: experiment '%s' failed: %.*s\n", x->e->label,
-                nl ? (int)(nl - x->error) : (int)strlen(x->error), x->error);
+                nl ? (int)(nl - m) : (int)strlen(m), m);
+        if (nl && !strncmp(nl + 1, "command: ", 9))
+            fprintf(stderr, "  %.*s\n", (int)strcspn(nl + 1, "\n"), nl + 1);
         rn->out->failed++;
     } else {
         rn->out->ok++;
@@ -544,6 +556,25 @@ static int execute(runner *rn, eng_err *err)
     return rc ? rc : rc2;
 }
 
+/* "moebench" when that name on PATH is this binary, else this binary's
+ * path: the hint must work when pasted. */
+static const char *how_to_call(const char *self, char *buf, size_t cap)
+{
+    char real_self[PATH_MAX], cand[PATH_MAX], real_cand[PATH_MAX];
+    const char *path = getenv("PATH");
+    if (!self || !realpath(self, real_self))
+        return "moebench";
+    for (const char *p = path ? path : ""; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(cand, sizeof cand, "%.*s/moebench", (int)n, p);
+        if (n && access(cand, X_OK) == 0 && realpath(cand, real_cand))
+            return !strcmp(real_cand, real_self) ? "moebench" : (snprintf(buf, cap, "%s", self), buf);
+        p += n + (p[n] == ':');
+    }
+    snprintf(buf, cap, "%s", self);
+    return buf;
+}
+
 static void finish_report(runner *rn)
 {
     json_t *res = results_json(rn);
@@ -558,8 +589,10 @@ static void finish_report(runner *rn)
     printf("\nrun %lld (%s) stored in %s: %d ok, %d failed%s\n", (long long)rn->run_id,
            rn->out->run_uuid, rn->o->db_path, rn->out->ok, rn->out->failed,
            rn->out->interrupted ? ", interrupted" : "");
-    printf("explore it: moebench query --db %s \"select label, status, means from"
-           " experiment_wide where run_id = %lld\"\n", rn->o->db_path, (long long)rn->run_id);
+    char me[4096];
+    printf("explore it: %s query --db %s \"select label, status, means from"
+           " experiment_wide where run_id = %lld\"\n", how_to_call(rn->o->self_exe, me, sizeof me),
+           rn->o->db_path, (long long)rn->run_id);
 }
 
 static void cleanup(runner *rn)

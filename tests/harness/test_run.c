@@ -477,3 +477,64 @@ TEST(command_kind_on_metrics_and_simulate)
                         " e.id = c.experiment_id where e.label like '%belady%' and layer = 1"
                         " and rep = 0)"), want);
 }
+
+/* A failed command names its cause (not moebench's "Try --help" hint) and
+ * the command shell-quoted; experiment.error keeps the whole stderr. */
+TEST(failed_command_keeps_stderr_and_names_cause)
+{
+    const char *suite = tu_write_text(
+        "f.lua", "suite{name='f'}\n"
+                 "experiment{name='bad', kind='command', argv={'generate', '-m', 'no such.gguf',"
+                 " '-n', '-5'}}\n"
+                 "experiment{name='long', kind='command', program='sh', argv={'-c',"
+                 " \"for i in $(seq 1 3000); do echo line $i >&2; done; echo \\\"it's the"
+                 " end\\\" >&2; exit 3\"}}\n");
+    const char *db = tst_path("f.db");
+    char *out, *err;
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --db %s -q", MB, suite, db), 1);
+    CHECK_CONTAINS(err, "experiment 'bad' failed: exited with status 2: moebench generate: -n: -5"
+                        " is out of range");
+    CHECK_CONTAINS(err, "  command: ");
+    CHECK_CONTAINS(err, " generate -m 'no such.gguf' -n -5 --json\n");
+    CHECK_CONTAINS(err, "experiment 'long' failed: exited with status 3: it's the end\n");
+    CHECK_CONTAINS(err, "  command: sh -c 'for i in $(seq 1 3000); do echo line $i >&2; done;"
+                        " echo \"it'\\''s the end\" >&2; exit 3'\n");
+    char *e = tu_q1(db, "select error from experiment where name = 'bad'");
+    CHECK_CONTAINS(e, "stderr:\nmoebench generate: -n: -5 is out of range");
+    CHECK_CONTAINS(e, "Try 'moebench generate --help'.");
+    e = tu_q1(db, "select error from experiment where name = 'long'");
+    CHECK_CONTAINS(e, "stderr:\nline 1\nline 2\n");
+    CHECK_CONTAINS(e, " bytes left out ...]\n");
+    CHECK_CONTAINS(e, "line 3000\nit's the end");
+    CHECK(strlen(e) < 17000);
+    /* the quoted command runs as printed: it fails the same way */
+    const char *cmd = strstr(err, "  command: sh -c ") + 11;
+    char line[1024];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(cmd, "\n"), cmd);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s", line), 3);
+    CHECK_CONTAINS(err, "it's the end");
+}
+
+/* The "explore it" hint names this binary by its path unless `moebench`
+ * on PATH is this binary. */
+TEST(explore_hint_runs_as_printed)
+{
+    const char *suite = tu_write_text("h.lua", "suite{name='h'}\n"
+                                               "experiment{name='x', run=function() return {v=1} end}\n");
+    char *out;
+    REQUIRE(tst_sh(&out, NULL, "PATH=/usr/bin:/bin %s run %s --db %s", tu_mb(), suite,
+                   tst_path("h.db")) == 0);
+    char *hint = strstr(out, "explore it: ");
+    REQUIRE(hint);
+    hint += 12;
+    CHECK_MSG(hint[0] == '/', "not a path: %s", hint);
+    hint[strcspn(hint, "\n")] = '\0';
+    char *q;
+    CHECK_EQ_INT(tst_sh(&q, NULL, "PATH=/usr/bin:/bin %s", hint), 0);
+    CHECK_CONTAINS(q, "x");
+    REQUIRE(tst_sh(NULL, NULL, "mkdir -p %s && ln -sf %s %s/moebench", tst_path("bin"), tu_mb(),
+                   tst_path("bin")) == 0);
+    REQUIRE(tst_sh(&out, NULL, "PATH=%s:/usr/bin:/bin %s run %s --db %s", tst_path("bin"),
+                   tu_mb(), suite, tst_path("h.db")) == 0);
+    CHECK_CONTAINS(out, "explore it: moebench query --db ");
+}

@@ -74,9 +74,12 @@ char *tu_q1(const char *db, const char *sql)
             out[0] = '\0';
         else if (sqlite3_column_type(st, 0) == SQLITE_FLOAT)
             snprintf(out, 4096, "%.10g", sqlite3_column_double(st, 0));
-        else
-            snprintf(out, 4096, "%s",
-                     sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+        else if (sqlite3_column_text(st, 0)) {
+            out = tst_alloc((size_t)sqlite3_column_bytes(st, 0) + 1);
+            strcpy(out, (const char *)sqlite3_column_text(st, 0));
+        } else {
+            out[0] = '\0';
+        }
         sqlite3_finalize(st);
     }
     sqlite3_close(h);
