@@ -460,9 +460,10 @@ static int select_all(runner *rn, eng_err *err)
     rn->xs = calloc(rn->s->nexps + 1, sizeof *rn->xs);
     if (!rn->xs)
         return eng_err_set(err, ENG_ENOMEM, "out of memory");
-    int k = 0;
+    int k = 0, matched = 0;
     for (size_t i = 0; i < rn->s->nexps; i++) {
         hx_suite_experiment *e = &rn->s->exps[i];
+        matched += selected(o, e);
         if (!selected(o, e) || !hx_suite_runner_in_shard(k++, o->shard_i, o->shard_n))
             continue;
         if (o->reps >= 1)
@@ -478,6 +479,13 @@ static int select_all(runner *rn, eng_err *err)
     }
     rn->out->declared = (int)rn->s->nexps;
     rn->out->selected = rn->n;
+    /* an empty run would become "latest" and hide the last real one */
+    if (!matched && o->filter && *o->filter)
+        return eng_err_set(err, ENG_EINVAL, "--filter '%s' matches none of the %d experiments"
+                           " of %s (labels: %s%s); nothing run, nothing stored", o->filter,
+                           (int)rn->s->nexps, rn->s->file,
+                           rn->s->nexps ? rn->s->exps[0].label : "none",
+                           rn->s->nexps > 1 ? ", ..." : "");
     return ENG_OK;
 }
 

@@ -538,3 +538,19 @@ TEST(explore_hint_runs_as_printed)
                    tu_mb(), suite, tst_path("h.db")) == 0);
     CHECK_CONTAINS(out, "explore it: moebench query --db ");
 }
+
+/* --filter matching nothing is an error (exit 2): no empty run is stored
+ * to become "latest". */
+TEST(filter_matching_nothing_exits_2)
+{
+    const char *suite = tu_write_text("n.lua", "suite{name='n'}\n"
+                                               "experiment{name='x', run=function() return {v=1} end}\n");
+    const char *db = tst_path("n.db");
+    char *err;
+    REQUIRE(tst_sh(NULL, NULL, "%s run %s --db %s -q", MB, suite, db) == 0);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s run %s --db %s -q --filter nosuch", MB, suite, db), 2);
+    CHECK_CONTAINS(err, "--filter 'nosuch' matches none of the 1 experiments");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from run"), "1");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s run %s --db %s --dry-run --filter nosuch", MB, suite,
+                        db), 2);
+}
