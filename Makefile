@@ -52,7 +52,7 @@ endif
 # Sources are found, not listed: a new file in a module folder joins the build.
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
 METRICS_SRC := $(sort $(wildcard metrics/*.c))
-HARNESS_SRC := $(sort $(filter-out harness/main.c,$(wildcard harness/*.c)))
+HARNESS_SRC := $(sort $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c)))
 # tests/fuzz/ holds libFuzzer targets (each defines LLVMFuzzerTestOneInput): not tests.
 TEST_SRC    := $(sort $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c)))
 
@@ -107,7 +107,7 @@ $(HARNESS_LIB): $(call obj,$(HARNESS_SRC)) $(BUILD)/obj/version.o
 
 LIBS := $(HARNESS_LIB) $(METRICS_LIB) $(ENGINE_LIB)
 
-$(BIN): $(call obj,harness/main.c) $(LIBS)
+$(BIN): $(call obj,harness/cli/main.c) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
@@ -165,7 +165,7 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBS)
 # Installation: the binary on PATH, the Lua modules suites `require`, the
 # suites, a man page made from the --help texts and bash completion. The
 # binary finds its modules and suites from its own location
-# (PREFIX/bin -> PREFIX/share/moebench, harness/datadir.h), so the tree can
+# (PREFIX/bin -> PREFIX/share/moebench, harness/suite/suite.h), so the tree can
 # be staged with DESTDIR and moved. `make install PREFIX=$HOME/.local`
 # needs no root.
 PREFIX  ?= /usr/local

@@ -7,6 +7,7 @@
 #ifndef MET_LRC_IMPL_H
 #define MET_LRC_IMPL_H
 
+#include "engine/formats.h"
 #include "metrics/lrc.h"
 
 /* LRU: the stack distance by counting last-use times over all experts (a
@@ -56,8 +57,10 @@ void met_lrc_ws_force(met_lrc_ws *ws, met_lrc_lru lru, met_lrc_walk walk, met_lr
 #define MET_LRC_SMALL_MAX_E 64
 #define MET_LRC_SMALL_MAX_CURVES 8
 
-/* Whether this CPU runs met_lrc_small_sample. */
-int met_lrc_small_available(void);
+/* Whether met_lrc_small_sample may run: the resolved path s
+ * (eng_simd_default, which reads MOEBENCH_SIMD) is AVX-512 and this CPU has
+ * the extra features (VBMI, VBMI2, BITALG) it uses. */
+int met_lrc_small_available(eng_simd s);
 
 typedef struct met_lrc_small_args {
     int ncurves;                                 /* 1..MET_LRC_SMALL_MAX_CURVES */
@@ -76,8 +79,8 @@ typedef struct met_lrc_small_args {
  * (T + 2) * T * k + 128 >= 2^31. */
 int met_lrc_small_sample(const met_lrc_small_args *a);
 
-/* Whether this CPU runs met_lrc_wide_sample (AVX-512 F). */
-int met_lrc_wide_available(void);
+/* Whether met_lrc_wide_sample may run: s is AVX-512 (AVX-512 F used). */
+int met_lrc_wide_available(eng_simd s);
 
 typedef struct met_lrc_wide_args {
     met_policy pol;           /* LFU, BELADY or FSF                          */
@@ -156,9 +159,8 @@ int met_lrc_wide_sample(const met_lrc_wide_args *a);
  * loads and stores whole blocks of 8). */
 #define MET_LRC_WIDE_PAD 8
 
-/* Whether this CPU runs met_lrc_wide2_sample (AVX2; not under
- * MOEBENCH_SIMD=scalar). */
-int met_lrc_wide2_available(void);
+/* Whether met_lrc_wide2_sample may run: s is AVX2 or better. */
+int met_lrc_wide2_available(eng_simd s);
 
 /* met_lrc_wide_sample with AVX2, 8 stack positions a step; st and sk hold
  * E + MET_LRC_WIDE_PAD entries. 0 (nothing done) in the same case. */

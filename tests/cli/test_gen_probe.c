@@ -5,12 +5,13 @@
  * drives the oracle policies and prefetcher (same tokens as the memory
  * run); the region table is in the JSON, covers the decode tokens, and an
  * unknown event is exit 2 naming it. */
-#include "engine/mkmodel.h"
 #include "engine/session.h"
 #include "metrics/counters.h"
 #include "metrics/regions.h"
 #include "metrics/trace.h"
 #include "tests/test.h"
+#include "tests/util/model_util.h"
+#include "tests/util/util.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -23,25 +24,13 @@
 
 static const char *model(void)
 {
-    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_Q8_0, .seed = 5,
-                          .router_locality = 0.5};
-    eng_err e;
-    const char *p = tst_path("m.gguf");
-    REQUIRE_MSG(eng_mkmodel_write(&o, p, &e) == ENG_OK, "%s", e.msg);
-    return p;
+    return tu_write_model("tiny-olmoe", "q8_0", 5, 0.5, "m.gguf");
 }
 
 static json_t *gen_json(const char *m, const char *extra)
 {
-    char *out, *err;
-    int rc = tst_sh(&out, &err, "%s generate -m '%s' --tokens " PROMPT " -n %d --ignore-eos "
-                                "--threads 2 --json %s",
-                    tst_moebench(), m, N_GEN, extra);
-    REQUIRE_MSG(rc == 0, "generate %s: %s", extra, err);
-    json_error_t je;
-    json_t *j = json_loads(out, 0, &je);
-    REQUIRE_MSG(j, "bad JSON: %s", je.text);
-    return j;
+    return tu_sh_json("%s generate -m '%s' --tokens " PROMPT " -n %d --ignore-eos --threads 2 "
+                      "--json %s", tst_moebench(), m, N_GEN, extra);
 }
 
 /* Routing events of one in-process run, by position: ids, weights, token. */
@@ -203,11 +192,7 @@ TEST(tracing_has_no_side_effects)
 {
     const char *types[] = {"q8_0", "q4_0", "f32"};
     for (int i = 0; i < 3; i++) {
-        eng_mkmodel_opts o = {.preset = "tiny-olmoe", .seed = 2, .router_locality = 0.5};
-        eng_err e = {0};
-        REQUIRE(eng_mkmodel_type_parse(types[i], &o.type) == 0);
-        const char *mp = tst_path("se.gguf");
-        REQUIRE_MSG(eng_mkmodel_write(&o, mp, &e) == 0, "%s", e.msg);
+        const char *mp = tu_write_model("tiny-olmoe", types[i], 2, 0.5, "se.gguf");
         json_t *plain = gen_json(mp, "--logits");
         char arg[700];
         snprintf(arg, sizeof arg, "--logits --trace '%s'", tst_path("se.json"));

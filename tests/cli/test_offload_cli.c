@@ -6,31 +6,21 @@
  * batches the trace records), for every architecture's tiny preset. */
 #include "engine/mkmodel.h"
 #include "tests/test.h"
+#include "tests/util/model_util.h"
+#include "tests/util/util.h"
 
 #include <jansson.h>
 #include <string.h>
 
 static const char *model(const char *preset)
 {
-    eng_mkmodel_opts o = {.preset = preset, .type = ENG_MK_Q8_0, .seed = 3,
-                          .router_locality = 0.5};
-    eng_err e;
-    const char *p = tst_path("m.gguf");
-    REQUIRE_MSG(eng_mkmodel_write(&o, p, &e) == ENG_OK, "%s", e.msg);
-    return p;
+    return tu_write_model(preset, "q8_0", 3, 0.5, "m.gguf");
 }
 
 static json_t *run_json(const char *fmt_args, const char *m, const char *extra)
 {
-    char *out, *err;
-    int rc = tst_sh(&out, &err, "%s generate -m '%s' --tokens 5,9,13,2 -n 8 --ignore-eos "
-                                "--threads 2 --json %s %s",
-                    tst_moebench(), m, fmt_args, extra ? extra : "");
-    REQUIRE_MSG(rc == 0, "generate %s: %s", fmt_args, err);
-    json_error_t je;
-    json_t *j = json_loads(out, 0, &je);
-    REQUIRE_MSG(j, "bad JSON: %s", je.text);
-    return j;
+    return tu_sh_json("%s generate -m '%s' --tokens 5,9,13,2 -n 8 --ignore-eos --threads 2 "
+                      "--json %s %s", tst_moebench(), m, fmt_args, extra ? extra : "");
 }
 
 static long long jint(json_t *o, const char *key)

@@ -6,6 +6,7 @@
  * and asks for; that Slurm runs it as asked is tests/slurm/run.sh
  * (`make test-slurm`, a real single-node cluster). */
 #include "tests/test.h"
+#include "tests/util/util.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -60,21 +61,6 @@ static const char *suite_file(void)
     return p;
 }
 
-static const char *cwd(void)
-{
-    char *c = tst_alloc(4096);
-    REQUIRE(getcwd(c, 4096));
-    return c;
-}
-
-/* The binary under test, as a path that works from the test's folder. */
-static const char *mb_abs(void)
-{
-    char *p = tst_alloc(8192);
-    snprintf(p, 8192, "%s%s%s", MB[0] == '/' ? "" : cwd(), MB[0] == '/' ? "" : "/", MB);
-    return p;
-}
-
 /* `moebench ARGS` in the test's folder, the fake Slurm first on PATH. */
 static int run_mb(char **out, char **err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -86,7 +72,7 @@ static int run_mb(char **out, char **err, const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     return tst_sh(out, err, "cd %s && PATH=%s " NOSLURM "%s %s", tst_tmpdir(), fake_slurm(),
-                  mb_abs(), args);
+                  tu_mb(), args);
 }
 #define RUN run_mb
 
@@ -103,15 +89,6 @@ static char *line(const char *s, int n)
         s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL;
     char *out = tst_alloc(4096);
     snprintf(out, 4096, "%.*s", s ? (int)strcspn(s, "\n") : 0, s ? s : "");
-    return out;
-}
-
-static char *q1(const char *db, const char *sql)
-{
-    char *out = NULL;
-    if (tst_sh(&out, NULL, "sqlite3 -batch -noheader %s \"%s\"", db, sql) != 0 || !out)
-        return "(error)";
-    out[strcspn(out, "\n")] = '\0';
     return out;
 }
 
@@ -231,8 +208,8 @@ TEST(submit_run_merge_resume)
     CHECK_CONTAINS(out, "log: ");
     CHECK_CONTAINS(out, "/o.slurm/log/shard-3.102.out");
     CHECK_CONTAINS(out, "2 of 3 shards are not ok");
-    CHECK_EQ_STR(q1(db, "select group_concat(name) from experiment"), "a");
-    CHECK_EQ_STR(q1(db, "select json_extract(cli, '$.slurm.node') || ' ' ||"
+    CHECK_EQ_STR(tu_q1(db, "select group_concat(name) from experiment"), "a");
+    CHECK_EQ_STR(tu_q1(db, "select json_extract(cli, '$.slurm.node') || ' ' ||"
                         " json_extract(cli, '$.slurm.job_id') || ' ' ||"
                         " json_extract(cli, '$.shard_i') from run"), "n1 201 1");
     CHECK_EQ_INT(RUN(&out, NULL, "run --slurm-status %s", dir), 1);
@@ -267,7 +244,7 @@ TEST(submit_run_merge_resume)
     CHECK_EQ_STR(line(calls(), 8), "");
     CHECK_EQ_INT(RUN(&out, NULL, "merge --slurm %s", dir), 0);
     CHECK_CONTAINS(out, "2 runs added (2 experiments)");
-    CHECK_EQ_STR(q1(db, "select group_concat(name) from (select name from experiment order"
+    CHECK_EQ_STR(tu_q1(db, "select group_concat(name) from (select name from experiment order"
                         " by name)"), "a,b,c");
     /* merging again adds nothing; nothing left to resume */
     CHECK_EQ_INT(RUN(&out, NULL, "merge --slurm %s", dir), 0);
@@ -293,7 +270,7 @@ TEST(failed_sbatch_cancels_and_leaves_no_submission)
     CHECK_CONTAINS(out, "prepare job 102, array job 103, merge job 104");
     /* no sbatch at all */
     CHECK_EQ_INT(tst_sh(NULL, &err, "cd %s && PATH=/nonexistent %s run %s --slurm --db p.db",
-                        tst_tmpdir(), mb_abs(), suite), 1);
+                        tst_tmpdir(), tu_mb(), suite), 1);
     CHECK_CONTAINS(err, "sbatch not found on PATH");
 }
 
@@ -308,8 +285,8 @@ TEST(prepare_and_shard_auto)
     CHECK_EQ_INT(tst_sh(&out, &err, "cd %s && " NOSLURM "SLURM_JOB_ID=9 SLURM_ARRAY_TASK_ID=11"
                         " SLURM_ARRAY_TASK_MIN=10 SLURM_ARRAY_TASK_MAX=12"
                         " SLURM_ARRAY_TASK_COUNT=3 %s run %s --shard auto --db a.db",
-                        tst_tmpdir(), mb_abs(), suite), 0);
-    CHECK_EQ_STR(q1(tst_path("a.db"), "select json_extract(cli, '$.shard_i') || '/' ||"
+                        tst_tmpdir(), tu_mb(), suite), 0);
+    CHECK_EQ_STR(tu_q1(tst_path("a.db"), "select json_extract(cli, '$.shard_i') || '/' ||"
                  " json_extract(cli, '$.shard_n') || ' ' || json_extract(cli, '$.slurm.job_id')"
                  " || ' ' || (select name from experiment) from run"), "2/3 9 b");
 }

@@ -18,7 +18,7 @@
 #include "engine/mkmodel.h"
 #include "engine/session.h"
 #include "tests/engine/gguf_edit.h"
-#include "tests/engine/model_util.h"
+#include "tests/util/model_util.h"
 #include "tests/engine/ref_forward.h"
 #include "tests/test.h"
 

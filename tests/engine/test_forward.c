@@ -21,7 +21,7 @@
  *   reference cannot reproduce bit for bit.
  */
 #include "engine/session.h"
-#include "tests/engine/model_util.h"
+#include "tests/util/model_util.h"
 #include "tests/engine/ref_forward.h"
 #include "tests/test.h"
 

@@ -14,7 +14,7 @@
 #include "engine/hooks.h"
 #include "engine/session.h"
 #include "tests/engine/gguf_edit.h"
-#include "tests/engine/model_util.h"
+#include "tests/util/model_util.h"
 #include "tests/engine/ref_forward.h"
 #include "tests/test.h"
 

@@ -7,7 +7,7 @@
 #include "engine/gguf.h"
 #include "engine/session.h"
 #include "engine/store.h"
-#include "tests/engine/model_util.h"
+#include "tests/util/model_util.h"
 #include "tests/engine/ref_forward.h"
 #include "tests/test.h"
 

@@ -1,10 +1,10 @@
 /* test_slurm_env.c — what a process reads from the Slurm job around it
  * (--shard auto, the placement a run records) and the shell-like split of
- * --sbatch-args (harness/slurm_env.c). Each test runs in its own process,
+ * --sbatch-args (harness/suite/slurm_env.c). Each test runs in its own process,
  * so setenv here touches no other test. */
 #include "tests/test.h"
 
-#include "harness/slurm.h"
+#include "harness/suite/suite.h"
 
 #include <stdlib.h>
 
@@ -28,7 +28,7 @@ TEST(shard_auto_maps_indices_from_min)
         array_env(ok[k].id, ok[k].min, ok[k].max, ok[k].count);
         int i = 0, n = 0;
         eng_err err = {0};
-        CHECK_EQ_INT(hx_slurm_shard_auto(&i, &n, &err), ENG_OK);
+        CHECK_EQ_INT(hx_suite_slurm_shard_auto(&i, &n, &err), ENG_OK);
         CHECK_MSG(i == ok[k].i && n == ok[k].n, "id %s of %s-%s: %d/%d, want %d/%d", ok[k].id,
                   ok[k].min, ok[k].max, i, n, ok[k].i, ok[k].n);
     }
@@ -49,7 +49,7 @@ TEST(shard_auto_refuses_what_it_cannot_map)
         array_env(bad[k].id, bad[k].min, bad[k].max, bad[k].count);
         int i = -7, n = -7;
         eng_err err = {0};
-        CHECK_EQ_INT(hx_slurm_shard_auto(&i, &n, &err), ENG_EINVAL);
+        CHECK_EQ_INT(hx_suite_slurm_shard_auto(&i, &n, &err), ENG_EINVAL);
         CHECK_CONTAINS(err.msg, bad[k].msg);
         CHECK(i == -7 && n == -7);
     }
@@ -58,14 +58,14 @@ TEST(shard_auto_refuses_what_it_cannot_map)
 TEST(placement_outside_and_inside_a_job)
 {
     unsetenv("SLURM_JOB_ID");
-    CHECK(hx_slurm_placement() == NULL);
+    CHECK(hx_suite_slurm_placement() == NULL);
     setenv("SLURM_JOB_ID", "1234", 1);
     setenv("SLURM_ARRAY_JOB_ID", "1230", 1);
     setenv("SLURM_ARRAY_TASK_ID", "4", 1);
     setenv("SLURMD_NODENAME", "node07", 1);
     setenv("SLURM_CLUSTER_NAME", "big", 1);
     unsetenv("SLURM_JOB_PARTITION");
-    json_t *p = hx_slurm_placement();
+    json_t *p = hx_suite_slurm_placement();
     REQUIRE(p);
     CHECK_EQ_INT(json_integer_value(json_object_get(p, "job_id")), 1234);
     CHECK_EQ_INT(json_integer_value(json_object_get(p, "array_job_id")), 1230);
@@ -80,7 +80,7 @@ static char *split_joined(const char *s, int *rc)
 {
     json_t *a = NULL;
     eng_err err = {0};
-    *rc = hx_slurm_split_args(s, &a, &err);
+    *rc = hx_suite_slurm_split_args(s, &a, &err);
     if (*rc)
         return tst_alloc(1);
     size_t i, len = 0;
@@ -111,10 +111,10 @@ TEST(split_args_like_a_shell)
     }
     json_t *a = NULL;
     eng_err err = {0};
-    CHECK_EQ_INT(hx_slurm_split_args("--x='open", &a, &err), ENG_EINVAL);
+    CHECK_EQ_INT(hx_suite_slurm_split_args("--x='open", &a, &err), ENG_EINVAL);
     CHECK_CONTAINS(err.msg, "unterminated ' quote");
     CHECK(a == NULL);
-    CHECK_EQ_INT(hx_slurm_split_args(NULL, &a, &err), ENG_OK);
+    CHECK_EQ_INT(hx_suite_slurm_split_args(NULL, &a, &err), ENG_OK);
     CHECK_EQ_INT(json_array_size(a), 0);
     json_decref(a);
 }

@@ -196,7 +196,7 @@ check "ci: each shard records its host, array job and task" [ "$(q "$B/ci.db" "
       and m.hostname = '$(hostname)'")" = 3 ]
 
 # Deterministic metrics: everything that is not a timing. Timing words are
-# moebench regress's (harness/compare.c, hx_cmp_metric_class).
+# moebench regress's (harness/db/compare.c, hx_cmp_metric_class).
 timing_words=" ms ns us s gbps wall cpu stall rss time latency flops bandwidth throughput "
 deterministic() {
     local m w
