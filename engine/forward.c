@@ -12,6 +12,8 @@
  */
 #include "engine/attn_impl.h"
 
+#include <string.h>
+
 static void embed_row(eng_session *s, int32_t token, float *dst)
 {
     eng_tref te = s->m->tok_embd;
@@ -20,13 +22,15 @@ static void embed_row(eng_session *s, int32_t token, float *dst)
     ENG_ASSERT(rc == ENG_OK); /* the type was checked at model open */
 }
 
-static void lm_head(eng_session *s, const float *x)
+/* logits[n_vocab] of hidden row x: the decode kernel for every row, batch
+ * or not, so a prefill row's head is the one token-by-token decode runs. */
+static void lm_head(eng_session *s, const float *x, float *logits)
 {
     eng_dec_buf *b = &s->dec;
     ENG_REGION_BEGIN(s, ENG_REGION_LM_HEAD);
     eng_rmsnorm(b->xn, x, s->m->output_norm->data, s->hp->n_embd, s->hp->eps);
     eng_xvec_prepare(s->kern, &b->xv_in, b->xn, s->hp->n_embd);
-    eng_mm_job j = eng_job_dec(eng_job_of(s->m->output), &b->xv_in, s->logits);
+    eng_mm_job j = eng_job_dec(eng_job_of(s->m->output), &b->xv_in, logits);
     eng_mm_decode(s, &j, 1);
     ENG_REGION_END(s, ENG_REGION_LM_HEAD);
 }
@@ -48,13 +52,14 @@ int eng_forward_token(eng_session *s, int32_t token, bool is_prefill, eng_err *e
         if (rc)
             return rc;
     }
-    lm_head(s, b->x);
+    lm_head(s, b->x, s->logits);
     ENG_HOOK(s->hooks, token_done, s->pos);
     s->pos++;
     return ENG_OK;
 }
 
-int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, eng_err *err)
+int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, int64_t first,
+                      float *out, eng_err *err)
 {
     eng_bat_buf *b = &s->bat;
     const int64_t d = s->hp->n_embd;
@@ -75,7 +80,13 @@ int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, eng_err 
         if (rc)
             return rc;
     }
-    lm_head(s, b->x + (T - 1) * d);
+    const int64_t nv = s->hp->n_vocab;
+    for (int64_t t = first; out && t < T; t++)
+        lm_head(s, b->x + t * d, out + (t - first) * nv);
+    if (out && first < T)
+        memcpy(s->logits, out + (T - 1 - first) * nv, (size_t)nv * sizeof *s->logits);
+    else
+        lm_head(s, b->x + (T - 1) * d, s->logits);
     for (int64_t t = 0; t < T; t++)
         ENG_HOOK(s->hooks, token_done, s->pos + t);
     s->pos += T;

@@ -248,15 +248,41 @@ static int check_tokens(const eng_session *s, const int32_t *tokens, int64_t n, 
     return ENG_OK;
 }
 
-int eng_session_eval(eng_session *s, const int32_t *tokens, int64_t n, eng_err *err)
+/* Chunks of n_batch; with out, the logits of tokens first.. as
+ * eng_session_eval_logits says (a chunk of one token runs the decode path,
+ * whose logits are already the decode head's). */
+static int eval_chunks(eng_session *s, const int32_t *tokens, int64_t n, int64_t first,
+                       float *out, eng_err *err)
 {
+    const int64_t nv = s->hp->n_vocab;
     int rc = check_tokens(s, tokens, n, err);
     for (int64_t i = 0; !rc && i < n; i += s->n_batch) {
         int64_t T = n - i < s->n_batch ? n - i : s->n_batch;
-        rc = T == 1 ? eng_forward_token(s, tokens[i], true, err)
-                    : eng_forward_batch(s, tokens + i, T, err);
+        int64_t f = first > i ? first - i : 0; /* first row wanted in this chunk */
+        float *o = out && f < T ? out + (i + f - first) * nv : NULL;
+        if (T > 1) {
+            rc = eng_forward_batch(s, tokens + i, T, f, o, err);
+        } else if (!(rc = eng_forward_token(s, tokens[i], true, err)) && o) {
+            memcpy(o, s->logits, (size_t)nv * sizeof *o);
+        }
     }
     return rc;
+}
+
+int eng_session_eval(eng_session *s, const int32_t *tokens, int64_t n, eng_err *err)
+{
+    return eval_chunks(s, tokens, n, 0, NULL, err);
+}
+
+int eng_session_eval_logits(eng_session *s, const int32_t *tokens, int64_t n, int64_t first,
+                            float *out, eng_err *err)
+{
+    if (!out || first < 0 || first >= n)
+        return eng_err_set(err, ENG_EINVAL,
+                           "logits from token %" PRId64 " of %" PRId64 ": need 0 <= first < n"
+                           " and an output buffer",
+                           first, n);
+    return eval_chunks(s, tokens, n, first, out, err);
 }
 
 int eng_session_decode(eng_session *s, int32_t token, eng_err *err)
