@@ -68,7 +68,7 @@ void met_quality_row_of(met_quality_row *r, const float *logits, int64_t n_vocab
                         int32_t target, int32_t *id_buf, float *lp_buf);
 
 /* KL(base || run) at one position (the convention above), and the run's
- * first maximum in *top1. lp_buf: scratch of n_vocab floats. */
+ * first maximum in *top1. lp_buf: scratch of n_vocab floats (not base->lp). */
 double met_quality_kl(const met_quality_row *base, const float *logits, int64_t n_vocab,
                       int32_t *top1, float *lp_buf);
 
