@@ -531,13 +531,9 @@ static void print_json(ppl_run *r)
     json_object_set_new(o, "model", json_pack("{s:s, s:s, s:I, s:I}", "path", r->a->model, "arch",
                                               hp->arch, "n_vocab", (json_int_t)hp->n_vocab,
                                               "bytes", (json_int_t)r->model_size));
+    /* "cache" and accesses/hits/misses; the prompt/decode split of generate
+     * does not apply: every stall counts as decode_stall_ms */
     hx_probe_offload_json(&r->a->off, o, r->chunk_ms, r->n_chunks);
-    const json_t *c = json_object_get(o, "cache");
-    if (c && r->eval_ms > 0)
-        json_object_set_new(o, "stall_share",
-                            json_real(json_number_value(json_object_get(c, "stall_ms")) / r->eval_ms));
-    if (c)
-        json_object_set_new(o, "hit_rate", json_real(json_number_value(json_object_get(c, "hit_rate"))));
     json_object_set_new(o, "directions", directions());
     json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fputc('\n', stdout);
