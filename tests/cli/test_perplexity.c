@@ -354,7 +354,8 @@ TEST(bad_input)
     bad("--tokens-file /nonexistent.ids", "-m '%s' --tokens-file /nonexistent.ids%s", m, "");
     const char *junk = tu_write_text("junk.ids", "1, 2, x");
     bad("token 2 ('x') is not an id", "-m '%s' --tokens-file '%s'", m, junk);
-    bad("--kl-against: /nonexistent.klbase: No such file", "-m '%s' --kl-against /nonexistent.klbase%s", m, "");
+    bad("--kl-against: /nonexistent.klbase: No such file",
+        "-m '%s' --kl-against /nonexistent.klbase%s", m, "");
     bad("not a moebench KL base file", "-m '%s' --kl-against '%s'", m, t);
     bad("another --ctx", "-m '%s' --ctx 16 --kl-against '%s'", m, base);
     bad("another model file", "-m '%s' --kl-against '%s'", o, base);
