@@ -378,3 +378,52 @@ TEST(bad_input)
     CHECK_CONTAINS(out, "Same top p: 100.000");
     CHECK_CONTAINS(out, "Final estimate: PPL = ");
 }
+
+/* A suite's command experiments running `perplexity --json`: the figures
+ * become samples with the output's directions, the cache becomes
+ * cache_stats rows, and the report gets its speed-vs-quality section. */
+TEST(suite_stores_quality_and_report)
+{
+    const char *m = tu_write_model("tiny-olmoe", "q8_0", 3, 0.5, "m.gguf");
+    const char *t = tokens_file("t.txt", 7), *base = tst_path("b.klbase");
+    char src[2000];
+    snprintf(src, sizeof src,
+             "suite{name='quality'}\n"
+             "experiment{name='base', argv={'perplexity', '-m', '%s', '--tokens-file', '%s',"
+             " '--ctx', '32', '--threads', '2', '--json', '--kl-base', '%s'}}\n"
+             "for _, p in ipairs{'lru', 'lfu'} do for _, c in ipairs{2, 6} do\n"
+             "  experiment{name='ppl', params={policy=p, cache_m=c}, argv={'perplexity', '-m',"
+             " '%s', '--ctx', '32', '--threads', '2', '--json', '--kl-against', '%s',"
+             " '--policy', p, '--cache-experts', tostring(c)}}\n"
+             "end end\n",
+             m, t, base, m, base);
+    const char *suite = tu_write_text("q.lua", src), *db = tst_path("q.db");
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "%s run %s --db %s -q", tu_mb(), suite, db) == 0, "%s", err);
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'ppl'"), "5");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'kl_mean' and value = 0"),
+                 "4");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'top1' and value = 1"),
+                 "4");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'hit_rate'"), "4");
+    CHECK_EQ_STR(tu_q1(db, "select count(distinct experiment_id) from series where metric = 'chunk_ms'"),
+                 "5");
+    CHECK_EQ_STR(tu_q1(db, "select group_concat(pattern || '=' || direction, ' ') from (select"
+                           " distinct pattern, direction from metric_direction where pattern in"
+                           " ('ppl', 'kl_*', 'top1') order by pattern)"),
+                 "kl_*=lower ppl=lower top1=higher");
+    /* the cache rows: the total and one per MoE layer (olmoe: 4) */
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from cache_stats where layer = -1"), "4");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from cache_stats where layer >= 0"), "16");
+    CHECK_EQ_STR(tu_q1(db, "select count(distinct value) from sample where metric = 'ppl'"), "1");
+    const char *md = tst_path("r.md");
+    REQUIRE(tst_sh(NULL, &err, "%s report --db %s -o %s", tu_mb(), db, md) == 0);
+    char *text = tst_read_file(md, NULL);
+    REQUIRE(text);
+    CHECK_CONTAINS(text, "## Speed and quality by policy");
+    CHECK_CONTAINS(text, "| policy | cache size | tokens/s | perplexity | KL mean |");
+    CHECK_CONTAINS(text, "| lfu | 6 | ");
+    CHECK_CONTAINS(text, " | 0 | 1 |\n"); /* lossless: KL 0, top-1 agreement 1 */
+    CHECK_CONTAINS(text, "![KL divergence vs tokens/s](r-quality.svg)");
+    CHECK(tst_read_file(tst_path("r-quality.svg"), NULL) != NULL);
+}
