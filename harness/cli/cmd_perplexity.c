@@ -255,8 +255,15 @@ static int load_tokens(ppl_run *r)
     eng_tokenizer *tok = NULL;
     int trc = eng_tokenizer_open_gguf(&tok, eng_model_gguf(r->m), &err);
     r->bos = !trc && eng_tokenizer_add_bos(tok) ? eng_tokenizer_bos(tok) : -1;
+    bool add_eos = false;
     int rc = 0;
-    if (!trc && a->file && eng_tokenizer_n_vocab(tok) != (size_t)r->n_vocab)
+    if (eng_gguf_has(eng_model_gguf(r->m), "tokenizer.ggml.add_eos_token") &&
+        !eng_gguf_get_bool(eng_model_gguf(r->m), "tokenizer.ggml.add_eos_token", &add_eos, &err) &&
+        add_eos) /* llama-perplexity asserts !llama_vocab_get_add_eos */
+        rc = hx_cli_fail(CMD, ENG_EUNSUPPORTED, "%s: the tokenizer adds EOS "
+                         "(tokenizer.ggml.add_eos_token): llama-perplexity refuses such files",
+                         a->model);
+    else if (!trc && a->file && eng_tokenizer_n_vocab(tok) != (size_t)r->n_vocab)
         rc = hx_cli_fail(CMD, ENG_EFORMAT, "%s: the vocabulary has %zu tokens, the model %" PRId64,
                          a->model, eng_tokenizer_n_vocab(tok), r->n_vocab);
     else if (trc && a->file)

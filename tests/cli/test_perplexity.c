@@ -371,6 +371,18 @@ TEST(bad_input)
     /* a model without a tokenizer cannot read a text */
     const char *l = tu_write_llama("l.gguf", &(tu_llama_opts){.n_expert = 4});
     bad("cannot tokenize", "-m '%s' -f '%s'", l, t);
+    /* a vocabulary that adds EOS: llama-perplexity asserts it does not */
+    size_t len;
+    char *bytes = tst_read_file(m, &len);
+    REQUIRE(bytes);
+    const char *key = "tokenizer.ggml.add_eos_token";
+    char *k = memmem(bytes, len, key, strlen(key));
+    REQUIRE(k && k[strlen(key)] == 7 && k[strlen(key) + 4] == 0); /* bool false */
+    k[strlen(key) + 4] = 1;
+    const char *eos = tst_path("eos.gguf");
+    FILE *f = fopen(eos, "wb");
+    REQUIRE(f && fwrite(bytes, 1, len, f) == len && fclose(f) == 0);
+    bad("adds EOS", "-m '%s' --tokens-file '%s'", eos, t);
     /* the same base, complete and right, is accepted without a text */
     char *out;
     CHECK_EQ_INT(tst_sh(&out, NULL, "%s perplexity -m '%s' --kl-against '%s' --threads 2", tu_mb(),
