@@ -35,6 +35,38 @@ static void lm_head(eng_session *s, const float *x, float *logits)
     ENG_REGION_END(s, ENG_REGION_LM_HEAD);
 }
 
+/* The head of batch rows first..T-1 (hidden states X [T][n_embd]) into
+ * out[(t - first) * n_vocab]: for each row exactly lm_head's computation
+ * (RMSNorm, the input prepared the same way, the format's matvec on the
+ * same 16-row tiles of the output matrix, so bit for bit the same), but one
+ * block of about 256 KiB of the matrix at a time for every row, so a block is
+ * read from memory once per batch rather than once per row. */
+static void lm_head_rows(eng_session *s, const float *X, int64_t first, int64_t T, float *out)
+{
+    const int64_t d = s->hp->n_embd, nv = s->hp->n_vocab, n = T - first;
+    float *xn = s->bat.xn; /* [T][d], free after the last layer */
+    ENG_REGION_BEGIN(s, ENG_REGION_LM_HEAD);
+    for (int64_t t = 0; t < n; t++) {
+        eng_rmsnorm(xn + t * d, X + (first + t) * d, s->m->output_norm->data, d, s->hp->eps);
+        eng_xvec_prepare(s->kern, &s->head_xv[t], xn + t * d, d);
+    }
+    const eng_mm_job w = eng_job_of(s->m->output);
+    int64_t R = (int64_t)((256u << 10) / w.row_bytes) / ENG_MV_ROWS * ENG_MV_ROWS;
+    R = R < ENG_MV_ROWS ? ENG_MV_ROWS : R; /* a multiple of the tile: the same tiles */
+    for (int64_t r0 = 0; r0 < nv; r0 += R) {
+        eng_mm_job blk = w;
+        blk.w = (const char *)w.w + (uint64_t)r0 * w.row_bytes;
+        blk.n_out = nv - r0 < R ? nv - r0 : R;
+        for (int64_t t0 = 0; t0 < n; t0 += s->max_jobs) {
+            int nj = (int)(n - t0 < s->max_jobs ? n - t0 : s->max_jobs);
+            for (int j = 0; j < nj; j++)
+                s->head_jobs[j] = eng_job_dec(blk, &s->head_xv[t0 + j], out + (t0 + j) * nv + r0);
+            eng_mm_decode(s, s->head_jobs, nj);
+        }
+    }
+    ENG_REGION_END(s, ENG_REGION_LM_HEAD);
+}
+
 int eng_forward_token(eng_session *s, int32_t token, bool is_prefill, eng_err *err)
 {
     eng_dec_buf *b = &s->dec;
@@ -81,8 +113,8 @@ int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, int64_t 
             return rc;
     }
     const int64_t nv = s->hp->n_vocab;
-    for (int64_t t = first; out && t < T; t++)
-        lm_head(s, b->x + t * d, out + (t - first) * nv);
+    if (out && first < T)
+        lm_head_rows(s, b->x, first, T, out);
     if (out && first < T)
         memcpy(s->logits, out + (T - 1 - first) * nv, (size_t)nv * sizeof *s->logits);
     else

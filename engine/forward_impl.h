@@ -89,6 +89,9 @@ struct eng_session {
     int max_jobs;                /* 2 * max(E, k + 1) + 8                   */
     eng_dec_buf dec;
     eng_bat_buf bat;
+    eng_xvec *head_xv;           /* [n_batch] prepared inputs of the head rows
+                                    (eval_logits; allocated on its first call) */
+    eng_mm_job *head_jobs;       /* [max_jobs] their jobs on one weight block */
 };
 
 #define ENG_REGION_BEGIN(s, r) ENG_HOOK((s)->hooks, region_begin, r)

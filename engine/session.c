@@ -161,6 +161,30 @@ fail:
     return rc;
 }
 
+static void free_head(eng_session *s)
+{
+    for (int64_t t = 0; s->head_xv && t < s->n_batch; t++)
+        eng_xvec_free(&s->head_xv[t]);
+    free(s->head_xv);
+    free(s->head_jobs);
+    s->head_xv = NULL;
+    s->head_jobs = NULL;
+}
+
+/* The buffers of the blocked head (forward.c lm_head_rows), on the first
+ * eval_logits: sessions that never ask for rows do not pay for them. */
+static bool alloc_head(eng_session *s)
+{
+    s->head_xv = calloc((size_t)s->n_batch, sizeof *s->head_xv);
+    s->head_jobs = calloc((size_t)s->max_jobs, sizeof *s->head_jobs);
+    bool ok = s->head_xv && s->head_jobs;
+    for (int64_t t = 0; ok && t < s->n_batch; t++)
+        ok = eng_xvec_init(&s->head_xv[t], s->hp->n_embd, NULL) == ENG_OK;
+    if (!ok)
+        free_head(s);
+    return ok;
+}
+
 static void free_bufs(eng_session *s)
 {
     eng_dec_buf *d = &s->dec;
@@ -172,6 +196,7 @@ static void free_bufs(eng_session *s)
                     s->rope_cs_swa != s->rope_cs ? s->rope_cs_swa : NULL};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
+    free_head(s);
     eng_xvec_free(&d->xv_in);
     eng_xvec_free(&d->xv_pg);
     if (d->xv_h)
@@ -282,6 +307,9 @@ int eng_session_eval_logits(eng_session *s, const int32_t *tokens, int64_t n, in
                            "logits from token %" PRId64 " of %" PRId64 ": need 0 <= first < n"
                            " and an output buffer",
                            first, n);
+    if (!s->head_xv && !alloc_head(s))
+        return eng_err_set(err, ENG_ENOMEM, "session: out of memory for %" PRId64 " logits rows",
+                           s->n_batch);
     return eval_chunks(s, tokens, n, first, out, err);
 }
 

@@ -14,7 +14,10 @@
  *    (REF_ACT_Q8_HEAD: exact layers, Q8_0 input to the head) with
  *    test_forward.c's block-type bound (1e-3), the way test_forward.c
  *    checks the last row of a prefill;
- *  - n_batch = 1: every token takes the decode path, bit-identical to it.
+ *  - n_batch = 1: every token takes the decode path, bit-identical to it;
+ *  - the rows' head (one block of the output matrix at a time for all rows)
+ *    is the per-row head bit for bit: a batch's last row equals the logits
+ *    eng_session_eval leaves, which run the per-row head on the same state.
  */
 #include "engine/session.h"
 #include "tests/engine/ref_forward.h"
@@ -165,4 +168,39 @@ TEST(eval_logits_errors)
     CHECK_EQ_INT(eng_session_pos(s), 0);
     eng_session_free(s);
     eng_model_free(m);
+}
+
+/* The blocked head of eval_logits against the per-row head of eval on the
+ * same batch: bit for bit, for every format of the output matrix, with
+ * several blocks (tiny-k f32: 512 rows of 1 KiB = 2 blocks) and more rows
+ * than one dispatch takes (40 > max_jobs). */
+static void check_head(const char *preset, const char *type)
+{
+    eng_model *m = tu_open(tu_write_preset(preset, type, "h.gguf"));
+    const int64_t nv = eng_model_hparams(m)->n_vocab;
+    int32_t t[N];
+    tokens(t);
+    for (int n = 2; n <= N; n += 19) {
+        eng_session *a = tu_session(m, 2, 64, 0), *b = tu_session(m, 2, 64, 0);
+        eng_err e = {0};
+        float *out = tst_alloc((size_t)n * (size_t)nv * sizeof *out);
+        REQUIRE(eng_session_eval(a, t, n, &e) == 0);
+        REQUIRE_MSG(eng_session_eval_logits(b, t, n, 0, out, &e) == 0, "%s", e.msg);
+        CHECK_MSG(memcmp(eng_session_logits(a), out + (size_t)(n - 1) * nv,
+                         (size_t)nv * sizeof *out) == 0,
+                  "%s %s, %d rows: blocked head differs from the per-row head", preset, type, n);
+        eng_session_free(a);
+        eng_session_free(b);
+    }
+    eng_model_free(m);
+}
+
+TEST(blocked_head_is_the_per_row_head)
+{
+    static const char *const types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q5_0"};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        check_head("tiny-qwen2moe", types[i]);
+    check_head("tiny-k-olmoe", "f32");
+    check_head("tiny-k-mixtral", "q4_k_m"); /* q6_K output */
+    check_head("tiny-k-qwen3moe", "q4_k");
 }
