@@ -605,6 +605,11 @@ static int run(ppl_run *r)
         rc = plan_chunks(r);
     if (!rc)
         rc = open_session(r);
+    if (!rc && r->br && met_quality_base_info_of(r->br)->n_batch != r->n_batch)
+        fprintf(stderr, "perplexity: the base ran in batches of %" PRId64 ", this run in batches"
+                        " of %" PRId64 ": their logits differ by the prefill-vs-decode difference,"
+                        " so even a lossless run has KL above 0 (docs/quality.md)\n",
+                met_quality_base_info_of(r->br)->n_batch, r->n_batch);
     if (!rc)
         rc = alloc_run(r);
     if (!rc && a->kl_base)

@@ -389,6 +389,11 @@ TEST(bad_input)
                         m, base), 0);
     CHECK_CONTAINS(out, "Same top p: 100.000");
     CHECK_CONTAINS(out, "Final estimate: PPL = ");
+    /* batched otherwise than the base: said on stderr, KL above 0 */
+    char *err;
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s perplexity -m '%s' --kl-against '%s' --batch 4 --threads 2"
+                        " --json", tu_mb(), m, base), 0);
+    CHECK_CONTAINS(err, "the base ran in batches of 32, this run in batches of 4");
 }
 
 /* A suite's command experiments running `perplexity --json`: the figures
