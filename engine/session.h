@@ -62,7 +62,9 @@ int eng_session_eval(eng_session *s, const int32_t *tokens, int64_t n, eng_err *
  * n_batch = 1), and is bit-identical for any thread count. The head costs
  * one matvec over the output matrix per row: evaluate in pieces to bound
  * the buffer (eng_session_eval for the rows not wanted). ENG_EINVAL when
- * first is not in [0, n) or out is NULL; other errors as eng_session_eval. */
+ * first is not in [0, n) or out is NULL; ENG_ENOMEM when the first call
+ * cannot allocate the head's n_batch prepared inputs; other errors as
+ * eng_session_eval. */
 int eng_session_eval_logits(eng_session *s, const int32_t *tokens, int64_t n, int64_t first,
                             float *out, eng_err *err);
 /* One decode step for `token` at position pos (is_prefill = 0). */

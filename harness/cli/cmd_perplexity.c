@@ -107,12 +107,13 @@ typedef struct ppl_run {
     met_quality_base_writer *bw;
     met_quality_base_reader *br;
     met_quality_kl_acc kl;
-    float *rows;                 /* [n_batch][n_vocab] one batch's logits   */
+    float *rows;                 /* [min(n_batch, n_ctx - first)][n_vocab]:
+                                    the scored rows of one batch            */
     int32_t *ids;                /* [n_vocab] scratch for base rows         */
     float *lp;                   /* [n_vocab]                               */
     int32_t *chunk;              /* [n_ctx] the chunk as evaluated          */
     double *chunk_ms;            /* [n_chunks] evaluation time per chunk    */
-    double eval_ms, ppl_at_chunk_end;
+    double eval_ms;              /* engine time of every chunk */
     uint64_t model_size;
 } ppl_run;
 
@@ -444,14 +445,16 @@ static int run_chunk(ppl_run *r, int64_t c)
 static int alloc_run(ppl_run *r)
 {
     const size_t nv = (size_t)r->n_vocab;
-    r->rows = malloc((size_t)r->n_batch * nv * sizeof *r->rows);
+    /* one eval_logits call returns at most this many rows */
+    const int64_t n_rows = r->n_batch < r->n_ctx - r->first ? r->n_batch : r->n_ctx - r->first;
+    r->rows = malloc((size_t)n_rows * nv * sizeof *r->rows);
     r->ids = malloc(nv * sizeof *r->ids);
     r->lp = malloc(nv * sizeof *r->lp);
     r->chunk = malloc((size_t)r->n_ctx * sizeof *r->chunk);
     r->chunk_ms = calloc((size_t)r->n_chunks, sizeof *r->chunk_ms);
     if (!r->rows || !r->ids || !r->lp || !r->chunk || !r->chunk_ms)
         return hx_cli_fail(CMD, ENG_ENOMEM, "out of memory for %" PRId64 " rows of %" PRId64
-                           " logits", r->n_batch, r->n_vocab);
+                           " logits", n_rows, r->n_vocab);
     return 0;
 }
 
