@@ -170,6 +170,7 @@ static int parse_args(int argc, char **argv, ppl_args *a)
     };
     *a = (ppl_args){.ctx = 0};
     hx_probe_offload_init(&a->off);
+    a->off.cmd = CMD;
     int c, rc = 0;
     opterr = 0;
     while (!rc && (c = getopt_long(argc, argv, "+hm:f:", lo, NULL)) != -1)
