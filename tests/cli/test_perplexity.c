@@ -369,8 +369,8 @@ TEST(bad_input)
     bad("--chunks 1", "-m '%s' %s", m, a);
     bad("unknown option", "-m '%s' --frobnicate%s", m, "");
     bad("moebench perplexity: --policy: unknown policy 'nope'", "-m '%s' --policy nope%s", m, "");
-    bad("moebench perplexity: offloading options need a cache size", "-m '%s' --tier link%s", m,
-        "");
+    bad("moebench perplexity: offloading options need a cache size",
+        "-m '%s' --tier link --tokens-file '%s'", m, t);
     /* a model without a tokenizer cannot read a text */
     const char *l = tu_write_llama("l.gguf", &(tu_llama_opts){.n_expert = 4});
     bad("cannot tokenize", "-m '%s' -f '%s'", l, t);
