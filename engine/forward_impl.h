@@ -89,6 +89,9 @@ struct eng_session {
     int max_jobs;                /* 2 * max(E, k + 1) + 8                   */
     eng_dec_buf dec;
     eng_bat_buf bat;
+    eng_xvec *head_xv;           /* [n_batch] prepared inputs of the head rows
+                                    (eval_logits; allocated on its first call) */
+    eng_mm_job *head_jobs;       /* [max_jobs] their jobs on one weight block */
 };
 
 #define ENG_REGION_BEGIN(s, r) ENG_HOOK((s)->hooks, region_begin, r)
@@ -145,7 +148,10 @@ int eng_ffn_batch(eng_session *s, int il, const int32_t *tokens, int64_t T, eng_
 
 /* One token at position s->pos through every layer, then the logits. */
 int eng_forward_token(eng_session *s, int32_t token, bool is_prefill, eng_err *err);
-/* T <= n_batch tokens at positions s->pos.. ; logits of the last one. */
-int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, eng_err *err);
+/* T <= n_batch tokens at positions s->pos.. ; s->logits: those of the last
+ * one. With out != NULL also the logits of tokens first..T-1 into
+ * out[(t - first) * n_vocab] (first < T; each by the decode head). */
+int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, int64_t first,
+                      float *out, eng_err *err);
 
 #endif

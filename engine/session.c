@@ -161,6 +161,30 @@ fail:
     return rc;
 }
 
+static void free_head(eng_session *s)
+{
+    for (int64_t t = 0; s->head_xv && t < s->n_batch; t++)
+        eng_xvec_free(&s->head_xv[t]);
+    free(s->head_xv);
+    free(s->head_jobs);
+    s->head_xv = NULL;
+    s->head_jobs = NULL;
+}
+
+/* The buffers of the blocked head (forward.c lm_head_rows), on the first
+ * eval_logits: sessions that never ask for rows do not pay for them. */
+static bool alloc_head(eng_session *s)
+{
+    s->head_xv = calloc((size_t)s->n_batch, sizeof *s->head_xv);
+    s->head_jobs = calloc((size_t)s->max_jobs, sizeof *s->head_jobs);
+    bool ok = s->head_xv && s->head_jobs;
+    for (int64_t t = 0; ok && t < s->n_batch; t++)
+        ok = eng_xvec_init(&s->head_xv[t], s->hp->n_embd, NULL) == ENG_OK;
+    if (!ok)
+        free_head(s);
+    return ok;
+}
+
 static void free_bufs(eng_session *s)
 {
     eng_dec_buf *d = &s->dec;
@@ -172,6 +196,7 @@ static void free_bufs(eng_session *s)
                     s->rope_cs_swa != s->rope_cs ? s->rope_cs_swa : NULL};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
+    free_head(s);
     eng_xvec_free(&d->xv_in);
     eng_xvec_free(&d->xv_pg);
     if (d->xv_h)
@@ -248,15 +273,44 @@ static int check_tokens(const eng_session *s, const int32_t *tokens, int64_t n, 
     return ENG_OK;
 }
 
-int eng_session_eval(eng_session *s, const int32_t *tokens, int64_t n, eng_err *err)
+/* Chunks of n_batch; with out, the logits of tokens first.. as
+ * eng_session_eval_logits says (a chunk of one token runs the decode path,
+ * whose logits are already the decode head's). */
+static int eval_chunks(eng_session *s, const int32_t *tokens, int64_t n, int64_t first,
+                       float *out, eng_err *err)
 {
+    const int64_t nv = s->hp->n_vocab;
     int rc = check_tokens(s, tokens, n, err);
     for (int64_t i = 0; !rc && i < n; i += s->n_batch) {
         int64_t T = n - i < s->n_batch ? n - i : s->n_batch;
-        rc = T == 1 ? eng_forward_token(s, tokens[i], true, err)
-                    : eng_forward_batch(s, tokens + i, T, err);
+        int64_t f = first > i ? first - i : 0; /* first row wanted in this chunk */
+        float *o = out && f < T ? out + (i + f - first) * nv : NULL;
+        if (T > 1) {
+            rc = eng_forward_batch(s, tokens + i, T, f, o, err);
+        } else if (!(rc = eng_forward_token(s, tokens[i], true, err)) && o) {
+            memcpy(o, s->logits, (size_t)nv * sizeof *o);
+        }
     }
     return rc;
+}
+
+int eng_session_eval(eng_session *s, const int32_t *tokens, int64_t n, eng_err *err)
+{
+    return eval_chunks(s, tokens, n, 0, NULL, err);
+}
+
+int eng_session_eval_logits(eng_session *s, const int32_t *tokens, int64_t n, int64_t first,
+                            float *out, eng_err *err)
+{
+    if (!out || first < 0 || first >= n)
+        return eng_err_set(err, ENG_EINVAL,
+                           "logits from token %" PRId64 " of %" PRId64 ": need 0 <= first < n"
+                           " and an output buffer",
+                           first, n);
+    if (!s->head_xv && !alloc_head(s))
+        return eng_err_set(err, ENG_ENOMEM, "session: out of memory for %" PRId64 " logits rows",
+                           s->n_batch);
+    return eval_chunks(s, tokens, n, first, out, err);
 }
 
 int eng_session_decode(eng_session *s, int32_t token, eng_err *err)

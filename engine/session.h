@@ -52,6 +52,21 @@ void eng_session_free(eng_session *s);
  * those of the last token. ENG_EINVAL for a token id out of range or n < 1;
  * ENG_ESTATE when the KV cache would overflow (nothing is evaluated then). */
 int eng_session_eval(eng_session *s, const int32_t *tokens, int64_t n, eng_err *err);
+/* eng_session_eval that also keeps the logits of every token from index
+ * `first` on: out[(i - first) * n_vocab + v] for i in [first, n) are the
+ * logits after tokens[i] (its prediction of token i + 1); out holds
+ * (n - first) * n_vocab floats. Each row runs the decode head (RMSNorm,
+ * the activation prepared as decode prepares it, the format's matvec
+ * kernel), so it equals token-by-token decode at that position within the
+ * prefill-vs-decode difference of the hidden state (bit-identical with
+ * n_batch = 1), and is bit-identical for any thread count. The head costs
+ * one matvec over the output matrix per row: evaluate in pieces to bound
+ * the buffer (eng_session_eval for the rows not wanted). ENG_EINVAL when
+ * first is not in [0, n) or out is NULL; ENG_ENOMEM when the first call
+ * cannot allocate the head's n_batch prepared inputs; other errors as
+ * eng_session_eval. */
+int eng_session_eval_logits(eng_session *s, const int32_t *tokens, int64_t n, int64_t first,
+                            float *out, eng_err *err);
 /* One decode step for `token` at position pos (is_prefill = 0). */
 int eng_session_decode(eng_session *s, int32_t token, eng_err *err);
 

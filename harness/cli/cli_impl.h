@@ -5,6 +5,7 @@
 
 int hx_cli_cmd_events(int argc, char **argv);
 int hx_cli_cmd_generate(int argc, char **argv);
+int hx_cli_cmd_perplexity(int argc, char **argv);
 int hx_cli_cmd_bench_sys(int argc, char **argv);
 int hx_cli_cmd_info(int argc, char **argv);
 int hx_cli_cmd_tokenize(int argc, char **argv);

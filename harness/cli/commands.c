@@ -7,6 +7,7 @@
 const hx_cli_command hx_cli_commands[] = {
     {"events", "list PAPI/libpfm4 events and whether each can be counted here", hx_cli_cmd_events},
     {"generate", "run a GGUF model on a prompt: text, tokens, prefill/decode speed", hx_cli_cmd_generate},
+    {"perplexity", "perplexity of a model on a text (llama-perplexity's way), KL against a base", hx_cli_cmd_perplexity},
     {"bench-sys", "measure memory read bandwidth and OpenBLAS sgemm FLOP/s here", hx_cli_cmd_bench_sys},
     {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cli_cmd_info},
     {"tokenize", "a text through a GGUF file's tokenizer: ids and pieces", hx_cli_cmd_tokenize},

@@ -2,7 +2,8 @@
  * report.c — one run as a readable document (`moebench report`): its
  * header (suite, times, machine, build), a table of experiments with their
  * main metrics, and when the run has them a policy x cache-size section
- * (policy_cache view) and a routing-consistency section (routing_metric,
+ * (policy_cache view), a speed-vs-quality section (perplexity experiments
+ * that name a policy) and a routing-consistency section (routing_metric,
  * model-wide rows), each with SVG line charts (report_svg.c).
  *
  * One writer serves both formats: a `doc` holds the format and the
@@ -501,6 +502,68 @@ static int policies(doc *d)
     return rc ? d_fail(d) : ENG_OK;
 }
 
+/* ---- speed and quality per policy (perplexity experiments) ---- */
+
+/* Columns: line name, cache size, tokens/s, ppl, kl_mean, top1. */
+static const char quality_sql[] =
+    "SELECT CAST(p.policy AS TEXT) || CASE WHEN p.prefetch IS NULL THEN ''"
+    " ELSE ' prefetch=' || CAST(p.prefetch AS TEXT) END, p.cache_size, p.tokens_per_s,"
+    " q.mean, k.mean, t.mean FROM policy_cache p"
+    " LEFT JOIN summary q ON q.experiment_id = p.experiment_id AND q.metric = 'ppl'"
+    " LEFT JOIN summary k ON k.experiment_id = p.experiment_id AND k.metric = 'kl_mean'"
+    " LEFT JOIN summary t ON t.experiment_id = p.experiment_id AND t.metric = 'top1'"
+    " WHERE p.run_id = ?1 AND q.mean IS NOT NULL ORDER BY p.experiment_id";
+
+static void fmt_cell(char *buf, size_t cap, double v)
+{
+    snprintf(buf, cap, isfinite(v) ? "%.6g" : "-", v);
+}
+
+/* A table of every perplexity experiment that names a policy, and a chart
+ * of KL (or perplexity, without a base) against tokens/s: one line per
+ * policy through its cache sizes. */
+static int quality(doc *d)
+{
+    sqlite3_stmt *st = query(d, quality_sql);
+    if (!st)
+        return d_fail(d);
+    static const char *const cols[] = {"policy", "cache size", "tokens/s", "perplexity",
+                                       "KL mean", "top-1 agreement"};
+    lines ls = {0};
+    int n = 0, rc = 0, kl = 0;
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        if (n++ == 0) {
+            heading(d, 2, "Speed and quality by policy");
+            para(d, "Perplexity experiments (moebench perplexity): tokens/s of their evaluation,"
+                    " perplexity, and against a base run the mean KL divergence and the share"
+                    " of positions whose most likely token agrees (docs/quality.md).");
+            tbl_head(d, cols, 6);
+        }
+        char buf[5][64], *cells[6] = {(char *)col(st, 0)};
+        for (int i = 0; i < 5; i++) {
+            fmt_cell(buf[i], sizeof buf[i], col_num(st, i + 1));
+            cells[i + 1] = buf[i];
+        }
+        tbl_row(d, cells, 6);
+        kl |= isfinite(col_num(st, 4));
+        double x = col_num(st, 2);
+        if (isfinite(x))
+            rc = lines_add(&ls, col(st, 0), x, col_num(st, 4), col_num(st, 3)) < 0;
+    }
+    sqlite3_finalize(st);
+    if (n)
+        tbl_end(d);
+    if (!rc && ls.n) {
+        for (size_t i = 0; i < ls.n; i++)
+            line_sort(&ls.l[i]);
+        line_chart(d, &ls, kl ? 0 : 1, "quality", kl ? "KL divergence vs tokens/s"
+                                                     : "Perplexity vs tokens/s",
+                   "tokens/s", kl ? "KL mean" : "perplexity");
+    }
+    lines_free(&ls);
+    return rc ? d_fail(d) : ENG_OK;
+}
+
 /* ---- routing consistency (routing_metric, layer -1) ---- */
 
 static const char *basename_of(const char *p)
@@ -633,6 +696,8 @@ int hx_db_report_write(FILE *f, sqlite3 *db, int64_t run, const hx_db_report_opt
         rc = failures(d);
     if (!rc)
         rc = policies(d);
+    if (!rc)
+        rc = quality(d);
     if (!rc)
         rc = routing(d);
     if (d->skipped_charts)

@@ -54,6 +54,7 @@ void hx_probe_offload_init(hx_probe_offload *x)
 {
     memset(x, 0, sizeof *x);
     x->o = eng_tiered_defaults();
+    x->cmd = "generate";
 }
 
 bool hx_probe_offload_private_dense(const hx_probe_offload *x)
@@ -65,13 +66,13 @@ static int parse_cache(hx_probe_offload *x, int code, const char *arg)
 {
     if (code == HX_PROBE_OFF_CACHE_EXPERTS) {
         int64_t n;
-        int rc = hx_cli_parse_i64("generate", "--cache-experts", arg, 1, 1 << 24, &n);
+        int rc = hx_cli_parse_i64(x->cmd, "--cache-experts", arg, 1, 1 << 24, &n);
         x->o.cache_experts = (uint32_t)n;
         x->cache_set = true;
         return rc;
     }
     double mb;
-    int rc = hx_cli_parse_double("generate", "--cache-mb", arg, 1e-6, 1e9, &mb);
+    int rc = hx_cli_parse_double(x->cmd, "--cache-mb", arg, 1e-6, 1e9, &mb);
     x->o.cache_bytes = (uint64_t)(mb * 1048576.0);
     x->o.cache_experts = 0;
     x->cache_set = true;
@@ -83,19 +84,19 @@ static int parse_link(hx_probe_offload *x, int code, const char *arg)
     x->link_set = true;
     x->o.tier = ENG_TIER_LINK;
     if (code == HX_PROBE_OFF_LINK_GBPS)
-        return hx_cli_parse_double("generate", "--link-gbps", arg, 1e-6, 1e5, &x->o.link_gbps);
+        return hx_cli_parse_double(x->cmd, "--link-gbps", arg, 1e-6, 1e5, &x->o.link_gbps);
     if (code == HX_PROBE_OFF_LINK_COPY) {
         if (strcmp(arg, "copy") && strcmp(arg, "map"))
-            return hx_cli_usage_error("generate", "--link-copy: '%s' is not copy or map", arg);
+            return hx_cli_usage_error(x->cmd, "--link-copy: '%s' is not copy or map", arg);
         x->o.link_mode = strcmp(arg, "map") ? ENG_LINK_COPY : ENG_LINK_MAP;
         return 0;
     }
     if (code == HX_PROBE_OFF_LINK_LAT)
-        return hx_cli_parse_double("generate", "--link-latency-us", arg, 0, 1e7,
+        return hx_cli_parse_double(x->cmd, "--link-latency-us", arg, 0, 1e7,
                                &x->o.link_latency_us);
     const eng_link_preset *p = eng_link_preset_find(arg);
     if (!p)
-        return hx_cli_usage_error("generate",
+        return hx_cli_usage_error(x->cmd,
                               "--link: unknown preset '%s' (pcie4x16, pcie5x16, nvme, ufs4)", arg);
     x->o.link_gbps = p->gbps;
     x->o.link_latency_us = p->latency_us;
@@ -112,12 +113,12 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
             x->lua = NULL;
             int rc = hx_probe_lua_policy_load(&x->lua, hx_probe_lua_policy_path(arg), &err);
             if (rc)
-                return hx_cli_fail("generate", rc == ENG_EIO ? ENG_EINVAL : rc, "--policy: %s",
+                return hx_cli_fail(x->cmd, rc == ENG_EIO ? ENG_EINVAL : rc, "--policy: %s",
                                err.msg);
             x->o.policy_ops = hx_probe_lua_policy_ops(x->lua);
             x->o.policy_user = hx_probe_lua_policy_user(x->lua);
         } else if (!eng_policy_find(arg)) {
-            return hx_cli_usage_error("generate", "--policy: unknown policy '%s'", arg);
+            return hx_cli_usage_error(x->cmd, "--policy: unknown policy '%s'", arg);
         } else {
             x->o.policy_ops = NULL;
         }
@@ -127,12 +128,12 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
     case HX_PROBE_OFF_CACHE_MB: return parse_cache(x, code, arg);
     case HX_PROBE_OFF_SCOPE:
         if (strcmp(arg, "global") && strcmp(arg, "layer"))
-            return hx_cli_usage_error("generate", "--cache-scope: '%s' is not global or layer", arg);
+            return hx_cli_usage_error(x->cmd, "--cache-scope: '%s' is not global or layer", arg);
         x->o.scope = strcmp(arg, "layer") ? ENG_SCOPE_GLOBAL : ENG_SCOPE_LAYER;
         return 0;
     case HX_PROBE_OFF_TIER:
         if (strcmp(arg, "file") && strcmp(arg, "link"))
-            return hx_cli_usage_error("generate", "--tier: '%s' is not file or link", arg);
+            return hx_cli_usage_error(x->cmd, "--tier: '%s' is not file or link", arg);
         x->o.tier = strcmp(arg, "link") ? ENG_TIER_FILE : ENG_TIER_LINK;
         return 0;
     case HX_PROBE_OFF_LINK:
@@ -147,23 +148,23 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
         else if (!strcmp(arg, "pregate"))
             x->o.prefetch = ENG_PREFETCH_PREGATE;
         else
-            return hx_cli_usage_error("generate", "--prefetch: '%s' is not none, oracle or pregate",
+            return hx_cli_usage_error(x->cmd, "--prefetch: '%s' is not none, oracle or pregate",
                                   arg);
         return 0;
     case HX_PROBE_OFF_TRACE_IN: x->trace_in = arg; return 0;
     case HX_PROBE_OFF_TRACE_OUT: x->trace_out = arg; return 0;
     case HX_PROBE_OFF_LOOKAHEAD:
-        return hx_cli_parse_int("generate", "--lookahead", arg, 1, 1 << 20, &x->o.lookahead);
+        return hx_cli_parse_int(x->cmd, "--lookahead", arg, 1, 1 << 20, &x->o.lookahead);
     case HX_PROBE_OFF_NO_DIRECT: x->o.no_direct = true; return 0;
-    case HX_PROBE_OFF_LOADERS: return hx_cli_parse_int("generate", "--loaders", arg, 1, 64, &x->o.n_loaders);
+    case HX_PROBE_OFF_LOADERS: return hx_cli_parse_int(x->cmd, "--loaders", arg, 1, 64, &x->o.n_loaders);
     case HX_PROBE_OFF_FILE: x->o.file = arg; return 0;
     case HX_PROBE_OFF_WARM: x->o.warm = true; return 0;
     case HX_PROBE_OFF_PROFILE: x->profile_path = arg; return 0;
     case HX_PROBE_OFF_PREGATE_AHEAD:
         x->pregate_set = true;
-        return hx_cli_parse_int("generate", "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
+        return hx_cli_parse_int(x->cmd, "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
     case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
-    default: return hx_cli_usage_error("generate", "internal: unknown offload option %d", code);
+    default: return hx_cli_usage_error(x->cmd, "internal: unknown offload option %d", code);
     }
 }
 
@@ -172,47 +173,47 @@ int hx_probe_offload_check(hx_probe_offload *x)
     bool other = strcmp(x->o.policy, "lru") || x->o.scope || x->link_set || x->o.tier ||
                  x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file || x->o.warm;
     if (other && !x->cache_set)
-        return hx_cli_usage_error("generate",
+        return hx_cli_usage_error(x->cmd,
                               "offloading options need a cache size (--cache-experts N or "
                               "--cache-mb M)");
     if (x->link_set && x->o.tier != ENG_TIER_LINK)
-        return hx_cli_usage_error("generate", "--link options and --tier file do not go together");
+        return hx_cli_usage_error(x->cmd, "--link options and --tier file do not go together");
     if (x->pregate_set && x->o.prefetch != ENG_PREFETCH_PREGATE)
-        return hx_cli_usage_error("generate", "--pregate-ahead/--pregate-wrap go with --prefetch "
+        return hx_cli_usage_error(x->cmd, "--pregate-ahead/--pregate-wrap go with --prefetch "
                               "pregate");
     if (x->o.prefetch == ENG_PREFETCH_ORACLE && !x->trace_in)
-        return hx_cli_usage_error("generate", "--prefetch oracle needs --trace-in FILE");
+        return hx_cli_usage_error(x->cmd, "--prefetch oracle needs --trace-in FILE");
     const eng_policy_ops *p = x->o.policy_ops ? x->o.policy_ops : eng_policy_find(x->o.policy);
     if ((p->flags & ENG_POLICY_NEEDS_FUTURE) && !x->trace_in)
-        return hx_cli_usage_error("generate", "--policy %s needs --trace-in FILE", x->o.policy);
+        return hx_cli_usage_error(x->cmd, "--policy %s needs --trace-in FILE", x->o.policy);
     if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
-        return hx_cli_usage_error("generate", "--cache-warm does not go with --policy %s",
+        return hx_cli_usage_error(x->cmd, "--cache-warm does not go with --policy %s",
                               x->o.policy);
     if ((p->flags & ENG_POLICY_NEEDS_PROFILE) && !x->profile_path)
-        return hx_cli_usage_error("generate", "--policy %s needs --profile TRACE (a routing trace "
+        return hx_cli_usage_error(x->cmd, "--policy %s needs --profile TRACE (a routing trace "
                               "of a profile run, e.g. from --trace-out)", x->o.policy);
     if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE))
-        return hx_cli_usage_error("generate", "--profile goes with --policy static only");
+        return hx_cli_usage_error(x->cmd, "--profile goes with --policy static only");
     return 0;
 }
 
 /* Loads a trace given with OPT and checks it fits the model (same layers,
  * experts and top-k, at least one sample); 0 or the exit code. */
-static int load_model_trace(const char *opt, const char *path, const eng_model *m,
-                            met_trace **out)
+static int load_model_trace(const char *cmd, const char *opt, const char *path,
+                            const eng_model *m, met_trace **out)
 {
     eng_err err = {0};
     met_trace *t = NULL;
     int rc = met_trace_load(&t, path, MET_FMT_AUTO, &err);
     if (rc)
-        return hx_cli_fail("generate", rc, "%s: %s", opt, err.msg);
+        return hx_cli_fail(cmd, rc, "%s: %s", opt, err.msg);
     const eng_hparams *hp = eng_model_hparams(m);
     const met_trace_info *in = &t->info;
     if (in->num_layers != hp->n_layer_moe || in->top_k != hp->n_expert_used ||
         in->num_experts != hp->n_expert || in->num_samples < 1 ||
         in->layer_offset != hp->n_layer_dense) {
         met_trace_free(t);
-        return hx_cli_fail("generate", ENG_EINVAL,
+        return hx_cli_fail(cmd, ENG_EINVAL,
                        "%s: %s: trace of %d MoE layers from layer %d, %d experts, top-k %d, "
                        "%lld samples does not fit the model (%lld MoE layers from layer %lld, "
                        "%lld experts, top-k %lld)",
@@ -229,7 +230,7 @@ static int load_model_trace(const char *opt, const char *path, const eng_model *
 static int load_plan(hx_probe_offload *x, const eng_model *m)
 {
     met_trace *t = NULL;
-    int rc = load_model_trace("--trace-in", x->trace_in, m, &t);
+    int rc = load_model_trace(x->cmd, "--trace-in", x->trace_in, m, &t);
     if (rc)
         return rc;
     const met_trace_info *in = &t->info;
@@ -237,7 +238,7 @@ static int load_plan(hx_probe_offload *x, const eng_model *m)
     met_trace_prompt pr = met_trace_prompt_of(t, 0);
     if (pr.batch > 1) { /* the replay runs the prompt token by token */
         met_trace_free(t);
-        return hx_cli_fail("generate", ENG_EINVAL,
+        return hx_cli_fail(x->cmd, ENG_EINVAL,
                        "--trace-in %s: its prompt ran in batches of %lld tokens; the oracle "
                        "replay runs the prompt token by token and can route differently at "
                        "near-ties: record the trace with --batch 1",
@@ -247,7 +248,7 @@ static int load_plan(hx_probe_offload *x, const eng_model *m)
     x->plan_ids = malloc((n ? n : 1) * sizeof *x->plan_ids);
     if (!x->plan_ids) {
         met_trace_free(t);
-        return hx_cli_fail("generate", ENG_ENOMEM, "out of memory");
+        return hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
     }
     const uint16_t *ids = t->ids + (size_t)t->sample_start[0] * in->num_layers * in->top_k;
     for (size_t i = 0; i < n; i++)
@@ -262,7 +263,7 @@ static int load_plan(hx_probe_offload *x, const eng_model *m)
 static int load_profile(hx_probe_offload *x, const eng_model *m)
 {
     met_trace *t = NULL;
-    int rc = load_model_trace("--profile", x->profile_path, m, &t);
+    int rc = load_model_trace(x->cmd, "--profile", x->profile_path, m, &t);
     if (rc)
         return rc;
     const met_trace_info *in = &t->info;
@@ -270,7 +271,7 @@ static int load_profile(hx_probe_offload *x, const eng_model *m)
     x->profile = calloc(L * E, sizeof *x->profile);
     if (!x->profile) {
         met_trace_free(t);
-        return hx_cli_fail("generate", ENG_ENOMEM, "out of memory");
+        return hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
     }
     int64_t n_tok = t->sample_start[in->num_samples];
     for (int64_t tok = 0; tok < n_tok; tok++)
@@ -319,7 +320,7 @@ static int open_writer(hx_probe_offload *x, const eng_model *m)
     met_trace_writer *w;
     int rc = met_trace_writer_open(&w, x->trace_out, &info, &err);
     if (rc)
-        return hx_cli_fail("generate", rc, "%s", err.msg);
+        return hx_cli_fail(x->cmd, rc, "%s", err.msg);
     x->writer = w;
     return 0;
 }
@@ -345,13 +346,13 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
     x->o.seed = seed;
     eng_err err = {0};
     if ((rc = eng_store_open_tiered(&x->store, m, &x->o, &err)))
-        return hx_cli_fail("generate", rc, "%s", err.msg);
+        return hx_cli_fail(x->cmd, rc, "%s", err.msg);
     if (x->o.plan && *n_batch != 1) {
         /* oracle futures index per-token accesses: say so, as the prompt
          * then computes differently from an untraced run */
         if (n_prompt > 1)
-            fprintf(stderr, "generate: --trace-in: the prompt runs token by token (the "
-                            "oracle's future is per token)\n");
+            fprintf(stderr, "%s: --trace-in: the prompt runs token by token (the "
+                            "oracle's future is per token)\n", x->cmd);
         *n_batch = 1;
     }
     *store = x->store;
@@ -365,7 +366,7 @@ int hx_probe_offload_set_prompt(hx_probe_offload *x, int64_t n_prompt, int64_t n
     eng_err err = {0};
     met_trace_prompt p = {n_prompt, n_prompt ? n_batch : 0};
     int rc = met_trace_writer_set_prompt(x->writer, p, &err);
-    return rc ? hx_cli_fail("generate", rc, "--trace-out: %s", err.msg) : 0;
+    return rc ? hx_cli_fail(x->cmd, rc, "--trace-out: %s", err.msg) : 0;
 }
 
 int hx_probe_offload_finish(hx_probe_offload *x)
@@ -375,7 +376,7 @@ int hx_probe_offload_finish(hx_probe_offload *x)
     eng_err err = {0};
     int rc = met_trace_writer_close(x->writer, &err);
     x->writer = NULL;
-    return rc ? hx_cli_fail("generate", rc, "%s", err.msg) : 0;
+    return rc ? hx_cli_fail(x->cmd, rc, "%s", err.msg) : 0;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -167,6 +167,8 @@ enum {
 extern const char hx_probe_offload_usage[];
 
 typedef struct hx_probe_offload {
+    const char *cmd;             /* command named in messages: "generate"
+                                    (init); perplexity sets its own      */
     eng_tiered_opts o;
     bool cache_set;              /* --cache-experts or --cache-mb given: offloading on */
     bool link_set;

@@ -86,7 +86,7 @@ static int cache_row(hx_db_result *r, int layer, const json_t *c, double expert_
     return hx_db_result_cache(r, &row, err);
 }
 
-static int cache_rows(hx_db_result *r, const json_t *root, eng_err *err)
+int hx_suite_result_cache(hx_db_result *r, const json_t *root, double time_ms, eng_err *err)
 {
     const json_t *c = json_object_get(root, "cache");
     if (!json_is_object(c))
@@ -100,10 +100,9 @@ static int cache_rows(hx_db_result *r, const json_t *root, eng_err *err)
         rc = numbers(r, "cache.", c, err);
     if (!rc && json_is_number(json_object_get(c, "hit_rate")))
         rc = hx_db_result_sample(r, "hit_rate", num(c, "hit_rate", 0), err);
-    double dms = num(json_object_get(root, "summary"), "decode_ms", 0);
     double dstall = num(c, "decode_stall_ms", -1);
-    if (!rc && dms > 0 && dstall >= 0)
-        rc = hx_db_result_sample(r, "stall_share", dstall / dms, err);
+    if (!rc && time_ms > 0 && dstall >= 0)
+        rc = hx_db_result_sample(r, "stall_share", dstall / time_ms, err);
     return rc;
 }
 
@@ -190,7 +189,7 @@ int hx_suite_result_from_generate(hx_db_result *r, const json_t *root, eng_err *
         free(buf);
     }
     if (!rc)
-        rc = cache_rows(r, root, err);
+        rc = hx_suite_result_cache(r, root, num(sum, "decode_ms", 0), err);
     if (!rc)
         rc = region_rows(r, root, err);
     const json_t *tr = json_object_get(root, "trace");

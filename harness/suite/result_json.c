@@ -10,7 +10,8 @@
  * are recorded without the prefix, its `options` echo the inputs and are
  * skipped) and `moebench metrics --json` (every SRP value and every point
  * of every hit-rate curve becomes a routing_metric row). `moebench generate
- * --json` has its own mapper (result_generate.c).
+ * --json` has its own mapper (result_generate.c), `moebench perplexity
+ * --json` too (result_perplexity.c).
  */
 #include "harness/suite/suite.h"
 
@@ -274,6 +275,8 @@ int hx_suite_result_from_json(hx_db_result *r, const json_t *root, const char *d
         return drc;
     if (hx_suite_result_is_generate(root))
         return hx_suite_result_from_generate(r, root, err);
+    if (hx_suite_result_is_perplexity(root))
+        return hx_suite_result_from_perplexity(r, root, err);
     walk w = {r, err, json_string_value(json_object_get(root, "trace")), 0};
     if (!w.trace)
         w.trace = default_trace;

@@ -134,6 +134,15 @@ int hx_suite_result_from_json(hx_db_result *r, const json_t *root, const char *d
  * and counter rows (result_generate.c); hx_suite_result_from_json uses it. */
 int hx_suite_result_is_generate(const json_t *root);
 int hx_suite_result_from_generate(hx_db_result *r, const json_t *root, eng_err *err);
+/* The "cache" object of generate's or perplexity's JSON: cache_stats rows
+ * (total and per layer), cache.<key> samples, hit_rate, and stall_share =
+ * cache.decode_stall_ms / time_ms when time_ms > 0 (result_generate.c). */
+int hx_suite_result_cache(hx_db_result *r, const json_t *root, double time_ms, eng_err *err);
+/* `moebench perplexity --json` (a "ppl" and an integer "tokens_scored"):
+ * every top-level number as a sample, chunk_ms as a series, the cache as
+ * above over eval_ms (result_perplexity.c). */
+int hx_suite_result_is_perplexity(const json_t *root);
+int hx_suite_result_from_perplexity(hx_db_result *r, const json_t *root, eng_err *err);
 
 /* ---- suite ---------------- */
 /*
