@@ -1,17 +1,18 @@
 /*
  * ref_forward.h — a deliberately naive reference forward pass for the
  * engine tests: plain loops, double accumulation, no threads, no SIMD, its
- * own scalar dequantizers (not engine/formats.c), the whole sequence
- * recomputed with full causal attention (no KV cache). Architecture
- * behaviour is written out per name here, independently of engine/arch.c.
+ * own dequantization (the spec decoder of spec_formats.c, not engine/), the
+ * whole sequence recomputed with full causal attention (no KV cache).
+ * Architecture behaviour is written out per name here, independently of
+ * engine/arch.c.
  *
- * act: model what the engine's decode kernels do for block-quantized
- * weights (q8_0, q4_0, q5_0, q4_K, q6_K):
- * the input vector of each such matvec is quantized to Q8_0 blocks first
- * (ggml quantize_row_q8_0_ref rounding), then the dot is exact. The engine
- * does this everywhere in decode (REF_ACT_Q8) and, in prefill, only for the
- * output head of the last position (REF_ACT_Q8_HEAD: the layers run sgemm on
- * exactly dequantized tiles).
+ * act: model what the engine's decode kernels do to their input: each
+ * matvec's input vector is converted to the weight type's partner form
+ * (llama.cpp's vec_dot_type: Q8_0 / Q8_1 / Q8_K blocks, f16, bf16;
+ * see partner_image), then the dot is exact. The engine does this
+ * everywhere in decode (REF_ACT_Q8) and, in prefill, only for the output
+ * head of the last position (REF_ACT_Q8_HEAD: the layers run sgemm on
+ * exactly dequantized tiles with f32 inputs).
  */
 enum { REF_ACT_EXACT = 0, REF_ACT_Q8, REF_ACT_Q8_HEAD };
 #ifndef TST_REF_FORWARD_H

@@ -5,21 +5,27 @@
  *
  * Bounds (max |engine - ref| / max |ref| over the logits):
  *   decode is compared with the reference that models the engine's
- *   Q8_0 activation quantization for q8_0/q4_0 weights (REF_ACT_Q8), and
- *   prefill (sgemm on exactly dequantized f32 tiles, no activation
- *   quantization, except in the output head of the last position, which
- *   runs the decode kernel) with REF_ACT_Q8_HEAD; so for every type the only
- *   difference left is f32 summation order against double: |err| <= n *
- *   2^-24 * sum|w x| per dot, a few 1e-6 relative through 4 layers. The
- *   bound is 1e-4 for f32/f16/bf16 (the brief's f32 figure) and 1e-3 for
- *   the block types (q8_0, q4_0, q5_0, q4_K, q6_K and the q4_k_m mix; the
- *   tiny presets' widths of 32..128 make q4_k/q4_k_m fall back to
- *   q5_0/q8_0, the tiny-k presets keep them): there a 1-ulp difference in
- *   the hidden state can move one
- *   activation element to the next Q8_0 level (a step of amax/127 in one
- *   element of one dot, ~1e-4 relative on these 64-wide rows), which the
- *   reference cannot reproduce bit for bit.
+ *   activation conversion to each weight type's partner form (REF_ACT_Q8:
+ *   Q8_0/Q8_1/Q8_K blocks, f16, bf16), and prefill (sgemm on exactly
+ *   dequantized f32 tiles, no activation conversion, except in the output
+ *   head of the last position, which runs the decode kernel) with
+ *   REF_ACT_Q8_HEAD; so for every type the only difference left is f32
+ *   summation order against double: |err| <= n * 2^-24 * sum|w x| per
+ *   dot, a few 1e-6 relative through 4 layers. The bound is 1e-4 for
+ *   f32/f16/bf16 and 1e-3 for the block types (q8_0, q4_0, q5_0, q4_K,
+ *   q6_K and the mixes; the tiny presets' widths of 32..128 make K-quants
+ *   fall back to q5_0/q8_0, the tiny-k presets keep them): there a 1-ulp
+ *   difference in the hidden state can move one activation element to the
+ *   next quantization level (a step of amax/127 in one element of one dot,
+ *   ~1e-4 relative on these 64-wide rows), which the reference cannot
+ *   reproduce bit for bit.
+ *   f16 decode on a CPU with AVX512-FP16 (the "+fp16" kernel tables) sums
+ *   its dots of n >= 128 in f16, as llama.cpp does there: per dot
+ *   (n/128 + 7) * 2^-11 * sum|w x| (test_kernels.c), 3.9e-3 for the
+ *   widths <= 256 here, which the double reference does not model; the
+ *   bound is then 1e-2 (seen: 4e-4).
  */
+#include "engine/formats.h"
 #include "engine/session.h"
 #include "tests/engine/model_util.h"
 #include "tests/engine/ref_forward.h"
@@ -27,13 +33,25 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const int32_t k_prompt[] = {1, 17, 42, 99, 5, 300, 7, 255};
 enum { NP = sizeof k_prompt / sizeof k_prompt[0] };
 
 static double bound_for(const char *type)
 {
-    return type[0] == 'q' ? 1e-3 : 1e-4;
+    return type[0] == 'q' || type[0] == 'i' || type[0] == 'm' ? 1e-3 : 1e-4;
+}
+
+/* Decode of f16 weights where the kernels accumulate in f16 (header). */
+static double decode_bound_for(const char *type)
+{
+    eng_simd simd;
+    eng_err e = {0};
+    if (!strcmp(type, "f16") && eng_simd_default(&simd, &e) == ENG_OK &&
+        strstr(eng_kernels_name(eng_kernels_get(simd)), "fp16"))
+        return 1e-2;
+    return bound_for(type);
 }
 
 static eng_session *open_session(const eng_model *m, int threads)
@@ -64,8 +82,8 @@ static void check_against_ref(const char *preset, const char *type)
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, k_prompt, NP, &e) == 0, "%s", e.msg);
     double err_pre = ref_rel_err(eng_session_logits(s), ref_f, nv);
-    CHECK_MSG(err_dec <= bound_for(type), "%s %s decode: rel err %g > %g", preset, type, err_dec,
-              bound_for(type));
+    CHECK_MSG(err_dec <= decode_bound_for(type), "%s %s decode: rel err %g > %g", preset, type, err_dec,
+              decode_bound_for(type));
     CHECK_MSG(err_pre <= bound_for(type), "%s %s prefill: rel err %g > %g", preset, type,
               err_pre, bound_for(type));
     printf("%s %s: decode rel err %.3g, prefill rel err %.3g\n", preset, type, err_dec, err_pre);
