@@ -19,6 +19,8 @@ typedef struct ref {
     const eng_hparams *hp;
     const eng_gguf *g;
     bool act_q8;          /* quantize matvec inputs in the layers */
+    double *min_tie;      /* closest approach of a quantized activation to a
+                           * rounding tie (x.5), in quantization steps */
     bool head_q8;         /* ... and in the output head */
     bool rope_neox, qk_head, qk_full, norm_topk, shexp;
     int32_t *route_out;   /* optional [T][L][k] */
@@ -76,7 +78,12 @@ static double to_bf16(float f)
  *     largest magnitude, q = min(127, round-half-even(x * -127/max)),
  *     d = 1 / (-127/max) as f32;
  *   f16 / bf16 weights: x rounded to f16 / bf16; F32: x. */
-static void partner_image(int type, const double *x, double *xi, double *s8, int64_t n)
+/* How far v is from a rounding tie (x.5), relative to |v|: an
+ * implementation whose v differs by a relative e rounds it the other way
+ * only when this is below e. */
+static double tie_distance(float v) { return v == 0 ? INFINITY : fabs(fabs(v - floorf(v)) - 0.5) / fabsf(v); }
+
+static void partner_image(int type, const double *x, double *xi, double *s8, int64_t n, double *min_tie)
 {
     if (type == 1 || type == 30 || type == 0) {
         for (int64_t i = 0; i < n; i++)
@@ -98,6 +105,7 @@ static void partner_image(int type, const double *x, double *xi, double *s8, int
             const double d = amax ? 1 / iscale : 0;
             for (int j = 0; j < B; j++) {
                 float q = nearbyintf(iscale * (float)xb[j]);
+                *min_tie = fmin(*min_tie, tie_distance(iscale * (float)xb[j]));
                 xi[B * b + j] = (q < 127 ? q : 127) * d;
             }
             continue;
@@ -107,6 +115,7 @@ static void partner_image(int type, const double *x, double *xi, double *s8, int
         int sum = 0;
         for (int j = 0; j < B; j++) {
             const float q = nearbyintf((float)xb[j] * id);
+            *min_tie = fmin(*min_tie, tie_distance((float)xb[j] * id));
             sum += (int)q;
             xi[B * b + j] = q * dh;
         }
@@ -131,7 +140,7 @@ static void matvec(const ref *R, const eng_gguf_tensor *t, int64_t row0, int64_t
     double *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
     double *xi = malloc((size_t)n * sizeof *xi), *s8 = malloc((size_t)(n / 32 + 1) * sizeof *s8);
     if (R->act_q8)
-        partner_image(t->type, x, xi, s8, n);
+        partner_image(t->type, x, xi, s8, n, R->min_tie);
     else
         memcpy(xi, x, (size_t)n * sizeof *xi);
     const bool q8_1 = R->act_q8 && (t->type == 3 || t->type == 7);
@@ -359,16 +368,27 @@ static int run(ref *R, const int32_t *tokens, int64_t T, double **out)
     return 0;
 }
 
+int ref_forward_tie(const eng_model *m, const int32_t *tokens, int64_t n, int act, double **out,
+                    double *min_tie)
+{
+    double tie = INFINITY;
+    ref R = {.m = m, .hp = eng_model_hparams(m), .act_q8 = act == REF_ACT_Q8, .T = n,
+             .head_q8 = act != REF_ACT_EXACT, .min_tie = &tie};
+    int rc = run(&R, tokens, n, out);
+    if (min_tie)
+        *min_tie = tie;
+    return rc;
+}
+
 int ref_forward(const eng_model *m, const int32_t *tokens, int64_t n, int act, double **out)
 {
-    ref R = {.m = m, .hp = eng_model_hparams(m), .act_q8 = act == REF_ACT_Q8, .T = n,
-             .head_q8 = act != REF_ACT_EXACT};
-    return run(&R, tokens, n, out);
+    return ref_forward_tie(m, tokens, n, act, out, NULL);
 }
 
 int ref_routing(const eng_model *m, const int32_t *tokens, int64_t n, int32_t *ids)
 {
-    ref R = {.m = m, .hp = eng_model_hparams(m), .route_out = ids, .T = n};
+    double tie = INFINITY;
+    ref R = {.m = m, .hp = eng_model_hparams(m), .route_out = ids, .T = n, .min_tie = &tie};
     double *lg;
     int rc = run(&R, tokens, n, &lg);
     free(lg);

@@ -27,6 +27,14 @@ enum { REF_ACT_EXACT = 0, REF_ACT_Q8, REF_ACT_Q8_HEAD };
 int ref_forward(const eng_model *m, const int32_t *tokens, int64_t n, int act,
                 double **out);
 
+/* ref_forward, and *min_tie: how close any quantized activation v (in
+ * quantization steps) came to a rounding tie (x.5), relative to |v|
+ * (infinity without any): an implementation whose activations differ from
+ * the reference's by a relative e rounds it to the other level only when
+ * min_tie < e. */
+int ref_forward_tie(const eng_model *m, const int32_t *tokens, int64_t n, int act, double **out,
+                    double *min_tie);
+
 /* Routing of every (token, layer) as the reference sees it: ids[(t*L + l)*k + j]. */
 int ref_routing(const eng_model *m, const int32_t *tokens, int64_t n, int32_t *ids);
 

@@ -16,9 +16,16 @@
  *   q6_K and the mixes; the tiny presets' widths of 32..128 make K-quants
  *   fall back to q5_0/q8_0, the tiny-k presets keep them): there a 1-ulp
  *   difference in the hidden state can move one activation element to the
- *   next quantization level (a step of amax/127 in one element of one dot,
- *   ~1e-4 relative on these 64-wide rows), which the reference cannot
- *   reproduce bit for bit.
+ *   next quantization level (a step of amax/127 in one element of one dot),
+ *   which the reference cannot reproduce bit for bit. Whether that can
+ *   happen is measured: the reference reports how close any quantized
+ *   activation came to a rounding tie, relative to its value
+ *   (ref_forward_tie); the engine's activations differ from the
+ *   reference's by ~1e-7 relative, so when that is below 4e-7 a level may
+ *   flip, and through the following layers one flip moves the logits by
+ *   up to ~6e-3 (seen, IQ4 and Q3_K files): the bound is then 2e-2 (16 of
+ *   the 68 quantized cases here; the others stay within 1e-3, in fact
+ *   ~2e-7).
  *   f16 decode on a CPU with AVX512-FP16 (the "+fp16" kernel tables) sums
  *   its dots of n >= 128 in f16, as llama.cpp does there: per dot
  *   (n/128 + 7) * 2^-11 * sum|w x| (test_kernels.c), 3.9e-3 for the
@@ -74,7 +81,8 @@ static void check_against_ref(const char *preset, const char *type)
     eng_session *s = open_session(m, 2);
     eng_err e = {0};
     double *ref_q = NULL, *ref_f = NULL;
-    REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8, &ref_q) == 0);
+    double tie;
+    REQUIRE(ref_forward_tie(m, k_prompt, NP, REF_ACT_Q8, &ref_q, &tie) == 0);
     REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8_HEAD, &ref_f) == 0);
     for (int i = 0; i < NP; i++)
         REQUIRE_MSG(eng_session_decode(s, k_prompt[i], &e) == 0, "%s", e.msg);
@@ -82,11 +90,16 @@ static void check_against_ref(const char *preset, const char *type)
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, k_prompt, NP, &e) == 0, "%s", e.msg);
     double err_pre = ref_rel_err(eng_session_logits(s), ref_f, nv);
-    CHECK_MSG(err_dec <= decode_bound_for(type), "%s %s decode: rel err %g > %g", preset, type, err_dec,
-              decode_bound_for(type));
+    /* an activation (in quantization steps) closer to a rounding tie than
+     * 4e-7 of its value: the engine, whose activations differ from the
+     * reference's by ~1e-7 relative, may round it to the other level */
+    const double bdec = tie < 4e-7 ? fmax(decode_bound_for(type), 2e-2) : decode_bound_for(type);
+    CHECK_MSG(err_dec <= bdec, "%s %s decode: rel err %g > %g (closest tie %.2g steps)", preset, type, err_dec,
+              bdec, tie);
     CHECK_MSG(err_pre <= bound_for(type), "%s %s prefill: rel err %g > %g", preset, type,
               err_pre, bound_for(type));
-    printf("%s %s: decode rel err %.3g, prefill rel err %.3g\n", preset, type, err_dec, err_pre);
+    printf("%s %s: decode rel err %.3g, prefill rel err %.3g, closest tie %.2g%s\n", preset, type, err_dec, err_pre, tie,
+           tie < 4e-7 ? " (an activation at a rounding tie: bound 2e-2)" : "");
     free(ref_q);
     free(ref_f);
     eng_session_free(s);
@@ -95,7 +108,8 @@ static void check_against_ref(const char *preset, const char *type)
 
 static void check_all_types(const char *preset)
 {
-    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k_m"};
+    static const char *types[] = {"f32",  "f16",  "bf16",   "q8_0",  "q4_0",
+                                  "q4_1", "q5_0", "q5_1",   "iq4_nl", "mxfp4", "q4_k_m"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_against_ref(preset, types[i]);
 }
@@ -104,7 +118,8 @@ static void check_all_types(const char *preset)
  * of 256 (no fallback). */
 static void check_k_types(const char *preset)
 {
-    static const char *types[] = {"q4_k", "q6_k", "q4_k_m"};
+    static const char *types[] = {"q3_k",   "q4_k",   "q5_k",   "q2_k", "q3_k_m",
+                                  "q4_k_s", "q4_k_m", "q5_k_m", "q6_k", "iq4_xs"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_against_ref(preset, types[i]);
 }
