@@ -332,13 +332,14 @@ int eng_xvec_init(eng_xvec *v, int64_t n_max, eng_err *err)
     v->q8_d = alloc64(nb * sizeof(float));
     v->q8_s = alloc64(nb * sizeof(float));
     v->q8_qs = alloc64(n);
+    v->q8_ls8 = alloc64((n / 4 + 1) * sizeof(int32_t));
     v->q8k_d = alloc64((n / ENG_QK_K + 1) * sizeof(float));
     v->q8k_qs = alloc64(n);
     v->q8k_bsums = alloc64((n / 16 + 1) * sizeof(int16_t));
     v->f16 = alloc64(n * sizeof(uint16_t));
     v->bf16 = alloc64(n * sizeof(uint16_t));
     v->sync = calloc(1, sizeof *v->sync);
-    if (!v->q8_d || !v->q8_s || !v->q8_qs || !v->q8k_d || !v->q8k_qs || !v->q8k_bsums ||
+    if (!v->q8_d || !v->q8_s || !v->q8_qs || !v->q8_ls8 || !v->q8k_d || !v->q8k_qs || !v->q8k_bsums ||
         !v->f16 || !v->bf16 || !v->sync) {
         eng_xvec_free(v);
         return eng_err_set(err, ENG_ENOMEM, "xvec: out of memory for %lld elements", (long long)n_max);
@@ -352,6 +353,7 @@ void eng_xvec_free(eng_xvec *v)
     free(v->q8_d);
     free(v->q8_s);
     free(v->q8_qs);
+    free(v->q8_ls8);
     free(v->q8k_d);
     free(v->q8k_qs);
     free(v->q8k_bsums);
@@ -376,7 +378,7 @@ int eng_xvec_prepare(const eng_kernels *k, eng_xvec *v, const float *x, int64_t 
 static void xvec_build(const eng_kernels *k, const eng_xvec *v, int form)
 {
     switch (form) {
-    case ENG_XF_Q8: k->x_q8(v->f32, v->n, v->q8_d, v->q8_s, v->q8_qs); break;
+    case ENG_XF_Q8: k->x_q8(v->f32, v->n, v->q8_d, v->q8_s, v->q8_qs, v->q8_ls8); break;
     case ENG_XF_Q8K: k->x_q8k(v->f32, v->n, v->q8k_d, v->q8k_qs, v->q8k_bsums); break;
     case ENG_XF_F16: k->x_f16(v->f32, v->n, v->f16); break;
     case ENG_XF_BF16: k->x_bf16(v->f32, v->n, v->bf16); break;

@@ -189,6 +189,9 @@ typedef struct eng_xvec {
     float *q8_d;         /* [n/32] Q8_0/Q8_1 scale d (an fp16 value)       */
     float *q8_s;         /* [n/32] Q8_1 s = fp16(d * sum qs) (fp16 value)  */
     int8_t *q8_qs;       /* [n] Q8_0/Q8_1 quants                           */
+    int32_t *q8_ls8;     /* [n/4] 8 * (q8_qs[4k] + ... + q8_qs[4k+3]): the
+                          * Q4_0/Q5_0 kernels form ggml's lanes of
+                          * (code - 8) * q as code * q - 8 * sum q        */
     float *q8k_d;        /* [n/256] Q8_K scale (f32)                       */
     int8_t *q8k_qs;      /* [n] Q8_K quants                                */
     int16_t *q8k_bsums;  /* [n/16] sums of 16 Q8_K quants                  */

@@ -32,8 +32,9 @@ typedef void (*eng_matvec_fn)(const void *w, size_t row_bytes, const eng_xvec *x
                               int64_t r0, int64_t r1);
 typedef void (*eng_dequant_fn)(const void *row, float *dst, int64_t n);
 /* x[n] (n % 32 == 0) -> Q8_0/Q8_1 form: d[n/32] (fp16 values as f32),
- * s[n/32] (Q8_1's fp16(d_unrounded * sum q) as f32), qs[n]. */
-typedef void (*eng_xq8_fn)(const float *x, int64_t n, float *d, float *s, int8_t *qs);
+ * s[n/32] (Q8_1's fp16(d_unrounded * sum q) as f32), qs[n], and
+ * ls8[n/4] = 8 * the sum of each 4 consecutive quants. */
+typedef void (*eng_xq8_fn)(const float *x, int64_t n, float *d, float *s, int8_t *qs, int32_t *ls8);
 /* x[n] (n % 256 == 0) -> Q8_K form: d[n/256], qs[n], bsums[n/16]. */
 typedef void (*eng_xq8k_fn)(const float *x, int64_t n, float *d, int8_t *qs, int16_t *bsums);
 /* x[n] -> f16 or bf16 bits, round to nearest even. */
@@ -229,14 +230,14 @@ void eng_quant_q6_k(const float *x, void *y, int64_t n);
 void eng_quant_iq4_xs(const float *x, void *y, int64_t n);
 
 /* x-form builders of the scalar path (the SIMD paths may reuse them). */
-void eng_scalar_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs);
+void eng_scalar_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs, int32_t *ls8);
 void eng_scalar_x_q8k(const float *x, int64_t n, float *d, int8_t *qs, int16_t *bsums);
 void eng_scalar_x_f16(const float *x, int64_t n, uint16_t *h);
 void eng_scalar_x_bf16(const float *x, int64_t n, uint16_t *h);
 
 /* AVX2 functions the AVX-512 tables reuse (kernels_avx2*.c). */
 #define ENG_DQ(name) void name(const void *row, float *dst, int64_t n)
-void eng_avx2_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs);
+void eng_avx2_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs, int32_t *ls8);
 void eng_avx2_x_q8k(const float *x, int64_t n, float *d, int8_t *qs, int16_t *bsums);
 void eng_avx2_x_f16(const float *x, int64_t n, uint16_t *h);
 ENG_DQ(eng_avx2_dequant_f16);

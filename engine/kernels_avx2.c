@@ -32,7 +32,7 @@
 /* ---- x forms ------------------------------------------------------------- */
 
 /* One block of 32: amax with vmaxps, the scales, q = round(x * id). */
-T void eng_avx2_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs)
+T void eng_avx2_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs, int32_t *ls8)
 {
     const __m256 signBit = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
@@ -57,6 +57,8 @@ T void eng_avx2_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs)
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(qs + 32 * b), p);
+        const __m256i ls = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), p), _mm256_set1_epi16(1));
+        _mm256_storeu_si256((__m256i *)(ls8 + 8 * b), ls);
     }
 }
 

@@ -36,6 +36,106 @@
 #define ENG_KERNELS_X86_TEMPLATE
 #include "engine/kernels_x86.h"
 
+/* ---- Q6_K with 512-bit registers ---------------------------------------
+ * ggml's integer lanes (kernels_x86.h) two chunks at a time: the 64 bytes
+ * ql[64h..] hold chunks 4h, 4h+1 in their low nibbles and 4h+2, 4h+3 in
+ * their high nibbles, and x's chunks are contiguous the same way, so one
+ * zmm holds two chunks. Per chunk, vpmaddubsw (codes 0..63 unsigned, x
+ * signed; |pair| <= 16002) and vpmaddwd with the chunk's int16 scales
+ * (ggml's get_scale_shuffle, here a vpermw of the 16 scales) give exactly
+ * ggml's int32 lanes, which are summed (exact integers, any order) and
+ * folded to 8 lanes; then ggml's offset correction, conversion and FMA. */
+T static void matvec_q6_k_512(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t nb = x->n / ENG_QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+    /* qh bits 2t..2t+1 for chunk quarter t: 0 | 2 (chunks 4h, 4h+1), 4 | 6 */
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    /* int16 lane l of the chunk pair of half c / 2, low (c even: chunks
+     * 4h, 4h+1) or high nibbles (chunks 4h+2, 4h+3): chunk k's lanes
+     * 0-7 use scale 2k, lanes 8-15 scale 2k + 1 */
+    __m512i sidx[4];
+    for (int c = 0; c < 4; c++) {
+        int16_t ix[32];
+        for (int l = 0; l < 32; l++)
+            ix[l] = (int16_t)(8 * (c / 2) + 4 * (c % 2) + (l / 16) * 2 + (l % 16) / 8);
+        sidx[c] = _mm512_loadu_si512(ix);
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const eng_block_q6_k *bx = (const eng_block_q6_k *)((const char *)w + (size_t)r * rb);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < nb; ++i) {
+            const float d = x->q8k_d[i] * h2f(bx[i].d);
+            const int8_t *q8 = x->q8k_qs + i * ENG_QK_K;
+            const __m256i scales_16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)bx[i].scales));
+            const __m256i q8sums = _mm256_loadu_si256((const __m256i *)(x->q8k_bsums + 16 * i));
+            const __m256i q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales_16), 5);
+            const __m512i sc = _mm512_castsi256_si512(scales_16);
+            __m512i sumi = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                const __m512i ql = _mm512_loadu_si512(bx[i].ql + 64 * h);
+                const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(bx[i].qh + 32 * h)));
+                const __m512i h01 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh01), m3);
+                const __m512i h23 = _mm512_and_si512(_mm512_srlv_epi16(qh, sh23), m3);
+                const __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(h01, 4));
+                const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                    _mm512_slli_epi16(h23, 4));
+                const __m512i x01 = _mm512_loadu_si512(q8 + 128 * h), x23 = _mm512_loadu_si512(q8 + 128 * h + 64);
+                const __m512i s01 = _mm512_permutexvar_epi16(sidx[2 * h], sc);
+                const __m512i s23 = _mm512_permutexvar_epi16(sidx[2 * h + 1], sc);
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(s01, _mm512_maddubs_epi16(q01, x01)));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(s23, _mm512_maddubs_epi16(q23, x23)));
+            }
+            __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+            s8 = _mm256_sub_epi32(s8, q8sclsub);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s8), acc);
+        }
+        y[r] = hsum_float_8(acc);
+    }
+}
+
+/* Q4_K with 512-bit registers: the 32 bytes qs[32j..] broadcast to both
+ * halves, the high half shifted by 4, give sub-blocks 2j (low half) and
+ * 2j + 1 (high half), whose x is contiguous; vpmaddubsw + vpmaddwd with
+ * the two scales give ggml's int32 lanes (summed exactly, folded to 8);
+ * the min term and the FMAs are ggml's. */
+T static void matvec_q4_k_512(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t nb = x->n / ENG_QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i sh = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(4), 1);
+    __m512i sidx[4];   /* int16 lanes 0-15: scale 2j, 16-31: scale 2j + 1 */
+    for (int j = 0; j < 4; j++)
+        sidx[j] = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * j)), _mm256_set1_epi16((short)(2 * j + 1)), 1);
+    for (int64_t r = r0; r < r1; r++) {
+        const eng_block_q4_k *bx = (const eng_block_q4_k *)((const char *)w + (size_t)r * rb);
+        __m256 acc = _mm256_setzero_ps();
+        __m128 acc_m = _mm_setzero_ps();
+        for (int64_t i = 0; i < nb; ++i) {
+            const float d = x->q8k_d[i] * h2f(bx[i].d);
+            const float dmin = -x->q8k_d[i] * h2f(bx[i].dmin);
+            const __m256i mins_and_scales = k4_mins_and_scales(bx[i].scales);
+            const __m128i prod = k4_min_prod(mins_and_scales, x->q8k_bsums + 16 * i);
+            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+            const __m512i sc = _mm512_castsi256_si512(mins_and_scales);
+            const int8_t *q8 = x->q8k_qs + i * ENG_QK_K;
+            __m512i sumi = _mm512_setzero_si512();
+            for (int j = 0; j < 4; ++j) {
+                const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(bx[i].qs + 32 * j)));
+                const __m512i q4 = _mm512_and_si512(_mm512_srlv_epi16(q, sh), m4);
+                const __m512i p16 = _mm512_maddubs_epi16(q4, _mm512_loadu_si512(q8 + 64 * j));
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_permutexvar_epi16(sidx[j], sc), p16));
+            }
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s8), acc);
+        }
+        acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+        y[r] = hsum_float_8(acc) + _mm_cvtss_f32(acc_m);
+    }
+}
+
 /* GGML_F32x16_REDUCE of four accumulators. */
 T static inline float reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 {
@@ -199,8 +299,8 @@ T static void dequant_q4_0(const void *row, float *dst, int64_t n)
                    [ENG_TYPE_Q4_1] = matvec_q4_1_avx512, [ENG_TYPE_Q5_0] = matvec_q5_0_avx512,     \
                    [ENG_TYPE_Q5_1] = matvec_q5_1_avx512, [ENG_TYPE_IQ4_NL] = matvec_iq4_nl_avx512, \
                    [ENG_TYPE_MXFP4] = matvec_mxfp4_avx512, [ENG_TYPE_Q2_K] = matvec_q2_k_avx512,   \
-                   [ENG_TYPE_Q3_K] = matvec_q3_k_avx512, [ENG_TYPE_Q4_K] = matvec_q4_k_avx512,     \
-                   [ENG_TYPE_Q5_K] = matvec_q5_k_avx512, [ENG_TYPE_Q6_K] = matvec_q6_k_avx512,     \
+                   [ENG_TYPE_Q3_K] = matvec_q3_k_avx512, [ENG_TYPE_Q4_K] = matvec_q4_k_512,     \
+                   [ENG_TYPE_Q5_K] = matvec_q5_k_avx512, [ENG_TYPE_Q6_K] = matvec_q6_k_512,     \
                    [ENG_TYPE_IQ4_XS] = matvec_iq4_xs_avx512},                                      \
         .dequant = {[ENG_TYPE_F32] = eng_scalar_dequant_f32, [ENG_TYPE_F16] = dequant_f16,         \
                     [ENG_TYPE_BF16] = dequant_bf16, [ENG_TYPE_Q8_0] = dequant_q8_0,                \

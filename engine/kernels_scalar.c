@@ -32,7 +32,7 @@ static int8_t q8_round(float v)
 /* ggml x86 quantize_row_q8_0 / quantize_row_q8_1: d = amax/127 (stored as
  * fp16), id = 127/amax (not 1/d, as the reference code has), q = x*id
  * rounded half to even; s = fp16(d * sum q) with the unrounded d. */
-void eng_scalar_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs)
+void eng_scalar_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs, int32_t *ls8)
 {
     for (int64_t b = 0; b < n / 32; b++) {
         const float *xb = x + b * 32;
@@ -49,6 +49,8 @@ void eng_scalar_x_q8(const float *x, int64_t n, float *d, float *s, int8_t *qs)
         }
         s[b] = eng_fp16_to_fp32(eng_fp32_to_fp16(db * (float)sum));
     }
+    for (int64_t k = 0; k < n / 4; k++)
+        ls8[k] = 8 * (qs[4 * k] + qs[4 * k + 1] + qs[4 * k + 2] + qs[4 * k + 3]);
 }
 
 /* ggml quantize_row_q8_K_ref (what the x86 build runs): max = the signed

@@ -37,6 +37,8 @@
 #include <immintrin.h>
 
 #define AI __attribute__((always_inline)) inline
+/* the 4-row loops must unroll so that the accumulators live in registers */
+#define UNROLL4 _Pragma("GCC unroll 4")
 
 /* ---- ggml's helpers ------------------------------------------------------ */
 
@@ -78,15 +80,19 @@ T static AI __m256i bytes_from_nibbles_32(const uint8_t *rsi)
     return _mm256_and_si256(_mm256_set1_epi8(0xF), bytes);
 }
 
-/* 4-byte dot products of unsigned ax and signed sy, as floats. */
-T static AI __m256 mul_sum_us8_pairs_float(const __m256i ax, const __m256i sy)
+/* 4-byte dot products of unsigned ax and signed sy. */
+T static AI __m256i mul_sum_us8_pairs(const __m256i ax, const __m256i sy)
 {
 #if VNNI
-    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy));
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
 #else
-    const __m256i dot = _mm256_maddubs_epi16(ax, sy);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot));
+    return _mm256_madd_epi16(_mm256_set1_epi16(1), _mm256_maddubs_epi16(ax, sy));
 #endif
+}
+
+T static AI __m256 mul_sum_us8_pairs_float(const __m256i ax, const __m256i sy)
+{
+    return _mm256_cvtepi32_ps(mul_sum_us8_pairs(ax, sy));
 }
 
 /* 4-byte dot products of signed x and y (the sign trick). */
@@ -112,28 +118,32 @@ T static AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 #define ROW(TYPE, k) ((const TYPE *)((const char *)w + (size_t)(r + (k)) * rb))
 
-/* Q8_0, Q4_0, Q5_0: signed codes, acc = fmadd(d_w * d_x, q, acc). */
-#define DEF_SIGNED32(NAME, TYPE, LOADQ)                                                           \
+/* Q8_0, Q4_0, Q5_0: signed codes, acc = fmadd(d_w * d_x, q, acc). LANES
+ * gives the 8 integer lanes of block i: the sign trick for Q8_0; for
+ * Q4_0/Q5_0 the unsigned codes' dot minus 8 (16) * sum of x per lane,
+ * the same integers without the two sign operations. */
+#define DEF_SIGNED32(NAME, TYPE, LANES)                                                           \
     T static AI void NAME##_rows(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r, \
                                  const int R)                                                     \
     {                                                                                             \
         const int64_t nb = x->n / 32;                                                             \
         const TYPE *b[4];                                                                         \
         __m256 acc[4];                                                                            \
-        for (int k = 0; k < R; k++) {                                                             \
+        UNROLL4 for (int k = 0; k < R; k++) {                                                             \
             b[k] = ROW(TYPE, k);                                                                  \
             acc[k] = _mm256_setzero_ps();                                                         \
         }                                                                                         \
         for (int64_t i = 0; i < nb; i++) {                                                        \
             const __m256i qy = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));          \
             const float dy = x->q8_d[i];                                                          \
-            for (int k = 0; k < R; k++) {                                                         \
+            const __m256i ls8 = _mm256_load_si256((const __m256i *)(x->q8_ls8 + 8 * i));          \
+            UNROLL4 for (int k = 0; k < R; k++) {                                                         \
                 const __m256 d = _mm256_set1_ps(h2f(b[k][i].d) * dy);                             \
-                const __m256 q = mul_sum_i8_pairs_float(LOADQ(&b[k][i]), qy);                     \
+                const __m256 q = _mm256_cvtepi32_ps(LANES(&b[k][i], qy, ls8));                     \
                 acc[k] = _mm256_fmadd_ps(d, q, acc[k]);                                           \
             }                                                                                     \
         }                                                                                         \
-        for (int k = 0; k < R; k++)                                                               \
+        UNROLL4 for (int k = 0; k < R; k++)                                                               \
             y[r + k] = hsum_float_8(acc[k]);                                                      \
     }                                                                                             \
     T static void SFX(NAME)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0,    \
@@ -154,9 +164,26 @@ T static AI __m256i load_q5_0(const eng_block_q5_0 *b)
     return _mm256_or_si256(bytes_from_nibbles_32(b->qs), hi);
 }
 
-DEF_SIGNED32(matvec_q8_0, eng_block_q8_0, load_q8_0)
-DEF_SIGNED32(matvec_q4_0, eng_block_q4_0, load_q4_0)
-DEF_SIGNED32(matvec_q5_0, eng_block_q5_0, load_q5_0)
+T static AI __m256i lanes_q8_0(const eng_block_q8_0 *b, __m256i qy, __m256i ls8)
+{
+    (void)ls8;
+    const __m256i qx = load_q8_0(b);
+    return mul_sum_us8_pairs(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+}
+T static AI __m256i lanes_q4_0(const eng_block_q4_0 *b, __m256i qy, __m256i ls8)
+{
+    return _mm256_sub_epi32(mul_sum_us8_pairs(bytes_from_nibbles_32(b->qs), qy), ls8);
+}
+T static AI __m256i lanes_q5_0(const eng_block_q5_0 *b, __m256i qy, __m256i ls8)
+{
+    const __m256i hi = _mm256_and_si256(bytes_from_bits_32(b->qh), _mm256_set1_epi8(0x10));
+    const __m256i q5 = _mm256_or_si256(bytes_from_nibbles_32(b->qs), hi);   /* 0..31 */
+    return _mm256_sub_epi32(mul_sum_us8_pairs(q5, qy), _mm256_slli_epi32(ls8, 1));
+}
+
+DEF_SIGNED32(matvec_q8_0, eng_block_q8_0, lanes_q8_0)
+DEF_SIGNED32(matvec_q4_0, eng_block_q4_0, lanes_q4_0)
+DEF_SIGNED32(matvec_q5_0, eng_block_q5_0, lanes_q5_0)
 
 /* Q4_1 (ggml vec_dot_q4_1_q8_1): acc = fmadd(d_w * d_x, q, acc) with
  * unsigned codes; summs = fma(m, s_x, summs) per block; hsum + summs. */
@@ -166,7 +193,7 @@ T static AI void q4_1_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     const eng_block_q4_1 *b[4];
     __m256 acc[4];
     float summs[4];
-    for (int k = 0; k < R; k++) {
+    UNROLL4 for (int k = 0; k < R; k++) {
         b[k] = ROW(eng_block_q4_1, k);
         acc[k] = _mm256_setzero_ps();
         summs[k] = 0;
@@ -174,14 +201,14 @@ T static AI void q4_1_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     for (int64_t i = 0; i < nb; i++) {
         const __m256i qy = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));
         const __m256 d1v = _mm256_set1_ps(x->q8_d[i]);
-        for (int k = 0; k < R; k++) {
+        UNROLL4 for (int k = 0; k < R; k++) {
             summs[k] = fmaf(h2f(b[k][i].m), x->q8_s[i], summs[k]);
             const __m256 d0d1 = _mm256_mul_ps(_mm256_set1_ps(h2f(b[k][i].d)), d1v);
             const __m256 xy = mul_sum_us8_pairs_float(bytes_from_nibbles_32(b[k][i].qs), qy);
             acc[k] = _mm256_fmadd_ps(d0d1, xy, acc[k]);
         }
     }
-    for (int k = 0; k < R; k++)
+    UNROLL4 for (int k = 0; k < R; k++)
         y[r + k] = hsum_float_8(acc[k]) + summs[k];
 }
 
@@ -197,7 +224,7 @@ T static AI void q5_1_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     const eng_block_q5_1 *b[4];
     __m256 acc[4];
     float summs[4];
-    for (int k = 0; k < R; k++) {
+    UNROLL4 for (int k = 0; k < R; k++) {
         b[k] = ROW(eng_block_q5_1, k);
         acc[k] = _mm256_setzero_ps();
         summs[k] = 0;
@@ -205,7 +232,7 @@ T static AI void q5_1_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     for (int64_t i = 0; i < nb; i++) {
         const __m256i qy = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));
         const __m256 dy = _mm256_set1_ps(x->q8_d[i]);
-        for (int k = 0; k < R; k++) {
+        UNROLL4 for (int k = 0; k < R; k++) {
             summs[k] = fmaf(h2f(b[k][i].m), x->q8_s[i], summs[k]);
             const __m256i hi = _mm256_and_si256(bytes_from_bits_32(b[k][i].qh), _mm256_set1_epi8(0x10));
             const __m256i qx = _mm256_or_si256(bytes_from_nibbles_32(b[k][i].qs), hi);
@@ -213,7 +240,7 @@ T static AI void q5_1_rows(const void *w, size_t rb, const eng_xvec *x, float *y
             acc[k] = _mm256_fmadd_ps(q, _mm256_mul_ps(_mm256_set1_ps(h2f(b[k][i].d)), dy), acc[k]);
         }
     }
-    for (int k = 0; k < R; k++)
+    UNROLL4 for (int k = 0; k < R; k++)
         y[r + k] = hsum_float_8(acc[k]) + summs[k];
 }
 
@@ -241,7 +268,7 @@ T static void SFX(matvec_q5_1)(const void *w, size_t rb, const eng_xvec *x, floa
         const __m128i values = _mm_loadu_si128((const __m128i *)TABLE);                          \
         const TYPE *b[4];                                                                         \
         __m256 a1[4], a2[4];                                                                      \
-        for (int k = 0; k < R; k++) {                                                             \
+        UNROLL4 for (int k = 0; k < R; k++) {                                                             \
             b[k] = ROW(TYPE, k);                                                                  \
             a1[k] = a2[k] = _mm256_setzero_ps();                                                  \
         }                                                                                         \
@@ -249,7 +276,7 @@ T static void SFX(matvec_q5_1)(const void *w, size_t rb, const eng_xvec *x, floa
         for (; i + 1 < nb; i += 2) {                                                              \
             const __m256i y1 = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));           \
             const __m256i y2 = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i + 32));      \
-            for (int k = 0; k < R; k++) {                                                         \
+            UNROLL4 for (int k = 0; k < R; k++) {                                                         \
                 const __m256 p1 = mul_sum_i8_pairs_float(NAME##_codes(&b[k][i], values), y1);     \
                 const __m256 p2 = mul_sum_i8_pairs_float(NAME##_codes(&b[k][i + 1], values), y2); \
                 a1[k] = _mm256_fmadd_ps(_mm256_set1_ps(x->q8_d[i] * DSCALE(&b[k][i])), p1, a1[k]); \
@@ -257,7 +284,7 @@ T static void SFX(matvec_q5_1)(const void *w, size_t rb, const eng_xvec *x, floa
                                         a2[k]);                                                   \
             }                                                                                     \
         }                                                                                         \
-        for (int k = 0; k < R; k++) {                                                             \
+        UNROLL4 for (int k = 0; k < R; k++) {                                                             \
             float s = hsum_float_8(_mm256_add_ps(a1[k], a2[k]));                                  \
             if (i < nb) {                                                                         \
                 const TYPE *bl = &b[k][i];                                                        \
@@ -420,7 +447,8 @@ T static AI __m128i k4_min_prod(__m256i mins_and_scales, const int16_t *bsums)
     return _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8s);
 }
 
-T static void SFX(matvec_q4_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+/* (the AVX-512 tables have their own Q4_K kernel) */
+T static __attribute__((unused)) void SFX(matvec_q4_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
 {
     const int64_t nb = x->n / ENG_QK_K;
     const __m256i m4 = _mm256_set1_epi8(0xF);
@@ -509,7 +537,8 @@ T static void SFX(matvec_q5_k)(const void *w, size_t rb, const eng_xvec *x, floa
     }
 }
 
-T static void SFX(matvec_q6_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+/* (the AVX-512 tables have their own Q6_K kernel) */
+T static __attribute__((unused)) void SFX(matvec_q6_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
 {
     const int64_t nb = x->n / ENG_QK_K;
     const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
@@ -606,5 +635,6 @@ T static void SFX(matvec_iq4_xs)(const void *w, size_t rb, const eng_xvec *x, fl
 }
 
 #undef AI
+#undef UNROLL4
 #undef ROW
 #undef KROW

@@ -586,6 +586,9 @@ TEST(x_forms_are_ggml_x86_quantizations)
         CHECK_MSG(memcmp(v.q8_d, f->d8, (size_t)(n / 32) * 4) == 0, "%s q8 d", eng_simd_name((eng_simd)p));
         CHECK_MSG(memcmp(v.q8_s, f->s8, (size_t)(n / 32) * 4) == 0, "%s q8_1 s", eng_simd_name((eng_simd)p));
         CHECK_MSG(memcmp(v.q8_qs, f->q8, (size_t)n) == 0, "%s q8 qs", eng_simd_name((eng_simd)p));
+        for (int64_t l = 0; l < n / 4; l++)   /* the lane sums the Q4_0/Q5_0 kernels use */
+            CHECK_MSG(v.q8_ls8[l] == 8 * (f->q8[4 * l] + f->q8[4 * l + 1] + f->q8[4 * l + 2] + f->q8[4 * l + 3]),
+                      "%s q8 ls8[%lld]", eng_simd_name((eng_simd)p), (long long)l);
         CHECK_MSG(memcmp(v.q8k_d, f->dk, (size_t)(n / 256) * 4) == 0, "%s q8_K d", eng_simd_name((eng_simd)p));
         CHECK_MSG(memcmp(v.q8k_qs, f->qk, (size_t)n) == 0, "%s q8_K qs", eng_simd_name((eng_simd)p));
         CHECK_MSG(memcmp(v.q8k_bsums, f->bsums, (size_t)(n / 16) * 2) == 0, "%s q8_K bsums", eng_simd_name((eng_simd)p));
