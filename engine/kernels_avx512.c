@@ -66,6 +66,7 @@ T static void matvec_q6_k_512(const void *w, size_t rb, const eng_xvec *x, float
         const eng_block_q6_k *bx = (const eng_block_q6_k *)((const char *)w + (size_t)r * rb);
         __m256 acc = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(&bx[i], rb, sizeof bx[i]);
             const float d = x->q8k_d[i] * h2f(bx[i].d);
             const int8_t *q8 = x->q8k_qs + i * ENG_QK_K;
             const __m256i scales_16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)bx[i].scales));
@@ -113,6 +114,7 @@ T static void matvec_q4_k_512(const void *w, size_t rb, const eng_xvec *x, float
         __m256 acc = _mm256_setzero_ps();
         __m128 acc_m = _mm_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(&bx[i], rb, sizeof bx[i]);
             const float d = x->q8k_d[i] * h2f(bx[i].d);
             const float dmin = -x->q8k_d[i] * h2f(bx[i].dmin);
             const __m256i mins_and_scales = k4_mins_and_scales(bx[i].scales);

@@ -103,6 +103,18 @@ T static AI __m256 mul_sum_i8_pairs_float(const __m256i x, const __m256i y)
 
 T static AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* Software prefetch of the block at p + 4 rows (one per cache line it
+ * spans). The hardware prefetcher alone leaves these kernels well below
+ * what they reach from cache when the rows come from DRAM (Q4_K 6.3 vs
+ * 9.7 GB/s, Q4_0 4.0 vs 7.8 on the development VM); 4 rows ahead is the
+ * next row group of the 4-row kernels. A prefetch never faults, so the
+ * rows past the matrix's end are harmless. */
+T static AI void prefetch_ahead(const void *p, size_t rb, size_t len)
+{
+    for (size_t o = 0; o < len; o += 64)
+        _mm_prefetch((const char *)p + 4 * rb + o, _MM_HINT_T0);
+}
+
 /* ---- blocks of 32 against Q8_0 / Q8_1 (4 rows at a time) -----------------
  * ROWS_32 runs body(k, i) for rows r..r+R-1 (k < R) and blocks i < nb:
  * R = 4 in the main loop, R = 1 for the remaining rows. */
@@ -137,6 +149,9 @@ T static AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
             const __m256i qy = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));          \
             const float dy = x->q8_d[i];                                                          \
             const __m256i ls8 = _mm256_load_si256((const __m256i *)(x->q8_ls8 + 8 * i));          \
+            if (i % 2 == 0)                                                                       \
+                UNROLL4 for (int k = 0; k < R; k++)                                               \
+                    prefetch_ahead(&b[k][i], rb, 1);                                              \
             UNROLL4 for (int k = 0; k < R; k++) {                                                         \
                 const __m256 d = _mm256_set1_ps(h2f(b[k][i].d) * dy);                             \
                 const __m256 q = _mm256_cvtepi32_ps(LANES(&b[k][i], qy, ls8));                     \
@@ -201,6 +216,9 @@ T static AI void q4_1_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     for (int64_t i = 0; i < nb; i++) {
         const __m256i qy = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));
         const __m256 d1v = _mm256_set1_ps(x->q8_d[i]);
+        if (i % 2 == 0)
+            UNROLL4 for (int k = 0; k < R; k++)
+                prefetch_ahead(&b[k][i], rb, 1);
         UNROLL4 for (int k = 0; k < R; k++) {
             summs[k] = fmaf(h2f(b[k][i].m), x->q8_s[i], summs[k]);
             const __m256 d0d1 = _mm256_mul_ps(_mm256_set1_ps(h2f(b[k][i].d)), d1v);
@@ -232,6 +250,9 @@ T static AI void q5_1_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     for (int64_t i = 0; i < nb; i++) {
         const __m256i qy = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));
         const __m256 dy = _mm256_set1_ps(x->q8_d[i]);
+        if (i % 2 == 0)
+            UNROLL4 for (int k = 0; k < R; k++)
+                prefetch_ahead(&b[k][i], rb, 1);
         UNROLL4 for (int k = 0; k < R; k++) {
             summs[k] = fmaf(h2f(b[k][i].m), x->q8_s[i], summs[k]);
             const __m256i hi = _mm256_and_si256(bytes_from_bits_32(b[k][i].qh), _mm256_set1_epi8(0x10));
@@ -276,7 +297,8 @@ T static void SFX(matvec_q5_1)(const void *w, size_t rb, const eng_xvec *x, floa
         for (; i + 1 < nb; i += 2) {                                                              \
             const __m256i y1 = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i));           \
             const __m256i y2 = _mm256_load_si256((const __m256i *)(x->q8_qs + 32 * i + 32));      \
-            UNROLL4 for (int k = 0; k < R; k++) {                                                         \
+            UNROLL4 for (int k = 0; k < R; k++) {                                                 \
+                prefetch_ahead(&b[k][i], rb, 1);                                                  \
                 const __m256 p1 = mul_sum_i8_pairs_float(NAME##_codes(&b[k][i], values), y1);     \
                 const __m256 p2 = mul_sum_i8_pairs_float(NAME##_codes(&b[k][i + 1], values), y2); \
                 a1[k] = _mm256_fmadd_ps(_mm256_set1_ps(x->q8_d[i] * DSCALE(&b[k][i])), p1, a1[k]); \
@@ -340,6 +362,7 @@ T static void SFX(matvec_q2_k)(const void *w, size_t rb, const eng_xvec *x, floa
         KROW(eng_block_q2_k);
         __m256 acc = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(&bx[i], rb, sizeof bx[i]);
             const float d = x->q8k_d[i] * h2f(bx[i].d);
             const float dmin = -x->q8k_d[i] * h2f(bx[i].dmin);
             const uint8_t *q2 = bx[i].qs;
@@ -397,6 +420,7 @@ T static void SFX(matvec_q3_k)(const void *w, size_t rb, const eng_xvec *x, floa
         KROW(eng_block_q3_k);
         __m256 acc = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(&bx[i], rb, sizeof bx[i]);
             const float d = x->q8k_d[i] * h2f(bx[i].d);
             const uint8_t *q3 = bx[i].qs;
             const int8_t *q8 = x->q8k_qs + i * ENG_QK_K;
@@ -457,6 +481,7 @@ T static __attribute__((unused)) void SFX(matvec_q4_k)(const void *w, size_t rb,
         __m256 acc = _mm256_setzero_ps();
         __m128 acc_m = _mm_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(&bx[i], rb, sizeof bx[i]);
             const float d = x->q8k_d[i] * h2f(bx[i].d);
             const float dmin = -x->q8k_d[i] * h2f(bx[i].dmin);
             const __m256i mins_and_scales = k4_mins_and_scales(bx[i].scales);
@@ -498,6 +523,7 @@ T static void SFX(matvec_q5_k)(const void *w, size_t rb, const eng_xvec *x, floa
         __m256 acc = _mm256_setzero_ps();
         float summs = 0.f;
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(&bx[i], rb, sizeof bx[i]);
             const float d = x->q8k_d[i] * h2f(bx[i].d);
             const float dmin = -x->q8k_d[i] * h2f(bx[i].dmin);
             const __m256i mins_and_scales = k4_mins_and_scales(bx[i].scales);
@@ -546,6 +572,7 @@ T static __attribute__((unused)) void SFX(matvec_q6_k)(const void *w, size_t rb,
         KROW(eng_block_q6_k);
         __m256 acc = _mm256_setzero_ps();
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(&bx[i], rb, sizeof bx[i]);
             const float d = x->q8k_d[i] * h2f(bx[i].d);
             const uint8_t *q4 = bx[i].ql, *qh = bx[i].qh;
             const int8_t *q8 = x->q8k_qs + i * ENG_QK_K;
@@ -604,6 +631,7 @@ T static void SFX(matvec_iq4_xs)(const void *w, size_t rb, const eng_xvec *x, fl
         KROW(eng_block_iq4_xs);
         __m256 accum = _mm256_setzero_ps();
         for (int64_t ibl = 0; ibl < nb; ++ibl) {
+            prefetch_ahead(&bx[ibl], rb, sizeof bx[ibl]);
             const uint8_t *qs = bx[ibl].qs;
             const int8_t *q8 = x->q8k_qs + ibl * ENG_QK_K;
             uint16_t sh = bx[ibl].scales_h;
