@@ -138,6 +138,10 @@ T static void matvec_q4_k_512(const void *w, size_t rb, const eng_xvec *x, float
     }
 }
 
+/* The bf16 dots prefetch 1 KiB ahead along the row: from DRAM 11-12 GB/s
+ * instead of 10 on the development VM (61-63 instead of 68-70 in cache);
+ * for f32/f16 it cost a third in cache and gained nothing measurable. */
+
 /* GGML_F32x16_REDUCE of four accumulators. */
 T static inline float reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 {
@@ -204,6 +208,7 @@ T static float dot_bf16_f32(const uint16_t *a, const uint16_t *x, int64_t n)
     __m512 c1 = _mm512_setzero_ps(), c2 = c1;
     int64_t j = 0;
     for (; j + 32 <= n; j += 32) {   /* exact products: add(mul) == fma */
+        _mm_prefetch((const char *)(a + j) + 1024, _MM_HINT_T0);
         c1 = _mm512_add_ps(_mm512_mul_ps(load_bf16(a + j), load_bf16(x + j)), c1);
         c2 = _mm512_add_ps(_mm512_mul_ps(load_bf16(a + j + 16), load_bf16(x + j + 16)), c2);
     }
@@ -220,6 +225,8 @@ TBF16 static float dot_bf16_dp(const uint16_t *a, const uint16_t *x, int64_t n)
     __m512 c1 = _mm512_setzero_ps(), c2 = c1;
     int64_t j = 0;
     for (; j + 64 <= n; j += 64) {
+        _mm_prefetch((const char *)(a + j) + 1024, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + j) + 1088, _MM_HINT_T0);
         c1 = _mm512_dpbf16_ps(c1, (__m512bh)_mm512_loadu_si512(a + j), (__m512bh)_mm512_loadu_si512(x + j));
         c2 = _mm512_dpbf16_ps(c2, (__m512bh)_mm512_loadu_si512(a + j + 32), (__m512bh)_mm512_loadu_si512(x + j + 32));
     }
