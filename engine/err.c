@@ -5,15 +5,19 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int eng_err_set(eng_err *e, int code, const char *fmt, ...)
 {
     if (e) {
+        /* through a copy: the arguments may point into e->msg itself */
+        char buf[sizeof e->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
+        memcpy(e->msg, buf, sizeof buf);
         e->code = code;
     }
     return code;
@@ -53,4 +57,11 @@ const char *eng_err_name(int code)
         [ENG_ESTATE] = "wrong state",
     };
     return (code >= 0 && code < ENG_ERR_COUNT) ? names[code] : "unknown error";
+}
+
+void eng_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "moebench: internal error: %s:%d: assertion '%s' failed\n", file, line,
+            cond);
+    abort();
 }

@@ -40,6 +40,17 @@ int eng_err_prefix(eng_err *e, const char *fmt, ...)
 
 void eng_err_clear(eng_err *e);
 
+/* ENG_ASSERT(cond): an invariant the engine establishes itself (never a
+ * check of input, which is an error code). Active unless NDEBUG is defined
+ * (the Makefile never defines it, so debug, release and sanitizer builds
+ * all check); a failure prints the condition and its place and aborts. */
+#ifdef NDEBUG
+#define ENG_ASSERT(cond) ((void)sizeof(cond)) /* names its variables, evaluates nothing */
+#else
+#define ENG_ASSERT(cond) ((cond) ? (void)0 : eng_assert_fail(#cond, __FILE__, __LINE__))
+#endif
+void eng_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+
 /* Short name of a code: "invalid argument", "bad format", ... */
 const char *eng_err_name(int code);
 

@@ -13,6 +13,9 @@ const char *eng_region_name(eng_region r)
         [ENG_REGION_EXPERT_LOAD] = "expert_load",
         [ENG_REGION_LM_HEAD] = "lm_head",
         [ENG_REGION_SAMPLING] = "sampling",
+        [ENG_REGION_ATTN_PROJ] = "attn_proj",
+        [ENG_REGION_ATTN_LATENT] = "attn_latent",
+        [ENG_REGION_ATTN_CORE] = "attn_core",
     };
     return (r >= 0 && r < ENG_REGION_COUNT) ? names[r] : "unknown";
 }

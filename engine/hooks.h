@@ -32,6 +32,15 @@ typedef enum eng_region {
     ENG_REGION_EXPERT_LOAD,  /* slow-tier read/copy, on a loader thread     */
     ENG_REGION_LM_HEAD,      /* output norm and vocabulary projection       */
     ENG_REGION_SAMPLING,     /* logits -> next token                        */
+    /* Parts of the attention region, nested in ATTENTION where an
+     * attention implementation reports them (multi-head latent attention
+     * does; multi-head attention is one region, kept cheap): */
+    ENG_REGION_ATTN_PROJ,    /* input norm, q/latent projections, their norms,
+                                RoPE, the KV-cache write                    */
+    ENG_REGION_ATTN_LATENT,  /* MLA: k_b into the query and v_b out of the
+                                latent (absorbed), or the kv_b decompression
+                                of K and V (legacy)                         */
+    ENG_REGION_ATTN_CORE,    /* scores, softmax, weighted sum over the cache */
     ENG_REGION_COUNT
 } eng_region;
 
@@ -41,7 +50,9 @@ const char *eng_region_name(eng_region r);
 
 /* One routing decision: the experts a token chose at one layer. */
 typedef struct eng_routing_event {
-    int layer;
+    int layer;               /* MoE layer 0 .. n_layer_moe - 1 (dense layers
+                                route nothing and are skipped)              */
+    int model_layer;         /* the model's layer index of it               */
     int64_t pos;             /* position of the token in the sequence       */
     int64_t token;           /* token id at that position                   */
     int top_k;

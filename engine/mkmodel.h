@@ -2,15 +2,16 @@
  * mkmodel.h — the synthetic model writer behind `moebench mkmodel`.
  *
  * Writes a GGUF v3 file that llama.cpp (and our engine) loads as a Mixtral
- * (`llama`), `qwen2moe`, `qwen3moe` or `olmoe` model: metadata keys, value
+ * (`llama`), `qwen2moe`, `qwen3moe`, `olmoe` or `deepseek2` model: metadata keys, value
  * types and tensor names/shapes exactly as llama.cpp's converter writes
  * them (reference: gguf-moe.md sections 3, 5, 6), seeded random weights and
  * a byte-level BPE vocabulary (engine/tokenizer.h reads it back).
  *
  * Presets fix the hyper-parameters: a `tiny-*` preset per architecture (a
  * few MB, for tests) and shape-faithful presets with the real models'
- * dimensions (mixtral-8x7b, qwen1.5-moe-a2.7b, qwen3-30b-a3b, olmoe-1b-7b),
- * whose depth `layers` can cut. Each preset belongs to one architecture.
+ * dimensions (mixtral-8x7b, qwen1.5-moe-a2.7b, qwen3-30b-a3b, olmoe-1b-7b,
+ * deepseek-v2-lite, deepseek-v3, kimi-k2), whose depth `layers` can cut.
+ * Each preset belongs to one architecture.
  *
  * Determinism: the same options give a byte-identical file (weights come
  * from a counter-based generator keyed by seed, tensor and element index).
@@ -70,7 +71,9 @@ typedef struct eng_mkmodel_preset {
     const char *name;        /* "tiny-olmoe", "olmoe-1b-7b", ...                  */
     const char *arch;        /* general.architecture: llama, qwen2moe, qwen3moe, olmoe */
     const char *descr;       /* one line for --list                                */
-    const char *tok_pre;     /* tokenizer.ggml.pre: default, qwen2, olmo           */
+    const char *tok_pre;     /* tokenizer.ggml.pre: any eng_pretok_parse accepts
+                              * (default, olmo, qwen2, llama-bpe, deepseek-llm,
+                              * deepseek-v3, gpt-4o, glm4, kimi-k2, ...)           */
     uint32_t n_vocab;        /* token_embd ne1, len(tokenizer.ggml.tokens)         */
     uint32_t n_ctx;          /* {arch}.context_length                              */
     uint32_t n_embd;         /* {arch}.embedding_length                            */
@@ -83,6 +86,28 @@ typedef struct eng_mkmodel_preset {
     uint32_t n_ff_dense;     /* {arch}.feed_forward_length for qwen (informational), else 0 */
     float rms_eps;           /* {arch}.attention.layer_norm_rms_epsilon             */
     float rope_base;         /* {arch}.rope.freq_base                               */
+    /* deepseek2 (0 elsewhere); n_ff_shexp = n_shared * n_ff_exp there, and
+     * n_ff_dense is the dense layers' feed_forward_length */
+    uint32_t n_layer_dense;  /* leading_dense_block_count (at most layers - 1)      */
+    uint32_t n_shared;       /* expert_shared_count                                 */
+    uint32_t q_lora_rank;    /* 0: no q-LoRA (attn_q, the V2-Lite form)             */
+    uint32_t kv_lora_rank;
+    uint32_t qk_nope, qk_rope, v_head_dim;
+    uint32_t gating;         /* expert_gating_func: 1 softmax, 2 sigmoid            */
+    bool exp_probs_b;        /* selection bias exp_probs_b.bias per MoE layer       */
+    bool weights_norm;       /* expert_weights_norm                                 */
+    float weights_scale;     /* expert_weights_scale (0: not written)               */
+    uint32_t n_group, n_group_used; /* expert_group_count / _used_count (0: not written) */
+    float yarn_factor;       /* rope.scaling (YaRN) factor; 0: no rope.scaling keys */
+    uint32_t yarn_orig_ctx;  /* rope.scaling.original_context_length               */
+    float yarn_log_mul;      /* mscale_all_dim (written x 0.1, as the converter does;
+                              * 0: no yarn_log_multiplier key, as gpt-oss)          */
+    uint32_t n_rot;          /* rope.dimension_count where written (glm4moe's partial
+                              * rotary); 0 = head_dim                              */
+    uint32_t n_swa;          /* attention.sliding_window (gpt-oss); 0: not written */
+    uint32_t n_nextn;        /* nextn_predict_layers (glm4moe's MTP layers, never run),
+                              * written after the n_layer layers                   */
+    bool qk_norm;            /* glm4moe: attn_q_norm/attn_k_norm (GLM-4.5; not Air) */
 } eng_mkmodel_preset;
 
 /* Number of presets, and preset i (0 <= i < count) in --list order. */
@@ -94,6 +119,8 @@ const eng_mkmodel_preset *eng_mkmodel_preset_find(const char *name);
 /* Parses an architecture name as the CLI accepts it ("mixtral" and "llama"
  * are the same) into general.architecture; NULL if unknown. */
 const char *eng_mkmodel_arch_parse(const char *name);
+/* The architecture names --arch accepts, ", "-separated, for messages. */
+void eng_mkmodel_arch_names(char *buf, size_t cap);
 
 /* One of ENG_MKMODEL_TYPES (case-insensitive) -> ENG_MK_*; ENG_EINVAL if
  * not one of them. eng_mkmodel_type_name is the inverse ("?" for others). */
@@ -131,6 +158,13 @@ typedef struct eng_mkmodel_opts {
     int threads;                 /* generator threads: 0 = online CPUs (at most 8);
                                   * the bytes written do not depend on it          */
     int vocab;                   /* ENG_MK_VOCAB_BPE (default) or _SPM               */
+    bool mla_legacy;             /* deepseek2: write attn_kv_b (the legacy form) instead
+                                  * of attn_k_b/attn_v_b; the same weights either way */
+    const char *vocab_from;      /* a Hugging Face tokenizer.json: its vocabulary
+                                  * (and n_vocab) instead of the learnt one
+                                  * (mkvocab.h eng_mkvocab_from_json); NULL = none */
+    const char *vocab_pre;       /* with vocab_from: tokenizer.ggml.pre to write
+                                  * instead of the detected one; NULL = detect      */
 } eng_mkmodel_opts;
 
 /* The vocabulary's kind: byte-level BPE ("gpt2", every preset's default) or

@@ -18,7 +18,7 @@
  */
 #include "engine/mkvocab.h"
 #include "engine/tokenizer.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -89,8 +89,9 @@ static int cmp_piece(const void *a, const void *b, void *text)
 /* Unique pieces of the corpus with their counts; symbols = byte ids. */
 static int collect_words(vocab_build *vb, eng_pretok pre, eng_err *e)
 {
-    size_t *off, n;
-    int rc = eng_pretok_split(pre, k_corpus, sizeof k_corpus - 1, &off, &n, e);
+    size_t *off, n, tlen;
+    char *text; /* the corpus is valid UTF-8: the split gives it back as is */
+    int rc = eng_pretok_split(pre, k_corpus, sizeof k_corpus - 1, &text, &tlen, &off, &n, e);
     if (rc)
         return rc;
     size_t (*pc)[2] = malloc((n + 1) * sizeof *pc);
@@ -98,15 +99,16 @@ static int collect_words(vocab_build *vb, eng_pretok pre, eng_err *e)
     if (!pc || !vb->w) {
         free(pc);
         free(off);
+        free(text);
         return eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         pc[i][0] = off[i];
         pc[i][1] = off[i + 1];
     }
-    qsort_r(pc, n, sizeof *pc, cmp_piece, (void *)k_corpus);
+    qsort_r(pc, n, sizeof *pc, cmp_piece, text);
     for (size_t i = 0; i < n && !rc; i++) {
-        if (i && !cmp_piece(pc[i - 1], pc[i], (void *)k_corpus)) {
+        if (i && !cmp_piece(pc[i - 1], pc[i], text)) {
             vb->w[vb->nw - 1].count++;
             continue;
         }
@@ -117,10 +119,11 @@ static int collect_words(vocab_build *vb, eng_pretok pre, eng_err *e)
         if (!w->sym)
             rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
         for (size_t j = 0; j < w->n && w->sym; j++)
-            w->sym[j] = (unsigned char)k_corpus[pc[i][0] + j];
+            w->sym[j] = (unsigned char)text[pc[i][0] + j];
     }
     free(pc);
     free(off);
+    free(text);
     return rc;
 }
 

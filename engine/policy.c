@@ -23,7 +23,45 @@ struct eng_policy {
     int in_sequence;             /* reset done (or not needed)               */
     int64_t min_pos;             /* oracle policies: next access must be >= this */
     eng_policy_future fut;       /* valid when ops needs the future          */
+    eng_err fail;                /* the sticky error; fail.code 0 while none */
 };
+
+/* Returns the sticky error (copied into err), or ENG_OK. */
+static int sticky(const eng_policy *p, eng_err *err)
+{
+    if (!p->fail.code)
+        return ENG_OK;
+    if (err)
+        *err = p->fail;
+    return p->fail.code;
+}
+
+/* After a callback: a policy that reports an error makes it sticky. */
+static int after_callback(eng_policy *p, eng_err *err)
+{
+    eng_err e = {0};
+    int rc;
+    if (!p->ops->status || !(rc = p->ops->status(p->st, &e)))
+        return ENG_OK;
+    p->fail = e;
+    p->fail.code = rc;
+    return sticky(p, err);
+}
+
+/* Any other failure of a call sticks too. */
+static int stick(eng_policy *p, int rc, eng_err *err)
+{
+    if (rc && !p->fail.code) {
+        p->fail = *err;
+        p->fail.code = rc;
+    }
+    return rc;
+}
+
+int eng_policy_status(const eng_policy *p, eng_err *err)
+{
+    return sticky(p, err);
+}
 
 static const eng_policy_ops *const builtins[] = {
     &eng_policy_lru_ops,    &eng_policy_lfu_ops,    &eng_policy_fifo_ops,
@@ -152,6 +190,8 @@ static int check_future(const eng_policy *p, const eng_policy_future *f, eng_err
 
 int eng_policy_reset(eng_policy *p, const eng_policy_future *future, eng_err *err)
 {
+    if (p->fail.code)
+        return sticky(p, err);
     int needs = (p->ops->flags & ENG_POLICY_NEEDS_FUTURE) != 0;
     if (needs || future) {
         int rc = check_future(p, future, err);
@@ -174,6 +214,8 @@ int eng_policy_reset(eng_policy *p, const eng_policy_future *future, eng_err *er
 
 static int check_key(const eng_policy *p, uint32_t key, eng_err *err)
 {
+    if (p->fail.code)
+        return sticky(p, err);
     if (!p->in_sequence)
         return eng_err_set(err, ENG_ESTATE, "policy '%s': no sequence started (call reset)",
                            p->ops->name);
@@ -210,30 +252,41 @@ int eng_policy_access(eng_policy *p, uint32_t key, int64_t pos, int hit, eng_err
     }
     p->ops->access(p->st, key, pos, hit);
     p->min_pos = pos + 1;
-    return ENG_OK;
+    return after_callback(p, err);
 }
 
 int eng_policy_admit(eng_policy *p, uint32_t key)
 {
-    if (key >= p->n_keys)
+    if (key >= p->n_keys || p->fail.code)
         return 0;
-    return p->ops->admit ? p->ops->admit(p->st, key) != 0 : 1;
+    if (!p->ops->admit)
+        return 1;
+    int yes = p->ops->admit(p->st, key) != 0;
+    return after_callback(p, NULL) ? 0 : yes;
 }
 
 int eng_policy_victim(eng_policy *p, uint32_t *key, eng_err *err)
 {
+    if (p->fail.code)
+        return sticky(p, err);
     if (p->n_cached <= p->n_pinned)
         return eng_err_set(err, ENG_ESTATE, "policy '%s': nothing to evict (%u cached, %u pinned)",
                            p->ops->name, p->n_cached, p->n_pinned);
     uint32_t k = 0;
-    if (p->ops->victim(p->st, p->n_pinned ? p->pinned : NULL, &k) != 0)
-        return eng_err_set(err, ENG_ESTATE, "policy '%s' found no victim among %u cached keys",
-                           p->ops->name, p->n_cached);
+    int none = p->ops->victim(p->st, p->n_pinned ? p->pinned : NULL, &k);
+    int rc = after_callback(p, err);
+    if (rc)
+        return rc;
+    if (none)
+        return stick(p, eng_err_set(err, ENG_ESTATE,
+                                    "policy '%s' found no victim among %u cached keys",
+                                    p->ops->name, p->n_cached), err);
     if (k >= p->n_keys || !p->cached[k] || p->pinned[k])
-        return eng_err_set(err, ENG_ESTATE, "policy '%s' chose key %u, which is %s",
-                           p->ops->name, k,
-                           k >= p->n_keys ? "out of range" : !p->cached[k] ? "not cached"
-                                                                           : "pinned");
+        return stick(p, eng_err_set(err, ENG_ESTATE, "policy '%s' chose key %u, which is %s",
+                                    p->ops->name, k,
+                                    k >= p->n_keys    ? "out of range"
+                                    : !p->cached[k] ? "not cached"
+                                                    : "pinned"), err);
     *key = k;
     return ENG_OK;
 }
@@ -252,7 +305,7 @@ int eng_policy_insert(eng_policy *p, uint32_t key, int64_t pos, eng_err *err)
     p->ops->insert(p->st, key, pos);
     p->cached[key] = 1;
     p->n_cached++;
-    return ENG_OK;
+    return after_callback(p, err);
 }
 
 int eng_policy_evict(eng_policy *p, uint32_t key, eng_err *err)
@@ -266,7 +319,7 @@ int eng_policy_evict(eng_policy *p, uint32_t key, eng_err *err)
     p->ops->evict(p->st, key);
     p->cached[key] = 0;
     p->n_cached--;
-    return ENG_OK;
+    return after_callback(p, err);
 }
 
 int eng_policy_demand(eng_policy *p, uint32_t key, int64_t pos, eng_policy_result *res,
@@ -278,8 +331,10 @@ int eng_policy_demand(eng_policy *p, uint32_t key, int64_t pos, eng_policy_resul
     if (rc)
         return rc;
     res->hit = hit;
-    if (hit || !eng_policy_admit(p, key))
+    if (hit)
         return ENG_OK;
+    if (!eng_policy_admit(p, key))
+        return sticky(p, err);
     if (p->n_cached >= p->capacity) {
         rc = eng_policy_victim(p, &res->victim, err);
         if (!rc)

@@ -40,6 +40,14 @@
  * `pos` must then index that view and key == future.keys[pos]; a mismatch
  * (the run routed differently from the trace) is an ENG_ESTATE error.
  *
+ * Errors. The handle checks every call (bad keys, a victim that is not
+ * resident, a future mismatch) and, after each callback, the policy's own
+ * status (ops->status). The first failure sticks, as sqlite3_errmsg does:
+ * from then on every call on the handle that takes an eng_err returns that
+ * same error (code and message), and eng_policy_status reports it, so a
+ * store or simulator fails with the callback's own message, not a later
+ * symptom ("found no victim").
+ *
  * Thread-safety: a handle belongs to one thread at a time; calls on
  * different handles are independent. Built-in ops tables are immutable.
  */
@@ -101,6 +109,11 @@ typedef struct eng_policy_ops {
      * candidate exists (the handle reports it). */
     int (*victim)(void *st, const uint8_t *pinned, uint32_t *key);
     void (*evict)(void *st, uint32_t key);
+    /* Optional (NULL: the policy cannot fail). The policy's own sticky
+     * error: 0 while it has none, else its code with a message naming the
+     * callback that failed (a scripted policy whose access raised an
+     * error). The handle asks after every callback; see "Errors" below. */
+    int (*status)(void *st, eng_err *err);
 } eng_policy_ops;
 
 typedef struct eng_policy eng_policy;
@@ -144,6 +157,8 @@ int eng_policy_demand(eng_policy *p, uint32_t key, int64_t pos, eng_policy_resul
 
 /* The steps, for stores that interleave them with I/O and for prefetch. */
 int eng_policy_access(eng_policy *p, uint32_t key, int64_t pos, int hit, eng_err *err);
+/* 1: key may be cached, 0: serve it without caching. A failure (sticky)
+ * answers 0; the next call with an eng_err returns it. */
 int eng_policy_admit(eng_policy *p, uint32_t key);
 int eng_policy_victim(eng_policy *p, uint32_t *key, eng_err *err);
 int eng_policy_insert(eng_policy *p, uint32_t key, int64_t pos, eng_err *err);
@@ -154,6 +169,10 @@ int eng_policy_evict(eng_policy *p, uint32_t key, eng_err *err);
  * that is not resident is ENG_ESTATE; evicting a pinned key too. */
 int eng_policy_pin(eng_policy *p, uint32_t key, eng_err *err);
 void eng_policy_unpin(eng_policy *p, uint32_t key);
+
+/* The handle's sticky error: ENG_OK while none, else its code (and its
+ * message into err when err is not NULL). */
+int eng_policy_status(const eng_policy *p, eng_err *err);
 
 int eng_policy_is_cached(const eng_policy *p, uint32_t key);
 uint32_t eng_policy_cached_count(const eng_policy *p);

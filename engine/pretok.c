@@ -1,116 +1,42 @@
 /*
- * pretok.c — the pre-tokenizers of byte-level BPE, written by hand (no
- * regex library), matching llama.cpp's unicode_regex_split for ASCII.
+ * pretok.c — the pre-tokenizers of byte-level BPE, as llama.cpp 82bb485's
+ * unicode_regex_split (src/unicode.cpp) runs them.
  *
- * A pre-tokenizer is a regex applied with "split" semantics: scanning left
- * to right, the first alternative that matches at the current position
- * makes a piece; characters where nothing matches collect into a gap piece
- * (std::regex_iterator in llama.cpp keeps gaps as pieces). Each matcher
- * below returns the length (in code points) of the match at pos, 0 for
- * none; alternatives are tried in the regex's order, quantifiers are
- * greedy and the backtracking the regex would do is spelled out.
+ * A pre-type is a list of passes (llama-vocab.cpp llm_tokenizer_bpe: one
+ * regex per pass). Each pass re-splits every piece of the previous pass
+ * into matches and the runs between them, both kept. A pass is either one
+ * of llama.cpp's hand-written splitters (unicode_regex_split_custom picks
+ * them by the exact regex string: gpt2, llama3, qwen2, kimi-k2), ported
+ * below line for line, or a regex run by pretok_regex.c with the results
+ * std::regex gives in llama.cpp:
+ *   - a regex naming \p{..} runs on the "collapsed" text: ASCII stays as
+ *     it is, a non-ASCII code point becomes one byte for its category
+ *     (0x0B whitespace, 0xD1 number, 0xD2 letter, 0xD3 punctuation, 0xD4
+ *     mark, 0xD5 symbol, 0xD0 other), and the regex's \p{X} becomes that
+ *     byte plus X's ASCII members (collapse_regex, unicode.cpp:1291-1345);
+ *     so \p{Lu} matches every non-ASCII letter, lower case too;
+ *   - other regexes run on the code points, non-ASCII whitespace replaced
+ *     by 0x0B (std::wregex's \s knows ASCII only).
+ * Lookarounds and $ see the end of the current piece as the end of text.
  *
- *   gpt2/olmo: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- *   qwen2:     (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+
- *              |\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
- *   default:   a cascade: [\p{P}\$\+<=>\^~\|]+, then the gpt2 regex on each
- *              piece, then \p{N}+, then [0-9][0-9][0-9] (llama-vocab.cpp).
+ * Text to code points: llama.cpp decodes leniently (tk_utf8_next_lenient:
+ * invalid bytes become U+FFFD, overlong forms are accepted) and rebuilds
+ * the pieces from the code points, so the pieces are pieces of that
+ * normalized text, which eng_pretok_split returns.
  *
- * Lookarounds ((?!\S)) see the end of the current piece as end of text, as
- * in llama.cpp where each regex runs on the previous regex's pieces.
- *
- * Unicode classes: ASCII is exact. Other code points use the small range
- * table below (whitespace, punctuation, symbols, digits, combining marks);
- * anything not listed is a letter. Invalid UTF-8 bytes are single "other"
- * characters (kept as bytes, where llama.cpp substitutes U+FFFD).
+ * Unicode categories: unicode_tab.c, generated from the Unicode 15.1 data
+ * llama.cpp uses (scripts/gen_unicode_tab.py checks it code point by code
+ * point against llama.cpp's table).
  */
 #include "engine/tokenizer.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct cprange {
-    uint32_t lo, hi;
-    uint8_t cls;
-} cprange;
+/* ---- UTF-8 ---------------------------------------------------------------- */
 
-/* Non-ASCII code points that are not letters (sorted, non-overlapping). */
-static const cprange k_ranges[] = {
-    {0x0080, 0x0084, TK_OTHER}, {0x0085, 0x0085, TK_SPACE}, {0x0086, 0x009F, TK_OTHER},
-    {0x00A0, 0x00A0, TK_SPACE}, {0x00A1, 0x00A1, TK_PUNCT}, {0x00A2, 0x00A6, TK_SYMBOL},
-    {0x00A7, 0x00A7, TK_PUNCT}, {0x00A8, 0x00A9, TK_SYMBOL}, {0x00AB, 0x00AB, TK_PUNCT},
-    {0x00AC, 0x00AC, TK_SYMBOL}, {0x00AD, 0x00AD, TK_OTHER}, {0x00AE, 0x00B1, TK_SYMBOL},
-    {0x00B2, 0x00B3, TK_NUMBER}, {0x00B4, 0x00B4, TK_SYMBOL}, {0x00B6, 0x00B7, TK_PUNCT},
-    {0x00B8, 0x00B8, TK_SYMBOL}, {0x00B9, 0x00B9, TK_NUMBER}, {0x00BB, 0x00BB, TK_PUNCT},
-    {0x00BC, 0x00BE, TK_NUMBER}, {0x00BF, 0x00BF, TK_PUNCT}, {0x00D7, 0x00D7, TK_SYMBOL},
-    {0x00F7, 0x00F7, TK_SYMBOL}, {0x0300, 0x036F, TK_OTHER}, {0x037E, 0x037E, TK_PUNCT},
-    {0x0387, 0x0387, TK_PUNCT}, {0x055A, 0x055F, TK_PUNCT}, {0x0589, 0x058A, TK_PUNCT},
-    {0x0591, 0x05BD, TK_OTHER}, {0x05BE, 0x05BE, TK_PUNCT}, {0x060C, 0x060D, TK_PUNCT},
-    {0x061B, 0x061F, TK_PUNCT}, {0x064B, 0x065F, TK_OTHER}, {0x0660, 0x0669, TK_NUMBER},
-    {0x066A, 0x066D, TK_PUNCT}, {0x06D4, 0x06D4, TK_PUNCT}, {0x06F0, 0x06F9, TK_NUMBER},
-    {0x0900, 0x0903, TK_OTHER}, {0x093A, 0x094F, TK_OTHER}, {0x0964, 0x0965, TK_PUNCT},
-    {0x0966, 0x096F, TK_NUMBER}, {0x0E31, 0x0E31, TK_OTHER}, {0x0E34, 0x0E3A, TK_OTHER},
-    {0x0E47, 0x0E4E, TK_OTHER}, {0x0E50, 0x0E59, TK_NUMBER}, {0x1680, 0x1680, TK_SPACE},
-    {0x2000, 0x200A, TK_SPACE}, {0x200B, 0x200F, TK_OTHER}, {0x2010, 0x2027, TK_PUNCT},
-    {0x2028, 0x2029, TK_SPACE}, {0x202A, 0x202E, TK_OTHER}, {0x202F, 0x202F, TK_SPACE},
-    {0x2030, 0x2043, TK_PUNCT}, {0x2044, 0x2044, TK_SYMBOL}, {0x2045, 0x2051, TK_PUNCT},
-    {0x2052, 0x2052, TK_SYMBOL}, {0x2053, 0x205E, TK_PUNCT}, {0x205F, 0x205F, TK_SPACE},
-    {0x2060, 0x206F, TK_OTHER}, {0x2070, 0x2070, TK_NUMBER}, {0x2074, 0x2079, TK_NUMBER},
-    {0x207A, 0x207C, TK_SYMBOL}, {0x207D, 0x207E, TK_PUNCT}, {0x2080, 0x2089, TK_NUMBER},
-    {0x208A, 0x208C, TK_SYMBOL}, {0x208D, 0x208E, TK_PUNCT}, {0x20A0, 0x20C0, TK_SYMBOL},
-    {0x20D0, 0x20FF, TK_OTHER}, {0x2100, 0x214F, TK_SYMBOL}, {0x2150, 0x2182, TK_NUMBER},
-    {0x2185, 0x2189, TK_NUMBER}, {0x2190, 0x23FF, TK_SYMBOL}, {0x2400, 0x245F, TK_SYMBOL},
-    {0x2460, 0x249B, TK_NUMBER}, {0x249C, 0x24E9, TK_SYMBOL}, {0x24EA, 0x24FF, TK_NUMBER},
-    {0x2500, 0x2767, TK_SYMBOL}, {0x2768, 0x2775, TK_PUNCT}, {0x2776, 0x2793, TK_NUMBER},
-    {0x2794, 0x27FF, TK_SYMBOL}, {0x2900, 0x2BFF, TK_SYMBOL}, {0x2E00, 0x2E7F, TK_PUNCT},
-    {0x3000, 0x3000, TK_SPACE}, {0x3001, 0x3003, TK_PUNCT}, {0x3004, 0x3004, TK_SYMBOL},
-    {0x3007, 0x3007, TK_NUMBER}, {0x3008, 0x3011, TK_PUNCT}, {0x3012, 0x3013, TK_SYMBOL},
-    {0x3014, 0x301F, TK_PUNCT}, {0x3020, 0x3020, TK_SYMBOL}, {0x3021, 0x3029, TK_NUMBER},
-    {0x302A, 0x302F, TK_OTHER}, {0x3030, 0x3030, TK_PUNCT}, {0x303D, 0x303D, TK_PUNCT},
-    {0x3099, 0x309A, TK_OTHER}, {0x30FB, 0x30FB, TK_PUNCT}, {0xD800, 0xDFFF, TK_OTHER},
-    {0xE000, 0xF8FF, TK_OTHER}, {0xFE00, 0xFE0F, TK_OTHER}, {0xFE10, 0xFE19, TK_PUNCT},
-    {0xFE30, 0xFE4F, TK_PUNCT}, {0xFE50, 0xFE6B, TK_PUNCT}, {0xFEFF, 0xFEFF, TK_OTHER},
-    {0xFF01, 0xFF03, TK_PUNCT}, {0xFF04, 0xFF04, TK_SYMBOL}, {0xFF05, 0xFF0A, TK_PUNCT},
-    {0xFF0B, 0xFF0B, TK_SYMBOL}, {0xFF0C, 0xFF0F, TK_PUNCT}, {0xFF10, 0xFF19, TK_NUMBER},
-    {0xFF1A, 0xFF1B, TK_PUNCT}, {0xFF1C, 0xFF1E, TK_SYMBOL}, {0xFF1F, 0xFF20, TK_PUNCT},
-    {0xFF3B, 0xFF3D, TK_PUNCT}, {0xFF3E, 0xFF3E, TK_SYMBOL}, {0xFF3F, 0xFF3F, TK_PUNCT},
-    {0xFF40, 0xFF40, TK_SYMBOL}, {0xFF5B, 0xFF5B, TK_PUNCT}, {0xFF5C, 0xFF5C, TK_SYMBOL},
-    {0xFF5D, 0xFF5D, TK_PUNCT}, {0xFF5E, 0xFF5E, TK_SYMBOL}, {0xFF5F, 0xFF65, TK_PUNCT},
-    {0xFFF0, 0xFFFF, TK_OTHER}, {0x1F000, 0x1FAFF, TK_SYMBOL}, {0xE0000, 0xE007F, TK_OTHER},
-    {0xF0000, 0x10FFFF, TK_OTHER},
-};
-
-int tk_class(uint32_t cp)
-{
-    if (cp < 0x80) {
-        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z')
-            return TK_LETTER;
-        if (cp >= '0' && cp <= '9')
-            return TK_NUMBER;
-        if (cp == ' ' || (cp >= '\t' && cp <= '\r'))
-            return TK_SPACE;
-        if (cp < 0x20 || cp == 0x7F)
-            return TK_OTHER;
-        if (strchr("$+<=>^`|~", (int)cp))
-            return TK_SYMBOL;
-        return TK_PUNCT;
-    }
-    size_t lo = 0, hi = sizeof k_ranges / sizeof k_ranges[0];
-    while (lo < hi) { /* binary search: first range with hi >= cp */
-        size_t mid = (lo + hi) / 2;
-        if (k_ranges[mid].hi < cp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < sizeof k_ranges / sizeof k_ranges[0] && k_ranges[lo].lo <= cp)
-        return k_ranges[lo].cls;
-    return TK_LETTER;
-}
-
-/* One UTF-8 character at s[0..n): its code point and byte length. Invalid
- * or truncated sequences are one byte with cp = TK_INVALID_CP. */
 uint32_t tk_utf8_next(const unsigned char *s, size_t n, size_t *blen)
 {
     unsigned c = s[0];
@@ -138,170 +64,98 @@ bad:
     return TK_INVALID_CP;
 }
 
-/* ---- code point buffer for one text ----------------------------------- */
+uint32_t tk_utf8_next_lenient(const unsigned char *s, size_t n, size_t *blen)
+{
+    unsigned c = s[0];
+    /* unicode_cpt_from_utf8: the lead byte's high bits give the length */
+    size_t need = !(c & 0x80) ? 1 : !(c & 0x40) ? 0 : !(c & 0x20) ? 2 : !(c & 0x10) ? 3
+                : !(c & 0x08) ? 4 : 0;
+    *blen = 1;
+    if (need == 1)
+        return c;
+    if (need == 0 || need > n)
+        return 0xFFFD;
+    uint32_t cp = c & (0x7F >> need);
+    for (size_t i = 1; i < need; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0xFFFD;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    *blen = need;
+    return cp > 0x10FFFF ? 0xFFFD : cp; /* llama.cpp throws for these */
+}
+
+size_t tk_utf8_put(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ---- the text as code points ---------------------------------------------- */
 
 typedef struct cpbuf {
-    uint32_t *cp;   /* [n] code points                 */
-    uint8_t *cls;   /* [n] TK_* class                  */
-    size_t *boff;   /* [n+1] byte offset of each cp    */
+    uint32_t *cp;    /* [n] code points (lenient decoding)              */
+    int16_t *fl;     /* [n] tk_uflags of each                            */
+    size_t *boff;    /* [n+1] byte offset of each in norm                */
+    char *norm;      /* the code points re-encoded, NUL-terminated       */
     size_t n;
+    uint32_t *sym;   /* [n] symbols for a regex pass (collapsed or wide) */
+    int sym_mode;    /* which form sym holds: 0 none, 1 collapsed, 2 wide */
 } cpbuf;
 
 static int cpbuf_init(cpbuf *b, const char *text, size_t len)
 {
+    memset(b, 0, sizeof *b);
     b->cp = malloc((len + 1) * sizeof *b->cp);
-    b->cls = malloc(len + 1);
+    b->fl = malloc((len + 1) * sizeof *b->fl);
     b->boff = malloc((len + 1) * sizeof *b->boff);
-    if (!b->cp || !b->cls || !b->boff)
+    b->norm = malloc(4 * len + 1); /* U+FFFD (3 bytes) for one bad byte */
+    b->sym = malloc((len + 1) * sizeof *b->sym);
+    if (!b->cp || !b->fl || !b->boff || !b->norm || !b->sym)
         return ENG_ENOMEM;
-    size_t i = 0, n = 0;
+    size_t i = 0, k = 0;
     while (i < len) {
         size_t bl;
-        uint32_t cp = tk_utf8_next((const unsigned char *)text + i, len - i, &bl);
-        b->cp[n] = cp;
-        b->cls[n] = cp == TK_INVALID_CP ? TK_OTHER : (uint8_t)tk_class(cp);
-        b->boff[n++] = i;
+        uint32_t cp = tk_utf8_next_lenient((const unsigned char *)text + i, len - i, &bl);
+        b->cp[b->n] = cp;
+        b->fl[b->n] = (int16_t)tk_uflags(cp);
+        b->boff[b->n++] = k;
+        k += tk_utf8_put(cp, b->norm + k);
         i += bl;
     }
-    b->boff[n] = len;
-    b->n = n;
+    b->boff[b->n] = k;
+    b->norm[k] = 0;
     return ENG_OK;
 }
 
 static void cpbuf_free(cpbuf *b)
 {
     free(b->cp);
-    free(b->cls);
+    free(b->fl);
     free(b->boff);
+    free(b->norm);
+    free(b->sym);
 }
 
-/* ---- matchers: length of the match at pos within [pos, end), 0 = none -- */
-
-typedef size_t (*matcher)(const cpbuf *b, size_t pos, size_t end);
-
-static int is_l(const cpbuf *b, size_t i, size_t end) { return i < end && b->cls[i] == TK_LETTER; }
-static int is_n(const cpbuf *b, size_t i, size_t end) { return i < end && b->cls[i] == TK_NUMBER; }
-static int is_s(const cpbuf *b, size_t i, size_t end) { return i < end && b->cls[i] == TK_SPACE; }
-static int is_crlf(const cpbuf *b, size_t i, size_t end)
-{
-    return i < end && (b->cp[i] == '\r' || b->cp[i] == '\n');
-}
-/* [^\s\p{L}\p{N}] */
-static int is_o(const cpbuf *b, size_t i, size_t end)
-{
-    return i < end && b->cls[i] != TK_SPACE && b->cls[i] != TK_LETTER && b->cls[i] != TK_NUMBER;
-}
-
-static size_t run(const cpbuf *b, size_t i, size_t end, int (*pred)(const cpbuf *, size_t, size_t))
-{
-    size_t j = i;
-    while (pred(b, j, end))
-        j++;
-    return j - i;
-}
-
-/* 's|'t|'re|'ve|'m|'ll|'d, case-folded when fold */
-static size_t m_contraction(const cpbuf *b, size_t pos, size_t end, int fold)
-{
-    if (b->cp[pos] != '\'' || pos + 1 >= end)
-        return 0;
-    uint32_t c1 = b->cp[pos + 1], c2 = pos + 2 < end ? b->cp[pos + 2] : 0;
-    if (fold) {
-        c1 = c1 < 0x80 && (c1 | 0x20) >= 'a' && (c1 | 0x20) <= 'z' ? (c1 | 0x20) : c1;
-        c2 = c2 < 0x80 && (c2 | 0x20) >= 'a' && (c2 | 0x20) <= 'z' ? (c2 | 0x20) : c2;
-    }
-    if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd')
-        return 2;
-    if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l'))
-        return 3;
-    return 0;
-}
-
-/* " ?X+" for a class predicate X */
-static size_t m_opt_space_run(const cpbuf *b, size_t pos, size_t end,
-                              int (*pred)(const cpbuf *, size_t, size_t))
-{
-    size_t p = (b->cp[pos] == ' ' && pred(b, pos + 1, end)) ? pos + 1 : pos;
-    size_t r = run(b, p, end, pred);
-    return r ? p - pos + r : 0;
-}
-
-/* \s+(?!\S) then \s+ : a whitespace run keeps its last char for the next
- * piece when a non-space follows (the lookahead backtracks one). */
-static size_t m_spaces(const cpbuf *b, size_t pos, size_t end)
-{
-    size_t r = run(b, pos, end, is_s);
-    if (r >= 2 && pos + r < end)
-        return r - 1;
-    return r;
-}
-
-static size_t m_gpt2(const cpbuf *b, size_t pos, size_t end)
-{
-    size_t r;
-    if ((r = m_contraction(b, pos, end, 0)))
-        return r;
-    if ((r = m_opt_space_run(b, pos, end, is_l)))
-        return r;
-    if ((r = m_opt_space_run(b, pos, end, is_n)))
-        return r;
-    if ((r = m_opt_space_run(b, pos, end, is_o)))
-        return r;
-    return m_spaces(b, pos, end);
-}
-
-static size_t m_qwen2(const cpbuf *b, size_t pos, size_t end)
-{
-    size_t r;
-    if ((r = m_contraction(b, pos, end, 1)))
-        return r;
-    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-    if (is_l(b, pos, end))
-        return run(b, pos, end, is_l);
-    if (!is_crlf(b, pos, end) && !is_n(b, pos, end) && is_l(b, pos + 1, end))
-        return 1 + run(b, pos + 1, end, is_l);
-    if (is_n(b, pos, end)) /* \p{N} */
-        return 1;
-    /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
-    size_t p = (b->cp[pos] == ' ' && is_o(b, pos + 1, end)) ? pos + 1 : pos;
-    if ((r = run(b, p, end, is_o)))
-        return p - pos + r + run(b, p + r, end, is_crlf);
-    /* \s*[\r\n]+ : up to and including the run's last CR/LF */
-    size_t ws = run(b, pos, end, is_s), last = 0;
-    for (size_t i = 0; i < ws; i++)
-        if (is_crlf(b, pos + i, end))
-            last = i + 1;
-    if (last)
-        return last;
-    return m_spaces(b, pos, end);
-}
-
-/* [\p{P}\$\+<=>\^~\|]+ : punctuation and the ASCII symbols but '`' */
-static int is_default_punct(const cpbuf *b, size_t i, size_t end)
-{
-    if (i >= end)
-        return 0;
-    if (b->cls[i] == TK_PUNCT)
-        return 1;
-    return b->cp[i] < 0x80 && b->cp[i] && strchr("$+<=>^~|", (int)b->cp[i]);
-}
-static size_t m_default_punct(const cpbuf *b, size_t pos, size_t end)
-{
-    return run(b, pos, end, is_default_punct);
-}
-static size_t m_numbers(const cpbuf *b, size_t pos, size_t end)
-{
-    return run(b, pos, end, is_n);
-}
-static size_t m_digits3(const cpbuf *b, size_t pos, size_t end)
-{
-    for (size_t i = 0; i < 3; i++)
-        if (pos + i >= end || b->cp[pos + i] < '0' || b->cp[pos + i] > '9')
-            return 0;
-    return 3;
-}
-
-/* ---- split driver ------------------------------------------------------ */
+/* ---- piece boundaries ------------------------------------------------------ */
 
 typedef struct cuts {
     size_t *at;    /* piece boundaries in code points, ascending, at[0] = 0 */
@@ -324,82 +178,634 @@ static int cuts_push(cuts *c, size_t v)
     return ENG_OK;
 }
 
-/* Applies one regex to every piece of `in`, giving `out`: matches are
- * pieces, runs of unmatched characters are pieces too. */
-static int split_pass(const cpbuf *b, const cuts *in, matcher m, cuts *out)
+/* ---- llama.cpp's hand-written splitters (unicode.cpp) ---------------------
+ * Each walks one piece [ini, end) exactly as its C++ original; get_cpt and
+ * get_fl return OUT / NOFL outside the piece (llama.cpp's OUT_OF_RANGE and
+ * empty flags). Flags are never NOFL inside: every code point has a
+ * category (undefined counts). */
+
+#define OUT 0xFFFFFFFFu
+#define NOFL (-1)
+
+typedef struct piece {
+    const cpbuf *b;
+    size_t ini, end, prev; /* prev: end of the last piece added */
+    cuts *out;
+    int rc;
+} piece;
+
+static uint32_t get_cpt(const piece *p, size_t pos)
 {
-    out->n = 0;
-    if (cuts_push(out, 0))
-        return ENG_ENOMEM;
-    for (size_t k = 0; k + 1 < in->n; k++) {
-        size_t pos = in->at[k], end = in->at[k + 1];
-        while (pos < end) {
-            size_t r = m(b, pos, end);
-            if (r == 0) { /* gap: extend to the next position that matches */
+    return pos >= p->ini && pos < p->end ? p->b->cp[pos] : OUT;
+}
+static int get_fl(const piece *p, size_t pos)
+{
+    return pos >= p->ini && pos < p->end ? p->b->fl[pos] : NOFL;
+}
+static bool f_letter(int f) { return f != NOFL && (f & TK_CAT_MASK) == TK_CAT_LETTER; }
+static bool f_number(int f) { return f != NOFL && (f & TK_CAT_MASK) == TK_CAT_NUMBER; }
+static bool f_space(int f) { return f != NOFL && (f & TK_WS); }
+static bool f_any(int f) { return f != NOFL; } /* flags.as_uint() != 0 */
+static bool is_crlf(uint32_t c) { return c == '\r' || c == '\n'; }
+/* unicode_tolower for the comparisons below: only ASCII capitals lower to
+ * ASCII letters (asserted by scripts/gen_unicode_tab.py). */
+static uint32_t lower(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* _add_token: closes the piece at `end`; returns its length. */
+static size_t add_token(piece *p, size_t end)
+{
+    size_t len = end - p->prev;
+    if (len > 0 && !p->rc)
+        p->rc = cuts_push(p->out, end);
+    p->prev = end;
+    return len;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d at pos (case-folded when fold): its length. */
+static size_t contraction(const piece *p, size_t pos, bool fold)
+{
+    if (get_cpt(p, pos) != '\'' || pos + 1 >= p->end)
+        return 0;
+    uint32_t n1 = get_cpt(p, pos + 1);
+    n1 = fold ? lower(n1) : n1;
+    if (n1 == 's' || n1 == 't' || n1 == 'm' || n1 == 'd')
+        return 2;
+    if (pos + 2 >= p->end)
+        return 0;
+    uint32_t n2 = get_cpt(p, pos + 2);
+    n2 = fold ? lower(n2) : n2;
+    if ((n1 == 'r' && n2 == 'e') || (n1 == 'v' && n2 == 'e') || (n1 == 'l' && n2 == 'l'))
+        return 3;
+    return 0;
+}
+
+/* The whitespace tail shared by the splitters: \s*[\r\n]+ (when crlf),
+ * \s+(?!\S), \s+, else one character. Returns the new position. */
+static size_t spaces_tail(piece *p, size_t pos, bool crlf)
+{
+    size_t nws = 0, last_rn = 0;
+    while (f_space(get_fl(p, pos + nws))) {
+        if (crlf && is_crlf(get_cpt(p, pos + nws)))
+            last_rn = pos + nws + 1;
+        nws++;
+    }
+    if (last_rn > 0) {
+        add_token(p, last_rn);
+        return last_rn;
+    }
+    if (nws > 1 && get_cpt(p, pos + nws) != OUT) {
+        pos += nws - 1;
+        add_token(p, pos);
+        return pos;
+    }
+    if (nws > 0) {
+        add_token(p, pos + nws);
+        return pos + nws;
+    }
+    add_token(p, pos + 1); /* no match */
+    return pos + 1;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static void split_gpt2(piece *p)
+{
+    for (size_t pos = p->ini; pos < p->end;) {
+        uint32_t cpt = get_cpt(p, pos);
+        int fl = get_fl(p, pos);
+        size_t c = contraction(p, pos, false);
+        if (c) {
+            pos += add_token(p, pos + c);
+            continue;
+        }
+        int f2 = cpt == ' ' ? get_fl(p, pos + 1) : fl;
+        if (f_letter(f2) || f_number(f2)) {
+            bool letter = f_letter(f2);
+            pos += cpt == ' ';
+            while (letter ? f_letter(f2) : f_number(f2))
+                f2 = get_fl(p, ++pos);
+            add_token(p, pos);
+            continue;
+        }
+        if (!(f_space(f2) || f_letter(f2) || f_number(f2)) && f_any(f2)) {
+            pos += cpt == ' ';
+            while (!(f_space(f2) || f_letter(f2) || f_number(f2)) && f_any(f2))
+                f2 = get_fl(p, ++pos);
+            add_token(p, pos);
+            continue;
+        }
+        pos = spaces_tail(p, pos, false);
+    }
+}
+
+/* [^\r\n\p{L}\p{N}]?\p{L}+ at pos (llama3, qwen2): new position or 0. */
+static size_t letters(piece *p, size_t pos, uint32_t cpt, int fl)
+{
+    if (is_crlf(cpt) || f_number(fl) || !(f_letter(fl) || f_letter(get_fl(p, pos + 1))))
+        return 0;
+    pos++;
+    while (f_letter(get_fl(p, pos)))
+        pos++;
+    add_token(p, pos);
+    return pos;
+}
+
+/* ' ?[^\s\p{L}\p{N}]+[\r\n]*' (llama3, qwen2): new position or 0. As in
+ * llama.cpp, the entry test looks at the flags of the first character
+ * (`flags.as_uint()`), the loop at the following ones. */
+static size_t punct_run(piece *p, size_t pos, uint32_t cpt, int fl)
+{
+    int f2 = cpt == ' ' ? get_fl(p, pos + 1) : fl;
+    if ((f_space(f2) || f_letter(f2) || f_number(f2)) || !f_any(fl))
+        return 0;
+    pos += cpt == ' ';
+    while (!(f_space(f2) || f_letter(f2) || f_number(f2)) && f_any(f2))
+        f2 = get_fl(p, ++pos);
+    while (is_crlf(get_cpt(p, pos)))
+        pos++;
+    add_token(p, pos);
+    return pos;
+}
+
+/* \p{N}{1,3}: new position. */
+static size_t digits3(piece *p, size_t pos)
+{
+    size_t ini = pos;
+    while (f_number(get_fl(p, pos))) {
+        if (++pos - ini >= 3) {
+            add_token(p, pos);
+            ini = pos;
+        }
+    }
+    add_token(p, pos);
+    return pos;
+}
+
+/* llama3:  (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ *          ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * qwen2: the same with \p{N} for \p{N}{1,3} (one digit per piece). */
+static void split_llama3_qwen2(piece *p, bool qwen2)
+{
+    for (size_t pos = p->ini; pos < p->end;) {
+        uint32_t cpt = get_cpt(p, pos);
+        int fl = get_fl(p, pos);
+        size_t c = contraction(p, pos, true), np;
+        if (c) {
+            pos += add_token(p, pos + c);
+            continue;
+        }
+        if ((np = letters(p, pos, cpt, fl))) {
+            pos = np;
+            continue;
+        }
+        if (f_number(fl)) {
+            if (qwen2)
+                pos += add_token(p, pos + 1);
+            else
+                pos = digits3(p, pos);
+            continue;
+        }
+        if ((np = punct_run(p, pos, cpt, fl))) {
+            pos = np;
+            continue;
+        }
+        pos = spaces_tail(p, pos, true);
+    }
+}
+
+/* unicode_cpt_is_han (unicode.cpp) */
+static bool is_han(uint32_t c)
+{
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+           (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+           (c >= 0x2CEB0 && c <= 0x2EBEF) || (c >= 0xF900 && c <= 0xFAFF) ||
+           (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+static bool kimi_letter(const piece *p, size_t pos)
+{
+    return f_letter(get_fl(p, pos)) && !is_han(get_cpt(p, pos));
+}
+
+/* Kimi-K2's letter patterns (2 and 3 of unicode_regex_split_custom_kimi_k2):
+ * new position, or 0 when they do not apply. */
+static size_t kimi_word(piece *p, size_t pos, uint32_t cpt, int fl)
+{
+    bool lead_ok = !(is_crlf(cpt) || f_letter(fl) || f_number(fl));
+    if (!((f_letter(fl) && !is_han(cpt)) || (lead_ok && kimi_letter(p, pos + 1))))
+        return 0;
+    bool lead = false, any = false;
+    if (lead_ok) {
+        lead = true;
+        pos++;
+    }
+    while (kimi_letter(p, pos)) {
+        any = true;
+        pos++;
+    }
+    if (!any && !(!lead && kimi_letter(p, pos)))
+        return 0; /* llama.cpp backtracks over the leading character */
+    if (!any)
+        pos++;
+    while (kimi_letter(p, pos))
+        pos++;
+    if (get_cpt(p, pos) == '\'' && pos + 1 < p->end) {
+        uint32_t n1 = lower(get_cpt(p, pos + 1));
+        if (n1 == 's' || n1 == 't' || n1 == 'm' || n1 == 'd') {
+            pos += 2;
+        } else if (pos + 2 < p->end) {
+            uint32_t n2 = lower(get_cpt(p, pos + 2));
+            if ((n1 == 'r' && n2 == 'e') || (n1 == 'v' && n2 == 'e') || (n1 == 'l' && n2 == 'l'))
+                pos += 3;
+        }
+    }
+    add_token(p, pos);
+    return pos;
+}
+
+/* [\p{Han}]+ | Kimi words | \p{N}{1,3} | ?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+
+ * | \s+(?!\S) | \s+ (unicode.cpp:776) */
+static void split_kimi(piece *p)
+{
+    for (size_t pos = p->ini; pos < p->end;) {
+        uint32_t cpt = get_cpt(p, pos);
+        int fl = get_fl(p, pos);
+        size_t np;
+        if (is_han(cpt)) {
+            while (is_han(get_cpt(p, pos)))
                 pos++;
+            add_token(p, pos);
+            continue;
+        }
+        if ((np = kimi_word(p, pos, cpt, fl))) {
+            pos = np;
+            continue;
+        }
+        if (f_number(fl)) {
+            pos = digits3(p, pos);
+            continue;
+        }
+        /* unlike llama3's, this entry test reads the next flags (f2) */
+        int f2 = cpt == ' ' ? get_fl(p, pos + 1) : fl;
+        if (!(f_space(f2) || f_letter(f2) || f_number(f2)) && f_any(f2)) {
+            pos += cpt == ' ';
+            while (!(f_space(f2) || f_letter(f2) || f_number(f2)) && f_any(f2))
+                f2 = get_fl(p, ++pos);
+            while (is_crlf(get_cpt(p, pos)))
+                pos++;
+            add_token(p, pos);
+            continue;
+        }
+        pos = spaces_tail(p, pos, true);
+    }
+}
+
+/* deepseek-llm's `\s+$` (a std::regex pass in llama.cpp). The leftmost
+ * match in a piece starts where the piece's trailing whitespace begins
+ * (from any earlier start a non-space stands between the run and the end),
+ * and \s here is TK_WS: ASCII \t..\r and space, and the non-ASCII
+ * whitespace that llama.cpp's wide text turns into 0x0B. So the pass cuts
+ * the trailing whitespace off, in linear time, where a backtracking regex
+ * takes time quadratic in a long run of spaces followed by a non-space. */
+static void split_trailing_space(piece *p)
+{
+    size_t j = p->end;
+    while (j > p->ini && f_space(get_fl(p, j - 1)))
+        j--;
+    add_token(p, j);
+}
+
+/* ---- regex passes ------------------------------------------------------------ */
+
+enum { SPLIT_GPT2 = 1, SPLIT_LLAMA3, SPLIT_QWEN2, SPLIT_KIMI, SPLIT_TRAILING_SPACE };
+
+typedef struct pass {
+    int custom;        /* SPLIT_*, or 0 for a regex */
+    const char *re;    /* the regex as llama-vocab.cpp writes it */
+} pass;
+
+/* The \p{..} names llama.cpp collapses, with their byte and ASCII members
+ * (k_ucat_enum, k_ucat_cpt, k_ucat_map in unicode.cpp:1202-1228). */
+static const struct ucat {
+    const char *name;
+    uint8_t byte;
+    const char *ascii;
+} k_ucat[] = {
+    {"\\p{N}", 0xD1, "0-9"},
+    {"\\p{L}", 0xD2, "A-Za-z"},
+    {"\\p{P}", 0xD3, "!-#%-*,-/:-;?-@\\[-\\]_\\{\\}"},
+    {"\\p{M}", 0xD4, ""},
+    {"\\p{S}", 0xD5, "\\$\\+<->^`\\|"},
+    {"\\p{Lu}", 0xD2, "A-Za-z"},
+    {"\\p{Ll}", 0xD2, "A-Za-z"},
+    {"\\p{Lt}", 0xD2, "A-Za-z"},
+    {"\\p{Lm}", 0xD2, "A-Za-z"},
+    {"\\p{Lo}", 0xD2, "A-Za-z"},
+};
+#define N_UCAT (sizeof k_ucat / sizeof k_ucat[0])
+
+static bool uses_categories(const char *re)
+{
+    for (size_t i = 0; i < N_UCAT; i++)
+        if (strstr(re, k_ucat[i].name))
+            return true;
+    return false;
+}
+
+/* The collapsed regex (unicode.cpp:1296-1338, the same walk): \p{X} becomes
+ * X's byte and ASCII members, bracketed unless already inside [..]. The
+ * regex is ASCII, so its bytes are its symbols. out has room for 8*len. */
+static size_t collapse_regex(const char *re, uint32_t *out)
+{
+    size_t len = strlen(re), k = 0;
+    bool inside = false;
+    for (size_t i = 0; i < len; i++) {
+        if (re[i] == '[' && (i == 0 || re[i - 1] != '\\')) {
+            out[k++] = '[';
+            inside = true;
+            continue;
+        }
+        if (inside && re[i] == ']' && re[i - 1] != '\\') {
+            out[k++] = ']';
+            inside = false;
+            continue;
+        }
+        if (re[i] == '\\' && i + 3 < len && re[i + 1] == 'p' && re[i + 2] == '{') {
+            const char *close = strchr(re + i + 3, '}');
+            size_t cl = close ? (size_t)(close - re) : 0;
+            const struct ucat *u = NULL;
+            for (size_t j = 0; close && cl <= i + 10 && j < N_UCAT; j++)
+                if (strlen(k_ucat[j].name) == cl - i + 1 && !memcmp(re + i, k_ucat[j].name, cl - i + 1))
+                    u = &k_ucat[j];
+            if (u) {
+                if (!inside)
+                    out[k++] = '[';
+                out[k++] = u->byte;
+                for (const char *a = u->ascii; *a; a++)
+                    out[k++] = (unsigned char)*a;
+                if (!inside)
+                    out[k++] = ']';
+                i = cl;
                 continue;
             }
-            if (cuts_push(out, pos) || cuts_push(out, pos + r))
-                return ENG_ENOMEM;
-            pos += r;
         }
-        if (cuts_push(out, end))
+        out[k++] = (unsigned char)re[i];
+    }
+    return k;
+}
+
+/* The symbols a regex pass matches on, for the whole text. */
+static void make_symbols(cpbuf *b, bool collapsed)
+{
+    int mode = collapsed ? 1 : 2;
+    if (b->sym_mode == mode)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        uint32_t c = b->cp[i];
+        int f = b->fl[i];
+        if (c < 0x80)
+            b->sym[i] = c;
+        else if (f & TK_WS)
+            b->sym[i] = 0x0B;
+        else if (!collapsed)
+            b->sym[i] = c;
+        else
+            switch (f & TK_CAT_MASK) {
+            case TK_CAT_NUMBER: b->sym[i] = 0xD1; break;
+            case TK_CAT_LETTER: b->sym[i] = 0xD2; break;
+            case TK_CAT_PUNCT: b->sym[i] = 0xD3; break;
+            case TK_CAT_MARK: b->sym[i] = 0xD4; break;
+            case TK_CAT_SYMBOL: b->sym[i] = 0xD5; break;
+            default: b->sym[i] = 0xD0;
+            }
+    }
+    b->sym_mode = mode;
+}
+
+static int compile_pass(const char *re, bool collapsed, tk_regex **out, eng_err *e)
+{
+    size_t len = strlen(re), n = 0;
+    uint32_t *pat = malloc((8 * len + 1) * sizeof *pat);
+    if (!pat)
+        return eng_err_set(e, ENG_ENOMEM, "pre-tokenizer: out of memory");
+    if (collapsed) {
+        n = collapse_regex(re, pat);
+    } else { /* the regex's code points (std::wregex) */
+        for (size_t i = 0; i < len;) {
+            size_t bl;
+            pat[n++] = tk_utf8_next((const unsigned char *)re + i, len - i, &bl);
+            i += bl;
+        }
+    }
+    int rc = tk_regex_compile(out, pat, n, e);
+    free(pat);
+    if (rc)
+        eng_err_prefix(e, "pre-tokenizer regex '%.40s'", re);
+    return rc;
+}
+
+/* std::regex_iterator over each piece: matches and the runs between them. */
+static int regex_pass(cpbuf *b, const cuts *in, const char *re, cuts *out, eng_err *e)
+{
+    bool collapsed = uses_categories(re);
+    tk_regex *rx;
+    int rc = compile_pass(re, collapsed, &rx, e);
+    if (rc)
+        return rc;
+    make_symbols(b, collapsed);
+    tk_restack st = {0};
+    for (size_t k = 0; !rc && k + 1 < in->n; k++) {
+        size_t pos = in->at[k], end = in->at[k + 1];
+        while (!rc && pos < end) {
+            long r = tk_regex_match(rx, b->sym, pos, end, &st);
+            if (r == -2)
+                rc = ENG_ENOMEM;
+            else if (r < 0 || (size_t)r == pos) /* no (non-empty) match here */
+                pos++;
+            else if (cuts_push(out, pos) || cuts_push(out, (size_t)r))
+                rc = ENG_ENOMEM;
+            else
+                pos = (size_t)r;
+        }
+        if (!rc)
+            rc = cuts_push(out, end);
+    }
+    free(st.a);
+    tk_regex_free(rx);
+    return rc == ENG_ENOMEM ? eng_err_set(e, rc, "pre-tokenizer: out of memory") : rc;
+}
+
+static int custom_pass(const cpbuf *b, const cuts *in, int which, cuts *out)
+{
+    for (size_t k = 0; k + 1 < in->n; k++) {
+        piece p = {b, in->at[k], in->at[k + 1], in->at[k], out, ENG_OK};
+        switch (which) {
+        case SPLIT_GPT2: split_gpt2(&p); break;
+        case SPLIT_LLAMA3: split_llama3_qwen2(&p, false); break;
+        case SPLIT_QWEN2: split_llama3_qwen2(&p, true); break;
+        case SPLIT_TRAILING_SPACE: split_trailing_space(&p); break;
+        default: split_kimi(&p); break;
+        }
+        if (p.rc || cuts_push(out, p.end))
             return ENG_ENOMEM;
     }
     return ENG_OK;
 }
 
-int eng_pretok_parse(const char *pre, eng_pretok *out, eng_err *e)
+/* ---- the pre-types (llama-vocab.cpp:280-553) ------------------------------- */
+
+#define GPT2_RE "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+
+typedef struct pretype {
+    eng_pretok kind;
+    const char *name;    /* tokenizer.ggml.pre as llama.cpp's converter writes it */
+    const char *aliases; /* other values llama.cpp maps to it, space-separated */
+    pass passes[6];      /* up to the first {0, NULL} */
+} pretype;
+
+static const pretype k_pretypes[] = {
+    {ENG_PRETOK_DEFAULT, "default", "",
+     {{0, "[\\p{P}\\$\\+<=>\\^~\\|]+"}, {SPLIT_GPT2, GPT2_RE}, {0, "\\p{N}+"},
+      {0, "[0-9][0-9][0-9]"}}},
+    {ENG_PRETOK_GPT2, "gpt-2", "gpt2 olmo", {{SPLIT_GPT2, GPT2_RE}}},
+    {ENG_PRETOK_QWEN2, "qwen2", "deepseek-r1-qwen", {{SPLIT_QWEN2, "qwen2"}}},
+    {ENG_PRETOK_LLAMA3, "llama-bpe", "llama3 llama-v3", {{SPLIT_LLAMA3, "llama3"}}},
+    {ENG_PRETOK_GLM4, "glm4", "chatglm-bpe", {{SPLIT_LLAMA3, "llama3"}}},
+    /* non-ASCII bytes as octal escapes, written by a script from the source
+     * file, so that no editor can normalize them (U+1F7D is not U+03CE) */
+    {ENG_PRETOK_DEEPSEEK_LLM, "deepseek-llm", "", /* llama-vocab.cpp:310-315 */
+     {{0, "[\r\n]"},
+      {0, "\\s?[A-Za-z\302\265\303\200-\303\226\303\230-\303\266\303\270-\306\272\306\274-\306"
+           "\277\307\204-\312\223\312\225-\312\257\315\260-\315\263\315\266\315\267\315\273-\315"
+           "\275\315\277\316\206\316\210-\316\212\316\214\316\216-\316\241\316\243-\317\265\317"
+           "\267-\322\201\322\212-\324\257\324\261-\325\226\341\202\240-\341\203\205\341\216\240"
+           "-\341\217\265\341\217\270-\341\217\275\341\262\220-\341\262\272\341\262\275-\341\262"
+           "\277\341\264\200-\341\264\253\341\265\253-\341\265\267\341\265\271-\341\266\232\341"
+           "\270\200-\341\274\225\341\274\230-\341\274\235\341\274\240-\341\275\205\341\275\210-"
+           "\341\275\215\341\275\220-\341\275\227\341\275\231\341\275\233\341\275\235\341\275"
+           "\237-\341\275\275\341\276\200-\341\276\264\341\276\266-\341\276\274\341\276\276\341"
+           "\277\202-\341\277\204\341\277\206-\341\277\214\341\277\220-\341\277\223\341\277\226-"
+           "\341\277\233\341\277\240-\341\277\254\341\277\262-\341\277\264\341\277\266-\341\277"
+           "\274\342\204\202\342\204\207\342\204\212-\342\204\223\342\204\225\342\204\231-\342"
+           "\204\235\342\204\244\342\204\246\342\204\250\342\204\252-\342\204\255\342\204\257-"
+           "\342\204\264\342\204\271\342\204\274-\342\204\277\342\205\205-\342\205\211\342\205"
+           "\216\342\206\203\342\206\204\342\260\200-\342\261\273\342\261\276-\342\263\244\342"
+           "\263\253-\342\263\256\342\263\262\342\263\263\352\231\200-\352\231\255\352\232\200-"
+           "\352\232\233\352\234\242-\352\235\257\352\235\261-\352\236\207\352\236\213-\352\236"
+           "\216\352\255\260-\352\256\277\357\254\200-\357\254\206\357\254\223-\357\254\227\357"
+           "\274\241-\357\274\272\357\275\201-\357\275\232\360\220\220\200-\360\220\221\217\360"
+           "\220\222\260-\360\220\223\223\360\220\223\230-\360\220\223\273\360\220\262\200-\360"
+           "\220\262\262\360\220\263\200-\360\220\263\262\360\221\242\240-\360\221\243\237\360"
+           "\236\244\200-\360\236\245\203]+"},
+      {0, "\\s?[!-/:-~\357\274\201-\357\274\217\357\274\232-\357\275\236\342\200\230-\342\200"
+           "\237\343\200\200-\343\200\202]+"},
+      {SPLIT_TRAILING_SPACE, "\\s+$"},
+      {0, "[\344\270\200-\351\276\245\340\240\200-\344\270\200\352\260\200-\355\237\277]+"},
+      {0, "\\p{N}+"}}},
+    {ENG_PRETOK_DEEPSEEK3, "deepseek-v3", "", /* llama-vocab.cpp:322-324 */
+     {{0, "\\p{N}{1,3}"},
+      {0, "[\344\270\200-\351\276\245\343\201\200-\343\202\237\343\202\240-\343\203\277]+"},
+      {0, "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p"
+           "{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}}},
+    {ENG_PRETOK_GPT4O, "gpt-4o", "llama4", /* llama-vocab.cpp:433, the adapted regex */
+     {{0, "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+"
+          "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
+          "|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*"
+          "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
+          "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+    {ENG_PRETOK_KIMI_K2, "kimi-k2", "", {{SPLIT_KIMI, "\\p{Han}+"}}},
+};
+#define N_PRETYPES (sizeof k_pretypes / sizeof k_pretypes[0])
+
+static const pretype *pretype_of(eng_pretok kind)
 {
-    if (!pre || !*pre || !strcmp(pre, "default"))
-        *out = ENG_PRETOK_DEFAULT;
-    else if (!strcmp(pre, "gpt2") || !strcmp(pre, "olmo"))
-        *out = ENG_PRETOK_GPT2;
-    else if (!strcmp(pre, "qwen2"))
-        *out = ENG_PRETOK_QWEN2;
-    else
-        return eng_err_set(e, ENG_EUNSUPPORTED,
-                           "tokenizer.ggml.pre '%s' is not supported (default, gpt2, olmo, qwen2)",
-                           pre);
-    return ENG_OK;
+    for (size_t i = 0; i < N_PRETYPES; i++)
+        if (k_pretypes[i].kind == kind)
+            return &k_pretypes[i];
+    return &k_pretypes[0];
 }
 
-int eng_pretok_split(eng_pretok kind, const char *text, size_t len, size_t **off, size_t *n,
-                     eng_err *e)
+static bool name_in(const char *names, const char *pre)
 {
-    static const matcher k_default[] = {m_default_punct, m_gpt2, m_numbers, m_digits3};
-    const matcher *passes = k_default;
-    size_t npass = 4;
-    matcher single = kind == ENG_PRETOK_QWEN2 ? m_qwen2 : m_gpt2;
-    if (kind != ENG_PRETOK_DEFAULT) {
-        passes = &single;
-        npass = 1;
+    size_t n = strlen(pre);
+    for (const char *s = names; *s;) {
+        size_t w = strcspn(s, " ");
+        if (w == n && !memcmp(s, pre, n))
+            return true;
+        s += w + (s[w] == ' ');
     }
+    return false;
+}
+
+int eng_pretok_parse(const char *pre, eng_pretok *out, eng_err *e)
+{
+    if (!pre || !*pre) {
+        *out = ENG_PRETOK_DEFAULT;
+        return ENG_OK;
+    }
+    for (size_t i = 0; i < N_PRETYPES; i++)
+        if (!strcmp(k_pretypes[i].name, pre) || name_in(k_pretypes[i].aliases, pre)) {
+            *out = k_pretypes[i].kind;
+            return ENG_OK;
+        }
+    return eng_err_set(e, ENG_EUNSUPPORTED,
+                       "tokenizer.ggml.pre '%.64s' is not supported (" ENG_PRETOK_NAMES ")", pre);
+}
+
+const char *eng_pretok_name(eng_pretok kind)
+{
+    return pretype_of(kind)->name;
+}
+
+/* Runs every pass of kind over b; *a ends as the final cuts. */
+static int run_passes(eng_pretok kind, cpbuf *b, cuts *a, eng_err *e)
+{
+    const pretype *pt = pretype_of(kind);
+    cuts c = {0};
+    int rc = cuts_push(a, 0) || cuts_push(a, b->n) ? ENG_ENOMEM : ENG_OK;
+    for (size_t i = 0; !rc && i < 6 && pt->passes[i].re; i++) {
+        c.n = 0;
+        if (cuts_push(&c, 0))
+            rc = ENG_ENOMEM;
+        else if (pt->passes[i].custom)
+            rc = custom_pass(b, a, pt->passes[i].custom, &c);
+        else
+            rc = regex_pass(b, a, pt->passes[i].re, &c, e);
+        cuts t = *a;
+        *a = c;
+        c = t;
+    }
+    free(c.at);
+    if (rc == ENG_ENOMEM)
+        return eng_err_set(e, rc, "pre-tokenizer: out of memory");
+    return rc;
+}
+
+int eng_pretok_split(eng_pretok kind, const char *text, size_t len, char **norm,
+                     size_t *norm_len, size_t **off, size_t *n, eng_err *e)
+{
     *off = NULL;
     *n = 0;
-    cpbuf b = {0};
-    cuts a = {0}, c = {0};
-    int rc = cpbuf_init(&b, text, len);
-    if (!rc && b.n > 0) {
-        rc = cuts_push(&a, 0) || cuts_push(&a, b.n) ? ENG_ENOMEM : ENG_OK;
-        for (size_t p = 0; !rc && p < npass; p++) {
-            rc = split_pass(&b, &a, passes[p], &c);
-            cuts t = a;
-            a = c;
-            c = t;
-        }
-    }
-    if (!rc && b.n > 0) { /* code point boundaries -> byte offsets */
-        for (size_t i = 0; i < a.n; i++)
+    *norm = NULL;
+    *norm_len = 0;
+    cpbuf b;
+    cuts a = {0};
+    int rc = cpbuf_init(&b, text, len) ? eng_err_set(e, ENG_ENOMEM, "pre-tokenizer: out of memory")
+                                       : ENG_OK;
+    if (!rc && b.n > 0)
+        rc = run_passes(kind, &b, &a, e);
+    if (!rc) {
+        for (size_t i = 0; i < a.n; i++) /* code point boundaries -> bytes */
             a.at[i] = b.boff[a.at[i]];
-        *off = a.at;
-        *n = a.n - 1;
-        a.at = NULL;
+        *off = b.n ? a.at : NULL;
+        *n = b.n ? a.n - 1 : 0;
+        *norm = b.norm;
+        *norm_len = b.boff[b.n];
+        b.norm = NULL;
+        if (b.n)
+            a.at = NULL;
     }
     free(a.at);
-    free(c.at);
     cpbuf_free(&b);
-    if (rc)
-        return eng_err_set(e, rc, "pre-tokenizer: out of memory");
-    return ENG_OK;
+    return rc;
 }

@@ -6,7 +6,7 @@
  * evaluated tokens. After a failed eval/decode the cache may hold part of a
  * token: call eng_session_reset before using the session again.
  */
-#include "engine/forward_impl.h"
+#include "engine/attn_impl.h"
 
 #include <cblas.h>
 #include <inttypes.h>
@@ -16,7 +16,7 @@
 
 void openblas_set_num_threads(int num_threads);
 
-enum { MAX_CTX = 1 << 20, MAX_BATCH = 4096, MAX_K = 64 };
+enum { MAX_CTX = 1 << 20, MAX_BATCH = 4096 };
 
 static int64_t max64(int64_t a, int64_t b)
 {
@@ -41,12 +41,10 @@ static bool alloc_decode(eng_session *s)
     eng_dec_buf *b = &s->dec;
     int64_t d = hp->n_embd, k1 = hp->n_expert_used + 1, E = max64(hp->n_expert, 1);
     if (!FALLOC(b->x, d, 1, 1) || !FALLOC(b->xn, d, 1, 1) || !FALLOC(b->tmp, d, 1, 1) ||
-        !FALLOC(b->q, s->n_q, 1, 1) || !FALLOC(b->att, s->n_q, 1, 1) ||
-        !FALLOC(b->k, s->n_kv, 1, 1) || !FALLOC(b->v, s->n_kv, 1, 1) ||
-        !FALLOC(b->rl, E, 1, 1) || !FALLOC(b->rp, E, 1, 1) || !FALLOC(b->g, k1, s->f_max, 1) ||
+        !FALLOC(b->rl, E, 1, 1) || !FALLOC(b->rs, 2, E, 1) || !FALLOC(b->g, k1, s->f_max, 1) ||
         !FALLOC(b->u, k1, s->f_max, 1) || !FALLOC(b->o, k1, d, 1) || !FALLOC(b->xv_h, k1, 1, 1))
         return false;
-    if (eng_xvec_init(&b->xv_in, max64(d, s->n_q), NULL) || eng_xvec_init(&b->xv_pg, d, NULL))
+    if (eng_xvec_init(&b->xv_in, d, NULL) || eng_xvec_init(&b->xv_pg, d, NULL))
         return false;
     for (int64_t j = 0; j < k1; j++)
         if (eng_xvec_init(&b->xv_h[j], s->f_max, NULL))
@@ -62,28 +60,43 @@ static bool alloc_batch(eng_session *s)
     int64_t E = max64(hp->n_expert, 1), nt = eng_pool_threads(s->pool);
     int64_t S = max64(hp->n_ff_shexp, 1);
     return FALLOC(b->x, B, d, 1) && FALLOC(b->xn, B, d, 1) && FALLOC(b->tmp, B, d, 1) &&
-           FALLOC(b->q, B, s->n_q, 1) && FALLOC(b->att, B, s->n_q, 1) &&
-           FALLOC(b->k, B, s->n_kv, 1) && FALLOC(b->v, B, s->n_kv, 1) &&
            FALLOC(b->rl, B, E, 1) && FALLOC(b->sel, B, k, 1) && FALLOC(b->w, B, k, 1) &&
            FALLOC(b->row_of, B, k, 1) && FALLOC(b->count, E, 1, 1) &&
            FALLOC(b->offset, E, 1, 1) && FALLOC(b->used, E, 1, 1) &&
            FALLOC(b->xg, B, k, d) && FALLOC(b->g, B, k, s->f_max) &&
            FALLOC(b->u, B, k, s->f_max) && FALLOC(b->d, B, k, d) && FALLOC(b->gs, B, S, 1) &&
            FALLOC(b->us, B, S, 1) && FALLOC(b->ds, B, d, 1) &&
-           FALLOC(b->scratch, nt, ENG_GEMM_ROWS, s->in_max) &&
-           FALLOC(b->att_scores, nt, s->n_ctx, 1) && FALLOC(b->ew, E, 1, 1) &&
+           FALLOC(b->scratch, nt, ENG_GEMM_ROWS, s->in_max) && FALLOC(b->ew, E, 1, 1) &&
            FALLOC(b->jobs, 2 * E + 2, 1, 1);
 }
 
 static bool alloc_session(eng_session *s)
 {
     const eng_hparams *hp = s->hp;
-    s->max_jobs = (int)(2 * max64(hp->n_expert, hp->n_expert_used + 1) + 8);
-    return FALLOC(s->kc, hp->n_layer, s->n_ctx, s->n_kv) &&
-           FALLOC(s->vc, hp->n_layer, s->n_ctx, s->n_kv) &&
-           FALLOC(s->rope_cs, s->n_batch, hp->n_rot, 1) && FALLOC(s->logits, hp->n_vocab, 1, 1) &&
-           FALLOC(s->dec_scores, hp->n_head, s->n_ctx, 1) &&
+    /* the expert groups of a layer, or one job per head (MLA's k_b, v_b) */
+    s->max_jobs = (int)(2 * max64(max64(hp->n_expert, hp->n_expert_used + 1), hp->n_head) + 8);
+    const bool own_swa = hp->n_swa && hp->rope_swa.base != hp->rope.base;
+    if (!FALLOC(s->rope_cs, s->n_batch, hp->n_rot, 1) ||
+        (own_swa && !FALLOC(s->rope_cs_swa, s->n_batch, hp->n_rot, 1)))
+        return false;
+    if (!own_swa)
+        s->rope_cs_swa = s->rope_cs;
+    return FALLOC(s->logits, hp->n_vocab, 1, 1) &&
            FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s);
+}
+
+/* The widest row (ne0) of any weight matrix: prefill dequantizes tiles of
+ * ENG_GEMM_ROWS such rows. */
+static int64_t widest_row(const eng_model *m)
+{
+    const struct eng_gguf *g = eng_model_gguf(m);
+    int64_t w = 1;
+    for (int64_t i = 0; i < eng_gguf_tensor_count(g); i++) {
+        const eng_gguf_tensor *t = eng_gguf_tensor_at(g, i);
+        if (t->n_dims >= 2)
+            w = max64(w, t->ne[0]);
+    }
+    return w;
 }
 
 static int check_opts(const eng_hparams *hp, const eng_session_opts *o, eng_err *err)
@@ -94,10 +107,10 @@ static int check_opts(const eng_hparams *hp, const eng_session_opts *o, eng_err 
     if (o->n_batch < 0 || o->n_batch > MAX_BATCH)
         return eng_err_set(err, ENG_EINVAL, "batch size %" PRId64 " out of range 1..%d",
                            o->n_batch, MAX_BATCH);
-    if (hp->n_expert_used > MAX_K)
+    if (hp->n_expert_used > ENG_MAX_EXPERT_USED)
         return eng_err_set(err, ENG_EUNSUPPORTED,
                            "expert_used_count %" PRId64 ": at most %d supported",
-                           hp->n_expert_used, MAX_K);
+                           hp->n_expert_used, ENG_MAX_EXPERT_USED);
     return ENG_OK;
 }
 
@@ -115,13 +128,12 @@ int eng_session_open(eng_session **out, const eng_model *m, const eng_session_op
         return eng_err_set(err, ENG_ENOMEM, "session: out of memory");
     s->m = m;
     s->hp = hp;
-    s->arch = m->arch;
+    s->tr = &m->arch->traits;
+    s->attn = eng_attn_get(s->tr->attn);
     s->n_ctx = o.n_ctx ? o.n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     s->n_batch = o.n_batch ? o.n_batch : 128;
-    s->n_q = hp->n_head * hp->head_dim;
-    s->n_kv = hp->n_head_kv * hp->head_dim;
-    s->f_max = max64(max64(hp->n_ff_exp, hp->n_ff_shexp), hp->n_expert ? 0 : hp->n_ff);
-    s->in_max = max64(max64(hp->n_embd, s->n_q), s->f_max);
+    s->f_max = max64(max64(hp->n_ff_exp, hp->n_ff_shexp), hp->n_layer_dense ? hp->n_ff : 0);
+    s->in_max = widest_row(m);
     eng_simd simd;
     if ((rc = eng_simd_default(&simd, err)) || (rc = eng_pool_open(&s->pool, o.n_threads, err)))
         goto fail;
@@ -139,6 +151,8 @@ int eng_session_open(eng_session **out, const eng_model *m, const eng_session_op
                          ", batch %" PRId64 ")", s->n_ctx, s->n_batch);
         goto fail;
     }
+    if ((rc = s->attn->open(s, err)))
+        goto fail;
     eng_session_set_hooks(s, o.hooks);
     *out = s;
     return ENG_OK;
@@ -151,11 +165,11 @@ static void free_bufs(eng_session *s)
 {
     eng_dec_buf *d = &s->dec;
     eng_bat_buf *b = &s->bat;
-    void *ptrs[] = {d->x, d->xn, d->tmp, d->q, d->att, d->k, d->v, d->rl, d->rp, d->g, d->u,
-                    d->o, b->x, b->xn, b->tmp, b->q, b->att, b->k, b->v, b->rl, b->sel, b->w,
-                    b->row_of, b->count, b->offset, b->used, b->xg, b->g, b->u, b->d, b->gs,
-                    b->us, b->ds, b->scratch, b->att_scores, b->ew, b->jobs, s->kc, s->vc,
-                    s->rope_cs, s->logits, s->dec_scores, s->mm_first};
+    void *ptrs[] = {d->x, d->xn, d->tmp, d->rl, d->rs, d->g, d->u, d->o, b->x, b->xn, b->tmp,
+                    b->rl, b->sel, b->w, b->row_of, b->count, b->offset, b->used, b->xg, b->g,
+                    b->u, b->d, b->gs, b->us, b->ds, b->scratch, b->ew, b->jobs, s->rope_cs,
+                    s->logits, s->mm_first,
+                    s->rope_cs_swa != s->rope_cs ? s->rope_cs_swa : NULL};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
     eng_xvec_free(&d->xv_in);
@@ -170,6 +184,8 @@ void eng_session_free(eng_session *s)
 {
     if (!s)
         return;
+    if (s->attn)
+        s->attn->close(s);
     free_bufs(s);
     if (s->own_store)
         eng_store_free(s->store);
@@ -189,6 +205,7 @@ void eng_session_set_hooks(eng_session *s, const eng_hooks *hooks)
 const float *eng_session_logits(const eng_session *s) { return s->logits; }
 int64_t eng_session_pos(const eng_session *s) { return s->pos; }
 int64_t eng_session_n_ctx(const eng_session *s) { return s->n_ctx; }
+int64_t eng_session_n_batch(const eng_session *s) { return s->n_batch; }
 int eng_session_threads(const eng_session *s) { return eng_pool_threads(s->pool); }
 eng_store *eng_session_store(eng_session *s) { return s->store; }
 
@@ -207,6 +224,9 @@ int eng_session_rewind(eng_session *s, int64_t pos, eng_err *err)
                            pos, s->pos);
     /* Positions [pos, old pos) are simply overwritten by the next
      * evaluation: attention reads only [0, pos + n). */
+    int rc = s->attn->can_rewind ? s->attn->can_rewind(s, pos, err) : ENG_OK;
+    if (rc)
+        return rc;
     s->pos = pos;
     return ENG_OK;
 }

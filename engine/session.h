@@ -60,6 +60,7 @@ int eng_session_decode(eng_session *s, int32_t token, eng_err *err);
 const float *eng_session_logits(const eng_session *s);
 int64_t eng_session_pos(const eng_session *s);      /* tokens in the KV cache */
 int64_t eng_session_n_ctx(const eng_session *s);
+int64_t eng_session_n_batch(const eng_session *s);  /* prefill chunk, tokens */
 int eng_session_threads(const eng_session *s);
 eng_store *eng_session_store(eng_session *s);
 /* Replaces the hook table (copied; NULL: none); also the store's. */

@@ -1,7 +1,7 @@
 /*
  * store.c — the expert store front end and the memory store (see store.h).
  *
- * The memory store keeps nothing of its own: acquire computes the three
+ * The memory store keeps nothing of its own: acquire computes the
  * slices' positions in the mapping (eng_expert_locate), release does
  * nothing. It is the baseline every tiered store must match bit for bit.
  */
@@ -11,13 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Expert e's slice of a stacked tensor {ne0, ne1, E}, or of a stacked bias
+ * {ne0, E} (one row per expert). */
 static void locate_mat(eng_tref t, int expert, eng_expert_mat *out)
 {
-    uint64_t slice = (uint64_t)t->ne[1] * t->row_bytes;
+    const int64_t rows = t->n_dims == 2 ? 1 : t->ne[1];
+    uint64_t slice = (uint64_t)rows * t->row_bytes;
     out->data = (const char *)t->data + (uint64_t)expert * slice;
     out->type = t->type;
     out->n_in = t->ne[0];
-    out->n_out = t->ne[1];
+    out->n_out = rows;
     out->row_bytes = t->row_bytes;
     out->file_offset = t->file_offset + (uint64_t)expert * slice;
 }
@@ -26,21 +29,22 @@ int eng_expert_locate(const eng_model *m, int layer, int expert, eng_expert_weig
                       eng_err *err)
 {
     const eng_hparams *hp = &m->hp;
-    if (hp->n_expert == 0)
+    if (hp->n_layer_moe == 0)
         return eng_err_set(err, ENG_EINVAL, "expert store: the model has no experts");
-    if (layer < 0 || layer >= hp->n_layer || expert < 0 || expert >= hp->n_expert)
-        return eng_err_set(err, ENG_EINVAL, "expert store: expert %d of layer %d out of range",
-                           expert, layer);
-    const eng_layer *l = &m->layers[layer];
+    if (layer < 0 || layer >= hp->n_layer_moe || expert < 0 || expert >= hp->n_expert)
+        return eng_err_set(err, ENG_EINVAL,
+                           "expert store: expert %d of MoE layer %d out of range", expert, layer);
+    const eng_layer *l = &m->layers[m->moe_layer[layer]];
     memset(out, 0, sizeof *out);
     out->layer = layer;
     out->expert = expert;
-    locate_mat(l->gate_exps, expert, &out->gate);
-    locate_mat(l->up_exps, expert, &out->up);
-    locate_mat(l->down_exps, expert, &out->down);
-    out->bytes = (uint64_t)out->gate.n_out * out->gate.row_bytes +
-                 (uint64_t)out->up.n_out * out->up.row_bytes +
-                 (uint64_t)out->down.n_out * out->down.row_bytes;
+    const eng_tref t[ENG_SLICE_MAX] = {l->gate_exps,   l->up_exps,   l->down_exps,
+                                       l->gate_exps_b, l->up_exps_b, l->down_exps_b};
+    for (int i = 0; i < ENG_SLICE_MAX && t[i]; i++) {
+        locate_mat(t[i], expert, &out->mat[i]);
+        out->bytes += (uint64_t)out->mat[i].n_out * out->mat[i].row_bytes;
+        out->n_slices = i + 1;
+    }
     return ENG_OK;
 }
 

@@ -6,7 +6,7 @@
  *
  *     eng_store_prepare(s, layer, ids, k, pos);      // "these k will be needed"
  *     for each id: eng_store_acquire(s, layer, id, pos, &w[i], err);
- *     ... compute with w[i].gate / w[i].up / w[i].down ...
+ *     ... compute with w[i].mat[ENG_SLICE_GATE], ... (eng_slice_role) ...
  *     for each id: eng_store_release(s, &w[i]);
  *
  * prepare lets a store that keeps experts on a slow tier issue the k loads
@@ -20,18 +20,19 @@
  * uses; the tiered store, engine/store_tiered.h: one, or top-k when it
  * holds every expert and never evicts).
  *
- * An expert's bytes are its gate, up and down slices exactly as stored in
- * the file: expert e of a stacked tensor {ne0, ne1, E} starts at byte
- * e * ne1 * row_bytes of that tensor (eng_expert_locate gives the pointers
- * into the mapping and the absolute file offsets a pread would use). A cache
- * entry is these three slices, so a load is pure I/O and a budget counts
- * real bytes.
+ * An expert's bytes are its slices (gate, up, down, and their biases where
+ * the file has them) exactly as stored in the file: expert e of a stacked
+ * tensor {ne0, ne1, E} starts at byte e * ne1 * row_bytes of that tensor
+ * (eng_expert_locate gives the pointers into the mapping and the absolute
+ * file offsets a pread would use). A cache entry is these slices, so a load
+ * is pure I/O and a budget counts real bytes.
  *
- * Implementations sit behind one ops table (store_impl.h). Today there is
- * the memory store: every expert is a pointer into the model's mapping;
- * every acquire is a hit (reported as ENG_CACHE_HIT when a cache hook is
- * set). Tiered stores (cache budget, eviction policy, O_DIRECT loads,
- * prefetch) replace the internals behind the same calls.
+ * Implementations sit behind one ops table (store_impl.h): the memory
+ * store (here: every expert is a pointer into the model's mapping, every
+ * acquire a hit, reported as ENG_CACHE_HIT when a cache hook is set) and
+ * the tiered store (store_tiered.h: a cache budget, an eviction policy,
+ * loads from a slow tier by loader threads, prefetch), behind the same
+ * calls.
  *
  * Thread-safety: one thread (the one running the forward pass) calls
  * prepare/acquire/release of a store; a store may run loader threads of its
@@ -58,12 +59,23 @@ typedef struct eng_expert_mat {
     uint64_t file_offset;  /* absolute offset of the slice in the GGUF file */
 } eng_expert_mat;
 
+/* The slices of one expert, in this order; an expert has the first
+ * n_slices of them (3, or 6 where the file has expert biases). */
+typedef enum eng_slice_role {
+    ENG_SLICE_GATE = 0,    /* n_in = n_embd, n_out = F                       */
+    ENG_SLICE_UP,          /* n_in = n_embd, n_out = F                       */
+    ENG_SLICE_DOWN,        /* n_in = F,      n_out = n_embd                  */
+    ENG_SLICE_GATE_BIAS,   /* f32, n_in = F, n_out = 1                       */
+    ENG_SLICE_UP_BIAS,     /* f32, n_in = F, n_out = 1                       */
+    ENG_SLICE_DOWN_BIAS,   /* f32, n_in = n_embd, n_out = 1                  */
+    ENG_SLICE_MAX
+} eng_slice_role;
+
 typedef struct eng_expert_weights {
-    int layer, expert;
-    eng_expert_mat gate;   /* n_in = n_embd, n_out = F                       */
-    eng_expert_mat up;     /* n_in = n_embd, n_out = F                       */
-    eng_expert_mat down;   /* n_in = F,      n_out = n_embd                  */
-    uint64_t bytes;        /* gate + up + down bytes                         */
+    int layer, expert;     /* layer: MoE layer index (0 .. n_layer_moe - 1)  */
+    int n_slices;
+    eng_expert_mat mat[ENG_SLICE_MAX]; /* [n_slices], by eng_slice_role      */
+    uint64_t bytes;        /* all slices' bytes                              */
     bool waited;           /* acquire blocked on a load                      */
     bool miss;             /* set by the store: the access was a miss        */
     void *slot;            /* store-private (which cache slot it came from)  */

@@ -217,8 +217,6 @@ static void warm_fill(tiered *t)
     }
 }
 
-static void drain(tiered *t);
-
 /* A new sequence: empty cache, policies reset (with their futures). */
 static void new_sequence(tiered *t)
 {
@@ -236,7 +234,8 @@ static void new_sequence(tiered *t)
         t->slot_of[i] = -1;
     for (int p = 0; p < t->n_pools; p++) {
         eng_err e;
-        (void)eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, &e); /* checked at open */
+        int rc = eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, &e);
+        ENG_ASSERT(rc == ENG_OK || eng_policy_status(t->pol[p], NULL)); /* checked at open */
         t->n_pinned[p] = 0;
         t->apos[p] = 0;
     }
@@ -445,9 +444,8 @@ static int t_acquire(eng_store *s, int layer, int expert, int64_t pos, eng_exper
             else
                 sl->state = SLOT_EMPTY;
         } else {
-            out->gate.data = sl->p[0];
-            out->up.data = sl->p[1];
-            out->down.data = sl->p[2];
+            for (int i = 0; i < out->n_slices; i++)
+                out->mat[i].data = sl->p[i];
             out->slot = sl;
             if (t->o.prefetch == ENG_PREFETCH_ORACLE && layer == t->prep_layer &&
                 ++t->prep_done == t->prep_n)

@@ -31,7 +31,7 @@ typedef struct slot {
     uint64_t load_ns;
     eng_err err;               /* FAILED: why                                */
     unsigned char *buf;        /* aligned, slot_alloc bytes                  */
-    const void *p[3];          /* gate, up, down inside buf                  */
+    const void *p[ENG_SLICE_MAX]; /* the expert's slices inside buf         */
 } slot;
 
 typedef struct tiered {
@@ -40,7 +40,8 @@ typedef struct tiered {
     eng_tiered_opts o;
     int L, E;
     uint64_t xbytes;           /* largest expert's bytes                     */
-    uint64_t region[3];        /* bytes reserved in a slot for each slice    */
+    uint64_t region[ENG_SLICE_MAX]; /* bytes reserved in a slot per slice    */
+    int n_slices;              /* slices of an expert (eng_expert_weights)   */
     int n_pools, per_pool, n_slots;
     eng_policy **pol;          /* [n_pools]                                  */
     int *n_pinned;             /* [n_pools]                                  */

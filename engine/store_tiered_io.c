@@ -82,26 +82,25 @@ static int load_slot(tiered *t, slot *sl, eng_err *err)
     int rc = eng_expert_locate(t->m, sl->key / t->E, sl->key % t->E, &w, err);
     if (rc)
         return rc;
-    const eng_expert_mat *mats[3] = {&w.gate, &w.up, &w.down};
-    unsigned char *dst[3] = {NULL, NULL, NULL}; /* no buffers in link mode map */
-    if (sl->buf) {
-        dst[0] = sl->buf;
-        dst[1] = sl->buf + t->region[0];
-        dst[2] = sl->buf + t->region[0] + t->region[1];
-    }
+    const int n = w.n_slices;
+    unsigned char *dst[ENG_SLICE_MAX] = {NULL}; /* no buffers in link mode map */
+    uint64_t off = 0;
+    for (int i = 0; sl->buf && i < n; off += t->region[i++])
+        dst[i] = sl->buf + off;
     if (t->o.tier == ENG_TIER_LINK) {
-        void *d[3] = {dst[0], dst[1], dst[2]};
-        const void *src[3];
-        uint64_t len[3];
-        for (int i = 0; i < 3; i++) {
-            src[i] = mats[i]->data;
-            len[i] = (uint64_t)mats[i]->n_out * mats[i]->row_bytes;
+        void *d[ENG_SLICE_MAX];
+        const void *src[ENG_SLICE_MAX];
+        uint64_t len[ENG_SLICE_MAX];
+        for (int i = 0; i < n; i++) {
+            d[i] = dst[i];
+            src[i] = w.mat[i].data;
+            len[i] = (uint64_t)w.mat[i].n_out * w.mat[i].row_bytes;
             /* map: the slot refers to the bytes in RAM, no copy */
             sl->p[i] = t->o.link_mode == ENG_LINK_MAP ? src[i] : dst[i];
         }
         uint64_t ns = t->o.link_mode == ENG_LINK_MAP
                           ? eng_link_wait(w.bytes, t->o.link_gbps, t->o.link_latency_us)
-                          : eng_link_copy_segs(d, src, len, 3, t->o.link_gbps,
+                          : eng_link_copy_segs(d, src, len, n, t->o.link_gbps,
                                                t->o.link_latency_us);
         double target = t->o.link_latency_us * 1e3 + (double)w.bytes / t->o.link_gbps;
         pthread_mutex_lock(&t->mu);
@@ -110,8 +109,8 @@ static int load_slot(tiered *t, slot *sl, eng_err *err)
         pthread_mutex_unlock(&t->mu);
         return ENG_OK;
     }
-    for (int i = 0; i < 3; i++)
-        if ((rc = read_slice(t, dst[i], mats[i], &sl->p[i], err)))
+    for (int i = 0; i < n; i++)
+        if ((rc = read_slice(t, dst[i], &w.mat[i], &sl->p[i], err)))
             return rc;
     return ENG_OK;
 }

@@ -43,12 +43,12 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
     if (o->prefetch == ENG_PREFETCH_ORACLE && !o->plan)
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: the oracle prefetcher needs the routing of the input");
-    if (o->plan && (o->plan->n_layer != hp->n_layer || o->plan->top_k != hp->n_expert_used ||
+    if (o->plan && (o->plan->n_layer != hp->n_layer_moe || o->plan->top_k != hp->n_expert_used ||
                     o->plan->n_tokens < 0 || (o->plan->n_tokens > 0 && !o->plan->experts)))
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: routing plan has %d layers, top-k %d; the model %" PRId64
                            " layers, top-k %" PRId64,
-                           o->plan->n_layer, o->plan->top_k, hp->n_layer, hp->n_expert_used);
+                           o->plan->n_layer, o->plan->top_k, hp->n_layer_moe, hp->n_expert_used);
     if (o->plan)
         for (int64_t i = 0; i < o->plan->n_tokens * o->plan->n_layer * o->plan->top_k; i++)
             if (o->plan->experts[i] < 0 || o->plan->experts[i] >= hp->n_expert)
@@ -85,13 +85,13 @@ static int plan_slots(tiered *t, eng_err *err)
         int rc = eng_expert_locate(t->m, l, 0, &w, err);
         if (rc)
             return rc;
-        const eng_expert_mat *mats[3] = {&w.gate, &w.up, &w.down};
-        for (int i = 0; i < 3; i++) {
-            uint64_t r = ((uint64_t)mats[i]->n_out * mats[i]->row_bytes + 2 * ALIGN) &
+        for (int i = 0; i < w.n_slices; i++) {
+            uint64_t r = ((uint64_t)w.mat[i].n_out * w.mat[i].row_bytes + 2 * ALIGN) &
                          ~(uint64_t)(ALIGN - 1);
             if (r > t->region[i])
                 t->region[i] = r;
         }
+        t->n_slices = w.n_slices;
         if (w.bytes > t->xbytes)
             t->xbytes = w.bytes;
     }
@@ -125,10 +125,9 @@ static void prefault_experts(tiered *t)
         eng_err e;
         if (eng_expert_locate(t->m, l, 0, &w, &e))
             return;
-        const eng_expert_mat *mats[3] = {&w.gate, &w.up, &w.down};
-        for (int i = 0; i < 3; i++) {
-            const unsigned char *p = mats[i]->data;
-            uint64_t n = (uint64_t)mats[i]->n_out * mats[i]->row_bytes * (uint64_t)hp->n_expert;
+        for (int i = 0; i < w.n_slices; i++) {
+            const unsigned char *p = w.mat[i].data;
+            uint64_t n = (uint64_t)w.mat[i].n_out * w.mat[i].row_bytes * (uint64_t)hp->n_expert;
             for (uint64_t off = 0; off < n; off += ALIGN)
                 sink = (unsigned char)(sink + p[off]);
         }
@@ -156,9 +155,8 @@ static int open_files(tiered *t, eng_err *err)
         int rc = eng_expert_locate(t->m, l, t->E - 1, &w, err);
         if (rc)
             return rc;
-        const eng_expert_mat *mats[3] = {&w.gate, &w.up, &w.down};
-        for (int i = 0; i < 3; i++)
-            if (mats[i]->file_offset + (uint64_t)mats[i]->n_out * mats[i]->row_bytes >
+        for (int i = 0; i < w.n_slices; i++)
+            if (w.mat[i].file_offset + (uint64_t)w.mat[i].n_out * w.mat[i].row_bytes >
                 (uint64_t)st.st_size)
                 return eng_err_set(err, ENG_EIO,
                                    "%s: %" PRId64 " bytes, too short for the experts of layer %d",
@@ -174,7 +172,7 @@ static int open_files(tiered *t, eng_err *err)
     eng_expert_weights w;
     (void)eng_expert_locate(t->m, 0, 0, &w, err);
     unsigned char *b = t->slots[t->n_slots].buf;
-    uint64_t a0 = w.gate.file_offset & ~(uint64_t)(ALIGN - 1);
+    uint64_t a0 = w.mat[ENG_SLICE_GATE].file_offset & ~(uint64_t)(ALIGN - 1);
     if (pread(t->fd_direct, b, ALIGN, (off_t)a0) < 0) {
         close(t->fd_direct);
         t->fd_direct = -1;
@@ -259,7 +257,9 @@ static int alloc_tables(tiered *t, eng_err *err)
         return eng_err_set(err, ENG_ENOMEM, "tiered store: out of memory");
     for (int i = 0; i < t->L * t->E; i++)
         t->slot_of[i] = -1;
-    const uint64_t bytes = t->region[0] + t->region[1] + t->region[2];
+    uint64_t bytes = 0;
+    for (int i = 0; i < t->n_slices; i++)
+        bytes += t->region[i];
     const bool map = t->o.tier == ENG_TIER_LINK && t->o.link_mode == ENG_LINK_MAP;
     for (size_t i = 0; i < ns; i++) {
         t->slots[i].key = -1;
@@ -305,7 +305,7 @@ int eng_store_open_tiered(eng_store **out, const eng_model *m, const eng_tiered_
     t->s = s;
     t->m = m;
     t->o = *o;
-    t->L = (int)eng_model_hparams(m)->n_layer;
+    t->L = (int)eng_model_hparams(m)->n_layer_moe;
     t->E = (int)eng_model_hparams(m)->n_expert;
     t->fd_direct = t->fd_buf = -1;
     pthread_mutex_init(&t->mu, NULL);

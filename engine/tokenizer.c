@@ -1,29 +1,35 @@
 /*
- * tokenizer.c — byte-level BPE encode/decode (see tokenizer.h).
+ * tokenizer.c — opening a vocabulary (from a GGUF or a description), the
+ * fixes llama.cpp applies when it loads one, decoding (see tokenizer.h;
+ * encoding is in tokenizer_encode.c).
  *
- * Design. At open every token and merge is converted from its byte-level
- * form (GPT-2 bytes_to_unicode) back to raw bytes, so encoding works on the
- * text's bytes directly: a pre-tokenizer piece starts as one symbol per
- * byte, merges join adjacent symbols, and a symbol's bytes are looked up in
- * a hash table of token bytes. Byte-level forms and raw bytes correspond
- * one to one, so this is the same computation llama.cpp does on the mapped
- * strings.
+ * Design. BPE works on the text's bytes, not on GPT-2's byte-level strings:
+ * each token's text is decoded once from its byte-level form (GPT-2
+ * bytes_to_unicode) into raw bytes, its key. A text that is not byte-level
+ * (a special token such as "<｜begin▁of▁sentence｜>") can never equal a
+ * byte-level symbol, so it has no key. Byte-level forms and raw bytes
+ * correspond one to one, so looking keys up is what llama.cpp's
+ * text_to_token does on the mapped strings, for tokens of every type.
  *
- * Merge order (llm_tokenizer_bpe_session): repeatedly merge the adjacent
- * pair with the lowest merge rank, the leftmost one among equal ranks. A
- * min-heap of candidate pairs keyed (rank, left position) holds it; entries
- * made stale by an earlier merge are recognised by the symbols' lengths
- * (symbols only grow, so same start and same lengths = same text).
+ * Load-time fixes (llama-vocab.cpp load(), "auto-detect special tokens by
+ * text"): llama.cpp turns tokens into control tokens by their text
+ * (end-of-generation texts always, fill-in-middle texts when the file does
+ * not name the token), and gpt-oss's channel tokens into user-defined ones.
+ * These decide which tokens are cut out of a prompt, so they are applied
+ * here the same way; where llama.cpp picks "the first" of several
+ * fill-in-middle candidates in hash order, the lowest id is taken.
  *
- * Invariants: tok_bytes[i] points into `arena`; the token map holds only
- * normal, byte, unknown and user-defined tokens (control and unused tokens
- * are never produced from text), the first id wins for duplicate bytes.
+ * Invariants: tok_bytes[i] and tok_key[i] point into tok_text[i], into the
+ * separately allocated key, or (SentencePiece) into their own allocation
+ * (tok_key then aliases tok_bytes); the token map holds every key, the
+ * first id winning for equal keys (llama.cpp refuses such files).
  */
 #include "engine/tokenizer.h"
 #include "engine/gguf.h"
-#include "engine/tokenizer_int.h"
+#include "engine/tokenizer_impl.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,21 +66,14 @@ int tk_cp_to_byte(uint32_t cp)
 size_t tk_bytes_to_vocab(const unsigned char *raw, size_t n, char *out)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t cp = tk_byte_to_cp(raw[i]);
-        if (cp < 0x80) {
-            out[k++] = (char)cp;
-        } else { /* all mapped code points are < 0x800: two bytes */
-            out[k++] = (char)(0xC0 | (cp >> 6));
-            out[k++] = (char)(0x80 | (cp & 0x3F));
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        k += tk_utf8_put(tk_byte_to_cp(raw[i]), out + k); /* < 0x800: 1-2 bytes */
     out[k] = 0;
     return k;
 }
 
 /* Raw bytes of a byte-level string; false when some character is not in
- * the mapping (then the caller keeps the text as it is). */
+ * the mapping. out has room for n bytes. */
 static bool vocab_to_bytes(const char *s, size_t n, char *out, size_t *outn)
 {
     size_t i = 0, k = 0;
@@ -91,12 +90,7 @@ static bool vocab_to_bytes(const char *s, size_t n, char *out, size_t *outn)
     return true;
 }
 
-/* ---- byte-string hash map ------------------------------------------------ */
-
-typedef struct smap {
-    uint32_t *slot;   /* [cap] entry index + 1, 0 = empty                */
-    size_t cap;       /* power of two, >= 2 * entries                    */
-} smap;
+/* ---- byte-string hash maps ------------------------------------------------ */
 
 static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
 {
@@ -106,44 +100,16 @@ static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
     return h;
 }
 
-struct eng_tokenizer {
-    eng_pretok pre;
-    size_t n_vocab;
-    char **tok_bytes;     /* [n_vocab] raw bytes of each token (into arena) */
-    size_t *tok_len;      /* [n_vocab]                                      */
-    char **tok_text;      /* [n_vocab] vocab string as stored, NUL-terminated */
-    size_t *tok_text_len;
-    int32_t *tok_type;    /* [n_vocab]                                      */
-    smap tokmap;          /* raw bytes -> token id                          */
-    size_t n_merges;
-    char **mg_left, **mg_right; /* [n_merges] raw bytes of each side        */
-    size_t *mg_llen, *mg_rlen;
-    smap mergemap;        /* (left, right) -> rank                           */
-    int32_t bos, eos;
-    bool add_bos, add_eos;
-    /* SentencePiece (tokenizer.ggml.model "llama"): tok_bytes hold the
-     * decoded text (U+2581 as a space, <0xXX> as the byte), so the token
-     * map works on the text's own bytes as for BPE. */
-    bool spm;
-    bool add_space_prefix;  /* a space is put before the text            */
-    float *tok_score;       /* [n_vocab] merge priority, higher first     */
-    int32_t byte_tok[256];  /* <0xXX> byte-fallback tokens, -1 if missing */
-    int32_t unk;            /* unknown token, -1 when none                */
-};
-
-static uint64_t tok_hash(const eng_tokenizer *t, uint32_t id)
-{
-    return hash_bytes(t->tok_bytes[id], t->tok_len[id], 0xcbf29ce484222325ull);
-}
+#define FNV0 0xcbf29ce484222325ull
 
 static uint64_t pair_hash(const char *l, size_t ln, const char *r, size_t rn)
 {
-    uint64_t h = hash_bytes(l, ln, 0xcbf29ce484222325ull);
+    uint64_t h = hash_bytes(l, ln, FNV0);
     h = (h ^ 0xFF) * 0x100000001b3ull ^ ln;
     return hash_bytes(r, rn, h);
 }
 
-static int smap_init(smap *m, size_t entries)
+static int smap_init(tk_smap *m, size_t entries)
 {
     m->cap = 16;
     while (m->cap < entries * 2)
@@ -152,31 +118,38 @@ static int smap_init(smap *m, size_t entries)
     return m->slot ? ENG_OK : ENG_ENOMEM;
 }
 
-static int32_t tokmap_find(const eng_tokenizer *t, const char *s, size_t n)
+/* Lookup in a map whose entry v has key keys[v], lens[v]. */
+static int32_t smap_find(const tk_smap *m, char *const *keys, const size_t *lens, const char *s,
+                         size_t n)
 {
-    uint64_t h = hash_bytes(s, n, 0xcbf29ce484222325ull);
-    for (size_t i = h & (t->tokmap.cap - 1);; i = (i + 1) & (t->tokmap.cap - 1)) {
-        uint32_t v = t->tokmap.slot[i];
+    uint64_t h = hash_bytes(s, n, FNV0);
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        uint32_t v = m->slot[i];
         if (!v)
             return -1;
-        if (t->tok_len[v - 1] == n && !memcmp(t->tok_bytes[v - 1], s, n))
+        if (lens[v - 1] == n && !memcmp(keys[v - 1], s, n))
             return (int32_t)(v - 1);
     }
 }
 
-static void tokmap_add(eng_tokenizer *t, uint32_t id)
+static void smap_add(tk_smap *m, char *const *keys, const size_t *lens, uint32_t id)
 {
-    if (tokmap_find(t, t->tok_bytes[id], t->tok_len[id]) >= 0)
+    if (!keys[id] || smap_find(m, keys, lens, keys[id], lens[id]) >= 0)
         return; /* first id wins */
-    for (size_t i = tok_hash(t, id) & (t->tokmap.cap - 1);; i = (i + 1) & (t->tokmap.cap - 1))
-        if (!t->tokmap.slot[i]) {
-            t->tokmap.slot[i] = id + 1;
+    for (size_t i = hash_bytes(keys[id], lens[id], FNV0) & (m->cap - 1);;
+         i = (i + 1) & (m->cap - 1))
+        if (!m->slot[i]) {
+            m->slot[i] = id + 1;
             return;
         }
 }
 
-static int32_t merge_rank(const eng_tokenizer *t, const char *l, size_t ln, const char *r,
-                          size_t rn)
+int32_t tk_tokmap_find(const eng_tokenizer *t, const char *s, size_t n)
+{
+    return smap_find(&t->tokmap, t->tok_key, t->tok_key_len, s, n);
+}
+
+int32_t tk_merge_rank(const eng_tokenizer *t, const char *l, size_t ln, const char *r, size_t rn)
 {
     uint64_t h = pair_hash(l, ln, r, rn);
     for (size_t i = h & (t->mergemap.cap - 1);; i = (i + 1) & (t->mergemap.cap - 1)) {
@@ -192,7 +165,7 @@ static int32_t merge_rank(const eng_tokenizer *t, const char *l, size_t ln, cons
 
 static void mergemap_add(eng_tokenizer *t, uint32_t k)
 {
-    if (merge_rank(t, t->mg_left[k], t->mg_llen[k], t->mg_right[k], t->mg_rlen[k]) >= 0)
+    if (tk_merge_rank(t, t->mg_left[k], t->mg_llen[k], t->mg_right[k], t->mg_rlen[k]) >= 0)
         return; /* a repeated merge keeps its first (lowest) rank */
     uint64_t h = pair_hash(t->mg_left[k], t->mg_llen[k], t->mg_right[k], t->mg_rlen[k]);
     for (size_t i = h & (t->mergemap.cap - 1);; i = (i + 1) & (t->mergemap.cap - 1))
@@ -202,23 +175,29 @@ static void mergemap_add(eng_tokenizer *t, uint32_t k)
         }
 }
 
-/* ---- open ------------------------------------------------------------------ */
+/* ---- tables ---------------------------------------------------------------- */
 
 void eng_tokenizer_free(eng_tokenizer *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n_vocab && t->tok_bytes; i++) {
-        free(t->tok_bytes[i]);
-        free(t->tok_text ? t->tok_text[i] : NULL);
+    for (size_t i = 0; i < t->n_vocab && t->tok_text; i++) {
+        if (t->spm)
+            free(t->tok_bytes[i]); /* tok_key aliases it */
+        else if (t->tok_key[i] != t->tok_text[i])
+            free(t->tok_key[i]);
+        free(t->tok_text[i]);
     }
     for (size_t i = 0; i < t->n_merges && t->mg_left; i++)
         free(t->mg_left[i]); /* right side shares the allocation */
-    free(t->tok_bytes);
-    free(t->tok_len);
     free(t->tok_text);
     free(t->tok_text_len);
+    free(t->tok_bytes);
+    free(t->tok_len);
+    free(t->tok_key);
+    free(t->tok_key_len);
     free(t->tok_type);
+    free(t->tok_attr);
     free(t->tok_score);
     free(t->tokmap.slot);
     free(t->mg_left);
@@ -226,7 +205,37 @@ void eng_tokenizer_free(eng_tokenizer *t)
     free(t->mg_llen);
     free(t->mg_rlen);
     free(t->mergemap.slot);
+    free(t->special);
     free(t);
+}
+
+static int alloc_tables(eng_tokenizer *t, size_t nv, size_t nm)
+{
+    t->n_vocab = nv;
+    t->n_merges = nm;
+    t->tok_text = calloc(nv + 1, sizeof *t->tok_text);
+    t->tok_text_len = calloc(nv + 1, sizeof *t->tok_text_len);
+    t->tok_bytes = calloc(nv + 1, sizeof *t->tok_bytes);
+    t->tok_len = calloc(nv + 1, sizeof *t->tok_len);
+    t->tok_key = calloc(nv + 1, sizeof *t->tok_key);
+    t->tok_key_len = calloc(nv + 1, sizeof *t->tok_key_len);
+    t->tok_type = calloc(nv + 1, sizeof *t->tok_type);
+    t->tok_attr = calloc(nv + 1, sizeof *t->tok_attr);
+    t->tok_score = calloc(nv + 1, sizeof *t->tok_score);
+    for (int b = 0; b < 256; b++)
+        t->byte_tok[b] = -1;
+    t->unk = -1;
+    t->mg_left = calloc(nm + 1, sizeof *t->mg_left);
+    t->mg_right = calloc(nm + 1, sizeof *t->mg_right);
+    t->mg_llen = calloc(nm + 1, sizeof *t->mg_llen);
+    t->mg_rlen = calloc(nm + 1, sizeof *t->mg_rlen);
+    if (!t->tok_text || !t->tok_text_len || !t->tok_bytes || !t->tok_len || !t->tok_key ||
+        !t->tok_key_len || !t->tok_type || !t->tok_attr || !t->tok_score || !t->mg_left ||
+        !t->mg_right || !t->mg_llen || !t->mg_rlen)
+        return ENG_ENOMEM;
+    if (smap_init(&t->tokmap, nv) || smap_init(&t->mergemap, nm))
+        return ENG_ENOMEM;
+    return ENG_OK;
 }
 
 /* "<0xAB>" -> 0xAB; -1 when s is not of that form. */
@@ -247,49 +256,72 @@ static int spm_byte_value(const char *s, size_t n)
 
 /* SentencePiece token text -> the bytes it stands for: U+2581 (lower one
  * eighth block, SentencePiece's space) becomes ' ', a byte token <0xXX>
- * its byte. */
-static void spm_token_bytes(eng_tokenizer *t, size_t i, const char *s, size_t n, int type)
+ * its byte. Byte, control and unused tokens are not in the text map. */
+static int spm_token(eng_tokenizer *t, size_t i, int type)
 {
-    int b = type == ENG_TOKEN_BYTE ? spm_byte_value(s, n) : -1;
-    if (b >= 0) {
-        t->tok_bytes[i][0] = (char)b;
-        t->tok_len[i] = 1;
-        if (t->byte_tok[b] < 0)
-            t->byte_tok[b] = (int32_t)i;
-        return;
-    }
-    size_t k = 0;
-    for (size_t j = 0; j < n; j++) {
-        if (j + 2 < n && !memcmp(s + j, "\xe2\x96\x81", 3)) {
-            t->tok_bytes[i][k++] = ' ';
-            j += 2;
-        } else {
-            t->tok_bytes[i][k++] = s[j];
+    const char *s = t->tok_text[i];
+    size_t n = t->tok_text_len[i], k = 0;
+    char *b = t->tok_bytes[i] = malloc(n + 1);
+    if (!b)
+        return ENG_ENOMEM;
+    int v = type == ENG_TOKEN_BYTE ? spm_byte_value(s, n) : -1;
+    if (v >= 0) {
+        b[k++] = (char)v;
+        if (t->byte_tok[v] < 0)
+            t->byte_tok[v] = (int32_t)i;
+    } else {
+        for (size_t j = 0; j < n; j++) {
+            if (j + 2 < n && !memcmp(s + j, "\xe2\x96\x81", 3)) {
+                b[k++] = ' ';
+                j += 2;
+            } else {
+                b[k++] = s[j];
+            }
         }
     }
     t->tok_len[i] = k;
+    if (type != ENG_TOKEN_CONTROL && type != ENG_TOKEN_UNUSED && type != ENG_TOKEN_BYTE) {
+        t->tok_key[i] = b;
+        t->tok_key_len[i] = k;
+    }
+    return ENG_OK;
 }
 
+/* llama_token_attr of a tokenizer.ggml.token_type value. */
+static uint8_t attr_of_type(int type)
+{
+    static const uint8_t a[7] = {0, ENG_TOKATTR_NORMAL, ENG_TOKATTR_UNKNOWN, ENG_TOKATTR_CONTROL,
+                                 ENG_TOKATTR_USER_DEFINED, ENG_TOKATTR_UNUSED, ENG_TOKATTR_BYTE};
+    return type >= 0 && type < 7 ? a[type] : 0;
+}
+
+/* Stores token i: its text (llama.cpp names an empty one "[EMPTY_i]"), type
+ * and, for BPE, its key. */
 static int load_token(eng_tokenizer *t, size_t i, const char *s, size_t n, int type)
 {
-    t->tok_text[i] = malloc(n + 1);
-    t->tok_bytes[i] = malloc(n + 1);
-    if (!t->tok_text[i] || !t->tok_bytes[i])
+    char empty[32];
+    if (n == 0) {
+        n = (size_t)snprintf(empty, sizeof empty, "[EMPTY_%zu]", i);
+        s = empty;
+    }
+    char *txt = t->tok_text[i] = malloc(n + 1);
+    if (!txt)
         return ENG_ENOMEM;
-    memcpy(t->tok_text[i], s, n);
-    t->tok_text[i][n] = 0;
+    memcpy(txt, s, n);
+    txt[n] = 0;
     t->tok_text_len[i] = n;
     t->tok_type[i] = type;
-    if (t->spm) {
-        spm_token_bytes(t, i, s, n, type);
-        return ENG_OK;
-    }
-    /* user-defined and control tokens are plain text; others byte-level */
-    bool plain = type == ENG_TOKEN_USER_DEFINED || type == ENG_TOKEN_CONTROL ||
-                 !vocab_to_bytes(s, n, t->tok_bytes[i], &t->tok_len[i]);
-    if (plain) {
-        memcpy(t->tok_bytes[i], s, n);
-        t->tok_len[i] = n;
+    t->tok_attr[i] = attr_of_type(type);
+    if (t->spm)
+        return spm_token(t, i, type);
+    char *key = malloc(n + 1);
+    if (!key)
+        return ENG_ENOMEM;
+    if (vocab_to_bytes(txt, n, key, &t->tok_key_len[i])) {
+        t->tok_key[i] = key;
+    } else {
+        free(key);
+        t->tok_key[i] = NULL;
     }
     return ENG_OK;
 }
@@ -318,30 +350,109 @@ static int load_merge(eng_tokenizer *t, size_t k, const char *s, size_t n, eng_e
     return ENG_OK;
 }
 
-static int alloc_tables(eng_tokenizer *t, size_t nv, size_t nm)
+/* ---- llama.cpp's load-time fixes (llama-vocab.cpp:2597-2946) -------------- */
+
+/* Fill-in-middle kinds: each text list in llama.cpp's order. */
+enum { FIM_PRE, FIM_SUF, FIM_MID, FIM_PAD, FIM_REP, FIM_SEP, FIM_N };
+static const char *const k_fim[FIM_N][9] = {
+    {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
+     "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"},
+    {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>",
+     "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"},
+    {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
+     "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"},
+    {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"},
+    {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"},
+    {"<|file_sep|>"},
+};
+/* Texts that end generation: always control tokens. */
+static const char *const k_eog[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", "[e~[",
+};
+
+static int32_t find_text(const eng_tokenizer *t, const tk_smap *tm, const char *s)
 {
-    t->n_vocab = nv;
-    t->n_merges = nm;
-    t->tok_bytes = calloc(nv + 1, sizeof *t->tok_bytes);
-    t->tok_text = calloc(nv + 1, sizeof *t->tok_text);
-    t->tok_len = calloc(nv + 1, sizeof *t->tok_len);
-    t->tok_text_len = calloc(nv + 1, sizeof *t->tok_text_len);
-    t->tok_type = calloc(nv + 1, sizeof *t->tok_type);
-    t->tok_score = calloc(nv + 1, sizeof *t->tok_score);
-    for (int b = 0; b < 256; b++)
-        t->byte_tok[b] = -1;
-    t->unk = -1;
-    t->mg_left = calloc(nm + 1, sizeof *t->mg_left);
-    t->mg_right = calloc(nm + 1, sizeof *t->mg_right);
-    t->mg_llen = calloc(nm + 1, sizeof *t->mg_llen);
-    t->mg_rlen = calloc(nm + 1, sizeof *t->mg_rlen);
-    if (!t->tok_bytes || !t->tok_text || !t->tok_len || !t->tok_text_len || !t->tok_type ||
-        !t->tok_score ||
-        !t->mg_left || !t->mg_right || !t->mg_llen || !t->mg_rlen)
+    return smap_find(tm, t->tok_text, t->tok_text_len, s, strlen(s));
+}
+
+/* fim_set: bit k set when the file names fill-in-middle token kind k. */
+static void apply_load_fixes(eng_tokenizer *t, const tk_smap *tm, unsigned fim_set)
+{
+    for (int k = 0; k < FIM_N; k++) {
+        int32_t best = -1;
+        for (int j = 0; !(fim_set >> k & 1) && j < 9 && k_fim[k][j]; j++) {
+            int32_t id = find_text(t, tm, k_fim[k][j]);
+            if (id >= 0 && (best < 0 || id < best))
+                best = id;
+        }
+        if (best >= 0)
+            t->tok_attr[best] |= ENG_TOKATTR_CONTROL;
+    }
+    for (size_t i = 0; i < t->n_vocab; i++)
+        if ((t->tok_attr[i] & ENG_TOKATTR_CONTROL) && strstr(t->tok_text[i], "unused"))
+            t->tok_attr[i] |= ENG_TOKATTR_UNUSED;
+    for (size_t j = 0; j < sizeof k_eog / sizeof k_eog[0]; j++) {
+        int32_t id = find_text(t, tm, k_eog[j]);
+        if (id >= 0)
+            t->tok_attr[id] |= ENG_TOKATTR_CONTROL;
+    }
+    static const char *const gptoss[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+    for (size_t j = 0; j < 4; j++) {
+        int32_t id = find_text(t, tm, gptoss[j]);
+        if (id >= 0)
+            t->tok_attr[id] = ENG_TOKATTR_USER_DEFINED;
+    }
+    /* o200k_harmony: <|end|> is no end of generation next to <|return|> and
+     * <|call|> (solar-open: <|calls|> and <|flush|>) */
+    bool ret = find_text(t, tm, "<|return|>") >= 0, flush = find_text(t, tm, "<|flush|>") >= 0;
+    bool call = find_text(t, tm, "<|call|>") >= 0 || find_text(t, tm, "<|calls|>") >= 0;
+    int32_t end = find_text(t, tm, "<|end|>");
+    if (end >= 0 && call && (ret || flush))
+        t->tok_attr[end] = ENG_TOKATTR_USER_DEFINED;
+    int32_t s = find_text(t, tm, "</s>");
+    if (s >= 0 && find_text(t, tm, "<|tool_response>") >= 0)
+        t->tok_attr[s] = ENG_TOKATTR_NORMAL;
+}
+
+/* Longest text first; equal lengths by id (llama.cpp's std::sort leaves
+ * their order unspecified; it matters only for overlapping equal-length
+ * special texts). */
+static int cmp_special(const void *a, const void *b, void *arg)
+{
+    const eng_tokenizer *t = arg;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    size_t lx = t->tok_text_len[x], ly = t->tok_text_len[y];
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+static int build_specials(eng_tokenizer *t)
+{
+    t->special = malloc((t->n_vocab + 1) * sizeof *t->special);
+    if (!t->special)
         return ENG_ENOMEM;
-    if (smap_init(&t->tokmap, nv) || smap_init(&t->mergemap, nm))
-        return ENG_ENOMEM;
+    for (size_t i = 0; i < t->n_vocab; i++)
+        if (t->tok_attr[i] &
+            (ENG_TOKATTR_CONTROL | ENG_TOKATTR_USER_DEFINED | ENG_TOKATTR_UNKNOWN))
+            t->special[t->n_special++] = (int32_t)i;
+    qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
     return ENG_OK;
+}
+
+/* BPE: what a token decodes to (token_to_piece): special and user-defined
+ * tokens their text, others their byte-level decoded bytes. */
+static void bpe_pieces(eng_tokenizer *t)
+{
+    const int plain = ENG_TOKATTR_CONTROL | ENG_TOKATTR_UNKNOWN | ENG_TOKATTR_USER_DEFINED;
+    for (size_t i = 0; i < t->n_vocab; i++) {
+        bool key = t->tok_key[i] && !(t->tok_attr[i] & plain);
+        t->tok_bytes[i] = key ? t->tok_key[i] : t->tok_text[i];
+        t->tok_len[i] = key ? t->tok_key_len[i] : t->tok_text_len[i];
+    }
 }
 
 static int check_special(int64_t id, size_t nv, const char *what, int32_t *out, eng_err *e)
@@ -353,17 +464,24 @@ static int check_special(int64_t id, size_t nv, const char *what, int32_t *out, 
     return ENG_OK;
 }
 
-/* Builds the maps once every token and merge is loaded. */
-static int finish_open(eng_tokenizer *t, int64_t bos, int64_t eos, eng_err *e)
+/* Builds the maps and the special list once every token and merge is in. */
+static int finish_open(eng_tokenizer *t, int64_t bos, int64_t eos, unsigned fim_set, eng_err *e)
 {
-    /* SentencePiece byte tokens are only the fallback: the token "a" and
-     * <0x61> decode alike, and text finds "a" (llama.cpp's text_to_token). */
+    tk_smap tm = {0};
+    if (smap_init(&tm, t->n_vocab))
+        return eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
     for (size_t i = 0; i < t->n_vocab; i++)
-        if (t->tok_type[i] != ENG_TOKEN_CONTROL && t->tok_type[i] != ENG_TOKEN_UNUSED &&
-            !(t->spm && t->tok_type[i] == ENG_TOKEN_BYTE))
-            tokmap_add(t, (uint32_t)i);
+        smap_add(&tm, t->tok_text, t->tok_text_len, (uint32_t)i);
+    apply_load_fixes(t, &tm, fim_set);
+    free(tm.slot);
+    if (!t->spm)
+        bpe_pieces(t);
+    for (size_t i = 0; i < t->n_vocab; i++)
+        smap_add(&t->tokmap, t->tok_key, t->tok_key_len, (uint32_t)i);
     for (size_t k = 0; k < t->n_merges; k++)
         mergemap_add(t, (uint32_t)k);
+    if (build_specials(t))
+        return eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
     if (check_special(bos, t->n_vocab, "bos", &t->bos, e) ||
         check_special(eos, t->n_vocab, "eos", &t->eos, e))
         return e ? e->code : ENG_EFORMAT;
@@ -382,6 +500,22 @@ static int check_model(const char *model, size_t len, bool *spm, eng_err *e)
                        (int)(len > 64 ? 64 : len), model);
 }
 
+/* A new tokenizer with tables for nv tokens and nm merges. */
+static int tokenizer_new(eng_tokenizer **out, size_t nv, size_t nm, bool spm, eng_pretok pre,
+                         eng_err *e)
+{
+    eng_tokenizer *t = calloc(1, sizeof *t);
+    if (!t || alloc_tables(t, nv, nm)) {
+        eng_tokenizer_free(t);
+        return eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
+    }
+    t->spm = spm;
+    t->pre = spm ? ENG_PRETOK_DEFAULT : pre;
+    t->ignore_merges = !spm && pre == ENG_PRETOK_LLAMA3;
+    *out = t;
+    return ENG_OK;
+}
+
 int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err *e)
 {
     *out = NULL;
@@ -393,13 +527,9 @@ int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err
     if (d->n_tokens == 0 || d->n_tokens > INT32_MAX || d->n_merges > INT32_MAX)
         return eng_err_set(e, ENG_EFORMAT, "tokenizer: %zu tokens, %zu merges: out of range",
                            d->n_tokens, d->n_merges);
-    eng_tokenizer *t = calloc(1, sizeof *t);
-    if (!t || alloc_tables(t, d->n_tokens, d->n_merges)) {
-        eng_tokenizer_free(t);
-        return eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
-    }
-    t->pre = pre;
-    t->spm = spm;
+    eng_tokenizer *t;
+    if ((rc = tokenizer_new(&t, d->n_tokens, d->n_merges, spm, pre, e)))
+        return rc;
     t->add_space_prefix = d->add_space_prefix;
     for (size_t i = 0; !rc && i < d->n_tokens; i++) {
         size_t n = d->token_lens ? d->token_lens[i] : strlen(d->tokens[i]);
@@ -416,7 +546,7 @@ int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err
     t->add_bos = d->add_bos;
     t->add_eos = d->add_eos;
     if (!rc)
-        rc = finish_open(t, d->bos_id, d->eos_id, e);
+        rc = finish_open(t, d->bos_id, d->eos_id, 0, e);
     if (rc) {
         eng_tokenizer_free(t);
         return rc;
@@ -427,32 +557,58 @@ int eng_tokenizer_open(eng_tokenizer **out, const eng_tokenizer_desc *d, eng_err
 
 /* ---- open from GGUF ------------------------------------------------------- */
 
-/* Special ids and flags. Where a key is missing, SentencePiece files take
- * llama.cpp's defaults for them (unk 0, bos 1, eos 2, BOS added, a space
- * prefix), BPE files none. */
+/* Special ids and flags, with llama.cpp's defaults for missing keys. */
 typedef struct gguf_special {
     int64_t bos, eos, unk;
     bool add_bos, add_eos, add_space_prefix;
+    unsigned fim_set; /* FIM_* kinds the file names */
 } gguf_special;
 
-static int gguf_specials(const eng_gguf *g, bool spm, uint64_t ntok, gguf_special *sp,
-                         eng_err *e)
+static int gguf_id(const eng_gguf *g, const char *key, int64_t *id, eng_err *e)
 {
-    static const char *const keys[3] = {"tokenizer.ggml.bos_token_id",
-                                        "tokenizer.ggml.eos_token_id",
-                                        "tokenizer.ggml.unknown_token_id"};
-    int64_t *dst[3] = {&sp->bos, &sp->eos, &sp->unk};
-    for (int i = 0; i < 3; i++) {
-        uint32_t v;
-        *dst[i] = spm && (uint64_t)(i + 1) % 3 < ntok ? (i + 1) % 3 : -1;
-        if (!eng_gguf_has(g, keys[i]))
-            continue;
-        int rc = eng_gguf_get_u32(g, keys[i], &v, e);
-        if (rc)
-            return rc;
-        *dst[i] = v;
-    }
-    int rc = eng_gguf_get_bool_or(g, "tokenizer.ggml.add_bos_token", spm, &sp->add_bos, e);
+    uint32_t v;
+    if (!eng_gguf_has(g, key))
+        return ENG_OK;
+    int rc = eng_gguf_get_u32(g, key, &v, e);
+    if (!rc)
+        *id = v;
+    return rc;
+}
+
+static int gguf_specials(const eng_gguf *g, bool spm, eng_pretok pre, uint64_t ntok,
+                         gguf_special *sp, eng_err *e)
+{
+    /* SentencePiece: unk 0, bos 1, eos 2; BPE: bos = eos = 11, glm4 no bos;
+     * a default beyond the vocabulary is dropped (llama-vocab.cpp:2507) */
+    sp->unk = spm ? 0 : -1;
+    sp->bos = spm ? 1 : pre == ENG_PRETOK_GLM4 ? -1 : 11;
+    sp->eos = spm ? 2 : 11;
+    int64_t *def[3] = {&sp->bos, &sp->eos, &sp->unk};
+    for (int i = 0; i < 3; i++)
+        if (*def[i] >= (int64_t)ntok)
+            *def[i] = -1;
+    int rc = gguf_id(g, "tokenizer.ggml.bos_token_id", &sp->bos, e);
+    if (!rc)
+        rc = gguf_id(g, "tokenizer.ggml.eos_token_id", &sp->eos, e);
+    if (!rc)
+        rc = gguf_id(g, "tokenizer.ggml.unknown_token_id", &sp->unk, e);
+    static const char *const fim_keys[FIM_N][2] = {
+        {"fim_pre", "prefix"}, {"fim_suf", "suffix"}, {"fim_mid", "middle"},
+        {"fim_pad", NULL}, {"fim_rep", NULL}, {"fim_sep", NULL}};
+    sp->fim_set = 0;
+    for (int k = 0; k < FIM_N; k++)
+        for (int j = 0; j < 2 && fim_keys[k][j]; j++) {
+            char key[64];
+            snprintf(key, sizeof key, "tokenizer.ggml.%s_token_id", fim_keys[k][j]);
+            int64_t id = -1;
+            if (!rc)
+                rc = gguf_id(g, key, &id, e);
+            if (id >= 0 && (uint64_t)id < ntok)
+                sp->fim_set |= 1u << k;
+        }
+    bool bos_def = spm || pre == ENG_PRETOK_LLAMA3;
+    if (!rc)
+        rc = eng_gguf_get_bool_or(g, "tokenizer.ggml.add_bos_token", bos_def, &sp->add_bos, e);
     if (!rc)
         rc = eng_gguf_get_bool_or(g, "tokenizer.ggml.add_eos_token", false, &sp->add_eos, e);
     if (!rc)
@@ -474,7 +630,8 @@ static int gguf_arrays(eng_tokenizer *t, const eng_gguf *g, int64_t ktok, int64_
             rc = eng_gguf_kv_arr_int(g, ktype, i, &type, e);
         if (!rc && kscore >= 0)
             rc = eng_gguf_kv_arr_f32(g, kscore, i, &t->tok_score[i], e);
-        if (!rc && load_token(t, i, s.ptr, (size_t)s.len, (int)type))
+        int ty = type < INT32_MIN || type > INT32_MAX ? -1 : (int)type;
+        if (!rc && load_token(t, i, s.ptr, (size_t)s.len, ty))
             rc = eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
     }
     for (size_t k = 0; !rc && k < t->n_merges; k++) {
@@ -511,30 +668,38 @@ static int gguf_token_arr(const eng_gguf *g, const char *key, uint64_t ntok, int
     return rc;
 }
 
-/* Reads and checks every key; *t is allocated and filled on success. */
-static int gguf_load(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
+/* tokenizer.ggml.model and .pre. */
+static int gguf_kind(const eng_gguf *g, bool *spm, eng_pretok *kind, eng_err *e)
 {
     eng_gguf_str model;
     char pre[64] = "default";
-    bool spm = false;
     int rc = eng_gguf_get_str(g, "tokenizer.ggml.model", &model, e);
     if (!rc)
-        rc = check_model(model.ptr, (size_t)model.len, &spm, e);
-    if (!rc && eng_gguf_has(g, "tokenizer.ggml.pre")) {
+        rc = check_model(model.ptr, (size_t)model.len, spm, e);
+    if (!rc && !*spm && eng_gguf_has(g, "tokenizer.ggml.pre")) {
         eng_gguf_str s;
         rc = eng_gguf_get_str(g, "tokenizer.ggml.pre", &s, e);
         if (!rc)
             eng_gguf_str_copy(s, pre, sizeof pre);
     }
-    eng_pretok kind = ENG_PRETOK_DEFAULT;
+    *kind = ENG_PRETOK_DEFAULT;
+    return rc ? rc : eng_pretok_parse(pre, kind, e);
+}
+
+/* Reads and checks every key; *t is allocated and filled on success. */
+static int gguf_load(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
+{
+    bool spm = false;
+    eng_pretok kind;
     int64_t ktok = -1, ktype = -1, kscore = -1, kmerge = -1;
     uint64_t ntok = 0, nmerge = 0;
-    gguf_special sp;
-    if (!rc)
-        rc = eng_pretok_parse(pre, &kind, e);
+    int rc = gguf_kind(g, &spm, &kind, e);
     if (!rc)
         rc = gguf_arr_len(g, "tokenizer.ggml.tokens", &ktok, &ntok, e);
-    if (!rc && !spm) /* SentencePiece merges by token scores, not a merge list */
+    /* SentencePiece merges by scores; Kimi-K2's merges may be absent */
+    bool need_merges = !spm && !(kind == ENG_PRETOK_KIMI_K2 &&
+                                 !eng_gguf_has(g, "tokenizer.ggml.merges"));
+    if (!rc && need_merges)
         rc = gguf_arr_len(g, "tokenizer.ggml.merges", &kmerge, &nmerge, e);
     if (!rc)
         rc = gguf_token_arr(g, "tokenizer.ggml.token_type", ntok, &ktype, e);
@@ -543,17 +708,14 @@ static int gguf_load(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
     if (!rc && (ntok == 0 || ntok > INT32_MAX || nmerge > INT32_MAX))
         rc = eng_err_set(e, ENG_EFORMAT, "tokenizer: %llu tokens, %llu merges: out of range",
                          (unsigned long long)ntok, (unsigned long long)nmerge);
+    gguf_special sp;
     if (!rc)
-        rc = gguf_specials(g, spm, ntok, &sp, e);
+        rc = gguf_specials(g, spm, kind, ntok, &sp, e);
+    eng_tokenizer *t = NULL;
+    if (!rc)
+        rc = tokenizer_new(&t, (size_t)ntok, (size_t)nmerge, spm, kind, e);
     if (rc)
         return rc;
-    eng_tokenizer *t = calloc(1, sizeof *t);
-    if (!t || alloc_tables(t, (size_t)ntok, (size_t)nmerge)) {
-        eng_tokenizer_free(t);
-        return eng_err_set(e, ENG_ENOMEM, "tokenizer: out of memory");
-    }
-    t->pre = kind;
-    t->spm = spm;
     t->add_bos = sp.add_bos;
     t->add_eos = sp.add_eos;
     t->add_space_prefix = sp.add_space_prefix;
@@ -561,7 +723,7 @@ static int gguf_load(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
     if (!rc && spm)
         rc = check_special(sp.unk, t->n_vocab, "unknown", &t->unk, e);
     if (!rc)
-        rc = finish_open(t, sp.bos, sp.eos, e);
+        rc = finish_open(t, sp.bos, sp.eos, sp.fim_set, e);
     if (rc) {
         eng_tokenizer_free(t);
         return rc;
@@ -579,286 +741,14 @@ int eng_tokenizer_open_gguf(eng_tokenizer **out, const eng_gguf *g, eng_err *e)
     return rc;
 }
 
-/* ---- encode ----------------------------------------------------------------- */
-
-typedef struct sym {
-    size_t start, len;  /* bytes of the piece                      */
-    int prev, next;     /* neighbours, -1 at the ends              */
-} sym;
-
-typedef struct cand {
-    double prio;        /* lower first: a BPE merge rank, minus an SPM score */
-    int left, right;
-    size_t llen, rlen;  /* symbol lengths when pushed (staleness)   */
-} cand;
-
-typedef struct heap {
-    cand *a;
-    size_t n, cap;
-} heap;
-
-static int cand_less(const cand *x, const cand *y)
-{
-    return x->prio < y->prio || (x->prio == y->prio && x->left < y->left);
-}
-
-static int heap_push(heap *h, cand c)
-{
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        cand *na = realloc(h->a, nc * sizeof *na);
-        if (!na)
-            return ENG_ENOMEM;
-        h->a = na;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0 && cand_less(&c, &h->a[(i - 1) / 2])) {
-        h->a[i] = h->a[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->a[i] = c;
-    return ENG_OK;
-}
-
-static cand heap_pop(heap *h)
-{
-    cand top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && cand_less(&h->a[c + 1], &h->a[c]))
-            c++;
-        if (!cand_less(&h->a[c], &last))
-            break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n)
-        h->a[i] = last;
-    return top;
-}
-
-static int push_pair(const eng_tokenizer *t, const char *p, const sym *s, int l, int r, heap *h)
-{
-    if (l < 0 || r < 0)
-        return ENG_OK;
-    int32_t rank = merge_rank(t, p + s[l].start, s[l].len, p + s[r].start, s[r].len);
-    if (rank < 0)
-        return ENG_OK;
-    return heap_push(h, (cand){(double)rank, l, r, s[l].len, s[r].len});
-}
-
-typedef struct idbuf {
-    int32_t *a;
-    size_t n, cap;
-} idbuf;
-
-static int ids_push(idbuf *b, int32_t id)
-{
-    if (b->n == b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 64;
-        int32_t *na = realloc(b->a, nc * sizeof *na);
-        if (!na)
-            return ENG_ENOMEM;
-        b->a = na;
-        b->cap = nc;
-    }
-    b->a[b->n++] = id;
-    return ENG_OK;
-}
-
-/* Emits the ids of one merged symbol; bytes without a token are looked up
- * one by one, and dropped when even that fails (llama.cpp does the same). */
-static int emit_symbol(const eng_tokenizer *t, const char *p, size_t len, idbuf *out)
-{
-    int32_t id = tokmap_find(t, p, len);
-    if (id >= 0)
-        return ids_push(out, id);
-    for (size_t i = 0; i < len; i++) {
-        int32_t b = tokmap_find(t, p + i, 1);
-        if (b >= 0 && ids_push(out, b))
-            return ENG_ENOMEM;
-    }
-    return ENG_OK;
-}
-
-typedef int (*push_fn)(const eng_tokenizer *t, const char *p, const sym *s, int l, int r,
-                       heap *h);
-
-/* Merges the n0 symbols s[0..n0) of p (linked in order) best candidate
- * first, as `push` ranks adjacent pairs, until no candidate is left. */
-static int merge_symbols(const eng_tokenizer *t, const char *p, sym *s, size_t n0, heap *h,
-                         push_fn push)
-{
-    h->n = 0;
-    int rc = ENG_OK;
-    for (size_t i = 0; !rc && i + 1 < n0; i++)
-        rc = push(t, p, s, (int)i, (int)i + 1, h);
-    while (!rc && h->n) {
-        cand c = heap_pop(h);
-        sym *l = &s[c.left], *r = &s[c.right];
-        if (l->len != c.llen || r->len != c.rlen || l->next != c.right)
-            continue; /* stale: one side merged since */
-        l->len += r->len;
-        r->len = 0;
-        l->next = r->next;
-        if (r->next >= 0)
-            s[r->next].prev = c.left;
-        rc = push(t, p, s, l->prev, c.left, h);
-        if (!rc)
-            rc = push(t, p, s, c.left, l->next, h);
-    }
-    return rc;
-}
-
-/* BPE on one pre-tokenizer piece p[0..n). s has room for n symbols. */
-static int bpe_piece(const eng_tokenizer *t, const char *p, size_t n, sym *s, heap *h,
-                     idbuf *out)
-{
-    for (size_t i = 0; i < n; i++)
-        s[i] = (sym){i, 1, (int)i - 1, i + 1 < n ? (int)i + 1 : -1};
-    int rc = merge_symbols(t, p, s, n, h, push_pair);
-    for (int i = n ? 0 : -1; !rc && i >= 0; i = s[i].next)
-        rc = emit_symbol(t, p + s[i].start, s[i].len, out);
-    return rc;
-}
-
-/* ---- SentencePiece (llama.cpp's llm_tokenizer_spm) -------------------------
- * The whole text is one piece (a space put before it when the vocabulary
- * says add_space_prefix); it starts as one symbol per UTF-8 character; the
- * adjacent pair whose concatenation is a token with the highest score is
- * merged first (ties: leftmost); a symbol that is not a token at the end
- * falls back to its bytes' <0xXX> tokens (or the unknown token). Token
- * bytes hold spaces where the vocabulary has U+2581, so no escaping of the
- * text is needed. */
-
-static int spm_push(const eng_tokenizer *t, const char *p, const sym *s, int l, int r, heap *h)
-{
-    if (l < 0 || r < 0)
-        return ENG_OK;
-    /* adjacent symbols are contiguous in p */
-    int32_t id = tokmap_find(t, p + s[l].start, s[l].len + s[r].len);
-    if (id < 0)
-        return ENG_OK;
-    return heap_push(h, (cand){-(double)t->tok_score[id], l, r, s[l].len, s[r].len});
-}
-
-/* Bytes of the UTF-8 character starting with b (a stray continuation or
- * invalid lead byte counts as one), as llama.cpp's unicode_len_utf8. */
-static size_t spm_char_len(unsigned char b)
-{
-    return b < 0xC0 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : b < 0xF8 ? 4 : 1;
-}
-
-static int spm_emit(const eng_tokenizer *t, const char *p, size_t len, idbuf *out)
-{
-    int32_t id = tokmap_find(t, p, len);
-    if (id >= 0)
-        return ids_push(out, id);
-    for (size_t i = 0; i < len; i++) {
-        int32_t b = t->byte_tok[(unsigned char)p[i]];
-        b = b >= 0 ? b : t->unk;
-        if (b >= 0 && ids_push(out, b))
-            return ENG_ENOMEM;
-    }
-    return ENG_OK;
-}
-
-static int spm_encode(const eng_tokenizer *t, const char *text, size_t len, idbuf *out)
-{
-    if (len == 0)
-        return ENG_OK;
-    size_t pre = t->add_space_prefix ? 1 : 0, n = len + pre;
-    char *p = malloc(n);
-    sym *s = malloc(n * sizeof *s);
-    heap h = {0};
-    int rc = p && s ? ENG_OK : ENG_ENOMEM;
-    size_t ns = 0;
-    if (!rc) {
-        p[0] = ' ';
-        memcpy(p + pre, text, len);
-        for (size_t i = 0; i < n; ns++) {
-            size_t cl = spm_char_len((unsigned char)p[i]);
-            cl = cl < n - i ? cl : n - i;
-            s[ns] = (sym){i, cl, (int)ns - 1, -1};
-            if (ns)
-                s[ns - 1].next = (int)ns;
-            i += cl;
-        }
-        rc = merge_symbols(t, p, s, ns, &h, spm_push);
-    }
-    for (int i = ns ? 0 : -1; !rc && i >= 0; i = s[i].next)
-        rc = spm_emit(t, p + s[i].start, s[i].len, out);
-    free(p);
-    free(s);
-    free(h.a);
-    return rc;
-}
-
-static int spm_encode_all(const eng_tokenizer *t, const char *text, size_t len,
-                          int add_special, int32_t **ids, size_t *n, eng_err *e)
-{
-    idbuf out = {0};
-    int rc = ENG_OK;
-    if (add_special && t->add_bos && t->bos >= 0)
-        rc = ids_push(&out, t->bos);
-    if (!rc)
-        rc = spm_encode(t, text, len, &out);
-    if (!rc && add_special && t->add_eos && t->eos >= 0)
-        rc = ids_push(&out, t->eos);
-    if (rc) {
-        free(out.a);
-        return eng_err_set(e, rc, "tokenizer: out of memory encoding %zu bytes", len);
-    }
-    *ids = out.a;
-    *n = out.n;
-    return ENG_OK;
-}
-
-int eng_tokenizer_encode(const eng_tokenizer *t, const char *text, size_t len, int add_special,
-                         int32_t **ids, size_t *n, eng_err *e)
-{
-    *ids = NULL;
-    *n = 0;
-    if (t->spm)
-        return spm_encode_all(t, text, len, add_special, ids, n, e);
-    size_t *off = NULL, npieces = 0;
-    int rc = eng_pretok_split(t->pre, text, len, &off, &npieces, e);
-    if (rc)
-        return rc;
-    size_t maxp = 0;
-    for (size_t i = 0; i < npieces; i++)
-        maxp = off[i + 1] - off[i] > maxp ? off[i + 1] - off[i] : maxp;
-    idbuf out = {0};
-    heap h = {0};
-    sym *s = malloc((maxp + 1) * sizeof *s);
-    rc = s ? ENG_OK : ENG_ENOMEM;
-    if (!rc && add_special && t->add_bos && t->bos >= 0)
-        rc = ids_push(&out, t->bos);
-    for (size_t i = 0; !rc && i < npieces; i++)
-        rc = bpe_piece(t, text + off[i], off[i + 1] - off[i], s, &h, &out);
-    if (!rc && add_special && t->add_eos && t->eos >= 0)
-        rc = ids_push(&out, t->eos);
-    free(s);
-    free(h.a);
-    free(off);
-    if (rc) {
-        free(out.a);
-        return eng_err_set(e, rc, "tokenizer: out of memory encoding %zu bytes", len);
-    }
-    *ids = out.a;
-    *n = out.n;
-    return ENG_OK;
-}
-
 /* ---- decode and accessors ---------------------------------------------------- */
 
+/* Tokens whose piece is empty when decoding without special tokens
+ * (llama.cpp token_to_piece with special = false). */
 static bool piece_silent(const eng_tokenizer *t, int32_t id)
 {
-    return t->tok_type[id] == ENG_TOKEN_CONTROL || t->tok_type[id] == ENG_TOKEN_UNUSED;
+    return (t->tok_attr[id] & (ENG_TOKATTR_CONTROL | ENG_TOKATTR_UNKNOWN)) ||
+           !(t->tok_attr[id] & (ENG_TOKATTR_NORMAL | ENG_TOKATTR_USER_DEFINED | ENG_TOKATTR_BYTE));
 }
 
 int eng_tokenizer_piece(const eng_tokenizer *t, int32_t id, char *buf, size_t cap)
@@ -916,7 +806,14 @@ int eng_tokenizer_token_type(const eng_tokenizer *t, int32_t id)
     return id < 0 || (size_t)id >= t->n_vocab ? -1 : t->tok_type[id];
 }
 
+int eng_tokenizer_token_attr(const eng_tokenizer *t, int32_t id)
+{
+    return id < 0 || (size_t)id >= t->n_vocab ? 0 : t->tok_attr[id];
+}
+
 size_t eng_tokenizer_n_vocab(const eng_tokenizer *t) { return t->n_vocab; }
 int32_t eng_tokenizer_bos(const eng_tokenizer *t) { return t->bos; }
 int32_t eng_tokenizer_eos(const eng_tokenizer *t) { return t->eos; }
 eng_pretok eng_tokenizer_pretok(const eng_tokenizer *t) { return t->pre; }
+int eng_tokenizer_add_bos(const eng_tokenizer *t) { return t->add_bos; }
+int eng_tokenizer_is_spm(const eng_tokenizer *t) { return t->spm; }

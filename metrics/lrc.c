@@ -37,7 +37,7 @@
  * O(T*k + E) per sample.
  */
 #include "metrics/lrc.h"
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -95,6 +95,13 @@ static inline int32_t find_below(const int64_t *sk, int32_t i, int32_t end, int6
 int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
 {
     *out = NULL;
+    /* the one reading of MOEBENCH_SIMD (engine/formats.h): a bad value is
+     * the same error here as in the engine */
+    eng_simd simd;
+    eng_err se = {0};
+    int rc = eng_simd_default(&simd, &se);
+    if (rc)
+        return eng_err_set(err, rc, "%s", se.msg);
     met_lrc_ws *ws = calloc(1, sizeof *ws);
     if (ws && E >= 1) {
         ws->E = E;
@@ -108,14 +115,14 @@ int met_lrc_ws_new(met_lrc_ws **out, int32_t E, eng_err *err)
         ws->dist = malloc(((size_t)E + 2) * sizeof *ws->dist);
         if (E <= MET_LRC_LRU_COUNT_MAX_E)
             ws->lts = aligned_alloc(32, (size_t)(E + 7) / 8 * 32);
-        ws->w512 = met_lrc_wide_available(), ws->w256 = met_lrc_wide2_available();
+        ws->w512 = met_lrc_wide_available(simd), ws->w256 = met_lrc_wide2_available(simd);
         if ((ws->w512 || ws->w256) &&
             !(ws->w32 = calloc(6 * ((size_t)E + MET_LRC_WIDE_PAD), 4))) {
             met_lrc_ws_free(ws);
             return eng_err_set(err, ENG_ENOMEM, "lrc: cannot make a workspace for %d experts",
                                (int)E);
         }
-        if (E <= MET_LRC_SMALL_MAX_E && met_lrc_small_available() &&
+        if (E <= MET_LRC_SMALL_MAX_E && met_lrc_small_available(simd) &&
             !(ws->sdist = malloc(MET_LRC_SMALL_MAX_CURVES * ((size_t)E + 2) * 8))) {
             met_lrc_ws_free(ws);
             return eng_err_set(err, ENG_ENOMEM, "lrc: cannot make a workspace for %d experts",

@@ -119,6 +119,7 @@ typedef struct met_lrc_result {
 typedef struct met_lrc_report {
     int num_layers;           /* layers analysed                          */
     int32_t *layer_index;     /* [num_layers] trace layer of each result  */
+    int32_t layer_offset;     /* the trace's: model layer = offset + trace layer */
     met_lrc_result *layers;   /* [num_layers]                             */
     met_lrc_result *model;    /* NULL unless opts.model                   */
     int bootstrap;            /* B used                                   */

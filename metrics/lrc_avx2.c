@@ -16,7 +16,7 @@
  * lanes of padding (lrc.c), lanes past the walk's end are never records
  * and go back unchanged.
  */
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 
 #include "engine/formats.h"
 
@@ -26,15 +26,11 @@
 
 #define T256 __attribute__((target("avx2,bmi,popcnt")))
 
-/* MOEBENCH_SIMD=scalar keeps the curves off AVX2 as it does the engine's
- * kernels; an unset or invalid value does not restrict. */
-int met_lrc_wide2_available(void)
+/* s is the resolved SIMD path (eng_simd_default), so MOEBENCH_SIMD=scalar
+ * keeps the curves off AVX2 as it does the engine's kernels. */
+int met_lrc_wide2_available(eng_simd s)
 {
-    eng_err err = {0};
-    eng_simd s;
-    const char *v = getenv("MOEBENCH_SIMD");
-    int ok = !v || eng_simd_parse(v, &s, &err) != ENG_OK || s != ENG_SIMD_SCALAR;
-    return ok && __builtin_cpu_supports("avx2");
+    return s >= ENG_SIMD_AVX2 && __builtin_cpu_supports("avx2");
 }
 
 /* perm[m] = the lane each lane takes its entry from, one byte per lane, for

@@ -5,7 +5,7 @@
  * stack in two 64-byte registers (AVX-512 BW + VBMI + VBMI2 + BITALG), several curves
  * of one sample at once. Same semantics and same hits as the
  * walk in lrc.c (the tests compare both with brute force); only called when
- * met_lrc_small_available() said yes.
+ * met_lrc_small_available(s) said yes.
  *
  * State of one curve: st[j] = the expert at stack position j (0xff past
  * the stack) and rk[x] = expert x's rank among the stack's experts by
@@ -39,7 +39,7 @@
  * the curves of a sample run interleaved, access by access: their chains
  * are independent and overlap in the out-of-order core.
  */
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 
 #include "engine/formats.h"
 
@@ -53,27 +53,20 @@
                           "bmi2,popcnt")))
 #define W512 __attribute__((target("avx512f,popcnt")))
 
-/* MOEBENCH_SIMD=scalar|avx2 keeps the curves off AVX-512 too, as it does
- * the engine's kernels (engine/formats.h), so one variable shows what a CPU
- * without it would run; an unset or invalid value does not restrict. */
-static int simd_allows_avx512(void)
+/* s is the resolved SIMD path (eng_simd_default: MOEBENCH_SIMD or the
+ * best the CPU has), so MOEBENCH_SIMD=scalar|avx2 keeps the curves off
+ * AVX-512 as it does the engine's kernels; the extra features these walks
+ * use are checked here. */
+int met_lrc_small_available(eng_simd s)
 {
-    eng_err err = {0};
-    eng_simd s;
-    const char *v = getenv("MOEBENCH_SIMD");
-    return !v || eng_simd_parse(v, &s, &err) != ENG_OK || s == ENG_SIMD_AVX512;
-}
-
-int met_lrc_small_available(void)
-{
-    return simd_allows_avx512() && __builtin_cpu_supports("avx512f") &&
+    return s >= ENG_SIMD_AVX512 && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") &&
            __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512bitalg");
 }
 
-int met_lrc_wide_available(void)
+int met_lrc_wide_available(eng_simd s)
 {
-    return simd_allows_avx512() && __builtin_cpu_supports("avx512f");
+    return s >= ENG_SIMD_AVX512 && __builtin_cpu_supports("avx512f");
 }
 
 typedef struct curve {

@@ -502,6 +502,7 @@ int met_lrc_compute(met_trace_reader *r, const met_lrc_opts *o, met_lrc_report *
         rc = eng_err_set(err, ENG_ENOMEM, "lrc: out of memory");
     if (!rc) {
         rep->num_layers = p.nl;
+        rep->layer_offset = met_trace_reader_info(r)->layer_offset;
         rep->bootstrap = o->bootstrap;
         rc = boot_make(&b, o->bootstrap, p.S, o->seed, err);
     }

@@ -73,6 +73,12 @@ json_t *met_lrc_report_json(const met_lrc_report *rep)
     json_t *o = json_object(), *layers = json_array();
     int boot = rep->bootstrap > 0;
     json_object_set_new(o, "num_layers", json_integer(rep->num_layers));
+    if (rep->layer_offset) { /* the model's layer of each entry of "layers" */
+        json_t *ml = json_array();
+        for (int i = 0; i < rep->num_layers; i++)
+            json_array_append_new(ml, json_integer(rep->layer_offset + rep->layer_index[i]));
+        json_object_set_new(o, "model_layers", ml);
+    }
     for (int i = 0; i < rep->num_layers; i++)
         json_array_append_new(layers, result(&rep->layers[i], boot));
     json_object_set_new(o, "layers", layers);

@@ -38,6 +38,7 @@ typedef struct sim {
     double *ready;                 /* [L*E] prefetch arrival time            */
     uint8_t *pf;                   /* [L*E] prefetched, not yet demanded     */
     uint8_t *look;                 /* [L*k] token look-up outcome            */
+    uint8_t *pf_used;              /* [E] experts of a prefill chunk's layer */
     int64_t *s_hits, *s_acc;       /* [L] this sample                        */
     double *rate_sum;              /* [L + 1] per-sample rates, [L] = total  */
     int64_t *rate_n;               /* [L + 1]                                */
@@ -58,9 +59,10 @@ static int check_config(const met_trace *t, const met_sim_config *c, eng_err *er
     if (c->cache_experts < 1 || c->cache_experts > INT32_MAX)
         return eng_err_set(err, ENG_EINVAL, "--cache-experts: %lld is out of range [1, %d]",
                            (long long)c->cache_experts, INT32_MAX);
-    if (c->layer < -1 || c->layer >= t->info.num_layers)
-        return eng_err_set(err, ENG_EINVAL, "--layer: %d is not a layer of the trace (0..%d)",
-                           c->layer, t->info.num_layers - 1);
+    const int32_t off = t->info.layer_offset; /* layers are the model's */
+    if (c->layer != -1 && (c->layer < off || c->layer - off >= t->info.num_layers))
+        return eng_err_set(err, ENG_EINVAL, "--layer: %d is not a layer of the trace (%d..%d)",
+                           c->layer, off, off + t->info.num_layers - 1);
     if (c->prefetch == MET_SIM_PREFETCH_ORACLE && c->lookup != MET_SIM_LOOKUP_SEQUENTIAL)
         return eng_err_set(err, ENG_EINVAL,
                            "--prefetch oracle needs --lookup sequential (token look-up is the "
@@ -241,18 +243,16 @@ static void note_eviction(sim *s, int32_t li, uint32_t victim)
     }
 }
 
-/* One demand access: classify, run the policy protocol, charge the cost. */
-static int demand(sim *s, int64_t tok, int32_t li, int32_t r)
+/* One demand access of expert e at layer li: classify (look: the token
+ * look-up's outcome, or -1 to look it up now, SEQUENTIAL), run the policy
+ * protocol, charge the cost. */
+static int demand_expert(sim *s, int32_t li, uint16_t e, int look)
 {
     sim_inst *in = inst_of(s, li);
-    uint16_t e = expert_at(s, tok, li, r);
     uint32_t key = key_of(s, li, e);
     size_t g = (size_t)li * s->E + e;
     met_sim_counts *lc = &s->res->layers[li];
-    int look;
-    if (s->cfg->lookup == MET_SIM_LOOKUP_TOKEN)
-        look = s->look[(size_t)li * s->k + r];
-    else {
+    if (look < 0) {
         look = eng_policy_is_cached(in->pol, key) ? LOOK_HIT
                : warm_ok(s, in, key, 0)           ? LOOK_WARM
                                                   : LOOK_MISS;
@@ -288,6 +288,12 @@ static int demand(sim *s, int64_t tok, int32_t li, int32_t r)
         wait_until(s, s->ready[g], lc);
     }
     return ENG_OK;
+}
+
+static int demand(sim *s, int64_t tok, int32_t li, int32_t r)
+{
+    int look = s->cfg->lookup == MET_SIM_LOOKUP_TOKEN ? s->look[(size_t)li * s->k + r] : -1;
+    return demand_expert(s, li, expert_at(s, tok, li, r), look);
 }
 
 /* Pins key and remembers it in pins[*n] (so unpinning costs O(pins)). */
@@ -432,12 +438,13 @@ static int alloc_sim(sim *s)
     s->ready = zalloc(LE, sizeof *s->ready, s->err);
     s->pf = zalloc(LE, 1, s->err);
     s->look = zalloc((size_t)s->L * s->k, 1, s->err);
+    s->pf_used = zalloc((size_t)s->E, 1, s->err);
     s->s_hits = zalloc((size_t)s->L, sizeof *s->s_hits, s->err);
     s->s_acc = zalloc((size_t)s->L, sizeof *s->s_acc, s->err);
     s->rate_sum = zalloc((size_t)s->L + 1, sizeof *s->rate_sum, s->err);
     s->rate_n = zalloc((size_t)s->L + 1, sizeof *s->rate_n, s->err);
     if (!r->layers || !r->sample_hits || !r->sample_accesses || !s->inst || !s->ready ||
-        !s->pf || !s->look || !s->s_hits || !s->s_acc || !s->rate_sum || !s->rate_n)
+        !s->pf || !s->look || !s->pf_used || !s->s_hits || !s->s_acc || !s->rate_sum || !s->rate_n)
         return ENG_ENOMEM;
     return ENG_OK;
 }
@@ -454,19 +461,69 @@ static void free_sim(sim *s)
     free(s->ready);
     free(s->pf);
     free(s->look);
+    free(s->pf_used);
     free(s->s_hits);
     free(s->s_acc);
     free(s->rate_sum);
     free(s->rate_n);
 }
 
+/* A prefill chunk of tokens [c0, c1) of the sample at tok0, as the
+ * engine's store sees it: layer by layer, each expert the chunk routes to
+ * once, in ascending id (engine/ffn.c bat_experts); compute for every
+ * (token, slot) pair. */
+static int run_chunk(sim *s, int64_t tok0, int64_t c0, int64_t c1)
+{
+    for (int32_t li = 0; li < s->L; li++) {
+        uint8_t *used = s->pf_used;
+        memset(used, 0, (size_t)s->E);
+        for (int64_t tok = c0; tok < c1; tok++)
+            for (int32_t r = 0; r < s->k; r++)
+                used[expert_at(s, tok0 + tok, li, r)] = 1;
+        for (int32_t e = 0; e < s->E; e++) {
+            int rc = used[e] ? demand_expert(s, li, (uint16_t)e, -1) : ENG_OK;
+            if (rc)
+                return eng_err_prefix(s->err, "prompt tokens %lld..%lld layer %d",
+                                      (long long)c0, (long long)(c1 - 1), s->l0 + li);
+        }
+        double c = (double)(c1 - c0) * s->k * s->cfg->compute_us;
+        s->now += c;
+        s->res->compute_us += c;
+    }
+    return ENG_OK;
+}
+
+/* Whether sample smp's prompt replays as the engine ran it (chunks), and
+ * if not although it was batched, why (kept for the result's note). */
+static int batched_prompt(sim *s, int64_t smp)
+{
+    met_trace_prompt p = met_trace_prompt_of(s->t, smp);
+    if (p.tokens == 0 || p.batch <= 1 || s->cfg->prompt == MET_SIM_PROMPT_TOKENS)
+        return 0;
+    const char *why = s->cfg->lookup == MET_SIM_LOOKUP_TOKEN ? "--lookup token looks up per token"
+                      : s->oracle ? "the policy's future is per token"
+                      : s->cfg->prefetch == MET_SIM_PREFETCH_ORACLE
+                          ? "oracle prefetch looks one unit ahead per token"
+                          : NULL;
+    if (why && !s->res->prompt_note)
+        s->res->prompt_note = why;
+    return why == NULL;
+}
+
 static int replay(sim *s)
 {
     const met_trace *t = s->t;
     for (int64_t smp = 0; smp < t->info.num_samples; smp++) {
-        int64_t tok0 = t->sample_start[smp], T = t->sample_start[smp + 1] - tok0;
+        int64_t tok0 = t->sample_start[smp], T = t->sample_start[smp + 1] - tok0, tok = 0;
         int rc = begin_sample(s, tok0, T);
-        for (int64_t tok = 0; tok < T && !rc; tok++)
+        if (!rc && batched_prompt(s, smp)) {
+            met_trace_prompt p = met_trace_prompt_of(t, smp);
+            for (; tok < p.tokens && !rc; tok += p.batch)
+                rc = run_chunk(s, tok0, tok, tok + p.batch < p.tokens ? tok + p.batch : p.tokens);
+            s->res->batched_samples++;
+            tok = p.tokens;
+        }
+        for (; tok < T && !rc; tok++)
             for (int32_t li = 0; li < s->L && !rc; li++)
                 rc = run_unit(s, tok, li, T, tok0);
         if (rc)
@@ -492,12 +549,12 @@ int met_sim_run(const met_trace *t, const met_sim_config *cfg, met_sim_result **
         return ENG_ENOMEM;
     sim s = {.t = t, .cfg = cfg, .res = r, .err = err, .E = t->info.num_experts,
              .k = t->info.top_k};
-    s.l0 = cfg->layer >= 0 ? cfg->layer : 0;
+    s.l0 = cfg->layer >= 0 ? cfg->layer - t->info.layer_offset : 0;
     s.L = cfg->layer >= 0 ? 1 : t->info.num_layers;
     s.n_inst = cfg->scope == MET_SIM_SCOPE_GLOBAL ? 1 : s.L;
     s.n_keys = (uint32_t)(cfg->scope == MET_SIM_SCOPE_GLOBAL ? s.L * s.E : s.E);
     r->n_layers = s.L;
-    r->first_layer = s.l0;
+    r->first_layer = s.l0 + t->info.layer_offset;
     r->n_samples = t->info.num_samples;
     r->n_tokens = t->info.num_tokens;
     r->load_us = cfg->link_latency_us + cfg->expert_bytes / (cfg->link_gbps * 1e3);

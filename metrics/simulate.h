@@ -7,7 +7,14 @@
  *
  * Replay order: sample by sample; each sample starts with an empty cache
  * (every policy instance is reset). Inside a sample, token by token, layer
- * by layer, router order. One (token, layer) is a *unit*.
+ * by layer, router order. One (token, layer) is a *unit*. A sample whose
+ * prompt ran batched (met_trace_prompt, recorded by `generate --trace`)
+ * replays that prompt as the engine's store saw it, with prompt RECORDED
+ * (the default): chunk by chunk, layer by layer, each expert the chunk
+ * routes to once in ascending id, compute for every (token, slot) pair;
+ * then its other tokens as units. Only SEQUENTIAL look-up without oracle
+ * policies or prefetch can: otherwise the prompt replays token by token
+ * and the result says why (prompt_note).
  *
  * Scope: GLOBAL is one pool of N = cache_experts slots over every
  * (layer, expert), key = layer * E + expert (the paper's model-wide trace);
@@ -56,6 +63,7 @@ typedef enum met_sim_scope { MET_SIM_SCOPE_LAYER = 0, MET_SIM_SCOPE_GLOBAL } met
 typedef enum met_sim_lookup { MET_SIM_LOOKUP_SEQUENTIAL = 0, MET_SIM_LOOKUP_TOKEN } met_sim_lookup;
 typedef enum met_sim_start { MET_SIM_START_COLD = 0, MET_SIM_START_WARM } met_sim_start;
 typedef enum met_sim_prefetch { MET_SIM_PREFETCH_NONE = 0, MET_SIM_PREFETCH_ORACLE } met_sim_prefetch;
+typedef enum met_sim_prompt { MET_SIM_PROMPT_RECORDED = 0, MET_SIM_PROMPT_TOKENS } met_sim_prompt;
 
 typedef struct met_sim_config {
     const char *policy;          /* built-in name (engine/policy.h registry)  */
@@ -66,7 +74,10 @@ typedef struct met_sim_config {
     met_sim_lookup lookup;
     met_sim_start start;
     met_sim_prefetch prefetch;   /* ORACLE needs lookup SEQUENTIAL            */
-    int32_t layer;               /* replay only this layer; -1 = all          */
+    met_sim_prompt prompt;       /* RECORDED: batched prompts as they ran;
+                                    TOKENS: every token as a unit             */
+    int32_t layer;               /* replay only this layer (the model's number:
+                                    trace layer + layer_offset); -1 = all     */
     int lookahead;               /* fsf: L tokens (>= 1)                      */
     uint64_t seed;               /* random; instance i uses seed + i          */
     int64_t lfu_age;             /* lfu aging (0 = none)                      */
@@ -99,7 +110,8 @@ typedef struct met_sim_counts {
 typedef struct met_sim_result {
     met_sim_counts total;
     int32_t n_layers;            /* layers replayed                           */
-    int32_t first_layer;         /* index of layers[0] in the trace           */
+    int32_t first_layer;         /* the model's layer of layers[0] (trace
+                                    layer + the trace's layer_offset)         */
     met_sim_counts *layers;      /* [n_layers]                                */
     int64_t n_samples, n_tokens;
     int64_t *sample_hits;        /* [n_samples] hits of each sample (all layers replayed) */
@@ -110,6 +122,9 @@ typedef struct met_sim_result {
     double overlap_us;           /* link_busy - stall: loads hidden by compute */
     double time_us;              /* compute + stall                           */
     double tokens_per_s;
+    int64_t batched_samples;     /* samples whose prompt replayed in chunks   */
+    const char *prompt_note;     /* why a batched prompt replayed token by
+                                    token (static text), or NULL              */
 } met_sim_result;
 
 /* Fills defaults: lru, N = 1, LAYER, SEQUENTIAL, COLD, no prefetch, all
@@ -136,6 +151,7 @@ const char *met_sim_scope_name(met_sim_scope s);
 const char *met_sim_lookup_name(met_sim_lookup l);
 const char *met_sim_start_name(met_sim_start s);
 const char *met_sim_prefetch_name(met_sim_prefetch p);
+const char *met_sim_prompt_name(met_sim_prompt p);
 
 /* The result as one JSON object (jansson): options, totals, layers; a new
  * reference, NULL when out of memory. */

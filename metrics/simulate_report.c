@@ -104,6 +104,11 @@ const char *met_sim_prefetch_name(met_sim_prefetch p)
     return p == MET_SIM_PREFETCH_ORACLE ? "oracle" : "none";
 }
 
+const char *met_sim_prompt_name(met_sim_prompt p)
+{
+    return p == MET_SIM_PROMPT_TOKENS ? "tokens" : "recorded";
+}
+
 static json_t *counts_json(const met_sim_counts *c)
 {
     return json_pack("{s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, "
@@ -145,12 +150,17 @@ json_t *met_sim_result_json(const met_sim_result *r, const met_sim_config *cfg)
     json_object_set_new(totals, "overlap_us", json_real(r->overlap_us));
     json_object_set_new(totals, "time_us", json_real(r->time_us));
     json_object_set_new(totals, "tokens_per_s", json_real(r->tokens_per_s));
+    json_object_set_new(totals, "batched_samples", json_integer(r->batched_samples));
+    json_object_set_new(totals, "prompt_note",
+                        r->prompt_note ? json_string(r->prompt_note) : json_null());
     json_t *layers = json_array();
     for (int32_t i = 0; i < r->n_layers; i++) {
         json_t *l = counts_json(&r->layers[i]);
         json_object_set_new(l, "layer", json_integer(r->first_layer + i));
         json_array_append_new(layers, l);
     }
-    return json_pack("{s:o, s:o, s:o}", "options", options_json(cfg), "totals", totals,
-                     "layers", layers);
+    json_t *options = options_json(cfg);
+    json_object_set_new(options, "prompt", json_string(met_sim_prompt_name(cfg->prompt)));
+    return json_pack("{s:o, s:o, s:o}", "options", options, "totals", totals, "layers",
+                     layers);
 }

@@ -11,7 +11,7 @@
  */
 #include "metrics/synth.h"
 #include "metrics/rng.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /*
- * trace.c — the in-memory trace (alloc, validate, labels), format names and
+ * trace.c — the in-memory trace (alloc, validate, labels, prompt batching),
+ * format names and
  * the load/save dispatch. The .moetrace reader/writer is trace_file.c; JSON,
  * CSV and safetensors are trace_json.c, trace_csv.c, trace_st.c.
  *
@@ -9,7 +10,7 @@
  * E by id without further checks).
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -60,9 +61,13 @@ int met_trace_info_check(const met_trace_info *in, const char *what, eng_err *er
     if (in->top_k < 1 || in->top_k > in->num_experts)
         return eng_err_set(err, ENG_EFORMAT, "%s: top_k %d not in 1..num_experts (%d)", what,
                            (int)in->top_k, (int)in->num_experts);
+    if (in->layer_offset < 0 || in->layer_offset > MET_TRACE_MAX_LAYERS)
+        return eng_err_set(err, ENG_EFORMAT, "%s: layer_offset %d not in 0..%d", what,
+                           (int)in->layer_offset, MET_TRACE_MAX_LAYERS);
     if (in->num_samples < 0 || in->num_tokens < 0)
         return eng_err_set(err, ENG_EFORMAT, "%s: negative sample or token count", what);
-    if (in->flags & ~(uint32_t)(MET_TRACE_WEIGHTS | MET_TRACE_TOKENS | MET_TRACE_LABELS))
+    if (in->flags &
+        ~(uint32_t)(MET_TRACE_WEIGHTS | MET_TRACE_TOKENS | MET_TRACE_LABELS | MET_TRACE_PROMPT))
         return eng_err_set(err, ENG_EFORMAT, "%s: unknown flags 0x%x", what,
                            (unsigned)in->flags);
     /* Per-token element count must not overflow the byte sizes used later. */
@@ -102,9 +107,12 @@ int met_trace_alloc(met_trace **out, const met_trace_info *info, const int64_t *
         t->token_ids = calloc(total ? (size_t)total : 1, sizeof *t->token_ids);
     if (in.flags & MET_TRACE_LABELS)
         t->labels = calloc(in.num_samples ? (size_t)in.num_samples : 1, sizeof *t->labels);
+    if (in.flags & MET_TRACE_PROMPT)
+        t->prompt = calloc(in.num_samples ? (size_t)in.num_samples : 1, sizeof *t->prompt);
     int bad = !t->sample_start || !t->ids || ((in.flags & MET_TRACE_WEIGHTS) && !t->weights) ||
               ((in.flags & MET_TRACE_TOKENS) && !t->token_ids) ||
-              ((in.flags & MET_TRACE_LABELS) && !t->labels);
+              ((in.flags & MET_TRACE_LABELS) && !t->labels) ||
+              ((in.flags & MET_TRACE_PROMPT) && !t->prompt);
     for (int64_t s = 0; !bad && t->labels && s < in.num_samples; s++)
         bad = !(t->labels[s] = strdup(""));
     if (bad) {
@@ -127,6 +135,7 @@ void met_trace_free(met_trace *t)
         for (int64_t s = 0; s < t->info.num_samples; s++)
             free(t->labels[s]);
     free(t->labels);
+    free(t->prompt);
     free(t->sample_start);
     free(t->ids);
     free(t->weights);
@@ -156,6 +165,43 @@ int met_trace_set_label(met_trace *t, int64_t s, const char *label, eng_err *err
     free(t->labels[s]);
     t->labels[s] = c;
     return ENG_OK;
+}
+
+/* A prompt batching for a sample of T tokens: 0 <= tokens <= T, batch >= 1
+ * with tokens (0 without). */
+int met_prompt_check(met_trace_prompt p, int64_t T, const char *what, int64_t s, eng_err *err)
+{
+    if (p.tokens < 0 || p.tokens > T || (p.tokens > 0 && p.batch < 1) ||
+        (p.tokens == 0 && p.batch != 0) || p.batch > UINT32_MAX)
+        return eng_err_set(err, ENG_EFORMAT,
+                           "%s: sample %lld: prompt of %lld tokens in batches of %lld does not "
+                           "fit its %lld tokens (need 0 <= prompt <= tokens, batch >= 1 with a "
+                           "prompt, 0 without)",
+                           what, (long long)s, (long long)p.tokens, (long long)p.batch,
+                           (long long)T);
+    return ENG_OK;
+}
+
+int met_trace_set_prompt(met_trace *t, int64_t s, met_trace_prompt p, eng_err *err)
+{
+    if (s < 0 || s >= t->info.num_samples)
+        return eng_err_set(err, ENG_EINVAL, "trace: sample %lld out of range", (long long)s);
+    eng_err e = {0};
+    if (met_prompt_check(p, t->sample_start[s + 1] - t->sample_start[s], "trace", s, &e))
+        return eng_err_set(err, ENG_EINVAL, "%s", e.msg);
+    if (!t->prompt) {
+        t->prompt = calloc((size_t)t->info.num_samples, sizeof *t->prompt);
+        if (!t->prompt)
+            return eng_err_set(err, ENG_ENOMEM, "trace: out of memory");
+        t->info.flags |= MET_TRACE_PROMPT;
+    }
+    t->prompt[s] = p;
+    return ENG_OK;
+}
+
+met_trace_prompt met_trace_prompt_of(const met_trace *t, int64_t s)
+{
+    return t->prompt && s >= 0 && s < t->info.num_samples ? t->prompt[s] : (met_trace_prompt){0};
 }
 
 int met_ids_check(const uint16_t *ids, int32_t k, int32_t E, const char *what, int64_t s,
@@ -188,6 +234,9 @@ int met_trace_validate(const met_trace *t, const char *what, eng_err *err)
         if (t->sample_start[s + 1] < t->sample_start[s])
             return eng_err_set(err, ENG_EFORMAT, "%s: sample %lld: negative length", what,
                                (long long)s);
+        if (t->prompt && (rc = met_prompt_check(t->prompt[s], t->sample_start[s + 1] -
+                                                t->sample_start[s], what, s, err)))
+            return rc;
         for (int64_t g = t->sample_start[s]; g < t->sample_start[s + 1]; g++)
             for (int32_t l = 0; l < L; l++) {
                 size_t o = ((size_t)g * L + l) * k;

@@ -51,7 +51,20 @@ enum {
     MET_TRACE_WEIGHTS = 1u << 0, /* gate weights present (f32)            */
     MET_TRACE_TOKENS  = 1u << 1, /* token ids present (int32)             */
     MET_TRACE_LABELS  = 1u << 2, /* per-sample labels present             */
+    MET_TRACE_PROMPT  = 1u << 3, /* per-sample prompt batching present    */
 };
+
+/* How a sample's prompt ran (MET_TRACE_PROMPT): its first `tokens` tokens
+ * as prefill in chunks of `batch` tokens (the last chunk shorter), the rest
+ * one by one. tokens 0 (batch 0): every token one by one. The engine's
+ * store sees a chunk layer by layer, each expert the chunk routes to once
+ * (in ascending id), so a simulator that replays the store's accesses
+ * needs it (metrics/simulate.h); the routing itself is stored per token in
+ * position order either way. */
+typedef struct met_trace_prompt {
+    int64_t tokens;          /* 0 .. the sample's token count              */
+    int64_t batch;           /* >= 1 when tokens > 0, else 0               */
+} met_trace_prompt;
 
 /* File formats. AUTO picks by path: a directory or *.safetensors ->
  * SAFETENSORS, *.json -> JSON, *.csv -> CSV, anything else -> MOETRACE. */
@@ -78,6 +91,10 @@ typedef struct met_trace_info {
     uint32_t flags;          /* MET_TRACE_*                                */
     int64_t num_samples;     /* S >= 0                                     */
     int64_t num_tokens;      /* sum of the samples' token counts           */
+    int32_t layer_offset;    /* the model's layer index of trace layer 0:
+                                a model's dense leading layers route
+                                nothing and are not in the trace (0..4096;
+                                0 for models whose every layer is MoE)     */
 } met_trace_info;
 
 /* A whole trace in memory. Token t of sample s is global token
@@ -91,6 +108,7 @@ typedef struct met_trace {
     float *weights;          /* [num_tokens][num_layers][top_k] or NULL    */
     int32_t *token_ids;      /* [num_tokens] or NULL                       */
     char **labels;           /* [num_samples] NUL-terminated, or NULL      */
+    met_trace_prompt *prompt;/* [num_samples] (MET_TRACE_PROMPT) or NULL   */
 } met_trace;
 
 /* Allocates an empty trace of the given shape (ids zeroed, sample_start
@@ -108,6 +126,12 @@ int met_trace_validate(const met_trace *t, const char *what, eng_err *err);
 /* Sets labels[s] (copies); allocates the label array and sets
  * MET_TRACE_LABELS if needed. */
 int met_trace_set_label(met_trace *t, int64_t s, const char *label, eng_err *err);
+/* Sets the prompt batching of sample s (checked as met_trace_validate
+ * does); allocates the array (all {0, 0}) and sets MET_TRACE_PROMPT if
+ * needed. */
+int met_trace_set_prompt(met_trace *t, int64_t s, met_trace_prompt p, eng_err *err);
+/* Sample s's prompt batching ({0, 0} when the trace has none). */
+met_trace_prompt met_trace_prompt_of(const met_trace *t, int64_t s);
 
 /* Loads a trace of any format (fmt AUTO: by path) into memory. */
 int met_trace_load(met_trace **out, const char *path, met_trace_format fmt, eng_err *err);
@@ -133,6 +157,8 @@ const met_trace_info *met_trace_reader_info(const met_trace_reader *r);
 const int64_t *met_trace_reader_sample_start(const met_trace_reader *r);
 /* Label of sample s ("" when the trace has none). */
 const char *met_trace_reader_label(const met_trace_reader *r, int64_t s);
+/* Prompt batching of sample s ({0, 0} when the trace has none). */
+met_trace_prompt met_trace_reader_prompt(const met_trace_reader *r, int64_t s);
 /* The in-memory trace when the reader holds one (non-.moetrace formats),
  * else NULL. */
 const met_trace *met_trace_reader_trace(const met_trace_reader *r);
@@ -165,6 +191,11 @@ int met_trace_writer_open(met_trace_writer **out, const char *path,
  * any, is finished and written. A route call before any begin_sample starts
  * an unlabelled sample. */
 int met_trace_writer_begin_sample(met_trace_writer *w, const char *label, eng_err *err);
+
+/* Records how the current sample's prompt ran (met_trace_prompt; tokens are
+ * counted from the sample's first position); sets MET_TRACE_PROMPT. Checked
+ * against the sample's length when it ends. */
+int met_trace_writer_set_prompt(met_trace_writer *w, met_trace_prompt p, eng_err *err);
 
 /* One routing decision: token at position `pos` of the current sample chose
  * experts[k] (router order) at `layer`, with gate weights[k] (may be NULL

@@ -10,7 +10,7 @@
  * Token ids and labels are not carried.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -28,6 +28,7 @@ typedef struct rows {
     row *v;
     size_t n, cap;
     int64_t hdrL, hdrE, hdrK; /* from the comment line, -1 if absent */
+    int64_t hdrOff;           /* its layer_offset=, 0 if absent        */
     int weights;              /* -1 unknown, 0 none, 1 all            */
 } rows;
 
@@ -105,10 +106,11 @@ static int read_rows(rows *R, const char *path, eng_err *err)
         if ((size_t)len != strlen(line))
             rc = eng_err_set(err, ENG_EFORMAT, "%s:%ld: NUL byte", path, ln);
         else if (!seen_header && line[0] == '#') {
-            long long a, b, c;
-            if (sscanf(line, "# moetrace num_layers=%lld num_experts=%lld top_k=%lld", &a, &b,
-                       &c) == 3)
-                R->hdrL = a, R->hdrE = b, R->hdrK = c;
+            long long a, b, c, o = 0;
+            int got = sscanf(line, "# moetrace num_layers=%lld num_experts=%lld top_k=%lld "
+                             "layer_offset=%lld", &a, &b, &c, &o);
+            if (got >= 3)
+                R->hdrL = a, R->hdrE = b, R->hdrK = c, R->hdrOff = o;
         } else if (!seen_header) {
             seen_header = 1;
             if (strcmp(line, "sample,token,layer,rank,expert,weight"))
@@ -141,7 +143,8 @@ static int shape(rows *R, met_trace_info *in, int64_t **counts, const char *path
     }
     if (R->hdrL >= 0) {
         if (R->hdrL < 1 || R->hdrL > MET_TRACE_MAX_LAYERS || R->hdrE < 1 ||
-            R->hdrE > MET_TRACE_MAX_EXPERTS || R->hdrK < 1 || R->hdrK > R->hdrE)
+            R->hdrE > MET_TRACE_MAX_EXPERTS || R->hdrK < 1 || R->hdrK > R->hdrE ||
+            R->hdrOff < 0 || R->hdrOff > MET_TRACE_MAX_LAYERS)
             return eng_err_set(err, ENG_EFORMAT, "%s: shape line out of range", path);
         if (R->hdrL < L || R->hdrK < K || R->hdrE < E)
             return eng_err_set(err, ENG_EFORMAT, "%s: rows exceed the shape in the comment line",
@@ -155,7 +158,8 @@ static int shape(rows *R, met_trace_info *in, int64_t **counts, const char *path
                            (long long)S - 1);
     *in = (met_trace_info){.num_layers = (int32_t)L, .num_experts = (int32_t)E,
                            .top_k = (int32_t)K, .num_samples = S,
-                           .flags = R->weights == 1 ? MET_TRACE_WEIGHTS : 0};
+                           .flags = R->weights == 1 ? MET_TRACE_WEIGHTS : 0,
+                           .layer_offset = (int32_t)R->hdrOff};
     if (!(*counts = calloc(S ? (size_t)S : 1, sizeof **counts)))
         return eng_err_set(err, ENG_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < R->n; i++)
@@ -230,8 +234,11 @@ int met_trace_save_csv(const met_trace *t, const char *path, eng_err *err)
     FILE *f = fopen(path, "w");
     if (!f)
         return eng_err_set(err, ENG_EIO, "%s: %s", path, strerror(errno));
-    fprintf(f, "# moetrace num_layers=%d num_experts=%d top_k=%d\n", (int)L,
+    fprintf(f, "# moetrace num_layers=%d num_experts=%d top_k=%d", (int)L,
             (int)in->num_experts, (int)k);
+    if (in->layer_offset)
+        fprintf(f, " layer_offset=%d", (int)in->layer_offset);
+    fputc('\n', f);
     fputs("sample,token,layer,rank,expert,weight\n", f);
     for (int64_t s = 0; s < in->num_samples; s++)
         for (int64_t g = t->sample_start[s]; g < t->sample_start[s + 1]; g++)

@@ -3,13 +3,18 @@
  *
  * Layout (little-endian; docs/metrics.md has the table):
  *   header, 64 bytes: "MOETRACE", u32 version (1), u32 flags, u32 layers,
- *     u32 experts, u32 top_k, u32 header size (64), u64 samples, u64 tokens,
- *     u64 index offset, u64 index size
- *   one chunk per sample, in sample order, from byte 64, no gaps:
+ *     u32 experts, u32 top_k, u32 header size (64 or 72), u64 samples,
+ *     u64 tokens, u64 index offset, u64 index size; a 72-byte header adds
+ *     u32 layer_offset (the model layer of trace layer 0) and u32 0, and is
+ *     written only when layer_offset > 0, so other traces stay byte for byte
+ *     what they were
+ *   one chunk per sample, in sample order, right after the header, no gaps:
  *     ids u16 [L][T][k] (layer-major), zero-padded to a multiple of 4 bytes;
  *     weights f32 [L][T][k] if flag WEIGHTS; token ids i32 [T] if flag TOKENS
  *   index at the index offset: per sample {u64 tokens, u32 label bytes,
- *     u32 0}, then the label bytes of every sample concatenated (no NULs);
+ *     u32 0}, with flag PROMPT followed by {u32 prompt tokens, u32 prompt
+ *     batch} (entries of 24 bytes instead of 16), then the label bytes of
+ *     every sample concatenated (no NULs);
  *   the file ends right after the index.
  * Chunk offsets are not stored: they follow from the token counts, which
  * leaves nothing to overlap or point outside the file. Layer-major chunks
@@ -24,7 +29,7 @@
  * header's index offset is 0, so a file from a crashed capture is rejected.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,19 +43,28 @@
 #error "the .moetrace reader/writer assumes a little-endian host"
 #endif
 
-#define HDR_SIZE 64
-#define IDX_ENTRY 16
+#define HDR_SIZE 64     /* the base header                                */
+#define HDR_EXT 72      /* with layer_offset                              */
+#define IDX_ENTRY 16     /* an index entry; with MET_TRACE_PROMPT:       */
+#define IDX_ENTRY_PROMPT 24
 static const char MAGIC[8] = {'M', 'O', 'E', 'T', 'R', 'A', 'C', 'E'};
 
 struct met_trace_reader {
     char *path;
+    uint32_t hdr;            /* header bytes: HDR_SIZE or HDR_EXT        */
     int fd;                  /* -1 when mem holds the trace              */
     met_trace *mem;          /* non-.moetrace formats                    */
     met_trace_info info;
     int64_t *sample_start;   /* [S+1] (file) or mem's                    */
     uint64_t *chunk_off;     /* [S] byte offset of each sample's chunk   */
     char **labels;           /* [S] or NULL                              */
+    met_trace_prompt *prompt;/* [S] or NULL (file) or mem's              */
 };
+
+static uint64_t idx_entry(const met_trace_info *in)
+{
+    return in->flags & MET_TRACE_PROMPT ? IDX_ENTRY_PROMPT : IDX_ENTRY;
+}
 
 /* Bytes of a sample's chunk: T tokens. Overflow was excluded by
  * met_trace_info_check (tokens * L * k < INT64_MAX / 8). */
@@ -128,8 +142,9 @@ static int parse_header(met_trace_reader *r, const unsigned char *h, uint64_t fs
     if (rd32(h + 8) != 1)
         return eng_err_set(err, ENG_EFORMAT, "%s: version %u not supported (1 is)", p,
                            rd32(h + 8));
-    if (rd32(h + 28) != HDR_SIZE)
-        return eng_err_set(err, ENG_EFORMAT, "%s: header_size %u, expected 64", p, rd32(h + 28));
+    r->hdr = rd32(h + 28);
+    if (r->hdr != HDR_SIZE && r->hdr != HDR_EXT)
+        return eng_err_set(err, ENG_EFORMAT, "%s: header_size %u, expected 64 or 72", p, r->hdr);
     uint32_t L = rd32(h + 16), E = rd32(h + 20), k = rd32(h + 24);
     uint64_t S = rd64(h + 32), N = rd64(h + 40);
     if (L > MET_TRACE_MAX_LAYERS || E > MET_TRACE_MAX_EXPERTS || k > E)
@@ -145,13 +160,13 @@ static int parse_header(met_trace_reader *r, const unsigned char *h, uint64_t fs
     if (rc)
         return rc;
     *ioff = rd64(h + 48), *isize = rd64(h + 56);
-    if (*ioff < HDR_SIZE || *ioff > fsize || *isize != fsize - *ioff)
+    if (*ioff < r->hdr || *ioff > fsize || *isize != fsize - *ioff)
         return eng_err_set(err, ENG_EFORMAT,
                            "%s: index_offset/index_size %llu/%llu do not match file size %llu "
                            "(unfinished capture or truncated file)",
                            p, (unsigned long long)*ioff, (unsigned long long)*isize,
                            (unsigned long long)fsize);
-    if (*isize / IDX_ENTRY < S)
+    if (*isize / idx_entry(&r->info) < S)
         return eng_err_set(err, ENG_EFORMAT, "%s: index_size %llu too small for %llu samples", p,
                            (unsigned long long)*isize, (unsigned long long)S);
     return ENG_OK;
@@ -164,10 +179,11 @@ static int parse_index(met_trace_reader *r, const unsigned char *idx, uint64_t i
 {
     const char *p = r->path;
     int64_t S = r->info.num_samples;
-    uint64_t off = HDR_SIZE, lab_total = 0, lab_room = isize - (uint64_t)S * IDX_ENTRY;
+    const uint64_t ent = idx_entry(&r->info);
+    uint64_t off = r->hdr, lab_total = 0, lab_room = isize - (uint64_t)S * ent;
     r->sample_start[0] = 0;
     for (int64_t s = 0; s < S; s++) {
-        const unsigned char *e = idx + s * IDX_ENTRY;
+        const unsigned char *e = idx + s * ent;
         uint64_t T = rd64(e), lab = rd32(e + 8);
         if (T > (uint64_t)(r->info.num_tokens - r->sample_start[s]))
             return eng_err_set(err, ENG_EFORMAT, "%s: sample %lld: tokens %llu exceed num_tokens",
@@ -179,6 +195,12 @@ static int parse_index(met_trace_reader *r, const unsigned char *idx, uint64_t i
             return eng_err_set(err, ENG_EFORMAT, "%s: sample %lld: label without labels flag", p,
                                (long long)s);
         r->sample_start[s + 1] = r->sample_start[s] + (int64_t)T;
+        if (r->prompt) {
+            r->prompt[s] = (met_trace_prompt){rd32(e + 16), rd32(e + 20)};
+            int rc = met_prompt_check(r->prompt[s], (int64_t)T, p, s, err);
+            if (rc)
+                return rc;
+        }
         r->chunk_off[s] = off;
         uint64_t cb = chunk_bytes(&r->info, (int64_t)T);
         if (cb > ioff - off)
@@ -196,9 +218,9 @@ static int parse_index(met_trace_reader *r, const unsigned char *idx, uint64_t i
     r->labels = calloc(S ? (size_t)S : 1, sizeof *r->labels);
     if (!r->labels)
         return eng_err_set(err, ENG_ENOMEM, "%s: out of memory", p);
-    const char *lb = (const char *)idx + S * IDX_ENTRY;
+    const char *lb = (const char *)idx + S * ent;
     for (int64_t s = 0; s < S; s++) {
-        uint32_t n = rd32(idx + s * IDX_ENTRY + 8);
+        uint32_t n = rd32(idx + s * ent + 8);
         if (memchr(lb, 0, n))
             return eng_err_set(err, ENG_EFORMAT, "%s: sample %lld: label contains NUL", p,
                                (long long)s);
@@ -212,7 +234,7 @@ static int parse_index(met_trace_reader *r, const unsigned char *idx, uint64_t i
 static int open_file(met_trace_reader *r, eng_err *err)
 {
     struct stat st;
-    unsigned char h[HDR_SIZE];
+    unsigned char h[HDR_EXT];
     if ((r->fd = open(r->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(r->fd, &st))
         return eng_err_set(err, ENG_EIO, "%s: %s", r->path, strerror(errno));
     if (!S_ISREG(st.st_mode))
@@ -224,13 +246,24 @@ static int open_file(met_trace_reader *r, eng_err *err)
     int rc = pread_full(r->fd, h, HDR_SIZE, 0, r->path, err);
     if (!rc)
         rc = parse_header(r, h, fsize, &ioff, &isize, err);
+    if (!rc && r->hdr == HDR_EXT) /* parse_header checked ioff >= 72 <= fsize */
+        rc = pread_full(r->fd, h + HDR_SIZE, HDR_EXT - HDR_SIZE, HDR_SIZE, r->path, err);
+    if (!rc && r->hdr == HDR_EXT) {
+        r->info.layer_offset = (int32_t)rd32(h + 64);
+        if (rd32(h + 64) > MET_TRACE_MAX_LAYERS || rd32(h + 68) != 0)
+            rc = eng_err_set(err, ENG_EFORMAT, "%s: layer_offset %u / reserved %u: out of range",
+                             r->path, rd32(h + 64), rd32(h + 68));
+    }
     if (rc)
         return rc;
     size_t S = (size_t)r->info.num_samples;
     unsigned char *idx = malloc(isize ? isize : 1);
     r->sample_start = malloc((S + 1) * sizeof *r->sample_start);
     r->chunk_off = malloc((S ? S : 1) * sizeof *r->chunk_off);
-    if (!idx || !r->sample_start || !r->chunk_off)
+    if (r->info.flags & MET_TRACE_PROMPT)
+        r->prompt = calloc(S ? S : 1, sizeof *r->prompt);
+    if (!idx || !r->sample_start || !r->chunk_off ||
+        ((r->info.flags & MET_TRACE_PROMPT) && !r->prompt))
         rc = eng_err_set(err, ENG_ENOMEM, "%s: out of memory for the index", r->path);
     if (!rc)
         rc = pread_full(r->fd, idx, isize, ioff, r->path, err);
@@ -261,6 +294,7 @@ int met_trace_reader_open(met_trace_reader **out, const char *path, met_trace_fo
             r->info = r->mem->info;
             r->sample_start = r->mem->sample_start;
             r->labels = r->mem->labels;
+            r->prompt = r->mem->prompt;
         }
     }
     if (rc) {
@@ -283,6 +317,7 @@ void met_trace_reader_free(met_trace_reader *r)
                 free(r->labels[s]);
         free(r->labels);
         free(r->sample_start);
+        free(r->prompt);
     }
     free(r->chunk_off);
     if (r->fd >= 0)
@@ -299,6 +334,10 @@ const int64_t *met_trace_reader_sample_start(const met_trace_reader *r)
 const char *met_trace_reader_label(const met_trace_reader *r, int64_t s)
 {
     return r->labels && s >= 0 && s < r->info.num_samples && r->labels[s] ? r->labels[s] : "";
+}
+met_trace_prompt met_trace_reader_prompt(const met_trace_reader *r, int64_t s)
+{
+    return r->prompt && s >= 0 && s < r->info.num_samples ? r->prompt[s] : (met_trace_prompt){0};
 }
 const met_trace *met_trace_reader_trace(const met_trace_reader *r) { return r->mem; }
 
@@ -421,6 +460,8 @@ int met_trace_load_moetrace(met_trace **out, const char *path, eng_err *err)
     }
     for (int64_t s = 0; !rc && t->labels && s < S; s++)
         rc = met_trace_set_label(t, s, r->labels[s], err);
+    for (int64_t s = 0; !rc && t->prompt && s < S; s++)
+        t->prompt[s] = r->prompt[s];
     free(ids), free(w), free(counts);
     met_trace_reader_free(r);
     if (rc) {
@@ -441,6 +482,7 @@ struct met_trace_writer {
     /* current sample: token slots in arrival order, [T][L][k] */
     int in_sample;
     char *label;
+    met_trace_prompt prompt;  /* of the current sample                       */
     int64_t T, cap;
     uint16_t *ids;
     float *w;
@@ -453,19 +495,27 @@ struct met_trace_writer {
     int64_t ncap;
     uint64_t *counts;
     char **labels;
+    met_trace_prompt *prompts;
     uint64_t off;             /* next chunk's byte offset                      */
 };
 
-/* The header; index_offset 0 (at open, until close) marks an unfinished capture. */
+static uint32_t header_bytes(const met_trace_info *in)
+{
+    return in->layer_offset ? HDR_EXT : HDR_SIZE;
+}
+
+/* The header (header_bytes of it); index_offset 0 (at open, until close)
+ * marks an unfinished capture. */
 static void encode_header(unsigned char *h, const met_trace_info *in, uint64_t ioff,
                           uint64_t isize)
 {
-    memset(h, 0, HDR_SIZE);
+    memset(h, 0, HDR_EXT);
     memcpy(h, MAGIC, 8);
     wr32(h + 8, 1), wr32(h + 12, in->flags), wr32(h + 16, (uint32_t)in->num_layers);
     wr32(h + 20, (uint32_t)in->num_experts), wr32(h + 24, (uint32_t)in->top_k);
-    wr32(h + 28, HDR_SIZE), wr64(h + 32, (uint64_t)in->num_samples);
+    wr32(h + 28, header_bytes(in)), wr64(h + 32, (uint64_t)in->num_samples);
     wr64(h + 40, (uint64_t)in->num_tokens), wr64(h + 48, ioff), wr64(h + 56, isize);
+    wr32(h + 64, (uint32_t)in->layer_offset);
 }
 
 static int wfail(met_trace_writer *w, eng_err *err, int code, const char *fmt, const char *a)
@@ -484,20 +534,21 @@ int met_trace_writer_open(met_trace_writer **out, const char *path, const met_tr
     met_trace_info in = *info;
     in.num_samples = in.num_tokens = 0;
     in.flags &= (uint32_t)(MET_TRACE_WEIGHTS | MET_TRACE_TOKENS);
-    int rc = met_trace_info_check(&in, path, err);
+    eng_err ce = {0};
+    int rc = met_trace_info_check(&in, path, &ce);
     if (rc)
-        return rc == ENG_EFORMAT ? eng_err_set(err, ENG_EINVAL, "%s", err->msg) : rc;
+        return eng_err_set(err, rc == ENG_EFORMAT ? ENG_EINVAL : rc, "%s", ce.msg);
     met_trace_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
         free(w);
         return eng_err_set(err, ENG_ENOMEM, "%s: out of memory", path);
     }
     w->info = in;
-    w->off = HDR_SIZE;
+    w->off = header_bytes(&in);
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    unsigned char h[HDR_SIZE];
+    unsigned char h[HDR_EXT];
     encode_header(h, &in, 0, 0);
-    if (w->fd < 0 || write_full(w->fd, h, HDR_SIZE, path, err)) {
+    if (w->fd < 0 || write_full(w->fd, h, header_bytes(&in), path, err)) {
         rc = w->fd < 0 ? eng_err_set(err, ENG_EIO, "%s: %s", path, strerror(errno)) : err->code;
         if (w->fd >= 0)
             close(w->fd);
@@ -520,6 +571,9 @@ static int flush_sample(met_trace_writer *w, eng_err *err)
         if (w->ndone[i] != L)
             return wfail(w, err, ENG_EINVAL,
                          "%s: a token of the sample did not get every layer%s", "");
+    eng_err pe = {0};
+    if (met_prompt_check(w->prompt, T, w->path, w->info.num_samples, &pe))
+        return wfail(w, err, ENG_EINVAL, "%s%s", pe.msg + strlen(w->path));
     size_t n = (size_t)T * k, ib = ids_bytes(in, T);
     size_t bytes = chunk_bytes(in, T);
     unsigned char *buf = calloc(bytes ? bytes : 1, 1);
@@ -545,13 +599,17 @@ static int flush_sample(met_trace_writer *w, eng_err *err)
         int64_t nc = w->ncap ? 2 * w->ncap : 64;
         uint64_t *c = realloc(w->counts, (size_t)nc * sizeof *c);
         char **lb = c ? realloc(w->labels, (size_t)nc * sizeof *lb) : NULL;
+        met_trace_prompt *pr = lb ? realloc(w->prompts, (size_t)nc * sizeof *pr) : NULL;
         if (c)
             w->counts = c;
-        if (!lb)
+        if (lb)
+            w->labels = lb;
+        if (!pr)
             return wfail(w, err, ENG_ENOMEM, "%s: out of memory%s", "");
-        w->labels = lb, w->ncap = nc;
+        w->prompts = pr, w->ncap = nc;
     }
     w->counts[w->info.num_samples] = (uint64_t)T;
+    w->prompts[w->info.num_samples] = w->prompt;
     w->labels[w->info.num_samples++] = w->label;
     w->label = NULL;
     w->info.num_tokens += T;
@@ -576,6 +634,7 @@ int met_trace_writer_begin_sample(met_trace_writer *w, const char *label, eng_er
     }
     w->in_sample = 1;
     w->T = 0;
+    w->prompt = (met_trace_prompt){0};
     return ENG_OK;
 }
 
@@ -634,6 +693,19 @@ static int64_t token_slot(met_trace_writer *w, int64_t pos, int64_t token, eng_e
     return slot;
 }
 
+int met_trace_writer_set_prompt(met_trace_writer *w, met_trace_prompt p, eng_err *err)
+{
+    if (w->first.code)
+        return wfail(w, err, w->first.code, "%s%s", "");
+    if (!w->in_sample && met_trace_writer_begin_sample(w, NULL, err))
+        return w->first.code;
+    if (p.tokens < 0 || p.batch < 0 || p.tokens > UINT32_MAX || p.batch > UINT32_MAX)
+        return wfail(w, err, ENG_EINVAL, "%s: prompt batching out of range%s", "");
+    w->prompt = p;
+    w->info.flags |= MET_TRACE_PROMPT;
+    return ENG_OK;
+}
+
 int met_trace_writer_route(met_trace_writer *w, int32_t layer, int64_t pos, int64_t token,
                            int32_t k, const int32_t *experts, const float *weights, eng_err *err)
 {
@@ -680,24 +752,29 @@ static int write_index(met_trace_writer *w, eng_err *err)
     size_t lab = 0;
     for (int64_t s = 0; s < in->num_samples; s++)
         lab += w->labels[s] ? strlen(w->labels[s]) : 0;
-    size_t isize = (size_t)in->num_samples * IDX_ENTRY + lab;
+    const uint64_t ent = idx_entry(in);
+    size_t isize = (size_t)in->num_samples * ent + lab;
     unsigned char *b = calloc(isize ? isize : 1, 1);
     if (!b)
         return wfail(w, err, ENG_ENOMEM, "%s: out of memory%s", "");
-    unsigned char *lp = b + in->num_samples * IDX_ENTRY;
+    unsigned char *lp = b + in->num_samples * ent;
     for (int64_t s = 0; s < in->num_samples; s++) {
         size_t n = w->labels[s] ? strlen(w->labels[s]) : 0;
-        wr64(b + s * IDX_ENTRY, w->counts[s]);
-        wr32(b + s * IDX_ENTRY + 8, (uint32_t)n);
+        wr64(b + s * ent, w->counts[s]);
+        wr32(b + s * ent + 8, (uint32_t)n);
+        if (in->flags & MET_TRACE_PROMPT) {
+            wr32(b + s * ent + 16, (uint32_t)w->prompts[s].tokens);
+            wr32(b + s * ent + 20, (uint32_t)w->prompts[s].batch);
+        }
         memcpy(lp, w->labels[s] ? w->labels[s] : "", n);
         lp += n;
     }
     eng_err e = {0};
     int rc = write_full(w->fd, b, isize, w->path, &e);
     free(b);
-    unsigned char h[HDR_SIZE];
+    unsigned char h[HDR_EXT];
     encode_header(h, in, w->off, isize);
-    if (!rc && pwrite(w->fd, h, HDR_SIZE, 0) != HDR_SIZE)
+    if (!rc && pwrite(w->fd, h, header_bytes(in), 0) != (ssize_t)header_bytes(in))
         rc = eng_err_set(&e, ENG_EIO, "%s: write header: %s", w->path, strerror(errno));
     if (rc)
         return wfail(w, err, rc, "%s%s", e.msg + strlen(w->path));
@@ -717,7 +794,8 @@ int met_trace_writer_close(met_trace_writer *w, eng_err *err)
         *err = w->first;
     for (int64_t s = 0; s < w->info.num_samples; s++)
         free(w->labels[s]);
-    free(w->labels), free(w->counts), free(w->label), free(w->seen), free(w->tpos);
+    free(w->labels), free(w->counts), free(w->prompts), free(w->label), free(w->seen);
+    free(w->tpos);
     free(w->order), free(w->ndone), free(w->ids), free(w->w), free(w->tok), free(w->path);
     free(w);
     return rc;
@@ -738,6 +816,8 @@ int met_trace_write_moetrace(const met_trace *t, const char *path, eng_err *err)
         rc = eng_err_set(err, ENG_ENOMEM, "%s: out of memory", path);
     for (int64_t s = 0; !rc && s < in->num_samples; s++) {
         rc = met_trace_writer_begin_sample(w, t->labels ? t->labels[s] : NULL, err);
+        if (!rc && t->prompt)
+            rc = met_trace_writer_set_prompt(w, t->prompt[s], err);
         for (int64_t g = t->sample_start[s]; !rc && g < t->sample_start[s + 1]; g++)
             for (int32_t l = 0; !rc && l < L; l++) {
                 size_t o = ((size_t)g * L + l) * k;

@@ -2,14 +2,16 @@
  * trace_json.c — JSON traces (jansson):
  *   {"num_layers": L, "num_experts": E, "top_k": k,
  *    "samples": [ [ [ [id, ...k], ...L ], ...tokens ], ...samples ],
- *    "labels": ["dataset", ...samples]}            (labels optional)
+ *    "labels": ["dataset", ...samples],            (labels optional)
+ *    "prompt": [[tokens, batch], ...samples]}      (optional: how each
+ *                                                   sample's prompt ran)
  * Without "num_layers" the trace has one layer and samples[s][t] is the
  * list of k ids itself. num_experts and top_k are required. Weights and
  * token ids are not carried by this format.
  * Two passes: count tokens per sample (and check the nesting), then fill.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -95,21 +97,51 @@ static int labels(met_trace *t, json_t *root, const char *path, eng_err *err)
     return ENG_OK;
 }
 
+/* "prompt": one [tokens, batch] pair per sample (met_trace_prompt). */
+static int prompts(met_trace *t, json_t *root, const char *path, eng_err *err)
+{
+    json_t *pr = json_object_get(root, "prompt");
+    if (!pr)
+        return ENG_OK;
+    if (!json_is_array(pr) || (int64_t)json_array_size(pr) != t->info.num_samples)
+        return eng_err_set(err, ENG_EFORMAT,
+                           "%s: \"prompt\": expected one [tokens, batch] per sample", path);
+    for (int64_t s = 0; s < t->info.num_samples; s++) {
+        json_t *v = json_array_get(pr, (size_t)s), *a = json_array_get(v, 0),
+               *b = json_array_get(v, 1);
+        if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(a) ||
+            !json_is_integer(b))
+            return eng_err_set(err, ENG_EFORMAT, "%s: prompt[%lld]: not [tokens, batch]", path,
+                               (long long)s);
+        met_trace_prompt p = {json_integer_value(a), json_integer_value(b)};
+        int rc = met_prompt_check(p, t->sample_start[s + 1] - t->sample_start[s], path, s, err);
+        if (!rc)
+            rc = met_trace_set_prompt(t, s, p, err);
+        if (rc)
+            return rc;
+    }
+    return ENG_OK;
+}
+
 static int from_json(met_trace **out, json_t *root, const char *path, eng_err *err)
 {
-    int64_t L = 1, E = 0, k = 0;
+    int64_t L = 1, E = 0, k = 0, off = 0;
     int layered = json_object_get(root, "num_layers") != NULL;
     int rc = get_int(root, "num_layers", 0, &L, path, err);
+    if (!rc)
+        rc = get_int(root, "layer_offset", 0, &off, path, err);
     if (!rc)
         rc = get_int(root, "num_experts", 1, &E, path, err);
     if (!rc)
         rc = get_int(root, "top_k", 1, &k, path, err);
     if (rc)
         return rc;
-    if (L < 1 || L > MET_TRACE_MAX_LAYERS || E < 1 || E > MET_TRACE_MAX_EXPERTS || k < 1 || k > E)
+    if (L < 1 || L > MET_TRACE_MAX_LAYERS || E < 1 || E > MET_TRACE_MAX_EXPERTS || k < 1 ||
+        k > E || off < 0 || off > MET_TRACE_MAX_LAYERS)
         return eng_err_set(err, ENG_EFORMAT,
-                           "%s: num_layers/num_experts/top_k = %lld/%lld/%lld out of range", path,
-                           (long long)L, (long long)E, (long long)k);
+                           "%s: num_layers/num_experts/top_k/layer_offset = %lld/%lld/%lld/%lld "
+                           "out of range", path, (long long)L, (long long)E, (long long)k,
+                           (long long)off);
     json_t *samples = json_object_get(root, "samples");
     if (!json_is_array(samples))
         return eng_err_set(err, ENG_EFORMAT, "%s: \"samples\": missing or not a list", path);
@@ -126,7 +158,7 @@ static int from_json(met_trace **out, json_t *root, const char *path, eng_err *e
             counts[s] = (int64_t)json_array_size(sm);
     }
     met_trace_info in = {.num_layers = (int32_t)L, .num_experts = (int32_t)E,
-                         .top_k = (int32_t)k, .num_samples = S};
+                         .top_k = (int32_t)k, .num_samples = S, .layer_offset = (int32_t)off};
     met_trace *t = NULL;
     if (!rc)
         rc = met_trace_alloc(&t, &in, counts, err);
@@ -135,6 +167,8 @@ static int from_json(met_trace **out, json_t *root, const char *path, eng_err *e
         rc = fill(t, samples, layered, path, err);
     if (!rc)
         rc = labels(t, root, path, err);
+    if (!rc)
+        rc = prompts(t, root, path, err);
     if (rc) {
         met_trace_free(t);
         return rc;
@@ -168,8 +202,11 @@ int met_trace_save_json(const met_trace *t, const char *path, eng_err *err)
         return eng_err_set(err, ENG_EIO, "%s: cannot create", path);
     /* Written by hand, streaming: a jansson tree of a large trace costs
      * ~100 bytes per id. */
-    fprintf(f, "{\"num_layers\": %d, \"num_experts\": %d, \"top_k\": %d, \"samples\": [", (int)L,
+    fprintf(f, "{\"num_layers\": %d, \"num_experts\": %d, \"top_k\": %d, ", (int)L,
             (int)in->num_experts, (int)k);
+    if (in->layer_offset)
+        fprintf(f, "\"layer_offset\": %d, ", (int)in->layer_offset);
+    fputs("\"samples\": [", f);
     for (int64_t s = 0; s < in->num_samples; s++) {
         fputs(s ? ", [" : "[", f);
         for (int64_t g = t->sample_start[s]; g < t->sample_start[s + 1]; g++) {
@@ -194,6 +231,13 @@ int met_trace_save_json(const met_trace *t, const char *path, eng_err *err)
             fprintf(f, "%s%s", s ? ", " : "", q ? q : "\"\"");
             free(q);
         }
+        fputc(']', f);
+    }
+    if (t->prompt) {
+        fputs(", \"prompt\": [", f);
+        for (int64_t s = 0; s < in->num_samples; s++)
+            fprintf(f, "%s[%lld, %lld]", s ? ", " : "", (long long)t->prompt[s].tokens,
+                    (long long)t->prompt[s].batch);
         fputc(']', f);
     }
     fputs("}\n", f);

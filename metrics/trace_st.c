@@ -19,7 +19,7 @@
  * inside the data and equal to its shape times the dtype size.
  */
 #include "metrics/trace.h"
-#include "metrics/trace_int.h"
+#include "metrics/trace_impl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +47,7 @@ typedef struct st_file {
     st_tensor *t;
     int nt;
     int64_t meta_E;          /* -1 when absent */
+    int64_t meta_off;        /* __metadata__.layer_offset, 0 when absent */
 } st_file;
 
 static int dtype_size(const char *d, int *sgn)
@@ -108,12 +109,19 @@ static int parse_tensor(st_tensor *t, const char *name, json_t *v, uint64_t dlen
 
 static int parse_meta(st_file *f, json_t *m, eng_err *err)
 {
-    json_t *e = json_object_get(m, "num_experts");
+    json_t *e = json_object_get(m, "num_experts"), *o = json_object_get(m, "layer_offset");
     if (!json_is_object(m))
         return eng_err_set(err, ENG_EFORMAT, "%s: __metadata__ is not an object", f->path);
+    char *end;
+    if (o) {
+        long v = json_is_string(o) ? strtol(json_string_value(o), &end, 10) : -1;
+        if (!json_is_string(o) || *end || v < 0 || v > MET_TRACE_MAX_LAYERS)
+            return eng_err_set(err, ENG_EFORMAT, "%s: __metadata__.layer_offset invalid",
+                               f->path);
+        f->meta_off = v;
+    }
     if (!e)
         return ENG_OK;
-    char *end;
     long v = json_is_string(e) ? strtol(json_string_value(e), &end, 10) : -1;
     if (!json_is_string(e) || *end || v < 1 || v > MET_TRACE_MAX_EXPERTS)
         return eng_err_set(err, ENG_EFORMAT, "%s: __metadata__.num_experts invalid", f->path);
@@ -298,6 +306,9 @@ static int check_files(st_file *f, int n, int32_t *k, int64_t *E, eng_err *err)
                                    "mismatch)", f[i].path, a->name, (long long)a->shape[2],
                                    (int)*k);
         }
+        if (f[i].meta_off != f[0].meta_off)
+            return eng_err_set(err, ENG_EFORMAT, "%s: layer_offset differs between files",
+                               f[i].path);
         if (f[i].meta_E > 0 && *E > 0 && f[i].meta_E != *E)
             return eng_err_set(err, ENG_EFORMAT, "%s: num_experts differs between files",
                                f[i].path);
@@ -366,7 +377,8 @@ int met_trace_load_st(met_trace **out, const char *path, eng_err *err)
         for (int64_t i = 0; i < f[0].t[q].shape[0]; i++)
             counts[s++] = f[0].t[q].shape[1];
     met_trace_info in = {.num_layers = n, .num_experts = (int32_t)(E > INT32_MAX ? 0 : E),
-                         .top_k = k, .num_samples = S, .flags = MET_TRACE_LABELS};
+                         .top_k = k, .num_samples = S, .flags = MET_TRACE_LABELS,
+                         .layer_offset = (int32_t)f[0].meta_off};
     if (!rc)
         rc = met_trace_info_check(&in, path, err);
     if (!rc)
@@ -428,6 +440,10 @@ static int write_layer(const met_trace *t, const group *g, int ng, int32_t l, co
     char buf[32];
     snprintf(buf, sizeof buf, "%d", (int)t->info.num_experts);
     json_object_set_new(meta, "num_experts", json_string(buf));
+    if (t->info.layer_offset) {
+        snprintf(buf, sizeof buf, "%d", (int)t->info.layer_offset);
+        json_object_set_new(meta, "layer_offset", json_string(buf));
+    }
     json_object_set_new(meta, "format", json_string("moebench top-k ids [samples, tokens, k]"));
     json_object_set_new(h, "__metadata__", meta);
     uint64_t off = 0;

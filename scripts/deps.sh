@@ -16,6 +16,16 @@ valgrind"
 if [ "${1:-}" = fuzz ]; then
     PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 fi
+# `make test-slurm` starts a single-node Slurm cluster: ./scripts/deps.sh slurm
+if [ "${1:-}" = slurm ]; then
+    PACKAGES="$PACKAGES slurmctld slurmd slurm-client munge"
+fi
+# `make test-tokenizers` also needs node and npm (any install of them will
+# do; Debian's only where there is none): ./scripts/deps.sh tokenizers
+if [ "${1:-}" = tokenizers ]; then
+    command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
+    command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
+fi
 
 missing=""
 for p in $PACKAGES; do

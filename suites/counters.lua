@@ -35,7 +35,7 @@ local spec = opts.quick and { preset = "tiny-olmoe", locality = 0.5 }
   or { preset = opts.model, layers = opts.layers, type = opts.type, locality = 0.5 }
 spec.dry_run = opts.dry_run
 local shape = models.presets[spec.preset] or error("unknown preset " .. spec.preset)
-local slots = math.max(shape.top_k, ((spec.layers or shape.layers) * shape.experts) // 4)
+local slots = math.max(shape.top_k, (models.moe_layers(spec) * shape.experts) // 4)
 local tokens = opts.quick and 16 or opts.tokens
 local model = models.ensure(spec)
 local base = { "generate", "-m", model, "--tokens", "1,2,3,4,5,6,7,8", "-n", tostring(tokens),

@@ -38,7 +38,7 @@ local spec = opts.quick and { preset = "tiny-olmoe", locality = 0.5 }
   or { preset = opts.preset, layers = opts.layers, type = opts.type, locality = 0.5 }
 spec.dry_run = opts.dry_run
 local shape = models.presets[spec.preset] or error("unknown preset " .. spec.preset)
-local total = (spec.layers or shape.layers) * shape.experts
+local total = models.moe_layers(spec) * shape.experts
 local tokens = opts.quick and 16 or opts.tokens
 local model = models.ensure(spec)
 local trace = models.trace { model = model, prompt = opts.prompt, tokens = tokens,

@@ -36,7 +36,7 @@ local spec = opts.quick and { preset = "tiny-olmoe", locality = 0.5 }
 spec.dry_run = opts.dry_run
 local shape = models.presets[spec.preset] or error("unknown preset " .. spec.preset)
 local slots = math.max(shape.top_k,
-  math.floor((spec.layers or shape.layers) * shape.experts * opts.fraction + 0.5))
+  math.floor(models.moe_layers(spec) * shape.experts * opts.fraction + 0.5))
 local tokens = opts.quick and 16 or opts.tokens
 local links = opts.quick and { "pcie4x16", "nvme" } or opts.links
 local model = models.ensure(spec)

@@ -14,14 +14,14 @@
  * branches (up to 2.5x faster than on fresh samples here), which the
  * whole-trace run never sees.
  * With "portable", the methods a CPU with neither AVX-512 nor AVX2 gets
- * (forced through metrics/lrc_int.h), to measure them on one that has it;
+ * (forced through metrics/lrc_impl.h), to measure them on one that has it;
  * with "avx2", the AVX2 walk for the layer and the model-wide curves (a CPU
  * with AVX2 but without AVX-512 F gets it model-wide only: that is
  * MOEBENCH_SIMD=avx2 with neither word).
  *   lrc_kernels TRACE.moetrace [ROUNDS] [SAMPLES] [portable|avx2]
  */
 #include "metrics/lrc.h"
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 #include "metrics/trace.h"
 
 #include <stdio.h>

@@ -11,12 +11,15 @@
 -- (0 = independent tokens; higher = consecutive tokens pick more of the
 -- same experts, so caching is interesting); layers: mkmodel's --layers
 -- (shape-faithful presets with fewer layers keep the per-layer sizes).
--- Errors (mkmodel fails) raise a Lua error naming the command.
+-- Errors (mkmodel fails) raise a Lua error naming the command. Making a
+-- file prints "models: writing PATH" (or "models: recording PATH" for a
+-- trace) on stderr.
 -- Also models.trace (below): a routing trace of a run, for the oracles.
 local M = {}
 
 -- The mkmodel presets' shapes (moebench mkmodel --list): layers, experts
--- per layer, experts per token, architecture.
+-- per layer, experts per token, architecture, and the leading layers with
+-- a dense FFN (deepseek2, glm4moe; none elsewhere), which route nothing.
 M.presets = {
   ["tiny-mixtral"] = { layers = 4, experts = 8, top_k = 2, arch = "llama" },
   ["tiny-qwen2moe"] = { layers = 4, experts = 8, top_k = 4, arch = "qwen2moe" },
@@ -26,9 +29,31 @@ M.presets = {
   ["qwen1.5-moe-a2.7b"] = { layers = 24, experts = 60, top_k = 4, arch = "qwen2moe" },
   ["qwen3-30b-a3b"] = { layers = 48, experts = 128, top_k = 8, arch = "qwen3moe" },
   ["olmoe-1b-7b"] = { layers = 16, experts = 64, top_k = 8, arch = "olmoe" },
+  ["tiny-deepseek2"] = { layers = 4, dense = 1, experts = 8, top_k = 2, arch = "deepseek2" },
+  ["tiny-deepseek2-lite"] = { layers = 4, dense = 1, experts = 16, top_k = 3, arch = "deepseek2" },
+  ["deepseek-v2-lite"] = { layers = 27, dense = 1, experts = 64, top_k = 6, arch = "deepseek2" },
+  ["deepseek-v3"] = { layers = 61, dense = 3, experts = 256, top_k = 8, arch = "deepseek2" },
+  ["kimi-k2"] = { layers = 61, dense = 1, experts = 384, top_k = 8, arch = "deepseek2" },
+  ["tiny-gpt-oss"] = { layers = 4, experts = 8, top_k = 2, arch = "gpt-oss" },
+  ["gpt-oss-20b"] = { layers = 24, experts = 32, top_k = 4, arch = "gpt-oss" },
+  ["gpt-oss-120b"] = { layers = 36, experts = 128, top_k = 4, arch = "gpt-oss" },
+  -- glm4moe: layers that run (the file adds its next-token-prediction layer)
+  ["tiny-glm4moe"] = { layers = 4, dense = 1, experts = 16, top_k = 4, arch = "glm4moe" },
+  ["glm-4.5-air"] = { layers = 46, dense = 1, experts = 128, top_k = 8, arch = "glm4moe" },
+  ["glm-4.5"] = { layers = 92, dense = 3, experts = 160, top_k = 8, arch = "glm4moe" },
 }
-M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe" }
-M.full = { "mixtral-8x7b", "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "olmoe-1b-7b" }
+M.tiny = { "tiny-mixtral", "tiny-qwen2moe", "tiny-qwen3moe", "tiny-olmoe", "tiny-deepseek2",
+           "tiny-gpt-oss", "tiny-glm4moe" }
+M.full = { "mixtral-8x7b", "qwen1.5-moe-a2.7b", "qwen3-30b-a3b", "olmoe-1b-7b",
+           "deepseek-v2-lite", "gpt-oss-20b", "glm-4.5-air" }
+
+-- The MoE layers of a spec's model ({preset, layers}): its layers less the
+-- dense leading ones (mkmodel keeps at least one MoE layer in a cut model).
+function M.moe_layers(spec)
+  local shape = M.presets[spec.preset] or error("unknown preset " .. tostring(spec.preset), 2)
+  local layers = spec.layers or shape.layers
+  return layers - math.min(shape.dense or 0, layers - 1)
+end
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -68,6 +93,8 @@ function M.ensure(spec)
   local part = temp_of(path)
   cmd[#cmd + 1] = "-o " .. quote(part) .. " >/dev/null"
   local line = table.concat(cmd, " ")
+  -- says which process made it (the prepare job of `run --slurm`, say)
+  io.stderr:write("models: writing ", path, "\n")
   local ok = os.execute(line)
   if not ok or not os.rename(part, path) then
     os.remove(part)
@@ -82,8 +109,10 @@ end
 -- (`--trace`; default path: next to the model, named by the token count
 -- and a hash of the prompt), for the policies that need the future (belady, fsf) and the
 -- oracle prefetcher (`--trace-in path`): the same prompt and token count
--- route the same way, so the trace is that run's future. Returns path;
--- writes it only when absent (and not in a dry run).
+-- route the same way, so the trace is that run's future. Recorded with
+-- `--batch 1`: an oracle replay runs its prompt token by token and takes
+-- only traces recorded that way. Returns path; writes it only when absent
+-- (and not in a dry run).
 local function hash(str)
   local h = 5381
   for i = 1, #str do h = (h * 33 + str:byte(i)) % 4294967296 end
@@ -97,8 +126,9 @@ function M.trace(spec)
   local part = temp_of(path) .. ".moetrace"
   local prompt = spec.ids and { "--tokens", quote(spec.ids) } or { "-p", quote(spec.prompt) }
   local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
-    prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos",
+    prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos", "--batch", "1",
     "--trace", quote(part), ">/dev/null 2>&1" }, " ")
+  io.stderr:write("models: recording ", path, "\n")
   if not os.execute(line) or not os.rename(part, path) then
     os.remove(part)
     error("models.trace: '" .. line .. "' failed", 2)

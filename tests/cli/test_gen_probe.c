@@ -5,12 +5,13 @@
  * drives the oracle policies and prefetcher (same tokens as the memory
  * run); the region table is in the JSON, covers the decode tokens, and an
  * unknown event is exit 2 naming it. */
-#include "engine/mkmodel.h"
 #include "engine/session.h"
 #include "metrics/counters.h"
 #include "metrics/regions.h"
 #include "metrics/trace.h"
 #include "tests/test.h"
+#include "tests/util/model_util.h"
+#include "tests/util/util.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -23,25 +24,13 @@
 
 static const char *model(void)
 {
-    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_Q8_0, .seed = 5,
-                          .router_locality = 0.5};
-    eng_err e;
-    const char *p = tst_path("m.gguf");
-    REQUIRE_MSG(eng_mkmodel_write(&o, p, &e) == ENG_OK, "%s", e.msg);
-    return p;
+    return tu_write_model("tiny-olmoe", "q8_0", 5, 0.5, "m.gguf");
 }
 
 static json_t *gen_json(const char *m, const char *extra)
 {
-    char *out, *err;
-    int rc = tst_sh(&out, &err, "%s generate -m '%s' --tokens " PROMPT " -n %d --ignore-eos "
-                                "--threads 2 --json %s",
-                    tst_moebench(), m, N_GEN, extra);
-    REQUIRE_MSG(rc == 0, "generate %s: %s", extra, err);
-    json_error_t je;
-    json_t *j = json_loads(out, 0, &je);
-    REQUIRE_MSG(j, "bad JSON: %s", je.text);
-    return j;
+    return tu_sh_json("%s generate -m '%s' --tokens " PROMPT " -n %d --ignore-eos --threads 2 "
+                      "--json %s", tst_moebench(), m, N_GEN, extra);
 }
 
 /* Routing events of one in-process run, by position: ids, weights, token. */
@@ -75,8 +64,7 @@ static void engine_routes(const char *path, routes *r)
     r->n_layer = (int)hp->n_layer;
     r->k = (int)hp->n_expert_used;
     eng_hooks h = {.user = r, .routing = on_route};
-    eng_session_opts so = {.n_threads = 1, .n_ctx = N_PROMPT + N_GEN, .n_batch = 1,
-                           .hooks = &h};
+    eng_session_opts so = {.n_threads = 1, .n_ctx = N_PROMPT + N_GEN, .hooks = &h};
     eng_session *s;
     REQUIRE_MSG(eng_session_open(&s, m, &so, &e) == ENG_OK, "%s", e.msg);
     int32_t prompt[N_PROMPT] = {5, 9, 13, 2, 7};
@@ -111,6 +99,10 @@ TEST(trace_equals_routing_events)
     CHECK(in->flags & MET_TRACE_TOKENS);
     REQUIRE(t->labels);
     CHECK_EQ_STR(t->labels[0], "lbl");
+    /* the prompt ran as one batch (generate's default of 128) */
+    CHECK(in->flags & MET_TRACE_PROMPT);
+    CHECK_EQ_INT(met_trace_prompt_of(t, 0).tokens, N_PROMPT);
+    CHECK_EQ_INT(met_trace_prompt_of(t, 0).batch, 128);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "trace"),
                                                     "routing_events")),
                  T * r->n_layer);
@@ -162,11 +154,14 @@ TEST(trace_reads_back_and_converts)
     CHECK_EQ_INT(tst_sh(&out, &err, "ls '%s' | grep -c tmp", tst_tmpdir()), 1);
 }
 
+/* A trace recorded token by token (--batch 1) drives the oracles, and the
+ * same tokens come out; a trace of a batched prompt is refused for them
+ * (the replay runs the prompt token by token), naming the fix. */
 TEST(trace_drives_oracles)
 {
     const char *m = model();
     char arg[1200];
-    snprintf(arg, sizeof arg, "--trace '%s'", tst_path("t.moetrace"));
+    snprintf(arg, sizeof arg, "--batch 1 --trace '%s'", tst_path("t.moetrace"));
     json_t *ref = gen_json(m, arg);
     const char *runs[] = {"--policy belady", "--policy fsf --lookahead 2",
                           "--prefetch oracle --link pcie4x16"};
@@ -181,6 +176,34 @@ TEST(trace_drives_oracles)
         json_decref(j);
     }
     json_decref(ref);
+    snprintf(arg, sizeof arg, "--trace '%s'", tst_path("b.moetrace"));
+    json_decref(gen_json(m, arg));
+    char *out, *err;
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 5,9,13,2,7 -n 3 "
+                        "--cache-experts 4 --policy belady --trace-in '%s'", tst_moebench(), m,
+                        tst_path("b.moetrace")), 2);
+    CHECK_CONTAINS(err, "record the trace with --batch 1");
+}
+
+/* Recording a trace changes nothing the engine computes: the tokens and
+ * the logits of a q8_0 model (where token-by-token and batched prompts
+ * differ) are those of the untraced run, in every file format. */
+TEST(tracing_has_no_side_effects)
+{
+    const char *types[] = {"q8_0", "q4_0", "f32"};
+    for (int i = 0; i < 3; i++) {
+        const char *mp = tu_write_model("tiny-olmoe", types[i], 2, 0.5, "se.gguf");
+        json_t *plain = gen_json(mp, "--logits");
+        char arg[700];
+        snprintf(arg, sizeof arg, "--logits --trace '%s'", tst_path("se.json"));
+        json_t *traced = gen_json(mp, arg);
+        CHECK_MSG(json_equal(json_object_get(plain, "tokens"), json_object_get(traced, "tokens")),
+                  "%s: tokens differ with --trace", types[i]);
+        CHECK_MSG(json_equal(json_object_get(plain, "logits"), json_object_get(traced, "logits")),
+                  "%s: logits differ with --trace", types[i]);
+        json_decref(plain);
+        json_decref(traced);
+    }
 }
 
 TEST(events_usage_errors)

@@ -1,20 +1,15 @@
 /* test_generate.c — `moebench generate` as a user meets it: text and
  * summary, the JSON object's keys, --tokens without a tokenizer, --logits,
  * determinism across threads, usage errors. */
-#include "tests/engine/model_util.h"
 #include "tests/test.h"
+#include "tests/util/model_util.h"
+#include "tests/util/util.h"
 
 #include <jansson.h>
 
 static json_t *run_json(const char *fmt_args, const char *model)
 {
-    char *out, *err;
-    int st = tst_sh(&out, &err, "%s generate -m %s %s --json", tst_moebench(), model, fmt_args);
-    REQUIRE_MSG(st == 0, "exit %d: %s", st, err);
-    json_error_t je;
-    json_t *j = json_loads(out, 0, &je);
-    REQUIRE_MSG(j, "not JSON (%s): %s", je.text, out);
-    return j;
+    return tu_sh_json("%s generate -m %s %s --json", tst_moebench(), model, fmt_args);
 }
 
 TEST(text_and_summary)

@@ -1,7 +1,7 @@
 /* test_info.c — `moebench info` on a small MoE-shaped file written with our
  * writer, its JSON, and bad files (one error line, exit status 2). */
 #include "tests/test.h"
-#include "tests/engine/gguf_bytes.h"
+#include "tests/util/gguf_bytes.h"
 
 #include "engine/formats.h"
 #include "engine/gguf.h"

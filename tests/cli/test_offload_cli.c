@@ -1,34 +1,26 @@
 /* test_offload_cli.c — `moebench generate` with expert offloading: same
  * tokens as the all-in-memory run, counters in the JSON, and hit counts
  * equal to `moebench simulate --lookup sequential --start cold` on the
- * trace the run recorded (one implementation of each policy serves both). */
+ * trace the run recorded (one implementation of each policy serves both),
+ * with the prompt token by token and batched (the simulator replays the
+ * batches the trace records), for every architecture's tiny preset. */
 #include "engine/mkmodel.h"
 #include "tests/test.h"
+#include "tests/util/model_util.h"
+#include "tests/util/util.h"
 
 #include <jansson.h>
 #include <string.h>
 
-static const char *model(void)
+static const char *model(const char *preset)
 {
-    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_Q8_0, .seed = 3,
-                          .router_locality = 0.5};
-    eng_err e;
-    const char *p = tst_path("m.gguf");
-    REQUIRE_MSG(eng_mkmodel_write(&o, p, &e) == ENG_OK, "%s", e.msg);
-    return p;
+    return tu_write_model(preset, "q8_0", 3, 0.5, "m.gguf");
 }
 
 static json_t *run_json(const char *fmt_args, const char *m, const char *extra)
 {
-    char *out, *err;
-    int rc = tst_sh(&out, &err, "%s generate -m '%s' --tokens 5,9,13,2 -n 8 --ignore-eos "
-                                "--threads 2 --json %s %s",
-                    tst_moebench(), m, fmt_args, extra ? extra : "");
-    REQUIRE_MSG(rc == 0, "generate %s: %s", fmt_args, err);
-    json_error_t je;
-    json_t *j = json_loads(out, 0, &je);
-    REQUIRE_MSG(j, "bad JSON: %s", je.text);
-    return j;
+    return tu_sh_json("%s generate -m '%s' --tokens 5,9,13,2 -n 8 --ignore-eos --threads 2 "
+                      "--json %s %s", tst_moebench(), m, fmt_args, extra ? extra : "");
 }
 
 static long long jint(json_t *o, const char *key)
@@ -37,11 +29,37 @@ static long long jint(json_t *o, const char *key)
     return v ? json_integer_value(v) : -1;
 }
 
-TEST(generate_offload_matches_memory_and_simulate)
+/* The engine's hits and misses (run JSON j) equal `simulate` on trace with
+ * the same policy and scope. */
+static void check_sim(json_t *j, const char *trace, const char *pol, const char *scope,
+                      const char *args)
 {
-    const char *m = model();
+    long long hits = jint(j, "hits"), miss = jint(j, "misses");
+    char *out, *err;
+    int rc = tst_sh(&out, &err,
+                    "%s simulate '%s' --policy %s --cache-experts 3 --cache-scope %s "
+                    "--lookup sequential --start cold --json",
+                    tst_moebench(), trace, pol, scope);
+    REQUIRE_MSG(rc == 0, "simulate: %s", err);
+    json_t *sim = json_loads(out, 0, NULL);
+    REQUIRE(sim);
+    json_t *tot = json_object_get(sim, "totals");
+    CHECK_MSG(jint(tot, "hits") == hits && jint(tot, "misses") == miss,
+              "%s: engine %lld/%lld, simulate %lld/%lld", args, hits, miss, jint(tot, "hits"),
+              jint(tot, "misses"));
+    json_decref(sim);
+}
+
+/* Every policy, both scopes, against the memory store and the simulator,
+ * the prompt token by token (--batch 1: the oracles' --trace-in replays
+ * need a trace recorded that way). Dense leading layers (deepseek2) route
+ * nothing: the counts are per MoE layer. */
+static void check_token_by_token(const char *m, const char *preset)
+{
+    const eng_mkmodel_preset *hp = eng_mkmodel_preset_find(preset);
+    const long long moe_layers = hp->n_layer - hp->n_layer_dense;
     char trace_arg[600];
-    snprintf(trace_arg, sizeof trace_arg, "--trace-out '%s'", tst_path("t.moetrace"));
+    snprintf(trace_arg, sizeof trace_arg, "--batch 1 --trace-out '%s'", tst_path("t.moetrace"));
     json_t *ref = run_json(trace_arg, m, NULL);
     json_t *ref_tokens = json_object_get(ref, "tokens");
     const char *pols[] = {"lru", "lfu", "fifo", "belady", "fsf"};
@@ -58,26 +76,53 @@ TEST(generate_offload_matches_memory_and_simulate)
             CHECK_MSG(json_equal(json_object_get(j, "tokens"), ref_tokens), "%s: tokens differ",
                       args);
             long long acc = jint(j, "accesses"), hits = jint(j, "hits"), miss = jint(j, "misses");
-            const eng_mkmodel_preset *hp = eng_mkmodel_preset_find("tiny-olmoe");
-            CHECK_MSG(acc == 12LL * hp->n_layer * hp->n_expert_used && hits + miss == acc, "%s: %lld + %lld != %lld", args,
-                      hits, miss, acc);
+            CHECK_MSG(acc == 12LL * moe_layers * hp->n_expert_used && hits + miss == acc,
+                      "%s: %lld + %lld != %lld", args, hits, miss, acc);
             CHECK(json_array_size(json_object_get(json_object_get(j, "cache"), "layers")) ==
-                  hp->n_layer);
-            char *out, *err;
-            int rc = tst_sh(&out, &err,
-                            "%s simulate '%s' --policy %s --cache-experts 3 --cache-scope %s "
-                            "--lookup sequential --start cold --json",
-                            tst_moebench(), tst_path("t.moetrace"), pols[p], scopes[s]);
-            REQUIRE_MSG(rc == 0, "simulate: %s", err);
-            json_t *sim = json_loads(out, 0, NULL);
-            REQUIRE(sim);
-            json_t *tot = json_object_get(sim, "totals");
-            CHECK_MSG(jint(tot, "hits") == hits && jint(tot, "misses") == miss,
-                      "%s: engine %lld/%lld, simulate %lld/%lld", args, hits, miss,
-                      jint(tot, "hits"), jint(tot, "misses"));
-            json_decref(sim);
+                  (size_t)moe_layers);
+            check_sim(j, tst_path("t.moetrace"), pols[p], scopes[s], args);
             json_decref(j);
         }
+    json_decref(ref);
+}
+
+/* The default batched prompt: recording changes nothing (same tokens with
+ * and without --trace-out), and the simulator, replaying the prompt in the
+ * batches the trace records, counts what the engine's store counted: per
+ * layer each expert of the 4-token prompt once, then k per generated
+ * token. */
+static void check_batched(const char *m, const char *preset)
+{
+    const eng_mkmodel_preset *hp = eng_mkmodel_preset_find(preset);
+    const long long moe_layers = hp->n_layer - hp->n_layer_dense;
+    json_t *plain = run_json("", m, NULL);
+    const char *pols[] = {"lru", "lfu", "fifo"};
+    const char *scopes[] = {"global", "layer"};
+    for (size_t p = 0; p < 3; p++)
+        for (int s = 0; s < 2; s++) {
+            char args[800];
+            snprintf(args, sizeof args, "--policy %s --cache-experts 3 --cache-scope %s "
+                     "--trace-out '%s'", pols[p], scopes[s], tst_path("b.moetrace"));
+            json_t *j = run_json(args, m, NULL);
+            CHECK_MSG(json_equal(json_object_get(j, "tokens"), json_object_get(plain, "tokens")),
+                      "%s: tokens differ from the untraced in-memory run", args);
+            long long acc = jint(j, "accesses");
+            CHECK_MSG(acc > 8LL * moe_layers * hp->n_expert_used &&
+                          acc <= 12LL * moe_layers * hp->n_expert_used,
+                      "%s: %lld accesses", args, acc);
+            check_sim(j, tst_path("b.moetrace"), pols[p], scopes[s], args);
+            json_decref(j);
+        }
+    json_decref(plain);
+}
+
+static void check_offload(const char *preset)
+{
+    const char *m = model(preset);
+    check_token_by_token(m, preset);
+    check_batched(m, preset);
+    json_t *ref = run_json("", m, NULL);
+    json_t *ref_tokens = json_object_get(ref, "tokens");
     /* pregate 2 layers ahead, wrapping, over a mapped link: same tokens */
     json_t *j = run_json("--cache-experts 6 --prefetch pregate --pregate-ahead 2 --pregate-wrap "
                          "--link nvme --link-copy map", m, NULL);
@@ -97,9 +142,14 @@ TEST(generate_offload_matches_memory_and_simulate)
     json_decref(ref);
 }
 
+TEST(generate_offload_matches_memory_and_simulate) { check_offload("tiny-olmoe"); }
+TEST(generate_offload_deepseek2) { check_offload("tiny-deepseek2"); }
+TEST(generate_offload_gpt_oss) { check_offload("tiny-gpt-oss"); }
+TEST(generate_offload_glm4moe) { check_offload("tiny-glm4moe"); }
+
 TEST(generate_offload_usage_errors)
 {
-    const char *m = model();
+    const char *m = model("tiny-olmoe");
     char *out, *err;
     CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --policy lfu", tst_moebench(),
                         m), 2);

@@ -5,6 +5,7 @@
  * The expected p-values are the exact Mann-Whitney ones worked by hand
  * (4 vs 4 fully separated: 2 / C(8,4) = 0.0286). */
 #include "tests/test.h"
+#include "tests/util/util.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -18,16 +19,6 @@ static const char tiny_suite[] =
     "             run=function() return {hits=10*m, hit_rate=0.25*m, tok_s=100} end}\n"
     "end\n";
 
-static void sql(const char *db, const char *q)
-{
-    sqlite3 *s;
-    REQUIRE(sqlite3_open(db, &s) == SQLITE_OK);
-    char *e = NULL;
-    int rc = sqlite3_exec(s, q, NULL, NULL, &e);
-    REQUIRE_MSG(rc == SQLITE_OK, "%s: %s", q, e ? e : "?");
-    sqlite3_close(s);
-}
-
 /* The tiny suite run into NAME, its timings then fixed: wall_ms and cpu_ms
  * 10.0, 10.1, 10.2, 10.3 and tok_s 100..103 over the 4 repetitions. */
 static const char *tiny_db(const char *name)
@@ -35,7 +26,7 @@ static const char *tiny_db(const char *name)
     const char *suite = tst_path("tiny.lua"), *db = tst_path(name);
     tst_write_file(suite, tiny_suite, strlen(tiny_suite));
     REQUIRE(tst_sh(NULL, NULL, "%s run %s --db %s -q", MB, suite, db) == 0);
-    sql(db, "update sample set value = 10 + rep * 0.1 where metric in ('wall_ms', 'cpu_ms');"
+    tu_sql(db, "update sample set value = 10 + rep * 0.1 where metric in ('wall_ms', 'cpu_ms');"
             "update sample set value = 100 + rep where metric = 'tok_s'");
     return db;
 }
@@ -55,55 +46,127 @@ TEST(same_values_pass)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
     char *out;
-    CHECK_EQ_INT(regress(&out, b, a, "-v"), 0);
+    CHECK_EQ_INT(regress(&out, b, a, "--all"), 0);
     CHECK_CONTAINS(out, "no regression");
-    CHECK_CONTAINS(out, "checked 2 baseline experiments: 4 deterministic metrics (exact),"
+    CHECK_CONTAINS(out, "2 baseline experiments: 0 regressed, 0 changed, 0 improved, 2 ok;"
+                        " 4 deterministic metrics checked exactly,"
                         " 6 timings (0 by the tolerance only");
-    CHECK_CONTAINS(out, "timing ok  toy m=1  wall_ms: median 10.15, baseline 10.15 (+0.0 %");
-    CHECK_CONTAINS(out, "Mann-Whitney p = 1, n 4/4");
+    CHECK_CONTAINS(out, "\nok         toy m=1\n");
+    CHECK_CONTAINS(out, "  ok         wall_ms: median 10.15 -> 10.15 (+0.0 %, lower is better;"
+                        " Mann-Whitney p = 1, n 4/4)");
+    CHECK_CONTAINS(out, "  ok         hits: 10, equal to the baseline");
+    /* without --all the ok experiments are left out */
+    CHECK_EQ_INT(regress(&out, b, a, ""), 0);
+    CHECK(!strstr(out, "toy m=1"));
+    CHECK_CONTAINS(out, "(--all lists every check)");
 }
 
-TEST(deterministic_change_fails)
+/* A deterministic metric that moved: by its direction (hits: higher is
+ * better) an improvement passes and a loss fails; --fail-on-change fails
+ * on both. */
+TEST(deterministic_change_by_direction)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(b, "update sample set value = 21 where metric = 'hits' and rep = 2"
+    tu_sql(b, "update sample set value = 19 where metric = 'hits' and rep = 2"
            " and experiment_id = " EXP("toy m=2"));
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=2  hits: 21, baseline 20 (repetition 2;"
-                        " deterministic: must be equal)");
+    CHECK_CONTAINS(out, "\nREGRESSED  toy m=2\n  REGRESSED  hits: 20 -> 19 (-5 %; repetition 2;"
+                        " deterministic, higher is better)\n");
     CHECK_CONTAINS(out, "1 regression\n");
-    /* 1e-9 relative is equal; 1e-6 is not */
-    sql(b, "update sample set value = 20 * (1 + 1e-12) where metric = 'hits' and value = 21");
+    CHECK(!strstr(out, "toy m=1"));
+    tu_sql(b, "update sample set value = 21 where metric = 'hits' and value = 19");
     CHECK_EQ_INT(regress(&out, b, a, ""), 0);
-    sql(b, "update sample set value = 0.5 * (1 + 1e-6) where metric = 'hit_rate' and rep = 0"
+    CHECK_CONTAINS(out, "IMPROVED   hits: 20 -> 21 (+5 %;");
+    CHECK_CONTAINS(out, "no regression\n");
+    CHECK_EQ_INT(regress(&out, b, a, "--fail-on-change"), 1);
+    CHECK_CONTAINS(out, "1 improved: fails under --fail-on-change");
+    /* 1e-9 relative is equal; 1e-6 is not */
+    tu_sql(b, "update sample set value = 20 * (1 + 1e-12) where metric = 'hits' and value = 21");
+    CHECK_EQ_INT(regress(&out, b, a, "--fail-on-change"), 0);
+    tu_sql(b, "update sample set value = 0.5 * (1 - 1e-6) where metric = 'hit_rate' and rep = 0"
            " and experiment_id = " EXP("toy m=2"));
     CHECK_EQ_INT(regress(&out, b, a, "--json"), 1);
     CHECK_CONTAINS(out, "\"check\": \"exact\"");
     CHECK_CONTAINS(out, "\"metric\": \"hit_rate\"");
-    CHECK_CONTAINS(out, "\"regressed\": true");
+    CHECK_CONTAINS(out, "\"verdict\": \"regressed\"");
+    CHECK_CONTAINS(out, "\"failed\": true");
+}
+
+/* A suite declares directions: tok_s equal (exact), hits lower is better;
+ * a metric without a rule keeps the default (hit_rate higher). */
+TEST(declared_directions)
+{
+    static const char src[] =
+        "suite{name='tiny', metrics={hits='lower', ['tok*']='equal'}}\n"
+        "experiment{name='toy', params={m=1}, reps=2, metrics={other='higher'},\n"
+        "  run=function() return {hits=10, hit_rate=0.25, tok_s=100, other=1} end}\n";
+    const char *suite = tu_write_text("d.lua", src), *a = tst_path("a.db"), *b = tst_path("b.db");
+    REQUIRE(tst_sh(NULL, NULL, "%s run %s --db %s -q && %s run %s --db %s -q", MB, suite, a, MB,
+                   suite, b) == 0);
+    CHECK_EQ_STR(tu_q1(b, "select group_concat(pattern || '=' || direction, ' ') from (select *"
+                          " from metric_direction order by pattern)"),
+                 "hits=lower other=higher tok*=equal");
+    tu_sql(b, "update sample set value = 9 where metric = 'hits';"
+              "update sample set value = 101 where metric = 'tok_s';"
+              "update sample set value = 2 where metric = 'other'");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 1);
+    CHECK_CONTAINS(out, "\nCHANGED    toy m=1\n");
+    CHECK_CONTAINS(out, "IMPROVED   hits: 10 -> 9 (-10 %; repetition 0; deterministic, lower is"
+                        " better)");
+    CHECK_CONTAINS(out, "CHANGED    tok_s: 100 -> 101 (+1 %; repetition 0; deterministic, must"
+                        " be equal)");
+    CHECK_CONTAINS(out, "IMPROVED   other: 1 -> 2");
+    CHECK_CONTAINS(out, "no regression, but 1 changed\n");
+}
+
+/* A command's JSON declares its own directions; the suite's win. */
+TEST(directions_from_command_output)
+{
+    static const char src[] =
+        "suite{name='cmd'}\n"
+        "experiment{name='c', kind='command', program='sh', metrics={y='higher'},\n"
+        "  argv={'-c', 'echo \\'{\"x\": 1, \"y\": 1, \"directions\": {\"x\": \"lower\",'\n"
+        "               .. ' \"y\": \"lower\"}}\\''}}\n";
+    const char *suite = tu_write_text("c.lua", src), *a = tst_path("a.db"), *b = tst_path("b.db");
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "%s run %s --db %s -q && %s run %s --db %s -q", MB, suite, a,
+                       MB, suite, b) == 0, "%s", err);
+    CHECK_EQ_STR(tu_q1(b, "select group_concat(pattern || '=' || direction, ' ') from (select *"
+                          " from metric_direction order by pattern)"),
+                 "x=lower y=higher");
+    tu_sql(b, "update sample set value = 2 where metric in ('x', 'y')");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 1);
+    CHECK_CONTAINS(out, "REGRESSED  x: 1 -> 2");
+    CHECK_CONTAINS(out, "IMPROVED   y: 1 -> 2");
 }
 
 TEST(timing_worse_fails_with_rank_test)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(b, "update sample set value = value * 1.5 where metric = 'wall_ms'"
+    tu_sql(b, "update sample set value = value * 1.5 where metric = 'wall_ms'"
            " and experiment_id = " EXP("toy m=1"));
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=1  wall_ms: median 15.225, baseline 10.15 (+50.0 %,"
+    CHECK_CONTAINS(out, "REGRESSED  wall_ms: median 10.15 -> 15.225 (+50.0 %,"
                         " lower is better; Mann-Whitney p = 0.0286, n 4/4)");
     CHECK_CONTAINS(out, "1 regression\n");
     CHECK_EQ_INT(regress(&out, b, a, "--tolerance 60"), 0);
     CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 0);
-    /* tok_s is a speed: half is a regression, 1.5 times is not */
-    sql(b, "update sample set value = value * 1.5 where metric = 'tok_s';"
+    CHECK_CONTAINS(out, "checks: experiments and deterministic metrics (exactly); timings not"
+                        " checked (--exact-only)");
+    CHECK(!strstr(out, "tolerance"));
+    /* tok_s is a speed: half is a regression, 1.5 times an improvement */
+    tu_sql(b, "update sample set value = value * 1.5 where metric = 'tok_s';"
            "update sample set value = 10 + rep * 0.1 where metric = 'wall_ms'");
     CHECK_EQ_INT(regress(&out, b, a, ""), 0);
-    sql(b, "update sample set value = value / 3 where metric = 'tok_s'"
+    CHECK_CONTAINS(out, "IMPROVED   tok_s: median 101.5 -> 152.25 (+50.0 %, higher is better;");
+    tu_sql(b, "update sample set value = value / 3 where metric = 'tok_s'"
            " and experiment_id = " EXP("toy m=2"));
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=2  tok_s: median 50.75, baseline 101.5 (-50.0 %,"
+    CHECK_CONTAINS(out, "REGRESSED  tok_s: median 101.5 -> 50.75 (-50.0 %,"
                         " higher is better; Mann-Whitney p = 0.0286");
 }
 
@@ -111,13 +174,13 @@ TEST(timing_worse_fails_with_rank_test)
 TEST(timing_worse_but_not_significant)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "update sample set value = case rep when 0 then 10 when 1 then 11 when 2 then 30"
+    tu_sql(a, "update sample set value = case rep when 0 then 10 when 1 then 11 when 2 then 30"
            " else 31 end where metric = 'wall_ms'");
-    sql(b, "update sample set value = case rep when 0 then 12 when 1 then 13 when 2 then 40"
+    tu_sql(b, "update sample set value = case rep when 0 then 12 when 1 then 13 when 2 then 40"
            " else 41 end where metric = 'wall_ms'");
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, "-v"), 0);
-    CHECK_CONTAINS(out, "timing ok  toy m=1  wall_ms: median 26.5, baseline 20.5 (+29.3 %,"
+    CHECK_CONTAINS(out, "ok         wall_ms: median 20.5 -> 26.5 (+29.3 %,"
                         " lower is better; Mann-Whitney p = 0.343, n 4/4)");
 }
 
@@ -126,13 +189,13 @@ TEST(timing_worse_but_not_significant)
 TEST(too_few_reps_tolerance_only)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "delete from sample where rep >= 2");
-    sql(b, "delete from sample where rep >= 2;"
+    tu_sql(a, "delete from sample where rep >= 2");
+    tu_sql(b, "delete from sample where rep >= 2;"
            "update sample set value = value * 1.2 where metric = 'cpu_ms'"
            " and experiment_id = " EXP("toy m=2"));
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=2  cpu_ms: median 12.06, baseline 10.05 (+20.0 %,"
+    CHECK_CONTAINS(out, "REGRESSED  cpu_ms: median 10.05 -> 12.06 (+20.0 %,"
                         " lower is better; n 2/2: too few repetitions for the rank test to"
                         " reach p < 0.05, tolerance only)");
     CHECK_CONTAINS(out, "6 timings (6 by the tolerance only: too few repetitions");
@@ -142,20 +205,42 @@ TEST(too_few_reps_tolerance_only)
 TEST(missing_experiment_fails_new_is_fine)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(b, "update experiment set label = 'toy m=3' where label = 'toy m=2'");
+    tu_sql(b, "update experiment set label = 'toy m=3' where label = 'toy m=2'");
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=2: in the baseline, not in the run");
-    CHECK_CONTAINS(out, "new        toy m=3: not in the baseline (fine)");
+    CHECK_CONTAINS(out, "REGRESSED  toy m=2\n  REGRESSED  in the baseline, not in the run");
+    CHECK_CONTAINS(out, "new        toy m=3 (not in the baseline; fine)");
     CHECK_CONTAINS(out, "1 regression\n");
-    sql(b, "update experiment set label = 'toy m=2' where label = 'toy m=3';"
+    tu_sql(b, "update experiment set label = 'toy m=2' where label = 'toy m=3';"
            "update experiment set status = 'failed', error = 'boom' where label = 'toy m=1'");
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=1: failed in the run, ok in the baseline: boom");
-    sql(b, "update experiment set status = 'ok' where label = 'toy m=1';"
+    CHECK_CONTAINS(out, "REGRESSED  failed in the run, ok in the baseline: boom");
+    tu_sql(b, "update experiment set status = 'ok' where label = 'toy m=1';"
            "delete from sample where metric = 'hits' and experiment_id = " EXP("toy m=1"));
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=1  hits: in the baseline, not in the run");
+    CHECK_CONTAINS(out, "REGRESSED  hits: in the baseline, not in the run");
+}
+
+/* A pull-request comment: a verdict heading, counts, a table of what
+ * moved; text from the database is escaped. */
+TEST(markdown_format)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
+    tu_sql(b, "update sample set value = 19 where metric = 'hits' and experiment_id = "
+           EXP("toy m=2") "; update experiment set label = 'toy|m=2' where label = 'toy m=2';"
+           "update experiment set label = 'toy m=2' where label = 'toy|m=2'");
+    char *out;
+    CHECK_EQ_INT(regress(&out, b, a, "--format markdown --exact-only"), 1);
+    CHECK_CONTAINS(out, "### moebench regress: regression\n");
+    CHECK_CONTAINS(out, "| regressed | 1 |\n");
+    CHECK_CONTAINS(out, "| REGRESSED | toy m=2 | hits | 20 | 19 | -5 % |\n");
+    CHECK_CONTAINS(out, "timings not checked (--exact-only)");
+    tu_sql(a, "update experiment set label = 'x|<y>' where label = 'toy m=1'");
+    tu_sql(b, "update experiment set label = 'x|<y>' where label = 'toy m=1';"
+              "update sample set value = 5 where metric = 'hits' and experiment_id = "
+              "(select id from experiment where label = 'x|<y>')");
+    CHECK_EQ_INT(regress(&out, b, a, "--format md --exact-only"), 1);
+    CHECK_CONTAINS(out, "| REGRESSED | x\\|\\<y\\> | hits | 10 | 5 | -50 % |\n");
 }
 
 TEST(bad_input_exits_2)
@@ -172,6 +257,13 @@ TEST(bad_input_exits_2)
     CHECK_CONTAINS(err, "no run 'nosuch'");
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s", MB, a), 2);
     CHECK_CONTAINS(err, "--baseline FILE is required");
+    /* a run against itself proves nothing: refused, also through a copy */
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s", MB, a, a), 2);
+    CHECK_CONTAINS(err, "are the same run");
+    REQUIRE(tst_sh(NULL, NULL, "cp %s %s", a, tst_path("copy.db")) == 0);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s", MB, tst_path("copy.db"),
+                        a), 2);
+    CHECK_CONTAINS(err, "are the same run");
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s --tolerance x", MB, a, a),
                  2);
     const char *o = tst_path("other.lua"), *odb = tst_path("o.db");
@@ -186,17 +278,17 @@ TEST(bad_input_exits_2)
 TEST(routing_rows_exact)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+    tu_sql(a, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
            " values (" EXP("toy m=1") ", 0, '/tmp/x/t.moetrace', -1, 'srp', 4, 0.625)");
-    sql(b, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
+    tu_sql(b, "insert into routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
            " values (" EXP("toy m=1") ", 0, '/elsewhere/t.moetrace', -1, 'srp', 4, 0.625)");
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, ""), 0);
-    CHECK_CONTAINS(out, "5 deterministic metrics (exact)");
-    sql(b, "update routing_metric set value = 0.5");
+    CHECK_CONTAINS(out, "5 deterministic metrics checked exactly");
+    tu_sql(b, "update routing_metric set value = 0.5");
     CHECK_EQ_INT(regress(&out, b, a, ""), 1);
-    CHECK_CONTAINS(out, "REGRESSION toy m=1  routing[t.moetrace layer -1 4].srp: 0.5, baseline"
-                        " 0.625");
+    CHECK_CONTAINS(out, "CHANGED    routing[t.moetrace layer -1 4].srp: 0.625 -> 0.5 (-20 %;"
+                        " repetition 0; deterministic, must be equal)");
 }
 
 /* The CI suite twice: its deterministic metrics (hit rates, counts,
@@ -210,10 +302,11 @@ TEST(ci_suite_twice)
     char *out;
     CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 0);
     CHECK_CONTAINS(out, "no regression");
-    sql(b, "update cache_stats set hits = hits + 1 where layer = 0 and experiment_id ="
+    tu_sql(b, "update cache_stats set hits = hits - 1 where layer = 0 and experiment_id ="
            EXP("engine cache_size=8 policy=lfu"));
     CHECK_EQ_INT(regress(&out, b, a, "--exact-only"), 1);
-    CHECK_CONTAINS(out, "REGRESSION engine cache_size=8 policy=lfu  cache_stats[0].hits: ");
+    CHECK_CONTAINS(out, "REGRESSED  engine cache_size=8 policy=lfu\n");
+    CHECK_CONTAINS(out, "  REGRESSED  cache_stats[0].hits: ");
     CHECK_CONTAINS(out, "1 regression\n");
 }
 
@@ -222,9 +315,9 @@ TEST(ci_suite_twice)
 TEST(compare_known_samples)
 {
     const char *a = tiny_db("a.db"), *b = tiny_db("b.db");
-    sql(a, "delete from sample where rep = 3; update sample set value = rep + 1"
+    tu_sql(a, "delete from sample where rep = 3; update sample set value = rep + 1"
            " where metric = 'wall_ms'");
-    sql(b, "delete from sample where rep = 3; update sample set value = rep + 4"
+    tu_sql(b, "delete from sample where rep = 3; update sample set value = rep + 4"
            " where metric = 'wall_ms';"
            "update experiment set label = 'toy m=9' where label = 'toy m=2'");
     char *out, *err;

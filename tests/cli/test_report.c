@@ -7,6 +7,7 @@
  * from a report. Routing rows are added with SQL (the lua kind does not
  * write them). */
 #include "tests/test.h"
+#include "tests/util/util.h"
 
 #include <math.h>
 #include <sqlite3.h>
@@ -166,22 +167,12 @@ TEST(html_is_balanced_with_inline_charts)
     CHECK_EQ_INT(count(tst_read_file(tst_path("x.md"), NULL), "<svg"), 2);
 }
 
-static void sql(const char *db, const char *q)
-{
-    sqlite3 *s;
-    REQUIRE(sqlite3_open(db, &s) == SQLITE_OK);
-    char *e = NULL;
-    int rc = sqlite3_exec(s, q, NULL, NULL, &e);
-    REQUIRE_MSG(rc == SQLITE_OK, "%s: %s", q, e ? e : "?");
-    sqlite3_close(s);
-}
-
 /* SRP per segment length (mean of two repetitions) and one curve chart
  * with a line per metric; layer 0 rows are left out (model-wide only). */
 TEST(routing_section)
 {
     const char *db = make_db();
-    sql(db, "WITH x(id) AS (SELECT id FROM experiment WHERE name = 'odd|name')"
+    tu_sql(db, "WITH x(id) AS (SELECT id FROM experiment WHERE name = 'odd|name')"
             " INSERT INTO routing_metric (experiment_id, rep, trace, layer, metric, param,"
             " value, ci_lo, ci_hi) SELECT id, r, '/tmp/d/t.bin', -1, 'srp', L, 0.5 + L / 100.0"
             " + r / 10.0, 0.4, 0.8 FROM x, (SELECT 0 AS r UNION SELECT 1),"
@@ -233,7 +224,7 @@ TEST(errors)
 TEST(curve_charts_are_capped)
 {
     const char *db = make_db();
-    sql(db, "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 16)"
+    tu_sql(db, "WITH RECURSIVE t(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM t WHERE i < 16)"
             " INSERT INTO routing_metric (experiment_id, rep, trace, layer, metric, param, value)"
             " SELECT e.id, 0, 'tr' || t.i, -1, 'lru', c.c, 0.1 * c.c FROM t,"
             " (SELECT id FROM experiment WHERE name = 'odd|name') e,"

@@ -3,8 +3,9 @@
  * all-in-memory run and counts what the simulator counts for the same trace
  * (one implementation of the policy serves both). */
 #include "tests/test.h"
+#include "tests/util/model_util.h"
+#include "tests/util/util.h"
 
-#include "engine/mkmodel.h"
 
 #include <stdlib.h>
 
@@ -22,10 +23,7 @@ TEST(static_policy_pins_profile_and_matches_simulator)
     const char *model = tst_path("m.gguf"), *prof = tst_path("prof.moetrace");
     const char *run = tst_path("run.moetrace"), *mem = tst_path("mem.json");
     const char *cached = tst_path("cached.json");
-    eng_err err = {0};
-    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_Q8_0, .seed = 3,
-                          .router_locality = 0.5};
-    REQUIRE_MSG(eng_mkmodel_write(&o, model, &err) == ENG_OK, "%s", err.msg);
+    tu_write_model("tiny-olmoe", "q8_0", 3, 0.5, "m.gguf");
     const char *toks = "--tokens 5,9,33,70,71,72 -n 20 --threads 1";
     /* The profile: another prompt's routing. */
     REQUIRE(tst_sh(NULL, NULL, "%s generate -m %s --tokens 1,2,3,4 -n 20 --trace-out %s",

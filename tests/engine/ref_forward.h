@@ -41,4 +41,12 @@ int ref_routing(const eng_model *m, const int32_t *tokens, int64_t n, int32_t *i
 /* max_i |a_i - b_i| / max_i |b_i| */
 double ref_rel_err(const float *a, const double *b, int64_t n);
 
+/* The bound on ref_rel_err for the logits of a file of mkmodel type `type`
+ * (test_forward.c's header derives it): decode against REF_ACT_Q8 with
+ * ref_forward_tie's min_tie, or prefill against REF_ACT_Q8_HEAD. 1e-4 for
+ * f32/f16/bf16, 1e-3 for the block types; decode 2e-2 when an activation
+ * came within 4e-7 of a rounding tie, 1e-2 for f16 on kernels that sum in
+ * f16 (AVX512-FP16). */
+double ref_bound(const char *type, bool decode, double min_tie);
+
 #endif

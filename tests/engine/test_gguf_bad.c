@@ -3,7 +3,7 @@
  * code and a message naming the problem, never crash (these also run under
  * ASan/UBSan in `make sanitize`). */
 #include "tests/test.h"
-#include "tests/engine/gguf_bytes.h"
+#include "tests/util/gguf_bytes.h"
 
 #include "engine/formats.h"
 #include "engine/gguf.h"

@@ -4,7 +4,7 @@
  * through `moebench generate` (exit status 2, one line).
  */
 #include "engine/model.h"
-#include "tests/engine/model_util.h"
+#include "tests/util/model_util.h"
 #include "tests/test.h"
 
 static int open_err(const char *path, eng_err *e)

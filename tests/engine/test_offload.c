@@ -56,7 +56,7 @@ static int run_model(const eng_model *m, eng_store *st, int64_t n_batch, run_out
                      eng_err *e)
 {
     const eng_hparams *hp = eng_model_hparams(m);
-    o->L = (int)hp->n_layer;
+    o->L = (int)hp->n_layer_moe;
     o->k = (int)hp->n_expert_used;
     o->E = (int)hp->n_expert;
     if (!o->logits)
@@ -128,7 +128,8 @@ static void check_config(const eng_model *m, const run_out *ref, const eng_routi
     REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
     *tot = ts.total;
     /* counters add up */
-    uint64_t want = (uint64_t)N_STEPS * (uint64_t)hp->n_layer * (uint64_t)hp->n_expert_used;
+    uint64_t want =
+        (uint64_t)N_STEPS * (uint64_t)hp->n_layer_moe * (uint64_t)hp->n_expert_used;
     CHECK_MSG(ts.total.accesses == want, "%s: accesses %lu want %lu", c->policy,
               (unsigned long)ts.total.accesses, (unsigned long)want);
     CHECK(ts.total.hits + ts.total.misses == ts.total.accesses);
@@ -189,13 +190,13 @@ static uint64_t replay_hits(const run_out *r, const char *policy, eng_cache_scop
 static void reference(const eng_model *m, run_out *ref, eng_routing_plan *plan)
 {
     const eng_hparams *hp = eng_model_hparams(m);
-    ref->routing = tst_alloc((size_t)N_STEPS * (size_t)hp->n_layer *
+    ref->routing = tst_alloc((size_t)N_STEPS * (size_t)hp->n_layer_moe *
                              (size_t)hp->n_expert_used * sizeof(int32_t));
-    ref->L = (int)hp->n_layer;
+    ref->L = (int)hp->n_layer_moe;
     ref->k = (int)hp->n_expert_used;
     eng_err e;
     REQUIRE_MSG(run_model(m, NULL, 1, ref, &e) == ENG_OK, "%s", e.msg);
-    REQUIRE(ref->n_routed == (int64_t)N_STEPS * hp->n_layer);
+    REQUIRE(ref->n_routed == (int64_t)N_STEPS * hp->n_layer_moe);
     *plan = (eng_routing_plan){ref->routing, N_STEPS, ref->L, ref->k};
 }
 
@@ -261,6 +262,12 @@ TEST(bitident_qwen2moe_q8_0) { sweep_model("tiny-qwen2moe", ENG_MK_Q8_0); }
 TEST(bitident_qwen3moe_q4_0) { sweep_model("tiny-qwen3moe", ENG_MK_Q4_0); }
 TEST(bitident_olmoe_q8_0) { sweep_model("tiny-olmoe", ENG_MK_Q8_0); }
 TEST(bitident_olmoe_f32) { sweep_model("tiny-olmoe", ENG_MK_F32); }
+/* dense leading layer, shared experts, grouped sigmoid routing, MLA */
+TEST(bitident_deepseek2_q8_0) { sweep_model("tiny-deepseek2", ENG_MK_Q8_0); }
+TEST(bitident_deepseek2_lite_f32) { sweep_model("tiny-deepseek2-lite", ENG_MK_F32); }
+/* gpt-oss: the experts' biases travel with their slices through the store */
+TEST(bitident_gpt_oss_q8_0) { sweep_model("tiny-gpt-oss", ENG_MK_Q8_0); }
+TEST(bitident_glm4moe_f32) { sweep_model("tiny-glm4moe", ENG_MK_F32); }
 
 /* belady beats every online policy; a cache holding the model misses only
  * the first touch of each expert. */
@@ -505,7 +512,7 @@ TEST(pregate_hint_never_evicts_needed)
     REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
     const eng_hparams *hp = eng_model_hparams(m);
     const int k = (int)hp->n_expert_used;
-    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer >= 3);
+    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer_moe >= 3);
     int32_t a[64], b[64], c[64];
     for (int j = 0; j < k; j++)
         a[j] = j, b[j] = k + j, c[j] = 2 * k + j;
@@ -564,7 +571,7 @@ TEST(demand_promotes_queued_prefetch)
     REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
     const eng_hparams *hp = eng_model_hparams(m);
     const int k = (int)hp->n_expert_used;
-    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer >= 3);
+    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer_moe >= 3);
     int32_t a[64], b[64], c[64];
     for (int j = 0; j < k; j++)
         a[j] = j, b[j] = k + j, c[j] = 2 * k + j;

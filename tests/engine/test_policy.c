@@ -215,10 +215,19 @@ TEST(handle_rejects_a_policy_naming_a_bad_victim)
     REQUIRE(eng_policy_open_ops(&p, &bad, &cfg, &err) == 0);
     eng_policy_result r;
     REQUIRE(eng_policy_demand(p, 1, 0, &r, &err) == 0);
+    CHECK_EQ_INT(eng_policy_insert(p, 1, 1, &err), ENG_ESTATE);   /* twice: the caller's */
+    CHECK_EQ_INT(eng_policy_access(p, 9, 1, 0, &err), ENG_EINVAL); /* mistakes, not sticky */
+    CHECK_EQ_INT(eng_policy_status(p, NULL), ENG_OK);
     CHECK_EQ_INT(eng_policy_demand(p, 2, 1, &r, &err), ENG_ESTATE);
     CHECK_CONTAINS(err.msg, "chose key 7, which is not cached");
-    CHECK_EQ_INT(eng_policy_insert(p, 1, 2, &err), ENG_ESTATE);   /* twice */
-    CHECK_EQ_INT(eng_policy_access(p, 9, 2, 0, &err), ENG_EINVAL);
+    /* the policy's own bug sticks: every later call returns it */
+    eng_err again = {0};
+    CHECK_EQ_INT(eng_policy_access(p, 3, 2, 0, &again), ENG_ESTATE);
+    CHECK_EQ_STR(again.msg, err.msg);
+    CHECK_EQ_INT(eng_policy_reset(p, NULL, &again), ENG_ESTATE);
+    CHECK_EQ_INT(eng_policy_status(p, &again), ENG_ESTATE);
+    CHECK_EQ_STR(again.msg, err.msg);
+    CHECK_EQ_INT(eng_policy_admit(p, 3), 0);
     eng_policy_free(p);
     static const eng_policy_ops incomplete = {.name = "half", .create = bad_create};
     CHECK_EQ_INT(eng_policy_open_ops(&p, &incomplete, &cfg, &err), ENG_EINVAL);
@@ -227,6 +236,38 @@ TEST(handle_rejects_a_policy_naming_a_bad_victim)
     CHECK_CONTAINS(err.msg, "capacity");
     CHECK_EQ_INT(eng_policy_open(&p, "mru", &cfg, &err), ENG_EINVAL);
     CHECK_CONTAINS(err.msg, "unknown policy 'mru'");
+}
+
+/* A policy whose callback fails reports it through status: the handle
+ * returns that error, naming the callback, from then on. */
+static int failing_access_calls;
+static void fa_access(void *st, uint32_t k, int64_t pos, int hit) { failing_access_calls++; }
+static int fa_status(void *st, eng_err *e)
+{
+    return failing_access_calls >= 2 ? eng_err_set(e, ENG_EIO, "fa: access: disk on fire") : 0;
+}
+
+TEST(a_failing_callback_is_a_sticky_error_naming_it)
+{
+    static const eng_policy_ops fa = {
+        .name = "fa", .summary = "test", .create = bad_create, .destroy = bad_destroy,
+        .reset = bad_reset, .access = fa_access, .insert = bad_insert,
+        .victim = bad_victim, .evict = bad_evict, .status = fa_status,
+    };
+    eng_policy *p;
+    eng_err err = {0};
+    eng_policy_config cfg = {.capacity = 2, .n_keys = 8};
+    REQUIRE(eng_policy_open_ops(&p, &fa, &cfg, &err) == 0);
+    eng_policy_result r;
+    CHECK_EQ_INT(eng_policy_demand(p, 1, 0, &r, &err), ENG_OK);
+    CHECK_EQ_INT(eng_policy_demand(p, 2, 1, &r, &err), ENG_EIO);
+    CHECK_EQ_STR(err.msg, "fa: access: disk on fire");
+    CHECK_EQ_INT(failing_access_calls, 2);
+    CHECK_EQ_INT(eng_policy_demand(p, 3, 2, &r, &err), ENG_EIO);
+    CHECK_EQ_INT(failing_access_calls, 2);       /* the policy is not called again */
+    CHECK_EQ_INT(eng_policy_insert(p, 4, 3, &err), ENG_EIO);
+    CHECK_EQ_STR(err.msg, "fa: access: disk on fire");
+    eng_policy_free(p);
 }
 
 TEST(oracles_need_a_matching_future)

@@ -7,7 +7,7 @@
 #include "engine/gguf.h"
 #include "engine/session.h"
 #include "engine/store.h"
-#include "tests/engine/model_util.h"
+#include "tests/util/model_util.h"
 #include "tests/engine/ref_forward.h"
 #include "tests/test.h"
 
@@ -131,17 +131,17 @@ TEST(store_expert_layout)
     REQUIRE(eng_expert_locate(m, 2, 5, &w, &e) == 0);
     const eng_gguf_tensor *t = eng_gguf_find_tensor(eng_model_gguf(m), "blk.2.ffn_down_exps.weight");
     REQUIRE(t);
-    CHECK_EQ_INT(w.down.file_offset, t->file_offset + 5 * (uint64_t)t->ne[1] * t->row_bytes);
-    CHECK_EQ_INT(w.down.n_in, t->ne[0]);
-    CHECK_EQ_INT(w.down.n_out, t->ne[1]);
+    CHECK_EQ_INT(w.mat[ENG_SLICE_DOWN].file_offset, t->file_offset + 5 * (uint64_t)t->ne[1] * t->row_bytes);
+    CHECK_EQ_INT(w.mat[ENG_SLICE_DOWN].n_in, t->ne[0]);
+    CHECK_EQ_INT(w.mat[ENG_SLICE_DOWN].n_out, t->ne[1]);
     CHECK_EQ_INT(w.bytes, eng_model_expert_bytes(m, 2));
-    size_t nb = w.gate.n_out * w.gate.row_bytes;
+    size_t nb = w.mat[ENG_SLICE_GATE].n_out * w.mat[ENG_SLICE_GATE].row_bytes;
     unsigned char *buf = tst_alloc(nb);
     int fd = open(path, O_RDONLY);
     REQUIRE(fd >= 0);
-    CHECK_EQ_INT(pread(fd, buf, nb, (off_t)w.gate.file_offset), (long long)nb);
+    CHECK_EQ_INT(pread(fd, buf, nb, (off_t)w.mat[ENG_SLICE_GATE].file_offset), (long long)nb);
     close(fd);
-    CHECK(memcmp(buf, w.gate.data, nb) == 0);
+    CHECK(memcmp(buf, w.mat[ENG_SLICE_GATE].data, nb) == 0);
     CHECK_EQ_INT(eng_expert_locate(m, 2, 16, &w, &e), ENG_EINVAL);
     CHECK_EQ_INT(eng_expert_locate(m, 4, 0, &w, &e), ENG_EINVAL);
     eng_model_free(m);

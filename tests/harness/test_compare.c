@@ -1,8 +1,8 @@
 /* test_compare.c — how `regress` classifies metrics by name
- * (harness/compare.h): timings with their good direction, and counts. */
+ * (harness/db/db.h): timings with their good direction, and counts. */
 #include "tests/test.h"
 
-#include "harness/compare.h"
+#include "harness/db/db.h"
 
 TEST(metric_classes)
 {
@@ -18,8 +18,8 @@ TEST(metric_classes)
         {"sessions", 0, 0},         {"timeout_count", 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int higher = -1, c = hx_cmp_metric_class(cases[i].name, &higher);
-        CHECK_MSG(c == (cases[i].timing ? HX_CMP_TIMING : HX_CMP_COUNT), "%s: class %d",
+        int higher = -1, c = hx_db_cmp_metric_class(cases[i].name, &higher);
+        CHECK_MSG(c == (cases[i].timing ? HX_DB_CMP_TIMING : HX_DB_CMP_COUNT), "%s: class %d",
                   cases[i].name, c);
         CHECK_MSG(higher == cases[i].higher, "%s: higher_better %d", cases[i].name, higher);
     }

@@ -4,8 +4,8 @@
  * recognition of the command kind. */
 #include "tests/test.h"
 
-#include "harness/db.h"
-#include "harness/env.h"
+#include "harness/db/db.h"
+#include "harness/suite/suite.h"
 #include "metrics/stats.h"
 
 #include <math.h>
@@ -49,11 +49,11 @@ static hx_db *open_db(const char *name)
 
 static int64_t begin_run(hx_db *db, const char *suite)
 {
-    hx_run_info ri = {.suite = suite, .file = "x.lua", .options = json_object(),
+    hx_db_run_info ri = {.suite = suite, .file = "x.lua", .options = json_object(),
                       .cli = json_object(),
                       .machine = json_pack("{s:s, s:i}", "hostname", "h", "cores", 2),
                       .build = json_pack("{s:s}", "commit", "abc")};
-    hx_uuid_new(ri.uuid);
+    hx_db_uuid_new(ri.uuid);
     int64_t id = 0;
     eng_err err = {0};
     int rc = hx_db_run_begin(db, &ri, &id, &err);
@@ -63,54 +63,55 @@ static int64_t begin_run(hx_db *db, const char *suite)
 }
 
 /* A lua-kind experiment description with params {policy, cache_m}. */
-static hx_experiment make_exp(int seq, const char *policy, int cache_m)
+static hx_db_experiment make_exp(int seq, const char *policy, int cache_m)
 {
-    hx_experiment e = {.seq = seq, .name = "exp", .kind = hx_kind_find("lua"), .warmup = 1,
+    hx_db_experiment e = {.seq = seq, .name = "exp", .kind = "lua", .warmup = 1,
                        .reps = 3, .file_line = "t.lua:1"};
     e.params = json_pack("{s:s, s:i}", "policy", policy, "cache_m", cache_m);
     e.args = json_object();
     e.events = json_pack("[s]", "perf::TASK-CLOCK");
     e.tags = json_array();
     e.label = "exp";
-    hx_uuid_new(e.uuid);
+    hx_db_uuid_new(e.uuid);
     return e;
 }
 
-static void free_exp(hx_experiment *e)
+static void free_exp(hx_db_experiment *e)
 {
-    json_decref(e->params), json_decref(e->args), json_decref(e->events), json_decref(e->tags);
+    json_decref((json_t *)e->params), json_decref((json_t *)e->args);
+    json_decref((json_t *)e->events), json_decref((json_t *)e->tags);
 }
 
 /* Three repetitions with every kind of row; tokens_per_s = base + rep. */
-static void make_reps(hx_result r[3], double base)
+static void make_reps(hx_db_result r[3], double base)
 {
     eng_err err = {0};
     for (int i = 0; i < 3; i++) {
         memset(&r[i], 0, sizeof r[i]);
-        hx_result_sample(&r[i], "tokens_per_s", base + i, &err);
-        hx_result_sample(&r[i], "hit_rate", 0.5, &err);
+        hx_db_result_sample(&r[i], "tokens_per_s", base + i, &err);
+        hx_db_result_sample(&r[i], "hit_rate", 0.5, &err);
         double s[4] = {1, 2, 3, 4.5};
-        hx_result_series(&r[i], "token_ms", s, 4, &err);
-        hx_result_blob(&r[i], "note", json_pack("{s:i}", "rep", i), &err);
-        hx_counter_row c = {"expert_ffn", "perf::TASK-CLOCK", 1000 + i, 10, 10};
-        hx_result_counter(&r[i], &c, &err);
-        hx_cache_row cr = {.layer = 0, .accesses = 10, .hits = 7, .misses = 3, .evictions = 1,
+        hx_db_result_series(&r[i], "token_ms", s, 4, &err);
+        hx_db_result_blob(&r[i], "note", json_pack("{s:i}", "rep", i), &err);
+        hx_db_counter_row c = {"expert_ffn", "perf::TASK-CLOCK", 1000 + i, 10, 10};
+        hx_db_result_counter(&r[i], &c, &err);
+        hx_db_cache_row cr = {.layer = 0, .accesses = 10, .hits = 7, .misses = 3, .evictions = 1,
                            .prefetch_issued = -1, .prefetch_useful = -1, .bytes_loaded = 300,
                            .prefetch_wasted_bytes = -1, .stall_ns = 5};
-        hx_result_cache(&r[i], &cr, &err);
-        hx_routing_row rr = {"t.moetrace", -1, "srp", 16, 0.75, NAN, NAN};
-        hx_result_routing(&r[i], &rr, &err);
+        hx_db_result_cache(&r[i], &cr, &err);
+        hx_db_routing_row rr = {"t.moetrace", -1, "srp", 16, 0.75, NAN, NAN};
+        hx_db_result_routing(&r[i], &rr, &err);
     }
 }
 
-static void store(hx_db *db, int64_t run, hx_experiment *e, double base)
+static void store(hx_db *db, int64_t run, hx_db_experiment *e, double base)
 {
-    hx_result r[3];
+    hx_db_result r[3];
     make_reps(r, base);
     eng_err err = {0};
     int rc = hx_db_experiment_store(db, run, e, "ok", NULL, r, 3, 1e9, 1e9 + 1, &err);
     for (int i = 0; i < 3; i++)
-        hx_result_clear(&r[i]);
+        hx_db_result_clear(&r[i]);
     REQUIRE_MSG(rc == ENG_OK, "%s", err.msg);
 }
 
@@ -165,7 +166,7 @@ TEST(migrates_from_every_earlier_version)
         CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM experiment_wide"), 0);
         /* the migrated database takes new runs */
         int64_t run = begin_run(h, "new");
-        hx_experiment e = make_exp(0, "lru", 2);
+        hx_db_experiment e = make_exp(0, "lru", 2);
         store(h, run, &e, 10);
         free_exp(&e);
         sqlite3_stmt *st;
@@ -208,7 +209,7 @@ TEST(experiment_rows_and_summary)
     hx_db *h = open_db("s.db");
     sqlite3 *db = hx_db_sqlite(h);
     int64_t run = begin_run(h, "s");
-    hx_experiment e = make_exp(0, "lru", 2);
+    hx_db_experiment e = make_exp(0, "lru", 2);
     store(h, run, &e, 100);
     CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM sample"), 6);
     CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM series"), 12);
@@ -246,26 +247,26 @@ TEST(store_is_one_transaction)
     hx_db *h = open_db("t.db");
     sqlite3 *db = hx_db_sqlite(h);
     int64_t run = begin_run(h, "s");
-    hx_experiment e = make_exp(0, "lru", 2);
+    hx_db_experiment e = make_exp(0, "lru", 2);
     store(h, run, &e, 1);
     /* A failure late in the transaction: the experiment row and the first
      * repetitions are in, then a duplicate (metric, rep) key fails. */
-    hx_experiment e2 = make_exp(1, "lfu", 2);
-    hx_result r[3];
+    hx_db_experiment e2 = make_exp(1, "lfu", 2);
+    hx_db_result r[3];
     make_reps(r, 5);
-    /* two samples with one name cannot come from hx_result_sample; forge it */
+    /* two samples with one name cannot come from hx_db_result_sample; forge it */
     free(r[2].samples[1].metric);
     r[2].samples[1].metric = strdup("tokens_per_s");
     eng_err err = {0};
     CHECK(hx_db_experiment_store(h, run, &e2, "ok", NULL, r, 3, 0, 0, &err) != ENG_OK);
     CHECK_CONTAINS(err.msg, "storing experiment");
     for (int i = 0; i < 3; i++)
-        hx_result_clear(&r[i]);
+        hx_db_result_clear(&r[i]);
     CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM experiment"), 1);
     CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM sample"), 6);
     CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM series"), 12);
     /* and the handle is usable afterwards */
-    hx_experiment e3 = make_exp(2, "fifo", 2);
+    hx_db_experiment e3 = make_exp(2, "fifo", 2);
     store(h, run, &e3, 1);
     CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM experiment"), 2);
     free_exp(&e), free_exp(&e2), free_exp(&e3);
@@ -287,7 +288,7 @@ TEST(two_processes_write_at_once)
                 _exit(3);
             int64_t run = begin_run(d, p ? "b" : "a");
             for (int i = 0; i < 25; i++) {
-                hx_experiment e = make_exp(i, p ? "lfu" : "lru", i);
+                hx_db_experiment e = make_exp(i, p ? "lfu" : "lru", i);
                 store(d, run, &e, i);
                 free_exp(&e);
             }
@@ -314,7 +315,7 @@ TEST(merge_adds_new_runs_once)
     hx_db *a = open_db("a.db"), *b = open_db("b.db");
     int64_t ra = begin_run(a, "s"), rb = begin_run(b, "s");
     for (int i = 0; i < 3; i++) {
-        hx_experiment e = make_exp(i, "lru", i);
+        hx_db_experiment e = make_exp(i, "lru", i);
         store(a, ra, &e, i);
         free_exp(&e);
         e = make_exp(i, "lfu", i);
@@ -323,7 +324,7 @@ TEST(merge_adds_new_runs_once)
     }
     hx_db_close(a), hx_db_close(b);
     hx_db *c = open_db("c.db");
-    hx_merge_stats ms = {0};
+    hx_db_merge_stats ms = {0};
     eng_err err = {0};
     REQUIRE_MSG(hx_db_merge(c, tst_path("a.db"), &ms, &err) == ENG_OK, "%s", err.msg);
     REQUIRE_MSG(hx_db_merge(c, tst_path("b.db"), &ms, &err) == ENG_OK, "%s", err.msg);
@@ -344,7 +345,7 @@ TEST(merge_adds_new_runs_once)
     /* samples kept their experiment: lfu means are 10 + seq + 1 */
     CHECK_NEAR(scalar_d(db, "SELECT tokens_per_s FROM policy_cache WHERE policy = 'lfu'"
                             " AND cache_size = 2"), 13, 1e-12);
-    hx_merge_stats again = {0};
+    hx_db_merge_stats again = {0};
     REQUIRE(hx_db_merge(c, tst_path("a.db"), &again, &err) == ENG_OK);
     REQUIRE(hx_db_merge(c, tst_path("b.db"), &again, &err) == ENG_OK);
     CHECK_EQ_INT(again.runs_added, 0);
@@ -373,13 +374,13 @@ TEST(json_output_becomes_samples_series_and_rows)
     json_error_t je;
     json_t *root = json_loads(txt, 0, &je);
     REQUIRE(root);
-    hx_result r = {0};
+    hx_db_result r = {0};
     eng_err err = {0};
-    REQUIRE_MSG(hx_result_from_json(&r, root, NULL, &err) == ENG_OK, "%s", err.msg);
-    CHECK_NEAR(hx_result_get(&r, "tokens_per_s"), 12.5, 0);
-    CHECK_NEAR(hx_result_get(&r, "stall.ns"), 40, 0);
-    CHECK_NEAR(hx_result_get(&r, "total.hits"), 90, 0);
-    CHECK(isnan(hx_result_get(&r, "ok")));
+    REQUIRE_MSG(hx_suite_result_from_json(&r, root, NULL, &err) == ENG_OK, "%s", err.msg);
+    CHECK_NEAR(hx_db_result_get(&r, "tokens_per_s"), 12.5, 0);
+    CHECK_NEAR(hx_db_result_get(&r, "stall.ns"), 40, 0);
+    CHECK_NEAR(hx_db_result_get(&r, "total.hits"), 90, 0);
+    CHECK(isnan(hx_db_result_get(&r, "ok")));
     REQUIRE(r.nseries == 1);
     CHECK_EQ_STR(r.series[0].metric, "curve");
     REQUIRE(r.nrouting == 2);
@@ -398,34 +399,34 @@ TEST(json_output_becomes_samples_series_and_rows)
     CHECK_EQ_INT(r.cache[1].layer, -1);
     CHECK_EQ_INT(r.cache[1].stall_ns, 7);
     CHECK_EQ_INT(r.cache[1].evictions, -1);
-    hx_result_clear(&r);
+    hx_db_result_clear(&r);
     json_decref(root);
 }
 
 TEST(result_rejects_bad_names_and_values)
 {
-    hx_result r = {0};
+    hx_db_result r = {0};
     eng_err err = {0};
-    CHECK_EQ_INT(hx_result_sample(&r, "", 1, &err), ENG_EINVAL);
-    CHECK_EQ_INT(hx_result_sample(&r, "a\nb", 1, &err), ENG_EINVAL);
-    CHECK_EQ_INT(hx_result_sample(&r, "x", INFINITY, &err), ENG_EINVAL);
+    CHECK_EQ_INT(hx_db_result_sample(&r, "", 1, &err), ENG_EINVAL);
+    CHECK_EQ_INT(hx_db_result_sample(&r, "a\nb", 1, &err), ENG_EINVAL);
+    CHECK_EQ_INT(hx_db_result_sample(&r, "x", INFINITY, &err), ENG_EINVAL);
     CHECK_CONTAINS(err.msg, "'x'");
-    CHECK_EQ_INT(hx_result_sample(&r, "x", 1, &err), ENG_OK);
-    CHECK_EQ_INT(hx_result_sample(&r, "x", 2, &err), ENG_OK); /* replaced */
+    CHECK_EQ_INT(hx_db_result_sample(&r, "x", 1, &err), ENG_OK);
+    CHECK_EQ_INT(hx_db_result_sample(&r, "x", 2, &err), ENG_OK); /* replaced */
     CHECK_EQ_INT(r.nsamples, 1);
-    CHECK_NEAR(hx_result_get(&r, "x"), 2, 0);
+    CHECK_NEAR(hx_db_result_get(&r, "x"), 2, 0);
     double nan = NAN;
-    CHECK_EQ_INT(hx_result_series(&r, "s", &nan, 1, &err), ENG_EINVAL);
-    hx_cache_row c = {.layer = -2};
-    CHECK_EQ_INT(hx_result_cache(&r, &c, &err), ENG_EINVAL);
-    hx_routing_row rr = {.layer = 0};
-    CHECK_EQ_INT(hx_result_routing(&r, &rr, &err), ENG_EINVAL);
-    hx_result_clear(&r);
+    CHECK_EQ_INT(hx_db_result_series(&r, "s", &nan, 1, &err), ENG_EINVAL);
+    hx_db_cache_row c = {.layer = -2};
+    CHECK_EQ_INT(hx_db_result_cache(&r, &c, &err), ENG_EINVAL);
+    hx_db_routing_row rr = {.layer = 0};
+    CHECK_EQ_INT(hx_db_result_routing(&r, &rr, &err), ENG_EINVAL);
+    hx_db_result_clear(&r);
 }
 
 TEST(environment_is_described)
 {
-    json_t *m = hx_env_machine(), *b = hx_env_build();
+    json_t *m = hx_suite_env_machine(), *b = hx_suite_env_build();
     REQUIRE(m && b);
     CHECK(json_integer_value(json_object_get(m, "cores")) >= 1);
     CHECK(json_integer_value(json_object_get(m, "memory_bytes")) > 0);

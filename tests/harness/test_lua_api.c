@@ -3,8 +3,7 @@
  * error messages must carry the script's file:line. */
 #include "tests/test.h"
 
-#include "harness/kind.h"
-#include "harness/suite.h"
+#include "harness/suite/suite.h"
 
 #include <lua.h>
 #include <math.h>
@@ -60,7 +59,7 @@ TEST(suite_and_experiments_are_declared)
     CHECK_EQ_STR(s->name, "s1");
     CHECK_EQ_STR(s->description, "d");
     REQUIRE(s->nexps == 2);
-    hx_experiment *a = &s->exps[0], *c = &s->exps[1];
+    hx_suite_experiment *a = &s->exps[0], *c = &s->exps[1];
     CHECK_EQ_STR(a->kind->name, "lua");
     CHECK_EQ_STR(a->label, "a x=1 y=z");
     CHECK_EQ_INT(a->reps, 4);
@@ -214,9 +213,9 @@ TEST(help_only_stops_at_suite)
     hx_suite_free(s);
 }
 
-static int run_lua_exp(hx_suite *s, int i, hx_result *r, eng_err *err)
+static int run_lua_exp(hx_suite *s, int i, hx_db_result *r, eng_err *err)
 {
-    hx_exec x = {.exp = &s->exps[i], .rep = 1, .seed = 99, .opts = s->opts, .L = s->L};
+    hx_suite_exec x = {.exp = &s->exps[i], .rep = 1, .seed = 99, .opts = s->opts, .L = s->L};
     return s->exps[i].kind->run(&x, r, err);
 }
 
@@ -231,17 +230,17 @@ TEST(lua_kind_records_returns_series_and_blobs)
         "  ctx:blob('info', {x = 1})\n"
         "  return {m1 = 3, m2 = 0.25}\n"
         "end}\n");
-    hx_result r = {0};
+    hx_db_result r = {0};
     eng_err err = {0};
     REQUIRE_MSG(run_lua_exp(s, 0, &r, &err) == ENG_OK, "%s", err.msg);
-    CHECK_NEAR(hx_result_get(&r, "m1"), 3, 0);
-    CHECK_NEAR(hx_result_get(&r, "m2"), 0.25, 0);
+    CHECK_NEAR(hx_db_result_get(&r, "m1"), 3, 0);
+    CHECK_NEAR(hx_db_result_get(&r, "m2"), 0.25, 0);
     REQUIRE(r.nseries == 1);
     CHECK_EQ_INT(r.series[0].n, 3);
     CHECK_NEAR(r.series[0].v[1], 2.5, 0);
     REQUIRE(r.nblobs == 1);
     CHECK_EQ_INT(json_integer_value(json_object_get(r.blobs[0].value, "x")), 1);
-    hx_result_clear(&r);
+    hx_db_result_clear(&r);
     hx_suite_free(s);
 }
 
@@ -260,7 +259,7 @@ TEST(lua_kind_errors_are_messages_with_line)
         "t.lua:2: bad thing", "returned a number", "field 'x' = string", "not a finite number",
         NULL, "used after its run() returned", "item 1 is not a number"};
     for (int i = 0; i < 7; i++) {
-        hx_result r = {0};
+        hx_db_result r = {0};
         eng_err err = {0};
         int rc = run_lua_exp(s, i, &r, &err);
         if (want[i]) {
@@ -269,7 +268,7 @@ TEST(lua_kind_errors_are_messages_with_line)
         } else {
             CHECK_MSG(rc == ENG_OK, "experiment %d: %s", i, err.msg);
         }
-        hx_result_clear(&r);
+        hx_db_result_clear(&r);
     }
     hx_suite_free(s);
 }
@@ -421,15 +420,15 @@ TEST(lua_kind_timeout_stops_a_runaway_body)
                           "  while true do end\n"
                           "end}\n"
                           "experiment{name='fine', timeout=5, run=function() return {v=1} end}\n");
-    hx_result r = {0};
+    hx_db_result r = {0};
     eng_err err = {0};
     CHECK_EQ_INT(run_lua_exp(s, 0, &r, &err), ENG_EINVAL);
     CHECK_CONTAINS(err.msg, "t.lua:3: run() exceeded its time limit");
-    hx_result_clear(&r);
+    hx_db_result_clear(&r);
     /* the hook is gone: the next body runs to its end */
     REQUIRE_MSG(run_lua_exp(s, 1, &r, &err) == ENG_OK, "%s", err.msg);
-    CHECK_NEAR(hx_result_get(&r, "v"), 1, 0);
-    hx_result_clear(&r);
+    CHECK_NEAR(hx_db_result_get(&r, "v"), 1, 0);
+    hx_db_result_clear(&r);
     hx_suite_free(s);
     expect_error("suite{name='s'}\nexperiment{name='a', timeout=0, run=print}\n", 2,
                  "'timeout' must be a number");

@@ -1,10 +1,11 @@
-/* test_lua_policy.c — policies written in Lua (harness/lua_policy.c): the
+/* test_lua_policy.c — policies written in Lua (harness/probe/lua_policy.c): the
  * example Lua LRU makes exactly the built-in lru's choices, through the
  * simulator and through the engine's tiered store; broken scripts are
  * clear errors. */
 #include "tests/test.h"
+#include "tests/util/model_util.h"
+#include "tests/util/util.h"
 
-#include "engine/mkmodel.h"
 
 static const char *lua_lru = "lua:scripts/lua/policies/lru.lua";
 
@@ -39,11 +40,7 @@ TEST(lua_lru_equals_builtin_lru_in_the_simulator)
 
 TEST(lua_lru_equals_builtin_lru_in_the_engine)
 {
-    const char *model = tst_path("m.gguf");
-    eng_err err = {0};
-    eng_mkmodel_opts o = {.preset = "tiny-olmoe", .type = ENG_MK_F32, .seed = 5,
-                          .router_locality = 0.5};
-    REQUIRE_MSG(eng_mkmodel_write(&o, model, &err) == ENG_OK, "%s", err.msg);
+    const char *model = tu_write_model("tiny-olmoe", "f32", 5, 0.5, "m.gguf");
     char *ref, *a, *b;
     /* generate --json, then tokens, hits and misses through SQLite's JSON. */
     const char *gen = "%s generate -m %s --tokens 5,9,33,70,71,72 -n 12 --threads 1 --json "
@@ -74,7 +71,13 @@ TEST(broken_lua_policies_are_clear_errors)
         {"raises.lua", "return function(cfg) return { victim = function(c) error('boom') end } end\n",
          "raises.lua:1: boom", 1},
         {"outsider.lua", "return function(cfg) return { victim = function(c) return 99 end } end\n",
-         "not one of the candidates", 1},
+         "victim: returned key 99, which is not one of the 1 candidates", 1},
+        {"text.lua", "return function(cfg) return { victim = function(c) return 'x' end } end\n",
+         "victim: returned a string, not a key", 1},
+        /* an error in access is access's, not a later "found no victim" */
+        {"access.lua", "return function(cfg) return { victim = function(c) return c[1] end,\n"
+                       "  access = function(k, p, h) if p > 0 then error('bad access') end end } end\n",
+         "access.lua: access: ", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = tst_path(cases[i].name);

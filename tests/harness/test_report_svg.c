@@ -3,7 +3,7 @@
  * random data whose every drawn point must land inside the plot area
  * (70..490 x 36..348, report_svg.c's margins) with x and y mapped by one
  * linear scale each. */
-#include "harness/report_svg.h"
+#include "harness/db/db.h"
 #include "tests/test.h"
 
 #include <math.h>
@@ -30,20 +30,20 @@ TEST(tick_step_is_the_smallest_nice_step)
         double lo = (rand() / (double)RAND_MAX - 0.5) * pow(10, rand() % 12 - 6);
         double hi = lo + rand() / (double)RAND_MAX * pow(10, rand() % 12 - 6) + 1e-9;
         int want = 1 + rand() % 8;
-        double a = hx_svg_tick_step(lo, hi, want), b = brute_step(lo, hi, want);
+        double a = hx_db_svg_tick_step(lo, hi, want), b = brute_step(lo, hi, want);
         CHECK_MSG(fabs(a - b) <= 1e-9 * b, "[%g, %g] want %d: %g, brute force %g", lo, hi,
                   want, a, b);
     }
-    CHECK_EQ_INT((int)hx_svg_tick_step(3, 3, 5), 1); /* empty span: a usable step */
+    CHECK_EQ_INT((int)hx_db_svg_tick_step(3, 3, 5), 1); /* empty span: a usable step */
 }
 
-static char *render(const hx_svg_chart *c)
+static char *render(const hx_db_svg_chart *c)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     REQUIRE(f);
-    hx_svg_write(f, c);
+    hx_db_svg_write(f, c);
     fclose(f);
     char *copy = tst_alloc(len + 1);
     memcpy(copy, buf, len + 1);
@@ -57,16 +57,16 @@ TEST(random_charts_stay_inside_the_plot)
     for (int t = 0; t < 200; t++) {
         enum { S = 3, N = 6 };
         double x[S][N], y[S][N];
-        hx_svg_series s[S];
+        hx_db_svg_series s[S];
         double scale = pow(10, rand() % 8 - 3);
         for (int i = 0; i < S; i++) {
             for (int j = 0; j < N; j++) {
                 x[i][j] = j * 4 + rand() % 3;
                 y[i][j] = (rand() / (double)RAND_MAX - 0.3) * scale;
             }
-            s[i] = (hx_svg_series){i ? "b<&>" : "a", x[i], y[i], N};
+            s[i] = (hx_db_svg_series){i ? "b<&>" : "a", x[i], y[i], N};
         }
-        hx_svg_chart c = {"t", "x", "y", s, S};
+        hx_db_svg_chart c = {"t", "x", "y", s, S};
         char *svg = render(&c);
         CHECK(!strstr(svg, "b<&>"));
         CHECK_CONTAINS(svg, ">b&lt;&amp;&gt;</text>");
@@ -104,13 +104,13 @@ TEST(long_legend_is_cut_but_counts_every_series)
 {
     enum { S = 40 };
     static const double x[2] = {1, 2}, y[2] = {0.5, 0.7};
-    hx_svg_series s[S];
+    hx_db_svg_series s[S];
     char names[S][8];
     for (int i = 0; i < S; i++) {
         snprintf(names[i], sizeof names[i], "s%d", i);
-        s[i] = (hx_svg_series){names[i], x, y, 2};
+        s[i] = (hx_db_svg_series){names[i], x, y, 2};
     }
-    hx_svg_chart c = {"t", "x", "y", s, S};
+    hx_db_svg_chart c = {"t", "x", "y", s, S};
     char *svg = render(&c);
     int named = 0, more = 0;
     for (int i = 0; i < S; i++) {

@@ -1,13 +1,11 @@
-/* test_runner.c — the runner's contract with kinds (harness/kind.h): a
+/* test_runner.c — the runner's contract with kinds (harness/suite/suite.h): a
  * kind's per-run context is initialised once, handed to every repetition
  * and released after the run; warm-ups are run but not stored; a failing
  * init fails the experiments that need it. Uses a test kind plugged into
  * a loaded suite, the way the engine kind will plug in. */
 #include "tests/test.h"
 
-#include "harness/kind.h"
-#include "harness/runner.h"
-#include "harness/suite.h"
+#include "harness/suite/suite.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -34,21 +32,21 @@ static void probe_fini(void *kctx)
     free(kctx);
 }
 
-static int probe_run(const hx_exec *x, hx_result *out, eng_err *err)
+static int probe_run(const hx_suite_exec *x, hx_db_result *out, eng_err *err)
 {
     probe.runs++;
     probe.warmups += x->is_warmup;
     if (!probe.seen)
         probe.seen = x->kctx;
     probe.same &= x->kctx == probe.seen && x->kctx != NULL;
-    hx_cache_row c = {.layer = -1, .accesses = 4, .hits = 3, .misses = 1, .evictions = -1,
+    hx_db_cache_row c = {.layer = -1, .accesses = 4, .hits = 3, .misses = 1, .evictions = -1,
                       .prefetch_issued = -1, .prefetch_useful = -1, .bytes_loaded = 64,
                       .prefetch_wasted_bytes = -1, .stall_ns = -1};
-    int rc = hx_result_cache(out, &c, err);
-    return rc ? rc : hx_result_sample(out, "tokens_per_s", 10.0 + x->rep, err);
+    int rc = hx_db_result_cache(out, &c, err);
+    return rc ? rc : hx_db_result_sample(out, "tokens_per_s", 10.0 + x->rep, err);
 }
 
-static const hx_kind probe_kind = {"probe", "test kind", NULL, NULL, probe_run, probe_init,
+static const hx_suite_kind probe_kind = {"probe", "test kind", NULL, NULL, probe_run, probe_init,
                                    probe_fini};
 
 static hx_suite *load_three(void)
@@ -81,11 +79,11 @@ static int64_t scalar(const char *db, const char *sql)
     return v;
 }
 
-static int run(hx_suite *s, const char *db, hx_run_outcome *out, eng_err *err)
+static int run(hx_suite *s, const char *db, hx_suite_run_outcome *out, eng_err *err)
 {
-    hx_run_opts o = {.db_path = db, .seed = 1, .reps = -1, .warmup = -1, .quiet = 1,
+    hx_suite_run_opts o = {.db_path = db, .seed = 1, .reps = -1, .warmup = -1, .quiet = 1,
                      .self_exe = "build/moebench"};
-    return hx_runner_run_suite(s, tst_path("k.lua"), &o, out, err);
+    return hx_suite_runner_run_suite(s, tst_path("k.lua"), &o, out, err);
 }
 
 TEST(kind_context_is_shared_and_released)
@@ -93,7 +91,7 @@ TEST(kind_context_is_shared_and_released)
     hx_suite *s = load_three();
     probe.same = 1;
     const char *db = tst_path("k.db");
-    hx_run_outcome out;
+    hx_suite_run_outcome out;
     eng_err err = {0};
     REQUIRE_MSG(run(s, db, &out, &err) == ENG_OK, "%s", err.msg);
     CHECK_EQ_INT(out.ok, 3);
@@ -114,7 +112,7 @@ TEST(failed_init_fails_the_experiments_and_is_retried)
     hx_suite *s = load_three();
     probe.fail_init = 1;
     const char *db = tst_path("f.db");
-    hx_run_outcome out;
+    hx_suite_run_outcome out;
     eng_err err = {0};
     REQUIRE_MSG(run(s, db, &out, &err) == ENG_OK, "%s", err.msg);
     CHECK_EQ_INT(out.failed, 3);
@@ -132,8 +130,8 @@ TEST(shards_partition_the_experiments)
         for (int k = 0; k < 23; k++) {
             int owners = 0;
             for (int i = 1; i <= n; i++)
-                owners += hx_runner_in_shard(k, i, n);
+                owners += hx_suite_runner_in_shard(k, i, n);
             CHECK_MSG(owners == 1, "experiment %d in %d of %d shards", k, owners, n);
         }
-    CHECK(hx_runner_in_shard(7, 1, 0)); /* no sharding: everything */
+    CHECK(hx_suite_runner_in_shard(7, 1, 0)); /* no sharding: everything */
 }

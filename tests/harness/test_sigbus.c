@@ -2,7 +2,7 @@
  * reader gives one clear line and exit status 1, not a crash. */
 #include "tests/test.h"
 
-#include "harness/sigbus.h"
+#include "harness/cli/cli.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -21,7 +21,7 @@ TEST(shrunk_mapping_is_a_message_and_exit_1)
     REQUIRE(pid >= 0);
     if (pid == 0) {
         dup2(pipefd[1], STDERR_FILENO);
-        hx_sigbus_install();
+        hx_cli_sigbus_install();
         volatile const char *p = mmap(NULL, 2 * 4096, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)
             _exit(3);

@@ -4,51 +4,22 @@
  * rows that equal the run's own JSON, and counter rows per region. Suites
  * run in the test's temp directory (they make models/ there). */
 #include "tests/test.h"
+#include "tests/util/util.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* "cd TMP && /abs/moebench" and the repo root, for suites run elsewhere. */
-static const char *root(void)
-{
-    static char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd))
-        return ".";
-    return cwd;
-}
-
-static const char *mb(void)
-{
-    const char *m = tst_moebench();
-    if (m[0] == '/')
-        return m;
-    size_t n = strlen(root()) + strlen(m) + 2;
-    char *p = tst_alloc(n);
-    snprintf(p, n, "%s/%s", root(), m);
-    return p;
-}
-
-static char *q1(const char *db, const char *sql)
-{
-    char *out = NULL;
-    if (tst_sh(&out, NULL, "%s query --db %s --csv \"%s\" | sed -n 2p", mb(), db, sql) != 0 ||
-        !out)
-        return "(error)";
-    out[strcspn(out, "\r\n")] = '\0';
-    return out;
-}
-
 TEST(every_suite_dry_runs_quick)
 {
     static const struct { const char *suite; int n; } s[] = {
         {"quickstart", 13}, {"policies", 18}, {"prefetch", 6},
-        {"consistency", 8}, {"counters", 2},  {"ci", 17},
+        {"consistency", 11}, {"counters", 2},  {"ci", 17},
     };
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         char *out, *err, want[64];
         int rc = tst_sh(&out, &err, "cd %s && %s run %s/suites/%s.lua --quick --dry-run",
-                        tst_tmpdir(), mb(), root(), s[i].suite);
+                        tst_tmpdir(), tu_mb(), tu_root(), s[i].suite);
         CHECK_MSG(rc == 0, "%s: exit %d: %s", s[i].suite, rc, err);
         snprintf(want, sizeof want, "%d of %d experiments selected", s[i].n, s[i].n);
         CHECK_MSG(strstr(out, want), "%s: no '%s' in: %.300s", s[i].suite, want, out);
@@ -71,34 +42,34 @@ TEST(command_kind_reads_generate_json)
     tst_write_file(suite, suite_src, strlen(suite_src));
     char *out, *err;
     int rc = tst_sh(&out, &err, "cd %s && MOEBENCH_LUA_PATH=%s/scripts/lua %s run %s --db %s -q",
-                    tst_tmpdir(), root(), mb(), suite, db);
+                    tst_tmpdir(), tu_root(), tu_mb(), suite, db);
     REQUIRE_MSG(rc == 0, "exit %d: %s", rc, err);
     /* the same run's JSON, for the exact figures */
     rc = tst_sh(&out, &err, "cd %s && %s generate -m models/tiny-olmoe-loc0.5.gguf --tokens 1,2,3"
                 " -n 8 --ignore-eos --threads 1 --cache-experts 12 --link pcie5x16 --json |"
                 " sed 's/.*\"cache\":{\"accesses\":\\([0-9]*\\),\"hits\":\\([0-9]*\\).*/\\1 \\2/'",
-                tst_tmpdir(), mb());
+                tst_tmpdir(), tu_mb());
     REQUIRE(rc == 0);
     int acc = 0, hits = 0;
     REQUIRE(sscanf(out, "%d %d", &acc, &hits) == 2);
     char want[64];
     snprintf(want, sizeof want, "%d", acc);
-    CHECK_EQ_STR(q1(db, "select accesses from cache_stats where layer = -1 and rep = 0"), want);
+    CHECK_EQ_STR(tu_q1(db, "select accesses from cache_stats where layer = -1 and rep = 0"), want);
     snprintf(want, sizeof want, "%d", hits);
-    CHECK_EQ_STR(q1(db, "select hits from cache_stats where layer = -1 and rep = 1"), want);
-    CHECK_EQ_STR(q1(db, "select count(*) from cache_stats where layer >= 0"), "8");
-    CHECK_EQ_STR(q1(db, "select count(distinct metric) from sample where metric in"
+    CHECK_EQ_STR(tu_q1(db, "select hits from cache_stats where layer = -1 and rep = 1"), want);
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from cache_stats where layer >= 0"), "8");
+    CHECK_EQ_STR(tu_q1(db, "select count(distinct metric) from sample where metric in"
                         " ('tokens_per_s', 'decode_tok_s', 'hit_rate', 'stall_share',"
                         " 'regions.tokens', 'regions.expert_ffn.token_share')"), "6");
-    CHECK_EQ_STR(q1(db, "select value from sample where metric = 'regions.tokens' and rep = 0"),
+    CHECK_EQ_STR(tu_q1(db, "select value from sample where metric = 'regions.tokens' and rep = 0"),
                  "8");
-    CHECK_EQ_STR(q1(db, "select count(*) from series where metric = 'decode_ms'"), "16");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from series where metric = 'decode_ms'"), "16");
     /* counter rows: every decode token embeds once; expert_wait only offloaded */
-    CHECK_EQ_STR(q1(db, "select value from counter where region = 'embed' and event = 'calls'"
+    CHECK_EQ_STR(tu_q1(db, "select value from counter where region = 'embed' and event = 'calls'"
                         " and rep = 0"), "8");
-    CHECK_EQ_STR(q1(db, "select count(*) from counter where region = 'expert_ffn' and"
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from counter where region = 'expert_ffn' and"
                         " event = 'wall_ns' and value > 0"), "2");
-    CHECK_EQ_STR(q1(db, "select count(distinct region) > 4 from counter"), "1");
+    CHECK_EQ_STR(tu_q1(db, "select count(distinct region) > 4 from counter"), "1");
 }
 
 TEST(consistency_quick_records_srp)
@@ -106,13 +77,13 @@ TEST(consistency_quick_records_srp)
     const char *db = tst_path("c.db");
     char *out, *err;
     int rc = tst_sh(&out, &err, "cd %s && %s run %s/suites/consistency.lua --quick --db %s -q",
-                    tst_tmpdir(), mb(), root(), db);
+                    tst_tmpdir(), tu_mb(), tu_root(), db);
     REQUIRE_MSG(rc == 0, "exit %d: %s", rc, err);
-    /* model-wide SRP for each trace and segment length (4, 16) */
-    CHECK_EQ_STR(q1(db, "select count(*) from routing_metric where metric = 'srp' and"
-                        " layer = -1"), "16");
+    /* model-wide SRP for each trace (7 presets, 4 synthetic) and segment length (4, 16) */
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from routing_metric where metric = 'srp' and"
+                        " layer = -1"), "22");
     /* more stickiness, more local: SRP at 4 grows from 0 to 0.9 */
-    CHECK_EQ_STR(q1(db, "select (select value from routing_metric r join experiment e on"
+    CHECK_EQ_STR(tu_q1(db, "select (select value from routing_metric r join experiment e on"
                         " e.id = r.experiment_id where e.label = 'synth stickiness=0.9' and"
                         " metric = 'srp' and layer = -1 and param = 4) > (select value from"
                         " routing_metric r join experiment e on e.id = r.experiment_id where"
@@ -131,10 +102,10 @@ TEST(dry_run_is_visible_and_reserved)
     const char *bsrc = "suite { name = 'd', options = { dry_run = 1 } }\n";
     tst_write_file(bad, bsrc, strlen(bsrc));
     char *out, *err;
-    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --dry-run", mb(), ok), 0);
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --dry-run", tu_mb(), ok), 0);
     CHECK_CONTAINS(out, "dry_run=true");
-    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --db %s -q", mb(), ok, tst_path("d.db")), 0);
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --db %s -q", tu_mb(), ok, tst_path("d.db")), 0);
     CHECK_CONTAINS(out, "dry_run=false");
-    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --dry-run", mb(), bad), 2);
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --dry-run", tu_mb(), bad), 2);
     CHECK_CONTAINS(err, "reserved (--dry-run)");
 }

@@ -5,10 +5,10 @@
  * trace at each eviction), brute-force window counts for SRP, the worked
  * example of the reference, and the model-wide results against the
  * explicitly concatenated trace. Every exact method the kernels can choose
- * (metrics/lrc_int.h) is forced in turn and checked the same way.
+ * (metrics/lrc_impl.h) is forced in turn and checked the same way.
  */
 #include "metrics/lrc.h"
-#include "metrics/lrc_int.h"
+#include "metrics/lrc_impl.h"
 #include "metrics/trace.h"
 #include "tests/metrics/lrc_util.h"
 #include "tests/test.h"
@@ -380,4 +380,29 @@ TEST(srp_hist_equals_brute_force)
                       (long long)h[j], (long long)b[j]);
         met_lrc_ws_free(ws);
     }
+}
+
+/* MOEBENCH_SIMD is resolved by eng_simd_default alone: a bad value is the
+ * engine's error here too (it used to be ignored by the curves), and a
+ * forced scalar path gives the hits the default path gives. */
+TEST(simd_variable_resolved_once)
+{
+    static const int32_t ids[] = {0, 1, 2, 3, 0, 2, 1, 0};
+    met_lrc_ws *ws;
+    eng_err err = {0};
+    setenv("MOEBENCH_SIMD", "neon", 1);
+    CHECK_EQ_INT(met_lrc_ws_new(&ws, 4, &err), ENG_EINVAL);
+    CHECK_CONTAINS(err.msg, "MOEBENCH_SIMD");
+    CHECK(ws == NULL);
+    int64_t want[4], got[4];
+    unsetenv("MOEBENCH_SIMD");
+    REQUIRE(!met_lrc_ws_new(&ws, 4, NULL));
+    REQUIRE(!met_curve_sample(ws, MET_POLICY_BELADY, 2, ids, 4, 2, want, NULL));
+    met_lrc_ws_free(ws);
+    setenv("MOEBENCH_SIMD", "scalar", 1);
+    REQUIRE(!met_lrc_ws_new(&ws, 4, NULL));
+    REQUIRE(!met_curve_sample(ws, MET_POLICY_BELADY, 2, ids, 4, 2, got, NULL));
+    met_lrc_ws_free(ws);
+    for (int c = 0; c < 4; c++)
+        CHECK_EQ_INT(got[c], want[c]);
 }

@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stdlib.h>
 
 static const char *const pname[] = {"lru", "lfu", "belady", "fsf"};
@@ -418,4 +420,102 @@ TEST(reproduces_the_lrc_test_vectors)
         json_decref(want);
         met_trace_free(t);
     }
+}
+
+/* Sample s's accesses as the engine's store makes them when its prompt ran
+ * batched: per batch, per layer, each expert of the batch once in
+ * ascending id; then per token, per layer, the k in router order. Keys as
+ * in scope global (l * E + e) or, for one layer, expert ids. */
+static int64_t batched_sequence(const met_trace *t, int64_t s, int32_t layer, uint32_t *seq)
+{
+    const int32_t L = t->info.num_layers, E = t->info.num_experts, k = t->info.top_k;
+    const int64_t g0 = t->sample_start[s], T = t->sample_start[s + 1] - g0;
+    met_trace_prompt p = met_trace_prompt_of(t, s);
+    int64_t n = 0, tok = 0;
+    for (; tok < p.tokens; tok += p.batch) {
+        int64_t end = tok + p.batch < p.tokens ? tok + p.batch : p.tokens;
+        for (int32_t l = 0; l < L; l++)
+            for (int32_t e = 0; e < E; e++) {
+                bool used = false;
+                for (int64_t q = tok; q < end; q++)
+                    for (int32_t r = 0; r < k; r++)
+                        used |= t->ids[((g0 + q) * L + l) * k + r] == e;
+                if (used && (layer < 0 || l == layer))
+                    seq[n++] = layer < 0 ? (uint32_t)(l * E + e) : (uint32_t)e;
+            }
+    }
+    for (tok = p.tokens; tok < T; tok++)
+        for (int32_t l = 0; l < L; l++)
+            for (int32_t r = 0; r < k; r++)
+                if (layer < 0 || l == layer)
+                    seq[n++] = layer < 0 ? (uint32_t)(l * E) + t->ids[((g0 + tok) * L + l) * k + r]
+                                         : t->ids[((g0 + tok) * L + l) * k + r];
+    return n;
+}
+
+/* LRU hits of a flat access sequence, cold, looked up one by one: the
+ * most recently used c keys are resident. */
+static int64_t lru_hits(const uint32_t *seq, int64_t n, int64_t c)
+{
+    int64_t hits = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t distinct = 0; /* distinct keys since the last use of seq[i] */
+        bool seen = false;
+        for (int64_t j = i - 1; j >= 0 && !seen; j--) {
+            seen = seq[j] == seq[i];
+            bool first = !seen;
+            for (int64_t q = j + 1; first && q < i; q++)
+                first = seq[q] != seq[j];
+            distinct += first;
+        }
+        hits += seen && distinct < c;
+    }
+    return hits;
+}
+
+TEST(batched_prompt_replays_as_the_engine_store_saw_it)
+{
+    met_trace *t = st_random_trace(7, 3, 8, 2, 3, 20, 0.4, 0.5);
+    eng_err e = {0};
+    const met_trace_prompt pr[3] = {{12, 5}, {20, 20}, {0, 0}};
+    for (int s = 0; s < 3; s++)
+        REQUIRE_MSG(!met_trace_set_prompt(t, s, pr[s], &e), "%s", e.msg);
+    uint32_t *seq = tst_alloc(20 * 3 * 2 * sizeof *seq);
+    for (int scope = 0; scope < 2; scope++)
+        for (int64_t c = 1; c <= 6; c++) {
+            met_sim_result *r = run(t, "lru", c, scope ? MET_SIM_SCOPE_GLOBAL : MET_SIM_SCOPE_LAYER,
+                                    MET_SIM_LOOKUP_SEQUENTIAL, MET_SIM_START_COLD, -1, 1);
+            CHECK_EQ_INT(r->batched_samples, 2);
+            CHECK(r->prompt_note == NULL);
+            for (int64_t s = 0; s < 3; s++) {
+                int64_t want = 0, acc = 0;
+                for (int32_t l = scope ? -1 : 0; l < (scope ? 0 : 3); l++) {
+                    int64_t n = batched_sequence(t, s, l, seq);
+                    want += lru_hits(seq, n, c);
+                    acc += n;
+                }
+                CHECK_MSG(r->sample_hits[s] == want && r->sample_accesses[s] == acc,
+                          "scope %d c %lld sample %lld: %lld/%lld, brute force %lld/%lld", scope,
+                          (long long)c, (long long)s, (long long)r->sample_hits[s],
+                          (long long)r->sample_accesses[s], (long long)want, (long long)acc);
+            }
+            met_sim_result_free(r);
+        }
+    /* an oracle policy replays the prompt token by token and says why;
+     * --prompt tokens does so on request */
+    met_sim_result *r = run(t, "belady", 3, MET_SIM_SCOPE_LAYER, MET_SIM_LOOKUP_SEQUENTIAL,
+                            MET_SIM_START_COLD, -1, 1);
+    CHECK_EQ_INT(r->batched_samples, 0);
+    CHECK(r->prompt_note && strstr(r->prompt_note, "future is per token"));
+    CHECK_EQ_INT(r->total.accesses, 3 * 20 * 3 * 2);
+    met_sim_result_free(r);
+    met_sim_config cfg;
+    met_sim_config_default(&cfg);
+    cfg.cache_experts = 3;
+    cfg.prompt = MET_SIM_PROMPT_TOKENS;
+    REQUIRE(!met_sim_run(t, &cfg, &r, &e));
+    CHECK_EQ_INT(r->batched_samples, 0);
+    CHECK(r->prompt_note == NULL);
+    CHECK_EQ_INT(r->total.accesses, 3 * 20 * 3 * 2);
+    met_sim_result_free(r);
 }

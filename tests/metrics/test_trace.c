@@ -19,6 +19,7 @@ static void check_same(const met_trace *a, const met_trace *b, int weights, int 
     CHECK_EQ_INT(a->info.num_layers, b->info.num_layers);
     CHECK_EQ_INT(a->info.num_experts, b->info.num_experts);
     CHECK_EQ_INT(a->info.top_k, b->info.top_k);
+    CHECK_EQ_INT(a->info.layer_offset, b->info.layer_offset);
     REQUIRE_MSG(a->info.num_samples == b->info.num_samples && a->info.num_tokens == b->info.num_tokens,
                 "%s: %lld/%lld samples, %lld/%lld tokens", ctx, (long long)a->info.num_samples,
                 (long long)b->info.num_samples, (long long)a->info.num_tokens,
@@ -69,6 +70,57 @@ TEST(roundtrip_every_format)
     check_same(eq, d, 0, 0, 1, "safetensors");
     met_trace_free(a), met_trace_free(b), met_trace_free(c), met_trace_free(d);
     met_trace_free(t), met_trace_free(eq);
+}
+
+/* A model with dense leading layers: the trace's layer offset survives every
+ * format; the .moetrace header grows to 72 bytes only then. */
+TEST(layer_offset_roundtrips)
+{
+    lrc_rng g = {7};
+    met_trace *t = lrc_random_trace(&g, 3, 20, 3, 8, -12, MET_TRACE_WEIGHTS | MET_TRACE_LABELS);
+    REQUIRE(t);
+    eng_err e = {0};
+    REQUIRE(!met_trace_save(t, tst_path("plain.moetrace"), MET_FMT_AUTO, &e));
+    t->info.layer_offset = 3;
+    const char *names[] = {"t.moetrace", "t.json", "t.csv", "st"};
+    const met_trace_format fmts[] = {MET_FMT_AUTO, MET_FMT_AUTO, MET_FMT_AUTO,
+                                     MET_FMT_SAFETENSORS};
+    for (int i = 0; i < 4; i++) {
+        REQUIRE_MSG(!met_trace_save(t, tst_path(names[i]), fmts[i], &e), "%s", e.msg);
+        met_trace *u = load(tst_path(names[i]));
+        check_same(t, u, 0, 0, i != 2, names[i]);
+        met_trace_free(u);
+    }
+    size_t n_plain = 0, n_off = 0;
+    char *plain = tst_read_file(tst_path("plain.moetrace"), &n_plain);
+    char *off = tst_read_file(tst_path("t.moetrace"), &n_off);
+    CHECK_EQ_INT(n_off, n_plain + 8);
+    uint32_t hs, lo;
+    memcpy(&hs, off + 28, 4), memcpy(&lo, off + 64, 4);
+    CHECK_EQ_INT(hs, 72);
+    CHECK_EQ_INT(lo, 3);
+    memcpy(&hs, plain + 28, 4);
+    CHECK_EQ_INT(hs, 64);
+    /* the streaming reader sees it too, and the CLI prints the model's layers */
+    met_trace_reader *r = NULL;
+    REQUIRE(!met_trace_reader_open(&r, tst_path("t.moetrace"), MET_FMT_AUTO, &e));
+    CHECK_EQ_INT(met_trace_reader_info(r)->layer_offset, 3);
+    met_trace_reader_free(r);
+    char *out, *err;
+    REQUIRE(tst_sh(&out, &err, "%s metrics %s --bootstrap 0 --layers 4", tst_moebench(),
+                   tst_path("t.moetrace")) == 0);
+    CHECK_CONTAINS(out, "its first 3 layer(s) have a dense FFN");
+    CHECK_CONTAINS(out, "\n4        ");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s metrics %s --layers 2", tst_moebench(),
+                        tst_path("t.moetrace")), 2);
+    CHECK_CONTAINS(err, "layer 2 has a dense FFN (the trace starts at the model's layer 3)");
+    REQUIRE(tst_sh(&out, &err, "%s simulate %s --policy lru --cache-experts 4 --layer 5",
+                   tst_moebench(), tst_path("t.moetrace")) == 0);
+    CHECK_CONTAINS(out, "\n5 ");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s simulate %s --policy lru --cache-experts 4 --layer 1",
+                        tst_moebench(), tst_path("t.moetrace")), 2);
+    CHECK_CONTAINS(err, "not a layer of the trace (3..5)");
+    met_trace_free(t);
 }
 
 TEST(convert_chain_through_cli)
@@ -297,4 +349,65 @@ TEST(synth_cli)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s trace synth --experts 8 --top-k 2 --samples 3 --tokens 2 "
                         "--model nope -o x", tst_moebench()), 2);
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s trace frobnicate", tst_moebench()), 2);
+}
+
+/* Prompt batching: written by the writer, kept by .moetrace and JSON (and
+ * by a convert between them), dropped by CSV; bad values refused. */
+TEST(prompt_batching_roundtrips)
+{
+    met_trace_info in = {.num_layers = 2, .num_experts = 4, .top_k = 1};
+    met_trace_writer *w;
+    REQUIRE(!met_trace_writer_open(&w, tst_path("p.moetrace"), &in, NULL));
+    const int64_t len[3] = {6, 3, 2};
+    const met_trace_prompt pr[3] = {{5, 2}, {0, 0}, {2, 1}};
+    for (int s = 0; s < 3; s++) {
+        REQUIRE(!met_trace_writer_begin_sample(w, NULL, NULL));
+        if (s != 1)
+            REQUIRE(!met_trace_writer_set_prompt(w, pr[s], NULL));
+        for (int64_t p = 0; p < len[s]; p++)
+            for (int32_t l = 0; l < 2; l++) {
+                int32_t ex = (int32_t)((p + l + s) % 4);
+                REQUIRE(!met_trace_writer_route(w, l, p, 0, 1, &ex, NULL, NULL));
+            }
+    }
+    eng_err e = {0};
+    REQUIRE_MSG(!met_trace_writer_close(w, &e), "%s", e.msg);
+    met_trace *t = load(tst_path("p.moetrace"));
+    REQUIRE(t);
+    CHECK(t->info.flags & MET_TRACE_PROMPT);
+    for (int s = 0; s < 3; s++) {
+        CHECK_EQ_INT(met_trace_prompt_of(t, s).tokens, pr[s].tokens);
+        CHECK_EQ_INT(met_trace_prompt_of(t, s).batch, pr[s].batch);
+    }
+    met_trace_reader *r;
+    REQUIRE(!met_trace_reader_open(&r, tst_path("p.moetrace"), MET_FMT_AUTO, &e));
+    CHECK_EQ_INT(met_trace_reader_prompt(r, 0).batch, 2);
+    CHECK_EQ_INT(met_trace_reader_prompt(r, 2).tokens, 2);
+    met_trace_reader_free(r);
+    REQUIRE(!met_trace_save(t, tst_path("p.json"), MET_FMT_AUTO, &e));
+    met_trace *j = load(tst_path("p.json"));
+    REQUIRE(j && j->prompt);
+    CHECK(!memcmp(j->prompt, t->prompt, 3 * sizeof *j->prompt));
+    REQUIRE(!met_trace_save(j, tst_path("p2.moetrace"), MET_FMT_AUTO, &e));
+    met_trace *m2 = load(tst_path("p2.moetrace"));
+    REQUIRE(m2 && m2->prompt);
+    CHECK(!memcmp(m2->prompt, t->prompt, 3 * sizeof *m2->prompt));
+    REQUIRE(!met_trace_save(t, tst_path("p.csv"), MET_FMT_AUTO, &e));
+    met_trace *c = load(tst_path("p.csv"));
+    REQUIRE(c);
+    CHECK(c->prompt == NULL && !(c->info.flags & MET_TRACE_PROMPT));
+    /* in memory: a prompt longer than its sample, or batched in 0s */
+    CHECK_EQ_INT(met_trace_set_prompt(t, 1, (met_trace_prompt){4, 2}, &e), ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "sample 1: prompt of 4 tokens");
+    CHECK_EQ_INT(met_trace_set_prompt(t, 0, (met_trace_prompt){3, 0}, &e), ENG_EINVAL);
+    met_trace_free(t), met_trace_free(j), met_trace_free(m2), met_trace_free(c);
+    /* the writer checks it when the sample ends */
+    REQUIRE(!met_trace_writer_open(&w, tst_path("q.moetrace"), &in, NULL));
+    REQUIRE(!met_trace_writer_set_prompt(w, (met_trace_prompt){9, 4}, NULL));
+    for (int32_t l = 0; l < 2; l++) {
+        int32_t ex = 1;
+        REQUIRE(!met_trace_writer_route(w, l, 0, 0, 1, &ex, NULL, NULL));
+    }
+    CHECK_EQ_INT(met_trace_writer_close(w, &e), ENG_EINVAL);
+    CHECK_CONTAINS(e.msg, "prompt of 9 tokens");
 }

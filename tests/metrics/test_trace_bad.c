@@ -106,6 +106,8 @@ TEST(moetrace_handcrafted)
     patch_and_expect(b, len, 32, &absurd, 8, "num_samples");
     patch_and_expect(b, len, 40, &absurd, 8, "num_tokens");
     patch_and_expect(b, len, 48, &absurd, 8, "index_offset");
+    uint32_t hdr71 = 71;
+    patch_and_expect(b, len, 28, &hdr71, 4, "header_size 71, expected 64 or 72");
     /* the CLI: exit status 2 and the file named */
     char *err;
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s --bootstrap 0", tst_moebench(),
@@ -238,4 +240,33 @@ TEST(safetensors_handcrafted)
     write_st("dir/extra.safetensors", ok, d, 8, -1);
     CHECK_EQ_INT(met_trace_load(&t, tst_path("dir"), MET_FMT_AUTO, &e), ENG_EFORMAT);
     CHECK_CONTAINS(e.msg, "layer number");
+}
+
+/* The prompt batching fields: a prompt longer than its sample or batches of
+ * 0 tokens, in .moetrace (patched index) and JSON. */
+TEST(prompt_batching_handcrafted)
+{
+    met_trace_info in = {.num_layers = 1, .num_experts = 4, .top_k = 1};
+    met_trace_writer *w;
+    REQUIRE(!met_trace_writer_open(&w, tst_path("ok.moetrace"), &in, NULL));
+    REQUIRE(!met_trace_writer_set_prompt(w, (met_trace_prompt){2, 2}, NULL));
+    for (int64_t p = 0; p < 3; p++) {
+        int32_t ex = (int32_t)p;
+        REQUIRE(!met_trace_writer_route(w, 0, p, 0, 1, &ex, NULL, NULL));
+    }
+    REQUIRE(!met_trace_writer_close(w, NULL));
+    size_t len;
+    char *b = tst_read_file(tst_path("ok.moetrace"), &len);
+    REQUIRE(b);
+    uint64_t ioff;
+    memcpy(&ioff, b + 48, 8);
+    uint32_t four = 4, zero = 0;
+    patch_and_expect(b, len, ioff + 16, &four, 4, "prompt of 4 tokens in batches of 2");
+    patch_and_expect(b, len, ioff + 20, &zero, 4, "batches of 0");
+    expect_bad("p1.json", "{\"num_experts\":4,\"top_k\":1,\"samples\":[[[0],[1]]],"
+                          "\"prompt\":[[3,1]]}", "prompt of 3 tokens");
+    expect_bad("p2.json", "{\"num_experts\":4,\"top_k\":1,\"samples\":[[[0]]],"
+                          "\"prompt\":[[1]]}", "prompt[0]: not [tokens, batch]");
+    expect_bad("p3.json", "{\"num_experts\":4,\"top_k\":1,\"samples\":[[[0]]],"
+                          "\"prompt\":[]}", "one [tokens, batch] per sample");
 }

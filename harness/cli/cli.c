@@ -1,0 +1,87 @@
+/*
+ * cli.c — shared command-line helpers. See cli.h.
+ */
+#include "harness/cli/cli.h"
+
+#include "engine/err.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int hx_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "moebench %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'moebench %s --help'.\n", cmd);
+    return HX_CLI_EXIT_USAGE;
+}
+
+int hx_cli_exit_code(int eng_code)
+{
+    switch (eng_code) {
+    case ENG_OK:
+        return HX_CLI_EXIT_OK;
+    case ENG_EINVAL:
+    case ENG_EFORMAT:
+    case ENG_EUNSUPPORTED:
+        return HX_CLI_EXIT_USAGE;
+    default:
+        return HX_CLI_EXIT_FAIL;
+    }
+}
+
+int hx_cli_fail(const char *cmd, int eng_code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "moebench %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return hx_cli_exit_code(eng_code);
+}
+
+int hx_cli_parse_i64(const char *cmd, const char *opt, const char *val,
+                 int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || end == val || *end != '\0')
+        return hx_cli_usage_error(cmd, "%s: '%s' is not an integer", opt, val);
+    if (v < min || v > max)
+        return hx_cli_usage_error(cmd, "%s: %lld is out of range [%lld, %lld]", opt, v,
+                              (long long)min, (long long)max);
+    *out = v;
+    return 0;
+}
+
+int hx_cli_parse_int(const char *cmd, const char *opt, const char *val,
+                 int min, int max, int *out)
+{
+    int64_t v;
+    int rc = hx_cli_parse_i64(cmd, opt, val, min, max, &v);
+    if (rc == 0)
+        *out = (int)v;
+    return rc;
+}
+
+int hx_cli_parse_double(const char *cmd, const char *opt, const char *val,
+                    double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end != '\0' || !isfinite(v))
+        return hx_cli_usage_error(cmd, "%s: '%s' is not a number", opt, val);
+    if (v < min || v > max)
+        return hx_cli_usage_error(cmd, "%s: %g is out of range [%g, %g]", opt, v, min, max);
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,352 @@
+/*
+ * cmd_simulate.c — `moebench simulate`: replays a routing trace through an
+ * eviction policy (the engine's own policy code) and a cost model, and
+ * prints hit rate, bytes moved, stall time and tokens/s (metrics/simulate.h;
+ * docs/simulate.md). Every option is checked here before the trace is read;
+ * option errors exit 2, an unreadable trace 1, a malformed one 2.
+ */
+#include "harness/cli/cli.h"
+#include "harness/probe/probe.h"
+#include "harness/cli/cli_impl.h"
+#include "metrics/simulate.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: moebench simulate TRACE --policy P --cache-experts N [options]\n\n"
+    "Replays a routing trace (.moetrace, .json, .csv, or a moe-lrc safetensors\n"
+    "directory) through an eviction policy and a cost model; prints hit rate,\n"
+    "misses, bytes moved, stall time and tokens/s. Each sample starts with an\n"
+    "empty cache.\n\n"
+    "Cache:\n"
+    "  --policy P            lru, lfu, fifo, random, static, belady, fsf, or\n"
+    "                        lua:FILE.lua (a policy written in Lua; docs/policies.md)\n"
+    "                        (--list-policies describes them)\n"
+    "  --cache-experts N     slots: per layer (scope layer) or in total (global)\n"
+    "  --cache-scope S       layer (default): N slots per layer, one policy each;\n"
+    "                        global: one pool of N over every (layer, expert)\n"
+    "  --lookup L            sequential (default): look up and load expert by\n"
+    "                        expert, as the engine does; token: look up a whole\n"
+    "                        token first, then load (the paper's procedure)\n"
+    "  --start S             cold (default): first uses miss; warm: the first N\n"
+    "                        distinct experts of a sample are hits (the paper's)\n"
+    "  --paper               same as --lookup token --start warm\n"
+    "  --prefetch P          none (default); oracle: load the next layer's experts\n"
+    "                        during compute (needs --lookup sequential)\n"
+    "  --prompt P            recorded (default): a prompt the engine ran in batches\n"
+    "                        (as the trace records) replays chunk by chunk, each\n"
+    "                        expert of a chunk's layer once, as the engine's store\n"
+    "                        saw it; tokens: every token on its own\n"
+    "  --lookahead L         fsf: window of L tokens (default 1)\n"
+    "  --seed N              random: seed (default 1)\n"
+    "  --lfu-age N           lfu: halve all counts every N accesses (default 0: off)\n"
+    "  --profile TRACE       static: pin the most used experts of this trace\n"
+    "                        (default: the replayed trace itself)\n"
+    "  --layer L             replay layer L only\n"
+    "  --format F            trace format: auto (default), moetrace, json, csv,\n"
+    "                        safetensors\n\n"
+    "Cost model (each miss is one load on a serial link; see docs/simulate.md):\n"
+    "  --expert-bytes B      bytes per expert: a number (suffix K, M, G = KiB, MiB,\n"
+    "                        GiB) or a preset below (default olmoe-bf16)\n"
+    "  --link NAME           bandwidth and latency preset (default pcie4x16)\n"
+    "  --link-gbps G         link bandwidth in GB/s (1e9 bytes/s), overrides --link\n"
+    "  --link-latency-us U   latency per load in microseconds, overrides --link\n"
+    "  --compute-us C        compute per expert access in microseconds (default 50)\n\n"
+    "Output:\n"
+    "  --json                one JSON object: options, totals, layers, directions\n"
+    "  --list-policies       the policies with one line each, then exit\n"
+    "  -h, --help            this text\n\n"
+    "Presets:\n";
+
+typedef struct sim_opts {
+    met_sim_config cfg;
+    const char *trace, *profile, *format, *link;
+    double gbps, latency;       /* < 0: from the link preset */
+    int json, have_policy, have_cache;
+    hx_probe_lua_policy *lua;         /* --policy lua:FILE */
+} sim_opts;
+
+static int parse_enum(const char *opt, const char *val, const char *a, const char *b, int *out)
+{
+    if (strcmp(val, a) == 0)
+        *out = 0;
+    else if (strcmp(val, b) == 0)
+        *out = 1;
+    else
+        return hx_cli_usage_error("simulate", "%s: '%s' is not %s or %s", opt, val, a, b);
+    return 0;
+}
+
+/* A byte count with an optional binary suffix, or an expert preset. */
+static int parse_bytes(const char *val, double *out)
+{
+    eng_err err = {0};
+    char *end;
+    double v = strtod(val, &end);
+    if (end == val)
+        return met_sim_expert_preset(val, out, &err)
+                   ? hx_cli_usage_error("simulate", "--expert-bytes: %s", err.msg)
+                   : 0;
+    double mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1048576.0, end++;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1073741824.0, end++;
+    if (*end != '\0' || !(v > 0) || v * mul > 1e15)
+        return hx_cli_usage_error("simulate", "--expert-bytes: '%s' is not a byte count in "
+                              "(0, 1e15] or a preset", val);
+    *out = v * mul;
+    return 0;
+}
+
+static void list_policies(void)
+{
+    for (size_t i = 0; i < eng_policy_builtin_count(); i++) {
+        const eng_policy_ops *o = eng_policy_builtin(i);
+        printf("%-8s %s\n", o->name, o->summary);
+    }
+}
+
+/* --policy lua:FILE: the harness's bridge, through the same interface. */
+static int load_lua_policy(sim_opts *o, const char *path)
+{
+    eng_err err = {0};
+    hx_probe_lua_policy_free(o->lua);
+    o->lua = NULL;
+    int rc = hx_probe_lua_policy_load(&o->lua, path, &err);
+    if (rc)
+        return hx_cli_fail("simulate", rc == ENG_EIO ? ENG_EINVAL : rc, "--policy: %s", err.msg);
+    o->cfg.ops = hx_probe_lua_policy_ops(o->lua);
+    o->cfg.ops_user = hx_probe_lua_policy_user(o->lua);
+    return 0;
+}
+
+static int set_value(sim_opts *o, int c, const char *val)
+{
+    met_sim_config *g = &o->cfg;
+    int v = 0, rc = 0;
+    int64_t n = 0;
+    switch (c) {
+    case 'p': g->policy = val; o->have_policy = 1;
+        if (hx_probe_lua_policy_path(val))
+            return load_lua_policy(o, hx_probe_lua_policy_path(val));
+        g->ops = NULL;
+        if (!eng_policy_find(val))
+            return hx_cli_usage_error("simulate", "--policy: unknown policy '%s' (lru, lfu, fifo, "
+                                  "random, static, belady, fsf)", val);
+        return 0;
+    case 'c': o->have_cache = 1;
+        return hx_cli_parse_i64("simulate", "--cache-experts", val, 1, INT32_MAX, &g->cache_experts);
+    case 'S': rc = parse_enum("--cache-scope", val, "layer", "global", &v); g->scope = v; return rc;
+    case 'L': rc = parse_enum("--lookup", val, "sequential", "token", &v); g->lookup = v; return rc;
+    case 's': rc = parse_enum("--start", val, "cold", "warm", &v); g->start = v; return rc;
+    case 'P': rc = parse_enum("--prefetch", val, "none", "oracle", &v); g->prefetch = v; return rc;
+    case 'B': rc = parse_enum("--prompt", val, "recorded", "tokens", &v); g->prompt = v; return rc;
+    case 'a': return hx_cli_parse_int("simulate", "--lookahead", val, 1, 1 << 30, &g->lookahead);
+    case 'r': rc = hx_cli_parse_i64("simulate", "--seed", val, 0, INT64_MAX, &n);
+        g->seed = (uint64_t)n; return rc;
+    case 'A': return hx_cli_parse_i64("simulate", "--lfu-age", val, 0, INT64_MAX, &g->lfu_age);
+    case 'l': return hx_cli_parse_int("simulate", "--layer", val, 0, MET_TRACE_MAX_LAYERS - 1,
+                                  &g->layer);
+    case 'b': return parse_bytes(val, &g->expert_bytes);
+    case 'g': return hx_cli_parse_double("simulate", "--link-gbps", val, 1e-9, 1e6, &o->gbps);
+    case 'u': return hx_cli_parse_double("simulate", "--link-latency-us", val, 0, 1e9, &o->latency);
+    case 'C': return hx_cli_parse_double("simulate", "--compute-us", val, 0, 1e9, &g->compute_us);
+    case 'F': o->format = val;
+        if (met_trace_format_parse(val) < 0)
+            return hx_cli_usage_error("simulate", "--format: unknown format '%s'", val);
+        return 0;
+    case 'R': o->profile = val; return 0;
+    case 'k': o->link = val; return 0;
+    }
+    return hx_cli_usage_error("simulate", "internal: option %c", c);
+}
+
+static int parse_args(sim_opts *o, int argc, char **argv, int *done)
+{
+    static const struct option longopts[] = {
+        {"policy", required_argument, 0, 'p'},        {"cache-experts", required_argument, 0, 'c'},
+        {"cache-scope", required_argument, 0, 'S'},   {"lookup", required_argument, 0, 'L'},
+        {"start", required_argument, 0, 's'},         {"prefetch", required_argument, 0, 'P'},
+        {"lookahead", required_argument, 0, 'a'},     {"seed", required_argument, 0, 'r'},
+        {"lfu-age", required_argument, 0, 'A'},       {"layer", required_argument, 0, 'l'},
+        {"expert-bytes", required_argument, 0, 'b'},  {"link", required_argument, 0, 'k'},
+        {"link-gbps", required_argument, 0, 'g'},     {"link-latency-us", required_argument, 0, 'u'},
+        {"compute-us", required_argument, 0, 'C'},    {"format", required_argument, 0, 'F'},
+        {"profile", required_argument, 0, 'R'},       {"paper", no_argument, 0, 'W'},
+        {"json", no_argument, 0, 'j'},                {"list-policies", no_argument, 0, 'T'},
+        {"prompt", required_argument, 0, 'B'},
+        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
+    };
+    int c, rc;
+    opterr = 0;
+    *done = 0;
+    for (;;) {
+        c = getopt_long(argc, argv, "+h", longopts, NULL);
+        if (c == -1) {   /* a non-option: the trace (options may follow it) */
+            if (optind >= argc)
+                break;
+            if (o->trace)
+                return hx_cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);
+            o->trace = argv[optind++];
+            continue;
+        }
+        if (c == 'h' || c == 'T') {
+            if (c == 'h') {
+                char presets[2048];
+                met_sim_presets_describe(presets, sizeof presets);
+                fputs(usage_text, stdout);
+                fputs(presets, stdout);
+            } else
+                list_policies();
+            *done = 1;
+            return HX_CLI_EXIT_OK;
+        }
+        if (c == 'j')
+            o->json = 1;
+        else if (c == 'W')
+            o->cfg.lookup = MET_SIM_LOOKUP_TOKEN, o->cfg.start = MET_SIM_START_WARM;
+        else if (c == '?' || c == ':')
+            return hx_cli_usage_error("simulate", "unknown option or missing value: '%s'",
+                                  argv[optind - 1]);
+        else if ((rc = set_value(o, c, optarg)))
+            return rc;
+    }
+    if (!o->trace)
+        return hx_cli_usage_error("simulate", "no trace file given");
+    if (!o->have_policy || !o->have_cache)
+        return hx_cli_usage_error("simulate", "--policy and --cache-experts are required");
+    return HX_CLI_EXIT_OK;
+}
+
+static int apply_link(sim_opts *o)
+{
+    eng_err err = {0};
+    if (o->link && met_sim_link_preset(o->link, &o->cfg.link_gbps, &o->cfg.link_latency_us,
+                                       &err))
+        return hx_cli_usage_error("simulate", "--link: %s", err.msg);
+    if (o->gbps >= 0)
+        o->cfg.link_gbps = o->gbps;
+    if (o->latency >= 0)
+        o->cfg.link_latency_us = o->latency;
+    if (o->cfg.prefetch == MET_SIM_PREFETCH_ORACLE && o->cfg.lookup == MET_SIM_LOOKUP_TOKEN)
+        return hx_cli_usage_error("simulate", "--prefetch oracle needs --lookup sequential");
+    return HX_CLI_EXIT_OK;
+}
+
+static void print_text(const sim_opts *o, const met_trace *t, const met_sim_result *r)
+{
+    const met_sim_config *g = &o->cfg;
+    const met_sim_counts *c = &r->total;
+    printf("trace       %s: %d layers x %d experts, top-%d, %lld samples, %lld tokens\n",
+           o->trace, t->info.num_layers, t->info.num_experts, t->info.top_k,
+           (long long)t->info.num_samples, (long long)t->info.num_tokens);
+    printf("cache       %s, %lld experts %s, lookup %s, start %s, prefetch %s",
+           g->policy, (long long)g->cache_experts,
+           g->scope == MET_SIM_SCOPE_GLOBAL ? "in one global pool" : "per layer",
+           met_sim_lookup_name(g->lookup), met_sim_start_name(g->start),
+           met_sim_prefetch_name(g->prefetch));
+    if (strcmp(g->policy, "fsf") == 0)
+        printf(", lookahead %d", g->lookahead);
+    if (g->layer >= 0)
+        printf(", layer %d only", g->layer);
+    if (r->batched_samples)
+        printf("\nprompt      %lld sample(s) replay their prompt in the engine's batches",
+               (long long)r->batched_samples);
+    if (r->prompt_note)
+        printf("\nprompt      batched prompts replay token by token: %s", r->prompt_note);
+    printf("\ncost        expert %.0f B, link %g GB/s + %g us = %.3f us per load, "
+           "compute %g us per expert\n\n", g->expert_bytes, g->link_gbps, g->link_latency_us,
+           r->load_us, g->compute_us);
+    printf("accesses    %lld\n", (long long)c->accesses);
+    printf("hits        %lld  (hit rate %.6f; mean over samples %.6f)\n", (long long)c->hits,
+           c->hit_rate, c->sample_hit_rate);
+    printf("            warm %lld, reloads %lld\n", (long long)c->warm_hits,
+           (long long)c->reloads);
+    printf("misses      %lld  (uncached %lld), evictions %lld\n", (long long)c->misses,
+           (long long)c->uncached, (long long)c->evictions);
+    printf("prefetch    issued %lld, useful %lld, wasted %lld, dropped %lld\n",
+           (long long)c->prefetch_issued, (long long)c->prefetch_useful,
+           (long long)c->prefetch_wasted, (long long)c->prefetch_dropped);
+    printf("bytes moved %.0f\n", c->bytes_moved);
+    printf("time        %.1f us = compute %.1f + stall %.1f; link busy %.1f, hidden %.1f\n",
+           r->time_us, r->compute_us, c->stall_us, r->link_busy_us, r->overlap_us);
+    printf("tokens/s    %.3f\n\n", r->tokens_per_s);
+    printf("%-6s %12s %12s %10s %10s %12s %14s\n", "LAYER", "ACCESSES", "HITS", "HIT_RATE",
+           "SAMPLE_HR", "MISSES", "STALL_US");
+    for (int32_t i = 0; i < r->n_layers; i++) {
+        const met_sim_counts *l = &r->layers[i];
+        printf("%-6d %12lld %12lld %10.6f %10.6f %12lld %14.1f\n", r->first_layer + i,
+               (long long)l->accesses, (long long)l->hits, l->hit_rate, l->sample_hit_rate,
+               (long long)l->misses, l->stall_us);
+    }
+}
+
+static int load_trace(const char *path, const char *format, met_trace **t)
+{
+    eng_err err = {0};
+    int fmt = format ? met_trace_format_parse(format) : MET_FMT_AUTO;
+    int rc = met_trace_load(t, path, (met_trace_format)fmt, &err);
+    if (rc)
+        return hx_cli_fail("simulate", rc, "%s", err.msg);
+    return HX_CLI_EXIT_OK;
+}
+
+static int simulate(sim_opts *o)
+{
+    met_trace *t = NULL, *prof = NULL;
+    met_sim_result *r = NULL;
+    eng_err err = {0};
+    int rc = load_trace(o->trace, o->format, &t);
+    if (!rc && o->profile && !(rc = load_trace(o->profile, o->format, &prof)))
+        o->cfg.profile = prof;
+    if (!rc) {
+        int erc = met_sim_run(t, &o->cfg, &r, &err);
+        if (erc)
+            rc = hx_cli_fail("simulate", erc, "%s: %s", o->trace, err.msg);
+    }
+    if (!rc && o->json) {
+        json_t *j = met_sim_result_json(r, &o->cfg);
+        if (!j) {
+            met_sim_result_free(r);
+            met_trace_free(t);
+            met_trace_free(prof);
+            return hx_cli_fail("simulate", ENG_ENOMEM, "out of memory for the JSON output");
+        }
+        json_object_set_new(json_object_get(j, "options"), "trace", json_string(o->trace));
+        /* which way each number is better, for `regress` (docs/cli.md) */
+        json_object_set_new(j, "directions",
+                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+                                      "*hit_rate", "higher", "*hits", "higher", "*misses",
+                                      "lower", "*reloads", "lower", "*evictions", "lower",
+                                      "*bytes_moved", "lower", "*stall_us", "lower",
+                                      "*tokens_per_s", "higher"));
+        json_dumpf(j, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(j);
+    } else if (!rc)
+        print_text(o, t, r);
+    met_sim_result_free(r);
+    met_trace_free(t);
+    met_trace_free(prof);
+    return rc;
+}
+
+int hx_cli_cmd_simulate(int argc, char **argv)
+{
+    sim_opts o = {.gbps = -1, .latency = -1};
+    met_sim_config_default(&o.cfg);
+    int done, rc = parse_args(&o, argc, argv, &done);
+    if (!rc && !done)
+        rc = apply_link(&o);
+    if (!rc && !done)
+        rc = simulate(&o);
+    hx_probe_lua_policy_free(o.lua);
+    return rc;
+}

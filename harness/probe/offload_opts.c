@@ -1,0 +1,530 @@
+/*
+ * offload_opts.c — the offloading options of `moebench generate` (see
+ * offload_opts.h).
+ *
+ * Design notes. Offloading is on when a cache size is given (--cache-experts
+ * or --cache-mb); the other options then shape the tiered store, and are a
+ * usage error without one. --trace-in loads a routing trace (any format
+ * metrics/trace.h reads) and uses its first sample as the routing of this
+ * input: the oracle policies' future and the oracle prefetcher's plan. A
+ * trace that does not match the run is caught by the policy (ENG_ESTATE:
+ * "routing differs from the trace"); it runs the prompt token by token (the
+ * future is per token) and so takes only traces whose prompt ran that way
+ * (recorded with --batch 1). --trace-out records this run's routing to a
+ * .moetrace file with how its prompt was batched, so one run can feed the
+ * next; it changes nothing the engine computes.
+ */
+#include "harness/probe/probe.h"
+
+#include "engine/policy.h"
+#include "harness/cli/cli.h"
+#include "metrics/trace.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char hx_probe_offload_usage[] =
+    "Expert offloading (on when a cache size is given; docs/offloading.md):\n"
+    "  --cache-experts N  fast tier of N expert slots (per layer with --cache-scope layer)\n"
+    "  --cache-mb M       fast tier of M MiB (split over layers with scope layer)\n"
+    "  --cache-scope S    global (default) | layer\n"
+    "  --policy P         lru (default), lfu, fifo, random, static, belady, fsf, or\n"
+    "                     lua:FILE.lua (a policy written in Lua; docs/policies.md)\n"
+    "  --tier T           file (default: pread, O_DIRECT when possible) | link\n"
+    "  --link PRESET      pcie4x16, pcie5x16, nvme, ufs4 (implies --tier link)\n"
+    "  --link-gbps G      emulated link bandwidth, GB/s (implies --tier link)\n"
+    "  --link-latency-us U  emulated per-load latency (implies --tier link)\n"
+    "  --link-copy M      copy (default: memcpy, paced; never faster than memcpy) |\n"
+    "                     map (no copy, the load time is modelled; implies --tier link)\n"
+    "  --prefetch P       none (default) | oracle (needs --trace-in) | pregate\n"
+    "  --pregate-ahead N  pregate: predict layers l+1..l+N at layer l (default 1)\n"
+    "  --pregate-wrap     pregate: past the last layer, predict the next token's\n"
+    "                     first layers\n"
+    "  --trace-in FILE    routing of this input (belady, fsf, oracle prefetch)\n"
+    "  --trace-out FILE   record this run's routing (.moetrace)\n"
+    "  --profile TRACE    static policy: pin the experts this trace uses most\n"
+    "  --lookahead L      fsf window in tokens (default 1)\n"
+    "  --no-direct        file tier: buffered reads even where O_DIRECT works\n"
+    "  --loaders N        loader threads (default 1)\n"
+    "  --expert-file F    file tier: read experts from this copy of the model\n"
+    "  --cache-warm       start each sequence with a full cache (not belady/fsf)\n";
+
+void hx_probe_offload_init(hx_probe_offload *x)
+{
+    memset(x, 0, sizeof *x);
+    x->o = eng_tiered_defaults();
+}
+
+bool hx_probe_offload_private_dense(const hx_probe_offload *x)
+{
+    return x->cache_set && x->o.tier == ENG_TIER_FILE;
+}
+
+static int parse_cache(hx_probe_offload *x, int code, const char *arg)
+{
+    if (code == HX_PROBE_OFF_CACHE_EXPERTS) {
+        int64_t n;
+        int rc = hx_cli_parse_i64("generate", "--cache-experts", arg, 1, 1 << 24, &n);
+        x->o.cache_experts = (uint32_t)n;
+        x->cache_set = true;
+        return rc;
+    }
+    double mb;
+    int rc = hx_cli_parse_double("generate", "--cache-mb", arg, 1e-6, 1e9, &mb);
+    x->o.cache_bytes = (uint64_t)(mb * 1048576.0);
+    x->o.cache_experts = 0;
+    x->cache_set = true;
+    return rc;
+}
+
+static int parse_link(hx_probe_offload *x, int code, const char *arg)
+{
+    x->link_set = true;
+    x->o.tier = ENG_TIER_LINK;
+    if (code == HX_PROBE_OFF_LINK_GBPS)
+        return hx_cli_parse_double("generate", "--link-gbps", arg, 1e-6, 1e5, &x->o.link_gbps);
+    if (code == HX_PROBE_OFF_LINK_COPY) {
+        if (strcmp(arg, "copy") && strcmp(arg, "map"))
+            return hx_cli_usage_error("generate", "--link-copy: '%s' is not copy or map", arg);
+        x->o.link_mode = strcmp(arg, "map") ? ENG_LINK_COPY : ENG_LINK_MAP;
+        return 0;
+    }
+    if (code == HX_PROBE_OFF_LINK_LAT)
+        return hx_cli_parse_double("generate", "--link-latency-us", arg, 0, 1e7,
+                               &x->o.link_latency_us);
+    const eng_link_preset *p = eng_link_preset_find(arg);
+    if (!p)
+        return hx_cli_usage_error("generate",
+                              "--link: unknown preset '%s' (pcie4x16, pcie5x16, nvme, ufs4)", arg);
+    x->o.link_gbps = p->gbps;
+    x->o.link_latency_us = p->latency_us;
+    return 0;
+}
+
+int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
+{
+    switch (code) {
+    case HX_PROBE_OFF_POLICY:
+        if (hx_probe_lua_policy_path(arg)) {
+            eng_err err = {0};
+            hx_probe_lua_policy_free(x->lua);
+            x->lua = NULL;
+            int rc = hx_probe_lua_policy_load(&x->lua, hx_probe_lua_policy_path(arg), &err);
+            if (rc)
+                return hx_cli_fail("generate", rc == ENG_EIO ? ENG_EINVAL : rc, "--policy: %s",
+                               err.msg);
+            x->o.policy_ops = hx_probe_lua_policy_ops(x->lua);
+            x->o.policy_user = hx_probe_lua_policy_user(x->lua);
+        } else if (!eng_policy_find(arg)) {
+            return hx_cli_usage_error("generate", "--policy: unknown policy '%s'", arg);
+        } else {
+            x->o.policy_ops = NULL;
+        }
+        x->o.policy = arg;
+        return 0;
+    case HX_PROBE_OFF_CACHE_EXPERTS:
+    case HX_PROBE_OFF_CACHE_MB: return parse_cache(x, code, arg);
+    case HX_PROBE_OFF_SCOPE:
+        if (strcmp(arg, "global") && strcmp(arg, "layer"))
+            return hx_cli_usage_error("generate", "--cache-scope: '%s' is not global or layer", arg);
+        x->o.scope = strcmp(arg, "layer") ? ENG_SCOPE_GLOBAL : ENG_SCOPE_LAYER;
+        return 0;
+    case HX_PROBE_OFF_TIER:
+        if (strcmp(arg, "file") && strcmp(arg, "link"))
+            return hx_cli_usage_error("generate", "--tier: '%s' is not file or link", arg);
+        x->o.tier = strcmp(arg, "link") ? ENG_TIER_FILE : ENG_TIER_LINK;
+        return 0;
+    case HX_PROBE_OFF_LINK:
+    case HX_PROBE_OFF_LINK_GBPS:
+    case HX_PROBE_OFF_LINK_LAT:
+    case HX_PROBE_OFF_LINK_COPY: return parse_link(x, code, arg);
+    case HX_PROBE_OFF_PREFETCH:
+        if (!strcmp(arg, "none"))
+            x->o.prefetch = ENG_PREFETCH_NONE;
+        else if (!strcmp(arg, "oracle"))
+            x->o.prefetch = ENG_PREFETCH_ORACLE;
+        else if (!strcmp(arg, "pregate"))
+            x->o.prefetch = ENG_PREFETCH_PREGATE;
+        else
+            return hx_cli_usage_error("generate", "--prefetch: '%s' is not none, oracle or pregate",
+                                  arg);
+        return 0;
+    case HX_PROBE_OFF_TRACE_IN: x->trace_in = arg; return 0;
+    case HX_PROBE_OFF_TRACE_OUT: x->trace_out = arg; return 0;
+    case HX_PROBE_OFF_LOOKAHEAD:
+        return hx_cli_parse_int("generate", "--lookahead", arg, 1, 1 << 20, &x->o.lookahead);
+    case HX_PROBE_OFF_NO_DIRECT: x->o.no_direct = true; return 0;
+    case HX_PROBE_OFF_LOADERS: return hx_cli_parse_int("generate", "--loaders", arg, 1, 64, &x->o.n_loaders);
+    case HX_PROBE_OFF_FILE: x->o.file = arg; return 0;
+    case HX_PROBE_OFF_WARM: x->o.warm = true; return 0;
+    case HX_PROBE_OFF_PROFILE: x->profile_path = arg; return 0;
+    case HX_PROBE_OFF_PREGATE_AHEAD:
+        x->pregate_set = true;
+        return hx_cli_parse_int("generate", "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
+    case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
+    default: return hx_cli_usage_error("generate", "internal: unknown offload option %d", code);
+    }
+}
+
+int hx_probe_offload_check(hx_probe_offload *x)
+{
+    bool other = strcmp(x->o.policy, "lru") || x->o.scope || x->link_set || x->o.tier ||
+                 x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file || x->o.warm;
+    if (other && !x->cache_set)
+        return hx_cli_usage_error("generate",
+                              "offloading options need a cache size (--cache-experts N or "
+                              "--cache-mb M)");
+    if (x->link_set && x->o.tier != ENG_TIER_LINK)
+        return hx_cli_usage_error("generate", "--link options and --tier file do not go together");
+    if (x->pregate_set && x->o.prefetch != ENG_PREFETCH_PREGATE)
+        return hx_cli_usage_error("generate", "--pregate-ahead/--pregate-wrap go with --prefetch "
+                              "pregate");
+    if (x->o.prefetch == ENG_PREFETCH_ORACLE && !x->trace_in)
+        return hx_cli_usage_error("generate", "--prefetch oracle needs --trace-in FILE");
+    const eng_policy_ops *p = x->o.policy_ops ? x->o.policy_ops : eng_policy_find(x->o.policy);
+    if ((p->flags & ENG_POLICY_NEEDS_FUTURE) && !x->trace_in)
+        return hx_cli_usage_error("generate", "--policy %s needs --trace-in FILE", x->o.policy);
+    if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
+        return hx_cli_usage_error("generate", "--cache-warm does not go with --policy %s",
+                              x->o.policy);
+    if ((p->flags & ENG_POLICY_NEEDS_PROFILE) && !x->profile_path)
+        return hx_cli_usage_error("generate", "--policy %s needs --profile TRACE (a routing trace "
+                              "of a profile run, e.g. from --trace-out)", x->o.policy);
+    if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE))
+        return hx_cli_usage_error("generate", "--profile goes with --policy static only");
+    return 0;
+}
+
+/* Loads a trace given with OPT and checks it fits the model (same layers,
+ * experts and top-k, at least one sample); 0 or the exit code. */
+static int load_model_trace(const char *opt, const char *path, const eng_model *m,
+                            met_trace **out)
+{
+    eng_err err = {0};
+    met_trace *t = NULL;
+    int rc = met_trace_load(&t, path, MET_FMT_AUTO, &err);
+    if (rc)
+        return hx_cli_fail("generate", rc, "%s: %s", opt, err.msg);
+    const eng_hparams *hp = eng_model_hparams(m);
+    const met_trace_info *in = &t->info;
+    if (in->num_layers != hp->n_layer_moe || in->top_k != hp->n_expert_used ||
+        in->num_experts != hp->n_expert || in->num_samples < 1 ||
+        in->layer_offset != hp->n_layer_dense) {
+        met_trace_free(t);
+        return hx_cli_fail("generate", ENG_EINVAL,
+                       "%s: %s: trace of %d MoE layers from layer %d, %d experts, top-k %d, "
+                       "%lld samples does not fit the model (%lld MoE layers from layer %lld, "
+                       "%lld experts, top-k %lld)",
+                       opt, path, in->num_layers, in->layer_offset, in->num_experts, in->top_k,
+                       (long long)in->num_samples, (long long)hp->n_layer_moe,
+                       (long long)hp->n_layer_dense, (long long)hp->n_expert,
+                       (long long)hp->n_expert_used);
+    }
+    *out = t;
+    return 0;
+}
+
+/* The first sample of the trace as the routing plan. */
+static int load_plan(hx_probe_offload *x, const eng_model *m)
+{
+    met_trace *t = NULL;
+    int rc = load_model_trace("--trace-in", x->trace_in, m, &t);
+    if (rc)
+        return rc;
+    const met_trace_info *in = &t->info;
+    int64_t T = t->sample_start[1] - t->sample_start[0];
+    met_trace_prompt pr = met_trace_prompt_of(t, 0);
+    if (pr.batch > 1) { /* the replay runs the prompt token by token */
+        met_trace_free(t);
+        return hx_cli_fail("generate", ENG_EINVAL,
+                       "--trace-in %s: its prompt ran in batches of %lld tokens; the oracle "
+                       "replay runs the prompt token by token and can route differently at "
+                       "near-ties: record the trace with --batch 1",
+                       x->trace_in, (long long)pr.batch);
+    }
+    size_t n = (size_t)T * (size_t)in->num_layers * (size_t)in->top_k;
+    x->plan_ids = malloc((n ? n : 1) * sizeof *x->plan_ids);
+    if (!x->plan_ids) {
+        met_trace_free(t);
+        return hx_cli_fail("generate", ENG_ENOMEM, "out of memory");
+    }
+    const uint16_t *ids = t->ids + (size_t)t->sample_start[0] * in->num_layers * in->top_k;
+    for (size_t i = 0; i < n; i++)
+        x->plan_ids[i] = ids[i];
+    x->plan = (eng_routing_plan){x->plan_ids, T, in->num_layers, in->top_k};
+    x->o.plan = &x->plan;
+    met_trace_free(t);
+    return 0;
+}
+
+/* --profile: how often each (layer, expert) was chosen in the trace. */
+static int load_profile(hx_probe_offload *x, const eng_model *m)
+{
+    met_trace *t = NULL;
+    int rc = load_model_trace("--profile", x->profile_path, m, &t);
+    if (rc)
+        return rc;
+    const met_trace_info *in = &t->info;
+    size_t L = (size_t)in->num_layers, E = (size_t)in->num_experts, k = (size_t)in->top_k;
+    x->profile = calloc(L * E, sizeof *x->profile);
+    if (!x->profile) {
+        met_trace_free(t);
+        return hx_cli_fail("generate", ENG_ENOMEM, "out of memory");
+    }
+    int64_t n_tok = t->sample_start[in->num_samples];
+    for (int64_t tok = 0; tok < n_tok; tok++)
+        for (size_t l = 0; l < L; l++)
+            for (size_t j = 0; j < k; j++)
+                x->profile[l * E + t->ids[((size_t)tok * L + l) * k + j]]++;
+    x->o.profile = x->profile;
+    met_trace_free(t);
+    return 0;
+}
+
+static void on_routing(void *user, const eng_routing_event *ev)
+{
+    hx_probe_offload *x = user;
+    if (x->writer)
+        met_trace_writer_hook(x->writer, ev);
+}
+
+/* Stall so far when the prompt's last token is done: splits prompt and
+ * decode stalls. */
+static void on_token_done(void *user, int64_t pos)
+{
+    hx_probe_offload *x = user;
+    if (!x->store || x->prompt_done || pos + 1 < x->n_prompt)
+        return;
+    eng_tiered_stats st;
+    eng_err err;
+    if (eng_tiered_get_stats(x->store, &st, &err) == ENG_OK) {
+        x->prompt_stall_ns = st.total.stall_ns;
+        x->prompt_load_ns = st.total.load_ns;
+        x->prompt_hits = st.total.hits;
+        x->prompt_accesses = st.total.accesses;
+    }
+    x->prompt_done = true;
+}
+
+static int open_writer(hx_probe_offload *x, const eng_model *m)
+{
+    const eng_hparams *hp = eng_model_hparams(m);
+    met_trace_info info = {.num_layers = (int32_t)hp->n_layer_moe,
+                           .num_experts = (int32_t)hp->n_expert,
+                           .top_k = (int32_t)hp->n_expert_used,
+                           .flags = MET_TRACE_WEIGHTS | MET_TRACE_TOKENS,
+                           .layer_offset = (int32_t)hp->n_layer_dense};
+    eng_err err = {0};
+    met_trace_writer *w;
+    int rc = met_trace_writer_open(&w, x->trace_out, &info, &err);
+    if (rc)
+        return hx_cli_fail("generate", rc, "%s", err.msg);
+    x->writer = w;
+    return 0;
+}
+
+int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed, int64_t n_prompt,
+                    int64_t *n_batch, eng_store **store, const eng_hooks **hooks)
+{
+    *store = NULL;
+    *hooks = NULL;
+    x->n_prompt = n_prompt;
+    x->hooks = (eng_hooks){.user = x, .routing = on_routing, .token_done = on_token_done};
+    if (x->trace_out || x->cache_set)
+        *hooks = &x->hooks;
+    int rc;
+    if (x->trace_out && (rc = open_writer(x, m)))
+        return rc;
+    if (!x->cache_set)
+        return 0;
+    if (x->trace_in && (rc = load_plan(x, m)))
+        return rc;
+    if (x->profile_path && (rc = load_profile(x, m)))
+        return rc;
+    x->o.seed = seed;
+    eng_err err = {0};
+    if ((rc = eng_store_open_tiered(&x->store, m, &x->o, &err)))
+        return hx_cli_fail("generate", rc, "%s", err.msg);
+    if (x->o.plan && *n_batch != 1) {
+        /* oracle futures index per-token accesses: say so, as the prompt
+         * then computes differently from an untraced run */
+        if (n_prompt > 1)
+            fprintf(stderr, "generate: --trace-in: the prompt runs token by token (the "
+                            "oracle's future is per token)\n");
+        *n_batch = 1;
+    }
+    *store = x->store;
+    return 0;
+}
+
+int hx_probe_offload_set_prompt(hx_probe_offload *x, int64_t n_prompt, int64_t n_batch)
+{
+    if (!x->writer)
+        return 0;
+    eng_err err = {0};
+    met_trace_prompt p = {n_prompt, n_prompt ? n_batch : 0};
+    int rc = met_trace_writer_set_prompt(x->writer, p, &err);
+    return rc ? hx_cli_fail("generate", rc, "--trace-out: %s", err.msg) : 0;
+}
+
+int hx_probe_offload_finish(hx_probe_offload *x)
+{
+    if (!x->writer)
+        return 0;
+    eng_err err = {0};
+    int rc = met_trace_writer_close(x->writer, &err);
+    x->writer = NULL;
+    return rc ? hx_cli_fail("generate", rc, "%s", err.msg) : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentile (nearest rank) of n values; 0 when n == 0. */
+static double pct(const double *sorted, int64_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    int64_t i = (int64_t)ceil(p / 100.0 * (double)n) - 1;
+    return sorted[i < 0 ? 0 : (i >= n ? n - 1 : i)];
+}
+
+static json_t *counts_json(const eng_tiered_counts *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "accesses", json_integer((json_int_t)c->accesses));
+    json_object_set_new(o, "hits", json_integer((json_int_t)c->hits));
+    json_object_set_new(o, "misses", json_integer((json_int_t)c->misses));
+    json_object_set_new(o, "hit_rate",
+                        json_real(c->accesses ? (double)c->hits / (double)c->accesses : 0));
+    json_object_set_new(o, "prefetch_issued", json_integer((json_int_t)c->pf_issued));
+    json_object_set_new(o, "prefetch_useful", json_integer((json_int_t)c->pf_useful));
+    json_object_set_new(o, "prefetch_late", json_integer((json_int_t)c->pf_late));
+    json_object_set_new(o, "prefetch_wasted", json_integer((json_int_t)c->pf_wasted));
+    json_object_set_new(o, "bytes_demand", json_integer((json_int_t)c->bytes_demand));
+    json_object_set_new(o, "bytes_prefetch", json_integer((json_int_t)c->bytes_prefetch));
+    json_object_set_new(o, "evictions", json_integer((json_int_t)c->evictions));
+    json_object_set_new(o, "stall_ms", json_real((double)c->stall_ns / 1e6));
+    json_object_set_new(o, "load_ms", json_real((double)c->load_ns / 1e6));
+    double hidden = c->load_ns > c->stall_ns ? (double)(c->load_ns - c->stall_ns) : 0;
+    json_object_set_new(o, "overlap_ms", json_real(hidden / 1e6));
+    json_object_set_new(o, "prefetch_useful_load_ms", json_real((double)c->pf_useful_load_ns / 1e6));
+    json_object_set_new(o, "prefetch_late_stall_ms", json_real((double)c->pf_late_stall_ns / 1e6));
+    return o;
+}
+
+void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double *decode_ms, int64_t n)
+{
+    if (!x->store)
+        return;
+    eng_tiered_stats st;
+    eng_err err;
+    if (eng_tiered_get_stats(x->store, &st, &err))
+        return;
+    json_t *c = counts_json(&st.total);
+    uint64_t dstall = st.total.stall_ns - (x->prompt_done ? x->prompt_stall_ns : 0);
+    json_object_set_new(c, "prompt_stall_ms", json_real((double)(st.total.stall_ns - dstall) / 1e6));
+    json_object_set_new(c, "decode_stall_ms", json_real((double)dstall / 1e6));
+    /* decode alone: its hit rate; the share of its load time hidden */
+    uint64_t dacc = st.total.accesses - x->prompt_accesses, dhit = st.total.hits - x->prompt_hits;
+    json_object_set_new(c, "decode_hit_rate", json_real(dacc ? (double)dhit / (double)dacc : 0));
+    uint64_t dload = st.total.load_ns - (x->prompt_done ? x->prompt_load_ns : 0);
+    json_object_set_new(c, "decode_load_ms", json_real((double)dload / 1e6));
+    json_object_set_new(c, "decode_overlap_ms",
+                        json_real(dload > dstall ? (double)(dload - dstall) / 1e6 : 0));
+    json_object_set_new(c, "policy", json_string(x->o.policy));
+    json_object_set_new(c, "scope", json_string(x->o.scope ? "layer" : "global"));
+    json_object_set_new(c, "warm", json_boolean(x->o.warm));
+    json_object_set_new(c, "slots", json_integer(st.slots));
+    json_object_set_new(c, "expert_bytes", json_integer((json_int_t)st.slot_bytes));
+    json_object_set_new(c, "cache_bytes", json_integer((json_int_t)st.cache_bytes));
+    json_object_set_new(c, "tier", json_string(x->o.tier ? "link" : "file"));
+    json_object_set_new(c, "io_mode", json_string(st.io_mode));
+    json_object_set_new(c, "dense_weights",
+                        json_string(hx_probe_offload_private_dense(x) ? "private" : "mapped"));
+    static const char *const pf_names[] = {"none", "oracle", "pregate"};
+    json_object_set_new(c, "prefetch", json_string(pf_names[x->o.prefetch]));
+    if (x->o.prefetch == ENG_PREFETCH_PREGATE) {
+        json_object_set_new(c, "pregate_ahead",
+                            json_integer(x->o.pregate_ahead > 0 ? x->o.pregate_ahead : 1));
+        json_object_set_new(c, "pregate_wrap", json_boolean(x->o.pregate_wrap));
+    }
+    if (x->o.tier == ENG_TIER_LINK) {
+        json_object_set_new(c, "link_gbps", json_real(x->o.link_gbps));
+        json_object_set_new(c, "link_latency_us", json_real(x->o.link_latency_us));
+        json_object_set_new(c, "link_mode",
+                            json_string(x->o.link_mode == ENG_LINK_MAP ? "map" : "copy"));
+        json_object_set_new(c, "link_target_ms", json_real(st.link_target_ns / 1e6));
+        json_object_set_new(c, "link_actual_ms", json_real(st.link_actual_ns / 1e6));
+    }
+    double *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
+    if (s) {
+        memcpy(s, decode_ms, (size_t)n * sizeof *s);
+        qsort(s, (size_t)n, sizeof *s, cmp_double);
+        json_object_set_new(c, "decode_ms_p50", json_real(pct(s, n, 50)));
+        json_object_set_new(c, "decode_ms_p90", json_real(pct(s, n, 90)));
+        json_object_set_new(c, "decode_ms_p99", json_real(pct(s, n, 99)));
+        free(s);
+    }
+    json_t *layers = json_array();
+    for (int l = 0; l < st.n_layer; l++)
+        json_array_append_new(layers, counts_json(&st.layers[l]));
+    json_object_set_new(c, "layers", layers);
+    json_object_set_new(root, "cache", c);
+    json_object_set_new(root, "accesses", json_integer((json_int_t)st.total.accesses));
+    json_object_set_new(root, "hits", json_integer((json_int_t)st.total.hits));
+    json_object_set_new(root, "misses", json_integer((json_int_t)st.total.misses));
+}
+
+void hx_probe_offload_print(const hx_probe_offload *x, FILE *f, const double *decode_ms, int64_t n,
+                      double prefill_ms)
+{
+    if (!x->store)
+        return;
+    eng_tiered_stats st;
+    eng_err err;
+    if (eng_tiered_get_stats(x->store, &st, &err))
+        return;
+    const eng_tiered_counts *c = &st.total;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += decode_ms[i];
+    uint64_t pstall = x->prompt_done ? x->prompt_stall_ns : 0;
+    fprintf(f,
+            "cache: %s %s, %u slots (%.1f MiB), tier %s (%s): %llu accesses, %llu hits, "
+            "%llu misses, hit rate %.2f%%\n",
+            x->o.policy, x->o.scope ? "per layer" : "global", st.slots,
+            (double)st.cache_bytes / 1048576.0, x->o.tier ? "link" : "file", st.io_mode,
+            (unsigned long long)c->accesses, (unsigned long long)c->hits,
+            (unsigned long long)c->misses,
+            c->accesses ? 100.0 * (double)c->hits / (double)c->accesses : 0.0);
+    fprintf(f,
+            "cache: read %.1f MiB (demand %.1f, prefetch %.1f), stall %.1f ms in the prompt "
+            "(%.1f%% of it), %.1f ms in decode (%.1f%% of it), load %.1f ms; prefetch issued %llu, useful %llu, late %llu, wasted %llu\n",
+            (double)(c->bytes_demand + c->bytes_prefetch) / 1048576.0,
+            (double)c->bytes_demand / 1048576.0, (double)c->bytes_prefetch / 1048576.0,
+            (double)pstall / 1e6,
+            prefill_ms > 0 ? 100.0 * (double)pstall / 1e6 / prefill_ms : 0.0,
+            (double)(c->stall_ns - pstall) / 1e6,
+            sum > 0 ? 100.0 * (double)(c->stall_ns - pstall) / 1e6 / sum : 0.0,
+            (double)c->load_ns / 1e6, (unsigned long long)c->pf_issued,
+            (unsigned long long)c->pf_useful, (unsigned long long)c->pf_late,
+            (unsigned long long)c->pf_wasted);
+}
+
+void hx_probe_offload_free(hx_probe_offload *x)
+{
+    if (x->writer) {
+        eng_err err;
+        (void)met_trace_writer_close(x->writer, &err);
+    }
+    eng_store_free(x->store);
+    hx_probe_lua_policy_free(x->lua);
+    free(x->profile);
+    free(x->plan_ids);
+    memset(x, 0, sizeof *x);
+}
