@@ -598,10 +598,12 @@ static void assign_types(mk_plan *p)
     bool tied = true;
     for (size_t i = 0; i < p->nt; i++)
         tied &= strcmp(p->t[i].name, "output.weight") != 0;
+    eng_mkmodel_preset hp = p->hp; /* head_count_kv as written (plan_kvs) */
+    if (p->mla_legacy)
+        hp.n_head_kv = hp.n_head;
     for (size_t i = 0; i < p->nt; i++)
         if (p->t[i].type == MK_MATRIX)
-            p->t[i].type = eng_mkmodel_tensor_type(p->type, p->t[i].name, p->t[i].ne[0], p->t[i].ne[2],
-                                                   &p->hp, tied);
+            p->t[i].type = eng_mkmodel_tensor_type(p->type, p->t[i].name, p->t[i].ne[0], &hp, tied);
 }
 
 /* A bias of layer l: ne0 elements, for each of ne1 experts (1: a vector). */

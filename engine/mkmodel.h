@@ -133,14 +133,15 @@ bool eng_mkmodel_type_valid(int type);
 uint32_t eng_mkmodel_type_ftype(int type);
 /* Whether a file of this ENG_MK_* type holds quantized (block) tensors. */
 bool eng_mkmodel_type_quantized(int type);
-/* The ggml type of the weight matrix `name` (rows of ne0, ne2 experts or 1)
- * under ENG_MK_* type `type` in a model of hyper-parameters hp (n_layer =
- * the file's block_count); tied: the file has no output.weight (then
- * token_embd gets the output's treatment, as in llama.cpp). Rows that do
- * not fit fall back as llama.cpp's tensor_type_fallback: IQ4_XS -> IQ4_NL,
- * Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16. */
-int eng_mkmodel_tensor_type(int type, const char *name, int64_t ne0, int64_t ne2,
-                            const eng_mkmodel_preset *hp, bool tied);
+/* The ggml type of the weight matrix `name` (rows of ne0) under ENG_MK_*
+ * type `type` in a model of hyper-parameters hp as the file states them
+ * (block_count = n_layer + n_nextn, head_count_kv = n_head_kv); tied: the
+ * file has no output.weight (then token_embd gets the output's treatment,
+ * as in llama.cpp). Rows that do not fit fall back as llama.cpp's
+ * tensor_type_fallback: IQ4_XS -> IQ4_NL, Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0,
+ * Q5_K -> Q5_1, Q6_K -> Q8_0, then F16. */
+int eng_mkmodel_tensor_type(int type, const char *name, int64_t ne0, const eng_mkmodel_preset *hp,
+                            bool tied);
 
 /* Progress: called after each tensor with bytes of tensor data written so
  * far and the total. */

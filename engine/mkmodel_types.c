@@ -137,7 +137,8 @@ static int layer_of(const char *name)
  * as attn_v-like first, so its later attn_qkv branch is never reached. */
 static int tensor_rule(int mk, const char *name, int64_t ne0, const eng_mkmodel_preset *hp)
 {
-    const int t = mix_default(mk), n = (int)hp->n_layer, il = layer_of(name);
+    /* n_layer_all: block_count, glm4moe's next-token-prediction layers too */
+    const int t = mix_default(mk), n = (int)(hp->n_layer + hp->n_nextn), il = layer_of(name);
     const bool e8 = hp->n_expert == 8;
     const int gqa = hp->n_head_kv ? (int)(hp->n_head / hp->n_head_kv) : 1;
     const enum cat c = category(name);
@@ -201,11 +202,14 @@ static int fallback(int t, int64_t ne0)
     return ne0 % eng_format_get(t)->blck == 0 ? t : ENG_TYPE_F16;
 }
 
-int eng_mkmodel_tensor_type(int type, const char *name, int64_t ne0, int64_t ne2,
-                            const eng_mkmodel_preset *hp, bool tied)
+int eng_mkmodel_tensor_type(int type, const char *name, int64_t ne0, const eng_mkmodel_preset *hp,
+                            bool tied)
 {
-    if (type == ENG_MK_MXFP4) {   /* the converter's gpt-oss layout: experts MXFP4, the rest BF16 */
-        int t = ne2 > 1 ? ENG_TYPE_MXFP4 : ENG_TYPE_BF16;
+    /* the converter's gpt-oss layout: experts MXFP4, the rest BF16 (by name,
+     * not by ne2 > 1 as llama-quantize's MXFP4_MOE: MLA's attn_k_b/attn_v_b
+     * are 3-D too and no converter writes them in MXFP4) */
+    if (type == ENG_MK_MXFP4) {
+        int t = strstr(name, "_exps.weight") ? ENG_TYPE_MXFP4 : ENG_TYPE_BF16;
         return ne0 % eng_format_get(t)->blck ? ENG_TYPE_BF16 : t;
     }
     if (!is_mix(type))

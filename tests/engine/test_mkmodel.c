@@ -316,7 +316,7 @@ static void check_mk_tensors(const eng_gguf *g, const char *preset, int mk, int 
     for (size_t i = 0; i < nw; i++) {
         const eng_gguf_tensor *t = eng_gguf_find_tensor(g, w[i].name);
         REQUIRE_MSG(t != NULL, "%s: tensor %s missing", arch, w[i].name);
-        int want = w[i].f32 ? ENG_TYPE_F32 : eng_mkmodel_tensor_type(mk, w[i].name, w[i].ne[0], w[i].ne[2], pr, false);
+        int want = w[i].f32 ? ENG_TYPE_F32 : eng_mkmodel_tensor_type(mk, w[i].name, w[i].ne[0], pr, false);
         CHECK_MSG(t->type == want, "%s %s: type %s, want %s", preset, w[i].name, eng_type_name(t->type),
                   eng_type_name(want));
         *n_k256 += eng_format_get(t->type)->blck == 256;
@@ -367,88 +367,88 @@ TEST(mix_rules_per_tensor)
 {
     eng_mkmodel_preset hp16 = {.n_layer = 16, .n_expert = 64, .n_head = 16, .n_head_kv = 4};
     eng_mkmodel_preset hp8 = {.n_layer = 4, .n_expert = 8, .n_head = 4, .n_head_kv = 2};
-    static const struct { int mk; const char *name; int ne2; int hp8; int want; } cases[] = {
+    static const struct { int mk; const char *name; int hp8; int want; } cases[] = {
         /* output: Q6_K in every K/IQ4 mix; token_embd keeps the default */
-        {ENG_MK_Q2_K_MIX, "output.weight", 1, 0, ENG_TYPE_Q6_K},
-        {ENG_MK_IQ4_XS_MIX, "output.weight", 1, 0, ENG_TYPE_Q6_K},
-        {ENG_MK_Q2_K_MIX, "token_embd.weight", 1, 0, ENG_TYPE_Q2_K},
+        {ENG_MK_Q2_K_MIX, "output.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_IQ4_XS_MIX, "output.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q2_K_MIX, "token_embd.weight", 0, ENG_TYPE_Q2_K},
         /* Q2_K: attn_v Q4_K with n_gqa >= 4, else Q3_K; ffn_down Q3_K;
          * attn_output Q3_K, or Q5_K with 8 experts; attn_k Q8_0 with 8 */
-        {ENG_MK_Q2_K_MIX, "blk.3.attn_v.weight", 1, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q2_K_MIX, "blk.3.attn_v.weight", 1, 1, ENG_TYPE_Q8_0},
-        {ENG_MK_Q2_K_MIX, "blk.3.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q3_K},
-        {ENG_MK_Q2_K_MIX, "blk.3.attn_output.weight", 1, 0, ENG_TYPE_Q3_K},
-        {ENG_MK_Q2_K_MIX, "blk.3.attn_output.weight", 1, 1, ENG_TYPE_Q5_K},
-        {ENG_MK_Q2_K_MIX, "blk.3.attn_k.weight", 1, 1, ENG_TYPE_Q8_0},
-        {ENG_MK_Q2_K_MIX, "blk.3.attn_k.weight", 1, 0, ENG_TYPE_Q2_K},
-        {ENG_MK_Q2_K_MIX, "blk.3.ffn_gate_exps.weight", 64, 0, ENG_TYPE_Q2_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_v.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_Q2_K_MIX, "blk.3.ffn_down_exps.weight", 0, ENG_TYPE_Q3_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_output.weight", 0, ENG_TYPE_Q3_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_output.weight", 1, ENG_TYPE_Q5_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_k.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_k.weight", 0, ENG_TYPE_Q2_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.ffn_gate_exps.weight", 0, ENG_TYPE_Q2_K},
         /* Q3_K_M: attn_v Q5_K in the first 2 layers, then Q4_K; ffn_down
          * Q5_K below n/16, then Q4_K; attn_output Q4_K */
-        {ENG_MK_Q3_K_M, "blk.1.attn_v.weight", 1, 0, ENG_TYPE_Q5_K},
-        {ENG_MK_Q3_K_M, "blk.2.attn_v.weight", 1, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q3_K_M, "blk.0.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q5_K},
-        {ENG_MK_Q3_K_M, "blk.1.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q3_K_M, "blk.5.attn_output.weight", 1, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q3_K_M, "blk.5.ffn_up_exps.weight", 64, 0, ENG_TYPE_Q3_K},
+        {ENG_MK_Q3_K_M, "blk.1.attn_v.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q3_K_M, "blk.2.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q3_K_M, "blk.0.ffn_down_exps.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q3_K_M, "blk.1.ffn_down_exps.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q3_K_M, "blk.5.attn_output.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q3_K_M, "blk.5.ffn_up_exps.weight", 0, ENG_TYPE_Q3_K},
         /* Q4_K_S: attn_v Q5_K below layer 4; ffn_down Q5_K below n/8 */
-        {ENG_MK_Q4_K_S, "blk.3.attn_v.weight", 1, 0, ENG_TYPE_Q5_K},
-        {ENG_MK_Q4_K_S, "blk.4.attn_v.weight", 1, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q4_K_S, "blk.1.ffn_down_shexp.weight", 1, 0, ENG_TYPE_Q5_K},
-        {ENG_MK_Q4_K_S, "blk.2.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q4_K_S, "blk.2.attn_output.weight", 1, 1, ENG_TYPE_Q5_K},
+        {ENG_MK_Q4_K_S, "blk.3.attn_v.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q4_K_S, "blk.4.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_S, "blk.1.ffn_down_shexp.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q4_K_S, "blk.2.ffn_down_exps.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_S, "blk.2.attn_output.weight", 1, ENG_TYPE_Q5_K},
         /* Q4_K_M / Q5_K_M: Q6_K for attn_v and ffn_down where use_more_bits */
-        {ENG_MK_Q4_K_M, "blk.4.attn_v.weight", 1, 0, ENG_TYPE_Q6_K},
-        {ENG_MK_Q4_K_M, "blk.5.attn_v.weight", 1, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q4_K_M, "blk.13.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q6_K},
-        {ENG_MK_Q4_K_M, "blk.12.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q4_K_M, "blk.12.attn_q.weight", 1, 0, ENG_TYPE_Q4_K},
-        {ENG_MK_Q5_K_M, "blk.14.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q6_K},
-        {ENG_MK_Q5_K_M, "blk.6.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q5_K},
-        {ENG_MK_Q5_K_M, "blk.7.attn_v.weight", 1, 0, ENG_TYPE_Q6_K},
-        {ENG_MK_Q5_K_M, "blk.7.attn_output.weight", 1, 1, ENG_TYPE_Q5_K},
+        {ENG_MK_Q4_K_M, "blk.4.attn_v.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q4_K_M, "blk.5.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_M, "blk.13.ffn_down_exps.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q4_K_M, "blk.12.ffn_down_exps.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_M, "blk.12.attn_q.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q5_K_M, "blk.14.ffn_down_exps.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q5_K_M, "blk.6.ffn_down_exps.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q5_K_M, "blk.7.attn_v.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q5_K_M, "blk.7.attn_output.weight", 1, ENG_TYPE_Q5_K},
         /* Q6_K: all Q6_K but the 8-expert attn_k/attn_v (Q8_0) */
-        {ENG_MK_Q6_K_MIX, "blk.0.attn_v.weight", 1, 0, ENG_TYPE_Q6_K},
-        {ENG_MK_Q6_K_MIX, "blk.0.attn_v.weight", 1, 1, ENG_TYPE_Q8_0},
-        {ENG_MK_Q6_K_MIX, "blk.0.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q6_K_MIX, "blk.0.attn_v.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q6_K_MIX, "blk.0.attn_v.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_Q6_K_MIX, "blk.0.ffn_down_exps.weight", 0, ENG_TYPE_Q6_K},
         /* IQ4_XS: attn_v Q5_K with n_gqa >= 4; ffn_down Q5_K below n/8
          * (no imatrix); attn_output Q5_K with 8 experts */
-        {ENG_MK_IQ4_XS_MIX, "blk.9.attn_v.weight", 1, 0, ENG_TYPE_Q5_K},
-        {ENG_MK_IQ4_XS_MIX, "blk.9.attn_v.weight", 1, 1, ENG_TYPE_Q8_0},
-        {ENG_MK_IQ4_XS_MIX, "blk.1.ffn_down_exps.weight", 64, 0, ENG_TYPE_Q5_K},
-        {ENG_MK_IQ4_XS_MIX, "blk.2.ffn_down_exps.weight", 64, 0, ENG_TYPE_IQ4_XS},
-        {ENG_MK_IQ4_XS_MIX, "blk.2.attn_output.weight", 1, 1, ENG_TYPE_Q5_K},
-        {ENG_MK_IQ4_XS_MIX, "blk.2.attn_output.weight", 1, 0, ENG_TYPE_IQ4_XS},
+        {ENG_MK_IQ4_XS_MIX, "blk.9.attn_v.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_IQ4_XS_MIX, "blk.9.attn_v.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_IQ4_XS_MIX, "blk.1.ffn_down_exps.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_IQ4_XS_MIX, "blk.2.ffn_down_exps.weight", 0, ENG_TYPE_IQ4_XS},
+        {ENG_MK_IQ4_XS_MIX, "blk.2.attn_output.weight", 1, ENG_TYPE_Q5_K},
+        {ENG_MK_IQ4_XS_MIX, "blk.2.attn_output.weight", 0, ENG_TYPE_IQ4_XS},
         /* mxfp4: experts MXFP4, other matrices BF16 */
-        {ENG_MK_MXFP4, "blk.2.ffn_down_exps.weight", 64, 0, ENG_TYPE_MXFP4},
-        {ENG_MK_MXFP4, "blk.2.ffn_down_shexp.weight", 1, 0, ENG_TYPE_BF16},
-        {ENG_MK_MXFP4, "output.weight", 1, 0, ENG_TYPE_BF16},
+        {ENG_MK_MXFP4, "blk.2.ffn_down_exps.weight", 0, ENG_TYPE_MXFP4},
+        {ENG_MK_MXFP4, "blk.2.ffn_down_shexp.weight", 0, ENG_TYPE_BF16},
+        {ENG_MK_MXFP4, "output.weight", 0, ENG_TYPE_BF16},
         /* formats: the same type everywhere */
-        {ENG_MK_Q4_K, "blk.4.attn_v.weight", 1, 1, ENG_TYPE_Q4_K},
-        {ENG_MK_IQ4_NL, "output.weight", 1, 0, ENG_TYPE_IQ4_NL},
+        {ENG_MK_Q4_K, "blk.4.attn_v.weight", 1, ENG_TYPE_Q4_K},
+        {ENG_MK_IQ4_NL, "output.weight", 0, ENG_TYPE_IQ4_NL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int got = eng_mkmodel_tensor_type(cases[i].mk, cases[i].name, 2048, cases[i].ne2,
+        int got = eng_mkmodel_tensor_type(cases[i].mk, cases[i].name, 2048,
                                           cases[i].hp8 ? &hp8 : &hp16, false);
         CHECK_MSG(got == cases[i].want, "%s %s (%s): %s, want %s", eng_mkmodel_type_name(cases[i].mk),
                   cases[i].name, cases[i].hp8 ? "8 experts" : "16 layers", eng_type_name(got),
                   eng_type_name(cases[i].want));
     }
     /* tied embeddings: token_embd gets the output's Q6_K */
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "token_embd.weight", 2048, 1, &hp16, true), ENG_TYPE_Q6_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "token_embd.weight", 2048, &hp16, true), ENG_TYPE_Q6_K);
     /* fallbacks (llama.cpp tensor_type_fallback): Qwen1.5-MoE's 1408 */
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.0.ffn_down_exps.weight", 1408, 60, &hp16, false),
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.0.ffn_down_exps.weight", 1408, &hp16, false),
                  ENG_TYPE_Q8_0);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.0.ffn_up_exps.weight", 1408, 60, &hp16, false),
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.0.ffn_up_exps.weight", 1408, &hp16, false),
                  ENG_TYPE_Q5_0);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q5_K, "blk.0.ffn_up_exps.weight", 1408, 60, &hp16, false),
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q5_K, "blk.0.ffn_up_exps.weight", 1408, &hp16, false),
                  ENG_TYPE_Q5_1);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q2_K_MIX, "blk.0.ffn_up_exps.weight", 1408, 60, &hp16, false),
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q2_K_MIX, "blk.0.ffn_up_exps.weight", 1408, &hp16, false),
                  ENG_TYPE_Q4_0);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_IQ4_XS_MIX, "blk.5.ffn_up_exps.weight", 1408, 60, &hp16, false),
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_IQ4_XS_MIX, "blk.5.ffn_up_exps.weight", 1408, &hp16, false),
                  ENG_TYPE_IQ4_NL);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_0, "blk.0.ffn_up_exps.weight", 100, 60, &hp16, false),
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_0, "blk.0.ffn_up_exps.weight", 100, &hp16, false),
                  ENG_TYPE_F16);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_MXFP4, "blk.0.ffn_up_exps.weight", 100, 60, &hp16, false),
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_MXFP4, "blk.0.ffn_up_exps.weight", 100, &hp16, false),
                  ENG_TYPE_BF16);
     int t;
     CHECK_EQ_INT(eng_mkmodel_type_parse("Q4_K_M", &t), ENG_OK);
@@ -466,6 +466,38 @@ TEST(mix_rules_per_tensor)
                  ENG_EINVAL);
     CHECK_CONTAINS(e.msg, "tensor 'blk.0.ffn_down.weight': ne0 is not a multiple of q4_K's block size");
     eng_gguf_writer_free(w);
+}
+
+/* What the later architectures add to the rules, each checked against
+ * llama-quantize outside the repository: llama.cpp counts the layers as
+ * block_count (n_layer_all: glm4moe's next-token-prediction layer too), takes
+ * n_gqa from the file's head_count_kv (MLA's legacy form writes n_head
+ * there, the absorbed form 1), and mxfp4 puts the experts only in MXFP4 (MLA's
+ * 3-D attn_k_b is not an expert). */
+TEST(mix_rules_later_architectures)
+{
+    /* 4 layers + 1 MTP layer: use_more_bits(3, 5) is false, (4, 5) true */
+    eng_mkmodel_preset glm = {.n_layer = 4, .n_nextn = 1, .n_expert = 16, .n_head = 4, .n_head_kv = 2};
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.3.attn_v.weight", 256, &glm, false), ENG_TYPE_Q4_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.4.attn_v.weight", 256, &glm, false), ENG_TYPE_Q6_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.3.ffn_down_exps.weight", 256, &glm, false),
+                 ENG_TYPE_Q4_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_MXFP4, "blk.0.attn_k_b.weight", 128, &glm, false), ENG_TYPE_BF16);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_MXFP4, "blk.0.ffn_gate_exps.weight", 128, &glm, false),
+                 ENG_TYPE_MXFP4);
+    /* Q2_K's attn_kv_b: Q4_K with n_gqa >= 4, else Q3_K; tiny-deepseek2-lite's
+     * rows of kv_lora_rank fall back to Q5_0 / Q4_0. The legacy file has
+     * head_count_kv = head_count: n_gqa 1. */
+    eng_mkmodel_opts o = {.preset = "tiny-deepseek2-lite", .type = ENG_MK_Q2_K_MIX, .seed = 1, .mla_legacy = true};
+    eng_err e = {0};
+    REQUIRE_MSG(eng_mkmodel_write(&o, tst_path("l.gguf"), &e) == ENG_OK, "%s", e.msg);
+    eng_gguf *g;
+    REQUIRE_MSG(eng_gguf_open(&g, tst_path("l.gguf"), &e) == ENG_OK, "%s", e.msg);
+    const eng_gguf_tensor *t = eng_gguf_find_tensor(g, "blk.0.attn_kv_b.weight");
+    REQUIRE(t != NULL && t->ne[0] % 256 != 0);
+    CHECK_EQ_INT(get_u32(g, "%s.attention.head_count_kv", "deepseek2"), get_u32(g, "%s.attention.head_count", "deepseek2"));
+    CHECK_MSG(t->type == ENG_TYPE_Q4_0, "attn_kv_b: %s, want q4_0", eng_type_name(t->type));
+    eng_gguf_free(g);
 }
 
 TEST(layers_cut_block_count_and_tensors)
