@@ -1,18 +1,20 @@
 /*
- * formats.c — the ggml type table, fp16/bf16 conversions, reference
- * quantization, SIMD path selection and the checked kernel entry points.
- * See formats.h.
+ * formats.c — the ggml type table, fp16/bf16 conversions, SIMD path
+ * selection, the prepared x (partner forms built on first use) and the
+ * checked kernel entry points. See formats.h.
  *
  * Design notes:
  * - The type table lists every type ggml defines (ggml.c type_traits, also
  *   gguf-py GGML_QUANT_SIZES), so a GGUF file of any published quantization
- *   opens and sizes correctly; `supported` is true only where the three
- *   kernel tables have entries.
- * - Quantizers of Q8_0, Q4_0 and Q5_0 follow ggml-quants.c
- *   quantize_row_q{8,4,5}_0_ref statement by statement, so the same f32
- *   input gives the same bytes as llama.cpp. The K-quant quantizers are
- *   simpler than ggml's (no weighted search for the sub-block scales, see
- *   quantize_q4_k / quantize_q6_k): valid files, a little more error.
+ *   opens and sizes correctly; `supported` is true only where every kernel
+ *   table has entries (the tests check that).
+ * - Quantizers live in formats_quant.c (ggml's reference code).
+ * - The partner forms of an xvec: prepare marks them stale; the first
+ *   eng_matvec needing one claims it with a compare-and-swap (stale ->
+ *   building), builds it and publishes it (-> ready, release); a thread
+ *   that finds it building waits (acquire) — a few microseconds for an x of
+ *   a few thousand elements. Every path builds the same bits, so which
+ *   thread (and table) builds it does not matter.
  * - eng_matvec/eng_dequant_rows check their arguments (cheap, per call, not
  *   per row) and then call the table entry.
  */
@@ -20,6 +22,8 @@
 #include "engine/kernels.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,26 +31,26 @@
 #define F(id, nm, b, sz, sup) [id] = {id, nm, b, sz, sup}
 static const eng_format type_table[ENG_TYPE_COUNT] = {
     F(ENG_TYPE_F32, "f32", 1, 4, true),        F(ENG_TYPE_F16, "f16", 1, 2, true),
-    F(ENG_TYPE_Q4_0, "q4_0", 32, 18, true),    F(ENG_TYPE_Q4_1, "q4_1", 32, 20, false),
-    F(ENG_TYPE_Q5_0, "q5_0", 32, 22, true),   F(ENG_TYPE_Q5_1, "q5_1", 32, 24, false),
+    F(ENG_TYPE_Q4_0, "q4_0", 32, 18, true),    F(ENG_TYPE_Q4_1, "q4_1", 32, 20, true),
+    F(ENG_TYPE_Q5_0, "q5_0", 32, 22, true),   F(ENG_TYPE_Q5_1, "q5_1", 32, 24, true),
     F(ENG_TYPE_Q8_0, "q8_0", 32, 34, true),    F(ENG_TYPE_Q8_1, "q8_1", 32, 36, false),
-    F(ENG_TYPE_Q2_K, "q2_K", 256, 84, false),  F(ENG_TYPE_Q3_K, "q3_K", 256, 110, false),
-    F(ENG_TYPE_Q4_K, "q4_K", 256, 144, true), F(ENG_TYPE_Q5_K, "q5_K", 256, 176, false),
+    F(ENG_TYPE_Q2_K, "q2_K", 256, 84, true),  F(ENG_TYPE_Q3_K, "q3_K", 256, 110, true),
+    F(ENG_TYPE_Q4_K, "q4_K", 256, 144, true), F(ENG_TYPE_Q5_K, "q5_K", 256, 176, true),
     F(ENG_TYPE_Q6_K, "q6_K", 256, 210, true), F(ENG_TYPE_Q8_K, "q8_K", 256, 292, false),
     F(ENG_TYPE_IQ2_XXS, "iq2_xxs", 256, 66, false),
     F(ENG_TYPE_IQ2_XS, "iq2_xs", 256, 74, false),
     F(ENG_TYPE_IQ3_XXS, "iq3_xxs", 256, 98, false),
     F(ENG_TYPE_IQ1_S, "iq1_s", 256, 50, false),
-    F(ENG_TYPE_IQ4_NL, "iq4_nl", 32, 18, false),
+    F(ENG_TYPE_IQ4_NL, "iq4_nl", 32, 18, true),
     F(ENG_TYPE_IQ3_S, "iq3_s", 256, 110, false),
     F(ENG_TYPE_IQ2_S, "iq2_s", 256, 82, false),
-    F(ENG_TYPE_IQ4_XS, "iq4_xs", 256, 136, false),
+    F(ENG_TYPE_IQ4_XS, "iq4_xs", 256, 136, true),
     F(ENG_TYPE_I8, "i8", 1, 1, false),         F(ENG_TYPE_I16, "i16", 1, 2, false),
     F(ENG_TYPE_I32, "i32", 1, 4, false),       F(ENG_TYPE_I64, "i64", 1, 8, false),
     F(ENG_TYPE_F64, "f64", 1, 8, false),       F(ENG_TYPE_IQ1_M, "iq1_m", 256, 56, false),
     F(ENG_TYPE_BF16, "bf16", 1, 2, true),      F(ENG_TYPE_TQ1_0, "tq1_0", 256, 54, false),
     F(ENG_TYPE_TQ2_0, "tq2_0", 256, 66, false),
-    F(ENG_TYPE_MXFP4, "mxfp4", 32, 17, false),
+    F(ENG_TYPE_MXFP4, "mxfp4", 32, 17, true),
 };
 #undef F
 
@@ -138,192 +142,7 @@ uint16_t eng_fp32_to_bf16(float f)
     return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
 }
 
-/* ---- reference quantization --------------------------------------------- */
-
-float eng_q8_block_scale(float amax, float *id)
-{
-    const float d = amax / ((1 << 7) - 1);
-    *id = d ? 1.0f / d : 0.0f;
-    return eng_fp16_to_fp32(eng_fp32_to_fp16(d));
-}
-
-static void quantize_q8_0(const float *x, eng_block_q8_0 *y, int64_t n)
-{
-    for (int64_t i = 0; i < n / ENG_QK8_0; i++, x += ENG_QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < ENG_QK8_0; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
-        const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = eng_fp32_to_fp16(d);
-        for (int j = 0; j < ENG_QK8_0; j++)
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
-    }
-}
-
-static void quantize_q4_0(const float *x, eng_block_q4_0 *y, int64_t n)
-{
-    for (int64_t i = 0; i < n / ENG_QK4_0; i++, x += ENG_QK4_0) {
-        float amax = 0.0f, max = 0.0f;  /* the signed value of largest magnitude */
-        for (int j = 0; j < ENG_QK4_0; j++) {
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
-        const float d = max / -8;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = eng_fp32_to_fp16(d);
-        for (int j = 0; j < ENG_QK4_0 / 2; j++) {
-            int xi0 = (int8_t)(x[j] * id + 8.5f), xi1 = (int8_t)(x[j + 16] * id + 8.5f);
-            xi0 = xi0 < 15 ? xi0 : 15;
-            xi1 = xi1 < 15 ? xi1 : 15;
-            y[i].qs[j] = (uint8_t)(xi0 | (xi1 << 4));
-        }
-    }
-}
-
-/* ggml quantize_row_q5_0_ref: Q4_0's scheme with 5 bits (max / -16). */
-static void quantize_q5_0(const float *x, eng_block_q5_0 *y, int64_t n)
-{
-    for (int64_t i = 0; i < n / 32; i++, x += 32) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < 32; j++) {
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
-        const float d = max / -16;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = eng_fp32_to_fp16(d);
-        uint32_t qh = 0;
-        for (int j = 0; j < 16; j++) {
-            int xi0 = (int8_t)(x[j] * id + 16.5f), xi1 = (int8_t)(x[j + 16] * id + 16.5f);
-            xi0 = xi0 < 31 ? xi0 : 31;
-            xi1 = xi1 < 31 ? xi1 : 31;
-            y[i].qs[j] = (uint8_t)((xi0 & 0xf) | ((xi1 & 0xf) << 4));
-            qh |= (uint32_t)((xi0 & 0x10) >> 4) << j;
-            qh |= (uint32_t)((xi1 & 0x10) >> 4) << (j + 16);
-        }
-        memcpy(y[i].qh, &qh, 4);
-    }
-}
-
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-/* Packs Q4_K's 6-bit scales ls[8] and mins lm[8] (ggml quantize_row_q4_K_ref). */
-static void pack_q4_k_scales(uint8_t *s, const int *ls, const int *lm)
-{
-    memset(s, 0, 12);
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            s[j] = (uint8_t)ls[j];
-            s[j + 4] = (uint8_t)lm[j];
-        } else {
-            s[j + 4] = (uint8_t)((ls[j] & 0xf) | ((lm[j] & 0xf) << 4));
-            s[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
-            s[j] |= (uint8_t)((lm[j] >> 4) << 6);
-        }
-    }
-}
-
-/* Q4_K. Each sub-block of 32 spans [lo, hi] = [min(0, min x), max x] in 15
- * steps: scale (hi-lo)/15, min -lo (ggml keeps the min <= 0 too). The 8
- * scales and mins become 6-bit multiples of d = max scale / 63 and
- * dmin = max min / 63, and q = round((x + dmin*m) / (d*sc)) in 0..15 uses
- * the stored (rounded) values. This is the starting point of llama.cpp's
- * make_qkx2_quants without its weighted search for a better scale/min
- * pair; error per element <= (1/2 + 8.5/63) * max scale + 0.53 * dmin. */
-static void quantize_q4_k(const float *x, eng_block_q4_k *y, int64_t n)
-{
-    for (int64_t i = 0; i < n / ENG_QK_K; i++, x += ENG_QK_K) {
-        float scale[8], mins[8], max_scale = 0.0f, max_min = 0.0f;
-        for (int j = 0; j < 8; j++) {
-            float lo = 0.0f, hi = x[32 * j];
-            for (int l = 0; l < 32; l++) {
-                lo = fminf(lo, x[32 * j + l]);
-                hi = fmaxf(hi, x[32 * j + l]);
-            }
-            scale[j] = (hi - lo) / 15;
-            mins[j] = -lo;
-            max_scale = fmaxf(max_scale, scale[j]);
-            max_min = fmaxf(max_min, mins[j]);
-        }
-        const float is = max_scale > 0 ? 63 / max_scale : 0.0f, im = max_min > 0 ? 63 / max_min : 0.0f;
-        int ls[8], lm[8];
-        for (int j = 0; j < 8; j++) {
-            ls[j] = clampi((int)roundf(is * scale[j]), 0, 63);
-            lm[j] = clampi((int)roundf(im * mins[j]), 0, 63);
-        }
-        pack_q4_k_scales(y[i].scales, ls, lm);
-        y[i].d = eng_fp32_to_fp16(max_scale / 63);
-        y[i].dmin = eng_fp32_to_fp16(max_min / 63);
-        const float d = eng_fp16_to_fp32(y[i].d), dmin = eng_fp16_to_fp32(y[i].dmin);
-        memset(y[i].qs, 0, sizeof y[i].qs);
-        for (int j = 0; j < 8; j++) {
-            const float d1 = d * (float)ls[j], m1 = dmin * (float)lm[j];
-            for (int l = 0; l < 32; l++) {
-                int q = d1 > 0 ? clampi((int)roundf((x[32 * j + l] + m1) / d1), 0, 15) : 0;
-                y[i].qs[32 * (j / 2) + l] |= (uint8_t)(q << (4 * (j & 1)));
-            }
-        }
-    }
-}
-
-/* Q6_K codes L[256] (0..63) into ql/qh (ggml quantize_row_q6_K_ref). */
-static void pack_q6_k(eng_block_q6_k *y, const uint8_t *L)
-{
-    for (int h = 0; h < 2; h++)
-        for (int l = 0; l < 32; l++) {
-            const uint8_t *q = L + 128 * h + l;
-            y->ql[64 * h + l] = (uint8_t)((q[0] & 0xf) | ((q[64] & 0xf) << 4));
-            y->ql[64 * h + l + 32] = (uint8_t)((q[32] & 0xf) | ((q[96] & 0xf) << 4));
-            y->qh[32 * h + l] = (uint8_t)((q[0] >> 4) | ((q[32] >> 4) << 2) | ((q[64] >> 4) << 4) |
-                                          ((q[96] >> 4) << 6));
-        }
-}
-
-/* Q6_K. Each group of 16 gets scale max / -32 (max = its signed element of
- * largest magnitude, as Q4_0 does; ggml make_qx_quants' first guess, without
- * its weighted search); the 16 scales become int8 multiples of
- * d = -max_scale / 128 (max_scale the signed scale of largest magnitude, as
- * quantize_row_q6_K_ref), then q = round(x / (d*sc)) in -32..31 with the
- * stored values. Error per element <= |group scale| + 0.28 * |max_scale|
- * (tests/engine/test_formats.c derives both bounds). */
-static void quantize_q6_k(const float *x, eng_block_q6_k *y, int64_t n)
-{
-    for (int64_t i = 0; i < n / ENG_QK_K; i++, x += ENG_QK_K) {
-        float scale[16], max_scale = 0.0f;
-        for (int g = 0; g < 16; g++) {
-            float amax = 0.0f, max = 0.0f;
-            for (int l = 0; l < 16; l++)
-                if (amax < fabsf(x[16 * g + l])) {
-                    amax = fabsf(x[16 * g + l]);
-                    max = x[16 * g + l];
-                }
-            scale[g] = max / -32;
-            if (fabsf(scale[g]) > fabsf(max_scale))
-                max_scale = scale[g];
-        }
-        memset(y + i, 0, sizeof *y);
-        if (max_scale == 0.0f)
-            continue;                  /* all zero: d = 0 */
-        const float iscale = -128 / max_scale;
-        y[i].d = eng_fp32_to_fp16(1 / iscale);
-        const float d = eng_fp16_to_fp32(y[i].d);
-        uint8_t L[ENG_QK_K];
-        for (int g = 0; g < 16; g++) {
-            y[i].scales[g] = (int8_t)clampi((int)roundf(iscale * scale[g]), -128, 127);
-            const float d1 = d * (float)y[i].scales[g];
-            for (int l = 0; l < 16; l++) {
-                int q = d1 != 0 ? clampi((int)roundf(x[16 * g + l] / d1), -32, 31) : 0;
-                L[16 * g + l] = (uint8_t)(q + 32);
-            }
-        }
-        pack_q6_k(y + i, L);
-    }
-}
+/* ---- rows ---------------------------------------------------------------- */
 
 static int check_row(int type, int64_t n, const char *what, eng_err *err)
 {
@@ -337,6 +156,17 @@ static int check_row(int type, int64_t n, const char *what, eng_err *err)
                            what, (long long)n, f->name, (long long)f->blck);
     return ENG_OK;
 }
+
+typedef void (*quant_fn)(const float *x, void *y, int64_t n);
+static const quant_fn quantizers[ENG_TYPE_COUNT] = {
+    [ENG_TYPE_Q4_0] = eng_quant_q4_0,     [ENG_TYPE_Q4_1] = eng_quant_q4_1,
+    [ENG_TYPE_Q5_0] = eng_quant_q5_0,     [ENG_TYPE_Q5_1] = eng_quant_q5_1,
+    [ENG_TYPE_Q8_0] = eng_quant_q8_0,     [ENG_TYPE_IQ4_NL] = eng_quant_iq4_nl,
+    [ENG_TYPE_MXFP4] = eng_quant_mxfp4,   [ENG_TYPE_Q2_K] = eng_quant_q2_k,
+    [ENG_TYPE_Q3_K] = eng_quant_q3_k,     [ENG_TYPE_Q4_K] = eng_quant_q4_k,
+    [ENG_TYPE_Q5_K] = eng_quant_q5_k,     [ENG_TYPE_Q6_K] = eng_quant_q6_k,
+    [ENG_TYPE_IQ4_XS] = eng_quant_iq4_xs,
+};
 
 int eng_quantize_row(int type, const float *src, void *dst, int64_t n, eng_err *err)
 {
@@ -354,12 +184,10 @@ int eng_quantize_row(int type, const float *src, void *dst, int64_t n, eng_err *
     case ENG_TYPE_BF16:
         for (int64_t j = 0; j < n; j++) ((uint16_t *)dst)[j] = eng_fp32_to_bf16(src[j]);
         break;
-    case ENG_TYPE_Q8_0: quantize_q8_0(src, dst, n); break;
-    case ENG_TYPE_Q4_0: quantize_q4_0(src, dst, n); break;
-    case ENG_TYPE_Q5_0: quantize_q5_0(src, dst, n); break;
-    case ENG_TYPE_Q4_K: quantize_q4_k(src, dst, n); break;
-    case ENG_TYPE_Q6_K: quantize_q6_k(src, dst, n); break;
-    default: return eng_err_set(err, ENG_EUNSUPPORTED, "quantize: no quantizer for %s", eng_type_name(type));
+    default:
+        if (!quantizers[type])
+            return eng_err_set(err, ENG_EUNSUPPORTED, "quantize: no quantizer for %s", eng_type_name(type));
+        quantizers[type](src, dst, n);
     }
     return ENG_OK;
 }
@@ -432,29 +260,87 @@ int eng_simd_default(eng_simd *out, eng_err *err)
     return ENG_OK;
 }
 
+bool eng_cpu_has_avx512fp16(void)
+{
+    __builtin_cpu_init();
+    return eng_simd_available(ENG_SIMD_AVX512) && __builtin_cpu_supports("avx512fp16");
+}
+
+bool eng_cpu_has_avx512bf16(void)
+{
+    __builtin_cpu_init();
+    return eng_simd_available(ENG_SIMD_AVX512) && __builtin_cpu_supports("avx512bf16");
+}
+
+/* AVX-512: the table whose f16/bf16 dots are the ones llama.cpp built
+ * with -march=native runs on this CPU. */
 const eng_kernels *eng_kernels_get(eng_simd s)
 {
-    static const eng_kernels *const tables[ENG_SIMD_COUNT] = {
-        &eng_kernels_scalar, &eng_kernels_avx2, &eng_kernels_avx512};
     if (s < 0 || s >= ENG_SIMD_COUNT || !eng_simd_available(s))
         return NULL;
-    return tables[s];
+    if (s == ENG_SIMD_SCALAR)
+        return &eng_kernels_scalar;
+    if (s == ENG_SIMD_AVX2)
+        return &eng_kernels_avx2;
+    bool fp16 = eng_cpu_has_avx512fp16(), bf16 = eng_cpu_has_avx512bf16();
+    return fp16 ? (bf16 ? &eng_kernels_avx512_fp16_bf16 : &eng_kernels_avx512_fp16)
+                : (bf16 ? &eng_kernels_avx512_bf16 : &eng_kernels_avx512);
 }
 
 eng_simd eng_kernels_simd(const eng_kernels *k) { return k->simd; }
+const char *eng_kernels_name(const eng_kernels *k) { return k->name; }
 
 /* ---- prepared x --------------------------------------------------------- */
+
+/* ggml type_traits_cpu[type].vec_dot_type (ggml-cpu.c). */
+static const signed char xform_of[ENG_TYPE_COUNT] = {
+    [ENG_TYPE_F32] = ENG_XF_F32,    [ENG_TYPE_F16] = ENG_XF_F16,   [ENG_TYPE_BF16] = ENG_XF_BF16,
+    [ENG_TYPE_Q4_0] = ENG_XF_Q8,    [ENG_TYPE_Q4_1] = ENG_XF_Q8,   [ENG_TYPE_Q5_0] = ENG_XF_Q8,
+    [ENG_TYPE_Q5_1] = ENG_XF_Q8,    [ENG_TYPE_Q8_0] = ENG_XF_Q8,   [ENG_TYPE_IQ4_NL] = ENG_XF_Q8,
+    [ENG_TYPE_MXFP4] = ENG_XF_Q8,   [ENG_TYPE_Q2_K] = ENG_XF_Q8K,  [ENG_TYPE_Q3_K] = ENG_XF_Q8K,
+    [ENG_TYPE_Q4_K] = ENG_XF_Q8K,   [ENG_TYPE_Q5_K] = ENG_XF_Q8K,  [ENG_TYPE_Q6_K] = ENG_XF_Q8K,
+    [ENG_TYPE_IQ4_XS] = ENG_XF_Q8K,
+};
+
+int eng_type_xform(int type)
+{
+    const eng_format *f = eng_format_get(type);
+    return f && f->supported ? xform_of[type] : -1;
+}
+
+int64_t eng_xform_block(int form)
+{
+    return form == ENG_XF_Q8 ? 32 : form == ENG_XF_Q8K ? ENG_QK_K : 1;
+}
+
+enum { XS_STALE = 0, XS_BUILDING = 1, XS_READY = 2 };
+struct eng_xvec_sync {
+    atomic_int state[ENG_XF_COUNT];
+};
+
+static void *alloc64(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+}
 
 int eng_xvec_init(eng_xvec *v, int64_t n_max, eng_err *err)
 {
     memset(v, 0, sizeof *v);
     if (n_max < 0 || n_max > (INT64_C(1) << 40))
         return eng_err_set(err, ENG_EINVAL, "xvec: bad width %lld", (long long)n_max);
-    size_t nq = ((size_t)n_max + 63) & ~(size_t)63;
-    v->xq = aligned_alloc(64, nq ? nq : 64);
-    v->xd = malloc(((size_t)n_max / 32 + 1) * sizeof(float));
-    v->xs = malloc(((size_t)n_max / 32 + 1) * sizeof(int16_t));
-    if (!v->xq || !v->xd || !v->xs) {
+    size_t n = (size_t)n_max + 1, nb = n / 32 + 1;
+    v->q8_d = alloc64(nb * sizeof(float));
+    v->q8_s = alloc64(nb * sizeof(float));
+    v->q8_qs = alloc64(n);
+    v->q8_ls8 = alloc64((n / 4 + 1) * sizeof(int32_t));
+    v->q8k_d = alloc64((n / ENG_QK_K + 1) * sizeof(float));
+    v->q8k_qs = alloc64(n);
+    v->q8k_bsums = alloc64((n / 16 + 1) * sizeof(int16_t));
+    v->f16 = alloc64(n * sizeof(uint16_t));
+    v->bf16 = alloc64(n * sizeof(uint16_t));
+    v->sync = calloc(1, sizeof *v->sync);
+    if (!v->q8_d || !v->q8_s || !v->q8_qs || !v->q8_ls8 || !v->q8k_d || !v->q8k_qs || !v->q8k_bsums ||
+        !v->f16 || !v->bf16 || !v->sync) {
         eng_xvec_free(v);
         return eng_err_set(err, ENG_ENOMEM, "xvec: out of memory for %lld elements", (long long)n_max);
     }
@@ -464,39 +350,75 @@ int eng_xvec_init(eng_xvec *v, int64_t n_max, eng_err *err)
 
 void eng_xvec_free(eng_xvec *v)
 {
-    free(v->xq);
-    free(v->xd);
-    free(v->xs);
+    free(v->q8_d);
+    free(v->q8_s);
+    free(v->q8_qs);
+    free(v->q8_ls8);
+    free(v->q8k_d);
+    free(v->q8k_qs);
+    free(v->q8k_bsums);
+    free(v->f16);
+    free(v->bf16);
+    free(v->sync);
     memset(v, 0, sizeof *v);
 }
 
 int eng_xvec_prepare(const eng_kernels *k, eng_xvec *v, const float *x, int64_t n)
 {
+    (void)k;
     if (n < 0 || n > v->n_max)
         return ENG_EINVAL;
     v->n = n;
     v->f32 = x;
-    v->has_q8 = n % 32 == 0;
-    if (!v->has_q8)
-        return ENG_OK;
-    k->quant_q8(x, v->xd, v->xq, n);
-    for (int64_t b = 0; b < n / 32; b++) {   /* |sum| <= 32 * 127: int16 */
-        int s = 0;
-        for (int j = 0; j < 32; j++)
-            s += v->xq[b * 32 + j];
-        v->xs[b] = (int16_t)s;
+    for (int f = 0; f < ENG_XF_COUNT; f++)
+        atomic_store_explicit(&v->sync->state[f], XS_STALE, memory_order_relaxed);
+    return ENG_OK;
+}
+
+static void xvec_build(const eng_kernels *k, const eng_xvec *v, int form)
+{
+    switch (form) {
+    case ENG_XF_Q8: k->x_q8(v->f32, v->n, v->q8_d, v->q8_s, v->q8_qs, v->q8_ls8); break;
+    case ENG_XF_Q8K: k->x_q8k(v->f32, v->n, v->q8k_d, v->q8k_qs, v->q8k_bsums); break;
+    case ENG_XF_F16: k->x_f16(v->f32, v->n, v->f16); break;
+    case ENG_XF_BF16: k->x_bf16(v->f32, v->n, v->bf16); break;
+    default: break;
     }
+}
+
+int eng_xvec_form(const eng_kernels *k, const eng_xvec *v, int form)
+{
+    if (form < 0 || form >= ENG_XF_COUNT || v->n % eng_xform_block(form))
+        return ENG_EINVAL;
+    if (form == ENG_XF_F32)
+        return ENG_OK;
+    atomic_int *st = &v->sync->state[form];
+    int cur = atomic_load_explicit(st, memory_order_acquire);
+    if (cur == XS_READY)
+        return ENG_OK;
+    if (cur == XS_STALE &&
+        atomic_compare_exchange_strong_explicit(st, &cur, XS_BUILDING, memory_order_acquire,
+                                                memory_order_acquire)) {
+        xvec_build(k, v, form);
+        atomic_store_explicit(st, XS_READY, memory_order_release);
+        return ENG_OK;
+    }
+    /* another thread builds it: microseconds; yield now and then in case
+     * it was preempted */
+    for (unsigned spin = 1; atomic_load_explicit(st, memory_order_acquire) != XS_READY; spin++)
+        if (spin % 256 == 0)
+            sched_yield();
     return ENG_OK;
 }
 
 /* ---- checked entry points ----------------------------------------------- */
 
-static int kernel_args(int type, int64_t n, const void *fn, bool needs_q8, bool has_q8)
+static int kernel_args(int type, int64_t n, const void *fn)
 {
     const eng_format *f = eng_format_get(type);
     if (!f || !f->supported || !fn)
         return ENG_EUNSUPPORTED;
-    if (n < 0 || n % f->blck || (needs_q8 && !has_q8))
+    if (n < 0 || n % f->blck || n % eng_xform_block(xform_of[type]))
         return ENG_EINVAL;
     return ENG_OK;
 }
@@ -504,16 +426,18 @@ static int kernel_args(int type, int64_t n, const void *fn, bool needs_q8, bool 
 int eng_matvec(const eng_kernels *k, int type, const void *w, const eng_xvec *x, float *y,
                int64_t r0, int64_t r1)
 {
-    const eng_format *f = eng_format_get(type);
-    bool q = f && f->blck > 1;   /* block types compute against x's Q8_0 form */
     eng_matvec_fn fn = (type >= 0 && type < ENG_TYPE_COUNT) ? k->matvec[type] : NULL;
-    int rc = kernel_args(type, x->n, (const void *)fn, q, x->has_q8);
+    int rc = kernel_args(type, x->n, (const void *)fn);
     if (rc)
         return rc;
     if (r0 < 0 || r1 < r0)
         return ENG_EINVAL;
-    if (r1 > r0)
+    if (r1 > r0) {
+        rc = eng_xvec_form(k, x, xform_of[type]);
+        if (rc)
+            return rc;
         fn(w, eng_type_row_bytes(type, x->n), x, y, r0, r1);
+    }
     return ENG_OK;
 }
 
@@ -521,10 +445,10 @@ int eng_dequant_rows(const eng_kernels *k, int type, const void *w, int64_t n, i
                      int64_t r1, float *dst)
 {
     eng_dequant_fn fn = (type >= 0 && type < ENG_TYPE_COUNT) ? k->dequant[type] : NULL;
-    int rc = kernel_args(type, n, (const void *)fn, false, false);
-    if (rc)
-        return rc;
-    if (r0 < 0 || r1 < r0)
+    const eng_format *f = eng_format_get(type);
+    if (!f || !f->supported || !fn)
+        return ENG_EUNSUPPORTED;
+    if (n < 0 || n % f->blck || r0 < 0 || r1 < r0)
         return ENG_EINVAL;
     size_t rb = eng_type_row_bytes(type, n);
     for (int64_t r = r0; r < r1; r++)

@@ -5,48 +5,46 @@
  * The format table has one entry per ggml type id known to ggml (block size
  * and bytes per block, so the GGUF reader can size every tensor of any
  * published file); `supported` marks the types that have kernels here:
- * F32 (0), F16 (1), Q4_0 (2), Q5_0 (6), Q8_0 (8), Q4_K (12), Q6_K (14),
- * BF16 (30) — what llama.cpp's Q4_K_M files hold.
+ * F32 (0), F16 (1), BF16 (30), Q4_0 (2), Q4_1 (3), Q5_0 (6), Q5_1 (7),
+ * Q8_0 (8), Q2_K (10), Q3_K (11), Q4_K (12), Q5_K (13), Q6_K (14),
+ * IQ4_NL (20), IQ4_XS (23), MXFP4 (39) — the formats of published MoE GGUF
+ * files. Block layouts are ggml's (ggml-common.h; engine/kernels.h has the
+ * structs, docs/engine.md the formulas).
  *
- * Block layouts are ggml's (ggml-common.h): Q8_0 = {f16 d; i8 qs[32]}
- * (34 bytes, x = qs*d); Q4_0 = {f16 d; u8 qs[16]} (18 bytes, element j<16 is
- * (qs[j]&15)-8, element j+16 is (qs[j]>>4)-8, times d); Q5_0 = {f16 d;
- * u8 qh[4]; u8 qs[16]} (22 bytes, Q4_0's nibbles plus bit j of qh as bit 4,
- * minus 16); Q4_K = {f16 d, dmin; u8 scales[12]; u8 qs[128]} (144 bytes per
- * 256: 8 sub-blocks of 32 with 6-bit scale and min, x = d*sc*q - dmin*m);
- * Q6_K = {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d} (210 bytes per 256,
- * x = d*scales[j/16]*(q-32), q 6 bits). Exact formulas in docs/engine.md.
- * Quantization of Q8_0/Q4_0/Q5_0 is ggml's reference code
- * (quantize_row_q*_0_ref), so our files hold the same bytes llama.cpp would
- * write; Q4_K/Q6_K use simpler quantizers than ggml's weighted search
- * (valid files, error bounds in docs/engine.md).
+ * Quantization is ggml's reference code (ggml-quants.c quantize_row_*_ref,
+ * and quantize_iq4_nl / quantize_iq4_xs without an importance matrix), so
+ * an f32 row gives the bytes llama-quantize writes.
  *
  * Decode kernels. y[r] = dot(row r of W, x) for r in [r0, r1), computed from
- * the stored bytes (never a dequantized copy of W). x is prepared once into
- * an eng_xvec and reused for any number of rows and matrices of the same
- * width (the gate and up projections of every expert of a layer):
- *   F32, F16, BF16 weights: dot with x in f32 (F16/BF16 widened exactly);
- *   Q8_0, Q4_0, Q5_0 weights: x quantized to Q8_0 blocks (as ggml's
- *     vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 do), the integer block sums are
- *     exact, then y = sum over blocks of d_w * d_x * isum in f32. The x
- *     quantization adds at most d_x/2 = amax_block/254 per element of x.
- *   Q4_K, Q6_K weights: the same Q8_0 form of x (one scale per 32, where
- *     ggml uses one per 256); per x block, exact integer sums times the
- *     weight's scales: Q4_K dx*(d*sc*sum(q*xq) - dmin*m*sum(xq)), Q6_K
- *     d*dx*(sc0*sum0 + sc1*sum1) over its two groups of 16.
- * Paths differ only in float summation order: results of the scalar, AVX2
- * and AVX-512 paths agree within (n+2) * 2^-24 * sum|w_i x_i| (per row; for
- * Q4_K sum(|d*sc*q| + |dmin*m|)*|x_i|, as the two parts are summed apart),
- * the bound the tests check against a double-precision reference.
+ * the stored bytes (never a dequantized copy of W), with llama.cpp's CPU
+ * numerics: x is first converted to the weight type's dot partner (ggml's
+ * vec_dot_type, eng_type_xform): Q8_0 blocks for Q4_0/Q5_0/Q8_0/IQ4_NL/
+ * MXFP4, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants and IQ4_XS, f16 for F16,
+ * bf16 for BF16, x itself for F32. The conversions are the ones the x86
+ * build of llama.cpp runs (its AVX quantize_row_q8_0/q8_1, the reference
+ * quantize_row_q8_K), bit-identical on every path. The dot of each AVX2 and
+ * AVX-512 kernel is ggml's x86 vec_dot for that type operation for
+ * operation: the same integer lane sums, the same float lanes, FMAs and
+ * horizontal-sum order, so its result has the bits llama.cpp computes
+ * (F16/BF16: as llama.cpp built for that path's instruction set; on an
+ * AVX-512 CPU with AVX512-FP16 ggml accumulates the f16 dot in f16, and
+ * with AVX512-BF16 it uses vdpbf16ps, so the AVX-512 path does too). The
+ * scalar path is the plain reference: exact integer block sums, f32
+ * accumulation in order; it agrees with the others within
+ * (n + 2) * 2^-24 * sum |w_j x_j| (x the partner form's value), f16
+ * accumulation excepted (docs/engine.md derives its bound).
  *
  * SIMD. eng_kernels_get(level) returns the kernel table of one path
  * (scalar, AVX2+FMA+F16C, AVX-512F/BW/VL/VNNI), NULL when this CPU lacks it.
  * eng_simd_default reads MOEBENCH_SIMD=scalar|avx2|avx512 or picks the best
  * path the CPU has (cpuid). Tables are constant; nothing global is mutable.
  *
- * Thread-safety: every function here is pure with respect to shared state;
- * threads may run kernels on disjoint y ranges with the same W and xvec
- * concurrently. An eng_xvec is written only by eng_xvec_prepare.
+ * Thread-safety: kernels are pure with respect to shared state; threads may
+ * run eng_matvec on disjoint y ranges with the same W and xvec
+ * concurrently. The partner forms of an xvec are a cache filled by the
+ * first eng_matvec that needs one after eng_xvec_prepare: one thread builds
+ * it, the others wait for it (atomics), so the cache is safe to share.
+ * eng_xvec_prepare itself must not run concurrently with uses of the xvec.
  */
 #ifndef ENG_FORMATS_H
 #define ENG_FORMATS_H
@@ -157,32 +155,66 @@ typedef struct eng_kernels eng_kernels;  /* constant table, never freed */
 /* Kernel table of one path; NULL when !eng_simd_available(s). */
 const eng_kernels *eng_kernels_get(eng_simd s);
 eng_simd eng_kernels_simd(const eng_kernels *k);
+/* The table's name: the path, plus the AVX-512 extensions whose f16/bf16
+ * dots it reproduces ("avx512+fp16+bf16"). */
+const char *eng_kernels_name(const eng_kernels *k);
+
+/* The partner forms of x (ggml vec_dot_type). */
+typedef enum eng_xform {
+    ENG_XF_F32 = 0,   /* x itself (F32 weights)                          */
+    ENG_XF_Q8 = 1,    /* Q8_0 blocks of 32, with Q8_1's sums (s)         */
+    ENG_XF_Q8K = 2,   /* Q8_K blocks of 256                              */
+    ENG_XF_F16 = 3,   /* x rounded to f16                                */
+    ENG_XF_BF16 = 4,  /* x rounded to bf16                               */
+    ENG_XF_COUNT
+} eng_xform;
+
+/* The partner form a weight type's matvec reads; -1 for types without
+ * kernels. */
+int eng_type_xform(int type);
+/* Elements per block of a form (1, 32, 256, 1, 1). */
+int64_t eng_xform_block(int form);
 
 /* x prepared for the decode kernels. Allocate once for the widest x (n_max),
- * then prepare per token. f32 is borrowed: x must stay unchanged while the
- * xvec is used. The Q8_0 form exists when n % 32 == 0. */
+ * then prepare per input vector. f32 is borrowed: x must stay unchanged
+ * while the xvec is used. The arrays below hold the partner forms; a form
+ * is valid after eng_xvec_form (or an eng_matvec that needs it) since the
+ * last prepare. Layout: structure of arrays (scales apart from quants, the
+ * quants 64-byte aligned), the values of ggml's block_q8_0/q8_1/q8_K. */
+typedef struct eng_xvec_sync eng_xvec_sync;
 typedef struct eng_xvec {
     int64_t n;           /* elements of x                                  */
     int64_t n_max;       /* capacity given to init                         */
     const float *f32;    /* [n] x itself (borrowed)                        */
-    bool has_q8;         /* n % 32 == 0: xd/xq/xs below are filled         */
-    float *xd;           /* [n/32] Q8_0 scales, each an fp16 value as f32  */
-    int8_t *xq;          /* [n] Q8_0 quants (64-byte aligned)              */
-    int16_t *xs;         /* [n/32] sum of each block's quants (Q4_K mins)  */
+    float *q8_d;         /* [n/32] Q8_0/Q8_1 scale d (an fp16 value)       */
+    float *q8_s;         /* [n/32] Q8_1 s = fp16(d * sum qs) (fp16 value)  */
+    int8_t *q8_qs;       /* [n] Q8_0/Q8_1 quants                           */
+    int32_t *q8_ls8;     /* [n/4] 8 * (q8_qs[4k] + ... + q8_qs[4k+3]): the
+                          * Q4_0/Q5_0 kernels form ggml's lanes of
+                          * (code - 8) * q as code * q - 8 * sum q        */
+    float *q8k_d;        /* [n/256] Q8_K scale (f32)                       */
+    int8_t *q8k_qs;      /* [n] Q8_K quants                                */
+    int16_t *q8k_bsums;  /* [n/16] sums of 16 Q8_K quants                  */
+    uint16_t *f16;       /* [n] x rounded to f16                           */
+    uint16_t *bf16;      /* [n] x rounded to bf16                          */
+    eng_xvec_sync *sync; /* which forms are built (atomics)                */
 } eng_xvec;
 
 int eng_xvec_init(eng_xvec *v, int64_t n_max, eng_err *err);
 void eng_xvec_free(eng_xvec *v);
-/* Points v at x[0..n) and quantizes it (n <= n_max; ENG_EINVAL otherwise).
- * The Q8_0 quantization is bit-identical on every path (ggml's reference
- * rounding: d = amax/127 rounded to fp16, q = roundf(x/d) with 1/d). */
+/* Points v at x[0..n) (n <= n_max; ENG_EINVAL otherwise) and marks every
+ * partner form stale; they are built on first use. */
 int eng_xvec_prepare(const eng_kernels *k, eng_xvec *v, const float *x, int64_t n);
+/* Builds `form` of v with k's builder unless it is valid already
+ * (thread-safe). ENG_EINVAL when n is not a multiple of the form's block
+ * or form is unknown. */
+int eng_xvec_form(const eng_kernels *k, const eng_xvec *v, int form);
 
 /* y[r] = dot(row r of W, x) for r in [r0, r1). W holds rows of x->n elements
  * of `type`, row r at (const char *)w + r * eng_type_row_bytes(type, x->n);
- * y is indexed by r (only y[r0..r1) is written). ENG_EUNSUPPORTED for a type
- * without kernels; ENG_EINVAL when x->n is not a multiple of the block size
- * or a quantized type meets an x without its Q8_0 form. */
+ * y is indexed by r (only y[r0..r1) is written). Builds x's partner form
+ * first if needed. ENG_EUNSUPPORTED for a type without kernels; ENG_EINVAL
+ * when x->n is not a multiple of the type's block (or of its partner's). */
 int eng_matvec(const eng_kernels *k, int type, const void *w, const eng_xvec *x, float *y,
                int64_t r0, int64_t r1);
 

@@ -269,64 +269,6 @@ void eng_mkmodel_arch_names(char *buf, size_t cap)
                               k_archs[i].alias ? ")" : "");
 }
 
-static const struct {
-    const char *name;
-    int type;
-    uint32_t ftype; /* general.file_type (llama_ftype) */
-} k_types[] = {
-    {"f32", ENG_MK_F32, 0},    {"f16", ENG_MK_F16, 1},       {"bf16", ENG_MK_BF16, 32},
-    {"q8_0", ENG_MK_Q8_0, 7},  {"q4_0", ENG_MK_Q4_0, 2},     {"q5_0", ENG_MK_Q5_0, 8},
-    {"q4_k", ENG_MK_Q4_K, 14}, {"q6_k", ENG_MK_Q6_K, 18},    {"q4_k_m", ENG_MK_Q4_K_M, 15},
-};
-
-int eng_mkmodel_type_parse(const char *name, int *type)
-{
-    for (size_t i = 0; name && i < sizeof k_types / sizeof k_types[0]; i++)
-        if (!strcasecmp(k_types[i].name, name)) {
-            *type = k_types[i].type;
-            return ENG_OK;
-        }
-    return ENG_EINVAL;
-}
-
-const char *eng_mkmodel_type_name(int type)
-{
-    for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++)
-        if (k_types[i].type == type)
-            return k_types[i].name;
-    return "?";
-}
-
-static int type_index(int type)
-{
-    for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++)
-        if (k_types[i].type == type)
-            return (int)i;
-    return -1;
-}
-
-bool eng_mkmodel_type_quantized(int type)
-{
-    const eng_format *f = eng_format_get(type);
-    return type == ENG_MK_Q4_K_M || (f && f->blck > 1);
-}
-
-/* The ggml type of a weight matrix with rows of ne0 under mkmodel type
- * `type`. q4_k_m: Q6_K for the tensors llama.cpp gives more bits (`more`:
- * attn_v, ffn_down*, output; llama.cpp does so in about half of the layers
- * for attn_v/ffn_down, we in all), Q4_K elsewhere. A K-quant needs ne0 % 256
- * == 0; otherwise it falls back as llama-quant.cpp does: Q4_K -> Q5_0,
- * Q6_K -> Q8_0 (Qwen1.5-MoE's ffn_down, ne0 = 1408). */
-int eng_mkmodel_tensor_type(int type, bool more, int64_t ne0)
-{
-    int t = type == ENG_MK_Q4_K_M ? (more ? ENG_MK_Q6_K : ENG_MK_Q4_K) : type;
-    if (ne0 % 256 != 0 && t == ENG_MK_Q4_K)
-        return ENG_MK_Q5_0;
-    if (ne0 % 256 != 0 && t == ENG_MK_Q6_K)
-        return ENG_MK_Q8_0;
-    return t;
-}
-
 /* ---- the plan ---------------------------------------------------------------- */
 
 enum { KV_U32, KV_F32, KV_BOOL, KV_STR, KV_ARR_STR, KV_ARR_I32, KV_ARR_F32 };
@@ -458,7 +400,7 @@ static void plan_kvs(mk_plan *p)
     const mk_arch *a = p->a;
     kv_str(p, "general.architecture", h->arch);
     kv_str(p, "general.name", h->name);
-    kv_u32(p, "general.file_type", k_types[type_index(p->type)].ftype);
+    kv_u32(p, "general.file_type", eng_mkmodel_type_ftype(p->type));
     if (eng_mkmodel_type_quantized(p->type))
         kv_u32(p, "general.quantization_version", 2);
     kv_u32(p, "%s.block_count", h->n_layer + h->n_nextn);
@@ -641,10 +583,27 @@ static mk_tensor *T(mk_plan *p, const char *fmt, int layer, int type, int n_dims
 #define F32 ENG_MK_F32
 #define NORM_STD 0.02f
 
-/* Type of a matrix with rows of ne0 (see eng_mkmodel_tensor_type). */
+/* A weight matrix: its type is decided from its name once every tensor is
+ * planned (assign_types, eng_mkmodel_tensor_type); `more` (llama.cpp gives
+ * it more bits in the mixes) and ne0 only say so at the call site. */
+#define MK_MATRIX (-1)
 static int MT(const mk_plan *p, bool more, int64_t ne0)
 {
-    return eng_mkmodel_tensor_type(p->type, more, ne0);
+    (void)p, (void)more, (void)ne0;
+    return MK_MATRIX;
+}
+
+static void assign_types(mk_plan *p)
+{
+    bool tied = true;
+    for (size_t i = 0; i < p->nt; i++)
+        tied &= strcmp(p->t[i].name, "output.weight") != 0;
+    eng_mkmodel_preset hp = p->hp; /* head_count_kv as written (plan_kvs) */
+    if (p->mla_legacy)
+        hp.n_head_kv = hp.n_head;
+    for (size_t i = 0; i < p->nt; i++)
+        if (p->t[i].type == MK_MATRIX)
+            p->t[i].type = eng_mkmodel_tensor_type(p->type, p->t[i].name, p->t[i].ne[0], &hp, tied);
 }
 
 /* A bias of layer l: ne0 elements, for each of ne1 experts (1: a vector). */
@@ -848,7 +807,7 @@ static int resolve(const eng_mkmodel_opts *o, eng_mkmodel_preset *hp, eng_err *e
                                "preset '%s' is a %s model, not %s (leave --arch out, or pick a "
                                "%s preset)", pr->name, pr->arch, o->arch, o->arch);
     }
-    if (type_index(o->type) < 0)
+    if (!eng_mkmodel_type_valid(o->type))
         return eng_err_set(e, ENG_EINVAL, "tensor type %d is not one of %s", o->type,
                            ENG_MKMODEL_TYPES);
     if (o->layers > pr->n_layer)
@@ -906,6 +865,8 @@ static int plan_build(const eng_mkmodel_opts *o, mk_plan *p, eng_err *e)
         plan_tokenizer_kvs(p);
         if (plan_tensors(p))
             rc = eng_err_set(e, ENG_ENOMEM, "mkmodel: out of memory");
+        else
+            assign_types(p);
     }
     if (rc)
         plan_free(p);

@@ -29,23 +29,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Tensor types mkmodel writes. Values are ggml type ids (as in the GGUF
- * file), except ENG_MK_Q4_K_M, a mix. Norms, biases, ffn_gate_inp and
- * ffn_gate_inp_shexp stay F32 for every type, as llama.cpp does. K-quant
- * types fall back for matrices whose rows are not a multiple of 256 (see
+/* Tensor types mkmodel writes (--type; engine/mkmodel_types.c). A format
+ * (values = its ggml type id) puts every weight matrix in that format, as
+ * `llama-quantize --pure`; a mix (values >= ENG_MK_MIX_BASE) applies
+ * llama.cpp's per-tensor choices of the llama-quantize file type of that
+ * name (llama-quant.cpp llama_tensor_get_type_impl), and mxfp4 is the
+ * layout llama.cpp's converter gives gpt-oss (experts MXFP4, the other
+ * matrices BF16). Norms, biases, ffn_gate_inp and ffn_gate_inp_shexp stay
+ * F32 for every type, as llama.cpp does; rows that do not fit a type's
+ * block fall back as llama.cpp's tensor_type_fallback does (see
  * eng_mkmodel_tensor_type). */
 enum {
     ENG_MK_F32 = 0,
     ENG_MK_F16 = 1,
     ENG_MK_Q4_0 = 2,
+    ENG_MK_Q4_1 = 3,
     ENG_MK_Q5_0 = 6,
+    ENG_MK_Q5_1 = 7,
     ENG_MK_Q8_0 = 8,
+    ENG_MK_Q3_K = 11,
     ENG_MK_Q4_K = 12,
-    ENG_MK_Q6_K = 14,
+    ENG_MK_Q5_K = 13,
+    ENG_MK_IQ4_NL = 20,
     ENG_MK_BF16 = 30,
-    ENG_MK_Q4_K_M = 1000,   /* Q4_K, Q6_K for attn_v, ffn_down*, output */
+    ENG_MK_MIX_BASE = 1000,             /* + the llama_ftype number         */
+    ENG_MK_Q2_K_MIX = 1010,             /* "q2_k"   (LLAMA_FTYPE_MOSTLY_Q2_K) */
+    ENG_MK_Q3_K_M = 1012,
+    ENG_MK_Q4_K_S = 1014,
+    ENG_MK_Q4_K_M = 1015,
+    ENG_MK_Q5_K_M = 1017,
+    ENG_MK_Q6_K_MIX = 1018,             /* "q6_k"                           */
+    ENG_MK_IQ4_XS_MIX = 1030,           /* "iq4_xs"                         */
+    ENG_MK_MXFP4 = 1038,                /* "mxfp4" (the converter's layout) */
 };
-#define ENG_MKMODEL_TYPES "f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m"
+#define ENG_MKMODEL_TYPES                                                                          \
+    "formats f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q3_k, q4_k, q5_k; "            \
+    "mixes q2_k, q3_k_m, q4_k_s, q4_k_m, q5_k_m, q6_k, iq4_xs, mxfp4"
 
 /* Hyper-parameters of one preset. All counts are as written in the file. */
 typedef struct eng_mkmodel_preset {
@@ -107,13 +126,22 @@ void eng_mkmodel_arch_names(char *buf, size_t cap);
  * not one of them. eng_mkmodel_type_name is the inverse ("?" for others). */
 int eng_mkmodel_type_parse(const char *name, int *type);
 const char *eng_mkmodel_type_name(int type);
+/* Whether type is one of the ENG_MK_* values. */
+bool eng_mkmodel_type_valid(int type);
+/* The llama_ftype written as general.file_type (a format without a file
+ * type of its own gets the nearest one: q3_k Q3_K_S, q5_k Q5_K_S). */
+uint32_t eng_mkmodel_type_ftype(int type);
 /* Whether a file of this ENG_MK_* type holds quantized (block) tensors. */
 bool eng_mkmodel_type_quantized(int type);
-/* The ggml type mkmodel gives a weight matrix with rows of ne0 elements
- * under ENG_MK_* type `type`; `more` marks attn_v, ffn_down*, output (the
- * tensors q4_k_m gives Q6_K). Rows that are not a multiple of 256 fall back
- * from Q4_K to Q5_0 and from Q6_K to Q8_0, as llama.cpp's quantizer does. */
-int eng_mkmodel_tensor_type(int type, bool more, int64_t ne0);
+/* The ggml type of the weight matrix `name` (rows of ne0) under ENG_MK_*
+ * type `type` in a model of hyper-parameters hp as the file states them
+ * (block_count = n_layer + n_nextn, head_count_kv = n_head_kv); tied: the
+ * file has no output.weight (then token_embd gets the output's treatment,
+ * as in llama.cpp). Rows that do not fit fall back as llama.cpp's
+ * tensor_type_fallback: IQ4_XS -> IQ4_NL, Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0,
+ * Q5_K -> Q5_1, Q6_K -> Q8_0, then F16. */
+int eng_mkmodel_tensor_type(int type, const char *name, int64_t ne0, const eng_mkmodel_preset *hp,
+                            bool tied);
 
 /* Progress: called after each tensor with bytes of tensor data written so
  * far and the total. */

@@ -27,7 +27,7 @@ TEST(usage_errors_exit_2)
         {"--preset nope -o x.gguf", "unknown preset 'nope'"},
         {"--preset tiny-olmoe --arch mixtral -o x.gguf", "is a olmoe model, not mixtral"},
         {"--preset tiny-olmoe --arch gpt9 -o x.gguf", "unknown architecture 'gpt9'"},
-        {"--preset tiny-olmoe --type q3_k -o x.gguf", "unknown --type 'q3_k'"},
+        {"--preset tiny-olmoe --type q4_k_l -o x.gguf", "unknown --type 'q4_k_l'"},
         {"--preset tiny-olmoe --layers 0 -o x.gguf", "--layers"},
         {"--preset tiny-olmoe --layers 9 -o x.gguf", "layers 9"},
         {"--preset tiny-olmoe --layers 2x -o x.gguf", "--layers"},

@@ -5,21 +5,36 @@
  *
  * Bounds (max |engine - ref| / max |ref| over the logits):
  *   decode is compared with the reference that models the engine's
- *   Q8_0 activation quantization for q8_0/q4_0 weights (REF_ACT_Q8), and
- *   prefill (sgemm on exactly dequantized f32 tiles, no activation
- *   quantization, except in the output head of the last position, which
- *   runs the decode kernel) with REF_ACT_Q8_HEAD; so for every type the only
- *   difference left is f32 summation order against double: |err| <= n *
- *   2^-24 * sum|w x| per dot, a few 1e-6 relative through 4 layers. The
- *   bound is 1e-4 for f32/f16/bf16 (the brief's f32 figure) and 1e-3 for
- *   the block types (q8_0, q4_0, q5_0, q4_K, q6_K and the q4_k_m mix; the
- *   tiny presets' widths of 32..128 make q4_k/q4_k_m fall back to
- *   q5_0/q8_0, the tiny-k presets keep them): there a 1-ulp difference in
- *   the hidden state can move one
- *   activation element to the next Q8_0 level (a step of amax/127 in one
- *   element of one dot, ~1e-4 relative on these 64-wide rows), which the
- *   reference cannot reproduce bit for bit.
+ *   activation conversion to each weight type's partner form (REF_ACT_Q8:
+ *   Q8_0/Q8_1/Q8_K blocks, f16, bf16), and prefill (sgemm on exactly
+ *   dequantized f32 tiles, no activation conversion, except in the output
+ *   head of the last position, which runs the decode kernel) with
+ *   REF_ACT_Q8_HEAD; so for every type the only difference left is f32
+ *   summation order against double: |err| <= n * 2^-24 * sum|w x| per
+ *   dot, a few 1e-6 relative through 4 layers. The bound is 1e-4 for
+ *   f32/f16/bf16 and 1e-3 for the block types (q8_0, q4_0, q5_0, q4_K,
+ *   q6_K and the mixes; the tiny presets' widths of 32..128 make K-quants
+ *   fall back to q5_0/q8_0, the tiny-k presets keep them): there a 1-ulp
+ *   difference in the hidden state can move one activation element to the
+ *   next quantization level (a step of amax/127 in one element of one dot),
+ *   which the reference cannot reproduce bit for bit; likewise f16/bf16
+ *   rounding of an activation. Whether that can happen is measured: the
+ *   reference reports how close any converted activation came to a
+ *   rounding tie, relative to its value (ref_forward_tie); the engine's
+ *   activations differ from the reference's by ~1e-7 relative, so when
+ *   that is below 4e-7 a level may flip, and through the following layers
+ *   one flip moves the logits by up to ~9e-3 (seen: IQ4, Q3_K, tiny-glm4moe
+ *   q8_0, tiny-gpt-oss bf16): the bound is then 2e-2 (about a third of the
+ *   cases here; most of those too stay near 2e-7). All of this is
+ *   ref_bound (ref_forward.c), shared with the tests of the later
+ *   architectures.
+ *   f16 decode on a CPU with AVX512-FP16 (the "+fp16" kernel tables) sums
+ *   its dots of n >= 128 in f16, as llama.cpp does there: per dot
+ *   (n/128 + 7) * 2^-11 * sum|w x| (test_kernels.c), 3.9e-3 for the
+ *   widths <= 256 here, which the double reference does not model; the
+ *   bound is then 1e-2 (seen: 4e-4).
  */
+#include "engine/formats.h"
 #include "engine/session.h"
 #include "tests/util/model_util.h"
 #include "tests/engine/ref_forward.h"
@@ -27,14 +42,10 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const int32_t k_prompt[] = {1, 17, 42, 99, 5, 300, 7, 255};
 enum { NP = sizeof k_prompt / sizeof k_prompt[0] };
-
-static double bound_for(const char *type)
-{
-    return type[0] == 'q' ? 1e-3 : 1e-4;
-}
 
 /* Engine decode (token by token) vs reference with act_q8, engine prefill
  * vs plain reference. */
@@ -47,7 +58,8 @@ static void check_against_ref(const char *preset, const char *type)
     eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
     double *ref_q = NULL, *ref_f = NULL;
-    REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8, &ref_q) == 0);
+    double tie;
+    REQUIRE(ref_forward_tie(m, k_prompt, NP, REF_ACT_Q8, &ref_q, &tie) == 0);
     REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8_HEAD, &ref_f) == 0);
     for (int i = 0; i < NP; i++)
         REQUIRE_MSG(eng_session_decode(s, k_prompt[i], &e) == 0, "%s", e.msg);
@@ -55,11 +67,12 @@ static void check_against_ref(const char *preset, const char *type)
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, k_prompt, NP, &e) == 0, "%s", e.msg);
     double err_pre = ref_rel_err(eng_session_logits(s), ref_f, nv);
-    CHECK_MSG(err_dec <= bound_for(type), "%s %s decode: rel err %g > %g", preset, type, err_dec,
-              bound_for(type));
-    CHECK_MSG(err_pre <= bound_for(type), "%s %s prefill: rel err %g > %g", preset, type,
-              err_pre, bound_for(type));
-    printf("%s %s: decode rel err %.3g, prefill rel err %.3g\n", preset, type, err_dec, err_pre);
+    const double bdec = ref_bound(type, true, tie), bpre = ref_bound(type, false, tie);
+    CHECK_MSG(err_dec <= bdec, "%s %s decode: rel err %g > %g (closest tie %.2g steps)", preset, type, err_dec,
+              bdec, tie);
+    CHECK_MSG(err_pre <= bpre, "%s %s prefill: rel err %g > %g", preset, type, err_pre, bpre);
+    printf("%s %s: decode rel err %.3g, prefill rel err %.3g, closest tie %.2g%s\n", preset, type, err_dec, err_pre, tie,
+           tie < 4e-7 ? " (an activation at a rounding tie: bound 2e-2)" : "");
     free(ref_q);
     free(ref_f);
     eng_session_free(s);
@@ -68,7 +81,8 @@ static void check_against_ref(const char *preset, const char *type)
 
 static void check_all_types(const char *preset)
 {
-    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k_m"};
+    static const char *types[] = {"f32",  "f16",  "bf16",   "q8_0",  "q4_0",
+                                  "q4_1", "q5_0", "q5_1",   "iq4_nl", "mxfp4", "q4_k_m"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_against_ref(preset, types[i]);
 }
@@ -77,7 +91,8 @@ static void check_all_types(const char *preset)
  * of 256 (no fallback). */
 static void check_k_types(const char *preset)
 {
-    static const char *types[] = {"q4_k", "q6_k", "q4_k_m"};
+    static const char *types[] = {"q3_k",   "q4_k",   "q5_k",   "q2_k", "q3_k_m",
+                                  "q4_k_s", "q4_k_m", "q5_k_m", "q6_k", "iq4_xs"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_against_ref(preset, types[i]);
 }
@@ -266,7 +281,7 @@ static void check_long(const char *preset, const char *type)
     eng_err e = {0};
     REQUIRE_MSG(eng_session_eval(s, toks, 40, &e) == 0, "%s", e.msg);
     double err = ref_rel_err(eng_session_logits(s), ref, nv);
-    CHECK_MSG(err <= bound_for(type), "%s %s 40-token prefill: rel err %g", preset, type, err);
+    CHECK_MSG(err <= ref_bound(type, false, 0), "%s %s 40-token prefill: rel err %g", preset, type, err);
     printf("%s %s 40 tokens: prefill rel err %.3g\n", preset, type, err);
     free(ref);
     eng_session_free(s);

@@ -302,26 +302,13 @@ TEST(bytes_do_not_depend_on_thread_count)
     }
 }
 
-/* K-quant types, written out from the spec (llama-quant.cpp): q4_k_m
- * gives Q6_K to attn_v, ffn_down*, output and Q4_K to the other matrices;
- * a row width that is not a multiple of 256 falls back from Q4_K to Q5_0
- * and from Q6_K to Q8_0; F32 tensors stay F32. */
-static int want_k_type(int mk, const want_t *w)
+/* Every tensor of a file written with mix/format `mk` has the type
+ * eng_mkmodel_tensor_type names (F32 for norms, biases, routers), and the
+ * plan's size is the file's. */
+static void check_mk_tensors(const eng_gguf *g, const char *preset, int mk, int *n_k256)
 {
-    if (w->f32)
-        return ENG_TYPE_F32;
-    bool more = strstr(w->name, "attn_v.") || strstr(w->name, "ffn_down") ||
-                !strcmp(w->name, "output.weight");
-    int t = mk == ENG_MK_Q4_K_M ? (more ? ENG_TYPE_Q6_K : ENG_TYPE_Q4_K) : mk;
-    if (w->ne[0] % 256 && t == ENG_TYPE_Q4_K)
-        return ENG_TYPE_Q5_0;
-    if (w->ne[0] % 256 && t == ENG_TYPE_Q6_K)
-        return ENG_TYPE_Q8_0;
-    return t;
-}
-
-static void check_k_tensors(const eng_gguf *g, const char *arch, int mk, int *n_k, int *n_fallback)
-{
+    const eng_mkmodel_preset *pr = eng_mkmodel_preset_find(preset);
+    const char *arch = pr->arch;
     dims d = file_dims(g, arch);
     want_t *w = tst_alloc(4096 * sizeof *w);
     size_t nw = arch_tensors(arch, d, w);
@@ -329,51 +316,147 @@ static void check_k_tensors(const eng_gguf *g, const char *arch, int mk, int *n_
     for (size_t i = 0; i < nw; i++) {
         const eng_gguf_tensor *t = eng_gguf_find_tensor(g, w[i].name);
         REQUIRE_MSG(t != NULL, "%s: tensor %s missing", arch, w[i].name);
-        int want = want_k_type(mk, &w[i]);
-        CHECK_MSG(t->type == want, "%s %s: type %s, want %s", arch, w[i].name,
-                  eng_type_name(t->type), eng_type_name(want));
-        *n_k += t->type == ENG_TYPE_Q4_K || t->type == ENG_TYPE_Q6_K;
-        *n_fallback += t->type == ENG_TYPE_Q5_0 || (mk != ENG_MK_Q8_0 && t->type == ENG_TYPE_Q8_0);
+        int want = w[i].f32 ? ENG_TYPE_F32 : eng_mkmodel_tensor_type(mk, w[i].name, w[i].ne[0], pr, false);
+        CHECK_MSG(t->type == want, "%s %s: type %s, want %s", preset, w[i].name, eng_type_name(t->type),
+                  eng_type_name(want));
+        *n_k256 += eng_format_get(t->type)->blck == 256;
     }
 }
 
-TEST(k_quant_types_mix_and_fallback)
+TEST(every_type_writes_what_tensor_type_says)
 {
-    static const char *const presets[] = {"tiny-k-mixtral", "tiny-k-qwen2moe", "tiny-k-qwen3moe",
-                                          "tiny-k-olmoe",   "tiny-mixtral",    "tiny-qwen3moe"};
-    static const int mks[] = {ENG_MK_Q4_K, ENG_MK_Q6_K, ENG_MK_Q4_K_M, ENG_MK_Q5_0};
-    static const uint32_t ftype[] = {14, 18, 15, 8};
+    static const char *const presets[] = {"tiny-k-mixtral", "tiny-k-qwen2moe", "tiny-qwen3moe"};
+    static const int mks[] = {ENG_MK_Q4_K,   ENG_MK_Q3_K,   ENG_MK_Q5_K,     ENG_MK_Q4_1,     ENG_MK_Q5_1,
+                              ENG_MK_IQ4_NL, ENG_MK_Q2_K_MIX, ENG_MK_Q3_K_M, ENG_MK_Q4_K_S,   ENG_MK_Q4_K_M,
+                              ENG_MK_Q5_K_M, ENG_MK_Q6_K_MIX, ENG_MK_IQ4_XS_MIX, ENG_MK_MXFP4};
+    static const uint32_t ftype[] = {14, 11, 16, 3, 9, 25, 10, 12, 14, 15, 17, 18, 30, 38};
     for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++)
-        for (int ti = 0; ti < 4; ti++) {
+        for (size_t ti = 0; ti < sizeof mks / sizeof mks[0]; ti++) {
+            /* every type on a shared-expert file (256 wide) and a 64-wide
+             * one (fallbacks); the mixes also on the 8-expert files */
+            if (p % 3 == 0 && (mks[ti] < ENG_MK_MIX_BASE || mks[ti] == ENG_MK_IQ4_XS_MIX))
+                continue;
             eng_gguf *g = write_open(presets[p], mks[ti], 1, 0, 0.5, "k.gguf");
             const char *a = eng_mkmodel_preset_find(presets[p])->arch;
-            int n_k = 0, n_fb = 0;
+            int n_k256 = 0;
             check_keys(g, a, 1);
-            check_k_tensors(g, a, mks[ti], &n_k, &n_fb);
+            check_mk_tensors(g, presets[p], mks[ti], &n_k256);
             CHECK_EQ_INT(get_u32(g, "general.file_type", a), ftype[ti]);
-            bool k_preset = !strncmp(presets[p], "tiny-k-", 7);
-            if (mks[ti] != ENG_MK_Q5_0) {   /* K presets: no fallback; tiny: all fall back */
-                CHECK_MSG(k_preset ? n_k > 0 && n_fb == 0 : n_k == 0 && n_fb > 0,
-                          "%s %s: %d K tensors, %d fallbacks", presets[p],
-                          eng_mkmodel_type_name(mks[ti]), n_k, n_fb);
-            }
-            eng_mkmodel_opts o = {.preset = presets[p], .type = mks[ti], .seed = 1,
-                                  .router_locality = 0.5};
+            /* the 64-wide tiny presets fall back from every 256-block type;
+             * the tiny-k presets keep them */
+            bool k256 = mks[ti] != ENG_MK_Q4_1 && mks[ti] != ENG_MK_Q5_1 && mks[ti] != ENG_MK_IQ4_NL &&
+                        mks[ti] != ENG_MK_MXFP4;
+            if (k256)
+                CHECK_MSG(strncmp(presets[p], "tiny-k-", 7) ? n_k256 == 0 : n_k256 > 0, "%s %s: %d 256-block tensors",
+                          presets[p], eng_mkmodel_type_name(mks[ti]), n_k256);
+            eng_mkmodel_opts o = {.preset = presets[p], .type = mks[ti], .seed = 1, .router_locality = 0.5};
             eng_mkmodel_info info;
             REQUIRE(eng_mkmodel_plan(&o, &info, NULL) == ENG_OK);
             CHECK_EQ_INT(info.file_bytes, eng_gguf_file_size(g));
             eng_gguf_free(g);
         }
-    /* Qwen1.5-MoE's expert width 1408 is where llama.cpp falls back */
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, true, 1408), ENG_TYPE_Q8_0);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, false, 1408), ENG_TYPE_Q5_0);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, false, 2048), ENG_TYPE_Q4_K);
-    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_0, true, 1408), ENG_TYPE_Q4_0);
+}
+
+/* llama.cpp's per-tensor choices (llama-quant.cpp llama_tensor_get_type_impl
+ * at 82bb485), worked out by hand from its source for each rule the mixes
+ * reach; checked against llama-quantize itself outside the repository
+ * (docs/engine.md). hp16: 16 layers, 64 experts, 16 heads / 4 kv heads
+ * (n_gqa 4); use_more_bits(i, 16) holds for i in {0, 1, 4, 7, 10, 13, 14,
+ * 15}; n/8 = 2, n/16 = 1. hp8: 8 experts (Mixtral's rules), n_gqa 2. */
+TEST(mix_rules_per_tensor)
+{
+    eng_mkmodel_preset hp16 = {.n_layer = 16, .n_expert = 64, .n_head = 16, .n_head_kv = 4};
+    eng_mkmodel_preset hp8 = {.n_layer = 4, .n_expert = 8, .n_head = 4, .n_head_kv = 2};
+    static const struct { int mk; const char *name; int hp8; int want; } cases[] = {
+        /* output: Q6_K in every K/IQ4 mix; token_embd keeps the default */
+        {ENG_MK_Q2_K_MIX, "output.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_IQ4_XS_MIX, "output.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q2_K_MIX, "token_embd.weight", 0, ENG_TYPE_Q2_K},
+        /* Q2_K: attn_v Q4_K with n_gqa >= 4, else Q3_K; ffn_down Q3_K;
+         * attn_output Q3_K, or Q5_K with 8 experts; attn_k Q8_0 with 8 */
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_v.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_Q2_K_MIX, "blk.3.ffn_down_exps.weight", 0, ENG_TYPE_Q3_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_output.weight", 0, ENG_TYPE_Q3_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_output.weight", 1, ENG_TYPE_Q5_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_k.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_Q2_K_MIX, "blk.3.attn_k.weight", 0, ENG_TYPE_Q2_K},
+        {ENG_MK_Q2_K_MIX, "blk.3.ffn_gate_exps.weight", 0, ENG_TYPE_Q2_K},
+        /* Q3_K_M: attn_v Q5_K in the first 2 layers, then Q4_K; ffn_down
+         * Q5_K below n/16, then Q4_K; attn_output Q4_K */
+        {ENG_MK_Q3_K_M, "blk.1.attn_v.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q3_K_M, "blk.2.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q3_K_M, "blk.0.ffn_down_exps.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q3_K_M, "blk.1.ffn_down_exps.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q3_K_M, "blk.5.attn_output.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q3_K_M, "blk.5.ffn_up_exps.weight", 0, ENG_TYPE_Q3_K},
+        /* Q4_K_S: attn_v Q5_K below layer 4; ffn_down Q5_K below n/8 */
+        {ENG_MK_Q4_K_S, "blk.3.attn_v.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q4_K_S, "blk.4.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_S, "blk.1.ffn_down_shexp.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q4_K_S, "blk.2.ffn_down_exps.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_S, "blk.2.attn_output.weight", 1, ENG_TYPE_Q5_K},
+        /* Q4_K_M / Q5_K_M: Q6_K for attn_v and ffn_down where use_more_bits */
+        {ENG_MK_Q4_K_M, "blk.4.attn_v.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q4_K_M, "blk.5.attn_v.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_M, "blk.13.ffn_down_exps.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q4_K_M, "blk.12.ffn_down_exps.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q4_K_M, "blk.12.attn_q.weight", 0, ENG_TYPE_Q4_K},
+        {ENG_MK_Q5_K_M, "blk.14.ffn_down_exps.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q5_K_M, "blk.6.ffn_down_exps.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_Q5_K_M, "blk.7.attn_v.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q5_K_M, "blk.7.attn_output.weight", 1, ENG_TYPE_Q5_K},
+        /* Q6_K: all Q6_K but the 8-expert attn_k/attn_v (Q8_0) */
+        {ENG_MK_Q6_K_MIX, "blk.0.attn_v.weight", 0, ENG_TYPE_Q6_K},
+        {ENG_MK_Q6_K_MIX, "blk.0.attn_v.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_Q6_K_MIX, "blk.0.ffn_down_exps.weight", 0, ENG_TYPE_Q6_K},
+        /* IQ4_XS: attn_v Q5_K with n_gqa >= 4; ffn_down Q5_K below n/8
+         * (no imatrix); attn_output Q5_K with 8 experts */
+        {ENG_MK_IQ4_XS_MIX, "blk.9.attn_v.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_IQ4_XS_MIX, "blk.9.attn_v.weight", 1, ENG_TYPE_Q8_0},
+        {ENG_MK_IQ4_XS_MIX, "blk.1.ffn_down_exps.weight", 0, ENG_TYPE_Q5_K},
+        {ENG_MK_IQ4_XS_MIX, "blk.2.ffn_down_exps.weight", 0, ENG_TYPE_IQ4_XS},
+        {ENG_MK_IQ4_XS_MIX, "blk.2.attn_output.weight", 1, ENG_TYPE_Q5_K},
+        {ENG_MK_IQ4_XS_MIX, "blk.2.attn_output.weight", 0, ENG_TYPE_IQ4_XS},
+        /* mxfp4: experts MXFP4, other matrices BF16 */
+        {ENG_MK_MXFP4, "blk.2.ffn_down_exps.weight", 0, ENG_TYPE_MXFP4},
+        {ENG_MK_MXFP4, "blk.2.ffn_down_shexp.weight", 0, ENG_TYPE_BF16},
+        {ENG_MK_MXFP4, "output.weight", 0, ENG_TYPE_BF16},
+        /* formats: the same type everywhere */
+        {ENG_MK_Q4_K, "blk.4.attn_v.weight", 1, ENG_TYPE_Q4_K},
+        {ENG_MK_IQ4_NL, "output.weight", 0, ENG_TYPE_IQ4_NL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = eng_mkmodel_tensor_type(cases[i].mk, cases[i].name, 2048,
+                                          cases[i].hp8 ? &hp8 : &hp16, false);
+        CHECK_MSG(got == cases[i].want, "%s %s (%s): %s, want %s", eng_mkmodel_type_name(cases[i].mk),
+                  cases[i].name, cases[i].hp8 ? "8 experts" : "16 layers", eng_type_name(got),
+                  eng_type_name(cases[i].want));
+    }
+    /* tied embeddings: token_embd gets the output's Q6_K */
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "token_embd.weight", 2048, &hp16, true), ENG_TYPE_Q6_K);
+    /* fallbacks (llama.cpp tensor_type_fallback): Qwen1.5-MoE's 1408 */
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.0.ffn_down_exps.weight", 1408, &hp16, false),
+                 ENG_TYPE_Q8_0);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.0.ffn_up_exps.weight", 1408, &hp16, false),
+                 ENG_TYPE_Q5_0);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q5_K, "blk.0.ffn_up_exps.weight", 1408, &hp16, false),
+                 ENG_TYPE_Q5_1);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q2_K_MIX, "blk.0.ffn_up_exps.weight", 1408, &hp16, false),
+                 ENG_TYPE_Q4_0);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_IQ4_XS_MIX, "blk.5.ffn_up_exps.weight", 1408, &hp16, false),
+                 ENG_TYPE_IQ4_NL);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_0, "blk.0.ffn_up_exps.weight", 100, &hp16, false),
+                 ENG_TYPE_F16);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_MXFP4, "blk.0.ffn_up_exps.weight", 100, &hp16, false),
+                 ENG_TYPE_BF16);
     int t;
     CHECK_EQ_INT(eng_mkmodel_type_parse("Q4_K_M", &t), ENG_OK);
     CHECK_EQ_INT(t, ENG_MK_Q4_K_M);
-    CHECK_EQ_STR(eng_mkmodel_type_name(ENG_MK_Q6_K), "q6_k");
-    CHECK(eng_mkmodel_type_quantized(ENG_MK_Q4_K_M) && !eng_mkmodel_type_quantized(ENG_MK_BF16));
+    CHECK_EQ_INT(eng_mkmodel_type_parse("q4_k_l", &t), ENG_EINVAL);
+    CHECK_EQ_STR(eng_mkmodel_type_name(ENG_MK_Q6_K_MIX), "q6_k");
+    CHECK(eng_mkmodel_type_quantized(ENG_MK_Q4_K_M) && eng_mkmodel_type_quantized(ENG_MK_MXFP4) &&
+          !eng_mkmodel_type_quantized(ENG_MK_BF16));
     /* the GGUF writer itself refuses a K-quant row that is not whole blocks */
     eng_gguf_writer *w = NULL;
     eng_err e = {0};
@@ -383,6 +466,38 @@ TEST(k_quant_types_mix_and_fallback)
                  ENG_EINVAL);
     CHECK_CONTAINS(e.msg, "tensor 'blk.0.ffn_down.weight': ne0 is not a multiple of q4_K's block size");
     eng_gguf_writer_free(w);
+}
+
+/* What the later architectures add to the rules, each checked against
+ * llama-quantize outside the repository: llama.cpp counts the layers as
+ * block_count (n_layer_all: glm4moe's next-token-prediction layer too), takes
+ * n_gqa from the file's head_count_kv (MLA's legacy form writes n_head
+ * there, the absorbed form 1), and mxfp4 puts the experts only in MXFP4 (MLA's
+ * 3-D attn_k_b is not an expert). */
+TEST(mix_rules_later_architectures)
+{
+    /* 4 layers + 1 MTP layer: use_more_bits(3, 5) is false, (4, 5) true */
+    eng_mkmodel_preset glm = {.n_layer = 4, .n_nextn = 1, .n_expert = 16, .n_head = 4, .n_head_kv = 2};
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.3.attn_v.weight", 256, &glm, false), ENG_TYPE_Q4_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.4.attn_v.weight", 256, &glm, false), ENG_TYPE_Q6_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_Q4_K_M, "blk.3.ffn_down_exps.weight", 256, &glm, false),
+                 ENG_TYPE_Q4_K);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_MXFP4, "blk.0.attn_k_b.weight", 128, &glm, false), ENG_TYPE_BF16);
+    CHECK_EQ_INT(eng_mkmodel_tensor_type(ENG_MK_MXFP4, "blk.0.ffn_gate_exps.weight", 128, &glm, false),
+                 ENG_TYPE_MXFP4);
+    /* Q2_K's attn_kv_b: Q4_K with n_gqa >= 4, else Q3_K; tiny-deepseek2-lite's
+     * rows of kv_lora_rank fall back to Q5_0 / Q4_0. The legacy file has
+     * head_count_kv = head_count: n_gqa 1. */
+    eng_mkmodel_opts o = {.preset = "tiny-deepseek2-lite", .type = ENG_MK_Q2_K_MIX, .seed = 1, .mla_legacy = true};
+    eng_err e = {0};
+    REQUIRE_MSG(eng_mkmodel_write(&o, tst_path("l.gguf"), &e) == ENG_OK, "%s", e.msg);
+    eng_gguf *g;
+    REQUIRE_MSG(eng_gguf_open(&g, tst_path("l.gguf"), &e) == ENG_OK, "%s", e.msg);
+    const eng_gguf_tensor *t = eng_gguf_find_tensor(g, "blk.0.attn_kv_b.weight");
+    REQUIRE(t != NULL && t->ne[0] % 256 != 0);
+    CHECK_EQ_INT(get_u32(g, "%s.attention.head_count_kv", "deepseek2"), get_u32(g, "%s.attention.head_count", "deepseek2"));
+    CHECK_MSG(t->type == ENG_TYPE_Q4_0, "attn_kv_b: %s, want q4_0", eng_type_name(t->type));
+    eng_gguf_free(g);
 }
 
 TEST(layers_cut_block_count_and_tensors)
@@ -457,15 +572,16 @@ TEST(bad_options_are_einval_with_clear_messages)
     CHECK(eng_mkmodel_plan(&o, &info, &e) == ENG_EINVAL);
     CHECK_CONTAINS(e.msg, "layers 5");
     o.layers = 0;
-    o.type = 13;   /* Q5_K: a ggml type mkmodel does not write */
+    o.type = 14;   /* Q6_K: a ggml type that is no --type of its own (q6_k is a mix) */
     CHECK(eng_mkmodel_plan(&o, &info, &e) == ENG_EINVAL);
-    CHECK_CONTAINS(e.msg, "tensor type 13 is not one of f32");
+    CHECK_CONTAINS(e.msg, "tensor type 14 is not one of formats f32");
     o.type = ENG_MK_F32;
     o.router_locality = 1.5;
     CHECK(eng_mkmodel_plan(&o, &info, &e) == ENG_EINVAL);
     int t;
     CHECK(eng_mkmodel_type_parse("Q8_0", &t) == ENG_OK && t == ENG_MK_Q8_0);
-    CHECK(eng_mkmodel_type_parse("q5_k", &t) == ENG_EINVAL);
+    CHECK(eng_mkmodel_type_parse("q5_k", &t) == ENG_OK && t == ENG_MK_Q5_K);
+    CHECK(eng_mkmodel_type_parse("q6_k_m", &t) == ENG_EINVAL);
     CHECK_EQ_STR(eng_mkmodel_arch_parse("mixtral"), "llama");
     CHECK(eng_mkmodel_arch_parse("gpt2") == NULL);
     /* an unwritable path is EIO and leaves nothing behind */
