@@ -310,12 +310,7 @@ static void on_token_done(void *user, int64_t pos)
 
 static int open_writer(hx_probe_offload *x, const eng_model *m)
 {
-    const eng_hparams *hp = eng_model_hparams(m);
-    met_trace_info info = {.num_layers = (int32_t)hp->n_layer_moe,
-                           .num_experts = (int32_t)hp->n_expert,
-                           .top_k = (int32_t)hp->n_expert_used,
-                           .flags = MET_TRACE_WEIGHTS | MET_TRACE_TOKENS,
-                           .layer_offset = (int32_t)hp->n_layer_dense};
+    met_trace_info info = hx_probe_trace_shape(m);
     eng_err err = {0};
     met_trace_writer *w;
     int rc = met_trace_writer_open(&w, x->trace_out, &info, &err);

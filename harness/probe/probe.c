@@ -132,14 +132,19 @@ static void fw_token_done(void *user, int64_t pos)
 
 /* ---- open / finish ------------------------------------------------------ */
 
-static int open_writer(hx_probe *p, const eng_model *m)
+met_trace_info hx_probe_trace_shape(const eng_model *m)
 {
     const eng_hparams *hp = eng_model_hparams(m);
-    met_trace_info info = {.num_layers = (int32_t)hp->n_layer_moe,
-                           .num_experts = (int32_t)hp->n_expert,
-                           .top_k = (int32_t)hp->n_expert_used,
-                           .flags = MET_TRACE_WEIGHTS | MET_TRACE_TOKENS,
-                           .layer_offset = (int32_t)hp->n_layer_dense};
+    return (met_trace_info){.num_layers = (int32_t)hp->n_layer_moe,
+                            .num_experts = (int32_t)hp->n_expert,
+                            .top_k = (int32_t)hp->n_expert_used,
+                            .flags = MET_TRACE_WEIGHTS | MET_TRACE_TOKENS,
+                            .layer_offset = (int32_t)hp->n_layer_dense};
+}
+
+static int open_writer(hx_probe *p, const eng_model *m)
+{
+    met_trace_info info = hx_probe_trace_shape(m);
     const char *path = p->trace;
     if (met_trace_format_guess(p->trace) != MET_FMT_MOETRACE) {
         size_t n = strlen(p->trace) + 32;

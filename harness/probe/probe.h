@@ -15,6 +15,7 @@
 #include "engine/policy.h"
 #include "engine/store_tiered.h"
 #include "metrics/counters.h"
+#include "metrics/trace.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -104,6 +105,10 @@ int hx_probe_open(hx_probe *p, const eng_model *m, int64_t n_prompt, int64_t *n_
 /* Records in --trace how the prompt runs (n_prompt tokens in batches of
  * n_batch); no-op without it. 0 or an exit code. */
 int hx_probe_set_prompt(hx_probe *p, int64_t n_prompt, int64_t n_batch);
+/* The shape of a routing trace of m (--trace, --trace-out): its MoE layers
+ * from the first (layer_offset = the dense leading layers), its experts and
+ * top-k, with gate weights and token ids. */
+met_trace_info hx_probe_trace_shape(const eng_model *m);
 /* After the run: closes the last token record and the trace (converted to
  * the format of --trace's extension). 0 or an exit code. */
 int hx_probe_finish(hx_probe *p);
