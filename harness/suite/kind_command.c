@@ -5,8 +5,11 @@
  * Default program: this moebench binary, with argv = {"simulate", ...} and
  * "--json" appended unless argv already has it, so a suite can drive any
  * subcommand that prints JSON without linking it. `program` runs any other
- * executable (argv then are its arguments, nothing appended). The child
- * gets MOEBENCH_SEED and MOEBENCH_REP in its environment.
+ * executable (argv then are its arguments, nothing appended). The
+ * experiment's events = {...} are appended as `--events a,b` to the
+ * subcommands that count events (generate, bench-counters) and are an
+ * error with any other command. The child gets MOEBENCH_SEED and
+ * MOEBENCH_REP in its environment.
  *
  * Output capture: stdout and stderr are read through pipes with poll(), so
  * neither can fill up and block the child; stdout is capped at
@@ -38,6 +41,40 @@
 #define BLOB_MAX (1u << 20)   /* outputs up to this size are kept as a blob */
 #define ARGV_MAX 256
 
+/* Subcommands that count the events of field 'events' (as --events). */
+static const char *const counting[] = {"generate", "bench-counters", NULL};
+
+/* events = {...} becomes `--events a,b` of the moebench subcommand it runs;
+ * a command that counts no events is an error rather than a field that
+ * is stored and ignored. */
+static int check_events(const hx_suite_experiment *e, const json_t *prog, const json_t *argv,
+                        eng_err *err)
+{
+    if (!json_array_size(e->events))
+        return ENG_OK;
+    const char *sub = json_string_value(json_array_get(argv, 0));
+    int counts = 0;
+    for (int i = 0; !prog && sub && counting[i]; i++)
+        counts |= !strcmp(sub, counting[i]);
+    if (!counts)
+        return eng_err_set(err, ENG_EINVAL, "field 'events': they are passed as --events to"
+                           " `moebench generate` or `moebench bench-counters`; this experiment"
+                           " runs %s%s, which counts no events", prog ? "the program " : "moebench ",
+                           prog ? json_string_value(prog) : sub ? sub : "?");
+    for (size_t i = 0; i < json_array_size(argv); i++) {
+        const char *a = json_string_value(json_array_get(argv, i));
+        if (!strcmp(a, "--events") || !strncmp(a, "--events=", 9) ||
+            !strncmp(a, "--events-preset", 15))
+            return eng_err_set(err, ENG_EINVAL, "field 'events' and argv's %s both name events;"
+                               " keep one", a);
+    }
+    for (size_t i = 0; i < json_array_size(e->events); i++)
+        if (strchr(json_string_value(json_array_get(e->events, i)), ','))
+            return eng_err_set(err, ENG_EINVAL, "field 'events': item %zu holds a comma; give"
+                               " one event per item", i + 1);
+    return ENG_OK;
+}
+
 int hx_suite_kind_command_check(const hx_suite_experiment *e, eng_err *err)
 {
     const json_t *argv = json_object_get(e->args, "argv");
@@ -51,8 +88,8 @@ int hx_suite_kind_command_check(const hx_suite_experiment *e, eng_err *err)
                            "the moebench subcommand and its arguments)");
     if (argv && !json_is_array(argv))
         return eng_err_set(err, ENG_EINVAL, "field 'argv' must be a list of strings");
-    if (json_array_size(argv) + 3 > ARGV_MAX)
-        return eng_err_set(err, ENG_EINVAL, "field 'argv' has more than %d items", ARGV_MAX - 3);
+    if (json_array_size(argv) + 5 > ARGV_MAX)
+        return eng_err_set(err, ENG_EINVAL, "field 'argv' has more than %d items", ARGV_MAX - 5);
     if (!prog && json_array_size(argv) == 0)
         return eng_err_set(err, ENG_EINVAL, "field 'argv' is empty: name a moebench subcommand");
     for (size_t i = 0; i < json_array_size(argv); i++)
@@ -62,11 +99,12 @@ int hx_suite_kind_command_check(const hx_suite_experiment *e, eng_err *err)
         return eng_err_set(err, ENG_EINVAL, "field 'timeout' must be a number of seconds > 0");
     if (js && !json_is_boolean(js))
         return eng_err_set(err, ENG_EINVAL, "field 'json' must be true or false");
-    return ENG_OK;
+    return check_events(e, prog, argv, err);
 }
 
-/* Builds the argv array (pointers into the JSON strings); returns argc. */
-static int build_argv(const hx_suite_exec *x, const char **av)
+/* Builds the argv array (pointers into the JSON strings, and into
+ * events_buf for the joined events); returns argc. */
+static int build_argv(const hx_suite_exec *x, const char **av, char *events_buf, size_t cap)
 {
     const json_t *args = x->exp->args;
     const json_t *prog = json_object_get(args, "program");
@@ -80,6 +118,16 @@ static int build_argv(const hx_suite_exec *x, const char **av)
     }
     if (!prog && !has_json && !json_is_false(json_object_get(args, "json")))
         av[n++] = "--json";
+    const json_t *ev = x->exp->events;
+    if (json_array_size(ev)) { /* check_events allowed them: a counting subcommand */
+        size_t used = 0;
+        events_buf[0] = '\0';
+        for (size_t i = 0; i < json_array_size(ev) && used < cap; i++)
+            used += (size_t)snprintf(events_buf + used, cap - used, "%s%s", i ? "," : "",
+                                     json_string_value(json_array_get(ev, i)));
+        av[n++] = "--events";
+        av[n++] = events_buf;
+    }
     av[n] = NULL;
     return n;
 }
@@ -342,7 +390,8 @@ static int finish(const hx_suite_exec *x, capture *c, int status, const char *wh
 int hx_suite_kind_command_run(const hx_suite_exec *x, hx_db_result *out, eng_err *err)
 {
     const char *av[ARGV_MAX];
-    build_argv(x, av);
+    char events[4096];
+    build_argv(x, av, events, sizeof events);
     char what[1024];
     describe(av, what, sizeof what);
     const json_t *to = json_object_get(x->exp->args, "timeout");
