@@ -333,9 +333,23 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
     if (x->profile_path && (rc = load_profile(x, m)))
         return rc;
     x->o.seed = seed;
+    const eng_hparams *hp = eng_model_hparams(m);
+    uint64_t per_pool = (uint64_t)hp->n_expert * (x->o.scope ? 1 : (uint64_t)hp->n_layer_moe);
+    if (x->o.cache_experts && x->o.cache_experts > per_pool) /* the store would clamp it */
+        return hx_cli_usage_error("generate", "--cache-experts %u: %s %llu slots hold every"
+                                  " expert (%lld MoE layers x %lld experts, scope %s); give at"
+                                  " most %llu", x->o.cache_experts,
+                                  x->o.scope ? "per layer" : "in all", (unsigned long long)per_pool,
+                                  (long long)hp->n_layer_moe, (long long)hp->n_expert,
+                                  x->o.scope ? "layer" : "global", (unsigned long long)per_pool);
     eng_err err = {0};
     if ((rc = eng_store_open_tiered(&x->store, m, &x->o, &err)))
         return hx_cli_fail("generate", rc, "%s", err.msg);
+    eng_tiered_stats st;
+    if (!x->o.cache_experts && !eng_tiered_get_stats(x->store, &st, &err) &&
+        st.slots >= (uint64_t)hp->n_expert * (uint64_t)hp->n_layer_moe)
+        fprintf(stderr, "moebench generate: --cache-mb holds every expert (%u slots, %.1f MiB);"
+                        " nothing is offloaded\n", st.slots, (double)st.cache_bytes / 1048576.0);
     if (x->o.plan)
         *n_batch = 1; /* oracle futures index per-token accesses */
     *store = x->store;
