@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 int hx_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -84,4 +86,12 @@ int hx_cli_parse_double(const char *cmd, const char *opt, const char *val,
         return hx_cli_usage_error(cmd, "%s: %g is out of range [%g, %g]", opt, v, min, max);
     *out = v;
     return 0;
+}
+
+int hx_cli_input(const char *cmd, const char *what, const char *path)
+{
+    if (path && access(path, R_OK) == 0)
+        return HX_CLI_EXIT_OK;
+    return hx_cli_fail(cmd, ENG_EINVAL, "%s%s%s: %s", what ? what : "", what ? " " : "",
+                       path ? path : "(none)", strerror(errno));
 }

@@ -171,6 +171,10 @@ int hx_cli_cmd_metrics(int argc, char **argv)
     eng_err err = {0};
     met_trace_reader *r = NULL;
     met_lrc_report *rep = NULL;
+    if ((rc = hx_cli_input("metrics", NULL, path))) {
+        free(o.layers);
+        return rc;
+    }
     rc = met_trace_reader_open(&r, path, o.from, &err);
     if (!rc)
         rc = model_layers_to_trace(met_trace_reader_info(r), o.layers, o.nlayers, &err);

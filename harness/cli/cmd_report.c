@@ -6,6 +6,7 @@
 #include "harness/cli/cli_impl.h"
 #include "harness/db/db.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,11 +63,13 @@ static int report(const opts *o)
     int rc = run ? HX_CLI_EXIT_OK : hx_cli_fail("report", ENG_EINVAL, "%s", err.msg);
     FILE *f = stdout;
     if (!rc && o->out && !(f = fopen(o->out, "w")))
-        rc = hx_cli_fail("report", ENG_EIO, "cannot write %s", o->out);
+        rc = hx_cli_fail("report", ENG_EIO, "cannot write %s: %s", o->out, strerror(errno));
     if (!rc && hx_db_report_write(f, s, run, &ro, &err))
         rc = hx_cli_fail("report", err.code, "%s", err.msg);
     if (f && f != stdout && fclose(f) != 0 && !rc)
-        rc = hx_cli_fail("report", ENG_EIO, "cannot write %s", o->out);
+        rc = hx_cli_fail("report", ENG_EIO, "cannot write %s: %s", o->out, strerror(errno));
+    else if (f == stdout && (fflush(stdout) != 0 || ferror(stdout)) && !rc)
+        rc = hx_cli_fail("report", ENG_EIO, "cannot write the report: %s", strerror(errno));
     hx_db_close(db);
     return rc;
 }

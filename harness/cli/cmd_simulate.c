@@ -283,7 +283,10 @@ static int load_trace(const char *path, const char *format, met_trace **t)
 {
     eng_err err = {0};
     int fmt = format ? met_trace_format_parse(format) : MET_FMT_AUTO;
-    int rc = met_trace_load(t, path, (met_trace_format)fmt, &err);
+    int rc = hx_cli_input("simulate", NULL, path);
+    if (rc)
+        return rc;
+    rc = met_trace_load(t, path, (met_trace_format)fmt, &err);
     if (rc)
         return hx_cli_fail("simulate", rc, "%s", err.msg);
     return HX_CLI_EXIT_OK;

@@ -200,8 +200,10 @@ static int load_model_trace(const char *opt, const char *path, const eng_model *
 {
     eng_err err = {0};
     met_trace *t = NULL;
-    int rc = met_trace_load(&t, path, MET_FMT_AUTO, &err);
+    int rc = hx_cli_input("generate", opt, path);
     if (rc)
+        return rc;
+    if ((rc = met_trace_load(&t, path, MET_FMT_AUTO, &err)))
         return hx_cli_fail("generate", rc, "%s: %s", opt, err.msg);
     const eng_hparams *hp = eng_model_hparams(m);
     const met_trace_info *in = &t->info;

@@ -122,7 +122,7 @@ TEST(option_errors_exit_2)
     CHECK_CONTAINS(err, "--bogus");
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s run", MB), 2);
     CHECK_CONTAINS(err, "no suite file");
-    CHECK_EQ_INT(tst_sh(NULL, &err, "%s run %s", MB, tst_path("missing.lua")), 1);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s run %s", MB, tst_path("missing.lua")), 2);
     CHECK_CONTAINS(err, "missing.lua");
 }
 
@@ -360,7 +360,7 @@ TEST(merged_shards_equal_one_run_and_merging_twice_adds_nothing)
     char *err;
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s merge %s", MB, out), 2);
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s merge %s %s", MB, out, out), 2);
-    CHECK_EQ_INT(tst_sh(NULL, &err, "%s merge %s %s", MB, out, tst_path("nope.db")), 1);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s merge %s %s", MB, out, tst_path("nope.db")), 2);
     CHECK_CONTAINS(err, "nope.db");
 }
 
@@ -376,7 +376,7 @@ TEST(query_runs_export)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s query --db %s \"select nosuch from run\"", MB, db), 2);
     CHECK_CONTAINS(err, "no such column");
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s query --db %s", MB, db), 2);
-    CHECK_EQ_INT(tst_sh(NULL, &err, "%s query --db %s 'select 1'", MB, tst_path("no.db")), 1);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s query --db %s 'select 1'", MB, tst_path("no.db")), 2);
     CHECK_EQ_INT(tst_sh(&out, NULL, "%s query --db %s --json \"select 1 as a, 'x' as b,"
                         " null as c, 2.5 as d\"", MB, db), 0);
     CHECK_CONTAINS(out, "\"a\": 1");
