@@ -313,6 +313,12 @@ static int simulate(sim_opts *o)
     }
     if (!rc && o->profile && !(rc = load_trace(o->profile, o->format, &prof)))
         o->cfg.profile = prof;
+    if (!rc && o->lua)
+        hx_probe_lua_policy_context(o->lua, &(hx_probe_lua_ctx){
+            .n_layers = o->cfg.layer >= 0 ? 1 : (int)t->info.num_layers,
+            .n_experts = (int)t->info.num_experts, .top_k = (int)t->info.top_k,
+            .per_layer = o->cfg.scope == MET_SIM_SCOPE_LAYER,
+            .first_layer = o->cfg.layer >= 0 ? (int)o->cfg.layer : 0});
     if (!rc) {
         int erc = met_sim_run(t, &o->cfg, &r, &err);
         if (erc)

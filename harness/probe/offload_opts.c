@@ -344,6 +344,10 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
                                   x->o.scope ? "per layer" : "in all", (unsigned long long)per_pool,
                                   (long long)hp->n_layer_moe, (long long)hp->n_expert,
                                   x->o.scope ? "layer" : "global", (unsigned long long)per_pool);
+    if (x->lua)
+        hx_probe_lua_policy_context(x->lua, &(hx_probe_lua_ctx){
+            .n_layers = (int)hp->n_layer_moe, .n_experts = (int)hp->n_expert,
+            .top_k = (int)hp->n_expert_used, .per_layer = x->o.scope == ENG_SCOPE_LAYER});
     eng_err err = {0};
     if ((rc = eng_store_open_tiered(&x->store, m, &x->o, &err)))
         return hx_cli_fail("generate", rc, "%s", err.msg);
@@ -354,6 +358,9 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
                         " nothing is offloaded\n", st.slots, (double)st.cache_bytes / 1048576.0);
     if (x->o.plan)
         *n_batch = 1; /* oracle futures index per-token accesses */
+    if (x->lua && x->o.scope == ENG_SCOPE_GLOBAL)
+        *n_batch = 1; /* a global pool sees a batch layer by layer; a Lua policy's
+                         positions (cfg.token_of, cfg.layer_at) assume token order */
     *store = x->store;
     return 0;
 }

@@ -102,9 +102,31 @@ int hx_suite_kind_command_check(const hx_suite_experiment *e, eng_err *err)
     return check_events(e, prog, argv, err);
 }
 
-/* Builds the argv array (pointers into the JSON strings, and into
- * events_buf for the joined events); returns argc. */
-static int build_argv(const hx_suite_exec *x, const char **av, char *events_buf, size_t cap)
+/* `lua:PATH` (a policy written in Lua) with a relative PATH names a file
+ * beside the suite when one is there, so a suite and its policies move
+ * together; otherwise PATH stays relative to the working directory. A
+ * rewritten argument is malloc'd into *owned (the caller frees it). */
+static const char *suite_relative(const hx_suite_exec *x, const char *a, char **owned)
+{
+    if (strncmp(a, "lua:", 4) || a[4] == '/' || !a[4] || !x->suite_dir)
+        return a;
+    size_t n = strlen(x->suite_dir) + strlen(a) + 2;
+    char *p = malloc(n);
+    if (!p)
+        return a;
+    snprintf(p, n, "lua:%s/%s", x->suite_dir, a + 4);
+    if (access(p + 4, R_OK) != 0) {
+        free(p);
+        return a;
+    }
+    return *owned = p;
+}
+
+/* Builds the argv array (pointers into the JSON strings, into owned[] for
+ * arguments rewritten by suite_relative and into events_buf for the joined
+ * events); returns argc. */
+static int build_argv(const hx_suite_exec *x, const char **av, char **owned,
+                      char *events_buf, size_t cap)
 {
     const json_t *args = x->exp->args;
     const json_t *prog = json_object_get(args, "program");
@@ -112,7 +134,7 @@ static int build_argv(const hx_suite_exec *x, const char **av, char *events_buf,
     int n = 0, has_json = 0;
     av[n++] = prog ? json_string_value(prog) : x->self_exe;
     for (size_t i = 0; i < json_array_size(argv); i++) {
-        av[n] = json_string_value(json_array_get(argv, i));
+        av[n] = suite_relative(x, json_string_value(json_array_get(argv, i)), &owned[n]);
         has_json |= !strcmp(av[n], "--json");
         n++;
     }
@@ -390,16 +412,19 @@ static int finish(const hx_suite_exec *x, capture *c, int status, const char *wh
 int hx_suite_kind_command_run(const hx_suite_exec *x, hx_db_result *out, eng_err *err)
 {
     const char *av[ARGV_MAX];
-    char events[4096];
-    build_argv(x, av, events, sizeof events);
+    char events[4096], *owned[ARGV_MAX] = {0};
+    build_argv(x, av, owned, events, sizeof events);
     char what[1024];
     describe(av, what, sizeof what);
     const json_t *to = json_object_get(x->exp->args, "timeout");
     double timeout = to ? json_number_value(to) : x->timeout_s;
     int fo, fe;
     pid_t pid = spawn(x, av, &fo, &fe);
-    if (pid < 0)
+    if (pid < 0) {
+        for (int i = 0; i < ARGV_MAX; i++)
+            free(owned[i]);
         return eng_err_set(err, ENG_EIO, "cannot start '%s': %s", what, strerror(errno));
+    }
     capture c = {0};
     int prc = pump(fo, fe, pid, timeout, &c);
     close(fo);
@@ -410,5 +435,7 @@ int hx_suite_kind_command_run(const hx_suite_exec *x, hx_db_result *out, eng_err
     int rc = prc < 0 ? eng_err_set(err, ENG_ENOMEM, "'%s': cannot read its output", what)
                      : finish(x, &c, status, what, out, err);
     free(c.out);
+    for (int i = 0; i < ARGV_MAX; i++)
+        free(owned[i]);
     return rc;
 }

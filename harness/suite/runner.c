@@ -207,8 +207,12 @@ static int run_rep(runner *rn, int i, exp_state *x, int rep)
     hx_suite_exec ex = {.exp = x->e, .rep = rep, .is_warmup = warm, .seed = splitmix(&sd) >> 1,
                   .opts = rn->s->opts, .L = rn->s->L, .self_exe = o->self_exe,
                   .timeout_s = o->timeout_s};
-    char *detail = NULL;
+    char *detail = NULL, dir[4096];
+    const char *slash = strrchr(rn->s->file, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - rn->s->file) : 1,
+             slash ? rn->s->file : ".");
     ex.detail = &detail;
+    ex.suite_dir = dir;
     hx_db_result tmp = {0};
     hx_db_result *res = warm ? &tmp : &x->reps[rep];
     progress(rn, i, x, rep, warm);
