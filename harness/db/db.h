@@ -366,7 +366,8 @@ int hx_db_report_write(FILE *f, sqlite3 *db, int64_t run, const hx_db_report_opt
  * standalone <svg> element that works inline in HTML and as a file.
  *
  * Points whose x or y is not finite are skipped. The y axis always
- * includes 0 (rates and speeds read wrongly against a cut-off axis).
+ * includes 0 (rates and speeds read wrongly against a cut-off axis) and
+ * every error bar.
  *
  * Thread-safety: none needed; the writer keeps no state.
  */
@@ -375,6 +376,8 @@ typedef struct hx_db_svg_series {
     const char *name;       /* legend text                       */
     const double *x, *y;    /* n points, drawn in the given order */
     size_t n;
+    const double *lo, *hi;  /* NULL, or [n] an interval per point drawn as
+                               an error bar (NaN: none for that point)     */
 } hx_db_svg_series;
 
 typedef struct hx_db_svg_chart {

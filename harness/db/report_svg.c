@@ -51,10 +51,13 @@ static range extent(const hx_db_svg_chart *c, int use_y)
     range r = {use_y ? 0 : INFINITY, use_y ? 0 : -INFINITY, 1};
     for (size_t s = 0; s < c->nseries; s++)
         for (size_t i = 0; i < c->series[s].n; i++) {
-            double x = c->series[s].x[i], y = c->series[s].y[i], v = use_y ? y : x;
+            const hx_db_svg_series *sr = &c->series[s];
+            double x = sr->x[i], y = sr->y[i], v = use_y ? y : x;
             if (!isfinite(x) || !isfinite(y))
                 continue;
             r.lo = fmin(r.lo, v), r.hi = fmax(r.hi, v);
+            if (use_y && sr->lo && sr->hi && isfinite(sr->lo[i]) && isfinite(sr->hi[i]))
+                r.lo = fmin(r.lo, sr->lo[i]), r.hi = fmax(r.hi, sr->hi[i]);
         }
     if (!(r.lo <= r.hi))
         r.lo = 0, r.hi = 1;
@@ -118,6 +121,16 @@ static void series(FILE *f, const hx_db_svg_series *s, const char *color, range 
         if (isfinite(s->x[i]) && isfinite(s->y[i]))
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
                     px(rx, s->x[i]), py(ry, s->y[i]), color);
+    /* error bars: a vertical line from lo to hi with 8-unit caps */
+    for (size_t i = 0; s->lo && s->hi && i < s->n; i++) {
+        if (!isfinite(s->x[i]) || !isfinite(s->y[i]) || !isfinite(s->lo[i]) ||
+            !isfinite(s->hi[i]))
+            continue;
+        double x = px(rx, s->x[i]), y0 = py(ry, s->lo[i]), y1 = py(ry, s->hi[i]);
+        fprintf(f, "<path class=\"ci\" d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\""
+                   " stroke=\"%s\" stroke-width=\"1\"/>\n", x, y0, y1, x - 4, y0, x + 4,
+                x - 4, y1, x + 4, color);
+    }
 }
 
 static void legend(FILE *f, const hx_db_svg_chart *c)

@@ -554,3 +554,32 @@ TEST(filter_matching_nothing_exits_2)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s run %s --db %s --dry-run --filter nosuch", MB, suite,
                         db), 2);
 }
+
+/* The default results table: columns by name, the timings last, the same
+ * in every run although a Lua table's pairs() order changes run to run;
+ * what does not fit is counted. */
+TEST(default_table_columns_are_stable)
+{
+    const char *suite = tu_write_text(
+        "c.lua", "suite{name='c'}\n"
+                 "experiment{name='x', run=function() return {zeta=1, alpha=2, mid=3, beta=4,"
+                 " gamma=5, omega=6} end}\n");
+    char *first = NULL;
+    for (int i = 0; i < 4; i++) {
+        char *out, db[64];
+        snprintf(db, sizeof db, "c%d.db", i);
+        REQUIRE(tst_sh(&out, NULL, "%s run %s --db %s", MB, suite, tst_path(db)) == 0);
+        CHECK_CONTAINS(out, "(2 more metrics: ");
+        char *head = strstr(out, "experiment status");
+        REQUIRE(head);
+        head[strcspn(head, "\n")] = '\0';
+        if (!first)
+            first = head;
+        CHECK_EQ_STR(head, first);
+    }
+    CHECK_MSG(strstr(first, "alpha") < strstr(first, "beta") &&
+              strstr(first, "beta") < strstr(first, "gamma") &&
+              strstr(first, "gamma") < strstr(first, "mid") &&
+              strstr(first, "mid") < strstr(first, "wall_ms") &&
+              strstr(first, "wall_ms") < strstr(first, "cpu_ms"), "order: %s", first);
+}
