@@ -195,6 +195,9 @@ static int run_job(job *j, int threads, eng_err *err)
     }
     for (int t = 1; t < started; t++)
         pthread_join(th[t], NULL);
+    /* the pass is complete: say so even if other threads took every sample */
+    if (!rc && !j->err.code && j->o && j->o->progress)
+        j->o->progress(j->o->progress_user, j->pass, j->n_pass, j->S, j->S);
     if (!rc && j->err.code) {
         rc = j->err.code;
         if (err)

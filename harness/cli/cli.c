@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int hx_cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -94,4 +95,16 @@ int hx_cli_input(const char *cmd, const char *what, const char *path)
         return HX_CLI_EXIT_OK;
     return hx_cli_fail(cmd, ENG_EINVAL, "%s%s%s: %s", what ? what : "", what ? " " : "",
                        path ? path : "(none)", strerror(errno));
+}
+
+void hx_cli_make_parent(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    if (access(dir, F_OK) != 0)
+        mkdir(dir, 0777);
 }

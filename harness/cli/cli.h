@@ -50,6 +50,11 @@ int hx_cli_fail(const char *cmd, int eng_code, const char *fmt, ...)
 /* ENG_* error code -> exit code: bad input/usage 2, the rest 1. */
 int hx_cli_exit_code(int eng_code);
 
+/* Creates the folder an output file goes into (one level, as `models/`
+ * for `mkmodel -o models/x.gguf`) when it is missing; errors are left to
+ * the write that follows, which names the file. */
+void hx_cli_make_parent(const char *path);
+
 /* An input file named on the command line must exist and be readable: 0,
  * else "moebench CMD: WHAT PATH: reason" (what names the option, e.g.
  * "-m", or NULL) and exit code 2, so a wrong path exits 2 in every command. */

@@ -265,6 +265,9 @@ int64_t hx_db_cmp_latest_of_suite(sqlite3 *db, const char *path, const char *sui
 int hx_db_cmp_load(hx_db_cmp_run *out, sqlite3 *db, int64_t id, int flags, eng_err *err);
 void hx_db_cmp_free(hx_db_cmp_run *r);
 
+/* A copy of s owned by r (freed by hx_db_cmp_free); NULL when out of memory. */
+const char *hx_db_cmp_keep(hx_db_cmp_run *r, const char *s);
+
 /* Binary searches; NULL when absent. */
 const hx_db_cmp_exp *hx_db_cmp_find_exp(const hx_db_cmp_run *r, const char *label);
 const hx_db_cmp_metric *hx_db_cmp_find(const hx_db_cmp_run *r, const char *label, const char *metric);
@@ -302,6 +305,20 @@ hx_db_dir hx_db_dir_default(const char *metric);
  * `cache_stats[*].hits` works; an exact name first, then the longest
  * matching pattern) that matches, else the default. */
 hx_db_dir hx_db_cmp_direction(const hx_db_cmp_run *r, const char *label, const char *metric);
+
+/* ---- baseline ---------------- */
+/* A committed baseline (docs/ci.md): a run's deterministic metrics as JSON,
+ * {"moebench_baseline": 1, "suite", "run_uuid", "commit", "experiments":
+ * {LABEL: {"status", "metrics": {NAME: value}}}}, keys sorted when dumped
+ * with JSON_SORT_KEYS. Deterministic = not a timing (or declared equal) and
+ * the same in every repetition. */
+json_t *hx_db_baseline_make(const hx_db_cmp_run *r, const char *commit);
+/* Whether the file at path looks like a baseline (JSON) rather than a
+ * database: its first non-blank byte is '{'. */
+int hx_db_baseline_is(const char *path);
+/* Reads a baseline as a run (id 0, one value per metric, started_at
+ * "commit C"). ENG_EFORMAT naming the file and the field when malformed. */
+int hx_db_baseline_load(hx_db_cmp_run *out, const char *path, eng_err *err);
 
 /* ---- regress ---------------- */
 /* One run checked against a baseline run (regress.c has the rules). */
