@@ -10,6 +10,7 @@
 #define HX_DB_H
 
 #include "engine/err.h"
+#include "metrics/stats.h"
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -320,6 +321,29 @@ int hx_db_baseline_is(const char *path);
  * "commit C"). ENG_EFORMAT naming the file and the field when malformed. */
 int hx_db_baseline_load(hx_db_cmp_run *out, const char *path, eng_err *err);
 
+/* ---- trend ---------------- */
+/* A suite's metrics over its stored runs with change points (trend.c). */
+typedef struct hx_db_trend_opts {
+    const char *suite;          /* required                                  */
+    const char *metric;         /* globs on metric names (`*`), separated by
+                                   commas; NULL: all                         */
+    const char *experiment;     /* the same on experiment labels              */
+    const char *machine;        /* only runs of this hostname, NULL: all      */
+    const char *const *order;   /* commits, oldest first (full hashes); NULL:
+                                   runs in start order                       */
+    size_t norder;
+    int rows;                   /* also cache_stats / routing_metric rows     */
+    met_cp_opts cp;             /* the change-point search                    */
+} hx_db_trend_opts;
+
+/* {suite, order, skipped_runs, method {name, min_size, permutations, sig,
+ * alpha, seed}, runs [{run_id, uuid, commit, started_at, host}], series
+ * [{experiment, metric, direction, values [per run, null: absent],
+ * change_points [{index, run_id, uuid, commit, started_at, before, after,
+ * change_pct, p, confidence, verdict}]}]} (docs/cli.md, "trend"); NULL
+ * with err on failure. */
+json_t *hx_db_trend(sqlite3 *db, const hx_db_trend_opts *o, eng_err *err);
+
 /* ---- regress ---------------- */
 /* One run checked against a baseline run (regress.c has the rules). */
 typedef enum hx_db_verdict {
@@ -395,12 +419,17 @@ typedef struct hx_db_svg_series {
     size_t n;
     const double *lo, *hi;  /* NULL, or [n] an interval per point drawn as
                                an error bar (NaN: none for that point)     */
+    const char *const *links; /* NULL, or [n] a link per point (NULL: none):
+                               the point becomes <a href=...> with a title */
 } hx_db_svg_series;
 
 typedef struct hx_db_svg_chart {
     const char *title, *xlabel, *ylabel;
     const hx_db_svg_series *series;
     size_t nseries;
+    const double *marks;    /* [nmarks] x of vertical marker lines (change
+                               points), drawn dashed red; NULL: none         */
+    size_t nmarks;
 } hx_db_svg_chart;
 
 /* Writes c as one <svg> element (640 x 400 user units) to f. */

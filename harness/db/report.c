@@ -463,8 +463,8 @@ static void line_chart(doc *d, const lines *ls, int which, const char *name, con
         return;
     for (size_t i = 0; i < ls->n; i++)
         s[i] = (hx_db_svg_series){ls->l[i].name, ls->l[i].x, ls->l[i].y[which], ls->l[i].n,
-                                  ls->l[i].lo[which], ls->l[i].hi[which]};
-    hx_db_svg_chart c = {title, xlabel, ylabel, s, ls->n};
+                                  ls->l[i].lo[which], ls->l[i].hi[which], NULL};
+    hx_db_svg_chart c = {title, xlabel, ylabel, s, ls->n, NULL, 0};
     chart(d, name, &c);
     free(s);
 }

@@ -117,10 +117,21 @@ static void series(FILE *f, const hx_db_svg_series *s, const char *color, range 
         if (isfinite(s->x[i]) && isfinite(s->y[i]))
             fprintf(f, "%s%.1f,%.1f", i ? " " : "", px(rx, s->x[i]), py(ry, s->y[i]));
     fputs("\"/>\n", f);
-    for (size_t i = 0; i < s->n; i++)
-        if (isfinite(s->x[i]) && isfinite(s->y[i]))
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
-                    px(rx, s->x[i]), py(ry, s->y[i]), color);
+    for (size_t i = 0; i < s->n; i++) {
+        if (!isfinite(s->x[i]) || !isfinite(s->y[i]))
+            continue;
+        const char *link = s->links ? s->links[i] : NULL;
+        if (link) {
+            fputs("<a href=\"", f);
+            hx_db_svg_escape(f, link);
+            fputs("\">", f);
+        }
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\">", px(rx, s->x[i]),
+                py(ry, s->y[i]), color);
+        fprintf(f, "<title>%.6g at %.6g</title></circle>\n", s->y[i], s->x[i]);
+        if (link)
+            fputs("</a>\n", f);
+    }
     /* error bars: a vertical line from lo to hi with 8-unit caps */
     for (size_t i = 0; s->lo && s->hi && i < s->n; i++) {
         if (!isfinite(s->x[i]) || !isfinite(s->y[i]) || !isfinite(s->lo[i]) ||
@@ -162,6 +173,11 @@ void hx_db_svg_write(FILE *f, const hx_db_svg_chart *c)
     axis(f, rx, 0);
     axis(f, ry, 1);
     labels(f, c);
+    for (size_t m = 0; c->marks && m < c->nmarks; m++)
+        if (isfinite(c->marks[m]) && c->marks[m] >= rx.lo && c->marks[m] <= rx.hi)
+            fprintf(f, "<line class=\"mark\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\""
+                       " stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>\n",
+                    px(rx, c->marks[m]), MT, px(rx, c->marks[m]), MT + PH);
     for (size_t s = 0; s < c->nseries; s++)
         series(f, &c->series[s], palette[s % NPALETTE], rx, ry);
     legend(f, c);
