@@ -108,3 +108,36 @@ void hx_cli_make_parent(const char *path)
     if (access(dir, F_OK) != 0)
         mkdir(dir, 0777);
 }
+
+int hx_cli_git_order(const char *ref, char ***out, size_t *n)
+{
+    *out = NULL, *n = 0;
+    if (strchr(ref, '\''))
+        return -1;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "git rev-list --first-parent --reverse '%s' 2>/dev/null", ref);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[128];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (*n == cap) {
+            char **q = realloc(*out, (cap = cap ? 2 * cap : 256) * sizeof *q);
+            if (!q)
+                break;
+            *out = q;
+        }
+        if (((*out)[*n] = strdup(line)))
+            (*n)++;
+    }
+    return pclose(p) == 0 && *n ? 0 : -1;
+}
+
+void hx_cli_git_order_free(char **order, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(order[i]);
+    free(order);
+}

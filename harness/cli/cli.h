@@ -55,6 +55,13 @@ int hx_cli_exit_code(int eng_code);
  * the write that follows, which names the file. */
 void hx_cli_make_parent(const char *path);
 
+/* The first-parent history of REF in the git repository of the working
+ * directory, oldest first (`git rev-list --first-parent --reverse REF`):
+ * full hashes into *out (free with hx_cli_git_order_free). 0, or -1 when
+ * git fails or finds nothing. */
+int hx_cli_git_order(const char *ref, char ***out, size_t *n);
+void hx_cli_git_order_free(char **order, size_t n);
+
 /* An input file named on the command line must exist and be readable: 0,
  * else "moebench CMD: WHAT PATH: reason" (what names the option, e.g.
  * "-m", or NULL) and exit code 2, so a wrong path exits 2 in every command. */

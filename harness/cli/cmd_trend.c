@@ -59,29 +59,6 @@ typedef struct opts {
     int all, json;
 } opts;
 
-/* `git rev-list --first-parent REF`, oldest first, into *out. */
-static int git_order(const char *ref, char ***out, size_t *n)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "git rev-list --first-parent --reverse '%s' 2>/dev/null", ref);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    char line[128];
-    size_t cap = 0;
-    while (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (*n == cap) {
-            char **q = realloc(*out, (cap = cap ? 2 * cap : 256) * sizeof *q);
-            if (!q)
-                break;
-            *out = q;
-        }
-        (*out)[(*n)++] = strdup(line);
-    }
-    return pclose(p) == 0 && *n ? 0 : -1;
-}
-
 static void print_cp(const json_t *c)
 {
     const char *v = json_string_value(json_object_get(c, "verdict"));
@@ -210,7 +187,7 @@ static int trend(opts *o)
         rc = hx_cli_fail("trend", ENG_EINVAL, "%s: no runs", o->db);
     if (!rc && !strncmp(o->order, "git", 3)) {
         const char *ref = o->order[3] == ':' ? o->order + 4 : "HEAD";
-        if (git_order(*ref ? ref : "HEAD", &order, &norder))
+        if (hx_cli_git_order(*ref ? ref : "HEAD", &order, &norder))
             rc = hx_cli_fail("trend", ENG_EINVAL, "--order %s: `git rev-list --first-parent %s`"
                              " failed here (not a git repository, or no such ref)", o->order,
                              ref);
@@ -231,9 +208,7 @@ static int trend(opts *o)
         rc = print_text(o, doc);
     }
     json_decref(doc);
-    for (size_t i = 0; i < norder; i++)
-        free(order[i]);
-    free(order);
+    hx_cli_git_order_free(order, norder);
     hx_db_close(db);
     return rc;
 }

@@ -344,6 +344,19 @@ typedef struct hx_db_trend_opts {
  * with err on failure. */
 json_t *hx_db_trend(sqlite3 *db, const hx_db_trend_opts *o, eng_err *err);
 
+/* ---- dashboard ---------------- */
+/* Every suite's history as one self-contained HTML page (dashboard.c). */
+typedef struct hx_db_dashboard_opts {
+    const char *suites;         /* comma-separated suite names; NULL: all     */
+    const char *title;          /* NULL: "moebench dashboard"                 */
+    hx_db_trend_opts trend;     /* metric globs, machine, order, change points;
+                                   its suite is set per section              */
+} hx_db_dashboard_opts;
+/* Writes the page to f; path names the database in the text. ENG_EINVAL
+ * when no run matches. */
+int hx_db_dashboard_write(FILE *f, sqlite3 *db, const char *path, const hx_db_dashboard_opts *o,
+                          eng_err *err);
+
 /* ---- regress ---------------- */
 /* One run checked against a baseline run (regress.c has the rules). */
 typedef enum hx_db_verdict {

@@ -176,7 +176,7 @@ void hx_db_svg_write(FILE *f, const hx_db_svg_chart *c)
     for (size_t m = 0; c->marks && m < c->nmarks; m++)
         if (isfinite(c->marks[m]) && c->marks[m] >= rx.lo && c->marks[m] <= rx.hi)
             fprintf(f, "<line class=\"mark\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\""
-                       " stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>\n",
+                       " stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>\n",
                     px(rx, c->marks[m]), MT, px(rx, c->marks[m]), MT + PH);
     for (size_t s = 0; s < c->nseries; s++)
         series(f, &c->series[s], palette[s % NPALETTE], rx, ry);
