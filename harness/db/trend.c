@@ -102,7 +102,7 @@ static int load_runs(sqlite3 *db, const hx_db_trend_opts *o, trun **out, size_t 
     for (size_t i = 0; !rc && i < *n; i++)
         rc = hx_db_cmp_load(&(*out)[i].data, db, (*out)[i].id,
                             o->rows ? HX_DB_CMP_ROWS : HX_DB_CMP_SAMPLES, err);
-    if (!rc)
+    if (!rc && *n)
         qsort(*out, *n, sizeof **out, by_rank);
     return rc;
 }

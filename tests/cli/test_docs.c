@@ -22,6 +22,7 @@
  *   <!-- doc-test: file NAME -->     a fenced block is written to NAME
  *   <!-- doc-test: setup CMD -->     CMD runs first (what the page assumes)
  *   <!-- doc-test: skip-page REASON --> every block of the page is skipped
+ *   <!-- doc-test: unsanitized REASON --> skipped in the ASan build (valgrind)
  * Several may precede one block. Nothing is skipped silently: the test's
  * output (-v) lists every command run, every skip with its reason and the
  * count of synopses per page.
@@ -84,6 +85,11 @@ static void read_directive(page *pg, directives *d, const char *line)
         pg->skip_page = trim(body + 9);
     else if (!strncmp(body, "skip", 4))
         d->skip = trim(body + 4);
+    else if (!strncmp(body, "unsanitized", 11)) {
+#ifdef __SANITIZE_ADDRESS__
+        d->skip = trim(body + 11);
+#endif
+    }
     else if (!strncmp(body, "exit", 4))
         d->exit_status = atoi(body + 4);
     else if (!strncmp(body, "file", 4))
