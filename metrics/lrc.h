@@ -90,6 +90,11 @@ typedef struct met_lrc_opts {
     const int32_t *layers;    /* layers to analyse, NULL = all                 */
     int num_layers;           /* entries of layers                             */
     int model;                /* also the model-wide concatenation of them     */
+    /* Progress (NULL: none), called on the calling thread between samples:
+     * pass p of n_pass (one per layer, then the model-wide one), `done` of
+     * `total` samples of that pass. The callback throttles its own output. */
+    void (*progress)(void *user, int pass, int n_pass, int64_t done, int64_t total);
+    void *progress_user;
 } met_lrc_opts;
 
 /* A curve over cache sizes c = 1..E; the CI arrays are NULL without

@@ -49,6 +49,8 @@ typedef struct job {
     /* output */
     int64_t *hist;            /* [S][hw] (layer pass)                     */
     double **rates;           /* [3 + nseg] each [S][E]                   */
+    const met_lrc_opts *o;    /* progress callback                        */
+    int pass, n_pass;         /* this pass (a layer, or the model)        */
     /* work */
     atomic_llong next;
     pthread_mutex_t mu;
@@ -62,6 +64,7 @@ typedef struct worker {
     uint16_t *raw;            /* model pass: [L][T][k_layer] */
     int64_t *hits;            /* [3 + nseg][E] */
     int64_t cap;
+    int caller;               /* runs on the calling thread: reports progress */
 } worker;
 
 static int fail(job *j, const eng_err *e)
@@ -153,6 +156,11 @@ static void *work(void *arg)
             fail(j, &e);
             break;
         }
+        if (w->caller && j->o && j->o->progress) {
+            int64_t done = atomic_load(&j->next);
+            j->o->progress(j->o->progress_user, j->pass, j->n_pass, done > j->S ? j->S : done,
+                           j->S);
+        }
     }
     return NULL;
 }
@@ -181,10 +189,15 @@ static int run_job(job *j, int threads, eng_err *err)
         }
         started = t + 1;
     }
-    if (!rc)
+    if (!rc) {
+        ws[0].caller = 1;
         work(&ws[0]);
+    }
     for (int t = 1; t < started; t++)
         pthread_join(th[t], NULL);
+    /* the pass is complete: say so even if other threads took every sample */
+    if (!rc && !j->err.code && j->o && j->o->progress)
+        j->o->progress(j->o->progress_user, j->pass, j->n_pass, j->S, j->S);
     if (!rc && j->err.code) {
         rc = j->err.code;
         if (err)
@@ -448,12 +461,13 @@ static int do_layers(met_trace_reader *r, const met_lrc_opts *o, plan *p, const 
     uint16_t *ids = malloc(n * sizeof *ids + 1);
     job j = {.segs = p->segs, .nseg = p->nseg, .hw = p->hw, .S = p->S, .sel = p->sel,
              .start = met_trace_reader_sample_start(r), .E = in->num_experts, .k = in->top_k,
-             .layer_ids = ids};
+             .layer_ids = ids, .o = o, .n_pass = p->nl + (o->model && p->nl > 1)};
     j.hist = malloc((size_t)p->S * (size_t)p->hw * sizeof *j.hist + 1);
     int rc = !ids || !j.hist ? eng_err_set(err, ENG_ENOMEM, "lrc: out of memory for a layer")
                              : alloc_rates(&j, err);
     for (int li = 0; !rc && li < p->nl; li++) {
         memset(j.hist, 0, (size_t)p->S * (size_t)p->hw * sizeof *j.hist);
+        j.pass = li;
         rc = met_trace_reader_layer(r, p->layers[li], ids, NULL, err);
         if (!rc)
             rc = run_job(&j, o->threads, err);
@@ -477,7 +491,8 @@ static int do_model(met_trace_reader *r, const met_lrc_opts *o, plan *p, const b
         return result_copy(rep->model, &rep->layers[0], err);
     job j = {.segs = p->segs, .nseg = p->nseg, .hw = p->hw, .S = p->S, .sel = p->sel,
              .start = met_trace_reader_sample_start(r), .E = p->nl * in->num_experts,
-             .k = p->nl * in->top_k, .r = r, .layers = p->layers, .nl = p->nl};
+             .k = p->nl * in->top_k, .r = r, .layers = p->layers, .nl = p->nl, .o = o,
+             .pass = p->nl, .n_pass = p->nl + 1};
     int rc = alloc_rates(&j, err);
     if (!rc)
         rc = run_job(&j, o->threads, err);

@@ -92,4 +92,30 @@ typedef struct met_ratio_ci { double ratio, lo, hi; } met_ratio_ci;
 int met_stats_ratio_ci(const double *a, size_t na, const double *b, size_t nb,
                        int resamples, uint64_t seed, met_ratio_ci *out, eng_err *err);
 
+/* Change points of a series by E-divisive means (Matteson & James 2014),
+ * the method of MongoDB's performance CI and Apache Otava (changepoint.c
+ * states the statistic and the hierarchy): nonparametric (no normality),
+ * multiple changes, each with a permutation-test p-value. Chosen over PELT
+ * because PELT needs a cost model and a penalty, and gives no p-value for a
+ * change; over a t-test per split because benchmark noise is not normal. */
+typedef struct met_cp_opts {
+    int min_size;       /* points at least on each side of a change (>= 2)  */
+    int permutations;   /* R of the permutation test (0: 199)               */
+    double sig;         /* accept a change when p < sig (0: 0.05)           */
+    double alpha;       /* distance exponent in (0, 2] (0: 1, i.e. means)   */
+    uint64_t seed;      /* permutation draws                                */
+} met_cp_opts;
+
+typedef struct met_cp {
+    size_t index;       /* first point after the change                     */
+    double stat;        /* q of the split                                   */
+    double p;           /* permutation p-value                              */
+} met_cp;
+
+/* Up to cap change points of x[0..n) into out (in series order), their
+ * count in *nout. ENG_EINVAL for a non-finite value or n > 5000;
+ * ENG_ENOMEM (n^2 distances are kept). NULL o: the defaults. */
+int met_stats_edivisive(const double *x, size_t n, const met_cp_opts *o, met_cp *out,
+                        size_t cap, size_t *nout, eng_err *err);
+
 #endif

@@ -1,28 +1,34 @@
--- ci.lua — the harness's own continuous-integration suite: short (about a
--- second) and deterministic. Every metric except the timings (wall_ms,
--- cpu_ms) is a pure function of the options, so two runs of the same
--- commit store the same hit rates and miss counts, and a regression check
--- can compare them exactly.
+-- ci.lua — the harness's own continuous-integration suite: short (a few
+-- seconds) and deterministic. Every metric except the timings (wall_ms,
+-- cpu_ms, the engine's ms and tok/s) is a pure function of the options, so
+-- two runs of the same commit store the same values and a regression check
+-- compares them exactly; results/ci-baseline.json holds them for this
+-- project's CI (docs/ci.md: `.ci/run regress`, `make baseline`).
 --
 --   moebench run suites/ci.lua --db results/ci.db
 --
--- It exercises both kinds that exist today: "lua" (a toy expert cache on
--- a seeded synthetic trace, scripts/lua/toycache.lua) and "command" (the
--- `moebench events` catalogue, whose JSON has no numbers: only its timing
--- is recorded), and runs the real engine: `moebench generate` on the tiny
--- OLMoE model (made in models/ when absent; same options, same bytes) with
--- an offloaded expert cache, LRU/LFU/FIFO/Belady at 8 and 32 of 64
--- experts, one thread, a fixed prompt of token ids. Its hit rates, hit and
--- miss counts and bytes loaded (samples hit_rate, cache.hits,
--- cache.misses, cache.bytes_demand; cache_stats rows per layer) are
--- exact: two runs of one commit store the same values.
+-- What it runs:
+--  - "lua" experiments: a toy expert cache on a seeded synthetic trace
+--    (scripts/lua/toycache.lua): hit rates and misses of four policies;
+--  - a "command" experiment: the `moebench events` catalogue (its JSON has
+--    no numbers: only its timing is recorded);
+--  - the real engine: `moebench generate` on the tiny OLMoE model in q8_0 (made in
+--    models/ when absent; same options, same bytes) with an offloaded
+--    expert cache, LRU/LFU/FIFO/Belady at 8 and 32 of 64 experts, one
+--    thread, a fixed prompt of token ids: hit rates, hit/miss counts and
+--    bytes loaded (cache.*, cache_stats rows per layer) and the generated
+--    tokens (tokens_fnv1a, a fingerprint of the ids);
+--  - `moebench metrics` on the engine's routing trace of that prompt: SRP
+--    and SCH for segment lengths 4 and 16 and the LRU/LFU/Belady curves,
+--    per layer and model-wide (routing_metric rows), without bootstrap.
 local sweep = require "sweep"
 local toy = require "toycache"
 local models = require "models"
 
 local opts = suite {
   name = "ci",
-  description = "Short deterministic checks of the harness (toy cache, one command).",
+  description = "Short deterministic checks: a toy cache in Lua, the events catalogue, the"
+    .. " engine with an offloaded cache under four policies, SRP/SCH of its routing trace.",
   options = { tokens = { default = 1000, help = "tokens in the synthetic trace" } },
   defaults = { reps = 2 },
 }
@@ -41,7 +47,10 @@ end
 
 experiment { name = "events", kind = "command", argv = { "events", "--presets" }, reps = 1 }
 
-local model = models.ensure { preset = "tiny-olmoe", locality = 0.5, dry_run = opts.dry_run }
+-- q8_0: the engine's own kernels from the first token (an f32 prefill goes
+-- through OpenBLAS, whose rounding depends on the CPU it picks kernels for)
+local model = models.ensure { preset = "tiny-olmoe", type = "q8_0", locality = 0.5,
+                              dry_run = opts.dry_run }
 local ids, n = "5,9,13,2,7,300,301,302", 16
 local trace = models.trace { model = model, prompt = "", tokens = n, dry_run = opts.dry_run,
                              path = model:gsub("%.gguf$", "") .. "-ci.moetrace", ids = ids }
@@ -54,3 +63,7 @@ for _, p in sweep.product { { "policy", { "lru", "lfu", "fifo", "belady" } },
              "--link", "pcie5x16", "--trace-in", trace },
   }
 end
+
+experiment { name = "routing", tags = { "deterministic" }, reps = 1,
+             argv = { "metrics", trace, "--seg-lens", "4,16", "--bootstrap", "0",
+                      "--threads", "1" } }

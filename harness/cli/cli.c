@@ -10,6 +10,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int hx_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -84,4 +87,57 @@ int hx_cli_parse_double(const char *cmd, const char *opt, const char *val,
         return hx_cli_usage_error(cmd, "%s: %g is out of range [%g, %g]", opt, v, min, max);
     *out = v;
     return 0;
+}
+
+int hx_cli_input(const char *cmd, const char *what, const char *path)
+{
+    if (path && access(path, R_OK) == 0)
+        return HX_CLI_EXIT_OK;
+    return hx_cli_fail(cmd, ENG_EINVAL, "%s%s%s: %s", what ? what : "", what ? " " : "",
+                       path ? path : "(none)", strerror(errno));
+}
+
+void hx_cli_make_parent(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    if (access(dir, F_OK) != 0)
+        mkdir(dir, 0777);
+}
+
+int hx_cli_git_order(const char *ref, char ***out, size_t *n)
+{
+    *out = NULL, *n = 0;
+    if (strchr(ref, '\''))
+        return -1;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "git rev-list --first-parent --reverse '%s' 2>/dev/null", ref);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[128];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (*n == cap) {
+            char **q = realloc(*out, (cap = cap ? 2 * cap : 256) * sizeof *q);
+            if (!q)
+                break;
+            *out = q;
+        }
+        if (((*out)[*n] = strdup(line)))
+            (*n)++;
+    }
+    return pclose(p) == 0 && *n ? 0 : -1;
+}
+
+void hx_cli_git_order_free(char **order, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(order[i]);
+    free(order);
 }

@@ -50,6 +50,23 @@ int hx_cli_fail(const char *cmd, int eng_code, const char *fmt, ...)
 /* ENG_* error code -> exit code: bad input/usage 2, the rest 1. */
 int hx_cli_exit_code(int eng_code);
 
+/* Creates the folder an output file goes into (one level, as `models/`
+ * for `mkmodel -o models/x.gguf`) when it is missing; errors are left to
+ * the write that follows, which names the file. */
+void hx_cli_make_parent(const char *path);
+
+/* The first-parent history of REF in the git repository of the working
+ * directory, oldest first (`git rev-list --first-parent --reverse REF`):
+ * full hashes into *out (free with hx_cli_git_order_free). 0, or -1 when
+ * git fails or finds nothing. */
+int hx_cli_git_order(const char *ref, char ***out, size_t *n);
+void hx_cli_git_order_free(char **order, size_t n);
+
+/* An input file named on the command line must exist and be readable: 0,
+ * else "moebench CMD: WHAT PATH: reason" (what names the option, e.g.
+ * "-m", or NULL) and exit code 2, so a wrong path exits 2 in every command. */
+int hx_cli_input(const char *cmd, const char *what, const char *path);
+
 /* Strict number parsing for option values; on error they print a usage
  * error naming the option and return HX_CLI_EXIT_USAGE, else 0. */
 int hx_cli_parse_i64(const char *cmd, const char *opt, const char *val,

@@ -22,5 +22,6 @@ int hx_cli_cmd_export(int argc, char **argv);
 int hx_cli_cmd_compare(int argc, char **argv);
 int hx_cli_cmd_regress(int argc, char **argv);
 int hx_cli_cmd_report(int argc, char **argv);
+int hx_cli_cmd_trend(int argc, char **argv);
 
 #endif

@@ -427,6 +427,8 @@ int hx_cli_cmd_generate(int argc, char **argv)
     /* file tier: only the store's pread reads the file after open, so a
      * file that shrinks is a clear ENG_EIO, not a SIGBUS (docs/offloading.md) */
     eng_model_opts mo = {.prefault = a.prefault, .private_dense = hx_probe_offload_private_dense(&a.off)};
+    if ((rc = hx_cli_input("generate", "-m", a.model)))
+        return rc;
     if ((rc = eng_model_open(&m, a.model, &mo, &err)))
         return hx_cli_fail("generate", rc, "%s", err.msg);
     r.m = m;

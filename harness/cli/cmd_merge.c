@@ -66,6 +66,9 @@ int hx_cli_cmd_merge(int argc, char **argv)
     for (int i = optind + 1; i < argc; i++)
         if (!strcmp(argv[i], out))
             return hx_cli_usage_error("merge", "'%s' is both OUT and IN", out);
+    for (int i = optind + 1; i < argc; i++)
+        if (hx_cli_input("merge", NULL, argv[i]))
+            return HX_CLI_EXIT_USAGE;
     hx_db *db;
     eng_err err = {0};
     int rc = hx_db_open(&db, out, HX_DB_CREATE, &err);

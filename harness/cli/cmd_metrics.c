@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage_text[] =
@@ -155,6 +156,43 @@ static int parse_args(int argc, char **argv, m_opts *o, const char **path)
     return 0;
 }
 
+/* Progress on stderr when it is a terminal: the pass (layer i of L, or
+ * the model-wide one), samples done, elapsed time and an estimate of what
+ * is left; at most five lines a second, one line rewritten in place. */
+typedef struct progress {
+    double t0, last;
+    int shown;
+    int model;       /* the last pass is the model-wide one (when > 1 layer) */
+} progress;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void on_progress(void *user, int pass, int n_pass, int64_t done, int64_t total)
+{
+    progress *p = user;
+    double t = now_s();
+    if (t - p->last < 0.2 && done < total)
+        return;
+    p->last = t;
+    double frac = ((double)pass + (total ? (double)done / (double)total : 1)) / n_pass;
+    double el = t - p->t0, left = frac > 0 ? el / frac - el : 0;
+    char what[48];
+    int layers = p->model && n_pass > 1 ? n_pass - 1 : n_pass;
+    if (pass >= layers)
+        snprintf(what, sizeof what, "model-wide");
+    else
+        snprintf(what, sizeof what, "layer %d/%d", pass + 1, layers);
+    fprintf(stderr, "\r\033[Kmoebench metrics: %s, sample %lld/%lld  elapsed %d:%02d  left ~%d:%02d",
+            what, (long long)done, (long long)total, (int)el / 60, (int)el % 60,
+            (int)left / 60, (int)left % 60);
+    p->shown = 1;
+}
+
 int hx_cli_cmd_metrics(int argc, char **argv)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -171,11 +209,22 @@ int hx_cli_cmd_metrics(int argc, char **argv)
     eng_err err = {0};
     met_trace_reader *r = NULL;
     met_lrc_report *rep = NULL;
+    progress pg = {.t0 = now_s(), .model = o.lrc.model};
+    if (isatty(2)) {
+        o.lrc.progress = on_progress;
+        o.lrc.progress_user = &pg;
+    }
+    if ((rc = hx_cli_input("metrics", NULL, path))) {
+        free(o.layers);
+        return rc;
+    }
     rc = met_trace_reader_open(&r, path, o.from, &err);
     if (!rc)
         rc = model_layers_to_trace(met_trace_reader_info(r), o.layers, o.nlayers, &err);
     if (!rc)
         rc = met_lrc_compute(r, &o.lrc, &rep, &err);
+    if (pg.shown)
+        fputs("\r\033[K", stderr);
     if (rc) {
         met_trace_reader_free(r);
         free(o.layers);

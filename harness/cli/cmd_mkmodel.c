@@ -149,6 +149,7 @@ static int run_write(eng_mkmodel_opts *o, const char *out)
         o->progress = on_progress;
         o->progress_user = &ps;
     }
+    hx_cli_make_parent(out);
     rc = eng_mkmodel_write(o, out, &err);
     if (rc)
         return hx_cli_fail("mkmodel", rc, "%s", err.msg);

@@ -38,7 +38,8 @@ static const char usage_text[] =
     "run, the same run twice, no experiment in common).\n\n"
     "  --db FILE            database of the run to check (default results/moebench.db)\n"
     "  --baseline FILE      database of the baseline run (required; may be --db's file\n"
-    "                       when --run and --baseline-run name two runs)\n"
+    "                       when --run and --baseline-run name two runs), or a\n"
+    "                       baseline file (`moebench export RUN --baseline`)\n"
     "  --run RUN            run to check: id, UUID (prefix), 'latest', 'latest:SUITE'\n"
     "                       or a suite name (default latest)\n"
     "  --baseline-run RUN   baseline run (default: the baseline database's latest run\n"
@@ -216,16 +217,26 @@ typedef struct opts {
 static int load_both(const opts *o, hx_db **dr, hx_db **dbase, hx_db_cmp_run *r, hx_db_cmp_run *b,
                      eng_err *err)
 {
+    int file = hx_db_baseline_is(o->baseline); /* a committed baseline, not a database */
+    if (file && o->baseline_run)
+        return eng_err_set(err, ENG_EINVAL, "%s is a baseline file (one run): --baseline-run"
+                           " does not apply", o->baseline);
     if (hx_db_open(dr, o->db, HX_DB_READONLY, err) ||
-        hx_db_open(dbase, o->baseline, HX_DB_READONLY, err))
+        (!file && hx_db_open(dbase, o->baseline, HX_DB_READONLY, err)))
         return ENG_EINVAL;
     int64_t id = hx_db_cmp_resolve(hx_db_sqlite(*dr), o->db, o->run, err);
     int rc = id ? hx_db_cmp_load(r, hx_db_sqlite(*dr), id, HX_DB_CMP_ROWS, err) : ENG_EINVAL;
     if (rc)
         return rc;
-    id = o->baseline_run ? hx_db_cmp_resolve(hx_db_sqlite(*dbase), o->baseline, o->baseline_run, err)
-                         : hx_db_cmp_latest_of_suite(hx_db_sqlite(*dbase), o->baseline, r->suite, err);
-    rc = id ? hx_db_cmp_load(b, hx_db_sqlite(*dbase), id, HX_DB_CMP_ROWS, err) : ENG_EINVAL;
+    if (file) {
+        if ((rc = hx_db_baseline_load(b, o->baseline, err)))
+            return ENG_EINVAL;
+    } else {
+        id = o->baseline_run
+                 ? hx_db_cmp_resolve(hx_db_sqlite(*dbase), o->baseline, o->baseline_run, err)
+                 : hx_db_cmp_latest_of_suite(hx_db_sqlite(*dbase), o->baseline, r->suite, err);
+        rc = id ? hx_db_cmp_load(b, hx_db_sqlite(*dbase), id, HX_DB_CMP_ROWS, err) : ENG_EINVAL;
+    }
     if (!rc && !strcmp(r->uuid, b->uuid))
         rc = eng_err_set(err, ENG_EINVAL, "run %lld of %s and baseline run %lld of %s are the"
                          " same run (UUID %s): nothing to compare; name another baseline"

@@ -139,19 +139,29 @@ static int parse_opt(int c, run_cli *r)
  * such file is here: an installed moebench runs suites from any folder. */
 static const char *suite_path(const char *arg, char *buf, size_t cap)
 {
-    if (hx_suite_datadir_suite(arg, buf, cap) || strchr(arg, '/'))
-        return buf;
-    char dir[4096];
-    if (hx_suite_datadir_find(HX_SUITE_DATADIR_SUITES, dir, sizeof dir))
-        fprintf(stderr, "moebench run: no file '%s' here, nor a suite of that name in %s\n",
-                arg, dir);
+    hx_suite_datadir_suite(arg, buf, cap);
     return buf;
+}
+
+/* The suite file must exist: one line naming where it was looked for,
+ * exit 2 (a wrong name, like any missing input). */
+static int suite_missing(const char *arg, const char *file)
+{
+    if (access(file, R_OK) == 0)
+        return 0;
+    char dir[4096];
+    if (!strchr(arg, '/') && hx_suite_datadir_find(HX_SUITE_DATADIR_SUITES, dir, sizeof dir))
+        return hx_cli_fail("run", ENG_EINVAL, "no file '%s' here, nor a suite of that name in %s",
+                           arg, dir);
+    return hx_cli_input("run", NULL, file);
 }
 
 static int run_suite(const char *arg, hx_suite_run_opts *o, int help_suite)
 {
     char path[4096];
     const char *file = suite_path(arg, path, sizeof path);
+    if (suite_missing(arg, file))
+        return HX_CLI_EXIT_USAGE;
     eng_err err = {0};
     if (help_suite) {
         int rc = hx_suite_runner_help_suite(file, o, &err);

@@ -26,9 +26,11 @@ static const char usage_text[] =
     "  --policy P            lru, lfu, fifo, random, static, belady, fsf, or\n"
     "                        lua:FILE.lua (a policy written in Lua; docs/policies.md)\n"
     "                        (--list-policies describes them)\n"
-    "  --cache-experts N     slots: per layer (scope layer) or in total (global)\n"
-    "  --cache-scope S       layer (default): N slots per layer, one policy each;\n"
-    "                        global: one pool of N over every (layer, expert)\n"
+    "  --cache-experts N     slots: in total (scope global) or per layer (layer);\n"
+    "                        at most what holds every expert (an error above)\n"
+    "  --cache-scope S       global (default, as in generate): one pool of N over\n"
+    "                        every (layer, expert); layer: N slots per layer, one\n"
+    "                        policy each (the paper's cache size)\n"
     "  --lookup L            sequential (default): look up and load expert by\n"
     "                        expert, as the engine does; token: look up a whole\n"
     "                        token first, then load (the paper's procedure)\n"
@@ -292,7 +294,10 @@ static int load_trace(const char *path, const char *format, met_trace **t)
 {
     eng_err err = {0};
     int fmt = format ? met_trace_format_parse(format) : MET_FMT_AUTO;
-    int rc = met_trace_load(t, path, (met_trace_format)fmt, &err);
+    int rc = hx_cli_input("simulate", NULL, path);
+    if (rc)
+        return rc;
+    rc = met_trace_load(t, path, (met_trace_format)fmt, &err);
     if (rc)
         return hx_cli_fail("simulate", rc, "%s", err.msg);
     return HX_CLI_EXIT_OK;
@@ -304,8 +309,27 @@ static int simulate(sim_opts *o)
     met_sim_result *r = NULL;
     eng_err err = {0};
     int rc = load_trace(o->trace, o->format, &t);
+    if (!rc) { /* more slots than experts would be a cache that never evicts, silently */
+        int64_t layers = o->cfg.layer >= 0 ? 1 : t->info.num_layers;
+        int64_t cap = (int64_t)t->info.num_experts *
+                      (o->cfg.scope == MET_SIM_SCOPE_GLOBAL ? layers : 1);
+        if (o->cfg.cache_experts > cap)
+            rc = hx_cli_usage_error("simulate", "--cache-experts %lld: %s %lld slots hold every"
+                                    " expert of %s (%lld layers x %d experts, scope %s); give"
+                                    " at most %lld", (long long)o->cfg.cache_experts,
+                                    o->cfg.scope == MET_SIM_SCOPE_GLOBAL ? "in all" : "per layer",
+                                    (long long)cap, o->trace, (long long)layers,
+                                    (int)t->info.num_experts, met_sim_scope_name(o->cfg.scope),
+                                    (long long)cap);
+    }
     if (!rc && o->profile && !(rc = load_trace(o->profile, o->format, &prof)))
         o->cfg.profile = prof;
+    if (!rc && o->lua)
+        hx_probe_lua_policy_context(o->lua, &(hx_probe_lua_ctx){
+            .n_layers = o->cfg.layer >= 0 ? 1 : (int)t->info.num_layers,
+            .n_experts = (int)t->info.num_experts, .top_k = (int)t->info.top_k,
+            .per_layer = o->cfg.scope == MET_SIM_SCOPE_LAYER,
+            .first_layer = o->cfg.layer >= 0 ? (int)o->cfg.layer : 0});
     if (!rc) {
         int erc = met_sim_run(t, &o->cfg, &r, &err);
         if (erc)
@@ -342,6 +366,7 @@ int hx_cli_cmd_simulate(int argc, char **argv)
 {
     sim_opts o = {.gbps = -1, .latency = -1};
     met_sim_config_default(&o.cfg);
+    o.cfg.scope = MET_SIM_SCOPE_GLOBAL; /* the engine's default: N means the same in generate */
     int done, rc = parse_args(&o, argc, argv, &done);
     if (!rc && !done)
         rc = apply_link(&o);

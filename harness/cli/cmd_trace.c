@@ -55,6 +55,8 @@ static int convert(int argc, char **argv)
         return hx_cli_usage_error("trace convert", "expected IN and OUT");
     eng_err err = {0};
     met_trace *t = NULL;
+    if ((rc = hx_cli_input("trace convert", NULL, argv[optind])))
+        return rc;
     rc = met_trace_load(&t, argv[optind], from, &err);
     if (!rc)
         rc = met_trace_save(t, argv[optind + 1], to, &err);
@@ -179,6 +181,8 @@ static int stats(int argc, char **argv)
     eng_err err = {0};
     met_trace_reader *r = NULL;
     met_layer_stats *st = NULL;
+    if ((rc = hx_cli_input("trace stats", NULL, argv[optind])))
+        return rc;
     rc = met_trace_reader_open(&r, argv[optind], from, &err);
     if (!rc)
         rc = met_trace_stats(r, &st, &err);

@@ -23,6 +23,7 @@ const hx_cli_command hx_cli_commands[] = {
     {"export", "write one run with all its results as JSON or CSV", hx_cli_cmd_export},
     {"compare", "compare two runs: ratios with bootstrap intervals, rank-test p-values", hx_cli_cmd_compare},
     {"regress", "check a run against a baseline run; exit 1 on a regression", hx_cli_cmd_regress},
-    {"report", "one run as a Markdown or HTML report with SVG charts", hx_cli_cmd_report},
+    {"trend", "a suite's history over runs, with change points (text, JSON, SVG)", hx_cli_cmd_trend},
+    {"report", "one run as a report (Markdown/HTML), or every run as an HTML dashboard", hx_cli_cmd_report},
     {NULL, NULL, NULL},
 };

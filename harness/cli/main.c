@@ -4,6 +4,7 @@
 #include "harness/cli/cli.h"
 #include "harness/version.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,8 +47,17 @@ int main(int argc, char **argv)
     }
     hx_cli_sigbus_install();
     for (const hx_cli_command *c = hx_cli_commands; c->name; c++)
-        if (!strcmp(c->name, name))
-            return c->run(argc - 1, argv + 1);
+        if (!strcmp(c->name, name)) {
+            int rc = c->run(argc - 1, argv + 1);
+            /* one place for stdout's write errors (a full disk, a closed
+             * pipe's reader): no command reports success on lost output */
+            if ((fflush(stdout) != 0 || ferror(stdout)) && rc == HX_CLI_EXIT_OK) {
+                fprintf(stderr, "moebench %s: writing the output: %s\n", name,
+                        strerror(errno ? errno : EIO));
+                rc = HX_CLI_EXIT_FAIL;
+            }
+            return rc;
+        }
     fprintf(stderr, "moebench: unknown command '%s'\nTry 'moebench --help'.\n", name);
     return HX_CLI_EXIT_USAGE;
 }

@@ -37,7 +37,7 @@ static const char rows_sql[] =
     " SELECT label, metric, rep, value FROM r WHERE value IS NOT NULL"
     " ORDER BY label, metric, eid, rep";
 
-static const char *keep(hx_db_cmp_run *r, const char *s)
+const char *hx_db_cmp_keep(hx_db_cmp_run *r, const char *s)
 {
     if (!s)
         s = "";
@@ -147,9 +147,9 @@ static int load_exps(hx_db_cmp_run *r, sqlite3 *db, int64_t id, eng_err *err)
             r->exps = p;
         }
         hx_db_cmp_exp *e = &r->exps[r->nexps];
-        e->label = keep(r, label);
-        e->status = keep(r, (const char *)sqlite3_column_text(st, 1));
-        e->error = keep(r, (const char *)sqlite3_column_text(st, 2));
+        e->label = hx_db_cmp_keep(r, label);
+        e->status = hx_db_cmp_keep(r, (const char *)sqlite3_column_text(st, 1));
+        e->error = hx_db_cmp_keep(r, (const char *)sqlite3_column_text(st, 2));
         e->dirs = NULL;
         rc = e->label && e->status && e->error ? ENG_OK : oom(err);
         r->nexps += !rc;
@@ -198,8 +198,8 @@ static int add_value(hx_db_cmp_run *r, size_t *cap, const char *label, const cha
         *g = (hx_db_cmp_metric){0};
         /* labels repeat across metrics: share the experiment's copy */
         const hx_db_cmp_exp *e = hx_db_cmp_find_exp(r, label);
-        g->label = e ? e->label : keep(r, label);
-        g->metric = keep(r, metric);
+        g->label = e ? e->label : hx_db_cmp_keep(r, label);
+        g->metric = hx_db_cmp_keep(r, metric);
         if (!g->label || !g->metric)
             return oom(err);
         r->nm++;

@@ -14,6 +14,7 @@
 
 #include "metrics/stats.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +96,7 @@ int hx_db_open(hx_db **out, const char *path, int flags, eng_err *err)
     *out = NULL;
     int ro = flags & HX_DB_READONLY;
     if ((ro || !(flags & HX_DB_CREATE)) && access(path, F_OK) != 0)
-        return eng_err_set(err, ENG_EIO, "%s: no such database", path);
+        return eng_err_set(err, ENG_EINVAL, "%s: no such database (%s)", path, strerror(errno));
     if (!ro && (flags & HX_DB_CREATE))
         make_parent(path);
     hx_db *h = calloc(1, sizeof *h);
@@ -117,9 +118,11 @@ int hx_db_open(hx_db **out, const char *path, int flags, eng_err *err)
         if (!rc && v > HX_DB_SCHEMA_VERSION)
             rc = eng_err_set(err, ENG_EFORMAT, "schema version %d is newer than this moebench "
                              "knows (%d)", v, HX_DB_SCHEMA_VERSION);
+        else if (!rc && v <= 0 && hx_db_exec(h->db, "SELECT count(*) FROM sqlite_schema", err))
+            rc = eng_err_set(err, ENG_EFORMAT, "not a moebench database: %s",
+                             sqlite3_errmsg(h->db));
         else if (!rc && v <= 0)
-            rc = hx_db_exec(h->db, "SELECT count(*) FROM sqlite_schema", err) ? rc
-                 : eng_err_set(err, ENG_EFORMAT, "not a moebench database (no schema)");
+            rc = eng_err_set(err, ENG_EFORMAT, "not a moebench database (no schema)");
     } else {
         rc = hx_db_exec(h->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                                "PRAGMA foreign_keys = ON", err);

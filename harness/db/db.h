@@ -10,6 +10,7 @@
 #define HX_DB_H
 
 #include "engine/err.h"
+#include "metrics/stats.h"
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -265,6 +266,9 @@ int64_t hx_db_cmp_latest_of_suite(sqlite3 *db, const char *path, const char *sui
 int hx_db_cmp_load(hx_db_cmp_run *out, sqlite3 *db, int64_t id, int flags, eng_err *err);
 void hx_db_cmp_free(hx_db_cmp_run *r);
 
+/* A copy of s owned by r (freed by hx_db_cmp_free); NULL when out of memory. */
+const char *hx_db_cmp_keep(hx_db_cmp_run *r, const char *s);
+
 /* Binary searches; NULL when absent. */
 const hx_db_cmp_exp *hx_db_cmp_find_exp(const hx_db_cmp_run *r, const char *label);
 const hx_db_cmp_metric *hx_db_cmp_find(const hx_db_cmp_run *r, const char *label, const char *metric);
@@ -302,6 +306,56 @@ hx_db_dir hx_db_dir_default(const char *metric);
  * `cache_stats[*].hits` works; an exact name first, then the longest
  * matching pattern) that matches, else the default. */
 hx_db_dir hx_db_cmp_direction(const hx_db_cmp_run *r, const char *label, const char *metric);
+
+/* ---- baseline ---------------- */
+/* A committed baseline (docs/ci.md): a run's deterministic metrics as JSON,
+ * {"moebench_baseline": 1, "suite", "run_uuid", "commit", "experiments":
+ * {LABEL: {"status", "metrics": {NAME: value}}}}, keys sorted when dumped
+ * with JSON_SORT_KEYS. Deterministic = not a timing (or declared equal) and
+ * the same in every repetition. */
+json_t *hx_db_baseline_make(const hx_db_cmp_run *r, const char *commit);
+/* Whether the file at path looks like a baseline (JSON) rather than a
+ * database: its first non-blank byte is '{'. */
+int hx_db_baseline_is(const char *path);
+/* Reads a baseline as a run (id 0, one value per metric, started_at
+ * "commit C"). ENG_EFORMAT naming the file and the field when malformed. */
+int hx_db_baseline_load(hx_db_cmp_run *out, const char *path, eng_err *err);
+
+/* ---- trend ---------------- */
+/* A suite's metrics over its stored runs with change points (trend.c). */
+typedef struct hx_db_trend_opts {
+    const char *suite;          /* required                                  */
+    const char *metric;         /* globs on metric names (`*`), separated by
+                                   commas; NULL: all                         */
+    const char *experiment;     /* the same on experiment labels              */
+    const char *machine;        /* only runs of this hostname, NULL: all      */
+    const char *const *order;   /* commits, oldest first (full hashes); NULL:
+                                   runs in start order                       */
+    size_t norder;
+    int rows;                   /* also cache_stats / routing_metric rows     */
+    met_cp_opts cp;             /* the change-point search                    */
+} hx_db_trend_opts;
+
+/* {suite, order, skipped_runs, method {name, min_size, permutations, sig,
+ * alpha, seed}, runs [{run_id, uuid, commit, started_at, host}], series
+ * [{experiment, metric, direction, values [per run, null: absent],
+ * change_points [{index, run_id, uuid, commit, started_at, before, after,
+ * change_pct, p, confidence, verdict}]}]} (docs/cli.md, "trend"); NULL
+ * with err on failure. */
+json_t *hx_db_trend(sqlite3 *db, const hx_db_trend_opts *o, eng_err *err);
+
+/* ---- dashboard ---------------- */
+/* Every suite's history as one self-contained HTML page (dashboard.c). */
+typedef struct hx_db_dashboard_opts {
+    const char *suites;         /* comma-separated suite names; NULL: all     */
+    const char *title;          /* NULL: "moebench dashboard"                 */
+    hx_db_trend_opts trend;     /* metric globs, machine, order, change points;
+                                   its suite is set per section              */
+} hx_db_dashboard_opts;
+/* Writes the page to f; path names the database in the text. ENG_EINVAL
+ * when no run matches. */
+int hx_db_dashboard_write(FILE *f, sqlite3 *db, const char *path, const hx_db_dashboard_opts *o,
+                          eng_err *err);
 
 /* ---- regress ---------------- */
 /* One run checked against a baseline run (regress.c has the rules). */
@@ -366,7 +420,8 @@ int hx_db_report_write(FILE *f, sqlite3 *db, int64_t run, const hx_db_report_opt
  * standalone <svg> element that works inline in HTML and as a file.
  *
  * Points whose x or y is not finite are skipped. The y axis always
- * includes 0 (rates and speeds read wrongly against a cut-off axis).
+ * includes 0 (rates and speeds read wrongly against a cut-off axis) and
+ * every error bar.
  *
  * Thread-safety: none needed; the writer keeps no state.
  */
@@ -375,12 +430,19 @@ typedef struct hx_db_svg_series {
     const char *name;       /* legend text                       */
     const double *x, *y;    /* n points, drawn in the given order */
     size_t n;
+    const double *lo, *hi;  /* NULL, or [n] an interval per point drawn as
+                               an error bar (NaN: none for that point)     */
+    const char *const *links; /* NULL, or [n] a link per point (NULL: none):
+                               the point becomes <a href=...> with a title */
 } hx_db_svg_series;
 
 typedef struct hx_db_svg_chart {
     const char *title, *xlabel, *ylabel;
     const hx_db_svg_series *series;
     size_t nseries;
+    const double *marks;    /* [nmarks] x of vertical marker lines (change
+                               points), drawn dashed red; NULL: none         */
+    size_t nmarks;
 } hx_db_svg_chart;
 
 /* Writes c as one <svg> element (640 x 400 user units) to f. */

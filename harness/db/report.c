@@ -211,19 +211,29 @@ static int header(doc *d, const char *title)
     return ENG_OK;
 }
 
-/* "mean ± half-width of the 95 % CI" (n > 1 with a CI), else the mean. */
+/* Every number of the report in one format: 4 significant digits, and
+ * "± half-width" (2 digits) when the 95 % interval is known. */
+static void fmt_value(char *buf, size_t cap, double v, double lo, double hi)
+{
+    if (!isfinite(v))
+        snprintf(buf, cap, "-");
+    else if (isfinite(lo) && isfinite(hi))
+        snprintf(buf, cap, "%.4g ± %.2g", v, (hi - lo) / 2);
+    else
+        snprintf(buf, cap, "%.4g", v);
+}
+
+static double col_num(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+/* The mean at column i with its interval (i + 1, i + 2) when n (i - 1) > 1. */
 static void fmt_mean(char *buf, size_t cap, sqlite3_stmt *st, int i)
 {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) {
-        snprintf(buf, cap, "-");
-        return;
-    }
-    double mean = sqlite3_column_double(st, i);
-    if (sqlite3_column_int(st, i - 1) > 1 && sqlite3_column_type(st, i + 1) != SQLITE_NULL)
-        snprintf(buf, cap, "%.6g ± %.3g", mean,
-                 (sqlite3_column_double(st, i + 2) - sqlite3_column_double(st, i + 1)) / 2);
-    else
-        snprintf(buf, cap, "%.6g", mean);
+    int n = sqlite3_column_int(st, i - 1);
+    fmt_value(buf, cap, col_num(st, i), n > 1 ? col_num(st, i + 1) : NAN,
+              n > 1 ? col_num(st, i + 2) : NAN);
 }
 
 static const char *const main_metrics[] = {"tokens_per_s", "hit_rate", "wall_ms"};
@@ -306,6 +316,7 @@ static int failures(doc *d)
 typedef struct line {
     char *name;
     double *x, *y[2]; /* y[0], y[1]: two measures over one x (NAN: absent) */
+    double *lo[2], *hi[2]; /* their 95 % interval (NAN: none)            */
     size_t n;
 } line;
 
@@ -320,7 +331,8 @@ static void lines_free(lines *ls)
 {
     for (size_t i = 0; i < ls->n; i++) {
         free(ls->l[i].name), free(ls->l[i].x);
-        free(ls->l[i].y[0]), free(ls->l[i].y[1]);
+        for (int k = 0; k < 2; k++)
+            free(ls->l[i].y[k]), free(ls->l[i].lo[k]), free(ls->l[i].hi[k]);
     }
     free(ls->l), free(ls->xs);
     *ls = (lines){0};
@@ -364,9 +376,19 @@ static int xs_add(lines *ls, double x)
     return 0;
 }
 
-/* Adds point (x, y0, y1) to the line called name; a second point at the
- * same x of one line is dropped (returns 1); -1 when out of memory. */
-static int lines_add(lines *ls, const char *name, double x, double y0, double y1)
+static int grow(double **p, size_t n)
+{
+    double *q = realloc(*p, n * sizeof *q);
+    if (q)
+        *p = q;
+    return q ? 0 : -1;
+}
+
+/* Adds point x with y[k] and its interval lo[k]..hi[k] (k = 0, 1; NAN:
+ * absent) to the line called name; a second point at the same x of one
+ * line is dropped (returns 1); -1 when out of memory. */
+static int lines_add(lines *ls, const char *name, double x, const double y[2],
+                     const double lo[2], const double hi[2])
 {
     line *l = line_of(ls, name);
     if (!l)
@@ -375,17 +397,15 @@ static int lines_add(lines *ls, const char *name, double x, double y0, double y1
         if (l->x[i] == x)
             return 1;
     size_t n = l->n + 1;
-    double *px = realloc(l->x, n * sizeof *px);
-    if (px)
-        l->x = px;
-    double *a = px ? realloc(l->y[0], n * sizeof *a) : NULL;
-    if (a)
-        l->y[0] = a;
-    double *b = a ? realloc(l->y[1], n * sizeof *b) : NULL;
-    if (!b)
+    int bad = grow(&l->x, n);
+    for (int k = 0; k < 2; k++)
+        bad |= grow(&l->y[k], n) | grow(&l->lo[k], n) | grow(&l->hi[k], n);
+    if (bad)
         return -1;
-    l->y[1] = b;
-    l->x[l->n] = x, l->y[0][l->n] = y0, l->y[1][l->n] = y1, l->n++;
+    l->x[l->n] = x;
+    for (int k = 0; k < 2; k++)
+        l->y[k][l->n] = y[k], l->lo[k][l->n] = lo[k], l->hi[k][l->n] = hi[k];
+    l->n++;
     return xs_add(ls, x);
 }
 
@@ -396,8 +416,11 @@ static void line_sort(line *l)
         for (size_t j = i; j > 0 && l->x[j - 1] > l->x[j]; j--) {
             double t = l->x[j];
             l->x[j] = l->x[j - 1], l->x[j - 1] = t;
-            for (int k = 0; k < 2; k++)
-                t = l->y[k][j], l->y[k][j] = l->y[k][j - 1], l->y[k][j - 1] = t;
+            for (int k = 0; k < 2; k++) {
+                double *v[3] = {l->y[k], l->lo[k], l->hi[k]};
+                for (int m = 0; m < 3; m++)
+                    t = v[m][j], v[m][j] = v[m][j - 1], v[m][j - 1] = t;
+            }
         }
 }
 
@@ -423,7 +446,7 @@ static void pivot(doc *d, const lines *ls, const char *corner, int which)
             snprintf(c, 64, "-");
             for (size_t p = 0; p < l->n; p++)
                 if (l->x[p] == ls->xs[j] && isfinite(l->y[which][p]))
-                    snprintf(c, 64, "%.6g", l->y[which][p]);
+                    fmt_value(c, 64, l->y[which][p], l->lo[which][p], l->hi[which][p]);
             cells[j + 1] = c;
         }
         tbl_row(d, cells, (int)nc);
@@ -440,15 +463,11 @@ static void line_chart(doc *d, const lines *ls, int which, const char *name, con
     if (!s)
         return;
     for (size_t i = 0; i < ls->n; i++)
-        s[i] = (hx_db_svg_series){ls->l[i].name, ls->l[i].x, ls->l[i].y[which], ls->l[i].n};
-    hx_db_svg_chart c = {title, xlabel, ylabel, s, ls->n};
+        s[i] = (hx_db_svg_series){ls->l[i].name, ls->l[i].x, ls->l[i].y[which], ls->l[i].n,
+                                  ls->l[i].lo[which], ls->l[i].hi[which], NULL};
+    hx_db_svg_chart c = {title, xlabel, ylabel, s, ls->n, NULL, 0};
     chart(d, name, &c);
     free(s);
-}
-
-static double col_num(sqlite3_stmt *st, int i)
-{
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
 static int any_finite(const lines *ls, int which)
@@ -464,7 +483,8 @@ static int any_finite(const lines *ls, int which)
 
 static const char policy_sql[] =
     "SELECT CAST(policy AS TEXT) || CASE WHEN prefetch IS NULL THEN ''"
-    " ELSE ' prefetch=' || CAST(prefetch AS TEXT) END, cache_size, hit_rate, tokens_per_s"
+    " ELSE ' prefetch=' || CAST(prefetch AS TEXT) END, cache_size, hit_rate, tokens_per_s,"
+    " hit_rate_lo, tokens_per_s_lo, hit_rate_hi, tokens_per_s_hi"
     " FROM policy_cache WHERE run_id = ?1 AND typeof(cache_size) IN ('integer', 'real')"
     " ORDER BY experiment_id";
 
@@ -476,8 +496,9 @@ static int policies(doc *d)
     lines ls = {0};
     int dup = 0, rc = 0;
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-        int r = lines_add(&ls, col(st, 0), sqlite3_column_double(st, 1), col_num(st, 2),
-                          col_num(st, 3));
+        double y[2] = {col_num(st, 2), col_num(st, 3)}, lo[2] = {col_num(st, 4), col_num(st, 5)};
+        double hi[2] = {col_num(st, 6), col_num(st, 7)};
+        int r = lines_add(&ls, col(st, 0), sqlite3_column_double(st, 1), y, lo, hi);
         dup += r == 1, rc = r < 0;
     }
     sqlite3_finalize(st);
@@ -491,11 +512,14 @@ static int policies(doc *d)
         for (int w = 0; w < 2; w++) {
             if (!any_finite(&ls, w))
                 continue;
-            heading(d, 3, w ? "Tokens/s (mean)" : "Hit rate (mean)");
-            pivot(d, &ls, "policy / cache size", w);
+            heading(d, 3, w ? "Tokens/s (mean ± half-width of the 95 % CI)"
+                            : "Hit rate (fraction of expert look-ups; mean ± half-width of the"
+                              " 95 % CI)");
+            pivot(d, &ls, "policy / cache size (expert slots)", w);
             line_chart(d, &ls, w, w ? "tokens-per-s" : "hit-rate",
-                       w ? "Tokens/s vs cache size" : "Hit rate vs cache size", "cache size",
-                       w ? "tokens/s" : "hit rate");
+                       w ? "Tokens/s vs cache size" : "Hit rate vs cache size",
+                       "cache size (expert slots, as the experiment's cache_size)",
+                       w ? "decode tokens/s" : "hit rate (fraction)");
         }
     }
     lines_free(&ls);
@@ -548,7 +572,8 @@ static int quality(doc *d)
         kl |= isfinite(col_num(st, 4));
         double x = col_num(st, 2);
         if (isfinite(x))
-            rc = lines_add(&ls, col(st, 0), x, col_num(st, 4), col_num(st, 3)) < 0;
+            rc = lines_add(&ls, col(st, 0), x, (double[2]){col_num(st, 4), col_num(st, 3)},
+                           (double[2]){NAN, NAN}, (double[2]){NAN, NAN}) < 0;
     }
     sqlite3_finalize(st);
     if (n)
@@ -585,21 +610,22 @@ static int srp_table(doc *d)
         return d_fail(d);
     static const char *const cols[] = {"experiment", "trace", "segment length", "best F1",
                                        "95 % CI", "reps"};
-    int n = 0;
+    int n = 0, zero_width = 0;
     char b[4][64];
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (n++ == 0) {
             heading(d, 3, "SRP: best F1 per segment length (model-wide)");
             tbl_head(d, cols, 6);
         }
-        snprintf(b[0], 64, sqlite3_column_type(st, 2) == SQLITE_NULL ? "-" : "%.6g",
+        snprintf(b[0], 64, sqlite3_column_type(st, 2) == SQLITE_NULL ? "-" : "%.4g",
                  sqlite3_column_double(st, 2));
-        snprintf(b[1], 64, "%.6g", sqlite3_column_double(st, 3));
-        if (sqlite3_column_type(st, 4) == SQLITE_NULL)
+        fmt_value(b[1], 64, sqlite3_column_double(st, 3), NAN, NAN);
+        double lo = col_num(st, 4), hi = col_num(st, 5);
+        if (!isfinite(lo) || !isfinite(hi))
             snprintf(b[2], 64, "-");
         else
-            snprintf(b[2], 64, "%.4g – %.4g", sqlite3_column_double(st, 4),
-                     sqlite3_column_double(st, 5));
+            snprintf(b[2], 64, "%.4g – %.4g%s", lo, hi, lo == hi ? " (*)" : "");
+        zero_width += isfinite(lo) && lo == hi;
         snprintf(b[3], 64, "%d", sqlite3_column_int(st, 6));
         char *cells[6] = {(char *)col(st, 0), (char *)basename_of(col(st, 1)), b[0], b[1],
                           b[2], b[3]};
@@ -607,6 +633,12 @@ static int srp_table(doc *d)
     }
     if (n)
         tbl_end(d);
+    if (zero_width)
+        para(d, "(*) An interval of zero width is not certainty: the bootstrap resamples whole"
+                " samples (prompts) of the trace, and a trace of one sample, as `--quick`"
+                " suites and single-prompt engine traces give, has no spread to resample."
+                " More samples (or `moebench metrics --bootstrap B` on a longer trace) give a"
+                " real interval.");
     sqlite3_finalize(st);
     return ENG_OK;
 }
@@ -623,7 +655,8 @@ static void curve_chart(doc *d, lines *ls, int k, const char *title)
 {
     char name[32];
     snprintf(name, sizeof name, "routing-%d", k);
-    line_chart(d, ls, 0, name, title, "cache size (experts per layer, cache_m)", "hit rate");
+    line_chart(d, ls, 0, name, title, "cache size m (slots per layer / top-k)",
+               "hit rate (fraction)");
     lines_free(ls);
 }
 
@@ -654,8 +687,8 @@ static int curves(doc *d)
             snprintf(title, sizeof title, "%s%s%s", col(st, 1), *nkey ? ": " : "",
                      basename_of(nkey));
         }
-        rc = lines_add(&ls, col(st, 3), sqlite3_column_double(st, 4),
-                       sqlite3_column_double(st, 5), NAN) < 0;
+        double y[2] = {sqlite3_column_double(st, 5), NAN}, none[2] = {NAN, NAN};
+        rc = lines_add(&ls, col(st, 3), sqlite3_column_double(st, 4), y, none, none) < 0;
     }
     if (!rc && ls.n)
         curve_chart(d, &ls, k++, title);

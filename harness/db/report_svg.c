@@ -51,10 +51,13 @@ static range extent(const hx_db_svg_chart *c, int use_y)
     range r = {use_y ? 0 : INFINITY, use_y ? 0 : -INFINITY, 1};
     for (size_t s = 0; s < c->nseries; s++)
         for (size_t i = 0; i < c->series[s].n; i++) {
-            double x = c->series[s].x[i], y = c->series[s].y[i], v = use_y ? y : x;
+            const hx_db_svg_series *sr = &c->series[s];
+            double x = sr->x[i], y = sr->y[i], v = use_y ? y : x;
             if (!isfinite(x) || !isfinite(y))
                 continue;
             r.lo = fmin(r.lo, v), r.hi = fmax(r.hi, v);
+            if (use_y && sr->lo && sr->hi && isfinite(sr->lo[i]) && isfinite(sr->hi[i]))
+                r.lo = fmin(r.lo, sr->lo[i]), r.hi = fmax(r.hi, sr->hi[i]);
         }
     if (!(r.lo <= r.hi))
         r.lo = 0, r.hi = 1;
@@ -114,10 +117,31 @@ static void series(FILE *f, const hx_db_svg_series *s, const char *color, range 
         if (isfinite(s->x[i]) && isfinite(s->y[i]))
             fprintf(f, "%s%.1f,%.1f", i ? " " : "", px(rx, s->x[i]), py(ry, s->y[i]));
     fputs("\"/>\n", f);
-    for (size_t i = 0; i < s->n; i++)
-        if (isfinite(s->x[i]) && isfinite(s->y[i]))
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
-                    px(rx, s->x[i]), py(ry, s->y[i]), color);
+    for (size_t i = 0; i < s->n; i++) {
+        if (!isfinite(s->x[i]) || !isfinite(s->y[i]))
+            continue;
+        const char *link = s->links ? s->links[i] : NULL;
+        if (link) {
+            fputs("<a href=\"", f);
+            hx_db_svg_escape(f, link);
+            fputs("\">", f);
+        }
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\">", px(rx, s->x[i]),
+                py(ry, s->y[i]), color);
+        fprintf(f, "<title>%.6g at %.6g</title></circle>\n", s->y[i], s->x[i]);
+        if (link)
+            fputs("</a>\n", f);
+    }
+    /* error bars: a vertical line from lo to hi with 8-unit caps */
+    for (size_t i = 0; s->lo && s->hi && i < s->n; i++) {
+        if (!isfinite(s->x[i]) || !isfinite(s->y[i]) || !isfinite(s->lo[i]) ||
+            !isfinite(s->hi[i]))
+            continue;
+        double x = px(rx, s->x[i]), y0 = py(ry, s->lo[i]), y1 = py(ry, s->hi[i]);
+        fprintf(f, "<path class=\"ci\" d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\""
+                   " stroke=\"%s\" stroke-width=\"1\"/>\n", x, y0, y1, x - 4, y0, x + 4,
+                x - 4, y1, x + 4, color);
+    }
 }
 
 static void legend(FILE *f, const hx_db_svg_chart *c)
@@ -149,6 +173,11 @@ void hx_db_svg_write(FILE *f, const hx_db_svg_chart *c)
     axis(f, rx, 0);
     axis(f, ry, 1);
     labels(f, c);
+    for (size_t m = 0; c->marks && m < c->nmarks; m++)
+        if (isfinite(c->marks[m]) && c->marks[m] >= rx.lo && c->marks[m] <= rx.hi)
+            fprintf(f, "<line class=\"mark\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\""
+                       " stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>\n",
+                    px(rx, c->marks[m]), MT, px(rx, c->marks[m]), MT + PH);
     for (size_t s = 0; s < c->nseries; s++)
         series(f, &c->series[s], palette[s % NPALETTE], rx, ry);
     legend(f, c);

@@ -21,6 +21,8 @@ struct hx_probe_lua_policy {
     char *path;
     char name[300];          /* "lua:PATH", the ops' registry name */
     eng_policy_ops ops;
+    hx_probe_lua_ctx ctx;    /* the shape the instances serve (zero: unknown) */
+    int n_created;           /* instances made since the context was set      */
 };
 
 enum { M_VICTIM, M_ACCESS, M_INSERT, M_EVICT, M_ADMIT, M_RESET, M_COUNT };
@@ -56,11 +58,80 @@ static int call(lua_State *L, int nargs, int nres)
     return rc;
 }
 
+/* print() goes to stderr: stdout carries --json documents. */
+static int l_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        if (i > 1)
+            fputc('\t', stderr);
+        fwrite(s, 1, len, stderr);
+        lua_pop(L, 1);
+    }
+    fputc('\n', stderr);
+    return 0;
+}
+
+/* The helpers of the factory's cfg, written in Lua over cfg's own fields
+ * (so a script can also read the fields): which layer and expert a key is,
+ * which token and layer an access position falls in. Positions count the
+ * accesses of one sequence in the store's order: token by token, layer by
+ * layer, top_k per layer (engine/policy.h), over this instance's layers. */
+static const char helpers_lua[] =
+    "local c = ...\n"
+    "local per_token = c.top_k * (c.scope == 'global' and c.n_layers or 1)\n"
+    "function c.layer_of(key)\n"
+    "  if c.scope == 'global' then return c.first_layer + key // c.n_experts end\n"
+    "  return c.layer end\n"
+    "function c.expert_of(key) return key % c.n_experts end\n"
+    "function c.token_of(pos) return pos // per_token end\n"
+    "function c.layer_at(pos)\n"
+    "  if c.scope == 'global' then return c.first_layer + (pos // c.top_k) % c.n_layers end\n"
+    "  return c.layer end\n";
+
+/* cfg for the factory: capacity, n_keys, seed, and (when the caller gave
+ * the context) n_layers, n_experts, top_k, scope, layer and the helpers. */
+static int push_cfg(lua_State *L, hx_probe_lua_policy *lp, const eng_policy_config *cfg,
+                    eng_err *err)
+{
+    lua_createtable(L, 0, 12);
+    lua_pushinteger(L, cfg->capacity);
+    lua_setfield(L, -2, "capacity");
+    lua_pushinteger(L, cfg->n_keys);
+    lua_setfield(L, -2, "n_keys");
+    lua_pushinteger(L, (lua_Integer)(cfg->seed & 0x7fffffffffffffffULL));
+    lua_setfield(L, -2, "seed");
+    const hx_probe_lua_ctx *c = &lp->ctx;
+    if (!c->n_layers || !c->n_experts || !c->top_k)
+        return ENG_OK;
+    int layer = c->first_layer + (c->per_layer ? lp->n_created % c->n_layers : 0);
+    const struct { const char *k; lua_Integer v; } f[] = {
+        {"n_layers", c->n_layers}, {"n_experts", c->n_experts}, {"top_k", c->top_k},
+        {"first_layer", c->first_layer}, {"layer", layer},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        if (!c->per_layer && !strcmp(f[i].k, "layer"))
+            continue;
+        lua_pushinteger(L, f[i].v);
+        lua_setfield(L, -2, f[i].k);
+    }
+    lua_pushstring(L, c->per_layer ? "layer" : "global");
+    lua_setfield(L, -2, "scope");
+    if (luaL_loadstring(L, helpers_lua) != LUA_OK) /* our own code: cannot fail */
+        return eng_err_set(err, ENG_ESTATE, "lua policy: %s", lua_tostring(L, -1));
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 0);
+    return ENG_OK;
+}
+
 /* Compiles the file, calls it, calls the factory with cfg: leaves the
  * methods table on the stack. */
-static int instantiate(lua_State *L, const char *path, const eng_policy_config *cfg,
+static int instantiate(lua_State *L, hx_probe_lua_policy *lp, const eng_policy_config *cfg,
                        eng_err *err)
 {
+    const char *path = lp->path;
     int rc = luaL_loadfile(L, path);
     if (rc != LUA_OK)
         return eng_err_set(err, rc == LUA_ERRFILE ? ENG_EIO : ENG_EINVAL, "%s",
@@ -71,13 +142,9 @@ static int instantiate(lua_State *L, const char *path, const eng_policy_config *
         return eng_err_set(err, ENG_EINVAL,
                            "%s: must return a factory function(cfg), returned a %s", path,
                            luaL_typename(L, -1));
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, cfg->capacity);
-    lua_setfield(L, -2, "capacity");
-    lua_pushinteger(L, cfg->n_keys);
-    lua_setfield(L, -2, "n_keys");
-    lua_pushinteger(L, (lua_Integer)(cfg->seed & 0x7fffffffffffffffULL));
-    lua_setfield(L, -2, "seed");
+    int prc = push_cfg(L, lp, cfg, err);
+    if (prc)
+        return prc;
     if (call(L, 1, 1) != LUA_OK)
         return eng_err_set(err, ENG_EINVAL, "%s", lua_tostring(L, -1));
     if (!lua_istable(L, -1))
@@ -104,7 +171,7 @@ static void inst_free(lp_inst *in)
 
 static int lp_create(void **st, const eng_policy_config *cfg, eng_err *err)
 {
-    const hx_probe_lua_policy *lp = cfg->user;
+    hx_probe_lua_policy *lp = cfg->user;
     lp_inst *in = calloc(1, sizeof *in);
     if (!in)
         return eng_err_set(err, ENG_ENOMEM, "lua policy: out of memory");
@@ -120,7 +187,10 @@ static int lp_create(void **st, const eng_policy_config *cfg, eng_err *err)
     }
     memset(in->where, 0xff, (size_t)cfg->n_keys * sizeof *in->where);
     luaL_openlibs(in->L);
-    int rc = instantiate(in->L, lp->path, cfg, err);
+    lua_pushcfunction(in->L, l_print);
+    lua_setglobal(in->L, "print");
+    int rc = instantiate(in->L, lp, cfg, err);
+    lp->n_created++;
     if (rc) {
         inst_free(in);
         return rc;
@@ -311,8 +381,15 @@ int hx_probe_lua_policy_load(hx_probe_lua_policy **out, const char *path, eng_er
         return rc;
     }
     lp_destroy(probe);
+    lp->n_created = 0;
     *out = lp;
     return ENG_OK;
+}
+
+void hx_probe_lua_policy_context(hx_probe_lua_policy *lp, const hx_probe_lua_ctx *ctx)
+{
+    lp->ctx = *ctx;
+    lp->n_created = 0;
 }
 
 void hx_probe_lua_policy_free(hx_probe_lua_policy *lp)

@@ -204,8 +204,10 @@ static int load_model_trace(const char *cmd, const char *opt, const char *path,
 {
     eng_err err = {0};
     met_trace *t = NULL;
-    int rc = met_trace_load(&t, path, MET_FMT_AUTO, &err);
+    int rc = hx_cli_input(cmd, opt, path);
     if (rc)
+        return rc;
+    if ((rc = met_trace_load(&t, path, MET_FMT_AUTO, &err)))
         return hx_cli_fail(cmd, rc, "%s: %s", opt, err.msg);
     const eng_hparams *hp = eng_model_hparams(m);
     const met_trace_info *in = &t->info;
@@ -339,15 +341,39 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
     if (x->profile_path && (rc = load_profile(x, m)))
         return rc;
     x->o.seed = seed;
+    const eng_hparams *hp = eng_model_hparams(m);
+    uint64_t per_pool = (uint64_t)hp->n_expert * (x->o.scope ? 1 : (uint64_t)hp->n_layer_moe);
+    if (x->o.cache_experts && x->o.cache_experts > per_pool) /* the store would clamp it */
+        return hx_cli_usage_error(x->cmd, "--cache-experts %u: %s %llu slots hold every"
+                                  " expert (%lld MoE layers x %lld experts, scope %s); give at"
+                                  " most %llu", x->o.cache_experts,
+                                  x->o.scope ? "per layer" : "in all", (unsigned long long)per_pool,
+                                  (long long)hp->n_layer_moe, (long long)hp->n_expert,
+                                  x->o.scope ? "layer" : "global", (unsigned long long)per_pool);
+    if (x->lua)
+        hx_probe_lua_policy_context(x->lua, &(hx_probe_lua_ctx){
+            .n_layers = (int)hp->n_layer_moe, .n_experts = (int)hp->n_expert,
+            .top_k = (int)hp->n_expert_used, .per_layer = x->o.scope == ENG_SCOPE_LAYER});
     eng_err err = {0};
     if ((rc = eng_store_open_tiered(&x->store, m, &x->o, &err)))
         return hx_cli_fail(x->cmd, rc, "%s", err.msg);
-    if (x->o.plan && *n_batch != 1) {
-        /* oracle futures index per-token accesses: say so, as the prompt
-         * then computes differently from an untraced run */
+    eng_tiered_stats st;
+    if (!x->o.cache_experts && !eng_tiered_get_stats(x->store, &st, &err) &&
+        st.slots >= (uint64_t)hp->n_expert * (uint64_t)hp->n_layer_moe)
+        fprintf(stderr, "moebench %s: --cache-mb holds every expert (%u slots, %.1f MiB);"
+                        " nothing is offloaded\n", x->cmd, st.slots,
+                (double)st.cache_bytes / 1048576.0);
+    /* oracle futures index per-token accesses, and a Lua policy's positions
+     * in a global pool (cfg.token_of, cfg.layer_at) assume token order: the
+     * prompt runs token by token, which computes differently from an
+     * untraced run, so say so */
+    const bool per_token = x->o.plan || (x->lua && x->o.scope == ENG_SCOPE_GLOBAL);
+    if (per_token && *n_batch != 1) {
         if (n_prompt > 1)
-            fprintf(stderr, "%s: --trace-in: the prompt runs token by token (the "
-                            "oracle's future is per token)\n", x->cmd);
+            fprintf(stderr, "%s: %s: the prompt runs token by token (%s)\n", x->cmd,
+                    x->o.plan ? "--trace-in" : "a Lua policy in a global pool",
+                    x->o.plan ? "the oracle's future is per token"
+                              : "its positions follow token order");
         *n_batch = 1;
     }
     *store = x->store;

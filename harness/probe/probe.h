@@ -236,7 +236,11 @@ void hx_probe_offload_free(hx_probe_offload *x);
  * a per-layer cache) gets its own lua_State, so instances share nothing.
  *
  * The file returns a factory: function(cfg) -> methods, where cfg is
- * {capacity = N, n_keys = K, seed = S} and methods is a table of plain
+ * {capacity = N, n_keys = K, seed = S} and, when the caller set the
+ * context (generate and simulate do), n_layers, n_experts, top_k, scope
+ * ("global" | "layer"), first_layer, layer (per-layer scope: this
+ * instance's layer) and helpers cfg.layer_of(key), cfg.expert_of(key),
+ * cfg.token_of(pos), cfg.layer_at(pos). methods is a table of plain
  * functions (closures; not called with self):
  *   victim(candidates) -> key   required: one of the candidates (the resident,
  *                               unpinned keys, in no particular order)
@@ -247,9 +251,9 @@ void hx_probe_offload_free(hx_probe_offload *x);
  *   reset()                     optional: a new sequence starts, cache empty
  * docs/policies.md ("Policies in Lua") has an example and the overhead.
  *
- * A Lua error in a callback is printed once on stderr (file:line and the
- * message); the instance then refuses to name victims, so the run stops
- * with an error instead of continuing on a broken policy.
+ * A Lua error in a callback becomes the instance's sticky error, naming
+ * the callback (engine/policy.h, "Errors"): the run stops with it. print()
+ * writes to stderr, so `--json` output stays clean.
  *
  * Thread-safety: a loaded policy may be opened by several handles; each
  * handle (instance) belongs to one thread.
@@ -268,6 +272,18 @@ void hx_probe_lua_policy_free(hx_probe_lua_policy *lp);
  * (eng_policy_open_ops). Valid until hx_probe_lua_policy_free. */
 const eng_policy_ops *hx_probe_lua_policy_ops(const hx_probe_lua_policy *lp);
 void *hx_probe_lua_policy_user(hx_probe_lua_policy *lp);
+
+/* The shape the policy's instances serve; instances are created layer by
+ * layer (first_layer, first_layer + 1, ...) with a per-layer scope. */
+typedef struct hx_probe_lua_ctx {
+    int n_layers;        /* MoE layers the cache covers                    */
+    int n_experts;       /* experts per layer                              */
+    int top_k;           /* experts per token and layer                    */
+    int per_layer;       /* 1: one instance per layer (scope layer)        */
+    int first_layer;     /* the first layer's number (simulate --layer L)  */
+} hx_probe_lua_ctx;
+/* Sets the context for the instances created from now on. */
+void hx_probe_lua_policy_context(hx_probe_lua_policy *lp, const hx_probe_lua_ctx *ctx);
 
 /* "lua:PATH" -> PATH, anything else -> NULL. */
 const char *hx_probe_lua_policy_path(const char *policy_arg);

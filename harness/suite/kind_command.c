@@ -5,8 +5,11 @@
  * Default program: this moebench binary, with argv = {"simulate", ...} and
  * "--json" appended unless argv already has it, so a suite can drive any
  * subcommand that prints JSON without linking it. `program` runs any other
- * executable (argv then are its arguments, nothing appended). The child
- * gets MOEBENCH_SEED and MOEBENCH_REP in its environment.
+ * executable (argv then are its arguments, nothing appended). The
+ * experiment's events = {...} are appended as `--events a,b` to the
+ * subcommands that count events (generate, bench-counters) and are an
+ * error with any other command. The child gets MOEBENCH_SEED and
+ * MOEBENCH_REP in its environment.
  *
  * Output capture: stdout and stderr are read through pipes with poll(), so
  * neither can fill up and block the child; stdout is capped at
@@ -38,6 +41,40 @@
 #define BLOB_MAX (1u << 20)   /* outputs up to this size are kept as a blob */
 #define ARGV_MAX 256
 
+/* Subcommands that count the events of field 'events' (as --events). */
+static const char *const counting[] = {"generate", "bench-counters", NULL};
+
+/* events = {...} becomes `--events a,b` of the moebench subcommand it runs;
+ * a command that counts no events is an error rather than a field that
+ * is stored and ignored. */
+static int check_events(const hx_suite_experiment *e, const json_t *prog, const json_t *argv,
+                        eng_err *err)
+{
+    if (!json_array_size(e->events))
+        return ENG_OK;
+    const char *sub = json_string_value(json_array_get(argv, 0));
+    int counts = 0;
+    for (int i = 0; !prog && sub && counting[i]; i++)
+        counts |= !strcmp(sub, counting[i]);
+    if (!counts)
+        return eng_err_set(err, ENG_EINVAL, "field 'events': they are passed as --events to"
+                           " `moebench generate` or `moebench bench-counters`; this experiment"
+                           " runs %s%s, which counts no events", prog ? "the program " : "moebench ",
+                           prog ? json_string_value(prog) : sub ? sub : "?");
+    for (size_t i = 0; i < json_array_size(argv); i++) {
+        const char *a = json_string_value(json_array_get(argv, i));
+        if (!strcmp(a, "--events") || !strncmp(a, "--events=", 9) ||
+            !strncmp(a, "--events-preset", 15))
+            return eng_err_set(err, ENG_EINVAL, "field 'events' and argv's %s both name events;"
+                               " keep one", a);
+    }
+    for (size_t i = 0; i < json_array_size(e->events); i++)
+        if (strchr(json_string_value(json_array_get(e->events, i)), ','))
+            return eng_err_set(err, ENG_EINVAL, "field 'events': item %zu holds a comma; give"
+                               " one event per item", i + 1);
+    return ENG_OK;
+}
+
 int hx_suite_kind_command_check(const hx_suite_experiment *e, eng_err *err)
 {
     const json_t *argv = json_object_get(e->args, "argv");
@@ -51,8 +88,8 @@ int hx_suite_kind_command_check(const hx_suite_experiment *e, eng_err *err)
                            "the moebench subcommand and its arguments)");
     if (argv && !json_is_array(argv))
         return eng_err_set(err, ENG_EINVAL, "field 'argv' must be a list of strings");
-    if (json_array_size(argv) + 3 > ARGV_MAX)
-        return eng_err_set(err, ENG_EINVAL, "field 'argv' has more than %d items", ARGV_MAX - 3);
+    if (json_array_size(argv) + 5 > ARGV_MAX)
+        return eng_err_set(err, ENG_EINVAL, "field 'argv' has more than %d items", ARGV_MAX - 5);
     if (!prog && json_array_size(argv) == 0)
         return eng_err_set(err, ENG_EINVAL, "field 'argv' is empty: name a moebench subcommand");
     for (size_t i = 0; i < json_array_size(argv); i++)
@@ -62,11 +99,34 @@ int hx_suite_kind_command_check(const hx_suite_experiment *e, eng_err *err)
         return eng_err_set(err, ENG_EINVAL, "field 'timeout' must be a number of seconds > 0");
     if (js && !json_is_boolean(js))
         return eng_err_set(err, ENG_EINVAL, "field 'json' must be true or false");
-    return ENG_OK;
+    return check_events(e, prog, argv, err);
 }
 
-/* Builds the argv array (pointers into the JSON strings); returns argc. */
-static int build_argv(const hx_suite_exec *x, const char **av)
+/* `lua:PATH` (a policy written in Lua) with a relative PATH names a file
+ * beside the suite when one is there, so a suite and its policies move
+ * together; otherwise PATH stays relative to the working directory. A
+ * rewritten argument is malloc'd into *owned (the caller frees it). */
+static const char *suite_relative(const hx_suite_exec *x, const char *a, char **owned)
+{
+    if (strncmp(a, "lua:", 4) || a[4] == '/' || !a[4] || !x->suite_dir)
+        return a;
+    size_t n = strlen(x->suite_dir) + strlen(a) + 2;
+    char *p = malloc(n);
+    if (!p)
+        return a;
+    snprintf(p, n, "lua:%s/%s", x->suite_dir, a + 4);
+    if (access(p + 4, R_OK) != 0) {
+        free(p);
+        return a;
+    }
+    return *owned = p;
+}
+
+/* Builds the argv array (pointers into the JSON strings, into owned[] for
+ * arguments rewritten by suite_relative and into events_buf for the joined
+ * events); returns argc. */
+static int build_argv(const hx_suite_exec *x, const char **av, char **owned,
+                      char *events_buf, size_t cap)
 {
     const json_t *args = x->exp->args;
     const json_t *prog = json_object_get(args, "program");
@@ -74,12 +134,22 @@ static int build_argv(const hx_suite_exec *x, const char **av)
     int n = 0, has_json = 0;
     av[n++] = prog ? json_string_value(prog) : x->self_exe;
     for (size_t i = 0; i < json_array_size(argv); i++) {
-        av[n] = json_string_value(json_array_get(argv, i));
+        av[n] = suite_relative(x, json_string_value(json_array_get(argv, i)), &owned[n]);
         has_json |= !strcmp(av[n], "--json");
         n++;
     }
     if (!prog && !has_json && !json_is_false(json_object_get(args, "json")))
         av[n++] = "--json";
+    const json_t *ev = x->exp->events;
+    if (json_array_size(ev)) { /* check_events allowed them: a counting subcommand */
+        size_t used = 0;
+        events_buf[0] = '\0';
+        for (size_t i = 0; i < json_array_size(ev) && used < cap; i++)
+            used += (size_t)snprintf(events_buf + used, cap - used, "%s%s", i ? "," : "",
+                                     json_string_value(json_array_get(ev, i)));
+        av[n++] = "--events";
+        av[n++] = events_buf;
+    }
     av[n] = NULL;
     return n;
 }
@@ -342,15 +412,19 @@ static int finish(const hx_suite_exec *x, capture *c, int status, const char *wh
 int hx_suite_kind_command_run(const hx_suite_exec *x, hx_db_result *out, eng_err *err)
 {
     const char *av[ARGV_MAX];
-    build_argv(x, av);
+    char events[4096], *owned[ARGV_MAX] = {0};
+    build_argv(x, av, owned, events, sizeof events);
     char what[1024];
     describe(av, what, sizeof what);
     const json_t *to = json_object_get(x->exp->args, "timeout");
     double timeout = to ? json_number_value(to) : x->timeout_s;
     int fo, fe;
     pid_t pid = spawn(x, av, &fo, &fe);
-    if (pid < 0)
+    if (pid < 0) {
+        for (int i = 0; i < ARGV_MAX; i++)
+            free(owned[i]);
         return eng_err_set(err, ENG_EIO, "cannot start '%s': %s", what, strerror(errno));
+    }
     capture c = {0};
     int prc = pump(fo, fe, pid, timeout, &c);
     close(fo);
@@ -361,5 +435,7 @@ int hx_suite_kind_command_run(const hx_suite_exec *x, hx_db_result *out, eng_err
     int rc = prc < 0 ? eng_err_set(err, ENG_ENOMEM, "'%s': cannot read its output", what)
                      : finish(x, &c, status, what, out, err);
     free(c.out);
+    for (int i = 0; i < ARGV_MAX; i++)
+        free(owned[i]);
     return rc;
 }

@@ -9,6 +9,7 @@
  * through lua_pcall with the traceback handler below.
  */
 #include "harness/suite/suite.h"
+#include "harness/suite/suite_impl.h"
 
 #include "harness/version.h"
 #include "metrics/stats.h"
@@ -23,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int hx_suite_lua_decl_register(lua_State *L, hx_suite *s); /* lua_decl.c */
 
 static int traceback(lua_State *L)
 {

@@ -8,6 +8,7 @@
  * The suite pointer travels as the upvalue of each function.
  */
 #include "harness/suite/suite.h"
+#include "harness/suite/suite_impl.h"
 
 #include "harness/db/db.h"
 
@@ -270,12 +271,11 @@ static int l_report(lua_State *L)
     return 0;
 }
 
-int hx_suite_lua_decl_experiment(lua_State *L); /* below */
+static int l_experiment(lua_State *L); /* below */
 
-int hx_suite_lua_decl_register(lua_State *L, hx_suite *s);
 int hx_suite_lua_decl_register(lua_State *L, hx_suite *s)
 {
-    static const luaL_Reg fns[] = {{"suite", l_suite}, {"experiment", hx_suite_lua_decl_experiment},
+    static const luaL_Reg fns[] = {{"suite", l_suite}, {"experiment", l_experiment},
                                    {"report", l_report}, {NULL, NULL}};
     lua_pushglobaltable(L);
     lua_pushlightuserdata(L, s);
@@ -455,7 +455,7 @@ static void check_unique(lua_State *L, const hx_suite *s, const hx_suite_experim
                        "name or different params", e->label, s->exps[i].file_line);
 }
 
-int hx_suite_lua_decl_experiment(lua_State *L)
+static int l_experiment(lua_State *L)
 {
     hx_suite *s = suite_of(L);
     luaL_checktype(L, 1, LUA_TTABLE);

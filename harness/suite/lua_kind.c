@@ -38,6 +38,10 @@ int hx_suite_kind_lua_check(const hx_suite_experiment *e, eng_err *err)
     const json_t *to = json_object_get(e->args, "timeout");
     if (to && (!json_is_number(to) || !(json_number_value(to) > 0)))
         return eng_err_set(err, ENG_EINVAL, "field 'timeout' must be a number of seconds > 0");
+    if (json_array_size(e->events))
+        return eng_err_set(err, ENG_EINVAL, "field 'events': a lua experiment records what run()"
+                           " returns and counts no events; give the events to a command"
+                           " experiment running `moebench generate` (kind='command')");
     return ENG_OK;
 }
 

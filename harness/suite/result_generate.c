@@ -32,6 +32,7 @@
 #include "harness/suite/suite.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +167,24 @@ static int region_rows(hx_db_result *r, const json_t *root, eng_err *err)
 static const char *const gen_dirs[][2] = {
     {"tokens_per_s", "higher"}, {"*tok_s", "higher"}, {"hit_rate", "higher"},
     {"stall_share", "lower"},   {"*_ms", "lower"},    {"peak_rss*", "lower"},
-    {"generated_tokens", "equal"},
+    {"generated_tokens", "equal"}, {"tokens_fnv1a", "equal"},
 };
+
+/* The generated token ids in one exact number: FNV-1a (32 bits) over the
+ * ids as little-endian 32-bit words, so a regression check sees a changed
+ * token without storing the sequence; NaN when there are none. */
+static double tokens_fnv1a(const json_t *tokens)
+{
+    if (!json_array_size(tokens))
+        return NAN;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < json_array_size(tokens); i++) {
+        uint32_t id = (uint32_t)json_integer_value(json_array_get(tokens, i));
+        for (int b = 0; b < 4; b++)
+            h = (h ^ ((id >> (8 * b)) & 0xff)) * 16777619u;
+    }
+    return (double)h;
+}
 
 int hx_suite_result_from_generate(hx_db_result *r, const json_t *root, eng_err *err)
 {
@@ -175,6 +192,9 @@ int hx_suite_result_from_generate(hx_db_result *r, const json_t *root, eng_err *
     int rc = numbers(r, "", sum, err);
     for (size_t i = 0; !rc && i < sizeof gen_dirs / sizeof *gen_dirs; i++)
         rc = hx_db_result_direction(r, gen_dirs[i][0], gen_dirs[i][1], err);
+    double fp = tokens_fnv1a(json_object_get(root, "tokens"));
+    if (!rc && !isnan(fp))
+        rc = hx_db_result_sample(r, "tokens_fnv1a", fp, err);
     if (!rc && json_is_number(json_object_get(sum, "decode_tok_s")))
         rc = hx_db_result_sample(r, "tokens_per_s", num(sum, "decode_tok_s", 0), err);
     const json_t *d = json_object_get(root, "decode_ms");

@@ -207,8 +207,12 @@ static int run_rep(runner *rn, int i, exp_state *x, int rep)
     hx_suite_exec ex = {.exp = x->e, .rep = rep, .is_warmup = warm, .seed = splitmix(&sd) >> 1,
                   .opts = rn->s->opts, .L = rn->s->L, .self_exe = o->self_exe,
                   .timeout_s = o->timeout_s};
-    char *detail = NULL;
+    char *detail = NULL, dir[4096];
+    const char *slash = strrchr(rn->s->file, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - rn->s->file) : 1,
+             slash ? rn->s->file : ".");
     ex.detail = &detail;
+    ex.suite_dir = dir;
     hx_db_result tmp = {0};
     hx_db_result *res = warm ? &tmp : &x->reps[rep];
     progress(rn, i, x, rep, warm);
@@ -339,24 +343,48 @@ static void print_cell(const json_t *m)
 
 /* The default comparison: one row per experiment, mean ± 95 % CI
  * half-width of up to six metrics (first seen first). */
+/* Column order: by name, wall_ms and cpu_ms last (the runner's own
+ * timings), so identical runs print identical tables whatever order a Lua
+ * table's pairs() gave the metrics in. */
+static int col_cmp(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int tx = !strcmp(x, "wall_ms") ? 2 : !strcmp(x, "cpu_ms") ? 3 : 1;
+    int ty = !strcmp(y, "wall_ms") ? 2 : !strcmp(y, "cpu_ms") ? 3 : 1;
+    return tx != ty ? tx - ty : strcmp(x, y);
+}
+
+#define REPORT_COLS 6
+
 static void default_report(const json_t *res)
 {
-    const char *cols[6];
-    int nc = 0, w = 10;
+    json_t *names = json_object(); /* every metric of every experiment, once */
+    int w = 10;
     size_t i;
     json_t *r;
     json_array_foreach(res, i, r) {
         int len = (int)strlen(json_string_value(json_object_get(r, "label")));
         w = len > w ? (len > 50 ? 50 : len) : w;
-        const char *k;
-        json_t *v;
-        json_object_foreach(json_object_get(r, "summary"), k, v) {
-            int seen = 0;
-            for (int c = 0; c < nc; c++)
-                seen |= !strcmp(cols[c], k);
-            if (!seen && nc < 6)
-                cols[nc++] = k;
-        }
+        json_object_update(names, json_object_get(r, "summary"));
+    }
+    size_t nall = json_object_size(names), k = 0;
+    const char **all = malloc((nall ? nall : 1) * sizeof *all), *cols[REPORT_COLS];
+    const char *key;
+    json_t *v;
+    json_object_foreach(names, key, v) {
+        if (all)
+            all[k++] = key;
+    }
+    if (all)
+        qsort(all, k, sizeof *all, col_cmp);
+    /* the first metrics by name, then the timings: both always fit */
+    int nc = 0, ntime = 0;
+    for (size_t j = 0; j < k; j++)
+        ntime += !strcmp(all[j], "wall_ms") || !strcmp(all[j], "cpu_ms");
+    for (size_t j = 0; j < k && nc < REPORT_COLS; j++) {
+        int timing = !strcmp(all[j], "wall_ms") || !strcmp(all[j], "cpu_ms");
+        if (timing || nc < REPORT_COLS - ntime)
+            cols[nc++] = all[j];
     }
     printf("\n%-*s %-6s", w, "experiment", "status");
     for (int c = 0; c < nc; c++)
@@ -370,6 +398,11 @@ static void default_report(const json_t *res)
         printf("\n");
     }
     printf("(mean ± half-width of the 95%% confidence interval over repetitions)\n");
+    if (k > (size_t)nc)
+        printf("(%zu more metrics: moebench query \"select * from experiment_wide\" or"
+               " moebench report)\n", k - (size_t)nc);
+    free(all);
+    json_decref(names);
 }
 
 /* ---- schedules ---------------------------------------------------------- */

@@ -83,6 +83,7 @@ typedef struct hx_suite_exec {
     const char *self_exe; /* path of this moebench binary                   */
     double timeout_s;     /* 0: none; the lua and command kinds honour it   */
     void *kctx;           /* the kind's per-run context (init), or NULL     */
+    const char *suite_dir; /* the suite file's directory ("." for none)     */
     char **detail;        /* on failure a kind may leave a malloc'd text here
                              (a command's stderr): stored in experiment.error
                              after the message; the runner frees it         */

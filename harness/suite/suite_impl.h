@@ -1,6 +1,7 @@
 /*
- * suite_impl.h — what slurm.c (submission) and slurm_shards.c (the state
- * of each shard, status, merge) share; not part of the harness's API.
+ * suite_impl.h — what the suite room's files share and nobody else uses:
+ * slurm.c (submission) with slurm_shards.c (the state of each shard,
+ * status, merge), lua_api.c with lua_decl.c; not part of the harness's API.
  *
  * The job folder's job.json, as written by hx_suite_slurm_submit:
  *   {"format": 1, "name": "ci", "suite": "/abs/ci.lua", "db": "/abs/OUT.db",
@@ -57,5 +58,11 @@ void hx_suite_slurm_shard_path(const char *dir, int i, char *out, size_t cap);
 
 /* A short word for the state: "ok", "failed", "no database", ... */
 const char *hx_suite_slurm_shard_state_name(hx_suite_shard_state st);
+
+/* lua_decl.c: registers the globals suite{}, experiment{} and report(fn)
+ * of a suite's Lua state (lua_api.c calls it while loading). */
+struct lua_State;
+struct hx_suite;
+int hx_suite_lua_decl_register(struct lua_State *L, struct hx_suite *s);
 
 #endif

@@ -94,3 +94,55 @@ TEST(events_not_countable_always_have_a_reason)
                  0);
     CHECK_EQ_STR(out, "0\n");
 }
+
+/* Every command that reads a file: a missing one exits 2 and names it; a
+ * file that is not a database names itself; output that cannot be
+ * written exits 1 with the OS's reason. */
+TEST(missing_inputs_exit_2_and_name_the_file)
+{
+    const char *mb = tst_moebench(), *no = tst_path("nope");
+    const char *junk = tst_path("junk.db");
+    tst_write_file(junk, "not sqlite at all, not at all, no\n", 34);
+    const char *cmds[] = {
+        "report --db %s",        "regress --db %s --baseline %s", "compare --db %s 1 2",
+        "export --db %s 1 --json", "query --db %s 'select 1'",    "runs --db %s",
+        "merge " "%s.out %s",    "metrics %s",                    "simulate %s --policy lru --cache-experts 1",
+        "trace stats %s",        "trace convert %s x.json",       "generate -m %s --tokens 1 -n 1",
+        "info %s",               "run %s.lua",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char cmd[512], *err;
+        snprintf(cmd, sizeof cmd, cmds[i], no, no);
+        CHECK_MSG(tst_sh(NULL, &err, "%s %s", mb, cmd) == 2, "%s: not exit 2: %s", cmd, err);
+        CHECK_MSG(strstr(err, "nope"), "%s: names no file: %s", cmd, err);
+        CHECK_MSG(!strchr(err, '\n') || !strchr(strchr(err, '\n') + 1, '\n'), "%s: more than"
+                  " one line: %s", cmd, err);
+        if (i < 6) {
+            snprintf(cmd, sizeof cmd, cmds[i], junk, junk);
+            CHECK_MSG(tst_sh(NULL, &err, "%s %s", mb, cmd) == 2, "%s: not exit 2: %s", cmd, err);
+            CHECK_MSG(strstr(err, "junk.db: not a moebench database"), "%s: %s", cmd, err);
+        }
+    }
+}
+
+TEST(write_errors_exit_1_with_the_reason)
+{
+    const char *db = tst_path("w.db"), *suite = tst_path("w.lua");
+    static const char src[] = "suite{name='w'}\n"
+                              "experiment{name='x', run=function() return {v=1} end}\n";
+    tst_write_file(suite, src, strlen(src));
+    REQUIRE(tst_sh(NULL, NULL, "%s run %s --db %s -q", tst_moebench(), suite, db) == 0);
+    const char *cmds[] = {"runs --db %s", "export --db %s latest --json", "query --db %s 'select 1'",
+                          "report --db %s"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char cmd[512], *err;
+        snprintf(cmd, sizeof cmd, cmds[i], db);
+        CHECK_MSG(tst_sh(NULL, &err, "%s %s > /dev/full", tst_moebench(), cmd) == 1, "%s: %s",
+                  cmd, err);
+        CHECK_MSG(strstr(err, "No space left on device"), "%s: no reason: %s", cmd, err);
+    }
+    char *err;
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s report --db %s -o /nonexistent/r.html", tst_moebench(),
+                        db), 1);
+    CHECK_CONTAINS(err, "/nonexistent/r.html: No such file or directory");
+}

@@ -175,3 +175,24 @@ TEST(generate_offload_usage_errors)
                         tst_moebench(), m), 0);
     CHECK_CONTAINS(err, "hit rate");
 }
+
+/* tiny-olmoe: 4 MoE layers x 16 experts. More slots than experts is an
+ * error naming the limit of the scope; a byte budget that holds them all
+ * says so. */
+TEST(cache_larger_than_the_experts)
+{
+    const char *m = model("tiny-olmoe");
+    char *err;
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s generate -m '%s' --tokens 1 -n 1 --cache-experts 65",
+                        tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "--cache-experts 65: in all 64 slots hold every expert (4 MoE layers x"
+                        " 16 experts, scope global); give at most 64");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s generate -m '%s' --tokens 1 -n 1 --cache-experts 17"
+                        " --cache-scope layer", tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "per layer 16 slots hold every expert");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s generate -m '%s' --tokens 1 -n 1 --cache-experts 64",
+                        tst_moebench(), m), 0);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s generate -m '%s' --tokens 1 -n 1 --cache-mb 1000",
+                        tst_moebench(), m), 0);
+    CHECK_CONTAINS(err, "--cache-mb holds every expert (64 slots");
+}

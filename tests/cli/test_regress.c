@@ -348,3 +348,30 @@ TEST(compare_known_samples)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s compare --db %s 1 1 --metric nosuch", MB, a), 2);
     CHECK_CONTAINS(err, "share no experiment and metric among those given with --metric");
 }
+
+/* A committed baseline (export --baseline): sorted, deterministic metrics
+ * only, read back by regress; a changed value in it is a failure that
+ * names the metric; a file that is not a baseline is bad input. */
+TEST(baseline_file_round_trip)
+{
+    const char *a = tiny_db("a.db"), *b = tiny_db("b.db"), *f = tst_path("base.json");
+    REQUIRE(tst_sh(NULL, NULL, "%s export --db %s latest --baseline > %s", MB, a, f) == 0);
+    char *text = tst_read_file(f, NULL);
+    REQUIRE(text);
+    CHECK_CONTAINS(text, "\"moebench_baseline\": 1");
+    CHECK_CONTAINS(text, "\"toy m=2\": {\n   \"metrics\": {\n    \"hit_rate\": 0.5,\n"
+                         "    \"hits\": 20\n   },\n   \"status\": \"ok\"");
+    CHECK(!strstr(text, "wall_ms"));
+    CHECK(!strstr(text, "tok_s")); /* a speed: a timing, not exact */
+    char *out, *err;
+    CHECK_EQ_INT(regress(&out, b, f, "--exact-only --fail-on-change"), 0);
+    CHECK_CONTAINS(out, "4 deterministic metrics checked exactly");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s", MB, a, f), 2);
+    CHECK_CONTAINS(err, "are the same run");
+    REQUIRE(tst_sh(NULL, NULL, "sed -i 's/\"hits\": 20$/\"hits\": 21/' %s", f) == 0);
+    CHECK_EQ_INT(regress(&out, b, f, "--exact-only --fail-on-change"), 1);
+    CHECK_CONTAINS(out, "REGRESSED  hits: 21 -> 20");
+    tst_write_file(f, "{\"x\": 1}", 8);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s regress --db %s --baseline %s", MB, b, f), 2);
+    CHECK_CONTAINS(err, "not a moebench baseline");
+}

@@ -58,7 +58,7 @@ static void tps_cell(const char *db, const char *label, double *mean, char *cell
     REQUIRE(n == 2);
     *mean = (v[0] + v[1]) / 2;
     double sd = fabs(v[0] - v[1]) / sqrt(2.0);
-    snprintf(cell, cap, "%.6g ± %.3g", *mean, 12.7062047361747 * sd / sqrt(2.0));
+    snprintf(cell, cap, "%.4g ± %.2g", *mean, 12.7062047361747 * sd / sqrt(2.0));
 }
 
 static int count(const char *hay, const char *needle)
@@ -91,18 +91,18 @@ TEST(markdown_tables_and_chart_files)
             char label[64], cell[64], row[256];
             snprintf(label, sizeof label, "toy cache_size=%d policy=%s", sizes[i], pol);
             tps_cell(db, label, &mean, cell, sizeof cell);
-            snprintf(row, sizeof row, "| toy cache\\_size=%d policy=%s | ok | 2 | %s | %.6g ± 0 |",
+            snprintf(row, sizeof row, "| toy cache\\_size=%d policy=%s | ok | 2 | %s | %.4g ± 0 |",
                      sizes[i], pol, cell, h);
             CHECK_CONTAINS(text, row);
-            snprintf(tmp, sizeof tmp, " %.6g |", h);
+            snprintf(tmp, sizeof tmp, " %.4g ± 0 |", h);
             strcat(hit_row[p], tmp);
-            snprintf(tmp, sizeof tmp, " %.6g |", mean);
+            snprintf(tmp, sizeof tmp, " %s |", cell);
             strcat(tps_row[p], tmp);
         }
         CHECK_CONTAINS(text, hit_row[p]);
         CHECK_CONTAINS(text, tps_row[p]);
     }
-    CHECK_CONTAINS(text, "| policy / cache size | 2 | 4 | 8 |");
+    CHECK_CONTAINS(text, "| policy / cache size (expert slots) | 2 | 4 | 8 |");
     /* escaping: | < > & in a label; no rate or speed for it */
     CHECK_CONTAINS(text, "| odd\\|name note=a\\<b\\>\\&c | ok | 1 | - | - |");
     CHECK_CONTAINS(text, "![Hit rate vs cache size](out-hit-rate.svg)");
@@ -113,6 +113,9 @@ TEST(markdown_tables_and_chart_files)
         REQUIRE_MSG(svg, "%s not written", names[i]);
         CHECK_EQ_INT(count(svg, "<polyline"), 2);
         CHECK_EQ_INT(count(svg, "<circle"), 6);
+        /* an error bar per point (95 % CI over the two repetitions) and units */
+        CHECK_EQ_INT(count(svg, "class=\"ci\""), 6);
+        CHECK_CONTAINS(svg, ">cache size (expert slots, as the experiment");
         CHECK_CONTAINS(svg, ">lru</text>");
         CHECK_CONTAINS(svg, ">lfu</text>");
         CHECK_EQ_INT(count(svg, "<svg"), 1);
@@ -200,6 +203,17 @@ TEST(routing_section)
     CHECK_CONTAINS(svg, ">sch/4</text>");
     CHECK_CONTAINS(svg, ">belady</text>");
     CHECK_CONTAINS(svg, "odd|name note=a&lt;b&gt;&amp;c: t.bin");
+    /* the x axis is cache_m, and says so */
+    CHECK_CONTAINS(svg, ">cache size m (slots per layer / top-k)</text>");
+    CHECK(!strstr(text, "(*)"));
+    /* a zero-width interval (a one-sample trace) is marked and explained */
+    tu_sql(db, "INSERT INTO routing_metric (experiment_id, rep, trace, layer, metric, param,"
+               " value, ci_lo, ci_hi) SELECT id, 0, 'one.bin', -1, 'srp', 4, 0.3, 0.3, 0.3"
+               " FROM experiment WHERE name = 'odd|name'");
+    REQUIRE(tst_sh(NULL, NULL, "%s report --db %s -o %s", MB, db, md) == 0);
+    text = tst_read_file(md, NULL);
+    CHECK_CONTAINS(text, "| one.bin | 4 | 0.3 | 0.3 – 0.3 (\\*) | 1 |");
+    CHECK_CONTAINS(text, "An interval of zero width is not certainty");
 }
 
 TEST(errors)

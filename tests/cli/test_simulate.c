@@ -24,11 +24,15 @@ TEST(help_and_policy_list)
 TEST(text_output_names_the_conventions)
 {
     char *out;
-    CHECK_EQ_INT(tst_sh(&out, NULL, "%s simulate " VEC " --policy lru --cache-experts 2",
-                        tst_moebench()), 0);
+    CHECK_EQ_INT(tst_sh(&out, NULL, "%s simulate " VEC " --policy lru --cache-experts 2"
+                        " --cache-scope layer", tst_moebench()), 0);
     CHECK_CONTAINS(out, "2 layers x 6 experts, top-3");
     CHECK_CONTAINS(out, "lookup sequential, start cold");
     CHECK_CONTAINS(out, "per layer");
+    /* the default scope is generate's: one global pool */
+    CHECK_EQ_INT(tst_sh(&out, NULL, "%s simulate " VEC " --policy lru --cache-experts 2",
+                        tst_moebench()), 0);
+    CHECK_CONTAINS(out, "2 experts in one global pool");
     CHECK_CONTAINS(out, "tokens/s");
     CHECK_EQ_INT(tst_sh(&out, NULL, "%s simulate " VEC " --policy fsf --lookahead 4 --paper "
                         "--cache-experts 12 --cache-scope global", tst_moebench()), 0);
@@ -50,6 +54,23 @@ TEST(json_matches_the_paper_curve)
                         "--prefetch oracle --link nvme --expert-bytes 4M --compute-us 10 "
                         "--json | grep -c prefetch_issued", tst_moebench()), 0);
     CHECK_CONTAINS(out, "3");   /* totals + 2 layers */
+}
+
+/* A cache bigger than what holds every expert is an error, not a silent
+ * clamp: 6 per layer, 12 in all for this 2-layer trace. */
+TEST(cache_larger_than_the_experts_exits_2)
+{
+    char *err;
+    CHECK_EQ_INT(tst_sh(NULL, NULL, "%s simulate " VEC " --policy lru --cache-experts 12",
+                        tst_moebench()), 0);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s simulate " VEC " --policy lru --cache-experts 13",
+                        tst_moebench()), 2);
+    CHECK_CONTAINS(err, "--cache-experts 13: in all 12 slots hold every expert");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s simulate " VEC " --policy lru --cache-experts 7"
+                        " --cache-scope layer", tst_moebench()), 2);
+    CHECK_CONTAINS(err, "per layer 6 slots hold every expert");
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s simulate " VEC " --policy lru --cache-experts 7"
+                        " --layer 1", tst_moebench()), 2);
 }
 
 TEST(bad_options_exit_2)
@@ -84,7 +105,7 @@ TEST(bad_options_exit_2)
     CHECK_CONTAINS(err, "no trace");
 }
 
-TEST(bad_trace_exits_2_and_missing_trace_1)
+TEST(bad_or_missing_trace_exits_2)
 {
     char *err;
     const char *p = tst_path("bad.json");
@@ -98,7 +119,7 @@ TEST(bad_trace_exits_2_and_missing_trace_1)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s simulate %s --policy lru --cache-experts 2",
                         tst_moebench(), q), 2);
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s simulate %s --policy lru --cache-experts 2",
-                        tst_moebench(), tst_path("absent.moetrace")), 1);
+                        tst_moebench(), tst_path("absent.moetrace")), 2);
 }
 
 TEST(every_trace_format_gives_the_same_replay)

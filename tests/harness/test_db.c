@@ -200,7 +200,7 @@ TEST(refuses_newer_foreign_and_broken_files)
     tst_write_file(tst_path("junk.db"), "this is not sqlite at all, not even close......", 48);
     CHECK_EQ_INT(hx_db_open(&h, tst_path("junk.db"), 0, &err), ENG_EFORMAT);
     CHECK_CONTAINS(err.msg, "junk.db");
-    CHECK_EQ_INT(hx_db_open(&h, tst_path("absent.db"), HX_DB_READONLY, &err), ENG_EIO);
+    CHECK_EQ_INT(hx_db_open(&h, tst_path("absent.db"), HX_DB_READONLY, &err), ENG_EINVAL);
     CHECK_CONTAINS(err.msg, "no such database");
 }
 
@@ -356,7 +356,7 @@ TEST(merge_adds_new_runs_once)
         CHECK_MSG(scalar(db, sql) == n1[t], "%s grew on the second merge", tables[t]);
     }
     CHECK_EQ_INT(scalar(db, "SELECT count(*) FROM machine"), 1);
-    CHECK_EQ_INT(hx_db_merge(c, tst_path("nope.db"), &again, &err), ENG_EIO);
+    CHECK_EQ_INT(hx_db_merge(c, tst_path("nope.db"), &again, &err), ENG_EINVAL);
     CHECK_CONTAINS(err.msg, "nope.db");
     hx_db_close(c);
 }

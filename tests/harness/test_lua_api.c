@@ -53,9 +53,9 @@ TEST(suite_and_experiments_are_declared)
     hx_suite *s = load_ok(
         "local o = suite{name='s1', description='d', options={n={default=3, help='h'}}}\n"
         "assert(o.n == 3 and o.quick == false and o.seed == 7)\n"
-        "experiment{name='a', params={x=1, y='z'}, reps=4, warmup=2, events='software',\n"
+        "experiment{name='a', params={x=1, y='z'}, reps=4, warmup=2,\n"
         "  tags={'t1'}, run=function(ctx) return {v=1} end}\n"
-        "experiment{name='c', argv={'events','--presets'}, timeout=5}\n");
+        "experiment{name='c', argv={'generate', '-m', 'm.gguf'}, timeout=5, events='software'}\n");
     CHECK_EQ_STR(s->name, "s1");
     CHECK_EQ_STR(s->description, "d");
     REQUIRE(s->nexps == 2);
@@ -64,7 +64,7 @@ TEST(suite_and_experiments_are_declared)
     CHECK_EQ_STR(a->label, "a x=1 y=z");
     CHECK_EQ_INT(a->reps, 4);
     CHECK_EQ_INT(a->warmup, 2);
-    CHECK_EQ_STR(json_string_value(json_array_get(a->events, 0)), "software");
+    CHECK_EQ_STR(json_string_value(json_array_get(c->events, 0)), "software");
     CHECK_EQ_STR(json_string_value(json_array_get(a->tags, 0)), "t1");
     CHECK_CONTAINS(a->file_line, "t.lua:3");
     CHECK_EQ_INT(strlen(a->uuid), 36);
@@ -77,8 +77,8 @@ TEST(suite_and_experiments_are_declared)
 TEST(suite_defaults_apply_and_can_be_overridden)
 {
     hx_suite *s = load_ok("suite{name='s', defaults={reps=5, warmup=1, events={'e1'}}}\n"
-                          "experiment{name='a', run=function() end}\n"
-                          "experiment{name='b', reps=2, run=function() end}\n");
+                          "experiment{name='a', kind='command', argv={'generate'}}\n"
+                          "experiment{name='b', reps=2, events={}, run=function() end}\n");
     CHECK_EQ_INT(s->exps[0].reps, 5);
     CHECK_EQ_INT(s->exps[0].warmup, 1);
     CHECK_EQ_INT(json_array_size(s->exps[0].events), 1);

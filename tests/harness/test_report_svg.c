@@ -64,9 +64,9 @@ TEST(random_charts_stay_inside_the_plot)
                 x[i][j] = j * 4 + rand() % 3;
                 y[i][j] = (rand() / (double)RAND_MAX - 0.3) * scale;
             }
-            s[i] = (hx_db_svg_series){i ? "b<&>" : "a", x[i], y[i], N};
+            s[i] = (hx_db_svg_series){i ? "b<&>" : "a", x[i], y[i], N, NULL, NULL, NULL};
         }
-        hx_db_svg_chart c = {"t", "x", "y", s, S};
+        hx_db_svg_chart c = {"t", "x", "y", s, S, NULL, 0};
         char *svg = render(&c);
         CHECK(!strstr(svg, "b<&>"));
         CHECK_CONTAINS(svg, ">b&lt;&amp;&gt;</text>");
@@ -108,9 +108,9 @@ TEST(long_legend_is_cut_but_counts_every_series)
     char names[S][8];
     for (int i = 0; i < S; i++) {
         snprintf(names[i], sizeof names[i], "s%d", i);
-        s[i] = (hx_db_svg_series){names[i], x, y, 2};
+        s[i] = (hx_db_svg_series){names[i], x, y, 2, NULL, NULL, NULL};
     }
-    hx_db_svg_chart c = {"t", "x", "y", s, S};
+    hx_db_svg_chart c = {"t", "x", "y", s, S, NULL, 0};
     char *svg = render(&c);
     int named = 0, more = 0;
     for (int i = 0; i < S; i++) {

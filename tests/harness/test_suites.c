@@ -4,6 +4,7 @@
  * rows that equal the run's own JSON, and counter rows per region. Suites
  * run in the test's temp directory (they make models/ there). */
 #include "tests/test.h"
+#include "tests/util/model_util.h"
 #include "tests/util/util.h"
 
 #include <stdlib.h>
@@ -14,7 +15,7 @@ TEST(every_suite_dry_runs_quick)
 {
     static const struct { const char *suite; int n; } s[] = {
         {"quickstart", 13}, {"policies", 18}, {"prefetch", 6},
-        {"consistency", 11}, {"counters", 2},  {"ci", 17},
+        {"consistency", 11}, {"counters", 2},  {"ci", 18},
     };
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         char *out, *err, want[64];
@@ -108,4 +109,41 @@ TEST(dry_run_is_visible_and_reserved)
     CHECK_CONTAINS(out, "dry_run=false");
     CHECK_EQ_INT(tst_sh(&out, &err, "%s run %s --dry-run", tu_mb(), bad), 2);
     CHECK_CONTAINS(err, "reserved (--dry-run)");
+}
+
+/* events = {...} counts: a generate experiment gets them as --events and
+ * the counter table holds them per region; where no command counts events
+ * the field is an error at declaration, not a value stored and ignored. */
+TEST(experiment_events_reach_the_command)
+{
+    const char *model = tu_write_model("tiny-olmoe", "q8_0", 3, 0.5, "m.gguf");
+    char src[1024];
+    snprintf(src, sizeof src,
+             "suite{name='ev'}\n"
+             "experiment{name='g', kind='command', events={'perf::TASK-CLOCK'},\n"
+             "  argv={'generate', '-m', '%s', '--tokens', '1,2,3', '-n', '4', '--threads', '1'}}\n",
+             model);
+    const char *suite = tu_write_text("ev.lua", src), *db = tst_path("ev.db");
+    char *err;
+    int rc = tst_sh(NULL, &err, "%s run %s --db %s -q", tu_mb(), suite, db);
+    REQUIRE_MSG(rc == 0, "exit %d: %s", rc, err);
+    CHECK_EQ_STR(tu_q1(db, "select count(*) > 0 from counter where event = 'perf::TASK-CLOCK'"
+                           " and region = 'embed' and value > 0"), "1");
+    CHECK_EQ_STR(tu_q1(db, "select events from experiment"), "[\"perf::TASK-CLOCK\"]");
+    static const struct { const char *exp, *msg; } bad[] = {
+        {"experiment{name='l', events={'perf::TASK-CLOCK'}, run=function() end}",
+         "a lua experiment records what run() returns and counts no events"},
+        {"experiment{name='s', kind='command', events='x', argv={'simulate', 't'}}",
+         "this experiment runs moebench simulate, which counts no events"},
+        {"experiment{name='p', kind='command', events='x', program='true'}",
+         "runs the program true, which counts no events"},
+        {"experiment{name='d', kind='command', events='x', argv={'generate', '--events', 'y'}}",
+         "field 'events' and argv's --events both name events"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(src, sizeof src, "suite{name='b'}\n%s\n", bad[i].exp);
+        suite = tu_write_text("bad.lua", src);
+        CHECK_EQ_INT(tst_sh(NULL, &err, "%s run %s --dry-run", tu_mb(), suite), 2);
+        CHECK_CONTAINS(err, bad[i].msg);
+    }
 }

@@ -116,7 +116,7 @@ TEST(moetrace_handcrafted)
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s trace stats %s", tst_moebench(), tst_path("p.moetrace")), 2);
     CHECK_EQ_INT(tst_sh(NULL, &err, "%s trace convert %s %s", tst_moebench(),
                         tst_path("p.moetrace"), tst_path("o.json")), 2);
-    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s", tst_moebench(), tst_path("none.json")), 1);
+    CHECK_EQ_INT(tst_sh(NULL, &err, "%s metrics %s", tst_moebench(), tst_path("none.json")), 2);
 }
 
 static void expect_bad(const char *name, const char *text, const char *needle)
