@@ -239,7 +239,7 @@ check "ci: local and merged hold the same $nl deterministic rows ($nm merged)" \
     cmp -s "$B/local.db.rows" "$B/ci.db.rows"
 check "ci: ... and they are not few (samples, cache_stats, tokens)" [ "$nl" -gt 200 ]
 check "ci: the prepare job made the model and the trace" \
-    grep -q "models: writing models/tiny-olmoe-loc0.5.gguf" "$B/ci.slurm/log/prepare.$prep.out"
+    grep -q "models: writing models/tiny-olmoe-q8_0-loc0.5.gguf" "$B/ci.slurm/log/prepare.$prep.out"
 check "ci: ... and no shard made any" bash -c "! grep -l 'models:' '$B'/ci.slurm/log/shard-*.out"
 check "ci: a log per shard, each naming its run" \
     [ "$(grep -l 'stored in' "$B"/ci.slurm/log/shard-{1,2,3}."$arr".out | wc -l)" = 3 ]
