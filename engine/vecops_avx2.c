@@ -110,30 +110,42 @@ T static void swiglu_avx2(float *g, const float *u, int64_t n)
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* Eight output elements at a time: acc[c % 32] is the lane cell c lands in
- * (accumulator c / 8 % 4, lane c % 8), for the 8 elements side by side;
- * then GGML_F32x8_REDUCE lane by lane, element-wise. */
+/* GGML_F32x8_REDUCE of the 32 cell lanes acc[0..32) of 8 output elements,
+ * element-wise: (a0+a2)+(a1+a3) lane by lane, lo + hi, then two hadds. */
+T static inline __m256 reduce_cells(const __m256 *acc)
+{
+    __m256 t[8];
+    for (int l = 0; l < 8; l++)
+        t[l] = _mm256_add_ps(_mm256_add_ps(acc[l], acc[16 + l]), _mm256_add_ps(acc[8 + l], acc[24 + l]));
+    for (int l = 0; l < 4; l++)
+        t[l] = _mm256_add_ps(t[l], t[l + 4]);
+    return _mm256_add_ps(_mm256_add_ps(t[0], t[1]), _mm256_add_ps(t[2], t[3]));
+}
+
+/* Sixteen output elements (a cache line of each V row) at a time, as two
+ * halves of 8: acc[h][c % 32] is the lane cell c lands in (accumulator
+ * c / 8 % 4, lane c % 8) for half h's 8 elements side by side; then
+ * reduce_cells. */
 T static void wsum_avx2(float *out, int64_t n, const float *w, const float *v, int64_t stride,
                         int64_t cap, int64_t p0, int64_t p1)
 {
-    for (int64_t i0 = 0; i0 < n; i0 += 8) {
-        const int64_t nb = n - i0 < 8 ? n - i0 : 8;
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nb), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 acc[32];
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t i0 = 0; i0 < n; i0 += 16) {
+        const int64_t nb = n - i0 < 16 ? n - i0 : 16;
+        const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nb), iota);
+        const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nb - 8), iota);
+        __m256 acc[2][32];
         for (int k = 0; k < 32; k++)
-            acc[k] = _mm256_setzero_ps();
+            acc[0][k] = acc[1][k] = _mm256_setzero_ps();
         for (int64_t p = p0, row = p0 % cap; p < p1; p++, row = row + 1 == cap ? 0 : row + 1) {
-            const __m256 vv = _mm256_maskload_ps(v + row * stride + i0, m);
-            acc[p & 31] = _mm256_fmadd_ps(vv, _mm256_set1_ps(w[p]), acc[p & 31]);
+            const float *vr = v + row * stride + i0;
+            const __m256 wp = _mm256_set1_ps(w[p]);
+            acc[0][p & 31] = _mm256_fmadd_ps(_mm256_maskload_ps(vr, m0), wp, acc[0][p & 31]);
+            acc[1][p & 31] = _mm256_fmadd_ps(_mm256_maskload_ps(vr + 8, m1), wp, acc[1][p & 31]);
         }
-        __m256 t[8];
-        for (int l = 0; l < 8; l++)
-            t[l] = _mm256_add_ps(_mm256_add_ps(acc[l], acc[16 + l]), _mm256_add_ps(acc[8 + l], acc[24 + l]));
-        for (int l = 0; l < 4; l++)   /* lo + hi */
-            t[l] = _mm256_add_ps(t[l], t[l + 4]);
-        /* hadd, hadd: (t0 + t1) + (t2 + t3) */
-        const __m256 r = _mm256_add_ps(_mm256_add_ps(t[0], t[1]), _mm256_add_ps(t[2], t[3]));
-        _mm256_maskstore_ps(out + i0, m, r);
+        _mm256_maskstore_ps(out + i0, m0, reduce_cells(acc[0]));
+        if (nb > 8)
+            _mm256_maskstore_ps(out + i0 + 8, m1, reduce_cells(acc[1]));
     }
 }
 

@@ -107,31 +107,47 @@ T static void swiglu_avx512(float *g, const float *u, int64_t n)
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* Sixteen output elements at a time: acc[c % 64] is the lane cell c lands
- * in (accumulator c / 16 % 4, lane c % 16 of ggml's dot), held for the 16
- * elements side by side; then GGML_F32x16_REDUCE lane by lane and hsum16's
- * tree across the lanes, all element-wise. */
+/* GGML_F32x16_REDUCE of the 64 cell lanes acc[0..64) of 16 output
+ * elements, lane by lane, then hsum16's tree across the lanes, all
+ * element-wise. */
+T static inline __m512 reduce_cells(const __m512 *acc)
+{
+    __m512 t[16];
+    for (int l = 0; l < 16; l++)
+        t[l] = _mm512_add_ps(_mm512_add_ps(acc[l], acc[32 + l]), _mm512_add_ps(acc[16 + l], acc[48 + l]));
+    for (int l = 0; l < 8; l++)
+        t[l] = _mm512_add_ps(t[l + 8], t[l]);
+    for (int l = 0; l < 4; l++)
+        t[l] = _mm512_add_ps(t[l + 4], t[l]);
+    return _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
+}
+
+static inline __mmask16 first_n(int64_t n) /* lanes 0 .. n-1 of 16 */
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* Thirty-two output elements (two cache lines of each V row) at a time, as
+ * two halves of 16: acc[h][c % 64] is the lane cell c lands in
+ * (accumulator c / 16 % 4, lane c % 16 of ggml's dot) for half h's 16
+ * elements side by side; then reduce_cells. */
 T static void wsum_avx512(float *out, int64_t n, const float *w, const float *v, int64_t stride,
                           int64_t cap, int64_t p0, int64_t p1)
 {
-    for (int64_t i0 = 0; i0 < n; i0 += 16) {
-        const __mmask16 m = n - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i0)) - 1);
-        __m512 acc[64];
+    for (int64_t i0 = 0; i0 < n; i0 += 32) {
+        const __mmask16 m0 = first_n(n - i0), m1 = first_n(n - i0 - 16);
+        __m512 acc[2][64];
         for (int k = 0; k < 64; k++)
-            acc[k] = _mm512_setzero_ps();
+            acc[0][k] = acc[1][k] = _mm512_setzero_ps();
         for (int64_t p = p0, row = p0 % cap; p < p1; p++, row = row + 1 == cap ? 0 : row + 1) {
-            const __m512 vv = _mm512_maskz_loadu_ps(m, v + row * stride + i0);
-            acc[p & 63] = _mm512_fmadd_ps(vv, _mm512_set1_ps(w[p]), acc[p & 63]);
+            const float *vr = v + row * stride + i0;
+            const __m512 wp = _mm512_set1_ps(w[p]);
+            acc[0][p & 63] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, vr), wp, acc[0][p & 63]);
+            acc[1][p & 63] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, vr + 16), wp, acc[1][p & 63]);
         }
-        __m512 t[16];
-        for (int l = 0; l < 16; l++)
-            t[l] = _mm512_add_ps(_mm512_add_ps(acc[l], acc[32 + l]), _mm512_add_ps(acc[16 + l], acc[48 + l]));
-        for (int l = 0; l < 8; l++)
-            t[l] = _mm512_add_ps(t[l + 8], t[l]);
-        for (int l = 0; l < 4; l++)
-            t[l] = _mm512_add_ps(t[l + 4], t[l]);
-        const __m512 r = _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]));
-        _mm512_mask_storeu_ps(out + i0, m, r);
+        _mm512_mask_storeu_ps(out + i0, m0, reduce_cells(acc[0]));
+        if (m1)
+            _mm512_mask_storeu_ps(out + i0 + 16, m1, reduce_cells(acc[1]));
     }
 }
 
