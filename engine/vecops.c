@@ -35,13 +35,13 @@ static void swiglu_scalar(float *g, const float *u, int64_t n)
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* Each output element a dot_scalar over the cells, 64 elements at a time. */
+/* Each output element a dot_scalar over the cells, 256 elements at a time. */
 static void wsum_scalar(float *out, int64_t n, const float *w, const float *v, int64_t stride,
                         int64_t cap, int64_t p0, int64_t p1)
 {
-    for (int64_t i0 = 0; i0 < n; i0 += 64) {
-        const int64_t nb = n - i0 < 64 ? n - i0 : 64;
-        double acc[64] = {0};
+    for (int64_t i0 = 0; i0 < n; i0 += 256) {
+        const int64_t nb = n - i0 < 256 ? n - i0 : 256;
+        double acc[256] = {0};
         for (int64_t p = p0; p < p1; p++) {
             const float *row = v + (p % cap) * stride + i0, wp = w[p];
             for (int64_t i = 0; i < nb; i++)
