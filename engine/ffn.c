@@ -17,6 +17,7 @@
  */
 #include "engine/forward_impl.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- shared pieces -------------------------------------------------------- */
@@ -43,11 +44,11 @@ static void shared_combine_row(const eng_session *s, const eng_layer *l, const f
 {
     const int64_t d = s->hp->n_embd;
     if (s->tr->shexp == ENG_SHEXP_GATED) {
-        const float *wg = l->shexp_gate->data;
-        float dot = 0;
-        for (int64_t i = 0; i < d; i++)
-            dot += wg[i] * xn[i];
-        const float g = eng_sigmoid(dot);
+        /* qwen2moe.cpp: the gate's logit is a mul_mat of an f32 row
+         * (ggml_vec_dot_f32), its "sigmoid" silu(z) / z (where z = 0
+         * gives llama.cpp a NaN, this gives the limit 1/2) */
+        const float z = s->vec->dot(l->shexp_gate->data, xn, d);
+        const float g = z != 0.0f ? z / (1.0f + expf(-z)) / z : 0.5f;
         for (int64_t i = 0; i < d; i++)
             y[i] += g * sh[i];
     } else {
@@ -99,7 +100,7 @@ static void dec_ffn_run(eng_session *s, const ffn_mats *m, int n, int j0)
         const int64_t f = m[i].mat[0].n_out;
         add_slice(b->g + j * F, &m[i], ENG_SLICE_GATE_BIAS, f);
         add_slice(b->u + j * F, &m[i], ENG_SLICE_UP_BIAS, f);
-        eng_act_row(s->tr->act, b->g + j * F, b->u + j * F, f);
+        eng_act_row(s->vec, s->tr->act, b->g + j * F, b->u + j * F, f);
         eng_xvec_prepare(s->kern, &b->xv_h[j], b->g + j * F, f);
         jobs[i] = eng_job_dec(eng_job_of_mat(&m[i].mat[2]), &b->xv_h[j], b->o + j * d);
     }
@@ -143,7 +144,7 @@ static void dec_pregate(eng_session *s, int j)
         eng_mm_job jr = eng_job_dec(eng_job_of(ln->router), &b->xv_pg, b->rl);
         eng_mm_decode(s, &jr, 1);
         eng_add_bias(b->rl, ln->router_b, hp->n_expert);
-        eng_route_row(hp, b->rl, sel_bias(ln), b->rs, ids, w);
+        eng_route_row(s->vec, hp, b->rl, sel_bias(ln), b->rs, ids, w);
         eng_store_hint(s->store, nj, ids, (int)hp->n_expert_used, pos);
     }
 }
@@ -203,7 +204,7 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     eng_mm_job jr = eng_job_dec(eng_job_of(l->router), &b->xv_in, b->rl);
     eng_mm_decode(s, &jr, 1);
     eng_add_bias(b->rl, l->router_b, s->hp->n_expert);
-    eng_route_row(s->hp, b->rl, sel_bias(l), b->rs, ids, w);
+    eng_route_row(s->vec, s->hp, b->rl, sel_bias(l), b->rs, ids, w);
     emit_routing(s, l, il, s->pos, token, ids, w, is_prefill);
     /* prepare first: the store then knows what layer il needs before any
      * prediction asks it for a slot (and a sequence start empties the
@@ -258,7 +259,8 @@ static void bat_dense_ffn(eng_session *s, const eng_expert_mat m[3], const float
     eng_mm_job jobs[2] = {eng_job_bat(eng_job_of_mat(&m[0]), X, T, d, g, F),
                           eng_job_bat(eng_job_of_mat(&m[1]), X, T, d, u, F)};
     eng_mm_batch(s, jobs, 2);
-    eng_act_row(s->tr->act, g, u, T * F);
+    for (int64_t t = 0; t < T; t++)
+        eng_act_row(s->vec, s->tr->act, g + t * F, u + t * F, F);
     eng_mm_job jd = eng_job_bat(eng_job_of_mat(&m[2]), g, T, F, Y, d);
     eng_mm_batch(s, &jd, 1);
 }
@@ -274,7 +276,7 @@ static void bat_route(eng_session *s, int il, const int32_t *tokens, int64_t T)
     eng_mm_batch(s, &jr, 1);
     for (int64_t t = 0; t < T; t++) {
         eng_add_bias(b->rl + t * hp->n_expert, l->router_b, hp->n_expert);
-        eng_route_row(hp, b->rl + t * hp->n_expert, sel_bias(l), s->dec.rs, b->sel + t * k,
+        eng_route_row(s->vec, hp, b->rl + t * hp->n_expert, sel_bias(l), s->dec.rs, b->sel + t * k,
                       b->w + t * k);
         emit_routing(s, l, il, s->pos + t, tokens[t], b->sel + t * k, b->w + t * k, true);
     }
@@ -338,7 +340,7 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
             }
     }
     for (int64_t r = r0; r < r0 + rows; r++)
-        eng_act_row(s->tr->act, b->g + r * FM, b->u + r * FM, F);
+        eng_act_row(s->vec, s->tr->act, b->g + r * FM, b->u + r * FM, F);
     for (int i = 0; i < n_used; i++) {
         int e = used[i];
         int64_t off = b->offset[e], c = b->count[e];

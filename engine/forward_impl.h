@@ -16,6 +16,7 @@
 #include "engine/pool.h"
 #include "engine/session.h"
 #include "engine/store_impl.h"
+#include "engine/vecops.h"
 
 struct eng_attn_impl;
 
@@ -71,6 +72,7 @@ struct eng_session {
     const eng_hparams *hp;
     const eng_arch_traits *tr;
     const eng_kernels *kern;
+    const eng_vecops *vec;       /* ggml's row ops of the same SIMD path     */
     eng_pool *pool;
     eng_store *store;
     bool own_store;
@@ -102,25 +104,28 @@ struct eng_session {
 /* y = x / sqrt(mean(x^2) + eps) * w; sum of squares in double (ggml). */
 void eng_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 /* cs[2i], cs[2i+1] = cos, sin of pair i < n_rot/2 at position pos, with
- * YaRN where r says so: ggml_rope_cache_init (theta *= theta_scale in f32). */
-void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r);
+ * YaRN where r says so: ggml_rope_cache_init (theta *= theta_scale in f32);
+ * fma: as a build of ggml that contracts into FMAs (eng_vecops.fma). */
+void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r, bool fma);
 /* Rotates n_heads heads (stride apart) of n_rot values from x + h*stride
- * in place. */
+ * in place (fma as for eng_rope_table). */
 void eng_rope_apply(float *x, int64_t n_heads, int64_t stride, int64_t n_rot, const float *cs,
-                    eng_rope_kind kind);
-/* p = softmax(x), max subtracted, sum in double. */
-void eng_softmax(float *p, const float *x, int64_t n);
+                    eng_rope_kind kind, bool fma);
+/* p = softmax(x) as ggml's soft_max (ops.cpp) computes it with vo's row
+ * ops; x and p may be the same row. */
+void eng_softmax(const eng_vecops *vo, float *p, const float *x, int64_t n);
 /* The same with a sink logit in the denominator only (-INFINITY: none). */
-void eng_softmax_sink(float *p, const float *x, int64_t n, float sink);
+void eng_softmax_sink(const eng_vecops *vo, float *p, const float *x, int64_t n, float sink);
 float eng_sigmoid(float x);
 /* Routing of one token (llama-graph.cpp build_moe_ffn, spec part 2 §0.2):
  * router logits l[E] -> the k selected experts ids[] in rank order and
  * their weights w[], as hp's router says (gating, selection bias sel_bias
  * [E] or NULL, expert groups, renormalisation, scale). scratch: [2E]. */
-void eng_route_row(const eng_hparams *hp, const float *l, const float *sel_bias,
-                   float *scratch, int32_t *ids, float *w);
-/* The FFN activation in place: g[i] = act(g[i], u[i]) for i < n. */
-void eng_act_row(eng_act act, float *g, const float *u, int64_t n);
+void eng_route_row(const eng_vecops *vo, const eng_hparams *hp, const float *l,
+                   const float *sel_bias, float *scratch, int32_t *ids, float *w);
+/* The FFN activation in place: g[i] = act(g[i], u[i]) for i < n (one row:
+ * ggml's vector chunks start at g). */
+void eng_act_row(const eng_vecops *vo, eng_act act, float *g, const float *u, int64_t n);
 /* y[d] = sum_j w[j] * outs[j][d] in rank order (ggml: mul, then view adds). */
 void eng_combine_row(float *y, int k, const float *w, const float *const *outs, int64_t d);
 /* y[i] += b[i] when the bias tensor exists (f32, n values). */

@@ -138,6 +138,7 @@ int eng_session_open(eng_session **out, const eng_model *m, const eng_session_op
     if ((rc = eng_simd_default(&simd, err)) || (rc = eng_pool_open(&s->pool, o.n_threads, err)))
         goto fail;
     s->kern = eng_kernels_get(simd);
+    s->vec = eng_vecops_get(simd);
     openblas_set_num_threads(1);
     if (o.store) {
         s->store = o.store;

@@ -266,7 +266,10 @@ static void check_router(eng_hparams hp, int trials, bool with_bias)
             l[e] = 4 * frand();
             bias[e] = 0.5f * frand();
         }
-        eng_route_row(&hp, l, with_bias ? bias : NULL, scratch, ids, w);
+        const eng_vecops *vo = eng_vecops_get((eng_simd)(t % ENG_SIMD_COUNT));
+        if (!vo)
+            vo = &eng_vecops_scalar;   /* every path where the CPU has it */
+        eng_route_row(vo, &hp, l, with_bias ? bias : NULL, scratch, ids, w);
         brute_route(&hp, l, with_bias ? bias : NULL, bids, bw);
         for (int j = 0; j < hp.n_expert_used; j++) {
             mismatches += ids[j] != bids[j];
