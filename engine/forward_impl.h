@@ -12,6 +12,7 @@
 #define ENG_FORWARD_IMPL_H
 
 #include "engine/formats.h"
+#include "engine/gemm.h"
 #include "engine/model_impl.h"
 #include "engine/pool.h"
 #include "engine/session.h"
@@ -22,7 +23,9 @@ struct eng_attn_impl;
 /* Fixed work granularity: results never depend on the thread count. */
 enum {
     ENG_MV_ROWS = 16,     /* rows per decode matvec task                 */
-    ENG_GEMM_ROWS = 16,   /* weight rows per prefill sgemm tile          */
+    ENG_GEMM_ROWS = 16,   /* weight rows per prefill task (sgemm tile or
+                             integer kernel, gemm.h)                      */
+    ENG_QX_MAX = 64,      /* distinct quantized inputs per pool run      */
 };
 
 /* One y = W x (decode) or Y = X W^T (prefill) over all rows of W. */
@@ -64,6 +67,11 @@ typedef struct eng_bat_buf {     /* prefill, n_batch tokens */
     eng_expert_weights *ew;      /* [E] acquired experts, by expert id      */
     int32_t *used;               /* [E] experts the batch routes to, ascending */
     eng_mm_job *jobs;            /* [2E + 2] job list for the grouped experts */
+    uint8_t *qx_buf;             /* [qx_cap] the quantized inputs of one integer
+                                    prefill product (matmul.c), 64-aligned   */
+    size_t qx_cap;
+    eng_qx *qx;                  /* [ENG_QX_MAX] their descriptors          */
+    int *qx_of;                  /* [max_jobs] the descriptor of each job   */
 } eng_bat_buf;
 
 struct eng_session {
@@ -71,6 +79,7 @@ struct eng_session {
     const eng_hparams *hp;
     const eng_arch_traits *tr;
     const eng_kernels *kern;
+    const eng_gemm_kernels *gemm; /* the integer prefill kernels of kern's path */
     eng_pool *pool;
     eng_store *store;
     bool own_store;

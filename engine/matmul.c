@@ -92,11 +92,116 @@ static void gemm_task(void *ctx, int task, int thread)
                 (int)j->ldy);
 }
 
-void eng_mm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs)
+static void sgemm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs)
 {
     mm_ctx c;
     int n = mm_plan(&c, s, jobs, n_jobs, ENG_GEMM_ROWS);
     eng_pool_run(s->pool, gemm_task, &c, n);
+}
+
+/* ---- integer prefill (gemm.h) -------------------------------------------- */
+
+/* The jobs' inputs quantized once each: jobs with the same X, ldx, T and
+ * width (gate and up of an expert, q/k/v) share one eng_qx. */
+typedef struct qx_ctx {
+    mm_ctx mm;
+    int n_qx;
+    int first_row[ENG_QX_MAX + 1];   /* prefix sums of rows per eng_qx */
+    const float *X[ENG_QX_MAX];
+    int64_t ldx[ENG_QX_MAX];
+} qx_ctx;
+
+enum { QX_ROWS_PER_TASK = 4 };
+
+static void qx_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const qx_ctx *c = ctx;
+    eng_session *s = c->mm.s;
+    const int end = c->first_row[c->n_qx], row1 = (task + 1) * QX_ROWS_PER_TASK;
+    int q = 0;
+    for (int row = task * QX_ROWS_PER_TASK; row < row1 && row < end; row++) {
+        while (c->first_row[q + 1] <= row)
+            q++;
+        const int64_t t = row - c->first_row[q];
+        eng_qx_row(s->kern, &s->bat.qx[q], t, c->X[q] + t * c->ldx[q]);
+    }
+}
+
+static void igemm_task(void *ctx, int task, int thread)
+{
+    const qx_ctx *c = ctx;
+    eng_session *s = c->mm.s;
+    const eng_mm_job *j;
+    int64_t r0, r1;
+    mm_locate(&c->mm, task, &j, &r0, &r1);
+    if (j->T == 0)
+        return;
+    const eng_qx *x = &s->bat.qx[s->bat.qx_of[j - c->mm.jobs]];
+    void *scratch = s->bat.scratch + (int64_t)thread * ENG_GEMM_ROWS * s->in_max;
+    s->gemm->gemm[j->type](j->w, j->row_bytes, x, j->Y, j->ldy, r0, r1, scratch);
+}
+
+/* Binds the inputs of jobs[0..n) into the quantization buffer; returns how
+ * many jobs fit (at least one: the buffer holds any single job's input). */
+static int qx_bind(eng_session *s, qx_ctx *c, const eng_mm_job *jobs, int n)
+{
+    eng_bat_buf *b = &s->bat;
+    size_t used = 0;
+    c->n_qx = 0;
+    c->first_row[0] = 0;
+    int j = 0;
+    for (; j < n; j++) {
+        const eng_mm_job *jb = &jobs[j];
+        int q = 0;
+        for (; q < c->n_qx; q++)
+            if (c->X[q] == jb->X && c->ldx[q] == jb->ldx && b->qx[q].T == jb->T &&
+                b->qx[q].n == jb->n_in)
+                break;
+        if (q == c->n_qx) {
+            const size_t need = eng_qx_bytes(jb->T, jb->n_in);
+            if (c->n_qx == ENG_QX_MAX || (j > 0 && used + need > b->qx_cap))
+                break;
+            eng_qx_bind(&b->qx[q], b->qx_buf + used, jb->T, jb->n_in, s->gemm->kc);
+            used += need;
+            c->X[q] = jb->X;
+            c->ldx[q] = jb->ldx;
+            c->first_row[q + 1] = c->first_row[q] + (int)jb->T;
+            c->n_qx++;
+        }
+        b->qx_of[j] = q;
+    }
+    return j;
+}
+
+static void igemm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs)
+{
+    qx_ctx c;
+    c.mm.s = s;
+    for (int j0 = 0; j0 < n_jobs;) {
+        const int n = qx_bind(s, &c, jobs + j0, n_jobs - j0);
+        const int rows = c.first_row[c.n_qx];
+        eng_pool_run(s->pool, qx_task, &c, (rows + QX_ROWS_PER_TASK - 1) / QX_ROWS_PER_TASK);
+        const int tasks = mm_plan(&c.mm, s, jobs + j0, n, ENG_GEMM_ROWS);
+        eng_pool_run(s->pool, igemm_task, &c, tasks);
+        j0 += n;
+    }
+}
+
+/* Quantized weights with an integer kernel take the integer path, the rest
+ * sgemm; a call that mixes both runs its jobs one by one. */
+void eng_mm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs)
+{
+    int n_int = 0;
+    for (int j = 0; j < n_jobs; j++)
+        n_int += eng_gemm_has(s->gemm, jobs[j].type);
+    if (n_int == n_jobs)
+        igemm_batch(s, jobs, n_jobs);
+    else if (n_int == 0)
+        sgemm_batch(s, jobs, n_jobs);
+    else
+        for (int j = 0; j < n_jobs; j++)
+            eng_mm_batch(s, &jobs[j], 1);
 }
 
 eng_mm_job eng_job_of(eng_tref t)

@@ -70,6 +70,22 @@ static bool alloc_batch(eng_session *s)
            FALLOC(b->jobs, 2 * E + 2, 1, 1);
 }
 
+/* The integer prefill's quantized inputs: any one job (B rows of the
+ * widest matrix), and every expert's gate/up or down inputs of a full batch
+ * at once (B * k rows); matmul.c splits a call that needs more. */
+static bool alloc_qx(eng_session *s)
+{
+    const eng_hparams *hp = s->hp;
+    eng_bat_buf *b = &s->bat;
+    const int64_t B = s->n_batch, k = max64(hp->n_expert_used, 1);
+    const size_t one = eng_qx_bytes(B, s->in_max);
+    const size_t experts = eng_qx_bytes(B * k, max64(hp->n_embd, hp->n_ff_exp));
+    b->qx_cap = one > experts ? one : experts;
+    if (posix_memalign((void **)&b->qx_buf, 64, b->qx_cap))
+        b->qx_buf = NULL;
+    return b->qx_buf && FALLOC(b->qx, ENG_QX_MAX, 1, 1) && FALLOC(b->qx_of, s->max_jobs, 1, 1);
+}
+
 static bool alloc_session(eng_session *s)
 {
     const eng_hparams *hp = s->hp;
@@ -82,7 +98,8 @@ static bool alloc_session(eng_session *s)
     if (!own_swa)
         s->rope_cs_swa = s->rope_cs;
     return FALLOC(s->logits, hp->n_vocab, 1, 1) &&
-           FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s);
+           FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s) &&
+           alloc_qx(s);
 }
 
 /* The widest row (ne0) of any weight matrix: prefill dequantizes tiles of
@@ -138,6 +155,7 @@ int eng_session_open(eng_session **out, const eng_model *m, const eng_session_op
     if ((rc = eng_simd_default(&simd, err)) || (rc = eng_pool_open(&s->pool, o.n_threads, err)))
         goto fail;
     s->kern = eng_kernels_get(simd);
+    s->gemm = eng_gemm_get(simd);
     openblas_set_num_threads(1);
     if (o.store) {
         s->store = o.store;
@@ -167,7 +185,8 @@ static void free_bufs(eng_session *s)
     eng_bat_buf *b = &s->bat;
     void *ptrs[] = {d->x, d->xn, d->tmp, d->rl, d->rs, d->g, d->u, d->o, b->x, b->xn, b->tmp,
                     b->rl, b->sel, b->w, b->row_of, b->count, b->offset, b->used, b->xg, b->g,
-                    b->u, b->d, b->gs, b->us, b->ds, b->scratch, b->ew, b->jobs, s->rope_cs,
+                    b->u, b->d, b->gs, b->us, b->ds, b->scratch, b->ew, b->jobs, b->qx_buf,
+                    b->qx, b->qx_of, s->rope_cs,
                     s->logits, s->mm_first,
                     s->rope_cs_swa != s->rope_cs ? s->rope_cs_swa : NULL};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)

@@ -4,11 +4,10 @@
  * prefill against decode, thread-count independence, a dense llama.
  *
  * Bounds (max |engine - ref| / max |ref| over the logits):
- *   decode is compared with the reference that models the engine's
- *   Q8_0 activation quantization for q8_0/q4_0 weights (REF_ACT_Q8), and
- *   prefill (sgemm on exactly dequantized f32 tiles, no activation
- *   quantization, except in the output head of the last position, which
- *   runs the decode kernel) with REF_ACT_Q8_HEAD; so for every type the only
+ *   decode and prefill are both compared with the reference that models the
+ *   engine's Q8_0 activation quantization for the block-quantized weights
+ *   (REF_ACT_Q8: decode's matvecs and prefill's integer products quantize
+ *   their inputs the same way, engine/gemm.h); so for every type the only
  *   difference left is f32 summation order against double: |err| <= n *
  *   2^-24 * sum|w x| per dot, a few 1e-6 relative through 4 layers. The
  *   bound is 1e-4 for f32/f16/bf16 (the brief's f32 figure) and 1e-3 for
@@ -46,22 +45,20 @@ static void check_against_ref(const char *preset, const char *type)
     const int64_t nv = eng_model_hparams(m)->n_vocab;
     eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
-    double *ref_q = NULL, *ref_f = NULL;
+    double *ref_q = NULL;
     REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8, &ref_q) == 0);
-    REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8_HEAD, &ref_f) == 0);
     for (int i = 0; i < NP; i++)
         REQUIRE_MSG(eng_session_decode(s, k_prompt[i], &e) == 0, "%s", e.msg);
     double err_dec = ref_rel_err(eng_session_logits(s), ref_q, nv);
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, k_prompt, NP, &e) == 0, "%s", e.msg);
-    double err_pre = ref_rel_err(eng_session_logits(s), ref_f, nv);
+    double err_pre = ref_rel_err(eng_session_logits(s), ref_q, nv);
     CHECK_MSG(err_dec <= bound_for(type), "%s %s decode: rel err %g > %g", preset, type, err_dec,
               bound_for(type));
     CHECK_MSG(err_pre <= bound_for(type), "%s %s prefill: rel err %g > %g", preset, type,
               err_pre, bound_for(type));
     printf("%s %s: decode rel err %.3g, prefill rel err %.3g\n", preset, type, err_dec, err_pre);
     free(ref_q);
-    free(ref_f);
     eng_session_free(s);
     eng_model_free(m);
 }
@@ -251,7 +248,7 @@ TEST(eval_errors)
     eng_model_free(m);
 }
 
-/* A 40-token prompt: larger sgemm batches (5-20 tokens per expert), longer
+/* A 40-token prompt: larger batches (5-20 tokens per expert), longer
  * attention, and positions far enough for RoPE to matter. */
 static void check_long(const char *preset, const char *type)
 {
@@ -261,12 +258,15 @@ static void check_long(const char *preset, const char *type)
     for (int i = 0; i < 40; i++)
         toks[i] = (i * 131 + 7) % 512;
     double *ref = NULL;
-    REQUIRE(ref_forward(m, toks, 40, REF_ACT_Q8_HEAD, &ref) == 0);
+    REQUIRE(ref_forward(m, toks, 40, REF_ACT_Q8, &ref) == 0);
     eng_session *s = tu_session(m, 2, 64, 0);
     eng_err e = {0};
     REQUIRE_MSG(eng_session_eval(s, toks, 40, &e) == 0, "%s", e.msg);
     double err = ref_rel_err(eng_session_logits(s), ref, nv);
-    CHECK_MSG(err <= bound_for(type), "%s %s 40-token prefill: rel err %g", preset, type, err);
+    /* 40 positions of Q8_0 activations: a few elements land on the other
+     * side of a rounding boundary than in the reference (test_prefill.c) */
+    const double bound = type[0] == 'q' ? 1e-2 : 1e-4;
+    CHECK_MSG(err <= bound, "%s %s 40-token prefill: rel err %g", preset, type, err);
     printf("%s %s 40 tokens: prefill rel err %.3g\n", preset, type, err);
     free(ref);
     eng_session_free(s);

@@ -57,15 +57,16 @@ static void check_ref(const char *path, const char *what, bool q8)
         REQUIRE_MSG(eng_session_decode(s, t[i], &e) == 0, "%s", e.msg);
     double dec = ref_rel_err(eng_session_logits(s), ref, NV);
     free(ref);
-    REQUIRE(ref_forward(m, t, NT, q8 ? REF_ACT_Q8_HEAD : REF_ACT_EXACT, &ref) == 0);
+    REQUIRE(ref_forward(m, t, NT, q8 ? REF_ACT_Q8 : REF_ACT_EXACT, &ref) == 0);
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, t, NT, &e) == 0, "%s", e.msg);
     double pre = ref_rel_err(eng_session_logits(s), ref, NV);
     printf("%s: decode %.3g, prefill %.3g\n", what, dec, pre);
-    /* q8_0 decode: the reference's model of the Q8_0 activations departs by
-     * a few 1e-3 after some positions, see test_gpt_oss.c */
+    /* q8_0: the reference's model of the Q8_0 activations departs by a few
+     * 1e-3 after some positions, see test_gpt_oss.c; prefill quantizes its
+     * inputs as decode does (engine/gemm.h) */
     CHECK_MSG(dec <= (q8 ? 2e-2 : 1e-4), "%s decode: rel err %g", what, dec);
-    CHECK_MSG(pre <= 1e-4, "%s prefill: rel err %g", what, pre);
+    CHECK_MSG(pre <= (q8 ? 2e-2 : 1e-4), "%s prefill: rel err %g", what, pre);
     free(ref);
     eng_session_free(s);
     eng_model_free(m);

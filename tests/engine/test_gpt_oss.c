@@ -51,13 +51,13 @@ static void check_ref(const char *type, int act, double tol_dec)
         REQUIRE_MSG(eng_session_decode(s, t[i], &e) == 0, "%s", e.msg);
     double dec = ref_rel_err(eng_session_logits(s), ref, NV);
     free(ref);
-    REQUIRE(ref_forward(m, t, NT, act == REF_ACT_Q8 ? REF_ACT_Q8_HEAD : act, &ref) == 0);
+    REQUIRE(ref_forward(m, t, NT, act, &ref) == 0);
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, t, NT, &e) == 0, "%s", e.msg);
     double pre = ref_rel_err(eng_session_logits(s), ref, NV);
     printf("tiny-gpt-oss %s: decode %.3g, prefill %.3g\n", type, dec, pre);
     CHECK_MSG(dec <= tol_dec, "%s decode: rel err %g", type, dec);
-    CHECK_MSG(pre <= 1e-4, "%s prefill: rel err %g", type, pre);
+    CHECK_MSG(pre <= tol_dec, "%s prefill: rel err %g", type, pre);
     free(ref);
     eng_session_free(s);
     eng_model_free(m);
@@ -70,8 +70,8 @@ static void check_ref(const char *type, int act, double tol_dec)
  * (measured; the cause is not found yet: the exact f32/bf16 runs agree to
  * 2e-7 at every position, so it is in how the reference quantizes, not in
  * the architecture). Hence 2e-2 for q8_0 decode, which still catches a
- * wrong kernel or a missing bias (errors of order 1); prefill, on exact
- * tiles, keeps 1e-4. */
+ * wrong kernel or a missing bias (errors of order 1). Prefill quantizes its
+ * matrix inputs as decode does (engine/gemm.h), so it has the same bound. */
 TEST(ref_tiny_gpt_oss)
 {
     check_ref("f32", REF_ACT_EXACT, 1e-4);

@@ -1,0 +1,98 @@
+/*
+ * gemm.h — internal: the prefill products Y = X W^T with integer dot
+ * products for the block formats (engine/gemm*.c).
+ *
+ * Numbers. A prefill product multiplies T activation rows X (f32) with the
+ * n_out weight rows of W (n_in elements each, stored format). X is first
+ * quantized row by row to the weight type's partner form, exactly as decode
+ * prepares its x (eng_xvec_prepare: the kernel table's quant_q8, Q8_0
+ * blocks of 32, bit-identical on every path), so a prefill product and a
+ * decode matvec see the same integers. For every 32-element block b of a
+ * row the weight gives unsigned codes u_j and float scales, and
+ *
+ *   int form (Q8_0: u = q+128, off 128; Q4_0: u = nibble, off 8; Q5_0: off
+ *   16):   i_b = sum_j u_j xq_j - off * sum_j xq_j          (exact int32)
+ *          acc = fma(float(i_b) * S_b, dx_b, acc)           S_b = d
+ *   min form (Q4_K: u = q, S = d*sc, M = dmin*m):
+ *          f = fma(-M_b, float(sum xq), float(sum u xq) * S_b)
+ *          acc = fma(f, dx_b, acc)
+ *   halves form (Q6_K: u = q6, off 32, S = d*sc per 16 elements):
+ *          i_h = sum_{16} u xq - 32 * sum_{16} xq           (h = 0, 1)
+ *          acc = fma(fma(float(i_1), S_1, float(i_0) * S_0), dx_b, acc)
+ *
+ * with acc starting at 0 and blocks in ascending order. Every path
+ * (scalar reference, AVX2, AVX-512 VNNI) performs exactly these roundings
+ * in this order for every (row, token) pair (the SIMD paths put 8 or 16
+ * weight rows in the lanes of a register, so no lane ever sums across
+ * another), hence all paths give bit-identical Y; the tests hold this.
+ * Against exact arithmetic on the same integers the error of one output is
+ * at most about (n_in/32 + 3) * 2^-24 * sum_b |dx_b S_b i_b|.
+ *
+ * Layout of the quantized activations (eng_qx). Rows are cut into chunks
+ * of kc rows (the path's register blocking; the last chunk may be
+ * shorter); inside a chunk of nc rows, block b of row t of the chunk is at
+ * q + c*kc*n + (b*nc + t)*32 (quants) and index c*kc*nb + b*nc + t of the
+ * per-block arrays (nb = n/32 blocks per row), so a kernel that walks the
+ * blocks of a chunk reads its tokens' data at constant offsets.
+ *
+ * Threading: the kernels are pure; eng_gemm_fn writes Y[t][r] for r in
+ * [r0, r1) only, with the calling thread's scratch.
+ */
+#ifndef ENG_GEMM_H
+#define ENG_GEMM_H
+
+#include "engine/formats.h"
+
+enum {
+    ENG_GEMM_KC_MAX = 16,     /* largest chunk of activation rows of any path */
+    ENG_GEMM_SCRATCH_PER_ELEM = 24, /* packed weight bytes per row element   */
+};
+
+/* T activation rows of n elements in the Q8_0 partner form (layout above). */
+typedef struct eng_qx {
+    int64_t n, T;
+    int kc;               /* rows per chunk                                  */
+    int8_t *q;            /* [T*n] quants                                    */
+    float *d;             /* [T*n/32] block scales (fp16 values)             */
+    float *sf;            /* [T*n/32] block sums of the quants, as float     */
+    int32_t *sn;          /* [T*n/32] minus the block sums                   */
+    int32_t *hn;          /* [T*n/16] minus the half-block sums, two per block */
+} eng_qx;
+
+/* Y[t*ldy + r] = sum over blocks as above, for t < x->T and r in [r0, r1);
+ * W: rows of x->n elements, row_bytes apart. scratch: at least
+ * ENG_GEMM_SCRATCH_PER_ELEM * x->n + 64 bytes, the calling thread's own. */
+typedef void (*eng_gemm_fn)(const void *w, size_t row_bytes, const eng_qx *x, float *Y,
+                            int64_t ldy, int64_t r0, int64_t r1, void *scratch);
+
+typedef struct eng_gemm_kernels {
+    eng_simd simd;
+    int kc;                               /* activation rows per chunk     */
+    eng_gemm_fn gemm[ENG_TYPE_COUNT];     /* NULL: no integer kernel       */
+} eng_gemm_kernels;
+
+extern const eng_gemm_kernels eng_gemm_scalar;
+extern const eng_gemm_kernels eng_gemm_avx2;
+extern const eng_gemm_kernels eng_gemm_avx512;
+
+/* The table of path s (the caller checked eng_simd_available). */
+const eng_gemm_kernels *eng_gemm_get(eng_simd s);
+/* Whether weights of this type take the integer path. */
+bool eng_gemm_has(const eng_gemm_kernels *g, int type);
+
+/* Quantizes row t of x (src: its n floats) into its place in x with the
+ * decode quantizer of k; rows are independent, any thread may do any row. */
+void eng_qx_row(const eng_kernels *k, const eng_qx *x, int64_t t, const float *src);
+/* Bytes eng_qx_bind needs for T rows of n: quants, then the block arrays. */
+size_t eng_qx_bytes(int64_t T, int64_t n);
+/* Points x's arrays into buf (64-byte aligned, eng_qx_bytes(T, n) long). */
+void eng_qx_bind(eng_qx *x, void *buf, int64_t T, int64_t n, int kc);
+
+/* Chunk c of x: first row, rows, and offsets of its data. */
+static inline int64_t eng_qx_chunk_rows(const eng_qx *x, int64_t c)
+{
+    const int64_t r = x->T - c * x->kc;
+    return r < x->kc ? r : x->kc;
+}
+
+#endif
