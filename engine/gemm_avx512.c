@@ -37,6 +37,7 @@ typedef enum { K_INT, K_MIN, K_HALVES } kind;
 TGT static AI void transpose_store(__m512i A[8], uint8_t *rec)
 {
     __m512i t[8], u[8];
+    #pragma GCC unroll 16
     for (int k = 0; k < 8; k += 4) {
         t[k] = _mm512_unpacklo_epi32(A[k], A[k + 1]);
         t[k + 1] = _mm512_unpackhi_epi32(A[k], A[k + 1]);
@@ -49,6 +50,7 @@ TGT static AI void transpose_store(__m512i A[8], uint8_t *rec)
     }
     const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
     const __m512i hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    #pragma GCC unroll 16
     for (int j = 0; j < 4; j++) {
         _mm512_store_si512((__m512i *)(rec + 64 * j), _mm512_permutex2var_epi64(u[j], lo, u[4 + j]));
         _mm512_store_si512((__m512i *)(rec + 64 * (j + 4)),
@@ -60,6 +62,7 @@ TGT static AI void transpose_store(__m512i A[8], uint8_t *rec)
  * hardware prefetcher is slow to pick up 16 short streams). */
 TGT static AI void prefetch_rows(const uint8_t *const rows[L], size_t off)
 {
+    #pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         _mm_prefetch((const char *)rows[r] + off + 256, _MM_HINT_T0);
 }
@@ -92,6 +95,7 @@ static inline float h2f(const void *p)
 TGT static AI void store_f16_scales(const uint8_t *const rows[L], size_t off, float *S)
 {
     uint16_t h[L];
+    #pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         memcpy(&h[r], rows[r] + off, 2);
     _mm512_store_ps(S, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
@@ -104,6 +108,7 @@ TGT static void pack_q8_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
         const size_t o = (size_t)b * sizeof(eng_block_q8_0);
         __m512i A[8];
         prefetch_rows(rows, o);
+        #pragma GCC unroll 16
         for (int k = 0; k < 8; k++)
             A[k] = _mm512_xor_si512(load_pair(rows[k] + o + 2, rows[k + 8] + o + 2), flip);
         transpose_store(A, rec);
@@ -117,6 +122,7 @@ TGT static void pack_q4_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
         const size_t o = (size_t)b * sizeof(eng_block_q4_0);
         prefetch_rows(rows, o);
         __m512i A[8];
+        #pragma GCC unroll 16
         for (int k = 0; k < 8; k++)
             A[k] = nibbles_pair(rows[k] + o + 2, rows[k + 8] + o + 2);
         transpose_store(A, rec);
@@ -131,6 +137,7 @@ TGT static void pack_q5_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
         const size_t o = (size_t)b * sizeof(eng_block_q5_0);
         prefetch_rows(rows, o);
         __m512i A[8];
+        #pragma GCC unroll 16
         for (int k = 0; k < 8; k++) {
             uint32_t h0, h1;
             memcpy(&h0, rows[k] + o + 2, 4);
@@ -153,6 +160,7 @@ TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             if (j % 2 == 0)
                 prefetch_rows(rows, o + 64 * (size_t)(j / 2));
             __m512i A[8];
+            #pragma GCC unroll 16
             for (int k = 0; k < 8; k++) {
                 __m512i v = load_pair(rows[k] + o + 16 + 32 * (j / 2),
                                       rows[k + 8] + o + 16 + 32 * (j / 2));
@@ -161,11 +169,13 @@ TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             transpose_store(A, rec);
         }
         float *base = (float *)(rec - 8 * REC + 512);
+        #pragma GCC unroll 16
         for (int r = 0; r < L; r++) {
             const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
             uint8_t sm[16];
             eng_q4k_unpack_scales(p->scales, sm);
             const float d = h2f(&p->d), dmin = h2f(&p->dmin);
+            #pragma GCC unroll 16
             for (int j = 0; j < 8; j++) {
                 base[j * (REC / 4) + r] = d * (float)sm[j];
                 base[j * (REC / 4) + 16 + r] = dmin * (float)sm[8 + j];
@@ -186,6 +196,7 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             const int h = k8 / 4, c = k8 % 4;
             const size_t ol = o + 64 * h + 32 * (c & 1), oh = o + 128 + 32 * h;
             __m512i A[8];
+            #pragma GCC unroll 16
             for (int k = 0; k < 8; k++) {
                 __m512i lo = load_pair(rows[k] + ol, rows[k + 8] + ol);
                 __m512i hi = load_pair(rows[k] + oh, rows[k + 8] + oh);
@@ -196,6 +207,7 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             transpose_store(A, rec);
         }
         float *base = (float *)(rec - 8 * REC + 512);
+        #pragma GCC unroll 16
         for (int r = 0; r < L; r++) {
             const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
             const float d = h2f(&p->d);
@@ -243,6 +255,7 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, rec += REC) {
         __m512i w[8];
+        #pragma GCC unroll 16
         for (int j = 0; j < 8; j++)
             w[j] = _mm512_load_si512((const __m512i *)(rec + 64 * j));
         const __m512 S = _mm512_load_ps((const float *)(rec + 512));

@@ -8,6 +8,7 @@
  *   cc -std=gnu11 -O2 -I. -D_GNU_SOURCE scripts/bench/gemm_kernels.c \
  *      build/libmoeengine.a $(pkg-config --libs openblas) -lm -pthread -o gemm_kernels
  *   ./gemm_kernels TYPE N_OUT N_IN T [REPS]     e.g. q8_0 1024 2048 8
+ *   HOT=1 ./gemm_kernels ...                    one copy of W, from the caches
  *
  * Prints per way: ms per product, GMAC/s, and the weight bytes read per
  * second. Weights are 64 MiB of copies of one random matrix in 4 KiB pages,
@@ -57,7 +58,8 @@ int main(int argc, char **argv)
         return 2;
     }
     openblas_set_num_threads(1);
-    const int copies = (int)((64u << 20) / mb + 1);
+    /* HOT=1: one copy, read from the caches (the kernels' compute alone) */
+    const int copies = getenv("HOT") ? 1 : (int)((64u << 20) / mb + 1);
     /* 4 KiB pages, as the page cache maps a model file */
     uint8_t *w = mmap(NULL, mb * copies, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED)
