@@ -25,7 +25,9 @@ enum {
     ENG_MV_ROWS = 16,     /* rows per decode matvec task                 */
     ENG_GEMM_ROWS = 16,   /* weight rows per prefill task (sgemm tile or
                              integer kernel, gemm.h)                      */
-    ENG_QX_MAX = 64,      /* distinct quantized inputs per pool run      */
+    ENG_QX_MAX = 64,      /* distinct prepared inputs per pool run       */
+    ENG_GEMM_F_MIN_T = 6, /* activation rows from which f32/f16/bf16 take
+                             the float kernels of gemm.h (matmul.c)      */
 };
 
 /* One y = W x (decode) or Y = X W^T (prefill) over all rows of W. */
@@ -67,11 +69,13 @@ typedef struct eng_bat_buf {     /* prefill, n_batch tokens */
     eng_expert_weights *ew;      /* [E] acquired experts, by expert id      */
     int32_t *used;               /* [E] experts the batch routes to, ascending */
     eng_mm_job *jobs;            /* [2E + 2] job list for the grouped experts */
-    uint8_t *qx_buf;             /* [qx_cap] the quantized inputs of one integer
-                                    prefill product (matmul.c), 64-aligned   */
+    uint8_t *qx_buf;             /* [qx_cap] the prepared inputs of one prefill
+                                    product (matmul.c, gemm.h), 64-aligned   */
     size_t qx_cap;
     eng_qx *qx;                  /* [ENG_QX_MAX] their descriptors          */
+    eng_xt *xt;                  /* [ENG_QX_MAX] the same for float weights */
     int *qx_of;                  /* [max_jobs] the descriptor of each job   */
+    eng_mm_job *part;            /* [max_jobs] one kind's jobs of a call    */
 } eng_bat_buf;
 
 struct eng_session {

@@ -66,6 +66,28 @@ void eng_qx_row(const eng_kernels *k, const eng_qx *x, int64_t t, const float *s
     }
 }
 
+size_t eng_xt_bytes(int64_t T, int64_t n, int kc)
+{
+    const size_t chunks = (size_t)((T + kc - 1) / kc);
+    return round64(chunks * (size_t)kc * (size_t)n * sizeof(float));
+}
+
+void eng_xt_bind(eng_xt *x, void *buf, int64_t T, int64_t n, int kc)
+{
+    *x = (eng_xt){.n = n, .T = T, .kc = kc, .x = buf};
+    /* the lanes past the last row of a short last chunk: zeros, not garbage */
+    const int64_t c = T / kc;
+    if (T % kc)
+        memset(x->x + c * kc * n, 0, (size_t)(kc * n) * sizeof(float));
+}
+
+void eng_xt_row(const eng_xt *x, int64_t t, const float *src)
+{
+    float *dst = x->x + (t / x->kc) * x->kc * x->n + t % x->kc;
+    for (int64_t k = 0; k < x->n; k++)
+        dst[k * x->kc] = src[k];
+}
+
 /* ---- scalar reference ------------------------------------------------------ */
 
 /* One block's contribution in the int form (gemm.h). */
@@ -227,12 +249,46 @@ static void gemm_q6_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64
     }
 }
 
+/* Float weights: fma in ascending k (gemm.h). */
+typedef float (*widen_fn)(const void *row, int64_t k);
+static float at_f32(const void *row, int64_t k) { return ((const float *)row)[k]; }
+static float at_f16(const void *row, int64_t k) { return eng_fp16_to_fp32(((const uint16_t *)row)[k]); }
+static float at_bf16(const void *row, int64_t k) { return eng_bf16_to_fp32(((const uint16_t *)row)[k]); }
+
+static void gemm_float(widen_fn at, const void *w, size_t rb, const eng_xt *x, float *Y,
+                       int64_t ldy, int64_t r0, int64_t r1)
+{
+    for (int64_t r = r0; r < r1; r++) {
+        const void *row = (const char *)w + (size_t)r * rb;
+        for (int64_t t = 0; t < x->T; t++) {
+            const float *xt = x->x + (t / x->kc) * x->kc * x->n + t % x->kc;
+            float acc = 0.0f;
+            for (int64_t k = 0; k < x->n; k++)
+                acc = fmaf(at(row, k), xt[k * x->kc], acc);
+            Y[t * ldy + r] = acc;
+        }
+    }
+}
+
+#define GEMM_F(NAME, AT)                                                                     \
+    static void NAME(const void *w, size_t rb, const eng_xt *x, float *Y, int64_t ldy,       \
+                     int64_t r0, int64_t r1, void *scratch)                                  \
+    {                                                                                        \
+        (void)scratch;                                                                       \
+        gemm_float(AT, w, rb, x, Y, ldy, r0, r1);                                            \
+    }
+GEMM_F(gemm_f32, at_f32)
+GEMM_F(gemm_f16, at_f16)
+GEMM_F(gemm_bf16, at_bf16)
+
 const eng_gemm_kernels eng_gemm_scalar = {
     .simd = ENG_SIMD_SCALAR,
     .kc = 8,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k},
+    .kc_f = 8,
+    .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };
 
 const eng_gemm_kernels *eng_gemm_get(eng_simd s)
@@ -247,4 +303,9 @@ const eng_gemm_kernels *eng_gemm_get(eng_simd s)
 bool eng_gemm_has(const eng_gemm_kernels *g, int type)
 {
     return type >= 0 && type < ENG_TYPE_COUNT && g->gemm[type] != NULL;
+}
+
+bool eng_gemm_has_f(const eng_gemm_kernels *g, int type)
+{
+    return type >= 0 && type < ENG_TYPE_COUNT && g->gemm_f[type] != NULL;
 }

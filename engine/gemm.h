@@ -35,6 +35,14 @@
  * per-block arrays (nb = n/32 blocks per row), so a kernel that walks the
  * blocks of a chunk reads its tokens' data at constant offsets.
  *
+ * Float weights (F32, F16, BF16). Y[t][r] = sum_k w[r][k] x[t][k], one
+ * fma per element in ascending k from 0 (f16/bf16 widened exactly first),
+ * on every path, so again all paths agree bit for bit. The activation rows
+ * are transposed once per product (eng_xt: chunk c, element k, row t of
+ * the chunk at x + (c*n + k)*kc + t, kc lanes even in a short last chunk),
+ * and the kernels put tokens in the lanes of a register and broadcast each
+ * weight from memory: the weights stream once per chunk, as stored.
+ *
  * Threading: the kernels are pure; eng_gemm_fn writes Y[t][r] for r in
  * [r0, r1) only, with the calling thread's scratch.
  */
@@ -45,7 +53,8 @@
 
 enum {
     ENG_GEMM_KC_MAX = 16,     /* largest chunk of activation rows of any path */
-    ENG_GEMM_SCRATCH_PER_ELEM = 24, /* packed weight bytes per row element   */
+    ENG_GEMM_SCRATCH_PER_ELEM = 32, /* packed or widened weight bytes per
+                                       element of a row                   */
 };
 
 /* T activation rows of n elements in the Q8_0 partner form (layout above). */
@@ -59,16 +68,30 @@ typedef struct eng_qx {
     int32_t *hn;          /* [T*n/16] minus the half-block sums, two per block */
 } eng_qx;
 
+/* T activation rows of n floats, transposed per chunk (layout above). */
+typedef struct eng_xt {
+    int64_t n, T;
+    int kc;
+    float *x;             /* [ceil(T/kc)][n][kc]                              */
+} eng_xt;
+
 /* Y[t*ldy + r] = sum over blocks as above, for t < x->T and r in [r0, r1);
  * W: rows of x->n elements, row_bytes apart. scratch: at least
  * ENG_GEMM_SCRATCH_PER_ELEM * x->n + 64 bytes, the calling thread's own. */
 typedef void (*eng_gemm_fn)(const void *w, size_t row_bytes, const eng_qx *x, float *Y,
                             int64_t ldy, int64_t r0, int64_t r1, void *scratch);
 
+/* The same for float weights; scratch: ENG_GEMM_SCRATCH_PER_ELEM * x->n +
+ * 64 bytes (f16/bf16 rows widened to f32 there). */
+typedef void (*eng_gemm_f_fn)(const void *w, size_t row_bytes, const eng_xt *x, float *Y,
+                              int64_t ldy, int64_t r0, int64_t r1, void *scratch);
+
 typedef struct eng_gemm_kernels {
     eng_simd simd;
     int kc;                               /* activation rows per chunk     */
     eng_gemm_fn gemm[ENG_TYPE_COUNT];     /* NULL: no integer kernel       */
+    int kc_f;                             /* ... for the float kernels     */
+    eng_gemm_f_fn gemm_f[ENG_TYPE_COUNT]; /* F32, F16, BF16                */
 } eng_gemm_kernels;
 
 extern const eng_gemm_kernels eng_gemm_scalar;
@@ -77,8 +100,9 @@ extern const eng_gemm_kernels eng_gemm_avx512;
 
 /* The table of path s (the caller checked eng_simd_available). */
 const eng_gemm_kernels *eng_gemm_get(eng_simd s);
-/* Whether weights of this type take the integer path. */
+/* Whether weights of this type take the integer path; the float path. */
 bool eng_gemm_has(const eng_gemm_kernels *g, int type);
+bool eng_gemm_has_f(const eng_gemm_kernels *g, int type);
 
 /* Quantizes row t of x (src: its n floats) into its place in x with the
  * decode quantizer of k; rows are independent, any thread may do any row. */
@@ -88,7 +112,13 @@ size_t eng_qx_bytes(int64_t T, int64_t n);
 /* Points x's arrays into buf (64-byte aligned, eng_qx_bytes(T, n) long). */
 void eng_qx_bind(eng_qx *x, void *buf, int64_t T, int64_t n, int kc);
 
-/* Chunk c of x: first row, rows, and offsets of its data. */
+/* Bytes of T transposed rows of n; binds x into buf (64-byte aligned);
+ * row t of the activations (n floats at src) into its place. */
+size_t eng_xt_bytes(int64_t T, int64_t n, int kc);
+void eng_xt_bind(eng_xt *x, void *buf, int64_t T, int64_t n, int kc);
+void eng_xt_row(const eng_xt *x, int64_t t, const float *src);
+
+/* Rows in chunk c of x. */
 static inline int64_t eng_qx_chunk_rows(const eng_qx *x, int64_t c)
 {
     const int64_t r = x->T - c * x->kc;

@@ -373,10 +373,99 @@ GEMM(gemm_q5_0, pack_q5_0, K_INT, 4)
 GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
 
+/* ---- float weights ---------------------------------------------------------- */
+
+/* weight rows per register block; elements of a row per panel (f16/bf16
+ * rows are widened a panel at a time into the thread's scratch, L1) */
+enum { FR = 8, FP = 512 };
+typedef enum { W_F32, W_F16, W_BF16 } wkind;
+
+/* n f16/bf16 values at s widened exactly to f32 at d. */
+TGT static AI void widen(wkind wk, const uint16_t *s, float *d, int64_t n)
+{
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(d + k, wk == W_F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + k))) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + k))), 16)));
+    for (; k < n; k++)
+        d[k] = wk == W_F16 ? eng_fp16_to_fp32(s[k]) : eng_bf16_to_fp32(s[k]);
+}
+
+/* Y rows [0, nr) of the FR weight rows for every chunk of x: tokens in the
+ * lanes, each weight broadcast from memory into an fma. */
+TGT static AI void float_rows(wkind wk, const char *const rows[FR], int nr, const eng_xt *x,
+                              float *Y, int64_t ldy, float *buf)
+{
+    const int64_t n = x->n, fp = n < FP ? n : FP; /* scratch: FR * fp floats */
+    for (int64_t c = 0; c * x->kc < x->T; c++) {
+        const float *xt = x->x + c * x->kc * n;
+        __m256 acc[FR];
+#pragma GCC unroll 8
+        for (int r = 0; r < FR; r++)
+            acc[r] = _mm256_setzero_ps();
+        for (int64_t k0 = 0; k0 < n; k0 += FP) {
+            const int64_t kn = n - k0 < FP ? n - k0 : FP;
+            const float *wr[FR];
+#pragma GCC unroll 8
+            for (int r = 0; r < FR; r++) {
+                if (wk == W_F32) {
+                    wr[r] = (const float *)rows[r] + k0;
+                } else {
+                    widen(wk, (const uint16_t *)rows[r] + k0, buf + r * fp, kn);
+                    wr[r] = buf + r * fp;
+                }
+            }
+#pragma GCC unroll 2
+            for (int64_t k = 0; k < kn; k++) {
+                if (wk == W_F32 && c == 0 && k % 16 == 0) /* 8 streams: help the prefetcher */
+#pragma GCC unroll 8
+                    for (int r = 0; r < FR; r++)
+                        _mm_prefetch((const char *)(wr[r] + k) + 512, _MM_HINT_T0);
+                const __m256 xv = _mm256_load_ps(xt + (k0 + k) * 8);
+#pragma GCC unroll 8
+                for (int r = 0; r < FR; r++)
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(wr[r][k]), xv, acc[r]);
+            }
+        }
+        float tmp[FR][8] __attribute__((aligned(64)));
+#pragma GCC unroll 8
+        for (int r = 0; r < FR; r++)
+            _mm256_store_ps(tmp[r], acc[r]);
+        const int64_t nc = x->T - c * x->kc < x->kc ? x->T - c * x->kc : x->kc;
+        for (int64_t t = 0; t < nc; t++)
+            for (int r = 0; r < nr; r++)
+                Y[(c * x->kc + t) * ldy + r] = tmp[r][t];
+    }
+}
+
+TGT static AI void run_f(wkind wk, const void *w, size_t rb, const eng_xt *x, float *Y,
+                         int64_t ldy, int64_t r0, int64_t r1, void *scratch)
+{
+    float *buf = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    for (int64_t r = r0; r < r1; r += FR) {
+        const int nr = r1 - r < FR ? (int)(r1 - r) : FR;
+        const char *rows[FR];
+        for (int i = 0; i < FR; i++) /* rows past the end repeat the last one */
+            rows[i] = (const char *)w + (size_t)(r + (i < nr ? i : nr - 1)) * rb;
+        float_rows(wk, rows, nr, x, Y + r, ldy, buf);
+    }
+}
+
+#define GEMM_F(NAME, WK)                                                                     \
+    TGT static void NAME(const void *w, size_t rb, const eng_xt *x, float *Y, int64_t ldy,   \
+                         int64_t r0, int64_t r1, void *scratch)                              \
+    {                                                                                        \
+        run_f(WK, w, rb, x, Y, ldy, r0, r1, scratch);                                        \
+    }
+GEMM_F(gemm_f32, W_F32)
+GEMM_F(gemm_f16, W_F16)
+GEMM_F(gemm_bf16, W_BF16)
+
 const eng_gemm_kernels eng_gemm_avx2 = {
     .simd = ENG_SIMD_AVX2,
     .kc = 8,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k},
+    .kc_f = 8,
+    .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

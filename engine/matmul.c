@@ -99,109 +99,153 @@ static void sgemm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs)
     eng_pool_run(s->pool, gemm_task, &c, n);
 }
 
-/* ---- integer prefill (gemm.h) -------------------------------------------- */
+/* ---- prefill on engine/gemm.h's kernels --------------------------------- */
 
-/* The jobs' inputs quantized once each: jobs with the same X, ldx, T and
- * width (gate and up of an expert, q/k/v) share one eng_qx. */
-typedef struct qx_ctx {
+/* The jobs' inputs are prepared once each (quantized for the block formats,
+ * transposed for the float ones): jobs with the same X, ldx, T and width
+ * (gate and up of an expert, q/k/v) share one. */
+typedef struct prep_ctx {
     mm_ctx mm;
-    int n_qx;
-    int first_row[ENG_QX_MAX + 1];   /* prefix sums of rows per eng_qx */
+    bool fl;                          /* float weights: eng_xt, else eng_qx */
+    int n_in;                         /* distinct inputs                  */
+    int first_row[ENG_QX_MAX + 1];    /* prefix sums of their rows        */
     const float *X[ENG_QX_MAX];
-    int64_t ldx[ENG_QX_MAX];
-} qx_ctx;
+    int64_t ldx[ENG_QX_MAX], T[ENG_QX_MAX], n[ENG_QX_MAX];
+} prep_ctx;
 
-enum { QX_ROWS_PER_TASK = 4 };
+enum { PREP_ROWS_PER_TASK = 4 };
 
-static void qx_task(void *ctx, int task, int thread)
+static void prep_task(void *ctx, int task, int thread)
 {
     (void)thread;
-    const qx_ctx *c = ctx;
-    eng_session *s = c->mm.s;
-    const int end = c->first_row[c->n_qx], row1 = (task + 1) * QX_ROWS_PER_TASK;
+    const prep_ctx *c = ctx;
+    const eng_session *s = c->mm.s;
+    const int end = c->first_row[c->n_in], row1 = (task + 1) * PREP_ROWS_PER_TASK;
     int q = 0;
-    for (int row = task * QX_ROWS_PER_TASK; row < row1 && row < end; row++) {
+    for (int row = task * PREP_ROWS_PER_TASK; row < row1 && row < end; row++) {
         while (c->first_row[q + 1] <= row)
             q++;
         const int64_t t = row - c->first_row[q];
-        eng_qx_row(s->kern, &s->bat.qx[q], t, c->X[q] + t * c->ldx[q]);
+        if (c->fl)
+            eng_xt_row(&s->bat.xt[q], t, c->X[q] + t * c->ldx[q]);
+        else
+            eng_qx_row(s->kern, &s->bat.qx[q], t, c->X[q] + t * c->ldx[q]);
     }
 }
 
-static void igemm_task(void *ctx, int task, int thread)
+static void kgemm_task(void *ctx, int task, int thread)
 {
-    const qx_ctx *c = ctx;
-    eng_session *s = c->mm.s;
+    const prep_ctx *c = ctx;
+    const eng_session *s = c->mm.s;
     const eng_mm_job *j;
     int64_t r0, r1;
     mm_locate(&c->mm, task, &j, &r0, &r1);
     if (j->T == 0)
         return;
-    const eng_qx *x = &s->bat.qx[s->bat.qx_of[j - c->mm.jobs]];
+    const int q = s->bat.qx_of[j - c->mm.jobs];
     void *scratch = s->bat.scratch + (int64_t)thread * ENG_GEMM_ROWS * s->in_max;
-    s->gemm->gemm[j->type](j->w, j->row_bytes, x, j->Y, j->ldy, r0, r1, scratch);
+    if (c->fl)
+        s->gemm->gemm_f[j->type](j->w, j->row_bytes, &s->bat.xt[q], j->Y, j->ldy, r0, r1,
+                                 scratch);
+    else
+        s->gemm->gemm[j->type](j->w, j->row_bytes, &s->bat.qx[q], j->Y, j->ldy, r0, r1,
+                               scratch);
 }
 
-/* Binds the inputs of jobs[0..n) into the quantization buffer; returns how
+/* Binds the inputs of jobs[0..n) into the preparation buffer; returns how
  * many jobs fit (at least one: the buffer holds any single job's input). */
-static int qx_bind(eng_session *s, qx_ctx *c, const eng_mm_job *jobs, int n)
+static int prep_bind(eng_session *s, prep_ctx *c, const eng_mm_job *jobs, int n)
 {
     eng_bat_buf *b = &s->bat;
+    const int kc = c->fl ? s->gemm->kc_f : s->gemm->kc;
     size_t used = 0;
-    c->n_qx = 0;
+    c->n_in = 0;
     c->first_row[0] = 0;
     int j = 0;
     for (; j < n; j++) {
         const eng_mm_job *jb = &jobs[j];
         int q = 0;
-        for (; q < c->n_qx; q++)
-            if (c->X[q] == jb->X && c->ldx[q] == jb->ldx && b->qx[q].T == jb->T &&
-                b->qx[q].n == jb->n_in)
+        for (; q < c->n_in; q++)
+            if (c->X[q] == jb->X && c->ldx[q] == jb->ldx && c->T[q] == jb->T &&
+                c->n[q] == jb->n_in)
                 break;
-        if (q == c->n_qx) {
-            const size_t need = eng_qx_bytes(jb->T, jb->n_in);
-            if (c->n_qx == ENG_QX_MAX || (j > 0 && used + need > b->qx_cap))
+        if (q == c->n_in) {
+            const size_t need = c->fl ? eng_xt_bytes(jb->T, jb->n_in, kc)
+                                      : eng_qx_bytes(jb->T, jb->n_in);
+            if (c->n_in == ENG_QX_MAX || (j > 0 && used + need > b->qx_cap))
                 break;
-            eng_qx_bind(&b->qx[q], b->qx_buf + used, jb->T, jb->n_in, s->gemm->kc);
+            ENG_ASSERT(need <= b->qx_cap);
+            if (c->fl)
+                eng_xt_bind(&b->xt[q], b->qx_buf + used, jb->T, jb->n_in, kc);
+            else
+                eng_qx_bind(&b->qx[q], b->qx_buf + used, jb->T, jb->n_in, kc);
             used += need;
             c->X[q] = jb->X;
             c->ldx[q] = jb->ldx;
+            c->T[q] = jb->T;
+            c->n[q] = jb->n_in;
             c->first_row[q + 1] = c->first_row[q] + (int)jb->T;
-            c->n_qx++;
+            c->n_in++;
         }
         b->qx_of[j] = q;
     }
     return j;
 }
 
-static void igemm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs)
+static void kgemm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs, bool fl)
 {
-    qx_ctx c;
+    prep_ctx c;
     c.mm.s = s;
+    c.fl = fl;
     for (int j0 = 0; j0 < n_jobs;) {
-        const int n = qx_bind(s, &c, jobs + j0, n_jobs - j0);
-        const int rows = c.first_row[c.n_qx];
-        eng_pool_run(s->pool, qx_task, &c, (rows + QX_ROWS_PER_TASK - 1) / QX_ROWS_PER_TASK);
+        const int n = prep_bind(s, &c, jobs + j0, n_jobs - j0);
+        const int rows = c.first_row[c.n_in];
+        eng_pool_run(s->pool, prep_task, &c, (rows + PREP_ROWS_PER_TASK - 1) / PREP_ROWS_PER_TASK);
         const int tasks = mm_plan(&c.mm, s, jobs + j0, n, ENG_GEMM_ROWS);
-        eng_pool_run(s->pool, igemm_task, &c, tasks);
+        eng_pool_run(s->pool, kgemm_task, &c, tasks);
         j0 += n;
     }
 }
 
-/* Quantized weights with an integer kernel take the integer path, the rest
- * sgemm; a call that mixes both runs its jobs one by one. */
+/* Which kernels a prefill job takes: the integer ones for the block
+ * formats; for f32/f16/bf16 the float ones from ENG_GEMM_F_MIN_T rows up,
+ * OpenBLAS sgemm on f32 tiles below (measured: at 1-5 activation rows its
+ * streaming of the weights wins, from 6 rows on the float kernels do,
+ * docs/performance.md "Prefill kernels"). */
+typedef enum { K_INT, K_FLOAT, K_BLAS, K_N } mm_kind;
+
+static mm_kind kind_of(const eng_session *s, const eng_mm_job *j)
+{
+    if (eng_gemm_has(s->gemm, j->type))
+        return K_INT;
+    if (eng_gemm_has_f(s->gemm, j->type) && j->T >= ENG_GEMM_F_MIN_T)
+        return K_FLOAT;
+    return K_BLAS;
+}
+
+/* Runs each kind's jobs together (a job's result does not depend on the
+ * others of its call, so the split changes no bit). */
 void eng_mm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs)
 {
-    int n_int = 0;
+    int n[K_N] = {0};
     for (int j = 0; j < n_jobs; j++)
-        n_int += eng_gemm_has(s->gemm, jobs[j].type);
-    if (n_int == n_jobs)
-        igemm_batch(s, jobs, n_jobs);
-    else if (n_int == 0)
-        sgemm_batch(s, jobs, n_jobs);
-    else
-        for (int j = 0; j < n_jobs; j++)
-            eng_mm_batch(s, &jobs[j], 1);
+        n[kind_of(s, &jobs[j])]++;
+    for (int k = 0; k < K_N; k++) {
+        if (n[k] == 0)
+            continue;
+        const eng_mm_job *list = jobs;
+        if (n[k] < n_jobs) { /* gather this kind's jobs, in order */
+            int m = 0;
+            for (int j = 0; j < n_jobs; j++)
+                if (kind_of(s, &jobs[j]) == (mm_kind)k)
+                    s->bat.part[m++] = jobs[j];
+            list = s->bat.part;
+        }
+        if (k == K_BLAS)
+            sgemm_batch(s, list, n[k]);
+        else
+            kgemm_batch(s, list, n[k], k == K_FLOAT);
+    }
 }
 
 eng_mm_job eng_job_of(eng_tref t)

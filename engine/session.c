@@ -70,20 +70,25 @@ static bool alloc_batch(eng_session *s)
            FALLOC(b->jobs, 2 * E + 2, 1, 1);
 }
 
-/* The integer prefill's quantized inputs: any one job (B rows of the
- * widest matrix), and every expert's gate/up or down inputs of a full batch
- * at once (B * k rows); matmul.c splits a call that needs more. */
-static bool alloc_qx(eng_session *s)
+/* The prefill kernels' prepared inputs (gemm.h): any one job (B rows of
+ * the widest matrix), and every expert's gate/up or down inputs of a full
+ * batch at once (B * k rows, each expert's rows a chunk apart at most);
+ * matmul.c splits a call that needs more. The transposed f32 form is the
+ * larger. */
+static bool alloc_prep(eng_session *s)
 {
     const eng_hparams *hp = s->hp;
     eng_bat_buf *b = &s->bat;
-    const int64_t B = s->n_batch, k = max64(hp->n_expert_used, 1);
-    const size_t one = eng_qx_bytes(B, s->in_max);
-    const size_t experts = eng_qx_bytes(B * k, max64(hp->n_embd, hp->n_ff_exp));
+    const int64_t B = s->n_batch, k = max64(hp->n_expert_used, 1), E = max64(hp->n_expert, 1);
+    const int kc = s->gemm->kc_f > s->gemm->kc ? s->gemm->kc_f : s->gemm->kc;
+    const int64_t w = max64(hp->n_embd, hp->n_ff_exp);
+    const size_t one = eng_xt_bytes(B, s->in_max, kc) + eng_qx_bytes(B, s->in_max);
+    const size_t experts = eng_xt_bytes(B * k + E * kc, w, kc) + eng_qx_bytes(B * k, w);
     b->qx_cap = one > experts ? one : experts;
     if (posix_memalign((void **)&b->qx_buf, 64, b->qx_cap))
         b->qx_buf = NULL;
-    return b->qx_buf && FALLOC(b->qx, ENG_QX_MAX, 1, 1) && FALLOC(b->qx_of, s->max_jobs, 1, 1);
+    return b->qx_buf && FALLOC(b->qx, ENG_QX_MAX, 1, 1) && FALLOC(b->xt, ENG_QX_MAX, 1, 1) &&
+           FALLOC(b->qx_of, s->max_jobs, 1, 1) && FALLOC(b->part, s->max_jobs, 1, 1);
 }
 
 static bool alloc_session(eng_session *s)
@@ -99,7 +104,7 @@ static bool alloc_session(eng_session *s)
         s->rope_cs_swa = s->rope_cs;
     return FALLOC(s->logits, hp->n_vocab, 1, 1) &&
            FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s) &&
-           alloc_qx(s);
+           alloc_prep(s);
 }
 
 /* The widest row (ne0) of any weight matrix: prefill dequantizes tiles of
@@ -186,7 +191,7 @@ static void free_bufs(eng_session *s)
     void *ptrs[] = {d->x, d->xn, d->tmp, d->rl, d->rs, d->g, d->u, d->o, b->x, b->xn, b->tmp,
                     b->rl, b->sel, b->w, b->row_of, b->count, b->offset, b->used, b->xg, b->g,
                     b->u, b->d, b->gs, b->us, b->ds, b->scratch, b->ew, b->jobs, b->qx_buf,
-                    b->qx, b->qx_of, s->rope_cs,
+                    b->qx, b->xt, b->qx_of, b->part, s->rope_cs,
                     s->logits, s->mm_first,
                     s->rope_cs_swa != s->rope_cs ? s->rope_cs_swa : NULL};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)

@@ -267,3 +267,126 @@ TEST(qx_rows_match_decode_quantization)
     }
     eng_xvec_free(&xv);
 }
+
+/* ---- float weights ------------------------------------------------------------ */
+
+static const int ftypes[] = {ENG_TYPE_F32, ENG_TYPE_F16, ENG_TYPE_BF16};
+
+typedef struct fproblem {
+    int type;
+    int64_t n, rows, T, ldy;
+    uint8_t *w;
+    size_t rb;
+    float *x;
+    eng_xt xt;
+    void *scratch;
+} fproblem;
+
+static void make_fproblem(fproblem *p, int type, int64_t n, int64_t rows, int64_t T,
+                          uint64_t seed, int kc)
+{
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)(n * 131 + rows * 7 + T) + 3;
+    *p = (fproblem){.type = type, .n = n, .rows = rows, .T = T, .ldy = rows + 2};
+    p->rb = eng_type_row_bytes(type, n);
+    p->w = tst_alloc(p->rb * (size_t)rows);
+    float *wf = tst_alloc((size_t)(rows * n) * 4);
+    for (int64_t i = 0; i < rows * n; i++)
+        wf[i] = rndf(&s) * (i % 9 == 0 ? 8.0f : 1.0f);
+    eng_err err = {0};
+    for (int64_t r = 0; r < rows; r++)
+        REQUIRE(eng_quantize_row(type, wf + r * n, p->w + (size_t)r * p->rb, n, &err) == 0);
+    p->x = tst_alloc((size_t)(T * n) * 4);
+    for (int64_t i = 0; i < T * n; i++)
+        p->x[i] = rndf(&s) * (i % 4 == 0 ? 5.0f : 1.0f);
+    void *buf = tst_alloc(eng_xt_bytes(T, n, kc) + 64);
+    eng_xt_bind(&p->xt, (void *)(((uintptr_t)buf + 63) & ~(uintptr_t)63), T, n, kc);
+    for (int64_t t = 0; t < T; t++)
+        eng_xt_row(&p->xt, t, p->x + t * n);
+    p->scratch = tst_alloc((size_t)ENG_GEMM_SCRATCH_PER_ELEM * (size_t)n + 64);
+}
+
+static float *run_fpath(const eng_gemm_kernels *g, const fproblem *p, int64_t r_split)
+{
+    float *Y = tst_alloc((size_t)(p->T * p->ldy) * 4);
+    for (int64_t i = 0; i < p->T * p->ldy; i++)
+        Y[i] = -12345.0f;
+    g->gemm_f[p->type](p->w, p->rb, &p->xt, Y, p->ldy, r_split, p->rows, p->scratch);
+    if (r_split)
+        g->gemm_f[p->type](p->w, p->rb, &p->xt, Y, p->ldy, 0, r_split, p->scratch);
+    for (int64_t t = 0; t < p->T; t++)
+        for (int64_t r = p->rows; r < p->ldy; r++)
+            CHECK_MSG(Y[t * p->ldy + r] == -12345.0f, "%s %s: wrote past row %lld",
+                      eng_simd_name(g->simd), eng_type_name(p->type), (long long)p->rows);
+    return Y;
+}
+
+/* Every path bit-identical to the scalar table; the scalar one within
+ * (n + 1) * 2^-24 * sum |w x| of the double-precision product. */
+static void check_float(int type, int64_t n, int64_t rows, int64_t T, uint64_t seed)
+{
+    fproblem ref;
+    make_fproblem(&ref, type, n, rows, T, seed, eng_gemm_scalar.kc_f);
+    float *ys = run_fpath(&eng_gemm_scalar, &ref, 0);
+    float *wd = tst_alloc((size_t)n * 4);
+    eng_err err = {0};
+    for (int64_t r = 0; r < rows; r++) {
+        REQUIRE(eng_dequantize_row(type, ref.w + (size_t)r * ref.rb, wd, n, &err) == 0);
+        for (int64_t t = 0; t < T; t++) {
+            double sum = 0, mag = 0;
+            for (int64_t k = 0; k < n; k++) {
+                sum += (double)wd[k] * ref.x[t * n + k];
+                mag += fabs((double)wd[k] * ref.x[t * n + k]);
+            }
+            const double tol = (double)(n + 1) * 0x1p-24 * mag + 1e-30;
+            CHECK_MSG(fabs(ys[t * ref.ldy + r] - sum) <= tol, "%s n %lld: Y[%lld][%lld] %.9g ref %.9g",
+                      eng_type_name(type), (long long)n, (long long)t, (long long)r,
+                      (double)ys[t * ref.ldy + r], sum);
+        }
+    }
+    for (int path = 1; path < ENG_SIMD_COUNT; path++) {
+        if (!eng_simd_available((eng_simd)path))
+            continue;
+        const eng_gemm_kernels *g = eng_gemm_get((eng_simd)path);
+        fproblem p;
+        make_fproblem(&p, type, n, rows, T, seed, g->kc_f);
+        float *yp = run_fpath(g, &p, rows > 5 ? rows / 2 + 1 : 0);
+        for (int64_t t = 0; t < T; t++)
+            CHECK_MSG(memcmp(ys + t * ref.ldy, yp + t * p.ldy, (size_t)rows * 4) == 0,
+                      "%s %s n %lld rows %lld T %lld: row %lld differs from scalar",
+                      eng_simd_name(g->simd), eng_type_name(type), (long long)n,
+                      (long long)rows, (long long)T, (long long)t);
+    }
+}
+
+TEST(float_paths_bit_identical_odd_sizes)
+{
+    static const int64_t ns[] = {1, 7, 16, 17, 100, 513, 1100};
+    static const int64_t rows[] = {1, 7, 8, 9, 17};
+    static const int64_t Ts[] = {1, 5, 8, 9, 16, 17, 33};
+    for (int ti = 0; ti < 3; ti++)
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+            for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+                for (size_t t = (i + r) % 2; t < sizeof Ts / sizeof Ts[0]; t += 2)
+                    check_float(ftypes[ti], ns[i], rows[r], Ts[t], i + r + t + 1);
+}
+
+/* The transposed layout: element k of row t, zeros past the last row. */
+TEST(xt_layout)
+{
+    const int64_t n = 5, T = 11;
+    const int kc = 4;
+    float x[T * n];
+    for (int64_t i = 0; i < T * n; i++)
+        x[i] = (float)(i + 1);
+    float *buf = tst_alloc(eng_xt_bytes(T, n, kc) + 64);
+    eng_xt xt;
+    eng_xt_bind(&xt, (void *)(((uintptr_t)buf + 63) & ~(uintptr_t)63), T, n, kc);
+    for (int64_t t = 0; t < T; t++)
+        eng_xt_row(&xt, t, x + t * n);
+    for (int64_t c = 0; c < 3; c++)
+        for (int64_t k = 0; k < n; k++)
+            for (int64_t l = 0; l < kc; l++) {
+                const int64_t t = c * kc + l;
+                CHECK(xt.x[(c * n + k) * kc + l] == (t < T ? x[t * n + k] : 0.0f));
+            }
+}
