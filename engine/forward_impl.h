@@ -65,7 +65,10 @@ typedef struct eng_bat_buf {     /* prefill, n_batch tokens */
     float *g, *u;                /* [B*k][F_max] (hidden after activation)  */
     float *d;                    /* [B*k][n_embd] outputs                   */
     float *gs, *us, *ds;         /* [B][S]: shared expert, [B][n_embd] out  */
-    float *scratch;              /* [n_threads][ENG_GEMM_ROWS * in_max] tiles */
+    float *scratch;              /* [n_threads][ENG_GEMM_ROWS * in_max]: f32
+                                    tiles for sgemm, or the gemm.h kernels'
+                                    packed tiles (ENG_GEMM_SCRATCH_PER_ELEM
+                                    * in_max + 64 bytes <= this)             */
     eng_expert_weights *ew;      /* [E] acquired experts, by expert id      */
     int32_t *used;               /* [E] experts the batch routes to, ascending */
     eng_mm_job *jobs;            /* [2E + 2] job list for the grouped experts */

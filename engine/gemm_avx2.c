@@ -36,7 +36,7 @@ typedef enum { K_SIGNED, K_INT, K_MIN, K_HALVES } kind;
 TGT static AI void transpose_store(const __m256i R[8], uint8_t *rec)
 {
     __m256i t[8], u[8];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int k = 0; k < 8; k += 4) {
         t[k] = _mm256_unpacklo_epi32(R[k], R[k + 1]);
         t[k + 1] = _mm256_unpackhi_epi32(R[k], R[k + 1]);
@@ -47,7 +47,7 @@ TGT static AI void transpose_store(const __m256i R[8], uint8_t *rec)
         u[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]);
         u[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
     }
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int j = 0; j < 4; j++) {
         _mm256_store_si256((__m256i *)(rec + 32 * j), _mm256_permute2x128_si256(u[j], u[4 + j], 0x20));
         _mm256_store_si256((__m256i *)(rec + 32 * (j + 4)),
@@ -58,7 +58,7 @@ TGT static AI void transpose_store(const __m256i R[8], uint8_t *rec)
 /* The tile's rows 256 bytes past off (see gemm_avx512.c). */
 TGT static AI void prefetch_rows(const uint8_t *const rows[L], size_t off)
 {
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         _mm_prefetch((const char *)rows[r] + off + 256, _MM_HINT_T0);
 }
@@ -96,10 +96,50 @@ static inline float h2f(const void *p)
 TGT static AI void store_f16_scales(const uint8_t *const rows[L], size_t off, float *S)
 {
     uint16_t h[L];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         memcpy(&h[r], rows[r] + off, 2);
     _mm256_store_ps(S, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
+}
+
+/* c[i] lane r = r[r] lane i (an 8 x 8 transpose of floats). */
+TGT static AI void transpose8(const __m256 r[8], __m256 c[8])
+{
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int g = 0; g < 8; g += 4) { /* u[g+e], 128-bit lane L: element 4L+e of rows g..g+3 */
+        u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+        u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xee);
+        u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+        u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        c[e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x20);
+        c[4 + e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x31);
+    }
+}
+
+/* Row r's 16 scale values (lo[r]: the first 8, hi[r]: the next) into the
+ * 8 records' S and M lanes: S of record i is value i and M value 8 + i
+ * (Q4_K's scales and mins), or, interleaved, values 2i and 2i + 1 (Q6_K's
+ * two halves). */
+TGT static AI void store_scales(const __m256 lo[8], const __m256 hi[8], uint8_t *rec,
+                                bool interleaved)
+{
+    __m256 c[16];
+    transpose8(lo, c);
+    transpose8(hi, c + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        _mm256_store_ps((float *)(rec + i * REC + OFF_S), c[interleaved ? 2 * i : i]);
+        _mm256_store_ps((float *)(rec + i * REC + OFF_M), c[interleaved ? 2 * i + 1 : 8 + i]);
+    }
 }
 
 TGT static void pack_q8_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
@@ -108,7 +148,7 @@ TGT static void pack_q8_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
         const size_t o = (size_t)b * sizeof(eng_block_q8_0);
         prefetch_rows(rows, o);
         __m256i R[8], A[8];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < 8; r++) {
             R[r] = load32(rows[r] + o + 2);
             A[r] = _mm256_abs_epi8(R[r]);
@@ -125,7 +165,7 @@ TGT static void pack_q4_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
         const size_t o = (size_t)b * sizeof(eng_block_q4_0);
         prefetch_rows(rows, o);
         __m256i R[8];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < 8; r++)
             R[r] = nibbles(rows[r] + o + 2);
         transpose_store(R, rec);
@@ -140,7 +180,7 @@ TGT static void pack_q5_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
         const size_t o = (size_t)b * sizeof(eng_block_q5_0);
         prefetch_rows(rows, o);
         __m256i R[8];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < 8; r++)
             R[r] = _mm256_or_si256(nibbles(rows[r] + o + 6),
                                    _mm256_and_si256(bytes_from_bits(rows[r] + o + 2), bit4));
@@ -158,26 +198,26 @@ TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             if (j % 2 == 0)
                 prefetch_rows(rows, o + 64 * (size_t)(j / 2));
             __m256i R[8];
-            #pragma GCC unroll 16
+#pragma GCC unroll 16
             for (int r = 0; r < 8; r++) {
                 __m256i v = load32(rows[r] + o + 16 + 32 * (j / 2));
                 R[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
             }
             transpose_store(R, rec);
         }
-        uint8_t *base = rec - 8 * REC;
-        #pragma GCC unroll 16
+        __m256 lo[8], hi[8]; /* row r: d*sc_0..7 and dmin*m_0..7 (exact products) */
+#pragma GCC unroll 8
         for (int r = 0; r < L; r++) {
             const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
             uint8_t sm[16];
             eng_q4k_unpack_scales(p->scales, sm);
-            const float d = h2f(&p->d), dmin = h2f(&p->dmin);
-            #pragma GCC unroll 16
-            for (int j = 0; j < 8; j++) {
-                ((float *)(base + j * REC + OFF_S))[r] = d * (float)sm[j];
-                ((float *)(base + j * REC + OFF_M))[r] = dmin * (float)sm[8 + j];
-            }
+            const __m128i v = _mm_loadu_si128((const __m128i *)sm);
+            lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)),
+                                  _mm256_set1_ps(h2f(&p->d)));
+            hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
+                                  _mm256_set1_ps(h2f(&p->dmin)));
         }
+        store_scales(lo, hi, rec - 8 * REC, false);
     }
 }
 
@@ -192,7 +232,7 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             const int h = k8 / 4, c = k8 % 4;
             const size_t ol = o + 64 * h + 32 * (c & 1), oh = o + 128 + 32 * h;
             __m256i R[8];
-            #pragma GCC unroll 16
+#pragma GCC unroll 16
             for (int r = 0; r < 8; r++) {
                 __m256i lo = load32(rows[r] + ol), hi = load32(rows[r] + oh);
                 lo = _mm256_and_si256(c >> 1 ? _mm256_srli_epi16(lo, 4) : lo, m4);
@@ -201,16 +241,16 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             }
             transpose_store(R, rec);
         }
-        uint8_t *base = rec - 8 * REC;
-        #pragma GCC unroll 16
+        __m256 lo[8], hi[8]; /* row r: d*scales[0..7] and [8..15] (exact products) */
+#pragma GCC unroll 8
         for (int r = 0; r < L; r++) {
             const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
-            const float d = h2f(&p->d);
-            for (int k8 = 0; k8 < 8; k8++) {
-                ((float *)(base + k8 * REC + OFF_S))[r] = d * (float)p->scales[2 * k8];
-                ((float *)(base + k8 * REC + OFF_M))[r] = d * (float)p->scales[2 * k8 + 1];
-            }
+            const __m128i v = _mm_loadu_si128((const __m128i *)p->scales);
+            const __m256 d = _mm256_set1_ps(h2f(&p->d));
+            lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
+            hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
         }
+        store_scales(lo, hi, rec - 8 * REC, true);
     }
 }
 
@@ -279,7 +319,7 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
                                     _mm256_mul_ps(_mm256_cvtepi32_ps(s0), S));
             } else if (kd == K_SIGNED) {
                 __m256i s = _mm256_setzero_si256();
-                #pragma GCC unroll 16
+#pragma GCC unroll 16
                 for (int j = 0; j < 8; j++)
                     s = dot_signed(s, rec, j, q);
                 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), S);
@@ -287,7 +327,7 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
                 __m256i s = kd == K_INT
                                 ? _mm256_slli_epi32(_mm256_set1_epi32(x.sn[i0 + t]), sh)
                                 : _mm256_setzero_si256();
-                #pragma GCC unroll 16
+#pragma GCC unroll 16
                 for (int j = 0; j < 8; j += 2)
                     s = dot2(s, rec, j, q);
                 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), S);

@@ -2,20 +2,22 @@
  * gemm_avx512.c — integer prefill kernels with AVX-512 VNNI (gemm.h).
  *
  * A task's weight rows are taken 16 at a time (one row per 32-bit lane).
- * Each tile is first packed into the thread's scratch: per 32-element
- * block, 8 registers whose lane r holds 4 consecutive unsigned codes of row
- * r (a 16 x 8 transpose of dwords), then the rows' scales. The compute loop
- * then walks the packed blocks once per chunk of up to 16 activation rows,
- * keeping all 8 code registers and one f32 accumulator per activation row in
- * registers: per block and activation row it issues 8 vpdpbusd whose signed
- * operand is 4 activation quants broadcast from memory, so every weight
- * byte loaded is used by every activation row of the chunk, and no lane
- * ever needs a horizontal sum (which is also why the result is the scalar
- * reference's bit for bit).
+ * Each tile is packed into the thread's scratch: per 32-element block, 8
+ * registers whose lane r holds 4 consecutive unsigned codes of row r (a
+ * 16 x 8 transpose of dwords), then the rows' scales. The product loop walks
+ * the packed blocks once per chunk of up to 16 activation rows, keeping all
+ * 8 code registers and one f32 accumulator per activation row in registers:
+ * per block and activation row it issues 8 vpdpbusd whose signed operand is
+ * 4 activation quants broadcast from memory, so every weight byte loaded is
+ * used by every activation row of the chunk, and no lane ever needs a
+ * horizontal sum (which is also why the result is the scalar reference's
+ * bit for bit).
  *
- * Packing costs about as much as the products of two activation rows; it is
- * paid once per tile, so a tile shared by the ~8 tokens an expert gets in a
- * 64-token batch is already dominated by the products.
+ * The first chunk packs each block just before using it, so packing's
+ * shuffles (port 5) and the products' vpdpbusd (port 0) overlap, and the
+ * weight loads of the next blocks are in flight meanwhile; later chunks
+ * (more than 16 activation rows) reuse the packed tile. Packing alone costs
+ * about as much as the products of four activation rows.
  */
 #include "engine/gemm.h"
 #include "engine/kernels.h"
@@ -37,7 +39,7 @@ typedef enum { K_INT, K_MIN, K_HALVES } kind;
 TGT static AI void transpose_store(__m512i A[8], uint8_t *rec)
 {
     __m512i t[8], u[8];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int k = 0; k < 8; k += 4) {
         t[k] = _mm512_unpacklo_epi32(A[k], A[k + 1]);
         t[k + 1] = _mm512_unpackhi_epi32(A[k], A[k + 1]);
@@ -50,7 +52,7 @@ TGT static AI void transpose_store(__m512i A[8], uint8_t *rec)
     }
     const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
     const __m512i hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int j = 0; j < 4; j++) {
         _mm512_store_si512((__m512i *)(rec + 64 * j), _mm512_permutex2var_epi64(u[j], lo, u[4 + j]));
         _mm512_store_si512((__m512i *)(rec + 64 * (j + 4)),
@@ -62,7 +64,7 @@ TGT static AI void transpose_store(__m512i A[8], uint8_t *rec)
  * hardware prefetcher is slow to pick up 16 short streams). */
 TGT static AI void prefetch_rows(const uint8_t *const rows[L], size_t off)
 {
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         _mm_prefetch((const char *)rows[r] + off + 256, _MM_HINT_T0);
 }
@@ -95,127 +97,172 @@ static inline float h2f(const void *p)
 TGT static AI void store_f16_scales(const uint8_t *const rows[L], size_t off, float *S)
 {
     uint16_t h[L];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         memcpy(&h[r], rows[r] + off, 2);
     _mm512_store_ps(S, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
 }
 
-TGT static void pack_q8_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+/* c[i] lane r = r[r] lane i (a 16 x 16 transpose of floats). */
+TGT static AI void transpose16(const __m512 r[16], __m512 c[16])
+{
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 16; g += 4) { /* u[g+e], 128-bit lane L: element 4L+e of rows g..g+3 */
+        u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
+        u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
+        u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
+        u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        const __m512 v = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
+        const __m512 w = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xdd);
+        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+        const __m512 w2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xdd);
+        c[e] = _mm512_shuffle_f32x4(v, v2, 0x88);
+        c[8 + e] = _mm512_shuffle_f32x4(v, v2, 0xdd);
+        c[4 + e] = _mm512_shuffle_f32x4(w, w2, 0x88);
+        c[12 + e] = _mm512_shuffle_f32x4(w, w2, 0xdd);
+    }
+}
+
+/* Record b of the tile (each format's codes as unsigned bytes, its scales
+ * S at +512 and M or S1 at +576); the K-quants write, at the first block
+ * of a super-block, the scales of its 8 records. */
+TGT static AI void blk_q8_0(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    for (int64_t b = 0; b < nb; b++, rec += REC) {
-        const size_t o = (size_t)b * sizeof(eng_block_q8_0);
-        __m512i A[8];
-        prefetch_rows(rows, o);
-        #pragma GCC unroll 16
-        for (int k = 0; k < 8; k++)
-            A[k] = _mm512_xor_si512(load_pair(rows[k] + o + 2, rows[k + 8] + o + 2), flip);
-        transpose_store(A, rec);
-        store_f16_scales(rows, o, (float *)(rec + 512));
-    }
+    const size_t o = (size_t)b * sizeof(eng_block_q8_0);
+    __m512i A[8];
+    prefetch_rows(rows, o);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        A[k] = _mm512_xor_si512(load_pair(rows[k] + o + 2, rows[k + 8] + o + 2), flip);
+    transpose_store(A, rec);
+    store_f16_scales(rows, o, (float *)(rec + 512));
 }
 
-TGT static void pack_q4_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+TGT static AI void blk_q4_0(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
-    for (int64_t b = 0; b < nb; b++, rec += REC) {
-        const size_t o = (size_t)b * sizeof(eng_block_q4_0);
-        prefetch_rows(rows, o);
-        __m512i A[8];
-        #pragma GCC unroll 16
-        for (int k = 0; k < 8; k++)
-            A[k] = nibbles_pair(rows[k] + o + 2, rows[k + 8] + o + 2);
-        transpose_store(A, rec);
-        store_f16_scales(rows, o, (float *)(rec + 512));
-    }
+    const size_t o = (size_t)b * sizeof(eng_block_q4_0);
+    prefetch_rows(rows, o);
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        A[k] = nibbles_pair(rows[k] + o + 2, rows[k + 8] + o + 2);
+    transpose_store(A, rec);
+    store_f16_scales(rows, o, (float *)(rec + 512));
 }
 
-TGT static void pack_q5_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+TGT static AI void blk_q5_0(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
     const __m512i bit4 = _mm512_set1_epi8(16);
-    for (int64_t b = 0; b < nb; b++, rec += REC) {
-        const size_t o = (size_t)b * sizeof(eng_block_q5_0);
-        prefetch_rows(rows, o);
-        __m512i A[8];
-        #pragma GCC unroll 16
-        for (int k = 0; k < 8; k++) {
-            uint32_t h0, h1;
-            memcpy(&h0, rows[k] + o + 2, 4);
-            memcpy(&h1, rows[k + 8] + o + 2, 4);
-            A[k] = nibbles_pair(rows[k] + o + 6, rows[k + 8] + o + 6);
-            A[k] = _mm512_mask_add_epi8(A[k], (__mmask64)h0 | (__mmask64)h1 << 32, A[k], bit4);
-        }
-        transpose_store(A, rec);
-        store_f16_scales(rows, o, (float *)(rec + 512));
+    const size_t o = (size_t)b * sizeof(eng_block_q5_0);
+    prefetch_rows(rows, o);
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        uint32_t h0, h1;
+        memcpy(&h0, rows[k] + o + 2, 4);
+        memcpy(&h1, rows[k + 8] + o + 2, 4);
+        A[k] = nibbles_pair(rows[k] + o + 6, rows[k + 8] + o + 6);
+        A[k] = _mm512_mask_add_epi8(A[k], (__mmask64)h0 | (__mmask64)h1 << 32, A[k], bit4);
     }
+    transpose_store(A, rec);
+    store_f16_scales(rows, o, (float *)(rec + 512));
 }
 
-/* Q4_K: 8 records per super-block; S = d*sc and M = dmin*m per row. */
-TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+/* Q4_K: S = d*sc and M = dmin*m per row and sub-block. */
+TGT static AI void blk_q4_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
     const __m512i m4 = _mm512_set1_epi8(15);
-    for (int64_t s = 0; s < nb / 8; s++) {
-        const size_t o = (size_t)s * sizeof(eng_block_q4_k);
-        for (int j = 0; j < 8; j++, rec += REC) {
-            if (j % 2 == 0)
-                prefetch_rows(rows, o + 64 * (size_t)(j / 2));
-            __m512i A[8];
-            #pragma GCC unroll 16
-            for (int k = 0; k < 8; k++) {
-                __m512i v = load_pair(rows[k] + o + 16 + 32 * (j / 2),
-                                      rows[k + 8] + o + 16 + 32 * (j / 2));
-                A[k] = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
-            }
-            transpose_store(A, rec);
-        }
-        float *base = (float *)(rec - 8 * REC + 512);
-        #pragma GCC unroll 16
-        for (int r = 0; r < L; r++) {
-            const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
-            uint8_t sm[16];
-            eng_q4k_unpack_scales(p->scales, sm);
-            const float d = h2f(&p->d), dmin = h2f(&p->dmin);
-            #pragma GCC unroll 16
-            for (int j = 0; j < 8; j++) {
-                base[j * (REC / 4) + r] = d * (float)sm[j];
-                base[j * (REC / 4) + 16 + r] = dmin * (float)sm[8 + j];
-            }
-        }
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q4_k);
+    const int j = (int)(b % 8);
+    if (j % 2 == 0)
+        prefetch_rows(rows, o + 64 * (size_t)(j / 2));
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        __m512i v = load_pair(rows[k] + o + 16 + 32 * (j / 2), rows[k + 8] + o + 16 + 32 * (j / 2));
+        A[k] = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+    }
+    transpose_store(A, rec);
+    if (j)
+        return;
+    __m512 R[16], C[16]; /* row r: d*sc_0..7, dmin*m_0..7 (exact products) */
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++) {
+        const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
+        uint8_t sm[16];
+        eng_q4k_unpack_scales(p->scales, sm);
+        const __m512 dd = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h2f(&p->d)),
+                                               _mm512_set1_ps(h2f(&p->dmin)));
+        R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                 _mm_loadu_si128((const __m128i *)sm))), dd);
+    }
+    transpose16(R, C);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        _mm512_store_ps((float *)(rec + i * REC + 512), C[i]);
+        _mm512_store_ps((float *)(rec + i * REC + 576), C[8 + i]);
     }
 }
 
-/* Q6_K: block k of a super-block is quarter c = k % 4 of half h = k / 4. */
-TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+/* Q6_K: block k of a super-block is quarter c = k % 4 of half h = k / 4;
+ * S and S1 = d*scales of its two groups of 16. */
+TGT static AI void blk_q6_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
     const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
-    for (int64_t s = 0; s < nb / 8; s++) {
-        const size_t o = (size_t)s * sizeof(eng_block_q6_k);
-        for (int k8 = 0; k8 < 8; k8++, rec += REC) {
-            if (k8 % 2 == 0)
-                prefetch_rows(rows, o + 64 * (size_t)(k8 / 2));
-            const int h = k8 / 4, c = k8 % 4;
-            const size_t ol = o + 64 * h + 32 * (c & 1), oh = o + 128 + 32 * h;
-            __m512i A[8];
-            #pragma GCC unroll 16
-            for (int k = 0; k < 8; k++) {
-                __m512i lo = load_pair(rows[k] + ol, rows[k + 8] + ol);
-                __m512i hi = load_pair(rows[k] + oh, rows[k + 8] + oh);
-                lo = _mm512_and_si512(c >> 1 ? _mm512_srli_epi16(lo, 4) : lo, m4);
-                hi = _mm512_and_si512(_mm512_srli_epi16(hi, 2 * c), m3);
-                A[k] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
-            }
-            transpose_store(A, rec);
-        }
-        float *base = (float *)(rec - 8 * REC + 512);
-        #pragma GCC unroll 16
-        for (int r = 0; r < L; r++) {
-            const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
-            const float d = h2f(&p->d);
-            for (int k8 = 0; k8 < 8; k8++) {
-                base[k8 * (REC / 4) + r] = d * (float)p->scales[2 * k8];
-                base[k8 * (REC / 4) + 16 + r] = d * (float)p->scales[2 * k8 + 1];
-            }
-        }
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q6_k);
+    const int k8 = (int)(b % 8), h = k8 / 4, c = k8 % 4;
+    if (k8 % 2 == 0)
+        prefetch_rows(rows, o + 64 * (size_t)(k8 / 2));
+    const size_t ol = o + 64 * h + 32 * (c & 1), oh = o + 128 + 32 * h;
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        __m512i lo = load_pair(rows[k] + ol, rows[k + 8] + ol);
+        __m512i hi = load_pair(rows[k] + oh, rows[k + 8] + oh);
+        lo = _mm512_and_si512(c >> 1 ? _mm512_srli_epi16(lo, 4) : lo, m4);
+        hi = _mm512_and_si512(_mm512_srli_epi16(hi, 2 * c), m3);
+        A[k] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+    }
+    transpose_store(A, rec);
+    if (k8)
+        return;
+    __m512 R[16], C[16]; /* row r: d*scales[0..15] (exact products) */
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++) {
+        const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
+        R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                 _mm_loadu_si128((const __m128i *)p->scales))),
+                             _mm512_set1_ps(h2f(&p->d)));
+    }
+    transpose16(R, C);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        _mm512_store_ps((float *)(rec + i * REC + 512), C[2 * i]);
+        _mm512_store_ps((float *)(rec + i * REC + 576), C[2 * i + 1]);
+    }
+}
+
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_N } fmt;
+
+TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    switch (f) {
+    case F_Q8_0: blk_q8_0(rows, b, rec); break;
+    case F_Q4_0: blk_q4_0(rows, b, rec); break;
+    case F_Q5_0: blk_q5_0(rows, b, rec); break;
+    case F_Q4_K: blk_q4_k(rows, b, rec); break;
+    case F_Q6_K: blk_q6_k(rows, b, rec); break;
+    default: break;
     }
 }
 
@@ -246,16 +293,21 @@ TGT static AI __m512i dot4(__m512i s, const __m512i *w, const int8_t *q)
     return _mm512_dpbusd_epi32(s, w[3], bq(q + 12));
 }
 
-TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chunk x, float *Y,
-                         int64_t ldy, __mmask16 m, const int N)
+/* The products of a chunk of N activation rows with the tile's packed
+ * blocks; with fm != F_NONE each block is packed first from the rows (the
+ * first chunk), so the shuffles of packing and the vpdpbusd of the products,
+ * which use different ports, overlap. */
+TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L], uint8_t *rec,
+                           int64_t nb, chunk x, float *Y, int64_t ldy, __mmask16 m, const int N)
 {
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int t = 0; t < N; t++)
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, rec += REC) {
+        pack_blk(fm, rows, b, rec);
         __m512i w[8];
-        #pragma GCC unroll 16
+    #pragma GCC unroll 16
         for (int j = 0; j < 8; j++)
             w[j] = _mm512_load_si512((const __m512i *)(rec + 64 * j));
         const __m512 S = _mm512_load_ps((const float *)(rec + 512));
@@ -293,36 +345,51 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
         _mm512_mask_storeu_ps(Y + t * ldy, m, acc[t]);
 }
 
-typedef void (*compute_fn)(int sh, const uint8_t *rec, int64_t nb, chunk x, float *Y,
-                           int64_t ldy, __mmask16 m);
+typedef void (*compute_fn)(const uint8_t *const rows[L], uint8_t *rec, int64_t nb, chunk x,
+                           float *Y, int64_t ldy, __mmask16 m);
 
-#define INST(KD, N)                                                                          \
-    TGT static void c_##KD##_##N(int sh, const uint8_t *rec, int64_t nb, chunk x, float *Y,    \
-                               int64_t ldy, __mmask16 m)                                     \
+/* Instances for 1..16 activation rows: packing and products (F, with its
+ * kind and offset shift) and products alone (KD). */
+#define INST(NAME, F, KD, SH, N)                                                             \
+    TGT static void NAME##_##N(const uint8_t *const rows[L], uint8_t *rec, int64_t nb,       \
+                               chunk x, float *Y, int64_t ldy, __mmask16 m)                  \
     {                                                                                        \
-        compute(KD, sh, rec, nb, x, Y, ldy, m, N);                                           \
+        compute(F, KD, SH, rows, rec, nb, x, Y, ldy, m, N);                                  \
     }
-#define INST_ALL(KD)                                                                         \
-    INST(KD, 1) INST(KD, 2) INST(KD, 3) INST(KD, 4) INST(KD, 5) INST(KD, 6) INST(KD, 7)     \
-    INST(KD, 8) INST(KD, 9) INST(KD, 10) INST(KD, 11) INST(KD, 12) INST(KD, 13)             \
-    INST(KD, 14) INST(KD, 15) INST(KD, 16)
-#define TABLE(KD)                                                                            \
-    {NULL, c_##KD##_1, c_##KD##_2, c_##KD##_3, c_##KD##_4, c_##KD##_5, c_##KD##_6,          \
-     c_##KD##_7, c_##KD##_8, c_##KD##_9, c_##KD##_10, c_##KD##_11, c_##KD##_12,             \
-     c_##KD##_13, c_##KD##_14, c_##KD##_15, c_##KD##_16}
+#define INST_ALL(NAME, F, KD, SH)                                                            \
+    INST(NAME, F, KD, SH, 1) INST(NAME, F, KD, SH, 2) INST(NAME, F, KD, SH, 3)               \
+    INST(NAME, F, KD, SH, 4) INST(NAME, F, KD, SH, 5) INST(NAME, F, KD, SH, 6)               \
+    INST(NAME, F, KD, SH, 7) INST(NAME, F, KD, SH, 8) INST(NAME, F, KD, SH, 9)               \
+    INST(NAME, F, KD, SH, 10) INST(NAME, F, KD, SH, 11) INST(NAME, F, KD, SH, 12)            \
+    INST(NAME, F, KD, SH, 13) INST(NAME, F, KD, SH, 14) INST(NAME, F, KD, SH, 15)            \
+    INST(NAME, F, KD, SH, 16)
+#define TABLE(NAME)                                                                          \
+    {NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7, NAME##_8,  \
+     NAME##_9, NAME##_10, NAME##_11, NAME##_12, NAME##_13, NAME##_14, NAME##_15, NAME##_16}
 
-INST_ALL(K_INT)
-INST_ALL(K_MIN)
-INST_ALL(K_HALVES)
+INST_ALL(p_q8_0, F_Q8_0, K_INT, 7)
+INST_ALL(p_q4_0, F_Q4_0, K_INT, 3)
+INST_ALL(p_q5_0, F_Q5_0, K_INT, 4)
+INST_ALL(p_q4_k, F_Q4_K, K_MIN, 0)
+INST_ALL(p_q6_k, F_Q6_K, K_HALVES, 5)
+INST_ALL(c_q8_0, F_NONE, K_INT, 7)
+INST_ALL(c_q4_0, F_NONE, K_INT, 3)
+INST_ALL(c_q5_0, F_NONE, K_INT, 4)
+INST_ALL(c_min, F_NONE, K_MIN, 0)
+INST_ALL(c_halves, F_NONE, K_HALVES, 5)
 
-static const compute_fn computers[3][17] = {TABLE(K_INT), TABLE(K_MIN), TABLE(K_HALVES)};
+/* [format][rows]: the first chunk packs, the others reuse the packed tile. */
+static const compute_fn first[F_N][17] = {
+    [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
+    [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k)};
+static const compute_fn later[F_N][17] = {
+    [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
+    [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
-typedef void (*pack_fn)(const uint8_t *const rows[L], int64_t nb, uint8_t *rec);
-
-TGT static void run(pack_fn pack, kind kd, int sh, const void *w, size_t rb, const eng_qx *x,
-                  float *Y, int64_t ldy, int64_t r0, int64_t r1, void *scratch)
+TGT static void run(fmt f, const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
+                    int64_t r0, int64_t r1, void *scratch)
 {
     uint8_t *rec = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     const int64_t nb = x->n / 32;
@@ -331,7 +398,6 @@ TGT static void run(pack_fn pack, kind kd, int sh, const void *w, size_t rb, con
         const uint8_t *rows[L];
         for (int i = 0; i < L; i++) /* rows past the end repeat the last one */
             rows[i] = (const uint8_t *)w + (size_t)(r + (i < nr ? i : nr - 1)) * rb;
-        pack(rows, nb, rec);
         const __mmask16 m = (__mmask16)((1u << nr) - 1);
         /* the next 16 rows: this task's next tile or, most often, the next
          * task's, which the pool tends to give to this thread; prefetching
@@ -342,24 +408,24 @@ TGT static void run(pack_fn pack, kind kd, int sh, const void *w, size_t rb, con
             const int64_t base = c * x->kc * nb;
             const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->sn + base,
                               x->hn + 2 * base, c == 0 ? next : NULL, step};
-            computers[kd][eng_qx_chunk_rows(x, c)](sh, rec, nb, ch, Y + c * x->kc * ldy + r,
-                                                     ldy, m);
+            (c == 0 ? first : later)[f][eng_qx_chunk_rows(x, c)](rows, rec, nb, ch,
+                                                                 Y + c * x->kc * ldy + r, ldy, m);
         }
     }
 }
 
-#define GEMM(NAME, PACK, KD, SH)                                                             \
-    TGT static void NAME(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,     \
-                       int64_t r0, int64_t r1, void *scratch)                                \
+#define GEMM(NAME, F)                                                                        \
+    TGT static void NAME(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,   \
+                         int64_t r0, int64_t r1, void *scratch)                              \
     {                                                                                        \
-        run(PACK, KD, SH, w, rb, x, Y, ldy, r0, r1, scratch);                                \
+        run(F, w, rb, x, Y, ldy, r0, r1, scratch);                                           \
     }
 
-GEMM(gemm_q8_0, pack_q8_0, K_INT, 7)
-GEMM(gemm_q4_0, pack_q4_0, K_INT, 3)
-GEMM(gemm_q5_0, pack_q5_0, K_INT, 4)
-GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
-GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
+GEMM(gemm_q8_0, F_Q8_0)
+GEMM(gemm_q4_0, F_Q4_0)
+GEMM(gemm_q5_0, F_Q5_0)
+GEMM(gemm_q4_k, F_Q4_K)
+GEMM(gemm_q6_k, F_Q6_K)
 
 /* ---- float weights ---------------------------------------------------------- */
 

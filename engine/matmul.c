@@ -4,9 +4,11 @@
  *
  * Parallel work is a list of matrix jobs cut into tasks of a fixed number
  * of rows (ENG_MV_ROWS for decode matvecs on the stored format,
- * ENG_GEMM_ROWS for prefill sgemm on dequantized f32 tiles). Each output
- * element is computed by one task with a fixed summation order, so results
- * do not depend on the number of threads.
+ * ENG_GEMM_ROWS for prefill products: gemm.h's kernels on the stored
+ * format, or sgemm on dequantized f32 tiles for float weights meeting fewer
+ * than ENG_GEMM_F_MIN_T activation rows). Each output element is computed
+ * by one task with a fixed summation order, so results do not depend on the
+ * number of threads.
  */
 #include "engine/forward_impl.h"
 

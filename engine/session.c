@@ -108,7 +108,9 @@ static bool alloc_session(eng_session *s)
 }
 
 /* The widest row (ne0) of any weight matrix: prefill dequantizes tiles of
- * ENG_GEMM_ROWS such rows. */
+ * ENG_GEMM_ROWS such rows, or packs them for the gemm.h kernels. */
+_Static_assert(ENG_GEMM_SCRATCH_PER_ELEM * 32 + 64 <= ENG_GEMM_ROWS * 32 * sizeof(float),
+               "a thread's scratch holds gemm.h's packed tile for rows of >= 32");
 static int64_t widest_row(const eng_model *m)
 {
     const struct eng_gguf *g = eng_model_gguf(m);
@@ -155,7 +157,7 @@ int eng_session_open(eng_session **out, const eng_model *m, const eng_session_op
     s->n_ctx = o.n_ctx ? o.n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     s->n_batch = o.n_batch ? o.n_batch : 128;
     s->f_max = max64(max64(hp->n_ff_exp, hp->n_ff_shexp), hp->n_layer_dense ? hp->n_ff : 0);
-    s->in_max = widest_row(m);
+    s->in_max = max64(widest_row(m), 32); /* >= 32: room for gemm.h's scratch */
     eng_simd simd;
     if ((rc = eng_simd_default(&simd, err)) || (rc = eng_pool_open(&s->pool, o.n_threads, err)))
         goto fail;
