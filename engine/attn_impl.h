@@ -66,7 +66,9 @@ typedef struct eng_attn_rows {
 
 /* out[hd_v] = softmax(scale * q . K[p], sink) V over the rows; scores[p1]
  * is scratch. Scores and the weighted sum are accumulated in a fixed order
- * (ggml soft_max with sinks: ops.cpp:5540-5552). */
-void eng_attend(const float *q, const eng_attn_rows *r, float *scores, float *out);
+ * (ggml soft_max with sinks: ops.cpp:5540-5552), the same on every SIMD
+ * path (g's dot and axpy, gemm.h), for decode and prefill alike. */
+void eng_attend(const eng_gemm_kernels *g, const float *q, const eng_attn_rows *r,
+                float *scores, float *out);
 
 #endif

@@ -148,7 +148,7 @@ static void attend_head(const eng_session *s, int il, int64_t h, const float *q,
                              st->n_k, hp->head_dim, st->n_v, hp->head_dim_v, p0, pos + 1,
                              st->cap[il], hp->kq_scale,
                              l->sinks ? ((const float *)l->sinks->data)[h] : -INFINITY};
-    eng_attend(q + h * hp->head_dim, &r, scores, out + h * hp->head_dim_v);
+    eng_attend(s->gemm, q + h * hp->head_dim, &r, scores, out + h * hp->head_dim_v);
 }
 
 typedef struct att_ctx {

@@ -178,12 +178,12 @@ static void attend_head(const eng_session *s, int il, int64_t h, const float *qa
         const float *c = st->kc[il];
         const eng_attn_rows r = {c, c, st->row, st->row, st->row, st->Rkv, 0, pos + 1,
                                  s->n_ctx, scale, -INFINITY};
-        eng_attend(qabs + h * st->row, &r, scores, olat + h * st->Rkv);
+        eng_attend(s->gemm, qabs + h * st->row, &r, scores, olat + h * st->Rkv);
     } else {
         const eng_attn_rows r = {st->kc[il] + h * st->dk, st->vc[il] + h * st->dv,
                                  st->H * st->dk, st->dk, st->H * st->dv, st->dv, 0, pos + 1,
                                  s->n_ctx, scale, -INFINITY};
-        eng_attend(q + h * st->dk, &r, scores, o + h * st->dv);
+        eng_attend(s->gemm, q + h * st->dk, &r, scores, o + h * st->dv);
     }
 }
 

@@ -281,6 +281,30 @@ GEMM_F(gemm_f32, at_f32)
 GEMM_F(gemm_f16, at_f16)
 GEMM_F(gemm_bf16, at_bf16)
 
+float eng_gemm_dot_sum(const float s[16])
+{
+    float t[8];
+    for (int i = 0; i < 8; i++)
+        t[i] = s[i] + s[i + 8];
+    for (int i = 0; i < 4; i++)
+        t[i] += t[i + 4];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+static float dot_scalar(const float *a, const float *b, int64_t n)
+{
+    float s[16] = {0};
+    for (int64_t i = 0; i < n; i++)
+        s[i % 16] = fmaf(a[i], b[i], s[i % 16]);
+    return eng_gemm_dot_sum(s);
+}
+
+static void axpy_scalar(float *y, float a, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = fmaf(a, x[i], y[i]);
+}
+
 const eng_gemm_kernels eng_gemm_scalar = {
     .simd = ENG_SIMD_SCALAR,
     .kc = 8,
@@ -289,6 +313,8 @@ const eng_gemm_kernels eng_gemm_scalar = {
              [ENG_TYPE_Q6_K] = gemm_q6_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
+    .dot = dot_scalar,
+    .axpy = axpy_scalar,
 };
 
 const eng_gemm_kernels *eng_gemm_get(eng_simd s)

@@ -86,12 +86,23 @@ typedef void (*eng_gemm_fn)(const void *w, size_t row_bytes, const eng_qx *x, fl
 typedef void (*eng_gemm_f_fn)(const void *w, size_t row_bytes, const eng_xt *x, float *Y,
                               int64_t ldy, int64_t r0, int64_t r1, void *scratch);
 
+/* Attention's vector pieces (attn.c eng_attend), one order on every path:
+ * dot: element i of a . b goes into partial sum i % 16 by fma, ascending
+ * i, and the 16 sums are added in the fixed tree of eng_gemm_dot_sum;
+ * axpy: y[i] = fma(a, x[i], y[i]). Bit-identical on every path. */
+typedef float (*eng_dot_fn)(const float *a, const float *b, int64_t n);
+typedef void (*eng_axpy_fn)(float *y, float a, const float *x, int64_t n);
+/* The 16 partial sums of a dot, added pairwise (s[i] + s[i+8], ...). */
+float eng_gemm_dot_sum(const float s[16]);
+
 typedef struct eng_gemm_kernels {
     eng_simd simd;
     int kc;                               /* activation rows per chunk     */
     eng_gemm_fn gemm[ENG_TYPE_COUNT];     /* NULL: no integer kernel       */
     int kc_f;                             /* ... for the float kernels     */
     eng_gemm_f_fn gemm_f[ENG_TYPE_COUNT]; /* F32, F16, BF16                */
+    eng_dot_fn dot;
+    eng_axpy_fn axpy;
 } eng_gemm_kernels;
 
 extern const eng_gemm_kernels eng_gemm_scalar;

@@ -20,6 +20,7 @@
 #include "engine/kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
@@ -500,6 +501,35 @@ GEMM_F(gemm_f32, W_F32)
 GEMM_F(gemm_f16, W_F16)
 GEMM_F(gemm_bf16, W_BF16)
 
+/* ---- attention (gemm.h eng_dot_fn, eng_axpy_fn) ---------------------------- */
+
+/* lo holds partial sums 0..7, hi 8..15; the tail goes to its sums scalar. */
+TGT static float dot_avx2(const float *a, const float *b, int64_t n)
+{
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), hi);
+    }
+    float p[16];
+    _mm256_storeu_ps(p, lo);
+    _mm256_storeu_ps(p + 8, hi);
+    for (int j = 0; i < n; i++, j++)
+        p[j] = fmaf(a[i], b[i], p[j]);
+    return eng_gemm_dot_sum(p);
+}
+
+TGT static void axpy_avx2(float *y, float a, const float *x, int64_t n)
+{
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] = fmaf(a, x[i], y[i]);
+}
+
 const eng_gemm_kernels eng_gemm_avx2 = {
     .simd = ENG_SIMD_AVX2,
     .kc = 8,
@@ -508,4 +538,6 @@ const eng_gemm_kernels eng_gemm_avx2 = {
              [ENG_TYPE_Q6_K] = gemm_q6_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
+    .dot = dot_avx2,
+    .axpy = axpy_avx2,
 };

@@ -514,6 +514,36 @@ GEMM_F(gemm_f32, W_F32)
 GEMM_F(gemm_f16, W_F16)
 GEMM_F(gemm_bf16, W_BF16)
 
+/* ---- attention (gemm.h eng_dot_fn, eng_axpy_fn) ---------------------------- */
+
+TGT static float dot_avx512(const float *a, const float *b, int64_t n)
+{
+    __m512 s = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
+    if (i < n) { /* the tail's lanes: partial sums i % 16 as well */
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s, m);
+    }
+    float p[16];
+    _mm512_storeu_ps(p, s);
+    return eng_gemm_dot_sum(p);
+}
+
+TGT static void axpy_avx512(float *y, float a, const float *x, int64_t n)
+{
+    const __m512 va = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i),
+                                                        _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
 const eng_gemm_kernels eng_gemm_avx512 = {
     .simd = ENG_SIMD_AVX512,
     .kc = 16,
@@ -522,4 +552,6 @@ const eng_gemm_kernels eng_gemm_avx512 = {
              [ENG_TYPE_Q6_K] = gemm_q6_k},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
+    .dot = dot_avx512,
+    .axpy = axpy_avx512,
 };

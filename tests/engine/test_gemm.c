@@ -390,3 +390,42 @@ TEST(xt_layout)
                 CHECK(xt.x[(c * n + k) * kc + l] == (t < T ? x[t * n + k] : 0.0f));
             }
 }
+
+/* Attention's dot and axpy: every path bit-identical to the scalar one
+ * (16 partial sums in a fixed tree; fma per element), the dot within
+ * (n + 4) * 2^-24 * sum |a b| of the double-precision value. */
+TEST(attention_dot_axpy_paths)
+{
+    uint64_t s = 11;
+    for (int64_t n = 1; n <= 200; n += (n < 40 ? 1 : 23)) {
+        float *a = tst_alloc((size_t)n * 4), *b = tst_alloc((size_t)n * 4);
+        float *y0 = tst_alloc((size_t)n * 4), *y1 = tst_alloc((size_t)n * 4);
+        double exact = 0, mag = 0;
+        for (int64_t i = 0; i < n; i++) {
+            a[i] = rndf(&s);
+            b[i] = rndf(&s) * 3.0f;
+            y0[i] = rndf(&s);
+            exact += (double)a[i] * b[i];
+            mag += fabs((double)a[i] * b[i]);
+        }
+        const float d0 = eng_gemm_scalar.dot(a, b, n);
+        CHECK_MSG(fabs(d0 - exact) <= (double)(n + 4) * 0x1p-24 * mag + 1e-30, "dot n %lld", (long long)n);
+        memcpy(y1, y0, (size_t)n * 4);
+        eng_gemm_scalar.axpy(y0, 0.37f, b, n);
+        for (int64_t i = 0; i < n; i++)
+            CHECK(y0[i] == fmaf(0.37f, b[i], y1[i]));
+        for (int path = 1; path < ENG_SIMD_COUNT; path++) {
+            if (!eng_simd_available((eng_simd)path))
+                continue;
+            const eng_gemm_kernels *g = eng_gemm_get((eng_simd)path);
+            const float d = g->dot(a, b, n);
+            CHECK_MSG(memcmp(&d, &d0, 4) == 0, "%s dot n %lld: %a vs %a", eng_simd_name(g->simd),
+                      (long long)n, (double)d, (double)d0);
+            float *y2 = tst_alloc((size_t)n * 4);
+            memcpy(y2, y1, (size_t)n * 4);
+            g->axpy(y2, 0.37f, b, n);
+            CHECK_MSG(memcmp(y2, y0, (size_t)n * 4) == 0, "%s axpy n %lld", eng_simd_name(g->simd),
+                      (long long)n);
+        }
+    }
+}
