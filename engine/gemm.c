@@ -1,6 +1,7 @@
 /*
- * gemm.c — the quantized activation rows of a prefill product (eng_qx) and
- * the scalar reference of the integer prefill kernels (gemm.h).
+ * gemm.c — the prepared activation rows of a prefill product (eng_qx
+ * quantized, eng_xt transposed) and the scalar reference of gemm.h's
+ * kernels: integer products, float products, attention's dot and axpy.
  *
  * The reference reads the stored blocks directly (no packing), forms each
  * block's integers and scales from the format's definition and applies

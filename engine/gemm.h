@@ -1,6 +1,8 @@
 /*
- * gemm.h — internal: the prefill products Y = X W^T with integer dot
- * products for the block formats (engine/gemm*.c).
+ * gemm.h — internal: prefill's products Y = X W^T (engine/gemm*.c): integer
+ * dot products for the block formats, float kernels for f32/f16/bf16, and
+ * attention's two vector pieces; a scalar reference and AVX2 / AVX-512
+ * tables, all giving the same bits.
  *
  * Numbers. A prefill product multiplies T activation rows X (f32) with the
  * n_out weight rows of W (n_in elements each, stored format). X is first
@@ -20,7 +22,11 @@
  *          i_h = sum_{16} u xq - 32 * sum_{16} xq           (h = 0, 1)
  *          acc = fma(fma(float(i_1), S_1, float(i_0) * S_0), dx_b, acc)
  *
- * with acc starting at 0 and blocks in ascending order. Every path
+ * with acc starting at 0 and blocks in ascending order. The K-quants meet
+ * the same Q8_0 form of x as decode does on this engine (a scale per 32);
+ * with a decode on ggml's Q8_K for them (a scale per 256), eng_qx_row would
+ * quantize that way (the scale repeated for the 8 blocks) and the forms stay.
+ * Every path
  * (scalar reference, AVX2, AVX-512 VNNI) performs exactly these roundings
  * in this order for every (row, token) pair (the SIMD paths put 8 or 16
  * weight rows in the lanes of a register, so no lane ever sums across
@@ -52,7 +58,6 @@
 #include "engine/formats.h"
 
 enum {
-    ENG_GEMM_KC_MAX = 16,     /* largest chunk of activation rows of any path */
     ENG_GEMM_SCRATCH_PER_ELEM = 32, /* packed or widened weight bytes per
                                        element of a row                   */
 };
