@@ -4,8 +4,9 @@
  * routed experts through the expert store, shared expert).
  *
  * Decode (one token) and prefill (T tokens) differ only in how the matrices
- * are multiplied (matvec on the stored format vs sgemm on dequantized
- * tiles, tokens grouped by expert); routing, the activation, the shared
+ * are multiplied (matvec on the stored format vs products of each weight
+ * tile with all the rows that meet it, tokens grouped by expert, gemm.h);
+ * routing, the activation, the shared
  * expert and the weighted sum are the row-wise helpers of ops.c, called by
  * both, so every architecture trait is applied in one place.
  *

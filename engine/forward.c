@@ -5,8 +5,8 @@
  *     x += FFN(RMSNorm(x) * ffn_norm)        dense or MoE, as the layer says
  *
  * then logits = output . (RMSNorm(x) * output_norm). One decode step runs
- * the kernels on the stored formats; a prefill batch runs sgemm on
- * dequantized tiles. The attention is the architecture's implementation
+ * the kernels on the stored formats; a prefill batch multiplies each matrix
+ * with all its activation rows at once (matmul.c, gemm.h). The attention is the architecture's implementation
  * (attn_impl.h), the FFN ffn.c; architecture differences come from s->tr
  * (arch.h) and the layer descriptors, never from the name.
  */

@@ -12,6 +12,7 @@
 #define ENG_FORWARD_IMPL_H
 
 #include "engine/formats.h"
+#include "engine/gemm.h"
 #include "engine/model_impl.h"
 #include "engine/pool.h"
 #include "engine/session.h"
@@ -23,7 +24,11 @@ struct eng_attn_impl;
 /* Fixed work granularity: results never depend on the thread count. */
 enum {
     ENG_MV_ROWS = 16,     /* rows per decode matvec task                 */
-    ENG_GEMM_ROWS = 16,   /* weight rows per prefill sgemm tile          */
+    ENG_GEMM_ROWS = 16,   /* weight rows per prefill task (sgemm tile or
+                             integer kernel, gemm.h)                      */
+    ENG_QX_MAX = 64,      /* distinct prepared inputs per pool run       */
+    ENG_GEMM_F_MIN_T = 6, /* activation rows from which f32/f16/bf16 take
+                             the float kernels of gemm.h (matmul.c)      */
 };
 
 /* One y = W x (decode) or Y = X W^T (prefill) over all rows of W. */
@@ -61,10 +66,20 @@ typedef struct eng_bat_buf {     /* prefill, n_batch tokens */
     float *g, *u;                /* [B*k][F_max] (hidden after activation)  */
     float *d;                    /* [B*k][n_embd] outputs                   */
     float *gs, *us, *ds;         /* [B][S]: shared expert, [B][n_embd] out  */
-    float *scratch;              /* [n_threads][ENG_GEMM_ROWS * in_max] tiles */
+    float *scratch;              /* [n_threads][ENG_GEMM_ROWS * in_max]: f32
+                                    tiles for sgemm, or the gemm.h kernels'
+                                    packed tiles (ENG_GEMM_SCRATCH_PER_ELEM
+                                    * in_max + 64 bytes <= this)             */
     eng_expert_weights *ew;      /* [E] acquired experts, by expert id      */
     int32_t *used;               /* [E] experts the batch routes to, ascending */
     eng_mm_job *jobs;            /* [2E + 2] job list for the grouped experts */
+    uint8_t *qx_buf;             /* [qx_cap] the prepared inputs of one prefill
+                                    product (matmul.c, gemm.h), 64-aligned   */
+    size_t qx_cap;
+    eng_qx *qx;                  /* [ENG_QX_MAX] their descriptors          */
+    eng_xt *xt;                  /* [ENG_QX_MAX] the same for float weights */
+    int *qx_of;                  /* [max_jobs] the descriptor of each job   */
+    eng_mm_job *part;            /* [max_jobs] one kind's jobs of a call    */
 } eng_bat_buf;
 
 struct eng_session {
@@ -73,6 +88,7 @@ struct eng_session {
     const eng_arch_traits *tr;
     const eng_kernels *kern;
     const eng_vecops *vec;       /* ggml's row ops of the same SIMD path     */
+    const eng_gemm_kernels *gemm; /* the integer prefill kernels of kern's path */
     eng_pool *pool;
     eng_store *store;
     bool own_store;

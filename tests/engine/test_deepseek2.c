@@ -54,7 +54,7 @@ static void check_ref(const char *preset, const char *type, bool legacy)
         REQUIRE_MSG(eng_session_decode(s, k_prompt[i], &e) == 0, "%s", e.msg);
     double dec = ref_rel_err(eng_session_logits(s), ref, hp->n_vocab);
     free(ref);
-    REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8_HEAD, &ref) == 0);
+    REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_PREFILL, &ref) == 0);
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, k_prompt, NP, &e) == 0, "%s", e.msg);
     double pre = ref_rel_err(eng_session_logits(s), ref, hp->n_vocab);
