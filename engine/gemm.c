@@ -190,6 +190,19 @@ static int block_q5_0(const void *row, int64_t b, uint8_t u[32], float *S)
     return 16;
 }
 
+/* MXFP4: the doubled E2M1 values (-12..12) + 16; S = 2^(e-128), ggml's
+ * E8M0_TO_FP32_HALF, which goes with the doubled values. */
+static int block_mxfp4(const void *row, int64_t b, uint8_t u[32], float *S)
+{
+    const eng_block_mxfp4 *p = (const eng_block_mxfp4 *)row + b;
+    for (int j = 0; j < 16; j++) {
+        u[j] = (uint8_t)(eng_kvalues_mxfp4[p->qs[j] & 15] + 16);
+        u[j + 16] = (uint8_t)(eng_kvalues_mxfp4[p->qs[j] >> 4] + 16);
+    }
+    *S = eng_e8m0_half(p->e);
+    return 16;
+}
+
 static void gemm_int(int_block_fn blk, const void *w, size_t rb, const eng_qx *x, float *Y,
                      int64_t ldy, int64_t r0, int64_t r1)
 {
@@ -232,6 +245,13 @@ static void gemm_q5_0(const void *w, size_t rb, const eng_qx *x, float *Y, int64
 {
     (void)scratch;
     gemm_int(block_q5_0, w, rb, x, Y, ldy, r0, r1);
+}
+
+static void gemm_mxfp4(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
+                       int64_t r0, int64_t r1, void *scratch)
+{
+    (void)scratch;
+    gemm_int(block_mxfp4, w, rb, x, Y, ldy, r0, r1);
 }
 
 /* Q4_K: x block b is sub-block j = b % 8 of super-block b / 8; its codes
@@ -332,7 +352,7 @@ const eng_gemm_kernels eng_gemm_scalar = {
     .kc = 8,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

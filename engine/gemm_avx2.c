@@ -174,6 +174,27 @@ TGT static void pack_q4_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
     }
 }
 
+/* MXFP4: nibbles through vpshufb to the doubled E2M1 values + 16 (below
+ * 64, as the int kind's 16-bit sums need). */
+TGT static void pack_mxfp4(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        16, 17, 18, 19, 20, 22, 24, 28, 16, 15, 14, 13, 12, 10, 8, 4));
+    for (int64_t b = 0; b < nb; b++, rec += REC) {
+        const size_t o = (size_t)b * sizeof(eng_block_mxfp4);
+        prefetch_rows(rows, o);
+        __m256i R[8];
+#pragma GCC unroll 16
+        for (int r = 0; r < 8; r++)
+            R[r] = _mm256_shuffle_epi8(lut, nibbles(rows[r] + o + 1));
+        transpose_store(R, rec);
+        float *S = (float *)(rec + OFF_S);
+#pragma GCC unroll 8
+        for (int r = 0; r < L; r++)
+            S[r] = eng_e8m0_half(rows[r][o]);
+    }
+}
+
 TGT static void pack_q5_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
     const __m256i bit4 = _mm256_set1_epi8(16);
@@ -413,6 +434,7 @@ GEMM(gemm_q4_0, pack_q4_0, K_INT, 3)
 GEMM(gemm_q5_0, pack_q5_0, K_INT, 4)
 GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
+GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -506,7 +528,7 @@ const eng_gemm_kernels eng_gemm_avx2 = {
     .kc = 8,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -252,7 +252,25 @@ TGT static AI void blk_q6_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     }
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_N } fmt;
+/* MXFP4: nibbles through vpshufb to the doubled E2M1 values + 16. */
+TGT static AI void blk_mxfp4(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        16, 17, 18, 19, 20, 22, 24, 28, 16, 15, 14, 13, 12, 10, 8, 4));
+    const size_t o = (size_t)b * sizeof(eng_block_mxfp4);
+    prefetch_rows(rows, o);
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        A[k] = _mm512_shuffle_epi8(lut, nibbles_pair(rows[k] + o + 1, rows[k + 8] + o + 1));
+    transpose_store(A, rec);
+    float *S = (float *)(rec + 512);
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++)
+        S[r] = eng_e8m0_half(rows[r][o]);
+}
+
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_N } fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
@@ -262,6 +280,7 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
     case F_Q5_0: blk_q5_0(rows, b, rec); break;
     case F_Q4_K: blk_q4_k(rows, b, rec); break;
     case F_Q6_K: blk_q6_k(rows, b, rec); break;
+    case F_MXFP4: blk_mxfp4(rows, b, rec); break;
     default: break;
     }
 }
@@ -372,6 +391,7 @@ INST_ALL(p_q4_0, F_Q4_0, K_INT, 3)
 INST_ALL(p_q5_0, F_Q5_0, K_INT, 4)
 INST_ALL(p_q4_k, F_Q4_K, K_MIN, 0)
 INST_ALL(p_q6_k, F_Q6_K, K_HALVES, 5)
+INST_ALL(p_mxfp4, F_MXFP4, K_INT, 4)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
 INST_ALL(c_q4_0, F_NONE, K_INT, 3)
 INST_ALL(c_q5_0, F_NONE, K_INT, 4)
@@ -381,10 +401,11 @@ INST_ALL(c_halves, F_NONE, K_HALVES, 5)
 /* [format][rows]: the first chunk packs, the others reuse the packed tile. */
 static const compute_fn first[F_N][17] = {
     [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
-    [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k)};
+    [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
-    [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves)};
+    [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
+    [F_MXFP4] = TABLE(c_q5_0)}; /* the int form with offset 16, as Q5_0 */
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -426,6 +447,7 @@ GEMM(gemm_q4_0, F_Q4_0)
 GEMM(gemm_q5_0, F_Q5_0)
 GEMM(gemm_q4_k, F_Q4_K)
 GEMM(gemm_q6_k, F_Q6_K)
+GEMM(gemm_mxfp4, F_MXFP4)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -519,7 +541,7 @@ const eng_gemm_kernels eng_gemm_avx512 = {
     .kc = 16,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

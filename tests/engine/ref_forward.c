@@ -177,11 +177,12 @@ static const eng_gguf_tensor *T_(const ref *R, const char *fmt, int il)
 }
 
 /* The types whose partner form the engine's prefill meets (engine/gemm.h):
- * Q4_0, Q5_0, Q8_0, Q4_K, Q6_K in integers, F16, BF16 rounded (ggml ids). */
+ * Q4_0, Q5_0, Q8_0, Q4_K, Q6_K, MXFP4 in integers, F16, BF16 rounded (ggml
+ * ids). */
 static bool prefill_int_type(int type)
 {
     return type == 1 || type == 2 || type == 6 || type == 8 || type == 12 || type == 14 ||
-           type == 30;
+           type == 30 || type == 39;
 }
 
 /* y[r] = sum_i W[slice + r][i] x[i] for r < n_out rows starting at row0;

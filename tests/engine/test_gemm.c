@@ -30,7 +30,7 @@ static uint64_t rnd(uint64_t *s)
 static float rndf(uint64_t *s) { return (float)((rnd(s) >> 11) * 0x1p-53 * 2.0 - 1.0); }
 
 static const int types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q5_0, ENG_TYPE_Q4_K,
-                            ENG_TYPE_Q6_K};
+                            ENG_TYPE_Q6_K, ENG_TYPE_MXFP4};
 
 typedef struct problem {
     int type;
@@ -54,6 +54,10 @@ static void make_weights(problem *p, uint64_t *s, bool raw)
             p->w[i] = (uint8_t)rnd(s);
         for (int64_t b = 0; b < p->rows * (p->n / f->blck); b++) {
             uint8_t *blk = p->w + (size_t)b * f->type_size;
+            if (p->type == ENG_TYPE_MXFP4) { /* E8M0 exponent: scales 2^-18 .. 2^17 */
+                blk[0] = (uint8_t)(110 + rnd(s) % 36);
+                continue;
+            }
             /* the fp16 fields: d (and dmin) at the start, Q6_K's d at the end */
             size_t off = p->type == ENG_TYPE_Q6_K ? 208 : 0;
             int nh = p->type == ENG_TYPE_Q4_K ? 2 : 1;

@@ -99,7 +99,7 @@ TEST(prefill_vs_decode_f16)
 
 TEST(prefill_vs_decode_rounded_inputs)
 {
-    static const char *const types[] = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "bf16"};
+    static const char *const types[] = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "bf16", "mxfp4"};
     enum { NT = sizeof types / sizeof types[0], NC = NPRE * NT * 2 };
     double r[NC];
     int nc = 0;
