@@ -1,6 +1,7 @@
 /*
  * model.c — opening and closing a GGUF model (see model.h): the mapping,
- * the optional prefault and private copy of the dense weights, and what the
+ * the optional prefault, private copy of the dense weights or of the whole
+ * file in huge pages, and what the
  * model's size means for a decode step. Reading the file's metadata and
  * tensors is model_load.c.
  */
@@ -49,8 +50,10 @@ static int cmp_range(const void *a, const void *b)
 }
 
 /* Replaces file bytes [a, b) of the mapping (page-aligned) by a private copy
- * read with pread. The bytes at the same addresses do not change. */
-static int copy_private(const eng_model *m, int fd, uint64_t a, uint64_t b, eng_err *err)
+ * read with pread. The bytes at the same addresses do not change. huge:
+ * ask for transparent huge pages (MADV_HUGEPAGE) before the bytes arrive. */
+static int copy_private(const eng_model *m, int fd, uint64_t a, uint64_t b, bool huge,
+                        eng_err *err)
 {
     const uint64_t size = eng_gguf_file_size(m->g);
     char *addr = (char *)eng_gguf_base(m->g) + a;
@@ -58,6 +61,8 @@ static int copy_private(const eng_model *m, int fd, uint64_t a, uint64_t b, eng_
              0) == MAP_FAILED)
         return eng_err_set(err, ENG_ENOMEM, "private copy of %" PRIu64 " bytes: %s", b - a,
                            strerror(errno));
+    if (huge) /* a hint: where the kernel gives none, 4 KiB pages remain */
+        (void)madvise(addr, b - a, MADV_HUGEPAGE);
     const uint64_t want = (b < size ? b : size) - a;
     uint64_t got = 0;
     while (got < want) {
@@ -108,13 +113,29 @@ static int privatize_dense(eng_model *m, eng_err *err)
     for (int i = 0; !rc && i <= nr; i++) {
         uint64_t lo = i < nr ? r[i].lo : end;
         if (lo > cur)
-            rc = copy_private(m, fd, cur, lo, err);
+            rc = copy_private(m, fd, cur, lo, false, err);
         if (i < nr && r[i].hi > cur)
             cur = r[i].hi;
     }
     if (fd >= 0)
         close(fd);
     free(r);
+    return rc;
+}
+
+/* The whole file as private memory in huge pages (eng_model_opts.in_ram). */
+static int load_in_ram(eng_model *m, eng_err *err)
+{
+    const uint64_t size = eng_gguf_file_size(m->g);
+    const long ps = sysconf(_SC_PAGESIZE);
+    const uint64_t page = ps > 0 ? (uint64_t)ps : 4096;
+    if (!eng_gguf_base(m->g) || size == 0)
+        return ENG_OK;
+    int fd = open(eng_gguf_path(m->g), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return eng_err_set(err, ENG_EIO, "%s", strerror(errno));
+    int rc = copy_private(m, fd, 0, (size + page - 1) / page * page, true, err);
+    close(fd);
     return rc;
 }
 
@@ -129,13 +150,14 @@ int eng_model_open(eng_model **out, const char *path, const eng_model_opts *opts
         free(m);
         return rc;
     }
-    if ((rc = eng_model_load(m, err)) ||
-        (opts && opts->private_dense && (rc = privatize_dense(m, err)))) {
+    const bool in_ram = opts && opts->in_ram;
+    if ((rc = eng_model_load(m, err)) || (in_ram && (rc = load_in_ram(m, err))) ||
+        (!in_ram && opts && opts->private_dense && (rc = privatize_dense(m, err)))) {
         eng_err_prefix(err, "%s", path);
         eng_model_free(m);
         return rc;
     }
-    if (opts && opts->prefault)
+    if (opts && opts->prefault && !in_ram)
         prefault(m->g);
     *out = m;
     return ENG_OK;

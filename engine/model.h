@@ -125,6 +125,15 @@ typedef struct eng_model_opts {
      * ENG_EIO from the store's read, never a SIGBUS. Costs the dense bytes
      * in RAM (anonymous) and one read of them at open. */
     bool private_dense;
+    /* Read the whole file into private anonymous memory at the mapping's
+     * addresses, asking for transparent huge pages (MADV_HUGEPAGE), so that
+     * nothing stays mapped from the page cache's 4 KiB pages. Decode streams
+     * every weight it uses once per token; with 2 MiB pages it pays a
+     * fraction of the TLB misses (docs/performance.md: decode ~20% faster
+     * on olmoe-1b-7b q8_0). Costs the file's size in RAM, not shared with
+     * the page cache, and one read of the file at open; implies prefault and
+     * private_dense. */
+    bool in_ram;
 } eng_model_opts;
 
 /* opts may be NULL (defaults). */

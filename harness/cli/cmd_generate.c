@@ -29,7 +29,7 @@ static const char usage_text[] =
     "                         [--seed S] [--temp T] [--top-k K] [--top-p P]\n"
     "                         [--threads T] [--ctx N] [--batch N] [--ignore-eos]\n"
     "                         [--no-special]\n"
-    "                         [--prefault] [--json] [--logits]\n"
+    "                         [--prefault | --in-ram] [--json] [--logits]\n"
     "                         [--trace FILE [--trace-label TEXT]]\n"
     "                         [--events LIST | --events-preset NAME [--multiplex]]\n\n"
     "Evaluates the prompt, then generates N tokens (greedy unless --temp > 0).\n"
@@ -51,6 +51,8 @@ static const char usage_text[] =
     "  --batch N          prefill chunk in tokens (default 128)\n"
     "  --ignore-eos       do not stop at the end-of-sequence token\n"
     "  --prefault         map the whole file before timing (as a warm-up run would)\n"
+    "  --in-ram           read the whole file into memory in huge pages instead of\n"
+    "                     mapping it (decode ~20% faster; costs the file's size in RAM)\n"
     "  --json             one JSON object on stdout instead of text\n"
     "  --logits           with --json: the logits at the last prompt position\n"
     "  -h, --help         this text\n";
@@ -58,7 +60,7 @@ static const char usage_text[] =
 typedef struct gen_args {
     const char *model, *prompt, *tokens;
     int64_t n_predict, ctx, batch;
-    int threads, json, logits, ignore_eos, prefault, no_special;
+    int threads, json, logits, ignore_eos, prefault, in_ram, no_special;
     eng_sampler_opts sampler;
     hx_probe_offload off;              /* --cache-*, --policy, ... (probe.h) */
     hx_probe probe;              /* --trace, --events, ... (probe.h)  */
@@ -112,7 +114,7 @@ static int parse_args(int argc, char **argv, gen_args *a)
         {"ctx", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
         {"ignore-eos", no_argument, 0, 'E'}, {"json", no_argument, 0, 'J'},
         {"logits", no_argument, 0, 'L'}, {"prefault", no_argument, 0, 'F'},
-        {"no-special", no_argument, 0, 'S'},
+        {"no-special", no_argument, 0, 'S'}, {"in-ram", no_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'}, HX_PROBE_OFFLOAD_LONGOPTS, HX_PROBE_LONGOPTS, {0, 0, 0, 0},
     };
     *a = (gen_args){.n_predict = 16, .sampler = {.top_p = 1.0}};
@@ -138,6 +140,7 @@ static int parse_args(int argc, char **argv, gen_args *a)
         case 'J': a->json = 1; break;
         case 'L': a->logits = 1; break;
         case 'F': a->prefault = 1; break;
+        case 'R': a->in_ram = 1; break;
         case 'S': a->no_special = 1; break;
         case 'h': fputs(usage_text, stdout); fputs(hx_probe_offload_usage, stdout);
                   fputs(hx_probe_usage, stdout); return -1;
@@ -426,7 +429,8 @@ int hx_cli_cmd_generate(int argc, char **argv)
     eng_model *m = NULL;
     /* file tier: only the store's pread reads the file after open, so a
      * file that shrinks is a clear ENG_EIO, not a SIGBUS (docs/offloading.md) */
-    eng_model_opts mo = {.prefault = a.prefault, .private_dense = hx_probe_offload_private_dense(&a.off)};
+    eng_model_opts mo = {.prefault = a.prefault, .in_ram = a.in_ram,
+                         .private_dense = hx_probe_offload_private_dense(&a.off)};
     if ((rc = hx_cli_input("generate", "-m", a.model)))
         return rc;
     if ((rc = eng_model_open(&m, a.model, &mo, &err)))

@@ -51,7 +51,7 @@ static const char usage_text[] =
     "usage: moebench perplexity -m FILE.gguf (-f TEXT | --tokens-file F) [--ctx N]\n"
     "                           [--batch N] [--chunks N] [--threads T] [--seed S]\n"
     "                           [--kl-base OUT | --kl-against BASE [--kl-other-model]]\n"
-    "                           [--prefault] [--json] [offloading options]\n\n"
+    "                           [--prefault | --in-ram] [--json] [offloading options]\n\n"
     "Perplexity of the model on a text, as llama-perplexity computes it: the tokens\n"
     "in chunks of N, the KV cache emptied before each chunk, BOS in place of a\n"
     "chunk's first token when the vocabulary adds BOS, and -log p of the next token\n"
@@ -78,6 +78,7 @@ static const char usage_text[] =
     "  --kl-other-model     accept a base computed with another model file (same\n"
     "                       vocabulary): e.g. another quantization\n"
     "  --prefault           map the whole file before timing\n"
+    "  --in-ram             read the whole file into memory in huge pages\n"
     "  --json               one JSON object on stdout: ppl, ppl_err, tokens_scored,\n"
     "                       chunks, tokens_per_s, ... (with --kl-against kl_mean,\n"
     "                       kl_p99, kl_max, top1, ppl_base, ppl_delta)\n"
@@ -89,7 +90,7 @@ static const char usage_text[] =
 typedef struct ppl_args {
     const char *model, *file, *tokens_file, *kl_base, *kl_against;
     int64_t ctx, batch, chunks;
-    int threads, json, prefault, other_model;
+    int threads, json, prefault, in_ram, other_model;
     int64_t seed;
     hx_probe_offload off;        /* --cache-*, --policy, ... (probe.h) */
 } ppl_args;
@@ -132,6 +133,7 @@ static int parse_one(ppl_args *a, int c, const char *arg, char **argv)
     case 'A': a->kl_against = arg; return 0;
     case 'O': a->other_model = 1; return 0;
     case 'F': a->prefault = 1; return 0;
+    case 'R': a->in_ram = 1; return 0;
     case 'J': a->json = 1; return 0;
     case 'h': fputs(usage_text, stdout); fputs(hx_probe_offload_usage, stdout); return -1;
     default:
@@ -166,6 +168,7 @@ static int parse_args(int argc, char **argv, ppl_args *a)
         {"kl-base", required_argument, 0, 'B'}, {"kl-against", required_argument, 0, 'A'},
         {"kl-other-model", no_argument, 0, 'O'}, {"prefault", no_argument, 0, 'F'},
         {"json", no_argument, 0, 'J'},          {"help", no_argument, 0, 'h'},
+        {"in-ram", no_argument, 0, 'R'},
         HX_PROBE_OFFLOAD_LONGOPTS,              {0, 0, 0, 0},
     };
     *a = (ppl_args){.ctx = 0};
@@ -654,7 +657,7 @@ int hx_cli_cmd_perplexity(int argc, char **argv)
     eng_err err = {0};
     eng_model *m = NULL;
     struct stat st;
-    eng_model_opts mo = {.prefault = a.prefault,
+    eng_model_opts mo = {.prefault = a.prefault, .in_ram = a.in_ram,
                          .private_dense = hx_probe_offload_private_dense(&a.off)};
     if ((rc = eng_model_open(&m, a.model, &mo, &err))) {
         rc = hx_cli_fail(CMD, rc, "%s", err.msg);

@@ -17,8 +17,12 @@
 # TG (16 generated tokens), REPS (3), MOEBENCH (build/moebench), BATCH
 # (moebench's --batch; default min(PP, 512), the prompt chunk llama-bench
 # uses by default: its n_ubatch is 512, so both read every weight once per
-# 512 prompt tokens; moebench's own default is 128).
-# What is compared: moebench generate --prefault with a prompt of PP token
+# 512 prompt tokens; moebench's own default is 128), LOAD (how moebench
+# holds the file: "prefault", the default, maps every page first as
+# llama-bench's warm-up does; "in-ram" reads it into huge pages, --in-ram),
+# LB_ARGS (more llama-bench options, e.g. "-mmp 0" to read the file into
+# memory instead of mapping it).
+# What is compared: moebench generate --LOAD with a prompt of PP token
 # ids, then TG greedy tokens (its prefill and decode tok/s); llama-bench
 # -p PP -n TG -r 1 (its pp and tg tests; tg starts from an empty context).
 # llama-bench keeps its defaults otherwise (f16 KV cache, flash attention
@@ -34,6 +38,9 @@ THREADS=${THREADS:-"1 2"}
 PP=${PP:-64}
 TG=${TG:-16}
 REPS=${REPS:-3}
+LOAD=${LOAD:-prefault}
+LB_ARGS=${LB_ARGS:-}
+case "$LOAD" in prefault | in-ram) ;; *) echo "vs-llamacpp: LOAD is prefault or in-ram, not '$LOAD'" >&2; exit 2 ;; esac
 [ -x "$LB" ] || { echo "vs-llamacpp: $LB is not an executable llama-bench" >&2; exit 2; }
 [ -x "$MB" ] || { echo "vs-llamacpp: $MB is not built (make)" >&2; exit 2; }
 for f in "$@"; do
@@ -48,13 +55,14 @@ num() { # num KEY TEXT: the first number after "KEY":
 run_mb() { # FILE THREADS PP
     ids=$(awk -v n="$3" 'BEGIN { for (i = 0; i < n; i++) printf "%s%d", (i ? "," : ""), (i * 7919 + 13) % 500 }')
     b=${BATCH:-$(( $3 < 512 ? $3 : 512 ))}
-    out=$("$MB" generate -m "$1" --tokens "$ids" -n "$TG" --threads "$2" --batch "$b" --ignore-eos --prefault --json)
+    out=$("$MB" generate -m "$1" --tokens "$ids" -n "$TG" --threads "$2" --batch "$b" --ignore-eos --"$LOAD" --json)
     echo "$(num prefill_tok_s "$out") $(num decode_tok_s "$out")"
 }
 
 # llama-bench, one repetition of pp and tg: prints "pp_tok_s tg_tok_s"
 run_lb() { # FILE THREADS PP
-    out=$("$LB" -m "$1" -t "$2" -p "$3" -n "$TG" -r 1 -o jsonl 2>/dev/null)
+    # shellcheck disable=SC2086 # LB_ARGS is a list of options
+    out=$("$LB" -m "$1" -t "$2" -p "$3" -n "$TG" -r 1 -o jsonl $LB_ARGS 2>/dev/null)
     pp=$(printf '%s\n' "$out" | grep "\"n_prompt\": $3, \"n_gen\": 0" | head -1)
     tg=$(printf '%s\n' "$out" | grep "\"n_prompt\": 0, \"n_gen\": $TG" | head -1)
     [ -n "$pp" ] && [ -n "$tg" ] || { echo "vs-llamacpp: llama-bench gave no result for $1" >&2; exit 1; }
@@ -65,7 +73,7 @@ run_lb() { # FILE THREADS PP
 stats() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3g %.3g %.3g", m, v[1], v[NR] }'; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "llama-bench: $LB; moebench: $MB ($("$MB" --version | head -1))"
+echo "llama-bench: $LB $LB_ARGS; moebench: $MB ($("$MB" --version | head -1)) --$LOAD"
 printf '\n| model | threads | pp | moebench pp tok/s | llama.cpp pp tok/s | pp ratio (min..max) | moebench tg tok/s | llama.cpp tg tok/s | tg ratio (min..max) |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
 tmp=$(mktemp -d)

@@ -1,11 +1,16 @@
 /*
  * test_model.c — opening models: hyper-parameters from metadata and the
  * errors for broken files (each built here with the GGUF writer), also
- * through `moebench generate` (exit status 2, one line).
+ * through `moebench generate` (exit status 2, one line); the prefault and
+ * in-RAM ways of holding the file.
  */
 #include "engine/model.h"
+#include "engine/session.h"
 #include "tests/util/model_util.h"
 #include "tests/test.h"
+
+#include <string.h>
+#include <unistd.h>
 
 static int open_err(const char *path, eng_err *e)
 {
@@ -122,6 +127,39 @@ TEST(prefault_opens_the_same_model)
     REQUIRE(eng_model_open(&m, p, &(eng_model_opts){.prefault = true}, &e) == 0);
     CHECK_EQ_INT(eng_model_hparams(m)->n_expert, 8);
     eng_model_free(m);
+}
+
+/* in_ram: the same bytes at the same addresses, now private memory: the
+ * logits equal the mapped model's bit for bit, and truncating the file
+ * afterwards changes nothing (a mapping would fault). */
+TEST(in_ram_computes_the_same_and_owns_its_bytes)
+{
+    const char *p = tu_write_preset("tiny-olmoe", "q8_0", "r.gguf");
+    const char *copy = tst_path("r-copy.gguf");
+    char *out, *err;
+    REQUIRE(tst_sh(&out, &err, "cp '%s' '%s'", p, copy) == 0);
+    int32_t toks[12];
+    for (int i = 0; i < 12; i++)
+        toks[i] = (i * 37 + 5) % 500;
+    eng_model *a = tu_open(p), *b = NULL;
+    eng_err e = {0};
+    REQUIRE_MSG(eng_model_open(&b, copy, &(eng_model_opts){.in_ram = true}, &e) == 0, "%s", e.msg);
+    REQUIRE(truncate(copy, 0) == 0);
+    eng_session *sa = tu_session(a, 2, 32, 0), *sb = tu_session(b, 2, 32, 0);
+    const int64_t nv = eng_model_hparams(a)->n_vocab;
+    for (int i = 0; i < 12; i++) {
+        REQUIRE_MSG(eng_session_decode(sa, toks[i], &e) == 0, "%s", e.msg);
+        REQUIRE_MSG(eng_session_decode(sb, toks[i], &e) == 0, "%s", e.msg);
+        CHECK(memcmp(eng_session_logits(sa), eng_session_logits(sb), (size_t)nv * 4) == 0);
+    }
+    eng_session_reset(sa);
+    eng_session_reset(sb);
+    REQUIRE(eng_session_eval(sa, toks, 12, &e) == 0 && eng_session_eval(sb, toks, 12, &e) == 0);
+    CHECK(memcmp(eng_session_logits(sa), eng_session_logits(sb), (size_t)nv * 4) == 0);
+    eng_session_free(sa);
+    eng_session_free(sb);
+    eng_model_free(a);
+    eng_model_free(b);
 }
 
 TEST(dense_llama_not_taken_for_legacy_mixtral)
