@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
-enum { ALIGN = 4096 };
+enum { ALIGN = 4096, HUGE_PAGE = 2 << 20 };
 enum { SLOT_EMPTY = 0, SLOT_LOADING, SLOT_READY, SLOT_FAILED };
 
 typedef struct slot {
