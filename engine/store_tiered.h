@@ -3,7 +3,8 @@
  * cache of expert slots in RAM) in front of a slow tier (the GGUF file read
  * with pread, or an emulated link paced to a bandwidth and latency), with
  * eviction by an engine/policy.h policy, loader threads and prefetchers
- * (oracle from the input's routing, pregate from the forward pass's hint).
+ * (oracle from the input's routing, pregate from the forward pass's hint,
+ * predict from a predictor learnt from a profile, engine/predict.h).
  * docs/offloading.md describes the behaviour and every statistic.
  *
  *   eng_tiered_opts o = eng_tiered_defaults();
