@@ -209,6 +209,7 @@ static void subset_vs_patched(const char *preset, const char *type, const char *
     const eng_hparams *hp = eng_model_hparams(m);
     const int L = (int)hp->n_layer_moe, E = (int)hp->n_expert, k = (int)hp->n_expert_used;
     const int l0 = (int)hp->n_layer_dense;
+    const int64_t V = hp->n_vocab;
     eng_model_free(m);
     uint8_t *keep = tst_alloc((size_t)L * E);
     for (int l = 0; l < L; l++) /* keep k + l experts of each layer, spread out */
@@ -220,9 +221,9 @@ static void subset_vs_patched(const char *preset, const char *type, const char *
         run_model(path, keep, nb, &a);
         run_model(ref, NULL, nb, &b);
         run_model(path, NULL, nb, &full);
-        CHECK_MSG(same(&a, &b, hp->n_vocab), "%s batch %lld: subset != patched model", preset,
+        CHECK_MSG(same(&a, &b, V), "%s batch %lld: subset != patched model", preset,
                   (long long)nb);
-        CHECK_MSG(!same(&a, &full, hp->n_vocab), "%s: the subset changed nothing", preset);
+        CHECK_MSG(!same(&a, &full, V), "%s: the subset changed nothing", preset);
         CHECK(a.outside == 0 && a.routed == (int64_t)(N_PROMPT + N_GEN) * L);
     }
 }
