@@ -248,3 +248,40 @@ TEST(techniques_bad_input)
           dup);
 #undef FAILS
 }
+
+/* A suite's command experiments: the predictor's figures and the subset's
+ * quality land in the results database like any metric. */
+TEST(suite_records_prediction_and_subset)
+{
+    const char *m = tu_write_model("tiny-olmoe", "q8_0", 3, 0.7, "m.gguf");
+    const char *trace = profile(m, "p.moetrace"), *pred = tst_path("p.pred");
+    const char *sub = tst_path("s.json"), *base = tst_path("b.klbase");
+    REQUIRE(tst_sh(NULL, NULL, "%s trace predictor '%s' -o '%s'", tu_mb(), trace, pred) == 0);
+    REQUIRE(tst_sh(NULL, NULL, "%s trace subset '%s' --keep 6 -o '%s'", tu_mb(), trace, sub) == 0);
+    char ids[2000], *p = ids;
+    for (int i = 0; i < 80; i++)
+        p += sprintf(p, "%s%d", i ? "," : "", (i * 131 + 7) % 509 + 3);
+    const char *tf = tu_write_text("t.ids", ids);
+    char src[3000];
+    snprintf(src, sizeof src,
+             "suite{name='techniques'}\n"
+             "experiment{name='predict', argv={'generate', '-m', '%s', '--tokens', '5,9,13',"
+             " '-n', '16', '--ignore-eos', '--json', '--cache-experts', '10', '--prefetch',"
+             " 'predict:%s'}}\n"
+             "experiment{name='base', argv={'perplexity', '-m', '%s', '--tokens-file', '%s',"
+             " '--ctx', '32', '--json', '--kl-base', '%s'}}\n"
+             "experiment{name='premoe', argv={'perplexity', '-m', '%s', '--tokens-file', '%s',"
+             " '--ctx', '32', '--json', '--kl-against', '%s', '--expert-subset', '%s'}}\n",
+             m, pred, m, tf, base, m, tf, base, sub);
+    const char *suite = tu_write_text("t.lua", src), *db = tst_path("t.db");
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "%s run %s --db %s -q", tu_mb(), suite, db) == 0, "%s", err);
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = "
+                           "'cache.prediction_accuracy' and value > 0 and value <= 1"), "1");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'cache.predicted' and "
+                           "value > 0"), "1");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from cache_stats where layer = -1 and "
+                           "prefetch_issued > 0"), "1");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'kl_mean' and value > 0"),
+                 "1");
+}
