@@ -4,9 +4,8 @@
  */
 #include "engine/attn_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
-
-#include <string.h>
 
 const eng_attn_impl *eng_attn_get(eng_attn_kind kind)
 {
@@ -17,23 +16,23 @@ const eng_attn_impl *eng_attn_get(eng_attn_kind kind)
     return NULL;
 }
 
-void eng_attend(const float *q, const eng_attn_rows *r, float *scores, float *out)
+/* llama.cpp's attention without flash attention (llama-graph.cpp
+ * build_attn_mha) on an f32 cache, one query row: kq = mul_mat(K, q) (a
+ * ggml_vec_dot_f32 per cell), soft_max_ext (scale, then the -inf mask of
+ * cells outside the window and past the end, the sink) over cells grouped
+ * from cell 0, kqv = mul_mat(V^T, P). */
+void eng_attend(const eng_vecops *vo, const float *q, const eng_attn_rows *r, float *scores,
+                float *out)
 {
-    for (int64_t p = r->p0; p < r->p1; p++) {
-        const float *kp = r->k + (p % r->cap) * r->k_stride;
-        float dot = 0;
-        for (int64_t i = 0; i < r->hd_k; i++)
-            dot += q[i] * kp[i];
-        scores[p] = dot * r->scale;
-    }
-    eng_softmax_sink(scores + r->p0, scores + r->p0, r->p1 - r->p0, r->sink);
-    memset(out, 0, (size_t)r->hd_v * sizeof(float));
-    for (int64_t p = r->p0; p < r->p1; p++) {
-        const float *vp = r->v + (p % r->cap) * r->v_stride;
-        const float a = scores[p];
-        for (int64_t i = 0; i < r->hd_v; i++)
-            out[i] += a * vp[i];
-    }
+    const int64_t c0 = r->p0 / ENG_VEC_ALIGN * ENG_VEC_ALIGN, c1 = eng_attn_row_len(r->p1);
+    for (int64_t p = c0; p < r->p0; p++)
+        scores[p] = -INFINITY;
+    for (int64_t p = r->p0, row = r->p0 % r->cap; p < r->p1; p++, row = row + 1 == r->cap ? 0 : row + 1)
+        scores[p] = vo->dot(r->k + row * r->k_stride, q, r->hd_k) * r->scale;
+    for (int64_t p = r->p1; p < c1; p++)
+        scores[p] = -INFINITY;
+    eng_softmax_sink(vo, scores + c0, scores + c0, c1 - c0, r->sink);
+    vo->wsum(out, r->hd_v, scores, r->v, r->v_stride, r->cap, r->p0, r->p1);
 }
 
 float *eng_attn_falloc(int64_t a, int64_t b)

@@ -64,9 +64,18 @@ typedef struct eng_attn_rows {
     float scale, sink;
 } eng_attn_rows;
 
-/* out[hd_v] = softmax(scale * q . K[p], sink) V over the rows; scores[p1]
- * is scratch. Scores and the weighted sum are accumulated in a fixed order
- * (ggml soft_max with sinks: ops.cpp:5540-5552). */
-void eng_attend(const float *q, const eng_attn_rows *r, float *scores, float *out);
+/* Length of a row of scores for positions below p1: whole groups of
+ * ENG_VEC_ALIGN cells (vecops.h). */
+static inline int64_t eng_attn_row_len(int64_t p1)
+{
+    return (p1 + ENG_VEC_ALIGN - 1) / ENG_VEC_ALIGN * ENG_VEC_ALIGN;
+}
+
+/* out[hd_v] = softmax(scale * q . K[p], sink) V over the rows, computed as
+ * llama.cpp's CPU backend does with vo's row ops (ggml soft_max with sinks:
+ * ops.cpp:5540-5552); scores[eng_attn_row_len(p1)] is scratch, indexed by
+ * position. */
+void eng_attend(const eng_vecops *vo, const float *q, const eng_attn_rows *r, float *scores,
+                float *out);
 
 #endif

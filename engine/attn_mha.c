@@ -29,9 +29,10 @@ typedef struct mha_state {
     float **kc, **vc;            /* [n_layer] -> [cap][n_k], [cap][n_v]      */
     int64_t *cap;                /* [n_layer] rows of the layer's cache      */
     float *q, *k, *v, *att;      /* decode: [n_q], [n_k], [n_v], [n_o]      */
-    float *scores;               /* decode: [n_head][n_ctx]                 */
+    float *scores;               /* decode: [n_head][ns]                    */
     float *bq, *bk, *bv, *batt;  /* prefill: [B][n_q], [B][n_k], [B][n_v], [B][n_o] */
-    float *bscores;              /* prefill: [n_threads][n_ctx]             */
+    float *bscores;              /* prefill: [n_threads][ns]                */
+    int64_t ns;                  /* eng_attn_row_len(n_ctx)                 */
     eng_xvec xv;                 /* decode: n_max = max(n_embd, n_o)        */
 } mha_state;
 
@@ -83,6 +84,7 @@ static int mha_open(eng_session *s, eng_err *err)
     st->n_k = hp->n_head_kv * hp->head_dim;
     st->n_v = hp->n_head_kv * hp->head_dim_v;
     st->n_o = hp->n_head * hp->head_dim_v;
+    st->ns = eng_attn_row_len(s->n_ctx);
     const int64_t B = s->n_batch, nt = eng_pool_threads(s->pool);
     bool ok = (st->kc = calloc((size_t)hp->n_layer, sizeof *st->kc)) &&
               (st->vc = calloc((size_t)hp->n_layer, sizeof *st->vc)) &&
@@ -94,9 +96,9 @@ static int mha_open(eng_session *s, eng_err *err)
     }
     ok = ok && (st->q = eng_attn_falloc(st->n_q, 1)) && (st->k = eng_attn_falloc(st->n_k, 1)) &&
          (st->v = eng_attn_falloc(st->n_v, 1)) && (st->att = eng_attn_falloc(st->n_o, 1)) &&
-         (st->scores = eng_attn_falloc(hp->n_head, s->n_ctx)) && (st->bq = eng_attn_falloc(B, st->n_q)) &&
+         (st->scores = eng_attn_falloc(hp->n_head, st->ns)) && (st->bq = eng_attn_falloc(B, st->n_q)) &&
          (st->bk = eng_attn_falloc(B, st->n_k)) && (st->bv = eng_attn_falloc(B, st->n_v)) &&
-         (st->batt = eng_attn_falloc(B, st->n_o)) && (st->bscores = eng_attn_falloc(nt, s->n_ctx)) &&
+         (st->batt = eng_attn_falloc(B, st->n_o)) && (st->bscores = eng_attn_falloc(nt, st->ns)) &&
          eng_xvec_init(&st->xv, hp->n_embd > st->n_o ? hp->n_embd : st->n_o, NULL) == ENG_OK;
     if (!ok) {
         mha_close(s);
@@ -128,8 +130,8 @@ static void qk_finish(eng_session *s, const eng_layer *l, int il, float *q, floa
         eng_rmsnorm(q, q, l->q_norm->data, st->n_q, hp->eps);
         eng_rmsnorm(k, k, l->k_norm->data, st->n_k, hp->eps);
     }
-    eng_rope_apply(q, hp->n_head, hd, hp->n_rot, cs, s->tr->rope);
-    eng_rope_apply(k, hp->n_head_kv, hd, hp->n_rot, cs, s->tr->rope);
+    eng_rope_apply(q, hp->n_head, hd, hp->n_rot, cs, s->tr->rope, s->vec->fma);
+    eng_rope_apply(k, hp->n_head_kv, hd, hp->n_rot, cs, s->tr->rope, s->vec->fma);
     const int64_t row = pos % st->cap[il];
     memcpy(st->kc[il] + row * st->n_k, k, (size_t)st->n_k * sizeof(float));
     memcpy(st->vc[il] + row * st->n_v, v, (size_t)st->n_v * sizeof(float));
@@ -148,7 +150,7 @@ static void attend_head(const eng_session *s, int il, int64_t h, const float *q,
                              st->n_k, hp->head_dim, st->n_v, hp->head_dim_v, p0, pos + 1,
                              st->cap[il], hp->kq_scale,
                              l->sinks ? ((const float *)l->sinks->data)[h] : -INFINITY};
-    eng_attend(q + h * hp->head_dim, &r, scores, out + h * hp->head_dim_v);
+    eng_attend(s->vec, q + h * hp->head_dim, &r, scores, out + h * hp->head_dim_v);
 }
 
 typedef struct att_ctx {
@@ -162,7 +164,7 @@ static void dec_task(void *ctx, int h, int thread)
     (void)thread;
     att_ctx *c = ctx;
     mha_state *st = c->s->attn_state;
-    attend_head(c->s, c->il, h, st->q, c->s->pos, st->scores + h * c->s->n_ctx, st->att);
+    attend_head(c->s, c->il, h, st->q, c->s->pos, st->scores + h * st->ns, st->att);
 }
 
 static void mha_decode(eng_session *s, int il)
@@ -195,7 +197,7 @@ static void bat_task(void *ctx, int task, int thread)
     mha_state *st = s->attn_state;
     const int64_t h = task / c->T, t = task % c->T;
     attend_head(s, c->il, h, st->bq + t * st->n_q, s->pos + t,
-                st->bscores + (int64_t)thread * s->n_ctx, st->batt + t * st->n_o);
+                st->bscores + (int64_t)thread * st->ns, st->batt + t * st->n_o);
 }
 
 static void mha_batch(eng_session *s, int il, int64_t T)

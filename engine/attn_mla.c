@@ -44,7 +44,8 @@ typedef struct mla_state {
     float *qa, *q, *kva;       /* [R_q], [H*dk], [row]                       */
     float *qabs, *olat, *o;    /* [H*row], [H*R_kv], [H*dv]                  */
     float *kvb;                /* [H*(nope+dv)] (legacy)                     */
-    float *scores;             /* [H][n_ctx]                                 */
+    float *scores;             /* [H][ns]                                    */
+    int64_t ns;                /* eng_attn_row_len(n_ctx)                    */
     eng_xvec xv, *xv_h;        /* xv: n_max = widest input; xv_h: [H]        */
     /* prefill: B rows of each */
     float *bqa, *bq, *bkva, *bqabs, *bolat, *bo, *bkvb, *bscores;
@@ -109,11 +110,11 @@ static bool alloc_buffers(eng_session *s, mla_state *st)
     if (!(st->qa = eng_attn_falloc(st->Rq, 1)) || !(st->q = eng_attn_falloc(H, st->dk)) ||
         !(st->kva = eng_attn_falloc(st->row, 1)) || !(st->qabs = eng_attn_falloc(H, st->row)) ||
         !(st->olat = eng_attn_falloc(H, st->Rkv)) || !(st->o = eng_attn_falloc(H, st->dv)) ||
-        !(st->kvb = eng_attn_falloc(nkvb, 1)) || !(st->scores = eng_attn_falloc(H, s->n_ctx)) ||
+        !(st->kvb = eng_attn_falloc(nkvb, 1)) || !(st->scores = eng_attn_falloc(H, st->ns)) ||
         !(st->bqa = eng_attn_falloc(B, st->Rq)) || !(st->bq = eng_attn_falloc(B, H * st->dk)) ||
         !(st->bkva = eng_attn_falloc(B, st->row)) || !(st->bqabs = eng_attn_falloc(B, H * st->row)) ||
         !(st->bolat = eng_attn_falloc(B, H * st->Rkv)) || !(st->bo = eng_attn_falloc(B, H * st->dv)) ||
-        !(st->bkvb = eng_attn_falloc(B, nkvb)) || !(st->bscores = eng_attn_falloc(nt, s->n_ctx)) ||
+        !(st->bkvb = eng_attn_falloc(B, nkvb)) || !(st->bscores = eng_attn_falloc(nt, st->ns)) ||
         !(st->jobs = calloc((size_t)H, sizeof *st->jobs)) ||
         !(st->xv_h = calloc((size_t)H, sizeof *st->xv_h)) || eng_xvec_init(&st->xv, in, NULL))
         return false;
@@ -133,7 +134,8 @@ static int mla_open(eng_session *s, eng_err *err)
     s->attn_state = st;
     *st = (mla_state){.H = hp->n_head, .dk = a->dk, .dv = a->dv, .nope = a->nope,
                       .rope = hp->n_rot, .Rq = a->q_lora_rank, .Rkv = a->kv_lora_rank,
-                      .row = a->kv_lora_rank + hp->n_rot, .absorbed = a->absorbed};
+                      .row = a->kv_lora_rank + hp->n_rot, .absorbed = a->absorbed,
+                      .ns = eng_attn_row_len(s->n_ctx)};
     if (!alloc_caches(s, st) || !alloc_buffers(s, st)) {
         mla_close(s);
         return eng_err_set(err, ENG_ENOMEM, "attention: out of memory for the MLA cache "
@@ -151,8 +153,8 @@ static void rope_and_norm(eng_session *s, const eng_layer *l, float *q, float *k
                           const float *cs)
 {
     const mla_state *st = s->attn_state;
-    eng_rope_apply(q + st->nope, st->H, st->dk, st->rope, cs, ENG_ROPE_NORM);
-    eng_rope_apply(kva + st->Rkv, 1, st->rope, st->rope, cs, ENG_ROPE_NORM);
+    eng_rope_apply(q + st->nope, st->H, st->dk, st->rope, cs, ENG_ROPE_NORM, s->vec->fma);
+    eng_rope_apply(kva + st->Rkv, 1, st->rope, st->rope, cs, ENG_ROPE_NORM, s->vec->fma);
     eng_rmsnorm(kva, kva, l->kv_a_norm->data, st->Rkv, s->hp->eps);
 }
 
@@ -178,12 +180,12 @@ static void attend_head(const eng_session *s, int il, int64_t h, const float *qa
         const float *c = st->kc[il];
         const eng_attn_rows r = {c, c, st->row, st->row, st->row, st->Rkv, 0, pos + 1,
                                  s->n_ctx, scale, -INFINITY};
-        eng_attend(qabs + h * st->row, &r, scores, olat + h * st->Rkv);
+        eng_attend(s->vec, qabs + h * st->row, &r, scores, olat + h * st->Rkv);
     } else {
         const eng_attn_rows r = {st->kc[il] + h * st->dk, st->vc[il] + h * st->dv,
                                  st->H * st->dk, st->dk, st->H * st->dv, st->dv, 0, pos + 1,
                                  s->n_ctx, scale, -INFINITY};
-        eng_attend(q + h * st->dk, &r, scores, o + h * st->dv);
+        eng_attend(s->vec, q + h * st->dk, &r, scores, o + h * st->dv);
     }
 }
 
@@ -208,7 +210,7 @@ static void dec_task(void *ctx, int h, int thread)
     (void)thread;
     att_ctx *c = ctx;
     mla_state *st = c->s->attn_state;
-    attend_head(c->s, c->il, h, st->qabs, st->q, c->s->pos, st->scores + h * c->s->n_ctx,
+    attend_head(c->s, c->il, h, st->qabs, st->q, c->s->pos, st->scores + h * st->ns,
                 st->olat, st->o);
 }
 
@@ -299,7 +301,7 @@ static void bat_task(void *ctx, int task, int thread)
     mla_state *st = s->attn_state;
     const int64_t h = task / c->T, t = task % c->T;
     attend_head(s, c->il, h, st->bqabs + t * st->H * st->row, st->bq + t * st->H * st->dk,
-                s->pos + t, st->bscores + (int64_t)thread * s->n_ctx,
+                s->pos + t, st->bscores + (int64_t)thread * st->ns,
                 st->bolat + t * st->H * st->Rkv, st->bo + t * st->H * st->dv);
 }
 

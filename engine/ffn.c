@@ -4,8 +4,9 @@
  * routed experts through the expert store, shared expert).
  *
  * Decode (one token) and prefill (T tokens) differ only in how the matrices
- * are multiplied (matvec on the stored format vs sgemm on dequantized
- * tiles, tokens grouped by expert); routing, the activation, the shared
+ * are multiplied (matvec on the stored format vs products of each weight
+ * tile with all the rows that meet it, tokens grouped by expert, gemm.h);
+ * routing, the activation, the shared
  * expert and the weighted sum are the row-wise helpers of ops.c, called by
  * both, so every architecture trait is applied in one place.
  *
@@ -17,6 +18,7 @@
  */
 #include "engine/forward_impl.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- shared pieces -------------------------------------------------------- */
@@ -43,7 +45,7 @@ static void route(const eng_session *s, const eng_layer *l, const float *logits,
                   int32_t *ids, float *w)
 {
     const uint8_t *keep = s->keep ? s->keep + (size_t)l->moe_index * s->hp->n_expert : NULL;
-    eng_route_row_masked(s->hp, logits, sel_bias(l), keep, scratch, ids, w);
+    eng_route_row_masked(s->vec, s->hp, logits, sel_bias(l), keep, scratch, ids, w);
 }
 
 /* y += the shared expert's output sh for the token whose FFN input is xn. */
@@ -52,11 +54,11 @@ static void shared_combine_row(const eng_session *s, const eng_layer *l, const f
 {
     const int64_t d = s->hp->n_embd;
     if (s->tr->shexp == ENG_SHEXP_GATED) {
-        const float *wg = l->shexp_gate->data;
-        float dot = 0;
-        for (int64_t i = 0; i < d; i++)
-            dot += wg[i] * xn[i];
-        const float g = eng_sigmoid(dot);
+        /* qwen2moe.cpp: the gate's logit is a mul_mat of an f32 row
+         * (ggml_vec_dot_f32), its "sigmoid" silu(z) / z (where z = 0
+         * gives llama.cpp a NaN, this gives the limit 1/2) */
+        const float z = s->vec->dot(l->shexp_gate->data, xn, d);
+        const float g = z != 0.0f ? z / (1.0f + expf(-z)) / z : 0.5f;
         for (int64_t i = 0; i < d; i++)
             y[i] += g * sh[i];
     } else {
@@ -108,7 +110,7 @@ static void dec_ffn_run(eng_session *s, const ffn_mats *m, int n, int j0)
         const int64_t f = m[i].mat[0].n_out;
         add_slice(b->g + j * F, &m[i], ENG_SLICE_GATE_BIAS, f);
         add_slice(b->u + j * F, &m[i], ENG_SLICE_UP_BIAS, f);
-        eng_act_row(s->tr->act, b->g + j * F, b->u + j * F, f);
+        eng_act_row(s->vec, s->tr->act, b->g + j * F, b->u + j * F, f);
         eng_xvec_prepare(s->kern, &b->xv_h[j], b->g + j * F, f);
         jobs[i] = eng_job_dec(eng_job_of_mat(&m[i].mat[2]), &b->xv_h[j], b->o + j * d);
     }
@@ -267,7 +269,8 @@ static void bat_dense_ffn(eng_session *s, const eng_expert_mat m[3], const float
     eng_mm_job jobs[2] = {eng_job_bat(eng_job_of_mat(&m[0]), X, T, d, g, F),
                           eng_job_bat(eng_job_of_mat(&m[1]), X, T, d, u, F)};
     eng_mm_batch(s, jobs, 2);
-    eng_act_row(s->tr->act, g, u, T * F);
+    for (int64_t t = 0; t < T; t++)
+        eng_act_row(s->vec, s->tr->act, g + t * F, u + t * F, F);
     eng_mm_job jd = eng_job_bat(eng_job_of_mat(&m[2]), g, T, F, Y, d);
     eng_mm_batch(s, &jd, 1);
 }
@@ -346,7 +349,7 @@ static void bat_experts_compute(eng_session *s, const int32_t *used, int n_used)
             }
     }
     for (int64_t r = r0; r < r0 + rows; r++)
-        eng_act_row(s->tr->act, b->g + r * FM, b->u + r * FM, F);
+        eng_act_row(s->vec, s->tr->act, b->g + r * FM, b->u + r * FM, F);
     for (int i = 0; i < n_used; i++) {
         int e = used[i];
         int64_t off = b->offset[e], c = b->count[e];

@@ -5,8 +5,8 @@
  *     x += FFN(RMSNorm(x) * ffn_norm)        dense or MoE, as the layer says
  *
  * then logits = output . (RMSNorm(x) * output_norm). One decode step runs
- * the kernels on the stored formats; a prefill batch runs sgemm on
- * dequantized tiles. The attention is the architecture's implementation
+ * the kernels on the stored formats; a prefill batch multiplies each matrix
+ * with all its activation rows at once (matmul.c, gemm.h). The attention is the architecture's implementation
  * (attn_impl.h), the FFN ffn.c; architecture differences come from s->tr
  * (arch.h) and the layer descriptors, never from the name.
  */
@@ -72,9 +72,9 @@ int eng_forward_token(eng_session *s, int32_t token, bool is_prefill, eng_err *e
     eng_dec_buf *b = &s->dec;
     ENG_REGION_BEGIN(s, ENG_REGION_EMBED);
     embed_row(s, token, b->x);
-    eng_rope_table(s->rope_cs, s->pos, &s->hp->rope);
+    eng_rope_table(s->rope_cs, s->pos, &s->hp->rope, s->vec->fma);
     if (s->rope_cs_swa != s->rope_cs)
-        eng_rope_table(s->rope_cs_swa, s->pos, &s->hp->rope_swa);
+        eng_rope_table(s->rope_cs_swa, s->pos, &s->hp->rope_swa, s->vec->fma);
     ENG_REGION_END(s, ENG_REGION_EMBED);
     for (int il = 0; il < s->hp->n_layer; il++) {
         ENG_REGION_BEGIN(s, ENG_REGION_ATTENTION);
@@ -100,9 +100,10 @@ int eng_forward_batch(eng_session *s, const int32_t *tokens, int64_t T, int64_t 
         embed_row(s, tokens[t], b->x + t * d);
     ENG_REGION_END(s, ENG_REGION_EMBED);
     for (int64_t t = 0; t < T; t++) {
-        eng_rope_table(s->rope_cs + t * s->hp->n_rot, s->pos + t, &s->hp->rope);
+        eng_rope_table(s->rope_cs + t * s->hp->n_rot, s->pos + t, &s->hp->rope, s->vec->fma);
         if (s->rope_cs_swa != s->rope_cs)
-            eng_rope_table(s->rope_cs_swa + t * s->hp->n_rot, s->pos + t, &s->hp->rope_swa);
+            eng_rope_table(s->rope_cs_swa + t * s->hp->n_rot, s->pos + t, &s->hp->rope_swa,
+                           s->vec->fma);
     }
     for (int il = 0; il < s->hp->n_layer; il++) {
         ENG_REGION_BEGIN(s, ENG_REGION_ATTENTION);

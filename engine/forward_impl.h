@@ -12,17 +12,23 @@
 #define ENG_FORWARD_IMPL_H
 
 #include "engine/formats.h"
+#include "engine/gemm.h"
 #include "engine/model_impl.h"
 #include "engine/pool.h"
 #include "engine/session.h"
 #include "engine/store_impl.h"
+#include "engine/vecops.h"
 
 struct eng_attn_impl;
 
 /* Fixed work granularity: results never depend on the thread count. */
 enum {
     ENG_MV_ROWS = 16,     /* rows per decode matvec task                 */
-    ENG_GEMM_ROWS = 16,   /* weight rows per prefill sgemm tile          */
+    ENG_GEMM_ROWS = 16,   /* weight rows per prefill task (sgemm tile or
+                             integer kernel, gemm.h)                      */
+    ENG_QX_MAX = 64,      /* distinct prepared inputs per pool run       */
+    ENG_GEMM_F_MIN_T = 6, /* activation rows from which f32/f16/bf16 take
+                             the float kernels of gemm.h (matmul.c)      */
 };
 
 /* One y = W x (decode) or Y = X W^T (prefill) over all rows of W. */
@@ -60,10 +66,20 @@ typedef struct eng_bat_buf {     /* prefill, n_batch tokens */
     float *g, *u;                /* [B*k][F_max] (hidden after activation)  */
     float *d;                    /* [B*k][n_embd] outputs                   */
     float *gs, *us, *ds;         /* [B][S]: shared expert, [B][n_embd] out  */
-    float *scratch;              /* [n_threads][ENG_GEMM_ROWS * in_max] tiles */
+    float *scratch;              /* [n_threads][ENG_GEMM_ROWS * in_max]: f32
+                                    tiles for sgemm, or the gemm.h kernels'
+                                    packed tiles (ENG_GEMM_SCRATCH_PER_ELEM
+                                    * in_max + 64 bytes <= this)             */
     eng_expert_weights *ew;      /* [E] acquired experts, by expert id      */
     int32_t *used;               /* [E] experts the batch routes to, ascending */
     eng_mm_job *jobs;            /* [2E + 2] job list for the grouped experts */
+    uint8_t *qx_buf;             /* [qx_cap] the prepared inputs of one prefill
+                                    product (matmul.c, gemm.h), 64-aligned   */
+    size_t qx_cap;
+    eng_qx *qx;                  /* [ENG_QX_MAX] their descriptors          */
+    eng_xt *xt;                  /* [ENG_QX_MAX] the same for float weights */
+    int *qx_of;                  /* [max_jobs] the descriptor of each job   */
+    eng_mm_job *part;            /* [max_jobs] one kind's jobs of a call    */
 } eng_bat_buf;
 
 struct eng_session {
@@ -71,6 +87,8 @@ struct eng_session {
     const eng_hparams *hp;
     const eng_arch_traits *tr;
     const eng_kernels *kern;
+    const eng_vecops *vec;       /* ggml's row ops of the same SIMD path     */
+    const eng_gemm_kernels *gemm; /* the integer prefill kernels of kern's path */
     eng_pool *pool;
     eng_store *store;
     bool own_store;
@@ -104,23 +122,25 @@ struct eng_session {
 /* y = x / sqrt(mean(x^2) + eps) * w; sum of squares in double (ggml). */
 void eng_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
 /* cs[2i], cs[2i+1] = cos, sin of pair i < n_rot/2 at position pos, with
- * YaRN where r says so: ggml_rope_cache_init (theta *= theta_scale in f32). */
-void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r);
+ * YaRN where r says so: ggml_rope_cache_init (theta *= theta_scale in f32);
+ * fma: as a build of ggml that contracts into FMAs (eng_vecops.fma). */
+void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r, bool fma);
 /* Rotates n_heads heads (stride apart) of n_rot values from x + h*stride
- * in place. */
+ * in place (fma as for eng_rope_table). */
 void eng_rope_apply(float *x, int64_t n_heads, int64_t stride, int64_t n_rot, const float *cs,
-                    eng_rope_kind kind);
-/* p = softmax(x), max subtracted, sum in double. */
-void eng_softmax(float *p, const float *x, int64_t n);
+                    eng_rope_kind kind, bool fma);
+/* p = softmax(x) as ggml's soft_max (ops.cpp) computes it with vo's row
+ * ops; x and p may be the same row. */
+void eng_softmax(const eng_vecops *vo, float *p, const float *x, int64_t n);
 /* The same with a sink logit in the denominator only (-INFINITY: none). */
-void eng_softmax_sink(float *p, const float *x, int64_t n, float sink);
+void eng_softmax_sink(const eng_vecops *vo, float *p, const float *x, int64_t n, float sink);
 float eng_sigmoid(float x);
 /* Routing of one token (llama-graph.cpp build_moe_ffn, spec part 2 §0.2):
  * router logits l[E] -> the k selected experts ids[] in rank order and
  * their weights w[], as hp's router says (gating, selection bias sel_bias
  * [E] or NULL, expert groups, renormalisation, scale). scratch: [2E]. */
-void eng_route_row(const eng_hparams *hp, const float *l, const float *sel_bias,
-                   float *scratch, int32_t *ids, float *w);
+void eng_route_row(const eng_vecops *vo, const eng_hparams *hp, const float *l,
+                   const float *sel_bias, float *scratch, int32_t *ids, float *w);
 /* The same with a mask: keep[E] (NULL: every expert) says which experts
  * the router may choose (a PreMoe subset). Dropped experts are removed
  * before selection: softmax-then-top-k gets -inf logits for them (the
@@ -129,10 +149,12 @@ void eng_route_row(const eng_hparams *hp, const float *l, const float *sel_bias,
  * bias) and, when the mask drops something, no expert-group limit (as the
  * PreMoe code's gate). Needs at least k kept experts. With keep NULL, or
  * a mask that keeps every expert, it is eng_route_row. */
-void eng_route_row_masked(const eng_hparams *hp, const float *l, const float *sel_bias,
-                          const uint8_t *keep, float *scratch, int32_t *ids, float *w);
-/* The FFN activation in place: g[i] = act(g[i], u[i]) for i < n. */
-void eng_act_row(eng_act act, float *g, const float *u, int64_t n);
+void eng_route_row_masked(const eng_vecops *vo, const eng_hparams *hp, const float *l,
+                          const float *sel_bias, const uint8_t *keep, float *scratch,
+                          int32_t *ids, float *w);
+/* The FFN activation in place: g[i] = act(g[i], u[i]) for i < n (one row:
+ * ggml's vector chunks start at g). */
+void eng_act_row(const eng_vecops *vo, eng_act act, float *g, const float *u, int64_t n);
 /* y[d] = sum_j w[j] * outs[j][d] in rank order (ggml: mul, then view adds). */
 void eng_combine_row(float *y, int k, const float *w, const float *const *outs, int64_t d);
 /* y[i] += b[i] when the bias tensor exists (f32, n values). */

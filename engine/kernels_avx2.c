@@ -6,7 +6,8 @@
  *   vpmaddubsw + vpmaddwd).
  * - F32: ggml_vec_dot_f32 of an AVX build (GGML_F32_STEP 32: four 8-lane
  *   FMA accumulators, reduced (a0+a2)+(a1+a3), then lo+hi and two hadds),
- *   the n % 32 leftover added with scalar FMAs; F16 the same with f16 loads
+ *   the n % 32 leftover as rounded products added in order, the last n % 4
+ *   with FMAs (GCC's vectorization of ggml's scalar loop); F16 the same with f16 loads
  *   and the f16 x, summed on in double (ggml_float) for the leftover; BF16
  *   as ggml_vec_dot_bf16's AVX2 branch (4 x 8 lanes of products of exact
  *   bf16 values, (c1+c3)+(c2+c4), then double).
@@ -18,6 +19,7 @@
  *   see kernels_scalar.c).
  */
 #include "engine/kernels.h"
+#include "engine/vecops.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -139,7 +141,13 @@ T static float dot_f32(const float *a, const float *x, int64_t n)
         s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 24), _mm256_loadu_ps(x + j + 24), s3);
     }
     float s = reduce_f32x8(s0, s1, s2, s3);
-    for (int64_t j = np; j < n; j++)
+    /* the leftover loop as GCC vectorized it in ggml's build: rounded
+     * products added one by one, except the last n % 4 (FMAs) */
+    const int64_t nf = n - (n - np) % 4;
+    int64_t j = np;
+    for (; j < nf; j++)
+        s += eng_f32_barrier(a[j] * x[j]);
+    for (; j < n; j++)
         s = fmaf(a[j], x[j], s);
     return s;
 }

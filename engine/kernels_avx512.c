@@ -9,7 +9,8 @@
  *   ggml's AVX2 code, which its AVX-512 build runs unchanged.
  * - F32: ggml_vec_dot_f32 of an AVX-512 build (GGML_F32_STEP 64: four
  *   16-lane FMA accumulators, (a0+a2)+(a1+a3), _mm512_reduce_add_ps; the
- *   n % 64 leftover with scalar FMAs).
+ *   n % 64 leftover as rounded products added in order, the last n % 4 of
+ *   them with FMAs: GCC's vectorization of ggml's scalar loop).
  * - F16: without AVX512-FP16 the same shape on widened f16 values, summed
  *   on in double for the leftover; with AVX512-FP16, ggml accumulates in
  *   f16: four 32-lane vfmadd231ph accumulators over steps of 128, reduced
@@ -23,6 +24,7 @@
  *   except 512-bit dequantizers for f16, bf16, q8_0 and q4_0 (prefill).
  */
 #include "engine/kernels.h"
+#include "engine/vecops.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -159,7 +161,13 @@ T static float dot_f32(const float *a, const float *x, int64_t n)
         s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + j + 48), _mm512_loadu_ps(x + j + 48), s3);
     }
     float s = reduce4(s0, s1, s2, s3);
-    for (int64_t j = np; j < n; j++)
+    /* the leftover loop as GCC vectorized it in ggml's build: rounded
+     * products added one by one, except the last n % 4 (FMAs) */
+    const int64_t nf = n - (n - np) % 4;
+    int64_t j = np;
+    for (; j < nf; j++)
+        s += eng_f32_barrier(a[j] * x[j]);
+    for (; j < n; j++)
         s = fmaf(a[j], x[j], s);
     return s;
 }

@@ -19,12 +19,14 @@ void eng_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
         y[i] = (x[i] * scale) * w[i];
 }
 
-void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r)
+void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r, bool fma)
 {
     /* ggml_rope_cache_init + rope_yarn (ggml-cpu/ops.cpp): theta = p *
      * theta_scale^i iterated in f32; without YaRN (ext_factor 0,
      * freq_scale 1, attn_factor 1) every product below is exact, so this is
-     * plain RoPE bit for bit. */
+     * plain RoPE bit for bit. With YaRN, an FMA build contracts the blend
+     * and the magnitude (seen in its machine code): th = fma(interp, 1 -
+     * ramp, extrap * ramp), mscale *= fma(0.1, log(1 / freq_scale), 1). */
     const float theta_scale = powf(r->base, -2.0f / (float)r->n_rot);
     float theta = (float)pos;
     for (int64_t i = 0; i < r->n_rot / 2; i++) {
@@ -34,8 +36,9 @@ void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r)
             const float y = ((float)i - r->corr_dims[0]) /
                             fmaxf(0.001f, r->corr_dims[1] - r->corr_dims[0]);
             const float ramp = (1 - fminf(1, fmaxf(0, y))) * r->ext_factor;
-            th = interp * (1 - ramp) + extrap * ramp;
-            mscale *= 1.0f + 0.1f * logf(1.0f / r->freq_scale);
+            const float em = eng_f32_barrier(extrap * ramp), lg = logf(1.0f / r->freq_scale);
+            th = fma ? fmaf(interp, 1 - ramp, em) : eng_f32_barrier(interp * (1 - ramp)) + em;
+            mscale *= fma ? fmaf(0.1f, lg, 1.0f) : 1.0f + eng_f32_barrier(0.1f * lg);
         }
         cs[2 * i] = cosf(th) * mscale;
         cs[2 * i + 1] = sinf(th) * mscale;
@@ -44,44 +47,51 @@ void eng_rope_table(float *cs, int64_t pos, const eng_rope_params *r)
 }
 
 void eng_rope_apply(float *x, int64_t n_heads, int64_t stride, int64_t n_rot, const float *cs,
-                    eng_rope_kind kind)
+                    eng_rope_kind kind, bool fma)
 {
-    /* NORM pairs (2i, 2i+1); NEOX pairs (i, i + n_rot/2): ops.cpp rope_f32 */
+    /* NORM pairs (2i, 2i+1); NEOX pairs (i, i + n_rot/2): ops.cpp
+     * rotate_pairs. An FMA build of ggml contracts it (machine code of
+     * both builds: x0*c - x1*s as fma(x0, c, -(x1*s)), x0*s + x1*c as
+     * fma(x0, s, x1*c)), except in NORM's vectorized loop the odd pair
+     * left after the blocks of 4 and 2 pairs, which it rotates with
+     * vaddsubps of rounded products (checked against ggml_rope_ext for
+     * n_rot 2..160, in place or not). */
     const int64_t half = n_rot / 2;
     for (int64_t h = 0; h < n_heads; h++) {
         float *v = x + h * stride;
         for (int64_t i = 0; i < half; i++) {
             int64_t a = kind == ENG_ROPE_NORM ? 2 * i : i;
             int64_t b = kind == ENG_ROPE_NORM ? 2 * i + 1 : i + half;
+            const bool fused = fma && !(kind == ENG_ROPE_NORM && half % 2 && i == half - 1);
             const float c = cs[2 * i], sn = cs[2 * i + 1];
             const float x0 = v[a], x1 = v[b];
-            v[a] = x0 * c - x1 * sn;
-            v[b] = x0 * sn + x1 * c;
+            const float x1s = eng_f32_barrier(x1 * sn), x1c = eng_f32_barrier(x1 * c);
+            v[a] = fused ? fmaf(x0, c, -x1s) : eng_f32_barrier(x0 * c) - x1s;
+            v[b] = fused ? fmaf(x0, sn, x1c) : eng_f32_barrier(x0 * sn) + x1c;
         }
     }
 }
 
-void eng_softmax_sink(float *p, const float *x, int64_t n, float sink)
+void eng_softmax_sink(const eng_vecops *vo, float *p, const float *x, int64_t n, float sink)
 {
+    /* ops.cpp soft_max_f32 after the scale and mask: max, the sink into
+     * the max, ggml_vec_soft_max_f32, the sink's share (libm expf; it has
+     * no value), then a multiply by 1/sum rounded to f32 */
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
     mx = sink > mx ? sink : mx;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        p[i] = expf(x[i] - mx);
-        sum += p[i];
-    }
-    if (sink != -INFINITY) /* the sink's share; it has no value */
-        sum += expf(sink - mx);
+    double sum = vo->exp_sum(p, x, n, mx);
+    if (sink != -INFINITY)
+        sum += (double)expf(sink - mx);
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         p[i] *= inv;
 }
 
-void eng_softmax(float *p, const float *x, int64_t n)
+void eng_softmax(const eng_vecops *vo, float *p, const float *x, int64_t n)
 {
-    eng_softmax_sink(p, x, n, -INFINITY);
+    eng_softmax_sink(vo, p, x, n, -INFINITY);
 }
 
 /* Top-k of s[0..n) into ids, descending, the lower id first among ties
@@ -125,14 +135,15 @@ static void mask_groups(float *s, int64_t E, int64_t n_group, int64_t n_used)
     }
 }
 
-void eng_route_row(const eng_hparams *hp, const float *l, const float *sel_bias,
-                   float *scratch, int32_t *ids, float *w)
+void eng_route_row(const eng_vecops *vo, const eng_hparams *hp, const float *l,
+                   const float *sel_bias, float *scratch, int32_t *ids, float *w)
 {
-    eng_route_row_masked(hp, l, sel_bias, NULL, scratch, ids, w);
+    eng_route_row_masked(vo, hp, l, sel_bias, NULL, scratch, ids, w);
 }
 
-void eng_route_row_masked(const eng_hparams *hp, const float *l, const float *sel_bias,
-                          const uint8_t *keep, float *scratch, int32_t *ids, float *w)
+void eng_route_row_masked(const eng_vecops *vo, const eng_hparams *hp, const float *l,
+                          const float *sel_bias, const uint8_t *keep, float *scratch,
+                          int32_t *ids, float *w)
 {
     const int64_t E = hp->n_expert;
     const int k = (int)hp->n_expert_used;
@@ -148,7 +159,7 @@ void eng_route_row_masked(const eng_hparams *hp, const float *l, const float *se
                 sel[e] = keep[e] ? l[e] : -INFINITY;
             l = sel;
         }
-        eng_softmax(p, l, E);
+        eng_softmax(vo, p, l, E);
         break;
     case ENG_GATING_SIGMOID:
         for (int64_t e = 0; e < E; e++)
@@ -165,7 +176,7 @@ void eng_route_row_masked(const eng_hparams *hp, const float *l, const float *se
     for (int j = 0; j < k; j++)
         w[j] = p[ids[j]];
     if (hp->gating == ENG_GATING_TOPK_SOFTMAX)
-        eng_softmax(w, w, k);
+        eng_softmax(vo, w, w, k);
     if (hp->expert_weights_norm) {
         double sum = 0; /* llama-graph.cpp build_moe_ffn: sum_rows, clamp, div */
         for (int j = 0; j < k; j++)
@@ -186,12 +197,11 @@ float eng_sigmoid(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
-void eng_act_row(eng_act act, float *g, const float *u, int64_t n)
+void eng_act_row(const eng_vecops *vo, eng_act act, float *g, const float *u, int64_t n)
 {
     switch (act) {
     case ENG_ACT_SWIGLU: /* ggml_vec_swiglu_f32: silu(g) * u */
-        for (int64_t i = 0; i < n; i++)
-            g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        vo->swiglu(g, u, n);
         break;
     case ENG_ACT_SWIGLU_OAI: /* ops.cpp swiglu_oai_f32, alpha 1.702, limit 7 */
         for (int64_t i = 0; i < n; i++) {

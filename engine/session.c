@@ -70,6 +70,27 @@ static bool alloc_batch(eng_session *s)
            FALLOC(b->jobs, 2 * E + 2, 1, 1);
 }
 
+/* The prefill kernels' prepared inputs (gemm.h): any one job (B rows of
+ * the widest matrix), and every expert's gate/up or down inputs of a full
+ * batch at once (B * k rows, each expert's rows a chunk apart at most);
+ * matmul.c splits a call that needs more. The transposed f32 form is the
+ * larger. */
+static bool alloc_prep(eng_session *s)
+{
+    const eng_hparams *hp = s->hp;
+    eng_bat_buf *b = &s->bat;
+    const int64_t B = s->n_batch, k = max64(hp->n_expert_used, 1), E = max64(hp->n_expert, 1);
+    const int kc = s->gemm->kc_f > s->gemm->kc ? s->gemm->kc_f : s->gemm->kc;
+    const int64_t w = max64(hp->n_embd, hp->n_ff_exp);
+    const size_t one = eng_xt_bytes(B, s->in_max, kc) + eng_qx_bytes(B, s->in_max);
+    const size_t experts = eng_xt_bytes(B * k + E * kc, w, kc) + eng_qx_bytes(B * k, w);
+    b->qx_cap = one > experts ? one : experts;
+    if (posix_memalign((void **)&b->qx_buf, 64, b->qx_cap))
+        b->qx_buf = NULL;
+    return b->qx_buf && FALLOC(b->qx, ENG_QX_MAX, 1, 1) && FALLOC(b->xt, ENG_QX_MAX, 1, 1) &&
+           FALLOC(b->qx_of, s->max_jobs, 1, 1) && FALLOC(b->part, s->max_jobs, 1, 1);
+}
+
 static bool alloc_session(eng_session *s)
 {
     const eng_hparams *hp = s->hp;
@@ -82,11 +103,14 @@ static bool alloc_session(eng_session *s)
     if (!own_swa)
         s->rope_cs_swa = s->rope_cs;
     return FALLOC(s->logits, hp->n_vocab, 1, 1) &&
-           FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s);
+           FALLOC(s->mm_first, s->max_jobs + 1, 1, 1) && alloc_decode(s) && alloc_batch(s) &&
+           alloc_prep(s);
 }
 
 /* The widest row (ne0) of any weight matrix: prefill dequantizes tiles of
- * ENG_GEMM_ROWS such rows. */
+ * ENG_GEMM_ROWS such rows, or packs them for the gemm.h kernels. */
+_Static_assert(ENG_GEMM_SCRATCH_PER_ELEM * 32 + 64 <= ENG_GEMM_ROWS * 32 * sizeof(float),
+               "a thread's scratch holds gemm.h's packed tile for rows of >= 32");
 static int64_t widest_row(const eng_model *m)
 {
     const struct eng_gguf *g = eng_model_gguf(m);
@@ -158,11 +182,13 @@ int eng_session_open(eng_session **out, const eng_model *m, const eng_session_op
     s->n_ctx = o.n_ctx ? o.n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     s->n_batch = o.n_batch ? o.n_batch : 128;
     s->f_max = max64(max64(hp->n_ff_exp, hp->n_ff_shexp), hp->n_layer_dense ? hp->n_ff : 0);
-    s->in_max = widest_row(m);
+    s->in_max = max64(widest_row(m), 32); /* >= 32: room for gemm.h's scratch */
     eng_simd simd;
     if ((rc = eng_simd_default(&simd, err)) || (rc = eng_pool_open(&s->pool, o.n_threads, err)))
         goto fail;
     s->kern = eng_kernels_get(simd);
+    s->vec = eng_vecops_get(simd);
+    s->gemm = eng_gemm_get(simd);
     openblas_set_num_threads(1);
     if (o.store) {
         s->store = o.store;
@@ -216,7 +242,8 @@ static void free_bufs(eng_session *s)
     eng_bat_buf *b = &s->bat;
     void *ptrs[] = {d->x, d->xn, d->tmp, d->rl, d->rs, d->g, d->u, d->o, b->x, b->xn, b->tmp,
                     b->rl, b->sel, b->w, b->row_of, b->count, b->offset, b->used, b->xg, b->g,
-                    b->u, b->d, b->gs, b->us, b->ds, b->scratch, b->ew, b->jobs, s->rope_cs,
+                    b->u, b->d, b->gs, b->us, b->ds, b->scratch, b->ew, b->jobs, b->qx_buf,
+                    b->qx, b->xt, b->qx_of, b->part, s->rope_cs,
                     s->logits, s->mm_first,
                     s->rope_cs_swa != s->rope_cs ? s->rope_cs_swa : NULL};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)

@@ -14,7 +14,10 @@
 # its median with the min..max over the REPS pairs.
 #
 # Environment: THREADS ("1 2"), PP ("64" prompt lengths, e.g. "64 512"),
-# TG (16 generated tokens), REPS (3), MOEBENCH (build/moebench).
+# TG (16 generated tokens), REPS (3), MOEBENCH (build/moebench), BATCH
+# (moebench's --batch; default min(PP, 512), the prompt chunk llama-bench
+# uses by default: its n_ubatch is 512, so both read every weight once per
+# 512 prompt tokens; moebench's own default is 128).
 # What is compared: moebench generate --prefault with a prompt of PP token
 # ids, then TG greedy tokens (its prefill and decode tok/s); llama-bench
 # -p PP -n TG -r 1 (its pp and tg tests; tg starts from an empty context).
@@ -44,7 +47,8 @@ num() { # num KEY TEXT: the first number after "KEY":
 # moebench: prints "pp_tok_s tg_tok_s"
 run_mb() { # FILE THREADS PP
     ids=$(awk -v n="$3" 'BEGIN { for (i = 0; i < n; i++) printf "%s%d", (i ? "," : ""), (i * 7919 + 13) % 500 }')
-    out=$("$MB" generate -m "$1" --tokens "$ids" -n "$TG" --threads "$2" --ignore-eos --prefault --json)
+    b=${BATCH:-$(( $3 < 512 ? $3 : 512 ))}
+    out=$("$MB" generate -m "$1" --tokens "$ids" -n "$TG" --threads "$2" --batch "$b" --ignore-eos --prefault --json)
     echo "$(num prefill_tok_s "$out") $(num decode_tok_s "$out")"
 }
 

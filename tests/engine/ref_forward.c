@@ -39,6 +39,8 @@ typedef struct ref {
     const eng_hparams *hp;
     const eng_gguf *g;
     bool act_q8;          /* quantize matvec inputs in the layers */
+    bool act_prefill;     /* ... only for the types prefill multiplies in
+                           * integers (REF_ACT_PREFILL) */
     double *min_tie;      /* closest approach of a quantized activation to a
                            * rounding tie (x.5), in quantization steps */
     bool head_q8;         /* ... and in the output head */
@@ -174,6 +176,15 @@ static const eng_gguf_tensor *T_(const ref *R, const char *fmt, int il)
     return eng_gguf_find_tensor(R->g, name);
 }
 
+/* The types whose partner form the engine's prefill meets (engine/gemm.h):
+ * Q4_0, Q5_0, Q8_0, Q4_K, Q6_K, MXFP4 in integers, F16, BF16 rounded (ggml
+ * ids). */
+static bool prefill_int_type(int type)
+{
+    return type == 1 || type == 2 || type == 6 || type == 8 || type == 12 || type == 14 ||
+           type == 30 || type == 39;
+}
+
 /* y[r] = sum_i W[slice + r][i] x[i] for r < n_out rows starting at row0;
  * with act_q8, against x's partner form (partner_image), and for Q4_1 /
  * Q5_1 the min of each block meets Q8_1's s instead of the sum of x. */
@@ -183,7 +194,7 @@ static void matvec(const ref *R, const eng_gguf_tensor *t, int64_t row0, int64_t
     const int64_t n = t->ne[0];
     double *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
     double *xi = malloc((size_t)n * sizeof *xi), *s8 = malloc((size_t)(n / 32 + 1) * sizeof *s8);
-    if (R->act_q8)
+    if (R->act_q8 || (R->act_prefill && prefill_int_type(t->type)))
         partner_image(t->type, x, xi, s8, n, R->min_tie);
     else
         memcpy(xi, x, (size_t)n * sizeof *xi);
@@ -799,6 +810,7 @@ static int run(ref *R, const int32_t *tokens, int64_t T, double **out)
     const eng_gguf_tensor *outw = eng_gguf_find_tensor(R->g, "output.weight");
     *out = malloc((size_t)hp->n_vocab * sizeof **out);
     R->act_q8 = R->head_q8;
+    R->act_prefill = false;
     matvec(R, outw ? outw : emb, 0, hp->n_vocab, xn, *out);
     free(x), free(xn);
     return 0;
@@ -808,8 +820,9 @@ int ref_forward_tie(const eng_model *m, const int32_t *tokens, int64_t n, int ac
                     double *min_tie)
 {
     double tie = INFINITY;
-    ref R = {.m = m, .hp = eng_model_hparams(m), .act_q8 = act == REF_ACT_Q8, .T = n,
-             .head_q8 = act != REF_ACT_EXACT, .min_tie = &tie};
+    ref R = {.m = m, .hp = eng_model_hparams(m), .act_q8 = act == REF_ACT_Q8,
+             .act_prefill = act == REF_ACT_PREFILL, .T = n, .head_q8 = act != REF_ACT_EXACT,
+             .min_tie = &tie};
     int rc = run(&R, tokens, n, out);
     if (min_tie)
         *min_tie = tie;
@@ -845,11 +858,9 @@ double ref_rel_err(const float *a, const double *b, int64_t n)
 double ref_bound(const char *type, bool decode, double min_tie)
 {
     const double b = type[0] == 'q' || type[0] == 'i' || type[0] == 'm' ? 1e-3 : 1e-4;
-    if (!decode)
-        return b;
     eng_simd simd;
     eng_err e = {0};
-    if (!strcmp(type, "f16") && eng_simd_default(&simd, &e) == ENG_OK &&
+    if (decode && !strcmp(type, "f16") && eng_simd_default(&simd, &e) == ENG_OK &&
         strstr(eng_kernels_name(eng_kernels_get(simd)), "fp16"))
         return 1e-2;
     /* an activation (in quantization steps) closer to a rounding tie than

@@ -10,11 +10,13 @@
  * matvec's input vector is converted to the weight type's partner form
  * (llama.cpp's vec_dot_type: Q8_0 / Q8_1 / Q8_K blocks, f16, bf16;
  * see partner_image), then the dot is exact. The engine does this
- * everywhere in decode (REF_ACT_Q8) and, in prefill, only for the output
- * head of the last position (REF_ACT_Q8_HEAD: the layers run sgemm on
- * exactly dequantized tiles with f32 inputs).
+ * everywhere in decode (REF_ACT_Q8); in prefill (REF_ACT_PREFILL) for the
+ * types it multiplies in integers (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K, MXFP4: gemm.h,
+ * the same partner forms as decode), for F16/BF16 (x rounded to them) and
+ * for the output head of the last position, while the other types run
+ * float products on exactly decoded weights with f32 inputs.
  */
-enum { REF_ACT_EXACT = 0, REF_ACT_Q8, REF_ACT_Q8_HEAD };
+enum { REF_ACT_EXACT = 0, REF_ACT_Q8, REF_ACT_PREFILL };
 #ifndef TST_REF_FORWARD_H
 #define TST_REF_FORWARD_H
 
@@ -42,10 +44,10 @@ int ref_routing(const eng_model *m, const int32_t *tokens, int64_t n, int32_t *i
 double ref_rel_err(const float *a, const double *b, int64_t n);
 
 /* The bound on ref_rel_err for the logits of a file of mkmodel type `type`
- * (test_forward.c's header derives it): decode against REF_ACT_Q8 with
- * ref_forward_tie's min_tie, or prefill against REF_ACT_Q8_HEAD. 1e-4 for
- * f32/f16/bf16, 1e-3 for the block types; decode 2e-2 when an activation
- * came within 4e-7 of a rounding tie, 1e-2 for f16 on kernels that sum in
+ * (test_forward.c's header derives it): decode against REF_ACT_Q8, or
+ * prefill against REF_ACT_PREFILL, with ref_forward_tie's min_tie. 1e-4 for
+ * f32/f16/bf16, 1e-3 for the block types; 2e-2 when an activation came
+ * within 4e-7 of a rounding tie, 1e-2 for f16 decode on kernels that sum in
  * f16 (AVX512-FP16). */
 double ref_bound(const char *type, bool decode, double min_tie);
 

@@ -54,7 +54,7 @@ static void check_ref(const char *preset, const char *type, bool legacy)
         REQUIRE_MSG(eng_session_decode(s, k_prompt[i], &e) == 0, "%s", e.msg);
     double dec = ref_rel_err(eng_session_logits(s), ref, hp->n_vocab);
     free(ref);
-    REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_Q8_HEAD, &ref) == 0);
+    REQUIRE(ref_forward(m, k_prompt, NP, REF_ACT_PREFILL, &ref) == 0);
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, k_prompt, NP, &e) == 0, "%s", e.msg);
     double pre = ref_rel_err(eng_session_logits(s), ref, hp->n_vocab);
@@ -266,7 +266,10 @@ static void check_router(eng_hparams hp, int trials, bool with_bias)
             l[e] = 4 * frand();
             bias[e] = 0.5f * frand();
         }
-        eng_route_row(&hp, l, with_bias ? bias : NULL, scratch, ids, w);
+        const eng_vecops *vo = eng_vecops_get((eng_simd)(t % ENG_SIMD_COUNT));
+        if (!vo)
+            vo = &eng_vecops_scalar;   /* every path where the CPU has it */
+        eng_route_row(vo, &hp, l, with_bias ? bias : NULL, scratch, ids, w);
         brute_route(&hp, l, with_bias ? bias : NULL, bids, bw);
         for (int j = 0; j < hp.n_expert_used; j++) {
             mismatches += ids[j] != bids[j];

@@ -11,7 +11,7 @@
  *  - block types: prefill's layers do not quantize the activations of
  *    their sgemm and decode's do (~1e-2 apart after 4 layers), so the rows
  *    are checked against the reference that models exactly that
- *    (REF_ACT_Q8_HEAD: exact layers, Q8_0 input to the head) with
+ *    (REF_ACT_PREFILL: exact layers, Q8_0 input to the head) with
  *    test_forward.c's block-type bound (1e-3), the way test_forward.c
  *    checks the last row of a prefill;
  *  - n_batch = 1: every token takes the decode path, bit-identical to it;
@@ -94,7 +94,7 @@ TEST(rows_equal_decode_f32)
 }
 
 /* Rows of a batched eval against the reference of each prefix that models
- * the prefill (REF_ACT_Q8_HEAD); batch 1 against decode, bit for bit. */
+ * the prefill (REF_ACT_PREFILL); batch 1 against decode, bit for bit. */
 static void check_vs_ref(const char *preset, const char *type)
 {
     const char *path = tu_write_preset(preset, type, "q.gguf");
@@ -108,7 +108,7 @@ static void check_vs_ref(const char *preset, const char *type)
     double worst = 0;
     for (int i = first; i < N; i++) {
         double *ref = NULL;
-        REQUIRE(ref_forward(m, t, i + 1, REF_ACT_Q8_HEAD, &ref) == 0);
+        REQUIRE(ref_forward(m, t, i + 1, REF_ACT_PREFILL, &ref) == 0);
         worst = fmax(worst, ref_rel_err(r + (size_t)(i - first) * nv, ref, nv));
         free(ref);
     }

@@ -60,7 +60,7 @@ static void check_ref(const char *path, const char *what, const char *type)
         REQUIRE_MSG(eng_session_decode(s, t[i], &e) == 0, "%s", e.msg);
     double dec = ref_rel_err(eng_session_logits(s), ref, NV);
     free(ref);
-    REQUIRE(ref_forward(m, t, NT, REF_ACT_Q8_HEAD, &ref) == 0);
+    REQUIRE(ref_forward(m, t, NT, REF_ACT_PREFILL, &ref) == 0);
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, t, NT, &e) == 0, "%s", e.msg);
     double pre = ref_rel_err(eng_session_logits(s), ref, NV);

@@ -52,7 +52,7 @@ static void check_ref(const char *type)
         REQUIRE_MSG(eng_session_decode(s, t[i], &e) == 0, "%s", e.msg);
     double dec = ref_rel_err(eng_session_logits(s), ref, NV);
     free(ref);
-    REQUIRE(ref_forward(m, t, NT, REF_ACT_Q8_HEAD, &ref) == 0);
+    REQUIRE(ref_forward(m, t, NT, REF_ACT_PREFILL, &ref) == 0);
     eng_session_reset(s);
     REQUIRE_MSG(eng_session_eval(s, t, NT, &e) == 0, "%s", e.msg);
     double pre = ref_rel_err(eng_session_logits(s), ref, NV);
@@ -173,7 +173,8 @@ TEST(topk_softmax_router_matches_brute_force)
     for (int trial = 0; trial < 300; trial++) {
         for (int e = 0; e < 12; e++)
             l[e] = 6 * frand();
-        eng_route_row(&hp, l, NULL, scratch, ids, w);
+        const eng_vecops *vo = eng_vecops_get((eng_simd)(trial % ENG_SIMD_COUNT));
+        eng_route_row(vo ? vo : &eng_vecops_scalar, &hp, l, NULL, scratch, ids, w);
         double best = -INFINITY;
         uint32_t best_mask = 0;
         for (uint32_t mask = 0; mask < 1u << 12; mask++) {
@@ -211,7 +212,7 @@ TEST(swiglu_oai_at_the_clamps)
     float gate[N], up[N];
     memcpy(gate, g, sizeof g);
     memcpy(up, u, sizeof u);
-    eng_act_row(ENG_ACT_SWIGLU_OAI, gate, up, N);
+    eng_act_row(&eng_vecops_scalar, ENG_ACT_SWIGLU_OAI, gate, up, N);
     for (int i = 0; i < N; i++) {
         double x = fmin(g[i], 7), y = fmax(-7, fmin(u[i], 7));
         double want = x / (1 + exp(-1.702 * x)) * (y + 1);

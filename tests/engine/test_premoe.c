@@ -17,6 +17,7 @@
 #include "engine/model.h"
 #include "engine/sample.h"
 #include "engine/session.h"
+#include "engine/vecops.h"
 #include "tests/test.h"
 #include "tests/util/model_util.h"
 
@@ -42,6 +43,7 @@ TEST(masked_router_equals_minus_inf)
     int32_t a[8], b[8];
     uint8_t keep[E];
     int bad = 0, trials = 0;
+    const eng_vecops *vo = &eng_vecops_scalar;
     for (int g = 0; g < 3; g++)
         for (int k = 1; k <= 4; k++)
             for (int it = 0; it < 200; it++) {
@@ -59,13 +61,15 @@ TEST(masked_router_equals_minus_inf)
                     if (!keep[e])
                         keep[e] = 1, kept++;
                 const float *sb = g == ENG_GATING_SIGMOID ? bias : NULL;
-                eng_route_row_masked(&hp, l, sb, keep, scratch, a, w1);
+                const eng_vecops *v = eng_vecops_get((eng_simd)(it % ENG_SIMD_COUNT));
+                vo = v ? v : &eng_vecops_scalar; /* every SIMD path this CPU has */
+                eng_route_row_masked(vo, &hp, l, sb, keep, scratch, a, w1);
                 /* reference: -inf logits, or -inf selection bias (sigmoid) */
                 for (int e = 0; e < E; e++) {
                     li[e] = keep[e] || g == ENG_GATING_SIGMOID ? l[e] : -INFINITY;
                     bias_i[e] = keep[e] ? bias[e] : -INFINITY;
                 }
-                eng_route_row(&hp, li, g == ENG_GATING_SIGMOID ? bias_i : NULL, scratch, b, w2);
+                eng_route_row(vo, &hp, li, g == ENG_GATING_SIGMOID ? bias_i : NULL, scratch, b, w2);
                 bad += memcmp(a, b, (size_t)k * sizeof *a) || memcmp(w1, w2, (size_t)k * 4);
                 for (int j = 0; j < k; j++)
                     bad += !keep[a[j]];
@@ -78,10 +82,10 @@ TEST(masked_router_equals_minus_inf)
                       .n_group = 4, .n_group_used = 1, .expert_weights_scale = 1};
     uint8_t all[8] = {1, 1, 1, 1, 1, 1, 1, 1}, some[8] = {0, 1, 1, 1, 1, 1, 1, 1};
     int32_t x[2], y[2];
-    eng_route_row(&hp, s8, NULL, scratch, x, w1);
-    eng_route_row_masked(&hp, s8, NULL, all, scratch, y, w2);
+    eng_route_row(vo, &hp, s8, NULL, scratch, x, w1);
+    eng_route_row_masked(vo, &hp, s8, NULL, all, scratch, y, w2);
     CHECK(x[0] == y[0] && x[1] == y[1] && x[0] == 0 && x[1] == 1);
-    eng_route_row_masked(&hp, s8, NULL, some, scratch, y, w2);
+    eng_route_row_masked(vo, &hp, s8, NULL, some, scratch, y, w2);
     CHECK_MSG(y[0] == 1 && y[1] == 4, "got %d %d", y[0], y[1]); /* with the limit: 4, 5 */
 }
 
