@@ -39,6 +39,15 @@ static const float *sel_bias(const eng_layer *l)
     return l->exp_probs_b ? l->exp_probs_b->data : NULL;
 }
 
+/* Routing of one token at MoE layer l: the one place where a session's
+ * expert subset (eng_session_opts.expert_keep) restricts the router. */
+static void route(const eng_session *s, const eng_layer *l, const float *logits, float *scratch,
+                  int32_t *ids, float *w)
+{
+    const uint8_t *keep = s->keep ? s->keep + (size_t)l->moe_index * s->hp->n_expert : NULL;
+    eng_route_row_masked(s->vec, s->hp, logits, sel_bias(l), keep, scratch, ids, w);
+}
+
 /* y += the shared expert's output sh for the token whose FFN input is xn. */
 static void shared_combine_row(const eng_session *s, const eng_layer *l, const float *xn,
                                const float *sh, float *y)
@@ -145,7 +154,7 @@ static void dec_pregate(eng_session *s, int j)
         eng_mm_job jr = eng_job_dec(eng_job_of(ln->router), &b->xv_pg, b->rl);
         eng_mm_decode(s, &jr, 1);
         eng_add_bias(b->rl, ln->router_b, hp->n_expert);
-        eng_route_row(s->vec, hp, b->rl, sel_bias(ln), b->rs, ids, w);
+        route(s, ln, b->rl, b->rs, ids, w);
         eng_store_hint(s->store, nj, ids, (int)hp->n_expert_used, pos);
     }
 }
@@ -205,7 +214,7 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     eng_mm_job jr = eng_job_dec(eng_job_of(l->router), &b->xv_in, b->rl);
     eng_mm_decode(s, &jr, 1);
     eng_add_bias(b->rl, l->router_b, s->hp->n_expert);
-    eng_route_row(s->vec, s->hp, b->rl, sel_bias(l), b->rs, ids, w);
+    route(s, l, b->rl, b->rs, ids, w);
     emit_routing(s, l, il, s->pos, token, ids, w, is_prefill);
     /* prepare first: the store then knows what layer il needs before any
      * prediction asks it for a slot (and a sequence start empties the
@@ -277,8 +286,7 @@ static void bat_route(eng_session *s, int il, const int32_t *tokens, int64_t T)
     eng_mm_batch(s, &jr, 1);
     for (int64_t t = 0; t < T; t++) {
         eng_add_bias(b->rl + t * hp->n_expert, l->router_b, hp->n_expert);
-        eng_route_row(s->vec, hp, b->rl + t * hp->n_expert, sel_bias(l), s->dec.rs, b->sel + t * k,
-                      b->w + t * k);
+        route(s, l, b->rl + t * hp->n_expert, s->dec.rs, b->sel + t * k, b->w + t * k);
         emit_routing(s, l, il, s->pos + t, tokens[t], b->sel + t * k, b->w + t * k, true);
     }
 }

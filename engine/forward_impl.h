@@ -110,6 +110,8 @@ struct eng_session {
     eng_xvec *head_xv;           /* [n_batch] prepared inputs of the head rows
                                     (eval_logits; allocated on its first call) */
     eng_mm_job *head_jobs;       /* [max_jobs] their jobs on one weight block */
+    uint8_t *keep;               /* [n_layer_moe][n_expert] expert_keep copy,
+                                    NULL when every expert is routable       */
 };
 
 #define ENG_REGION_BEGIN(s, r) ENG_HOOK((s)->hooks, region_begin, r)
@@ -139,6 +141,17 @@ float eng_sigmoid(float x);
  * [E] or NULL, expert groups, renormalisation, scale). scratch: [2E]. */
 void eng_route_row(const eng_vecops *vo, const eng_hparams *hp, const float *l,
                    const float *sel_bias, float *scratch, int32_t *ids, float *w);
+/* The same with a mask: keep[E] (NULL: every expert) says which experts
+ * the router may choose (a PreMoe subset). Dropped experts are removed
+ * before selection: softmax-then-top-k gets -inf logits for them (the
+ * softmax runs over the kept experts), top-k-then-softmax excludes them
+ * from the top-k, sigmoid gets -inf selection scores (after the selection
+ * bias) and, when the mask drops something, no expert-group limit (as the
+ * PreMoe code's gate). Needs at least k kept experts. With keep NULL, or
+ * a mask that keeps every expert, it is eng_route_row. */
+void eng_route_row_masked(const eng_vecops *vo, const eng_hparams *hp, const float *l,
+                          const float *sel_bias, const uint8_t *keep, float *scratch,
+                          int32_t *ids, float *w);
 /* The FFN activation in place: g[i] = act(g[i], u[i]) for i < n (one row:
  * ggml's vector chunks start at g). */
 void eng_act_row(const eng_vecops *vo, eng_act act, float *g, const float *u, int64_t n);

@@ -138,11 +138,29 @@ static void mask_groups(float *s, int64_t E, int64_t n_group, int64_t n_used)
 void eng_route_row(const eng_vecops *vo, const eng_hparams *hp, const float *l,
                    const float *sel_bias, float *scratch, int32_t *ids, float *w)
 {
+    eng_route_row_masked(vo, hp, l, sel_bias, NULL, scratch, ids, w);
+}
+
+void eng_route_row_masked(const eng_vecops *vo, const eng_hparams *hp, const float *l,
+                          const float *sel_bias, const uint8_t *keep, float *scratch,
+                          int32_t *ids, float *w)
+{
     const int64_t E = hp->n_expert;
     const int k = (int)hp->n_expert_used;
     float *p = scratch, *sel = scratch + E;
+    bool drops = false; /* a mask that keeps every expert is no mask */
+    for (int64_t e = 0; keep && e < E && !drops; e++)
+        drops = !keep[e];
+    keep = drops ? keep : NULL;
     switch (hp->gating) {
-    case ENG_GATING_SOFTMAX_TOPK: eng_softmax(vo, p, l, E); break;
+    case ENG_GATING_SOFTMAX_TOPK:
+        if (keep) { /* softmax over the kept experts: the others' logits are -inf */
+            for (int64_t e = 0; e < E; e++)
+                sel[e] = keep[e] ? l[e] : -INFINITY;
+            l = sel;
+        }
+        eng_softmax(vo, p, l, E);
+        break;
     case ENG_GATING_SIGMOID:
         for (int64_t e = 0; e < E; e++)
             p[e] = eng_sigmoid(l[e]);
@@ -151,8 +169,8 @@ void eng_route_row(const eng_vecops *vo, const eng_hparams *hp, const float *l,
     }
     /* the selection bias and the groups choose; the weights stay p */
     for (int64_t e = 0; e < E; e++)
-        sel[e] = sel_bias ? p[e] + sel_bias[e] : p[e];
-    if (hp->n_group > 1)
+        sel[e] = keep && !keep[e] ? -INFINITY : sel_bias ? p[e] + sel_bias[e] : p[e];
+    if (hp->n_group > 1 && !keep)
         mask_groups(sel, E, hp->n_group, hp->n_group_used);
     topk_ids(sel, E, k, ids);
     for (int j = 0; j < k; j++)

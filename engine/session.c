@@ -135,7 +135,32 @@ static int check_opts(const eng_hparams *hp, const eng_session_opts *o, eng_err 
         return eng_err_set(err, ENG_EUNSUPPORTED,
                            "expert_used_count %" PRId64 ": at most %d supported",
                            hp->n_expert_used, ENG_MAX_EXPERT_USED);
+    if (o->expert_keep && hp->n_expert == 0)
+        return eng_err_set(err, ENG_EINVAL, "expert subset: the model has no experts");
+    for (int64_t l = 0; o->expert_keep && l < hp->n_layer_moe; l++) {
+        int64_t n = 0;
+        for (int64_t e = 0; e < hp->n_expert; e++)
+            n += o->expert_keep[l * hp->n_expert + e] != 0;
+        if (n < hp->n_expert_used)
+            return eng_err_set(err, ENG_EINVAL,
+                               "expert subset: MoE layer %" PRId64 " keeps %" PRId64
+                               " experts, fewer than the %" PRId64 " a token uses",
+                               l, n, hp->n_expert_used);
+    }
     return ENG_OK;
+}
+
+/* A private copy of the mask, as 0/1. */
+static bool copy_keep(eng_session *s, const uint8_t *keep)
+{
+    if (!keep)
+        return true;
+    const size_t n = (size_t)s->hp->n_layer_moe * (size_t)s->hp->n_expert;
+    if (!(s->keep = malloc(n)))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        s->keep[i] = keep[i] != 0;
+    return true;
 }
 
 int eng_session_open(eng_session **out, const eng_model *m, const eng_session_opts *opts,
@@ -172,7 +197,7 @@ int eng_session_open(eng_session **out, const eng_model *m, const eng_session_op
             goto fail;
         s->own_store = true;
     }
-    if (!alloc_session(s)) {
+    if (!alloc_session(s) || !copy_keep(s, o.expert_keep)) {
         rc = eng_err_set(err, ENG_ENOMEM, "session: out of memory for buffers (context %" PRId64
                          ", batch %" PRId64 ")", s->n_ctx, s->n_batch);
         goto fail;
@@ -242,6 +267,7 @@ void eng_session_free(eng_session *s)
     if (s->own_store)
         eng_store_free(s->store);
     eng_pool_free(s->pool);
+    free(s->keep);
     free(s);
 }
 

@@ -40,6 +40,12 @@ typedef struct eng_session_opts {
     int64_t n_batch;          /* prefill chunk, tokens; 0: 128                  */
     const eng_hooks *hooks;   /* copied; NULL: none                             */
     eng_store *store;         /* borrowed; NULL: a memory store owned by the session */
+    const uint8_t *expert_keep; /* [n_layer_moe * n_expert] (copied): 1 = the
+                                 router may choose the expert; NULL: all. A
+                                 task-adaptive subset (PreMoe): each router
+                                 chooses among its kept experts only
+                                 (eng_route_row_masked, ops.c); a layer must
+                                 keep at least n_expert_used. Lossy.       */
 } eng_session_opts;
 
 /* opts may be NULL (all defaults). */

@@ -36,6 +36,7 @@
  *    pointing inside it; else buffered pread + POSIX_FADV_DONTNEED so the
  *    page cache does not turn misses into memory copies.
  */
+#include "engine/predict.h"
 #include "engine/store_tiered_impl.h"
 
 #include <stdlib.h>
@@ -232,6 +233,8 @@ static void new_sequence(tiered *t)
     }
     for (int i = 0; i < t->L * t->E; i++)
         t->slot_of[i] = -1;
+    for (int l = 0; t->last_n && l < t->L; l++)
+        t->last_n[l] = t->pred_n[l] = 0; /* no context, nothing pending */
     for (int p = 0; p < t->n_pools; p++) {
         eng_err e;
         int rc = eng_policy_reset(t->pol[p], t->fut ? &t->fut[p] : NULL, &e);
@@ -328,6 +331,39 @@ static void t_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t p
     pthread_mutex_unlock(&t->mu);
 }
 
+/* Predict: scores the pending prediction for this unit of `layer`
+ * against ids, remembers ids as the layer's last unit, then predicts the
+ * next unit (layer + 1, or layer 0 of the next token) and prefetches it,
+ * guarding the current layer's experts as a pregate hint does. Lock held. */
+static void predict_next(tiered *t, int layer, const int32_t *ids, int n, int64_t pos)
+{
+    eng_tiered_counts *c = &t->lc[layer];
+    const int32_t *pr = t->pred_ids + (size_t)layer * t->E;
+    for (int i = 0; i < t->pred_n[layer]; i++) {
+        c->pred_made++;
+        for (int j = 0; j < n; j++)
+            if (ids[j] == pr[i]) {
+                c->pred_used++;
+                break;
+            }
+    }
+    t->pred_n[layer] = 0;
+    int32_t *last = t->last_ids + (size_t)layer * t->E;
+    n = n < t->E ? n : t->E;
+    memcpy(last, ids, (size_t)n * sizeof *last);
+    t->last_n[layer] = n;
+    const int nl = layer + 1 < t->L ? layer + 1 : 0;
+    const int want = t->o.predict_n > 0 ? t->o.predict_n
+                                        : (int)eng_model_hparams(t->m)->n_expert_used;
+    int32_t *out = t->pred_ids + (size_t)nl * t->E;
+    t->pred_n[nl] = eng_predictor_predict(t->o.predictor, (eng_predict_kind)t->o.predict_kind,
+                                          nl, last, n, t->last_ids + (size_t)nl * t->E,
+                                          t->last_n[nl], want, out, t->pred_score);
+    guard_round(t, true);
+    prefetch_ids(t, nl, out, t->pred_n[nl], pos);
+    guard_round(t, false);
+}
+
 /* ---- ops ----------------------------------------------------------------- */
 
 static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
@@ -341,6 +377,8 @@ static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_
     t->prep_done = 0;
     t->round_n = 0;
     round_add(t, layer, ids, n);
+    if (t->o.prefetch == ENG_PREFETCH_PREDICT && layer >= 0 && layer < t->L)
+        predict_next(t, layer, ids, n, pos);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -518,6 +556,11 @@ static void t_destroy(eng_store *s)
     free(t->thr);
     free(t->lc);
     free(t->round);
+    free(t->last_ids);
+    free(t->pred_ids);
+    free(t->last_n);
+    free(t->pred_n);
+    free(t->pred_score);
     free(t);
 }
 
@@ -551,6 +594,8 @@ static void add_counts(eng_tiered_counts *a, const eng_tiered_counts *b)
     a->load_ns += b->load_ns;
     a->pf_useful_load_ns += b->pf_useful_load_ns;
     a->pf_late_stall_ns += b->pf_late_stall_ns;
+    a->pred_made += b->pred_made;
+    a->pred_used += b->pred_used;
 }
 
 int eng_tiered_get_stats(eng_store *s, eng_tiered_stats *out, eng_err *err)

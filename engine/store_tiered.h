@@ -3,7 +3,8 @@
  * cache of expert slots in RAM) in front of a slow tier (the GGUF file read
  * with pread, or an emulated link paced to a bandwidth and latency), with
  * eviction by an engine/policy.h policy, loader threads and prefetchers
- * (oracle from the input's routing, pregate from the forward pass's hint).
+ * (oracle from the input's routing, pregate from the forward pass's hint,
+ * predict from a predictor learnt from a profile, engine/predict.h).
  * docs/offloading.md describes the behaviour and every statistic.
  *
  *   eng_tiered_opts o = eng_tiered_defaults();
@@ -51,7 +52,10 @@ typedef enum eng_tier { ENG_TIER_FILE = 0, ENG_TIER_LINK } eng_tier;
  * than memcpy, but the copy's memory traffic is not there). */
 typedef enum eng_link_mode { ENG_LINK_COPY = 0, ENG_LINK_MAP } eng_link_mode;
 typedef enum eng_cache_scope { ENG_SCOPE_GLOBAL = 0, ENG_SCOPE_LAYER } eng_cache_scope;
-/* none; oracle: the next layer's experts from the routing plan; pregate:
+/* none; oracle: the next layer's experts from the routing plan; predict:
+ * the next unit's experts as a predictor learnt from a profile says
+ * (predict.h; at each prepare of layer l, for layer l + 1 of the token, or
+ * layer 0 of the next token after the last layer); pregate:
  * the forward pass's predictions (eng_store_hint: the routers of layers
  * l+1 .. l+pregate_ahead on layer l's hidden state), per-token evaluation
  * only. A prediction never evicts an expert that the current layer or a
@@ -59,8 +63,11 @@ typedef enum eng_cache_scope { ENG_SCOPE_GLOBAL = 0, ENG_SCOPE_LAYER } eng_cache
 typedef enum eng_prefetch {
     ENG_PREFETCH_NONE = 0,
     ENG_PREFETCH_ORACLE,
-    ENG_PREFETCH_PREGATE
+    ENG_PREFETCH_PREGATE,
+    ENG_PREFETCH_PREDICT
 } eng_prefetch;
+
+struct eng_predictor;
 
 /* An emulated link: bandwidth in GB/s (1e9 bytes/s) and per-copy latency. */
 typedef struct eng_link_preset {
@@ -105,6 +112,9 @@ typedef struct eng_tiered_opts {
     bool pregate_wrap;          /* pregate: past the last layer, predict the
                                    next token's first layers                 */
     const eng_routing_plan *plan; /* needed by oracle policies / prefetch    */
+    const struct eng_predictor *predictor; /* predict: borrowed (predict.h)  */
+    int predict_kind;           /* predict: eng_predict_kind                 */
+    int predict_n;              /* predict: experts per unit; 0: top-k       */
     const uint64_t *profile;    /* static policy: [n_layer * n_expert] access
                                    counts of a profile run, layer-major     */
     uint64_t seed;              /* random policy                             */
@@ -141,6 +151,11 @@ typedef struct eng_tiered_counts {
                                    for them (late ones): 1 - this / that is
                                    the share of a right prediction's load
                                    hidden behind compute                    */
+    uint64_t pred_made;         /* predict: experts predicted for units that
+                                   then ran (a prediction for a unit of the
+                                   layer, counted there)                    */
+    uint64_t pred_used;         /* ... of them, used by that unit: accuracy =
+                                   pred_used / pred_made                    */
 } eng_tiered_counts;
 
 typedef struct eng_tiered_stats {

@@ -66,6 +66,11 @@ typedef struct tiered {
      * hints still need: a hint never evicts them. [round_cap] */
     int32_t *round;
     int round_n, round_cap;
+    /* predict: per layer, the experts of its last prepared unit and the
+     * pending prediction for its next one ([L][E] each, counts [L]) */
+    int32_t *last_ids, *pred_ids;
+    int *last_n, *pred_n;
+    double *pred_score;        /* [E] predictor scratch                      */
 } tiered;
 
 static inline uint64_t tiered_now_ns(void)

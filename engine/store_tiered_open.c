@@ -4,6 +4,7 @@
  * building the oracle policies' futures, the policies and the loader
  * threads (store_tiered_impl.h; design notes in store_tiered.c).
  */
+#include "engine/predict.h"
 #include "engine/store_tiered_impl.h"
 
 #include <errno.h>
@@ -23,10 +24,35 @@ static const eng_policy_ops *policy_ops_of(const eng_tiered_opts *o)
     return o->policy_ops ? o->policy_ops : eng_policy_find(o->policy ? o->policy : "");
 }
 
+/* predict: a predictor of the model's shape (its MoE layers, experts). */
+static int check_predictor(const eng_hparams *hp, const eng_tiered_opts *o, eng_err *err)
+{
+    if (o->prefetch != ENG_PREFETCH_PREDICT)
+        return ENG_OK;
+    if (!o->predictor)
+        return eng_err_set(err, ENG_EINVAL, "tiered store: the predict prefetcher needs a "
+                                            "predictor (predict.h)");
+    eng_predictor_info pi = eng_predictor_get_info(o->predictor);
+    if (pi.n_layer != hp->n_layer_moe || pi.n_expert != hp->n_expert ||
+        pi.layer_offset != hp->n_layer_dense)
+        return eng_err_set(err, ENG_EINVAL,
+                           "tiered store: predictor of %d MoE layers from layer %d, %d experts;"
+                           " the model has %" PRId64 " from layer %" PRId64 ", %" PRId64,
+                           pi.n_layer, pi.layer_offset, pi.n_expert, hp->n_layer_moe,
+                           hp->n_layer_dense, hp->n_expert);
+    if (o->predict_n < 0 || o->predict_n > hp->n_expert || o->predict_kind < 0 ||
+        o->predict_kind > ENG_PREDICT_FREQUENCY)
+        return eng_err_set(err, ENG_EINVAL, "tiered store: predict %d experts of kind %d "
+                           "(0..%" PRId64 ", a eng_predict_kind)", o->predict_n,
+                           o->predict_kind, hp->n_expert);
+    return ENG_OK;
+}
+
 static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err)
 {
     const eng_hparams *hp = eng_model_hparams(m);
     const eng_policy_ops *ops = policy_ops_of(o);
+    int rc;
     if (hp->n_expert == 0)
         return eng_err_set(err, ENG_EINVAL, "tiered store: %s is a dense model (no experts)",
                            eng_model_path(m));
@@ -69,6 +95,8 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
     if (o->link_mode != ENG_LINK_COPY && o->link_mode != ENG_LINK_MAP)
         return eng_err_set(err, ENG_EINVAL, "tiered store: link mode %d (copy or map)",
                            (int)o->link_mode);
+    if ((rc = check_predictor(hp, o, err)))
+        return rc;
     if (o->pregate_ahead < 0 || o->pregate_ahead > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: pregate ahead %d layers (1..64)",
                            o->pregate_ahead);
@@ -256,6 +284,16 @@ static int alloc_tables(tiered *t, eng_err *err)
     t->round = malloc((size_t)t->round_cap * sizeof *t->round);
     if (!t->n_pinned || !t->apos || !t->slot_of || !t->slots || !t->q || !t->lc || !t->round)
         return eng_err_set(err, ENG_ENOMEM, "tiered store: out of memory");
+    if (t->o.prefetch == ENG_PREFETCH_PREDICT) {
+        const size_t LE = (size_t)t->L * (size_t)t->E;
+        t->last_ids = malloc(LE * sizeof *t->last_ids);
+        t->pred_ids = malloc(LE * sizeof *t->pred_ids);
+        t->last_n = calloc((size_t)t->L, sizeof *t->last_n);
+        t->pred_n = calloc((size_t)t->L, sizeof *t->pred_n);
+        t->pred_score = malloc((size_t)t->E * sizeof *t->pred_score);
+        if (!t->last_ids || !t->pred_ids || !t->last_n || !t->pred_n || !t->pred_score)
+            return eng_err_set(err, ENG_ENOMEM, "tiered store: out of memory");
+    }
     for (int i = 0; i < t->L * t->E; i++)
         t->slot_of[i] = -1;
     uint64_t bytes = 0;

@@ -14,6 +14,8 @@
  */
 #include "metrics/simulate.h"
 
+#include "engine/predict.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +42,10 @@ typedef struct sim {
     uint8_t *look;                 /* [L*k] token look-up outcome            */
     uint8_t *pf_used;              /* [E] experts of a prefill chunk's layer */
     int64_t *s_hits, *s_acc;       /* [L] this sample                        */
+    int32_t *last_ids, *pred_ids;  /* PREDICT: [L][E] last unit's experts and
+                                      the pending prediction, per layer      */
+    int *last_n, *pred_n;          /* [L]                                    */
+    double *pred_score;            /* [E] predictor scratch                  */
     double *rate_sum;              /* [L + 1] per-sample rates, [L] = total  */
     int64_t *rate_n;               /* [L + 1]                                */
     met_sim_result *res;
@@ -54,6 +60,29 @@ static void *zalloc(size_t n, size_t size, eng_err *err)
     return p;
 }
 
+/* PREDICT: a predictor of the trace's shape, every layer replayed. */
+static int check_predictor(const met_trace *t, const met_sim_config *c, eng_err *err)
+{
+    if (!c->predictor)
+        return eng_err_set(err, ENG_EINVAL, "--prefetch predict needs a predictor");
+    eng_predictor_info pi = eng_predictor_get_info(c->predictor);
+    if (pi.n_layer != t->info.num_layers || pi.n_expert != t->info.num_experts ||
+        pi.layer_offset != t->info.layer_offset)
+        return eng_err_set(err, ENG_EINVAL,
+                           "--prefetch predict: the predictor has %d layers from layer %d x %d "
+                           "experts, the trace %d from layer %d x %d",
+                           pi.n_layer, pi.layer_offset, pi.n_expert, t->info.num_layers,
+                           t->info.layer_offset, t->info.num_experts);
+    if (c->layer != -1)
+        return eng_err_set(err, ENG_EINVAL, "--prefetch predict predicts across layers: it "
+                                            "replays every layer (no --layer)");
+    if (c->predict_n < 0 || c->predict_n > t->info.num_experts || c->predict_kind < 0 ||
+        c->predict_kind > ENG_PREDICT_FREQUENCY)
+        return eng_err_set(err, ENG_EINVAL, "--predict-n %d: 1..%d experts", c->predict_n,
+                           t->info.num_experts);
+    return ENG_OK;
+}
+
 static int check_config(const met_trace *t, const met_sim_config *c, eng_err *err)
 {
     if (c->cache_experts < 1 || c->cache_experts > INT32_MAX)
@@ -63,16 +92,22 @@ static int check_config(const met_trace *t, const met_sim_config *c, eng_err *er
     if (c->layer != -1 && (c->layer < off || c->layer - off >= t->info.num_layers))
         return eng_err_set(err, ENG_EINVAL, "--layer: %d is not a layer of the trace (%d..%d)",
                            c->layer, off, off + t->info.num_layers - 1);
-    if (c->prefetch == MET_SIM_PREFETCH_ORACLE && c->lookup != MET_SIM_LOOKUP_SEQUENTIAL)
+    if (c->prefetch != MET_SIM_PREFETCH_NONE && c->lookup != MET_SIM_LOOKUP_SEQUENTIAL)
         return eng_err_set(err, ENG_EINVAL,
-                           "--prefetch oracle needs --lookup sequential (token look-up is the "
-                           "paper's cache procedure, which has no prefetch)");
+                           "--prefetch %s needs --lookup sequential (token look-up is the "
+                           "paper's cache procedure, which has no prefetch)",
+                           met_sim_prefetch_name(c->prefetch));
+    if (c->prefetch == MET_SIM_PREFETCH_PREDICT) {
+        int rc = check_predictor(t, c, err);
+        if (rc)
+            return rc;
+    }
     if (!(c->expert_bytes > 0) || !(c->link_gbps > 0) || !(c->link_latency_us >= 0) ||
         !(c->compute_us >= 0))
         return eng_err_set(err, ENG_EINVAL,
                            "cost model: expert bytes and link bandwidth must be > 0, latency "
                            "and compute >= 0");
-    if (c->prefetch == MET_SIM_PREFETCH_ORACLE && t->info.top_k > 4096)
+    if (c->prefetch != MET_SIM_PREFETCH_NONE && t->info.top_k > 4096)
         return eng_err_set(err, ENG_EUNSUPPORTED, "--prefetch oracle: top_k %d > 4096",
                            t->info.top_k);
     if ((int64_t)t->info.num_layers * t->info.num_experts > INT32_MAX)
@@ -180,6 +215,8 @@ static int begin_sample(sim *s, int64_t tok0, int64_t T)
             return rc;
     }
     memset(s->pf, 0, (size_t)s->L * s->E);
+    for (int32_t l = 0; s->last_n && l < s->L; l++)
+        s->last_n[l] = s->pred_n[l] = 0; /* no context, nothing pending */
     memset(s->s_hits, 0, (size_t)s->L * sizeof *s->s_hits);
     memset(s->s_acc, 0, (size_t)s->L * sizeof *s->s_acc);
     return ENG_OK;
@@ -332,23 +369,64 @@ static int prefetch_one(sim *s, sim_inst *in, int32_t li, uint16_t e, uint32_t *
     return pin(in, key, pins, np, s->err);
 }
 
-/* Oracle prefetch of unit (tok, li)'s experts, while unit (ctok, cli) is
+/* Prefetch of experts ids[n] of layer li, while unit (ctok, cli) is
  * computed (its experts pinned when they share a policy instance). */
-static int prefetch_unit(sim *s, int64_t ctok, int32_t cli, int64_t tok, int32_t li)
+static int prefetch_ids(sim *s, int64_t ctok, int32_t cli, int32_t li, const int32_t *ids, int n)
 {
     sim_inst *in = inst_of(s, li), *cur = inst_of(s, cli);
-    uint32_t pins[2 * 4096];   /* k <= E <= MET_TRACE_MAX_EXPERTS is checked in met_sim_run */
+    /* k <= 4096 and n <= k (oracle) or <= ENG_PREDICT_MAX_EXPERTS: checked in met_sim_run */
+    uint32_t pins[4096 + ENG_PREDICT_MAX_EXPERTS];
     int np = 0, rc = ENG_OK;
     for (int32_t r = 0; r < s->k && in == cur && !rc; r++) {
         uint32_t key = key_of(s, cli, expert_at(s, ctok, cli, r));
         if (eng_policy_is_cached(in->pol, key))
             rc = pin(in, key, pins, &np, s->err);
     }
-    for (int32_t r = 0; r < s->k && !rc; r++)
-        rc = prefetch_one(s, in, li, expert_at(s, tok, li, r), pins, &np);
+    for (int r = 0; r < n && !rc; r++)
+        rc = prefetch_one(s, in, li, (uint16_t)ids[r], pins, &np);
     for (int i = 0; i < np; i++)
         eng_policy_unpin(in->pol, pins[i]);
     return rc;
+}
+
+/* Oracle prefetch of unit (tok, li)'s experts. */
+static int prefetch_unit(sim *s, int64_t ctok, int32_t cli, int64_t tok, int32_t li)
+{
+    int32_t ids[4096];
+    for (int32_t r = 0; r < s->k; r++)
+        ids[r] = expert_at(s, tok, li, r);
+    return prefetch_ids(s, ctok, cli, li, ids, s->k);
+}
+
+/* PREDICT, as the engine's store does at each layer's prepare: score the
+ * pending prediction for unit (tok, li), remember its experts, predict the
+ * next unit (nli) and prefetch that prediction (when the next unit is in
+ * the sample: has_next). */
+static int predict_unit(sim *s, int64_t tok, int32_t li, int32_t nli, int has_next)
+{
+    met_sim_counts *lc = &s->res->layers[li];
+    int32_t *last = s->last_ids + (size_t)li * s->E;
+    const int32_t *pr = s->pred_ids + (size_t)li * s->E;
+    for (int32_t r = 0; r < s->k; r++)
+        last[r] = expert_at(s, tok, li, r);
+    for (int i = 0; i < s->pred_n[li]; i++) {
+        lc->predicted++;
+        for (int32_t r = 0; r < s->k; r++)
+            if (last[r] == pr[i]) {
+                lc->predicted_used++;
+                break;
+            }
+    }
+    s->pred_n[li] = 0;
+    s->last_n[li] = s->k;
+    if (!has_next)
+        return ENG_OK;
+    int32_t *out = s->pred_ids + (size_t)nli * s->E;
+    s->pred_n[nli] = eng_predictor_predict(
+        s->cfg->predictor, (eng_predict_kind)s->cfg->predict_kind, nli, last, s->k,
+        s->last_ids + (size_t)nli * s->E, s->last_n[nli],
+        s->cfg->predict_n > 0 ? s->cfg->predict_n : s->k, out, s->pred_score);
+    return prefetch_ids(s, tok, li, nli, out, s->pred_n[nli]);
 }
 
 static int run_unit(sim *s, int64_t tok, int32_t li, int64_t T, int64_t tok0)
@@ -360,15 +438,17 @@ static int run_unit(sim *s, int64_t tok, int32_t li, int64_t T, int64_t tok0)
         if (rc)
             return eng_err_prefix(s->err, "token %lld layer %d", (long long)tok, s->l0 + li);
     }
-    if (s->cfg->prefetch == MET_SIM_PREFETCH_ORACLE) {
+    if (s->cfg->prefetch != MET_SIM_PREFETCH_NONE) {
         int64_t ntok = li + 1 < s->L ? tok : tok + 1;
         int32_t nli = li + 1 < s->L ? li + 1 : 0;
-        if (ntok < T) {
-            int rc = prefetch_unit(s, tok0 + tok, li, tok0 + ntok, nli);
-            if (rc)
-                return eng_err_prefix(s->err, "prefetch at token %lld layer %d",
-                                      (long long)tok, s->l0 + li);
-        }
+        int rc = ENG_OK;
+        if (s->cfg->prefetch == MET_SIM_PREFETCH_PREDICT)
+            rc = predict_unit(s, tok0 + tok, li, nli, ntok < T);
+        else if (ntok < T)
+            rc = prefetch_unit(s, tok0 + tok, li, tok0 + ntok, nli);
+        if (rc)
+            return eng_err_prefix(s->err, "prefetch at token %lld layer %d", (long long)tok,
+                                  s->l0 + li);
     }
     double c = s->k * s->cfg->compute_us;
     s->now += c;
@@ -419,6 +499,7 @@ static void finish(sim *s)
         t->evictions += c->evictions, t->prefetch_issued += c->prefetch_issued;
         t->prefetch_useful += c->prefetch_useful, t->prefetch_wasted += c->prefetch_wasted;
         t->prefetch_dropped += c->prefetch_dropped, t->stall_us += c->stall_us;
+        t->predicted += c->predicted, t->predicted_used += c->predicted_used;
     }
     finish_counts(t, s->rate_sum[s->L], s->rate_n[s->L], s->cfg->expert_bytes);
     r->time_us = r->compute_us + t->stall_us;
@@ -443,6 +524,15 @@ static int alloc_sim(sim *s)
     s->s_acc = zalloc((size_t)s->L, sizeof *s->s_acc, s->err);
     s->rate_sum = zalloc((size_t)s->L + 1, sizeof *s->rate_sum, s->err);
     s->rate_n = zalloc((size_t)s->L + 1, sizeof *s->rate_n, s->err);
+    if (s->cfg->prefetch == MET_SIM_PREFETCH_PREDICT) {
+        s->last_ids = zalloc(LE, sizeof *s->last_ids, s->err);
+        s->pred_ids = zalloc(LE, sizeof *s->pred_ids, s->err);
+        s->last_n = zalloc((size_t)s->L, sizeof *s->last_n, s->err);
+        s->pred_n = zalloc((size_t)s->L, sizeof *s->pred_n, s->err);
+        s->pred_score = zalloc((size_t)s->E, sizeof *s->pred_score, s->err);
+        if (!s->last_ids || !s->pred_ids || !s->last_n || !s->pred_n || !s->pred_score)
+            return ENG_ENOMEM;
+    }
     if (!r->layers || !r->sample_hits || !r->sample_accesses || !s->inst || !s->ready ||
         !s->pf || !s->look || !s->pf_used || !s->s_hits || !s->s_acc || !s->rate_sum || !s->rate_n)
         return ENG_ENOMEM;
@@ -466,6 +556,11 @@ static void free_sim(sim *s)
     free(s->s_acc);
     free(s->rate_sum);
     free(s->rate_n);
+    free(s->last_ids);
+    free(s->pred_ids);
+    free(s->last_n);
+    free(s->pred_n);
+    free(s->pred_score);
 }
 
 /* A prefill chunk of tokens [c0, c1) of the sample at tok0, as the
@@ -504,6 +599,8 @@ static int batched_prompt(sim *s, int64_t smp)
                       : s->oracle ? "the policy's future is per token"
                       : s->cfg->prefetch == MET_SIM_PREFETCH_ORACLE
                           ? "oracle prefetch looks one unit ahead per token"
+                      : s->cfg->prefetch == MET_SIM_PREFETCH_PREDICT
+                          ? "predict prefetch predicts one unit ahead per token"
                           : NULL;
     if (why && !s->res->prompt_note)
         s->res->prompt_note = why;

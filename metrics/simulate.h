@@ -41,7 +41,10 @@
  *   load when the link is free and the unit waits for it (stall); (b) with
  *   prefetch ORACLE, loads of the next unit's experts (the next layer, or
  *   layer 0 of the next token of the sample) that are not resident are
- *   issued on the link, with this unit's experts pinned; (c) compute:
+ *   issued on the link, with this unit's experts pinned; with prefetch
+ *   PREDICT the same for the experts a predictor (engine/predict.h) names
+ *   for the next unit from this unit's experts (and the next unit's layer
+ *   at the previous token), exactly as the engine's store asks it; (c) compute:
  *   k * compute_us.
  *   time = compute + stall; tokens_per_s = tokens / time; the link time not
  *   spent stalled (link_busy - stall) is hidden behind compute: overlap_us.
@@ -62,7 +65,11 @@
 typedef enum met_sim_scope { MET_SIM_SCOPE_LAYER = 0, MET_SIM_SCOPE_GLOBAL } met_sim_scope;
 typedef enum met_sim_lookup { MET_SIM_LOOKUP_SEQUENTIAL = 0, MET_SIM_LOOKUP_TOKEN } met_sim_lookup;
 typedef enum met_sim_start { MET_SIM_START_COLD = 0, MET_SIM_START_WARM } met_sim_start;
-typedef enum met_sim_prefetch { MET_SIM_PREFETCH_NONE = 0, MET_SIM_PREFETCH_ORACLE } met_sim_prefetch;
+typedef enum met_sim_prefetch {
+    MET_SIM_PREFETCH_NONE = 0,
+    MET_SIM_PREFETCH_ORACLE,
+    MET_SIM_PREFETCH_PREDICT,
+} met_sim_prefetch;
 typedef enum met_sim_prompt { MET_SIM_PROMPT_RECORDED = 0, MET_SIM_PROMPT_TOKENS } met_sim_prompt;
 
 typedef struct met_sim_config {
@@ -73,7 +80,11 @@ typedef struct met_sim_config {
     met_sim_scope scope;
     met_sim_lookup lookup;
     met_sim_start start;
-    met_sim_prefetch prefetch;   /* ORACLE needs lookup SEQUENTIAL            */
+    met_sim_prefetch prefetch;   /* ORACLE, PREDICT need lookup SEQUENTIAL   */
+    const struct eng_predictor *predictor; /* PREDICT: engine/predict.h, of the
+                                    trace's shape; all layers replayed      */
+    int predict_kind;            /* PREDICT: eng_predict_kind                 */
+    int predict_n;               /* PREDICT: experts per unit; 0: top-k       */
     met_sim_prompt prompt;       /* RECORDED: batched prompts as they ran;
                                     TOKENS: every token as a unit             */
     int32_t layer;               /* replay only this layer (the model's number:
@@ -100,6 +111,9 @@ typedef struct met_sim_counts {
     int64_t evictions;
     int64_t prefetch_issued, prefetch_useful, prefetch_wasted;
     int64_t prefetch_dropped;    /* no evictable slot (all pinned)            */
+    int64_t predicted;           /* PREDICT: experts predicted for units that
+                                    ran (counted at the predicted unit)      */
+    int64_t predicted_used;      /* ... used by that unit                     */
     double bytes_moved;
     double stall_us;             /* compute waiting for loads                 */
     double hit_rate;             /* hits / accesses (pooled)                  */

@@ -101,7 +101,9 @@ const char *met_sim_start_name(met_sim_start s)
 
 const char *met_sim_prefetch_name(met_sim_prefetch p)
 {
-    return p == MET_SIM_PREFETCH_ORACLE ? "oracle" : "none";
+    return p == MET_SIM_PREFETCH_ORACLE    ? "oracle"
+           : p == MET_SIM_PREFETCH_PREDICT ? "predict"
+                                           : "none";
 }
 
 const char *met_sim_prompt_name(met_sim_prompt p)
@@ -111,7 +113,7 @@ const char *met_sim_prompt_name(met_sim_prompt p)
 
 static json_t *counts_json(const met_sim_counts *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, "
+    json_t *o = json_pack("{s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, "
                      "s:I}",
                      "accesses", (json_int_t)c->accesses, "hits", (json_int_t)c->hits,
                      "misses", (json_int_t)c->misses, "hit_rate", c->hit_rate,
@@ -123,6 +125,12 @@ static json_t *counts_json(const met_sim_counts *c)
                      (json_int_t)c->prefetch_useful, "prefetch_wasted",
                      (json_int_t)c->prefetch_wasted, "prefetch_dropped",
                      (json_int_t)c->prefetch_dropped);
+    json_object_set_new(o, "predicted", json_integer(c->predicted));
+    json_object_set_new(o, "predicted_used", json_integer(c->predicted_used));
+    json_object_set_new(o, "prediction_accuracy",
+                        json_real(c->predicted ? (double)c->predicted_used / (double)c->predicted
+                                               : 0.0));
+    return o;
 }
 
 static json_t *options_json(const met_sim_config *c)
@@ -160,6 +168,13 @@ json_t *met_sim_result_json(const met_sim_result *r, const met_sim_config *cfg)
         json_array_append_new(layers, l);
     }
     json_t *options = options_json(cfg);
+    if (cfg->prefetch == MET_SIM_PREFETCH_PREDICT) {
+        static const char *const kinds[] = {"transition", "history", "frequency"};
+        json_object_set_new(options, "predict_kind",
+                            json_string(kinds[cfg->predict_kind >= 0 && cfg->predict_kind < 3
+                                                  ? cfg->predict_kind : 0]));
+        json_object_set_new(options, "predict_n", json_integer(cfg->predict_n));
+    }
     json_object_set_new(options, "prompt", json_string(met_sim_prompt_name(cfg->prompt)));
     return json_pack("{s:o, s:o, s:o}", "options", options, "totals", totals, "layers",
                      layers);

@@ -12,6 +12,9 @@ int hx_cli_cmd_tokenize(int argc, char **argv);
 int hx_cli_cmd_mkmodel(int argc, char **argv);
 int hx_cli_cmd_metrics(int argc, char **argv);
 int hx_cli_cmd_trace(int argc, char **argv);
+/* `trace predictor` and `trace subset` (cmd_trace_build.c), argv[0] = the subcommand. */
+int hx_cli_trace_predictor(int argc, char **argv);
+int hx_cli_trace_subset(int argc, char **argv);
 int hx_cli_cmd_simulate(int argc, char **argv);
 int hx_cli_cmd_bench_counters(int argc, char **argv);
 int hx_cli_cmd_run(int argc, char **argv);

@@ -386,6 +386,7 @@ static int run(gen_run *r)
                            .n_ctx = a->ctx ? a->ctx : r->n_prompt + a->n_predict};
     if ((rc = hx_probe_offload_open(r->off, r->m, a->sampler.seed, r->n_prompt, &so.n_batch, &so.store, &so.hooks)))
         return rc;
+    so.expert_keep = hx_probe_offload_keep(r->off);
     if ((rc = hx_probe_open(r->probe, r->m, r->n_prompt, &so.n_batch, so.hooks,
                             &so.hooks)))
         return rc;

@@ -472,6 +472,7 @@ static int open_session(ppl_run *r)
     if (rc)
         return rc;
     r->n_batch = so.n_batch; /* --trace-in: 1 */
+    so.expert_keep = hx_probe_offload_keep(&a->off);
     eng_err err = {0};
     if ((rc = eng_session_open(&r->s, r->m, &so, &err)))
         return hx_cli_fail(CMD, rc, "%s", err.msg);

@@ -5,6 +5,7 @@
  * docs/simulate.md). Every option is checked here before the trace is read;
  * option errors exit 2, an unreadable trace 1, a malformed one 2.
  */
+#include "engine/predict.h"
 #include "harness/cli/cli.h"
 #include "harness/probe/probe.h"
 #include "harness/cli/cli_impl.h"
@@ -38,7 +39,11 @@ static const char usage_text[] =
     "                        distinct experts of a sample are hits (the paper's)\n"
     "  --paper               same as --lookup token --start warm\n"
     "  --prefetch P          none (default); oracle: load the next layer's experts\n"
-    "                        during compute (needs --lookup sequential)\n"
+    "                        during compute; predict:FILE: load the experts a\n"
+    "                        predictor (`moebench trace predictor`) names for the\n"
+    "                        next layer (both need --lookup sequential)\n"
+    "  --predict-kind K      predict: transition (default) | history | frequency\n"
+    "  --predict-n N         predict: experts predicted per layer (default top-k)\n"
     "  --prompt P            recorded (default): a prompt the engine ran in batches\n"
     "                        (as the trace records) replays chunk by chunk, each\n"
     "                        expert of a chunk's layer once, as the engine's store\n"
@@ -70,6 +75,9 @@ typedef struct sim_opts {
     double gbps, latency;       /* < 0: from the link preset */
     int json, have_policy, have_cache;
     hx_probe_lua_policy *lua;         /* --policy lua:FILE */
+    const char *predictor_path;       /* --prefetch predict:FILE */
+    int predict_set;                  /* --predict-kind or --predict-n given */
+    eng_predictor *predictor;
 } sim_opts;
 
 static int parse_enum(const char *opt, const char *val, const char *a, const char *b, int *out)
@@ -148,7 +156,27 @@ static int set_value(sim_opts *o, int c, const char *val)
     case 'S': rc = parse_enum("--cache-scope", val, "layer", "global", &v); g->scope = v; return rc;
     case 'L': rc = parse_enum("--lookup", val, "sequential", "token", &v); g->lookup = v; return rc;
     case 's': rc = parse_enum("--start", val, "cold", "warm", &v); g->start = v; return rc;
-    case 'P': rc = parse_enum("--prefetch", val, "none", "oracle", &v); g->prefetch = v; return rc;
+    case 'P':
+        if (!strncmp(val, "predict:", 8) && val[8]) {
+            g->prefetch = MET_SIM_PREFETCH_PREDICT;
+            o->predictor_path = val + 8;
+            return 0;
+        }
+        if (strcmp(val, "none") && strcmp(val, "oracle"))
+            return hx_cli_usage_error("simulate", "--prefetch: '%s' is not none, oracle or "
+                                      "predict:FILE", val);
+        g->prefetch = strcmp(val, "oracle") ? MET_SIM_PREFETCH_NONE : MET_SIM_PREFETCH_ORACLE;
+        return 0;
+    case 'K':
+        o->predict_set = 1;
+        if ((g->predict_kind = eng_predict_kind_parse(val)) < 0)
+            return hx_cli_usage_error("simulate", "--predict-kind: '%s' is not transition, "
+                                      "history or frequency", val);
+        return 0;
+    case 'N':
+        o->predict_set = 1;
+        return hx_cli_parse_int("simulate", "--predict-n", val, 1, ENG_PREDICT_MAX_EXPERTS,
+                                &g->predict_n);
     case 'B': rc = parse_enum("--prompt", val, "recorded", "tokens", &v); g->prompt = v; return rc;
     case 'a': return hx_cli_parse_int("simulate", "--lookahead", val, 1, 1 << 30, &g->lookahead);
     case 'r': rc = hx_cli_parse_i64("simulate", "--seed", val, 0, INT64_MAX, &n);
@@ -183,7 +211,8 @@ static int parse_args(sim_opts *o, int argc, char **argv, int *done)
         {"compute-us", required_argument, 0, 'C'},    {"format", required_argument, 0, 'F'},
         {"profile", required_argument, 0, 'R'},       {"paper", no_argument, 0, 'W'},
         {"json", no_argument, 0, 'j'},                {"list-policies", no_argument, 0, 'T'},
-        {"prompt", required_argument, 0, 'B'},
+        {"prompt", required_argument, 0, 'B'},        {"predict-kind", required_argument, 0, 'K'},
+        {"predict-n", required_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     int c, rc;
@@ -224,6 +253,9 @@ static int parse_args(sim_opts *o, int argc, char **argv, int *done)
         return hx_cli_usage_error("simulate", "no trace file given");
     if (!o->have_policy || !o->have_cache)
         return hx_cli_usage_error("simulate", "--policy and --cache-experts are required");
+    if (o->predict_set && o->cfg.prefetch != MET_SIM_PREFETCH_PREDICT)
+        return hx_cli_usage_error("simulate", "--predict-kind/--predict-n go with --prefetch "
+                                  "predict:FILE");
     return HX_CLI_EXIT_OK;
 }
 
@@ -237,8 +269,12 @@ static int apply_link(sim_opts *o)
         o->cfg.link_gbps = o->gbps;
     if (o->latency >= 0)
         o->cfg.link_latency_us = o->latency;
-    if (o->cfg.prefetch == MET_SIM_PREFETCH_ORACLE && o->cfg.lookup == MET_SIM_LOOKUP_TOKEN)
-        return hx_cli_usage_error("simulate", "--prefetch oracle needs --lookup sequential");
+    if (o->cfg.prefetch != MET_SIM_PREFETCH_NONE && o->cfg.lookup == MET_SIM_LOOKUP_TOKEN)
+        return hx_cli_usage_error("simulate", "--prefetch %s needs --lookup sequential",
+                                  met_sim_prefetch_name(o->cfg.prefetch));
+    if (o->cfg.prefetch == MET_SIM_PREFETCH_PREDICT && o->cfg.layer >= 0)
+        return hx_cli_usage_error("simulate", "--prefetch predict predicts across layers: "
+                                  "replay every layer (no --layer)");
     return HX_CLI_EXIT_OK;
 }
 
@@ -276,6 +312,11 @@ static void print_text(const sim_opts *o, const met_trace *t, const met_sim_resu
     printf("prefetch    issued %lld, useful %lld, wasted %lld, dropped %lld\n",
            (long long)c->prefetch_issued, (long long)c->prefetch_useful,
            (long long)c->prefetch_wasted, (long long)c->prefetch_dropped);
+    if (g->prefetch == MET_SIM_PREFETCH_PREDICT)
+        printf("predict     %s: %lld experts predicted, %lld used (accuracy %.6f)\n",
+               eng_predict_kind_name(g->predict_kind), (long long)c->predicted,
+               (long long)c->predicted_used,
+               c->predicted ? (double)c->predicted_used / (double)c->predicted : 0.0);
     printf("bytes moved %.0f\n", c->bytes_moved);
     printf("time        %.1f us = compute %.1f + stall %.1f; link busy %.1f, hidden %.1f\n",
            r->time_us, r->compute_us, c->stall_us, r->link_busy_us, r->overlap_us);
@@ -324,6 +365,12 @@ static int simulate(sim_opts *o)
     }
     if (!rc && o->profile && !(rc = load_trace(o->profile, o->format, &prof)))
         o->cfg.profile = prof;
+    if (!rc && o->predictor_path && !(rc = hx_cli_input("simulate", "--prefetch predict:",
+                                                          o->predictor_path))) {
+        if ((rc = eng_predictor_load(&o->predictor, o->predictor_path, &err)))
+            rc = hx_cli_fail("simulate", rc, "--prefetch predict: %s", err.msg);
+        o->cfg.predictor = o->predictor;
+    }
     if (!rc && o->lua)
         hx_probe_lua_policy_context(o->lua, &(hx_probe_lua_ctx){
             .n_layers = o->cfg.layer >= 0 ? 1 : (int)t->info.num_layers,
@@ -373,5 +420,6 @@ int hx_cli_cmd_simulate(int argc, char **argv)
     if (!rc && !done)
         rc = simulate(&o);
     hx_probe_lua_policy_free(o.lua);
+    eng_predictor_free(o.predictor);
     return rc;
 }

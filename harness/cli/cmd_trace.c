@@ -19,7 +19,9 @@ static const char usage_text[] =
     "       moebench trace stats TRACE [--json] [--from FORMAT]\n"
     "       moebench trace synth --layers L --experts E --top-k K --samples S --tokens T\n"
     "                            --model uniform|zipf|sticky|segments [--zipf A]\n"
-    "                            [--stickiness P] [--segment-len N] [--seed N] -o OUT\n\n"
+    "                            [--stickiness P] [--segment-len N] [--seed N] -o OUT\n"
+    "       moebench trace predictor TRACE -o FILE\n"
+    "       moebench trace subset TRACE -o FILE (--keep N | --keep-mb M -m MODEL)\n\n"
     "Routing traces: per token and layer, the top-k experts the router chose.\n"
     "Formats (docs/metrics.md): moetrace (binary, streamable), json, csv, and\n"
     "safetensors (a directory of moe-lrc per-layer files); chosen by extension\n"
@@ -31,6 +33,8 @@ static const char usage_text[] =
     "            (keep each previous expert with probability --stickiness, default\n"
     "            0.8), segments (--segment-len N tokens per domain, default 64;\n"
     "            --stickiness = share of slots from the domain); seeded\n"
+    "  predictor a routing predictor for --prefetch predict:FILE (--help)\n"
+    "  subset    a PreMoe expert subset for --expert-subset FILE (--help)\n"
     "  -h, --help  this text\n";
 
 static int convert(int argc, char **argv)
@@ -261,7 +265,8 @@ static int synth(int argc, char **argv)
 int hx_cli_cmd_trace(int argc, char **argv)
 {
     if (argc < 2)
-        return hx_cli_usage_error("trace", "expected a subcommand: convert, stats or synth");
+        return hx_cli_usage_error("trace", "expected a subcommand: convert, stats, synth, "
+                                  "predictor or subset");
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
         fputs(usage_text, stdout);
@@ -274,5 +279,10 @@ int hx_cli_cmd_trace(int argc, char **argv)
         return stats(argc - 1, argv + 1);
     if (!strcmp(sub, "synth"))
         return synth(argc - 1, argv + 1);
-    return hx_cli_usage_error("trace", "unknown subcommand '%s' (convert, stats, synth)", sub);
+    if (!strcmp(sub, "predictor"))
+        return hx_cli_trace_predictor(argc - 1, argv + 1);
+    if (!strcmp(sub, "subset"))
+        return hx_cli_trace_subset(argc - 1, argv + 1);
+    return hx_cli_usage_error("trace", "unknown subcommand '%s' (convert, stats, synth, "
+                              "predictor, subset)", sub);
 }

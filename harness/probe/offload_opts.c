@@ -17,7 +17,9 @@
 #include "harness/probe/probe.h"
 
 #include "engine/policy.h"
+#include "engine/predict.h"
 #include "harness/cli/cli.h"
+#include "metrics/subset.h"
 #include "metrics/trace.h"
 
 #include <math.h>
@@ -37,7 +39,10 @@ const char hx_probe_offload_usage[] =
     "  --link-latency-us U  emulated per-load latency (implies --tier link)\n"
     "  --link-copy M      copy (default: memcpy, paced; never faster than memcpy) |\n"
     "                     map (no copy, the load time is modelled; implies --tier link)\n"
-    "  --prefetch P       none (default) | oracle (needs --trace-in) | pregate\n"
+    "  --prefetch P       none (default) | oracle (needs --trace-in) | pregate |\n"
+    "                     predict:FILE (a predictor from `moebench trace predictor`)\n"
+    "  --predict-kind K   predict: transition (default) | history | frequency\n"
+    "  --predict-n N      predict: experts predicted per layer (default top-k)\n"
     "  --pregate-ahead N  pregate: predict layers l+1..l+N at layer l (default 1)\n"
     "  --pregate-wrap     pregate: past the last layer, predict the next token's\n"
     "                     first layers\n"
@@ -48,7 +53,10 @@ const char hx_probe_offload_usage[] =
     "  --no-direct        file tier: buffered reads even where O_DIRECT works\n"
     "  --loaders N        loader threads (default 1)\n"
     "  --expert-file F    file tier: read experts from this copy of the model\n"
-    "  --cache-warm       start each sequence with a full cache (not belady/fsf)\n";
+    "  --cache-warm       start each sequence with a full cache (not belady/fsf)\n"
+    "Expert subset (PreMoe; lossy, no cache needed; docs/policies.md):\n"
+    "  --expert-subset F  route only among the experts F keeps per layer (a file\n"
+    "                     from `moebench trace subset`)\n";
 
 void hx_probe_offload_init(hx_probe_offload *x)
 {
@@ -147,10 +155,23 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
             x->o.prefetch = ENG_PREFETCH_ORACLE;
         else if (!strcmp(arg, "pregate"))
             x->o.prefetch = ENG_PREFETCH_PREGATE;
+        else if (!strncmp(arg, "predict:", 8) && arg[8])
+            x->o.prefetch = ENG_PREFETCH_PREDICT, x->predictor_path = arg + 8;
         else
-            return hx_cli_usage_error(x->cmd, "--prefetch: '%s' is not none, oracle or pregate",
-                                  arg);
+            return hx_cli_usage_error(x->cmd, "--prefetch: '%s' is not none, oracle, pregate or "
+                                      "predict:FILE", arg);
         return 0;
+    case HX_PROBE_OFF_PREDICT_KIND:
+        x->predict_set = true;
+        if ((x->o.predict_kind = eng_predict_kind_parse(arg)) < 0)
+            return hx_cli_usage_error(x->cmd, "--predict-kind: '%s' is not transition, history "
+                                      "or frequency", arg);
+        return 0;
+    case HX_PROBE_OFF_PREDICT_N:
+        x->predict_set = true;
+        return hx_cli_parse_int(x->cmd, "--predict-n", arg, 1, ENG_PREDICT_MAX_EXPERTS,
+                                &x->o.predict_n);
+    case HX_PROBE_OFF_EXPERT_SUBSET: x->subset_path = arg; return 0;
     case HX_PROBE_OFF_TRACE_IN: x->trace_in = arg; return 0;
     case HX_PROBE_OFF_TRACE_OUT: x->trace_out = arg; return 0;
     case HX_PROBE_OFF_LOOKAHEAD:
@@ -181,6 +202,9 @@ int hx_probe_offload_check(hx_probe_offload *x)
     if (x->pregate_set && x->o.prefetch != ENG_PREFETCH_PREGATE)
         return hx_cli_usage_error(x->cmd, "--pregate-ahead/--pregate-wrap go with --prefetch "
                               "pregate");
+    if (x->predict_set && x->o.prefetch != ENG_PREFETCH_PREDICT)
+        return hx_cli_usage_error(x->cmd, "--predict-kind/--predict-n go with --prefetch "
+                                  "predict:FILE");
     if (x->o.prefetch == ENG_PREFETCH_ORACLE && !x->trace_in)
         return hx_cli_usage_error(x->cmd, "--prefetch oracle needs --trace-in FILE");
     const eng_policy_ops *p = x->o.policy_ops ? x->o.policy_ops : eng_policy_find(x->o.policy);
@@ -285,6 +309,68 @@ static int load_profile(hx_probe_offload *x, const eng_model *m)
     return 0;
 }
 
+/* --prefetch predict:FILE: the predictor, checked against the model. */
+static int load_predictor(hx_probe_offload *x, const eng_model *m)
+{
+    eng_err err = {0};
+    int rc = hx_cli_input(x->cmd, "--prefetch predict:", x->predictor_path);
+    if (rc)
+        return rc;
+    if ((rc = eng_predictor_load(&x->predictor, x->predictor_path, &err)))
+        return hx_cli_fail(x->cmd, rc, "--prefetch predict: %s", err.msg);
+    const eng_hparams *hp = eng_model_hparams(m);
+    eng_predictor_info pi = eng_predictor_get_info(x->predictor);
+    if (pi.n_layer != hp->n_layer_moe || pi.n_expert != hp->n_expert ||
+        pi.layer_offset != hp->n_layer_dense || pi.top_k != hp->n_expert_used)
+        return hx_cli_fail(x->cmd, ENG_EINVAL,
+                           "--prefetch predict: %s: predictor of %d MoE layers from layer %d, "
+                           "%d experts, top-k %d does not fit the model (%lld from layer %lld, "
+                           "%lld experts, top-k %lld)", x->predictor_path, pi.n_layer,
+                           pi.layer_offset, pi.n_expert, pi.top_k, (long long)hp->n_layer_moe,
+                           (long long)hp->n_layer_dense, (long long)hp->n_expert,
+                           (long long)hp->n_expert_used);
+    if (x->o.predict_n > hp->n_expert)
+        return hx_cli_usage_error(x->cmd, "--predict-n %d: the model has %lld experts",
+                                  x->o.predict_n, (long long)hp->n_expert);
+    x->o.predictor = x->predictor;
+    return 0;
+}
+
+/* --expert-subset FILE: the kept experts as a mask, checked against the model. */
+static int load_subset(hx_probe_offload *x, const eng_model *m)
+{
+    eng_err err = {0};
+    met_subset *ss = NULL;
+    int rc = hx_cli_input(x->cmd, "--expert-subset", x->subset_path);
+    if (rc)
+        return rc;
+    if ((rc = met_subset_load(&ss, x->subset_path, &err)))
+        return hx_cli_fail(x->cmd, rc, "--expert-subset: %s", err.msg);
+    const eng_hparams *hp = eng_model_hparams(m);
+    if (ss->num_layers != hp->n_layer_moe || ss->num_experts != hp->n_expert ||
+        ss->layer_offset != hp->n_layer_dense || ss->top_k != hp->n_expert_used) {
+        rc = hx_cli_fail(x->cmd, ENG_EINVAL,
+                         "--expert-subset: %s: subset of %d MoE layers from layer %d, %d "
+                         "experts, top-k %d does not fit the model (%lld from layer %lld, %lld "
+                         "experts, top-k %lld)", x->subset_path, ss->num_layers,
+                         ss->layer_offset, ss->num_experts, ss->top_k,
+                         (long long)hp->n_layer_moe, (long long)hp->n_layer_dense,
+                         (long long)hp->n_expert, (long long)hp->n_expert_used);
+        met_subset_free(ss);
+        return rc;
+    }
+    x->keep = met_subset_mask(ss);
+    x->kept_min = x->kept_max = ss->n_keep[0];
+    for (int32_t l = 1; l < ss->num_layers; l++) {
+        x->kept_min = ss->n_keep[l] < x->kept_min ? ss->n_keep[l] : x->kept_min;
+        x->kept_max = ss->n_keep[l] > x->kept_max ? ss->n_keep[l] : x->kept_max;
+    }
+    met_subset_free(ss);
+    return x->keep ? 0 : hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
+}
+
+const uint8_t *hx_probe_offload_keep(const hx_probe_offload *x) { return x->keep; }
+
 static void on_routing(void *user, const eng_routing_event *ev)
 {
     hx_probe_offload *x = user;
@@ -334,9 +420,13 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
     int rc;
     if (x->trace_out && (rc = open_writer(x, m)))
         return rc;
+    if (x->subset_path && (rc = load_subset(x, m)))
+        return rc;
     if (!x->cache_set)
         return 0;
     if (x->trace_in && (rc = load_plan(x, m)))
+        return rc;
+    if (x->predictor_path && (rc = load_predictor(x, m)))
         return rc;
     if (x->profile_path && (rc = load_profile(x, m)))
         return rc;
@@ -436,11 +526,22 @@ static json_t *counts_json(const eng_tiered_counts *c)
     json_object_set_new(o, "overlap_ms", json_real(hidden / 1e6));
     json_object_set_new(o, "prefetch_useful_load_ms", json_real((double)c->pf_useful_load_ns / 1e6));
     json_object_set_new(o, "prefetch_late_stall_ms", json_real((double)c->pf_late_stall_ns / 1e6));
+    double hid = c->pf_useful_load_ns > c->pf_late_stall_ns
+                     ? (double)(c->pf_useful_load_ns - c->pf_late_stall_ns) : 0;
+    json_object_set_new(o, "prefetch_hidden_ms", json_real(hid / 1e6));
+    json_object_set_new(o, "predicted", json_integer((json_int_t)c->pred_made));
+    json_object_set_new(o, "predicted_used", json_integer((json_int_t)c->pred_used));
+    json_object_set_new(o, "prediction_accuracy",
+                        json_real(c->pred_made ? (double)c->pred_used / (double)c->pred_made : 0));
     return o;
 }
 
 void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double *decode_ms, int64_t n)
 {
+    if (x->keep)
+        json_object_set_new(root, "expert_subset",
+                            json_pack("{s:s, s:i, s:i}", "file", x->subset_path, "kept_min",
+                                      x->kept_min, "kept_max", x->kept_max));
     if (!x->store)
         return;
     eng_tiered_stats st;
@@ -468,8 +569,14 @@ void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double
     json_object_set_new(c, "io_mode", json_string(st.io_mode));
     json_object_set_new(c, "dense_weights",
                         json_string(hx_probe_offload_private_dense(x) ? "private" : "mapped"));
-    static const char *const pf_names[] = {"none", "oracle", "pregate"};
+    static const char *const pf_names[] = {"none", "oracle", "pregate", "predict"};
     json_object_set_new(c, "prefetch", json_string(pf_names[x->o.prefetch]));
+    if (x->o.prefetch == ENG_PREFETCH_PREDICT) {
+        json_object_set_new(c, "predictor", json_string(x->predictor_path));
+        json_object_set_new(c, "predict_kind",
+                            json_string(eng_predict_kind_name(x->o.predict_kind)));
+        json_object_set_new(c, "predict_n", json_integer(x->o.predict_n));
+    }
     if (x->o.prefetch == ENG_PREFETCH_PREGATE) {
         json_object_set_new(c, "pregate_ahead",
                             json_integer(x->o.pregate_ahead > 0 ? x->o.pregate_ahead : 1));
@@ -536,6 +643,14 @@ void hx_probe_offload_print(const hx_probe_offload *x, FILE *f, const double *de
             (double)c->load_ns / 1e6, (unsigned long long)c->pf_issued,
             (unsigned long long)c->pf_useful, (unsigned long long)c->pf_late,
             (unsigned long long)c->pf_wasted);
+    if (x->o.prefetch == ENG_PREFETCH_PREDICT)
+        fprintf(f, "cache: predict %s: %llu experts predicted, %llu used (accuracy %.2f%%), "
+                   "%.1f ms of right predictions' loads hidden\n",
+                eng_predict_kind_name(x->o.predict_kind), (unsigned long long)c->pred_made,
+                (unsigned long long)c->pred_used,
+                c->pred_made ? 100.0 * (double)c->pred_used / (double)c->pred_made : 0.0,
+                c->pf_useful_load_ns > c->pf_late_stall_ns
+                    ? (double)(c->pf_useful_load_ns - c->pf_late_stall_ns) / 1e6 : 0.0);
 }
 
 void hx_probe_offload_free(hx_probe_offload *x)
@@ -548,5 +663,7 @@ void hx_probe_offload_free(hx_probe_offload *x)
     hx_probe_lua_policy_free(x->lua);
     free(x->profile);
     free(x->plan_ids);
+    eng_predictor_free(x->predictor);
+    free(x->keep);
     memset(x, 0, sizeof *x);
 }

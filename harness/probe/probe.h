@@ -143,7 +143,8 @@ enum {
     HX_PROBE_OFF_TIER, HX_PROBE_OFF_LINK, HX_PROBE_OFF_LINK_GBPS, HX_PROBE_OFF_LINK_LAT, HX_PROBE_OFF_PREFETCH,
     HX_PROBE_OFF_TRACE_IN, HX_PROBE_OFF_TRACE_OUT, HX_PROBE_OFF_LOOKAHEAD, HX_PROBE_OFF_NO_DIRECT, HX_PROBE_OFF_LOADERS,
     HX_PROBE_OFF_FILE, HX_PROBE_OFF_WARM, HX_PROBE_OFF_PROFILE, HX_PROBE_OFF_PREGATE_AHEAD, HX_PROBE_OFF_PREGATE_WRAP,
-    HX_PROBE_OFF_LINK_COPY,
+    HX_PROBE_OFF_LINK_COPY, HX_PROBE_OFF_PREDICT_KIND, HX_PROBE_OFF_PREDICT_N,
+    HX_PROBE_OFF_EXPERT_SUBSET,
 };
 
 #define HX_PROBE_OFFLOAD_LONGOPTS                                                          \
@@ -166,7 +167,10 @@ enum {
     {"profile", required_argument, 0, HX_PROBE_OFF_PROFILE},                               \
     {"pregate-ahead", required_argument, 0, HX_PROBE_OFF_PREGATE_AHEAD},                   \
     {"pregate-wrap", no_argument, 0, HX_PROBE_OFF_PREGATE_WRAP},                           \
-    {"link-copy", required_argument, 0, HX_PROBE_OFF_LINK_COPY}
+    {"link-copy", required_argument, 0, HX_PROBE_OFF_LINK_COPY},                           \
+    {"predict-kind", required_argument, 0, HX_PROBE_OFF_PREDICT_KIND},                     \
+    {"predict-n", required_argument, 0, HX_PROBE_OFF_PREDICT_N},                           \
+    {"expert-subset", required_argument, 0, HX_PROBE_OFF_EXPERT_SUBSET}
 
 /* Lines for the usage text. */
 extern const char hx_probe_offload_usage[];
@@ -192,6 +196,12 @@ typedef struct hx_probe_offload {
     struct hx_probe_lua_policy *lua;   /* --policy lua:FILE, NULL otherwise       */
     const char *profile_path;    /* --profile TRACE for the static policy   */
     uint64_t *profile;           /* [L * E] its access counts               */
+    const char *predictor_path;  /* --prefetch predict:FILE                 */
+    bool predict_set;            /* --predict-kind or --predict-n given     */
+    struct eng_predictor *predictor; /* loaded from predictor_path          */
+    const char *subset_path;     /* --expert-subset FILE (PreMoe)           */
+    uint8_t *keep;               /* [L * E] its mask, NULL without one      */
+    int kept_min, kept_max;      /* experts kept per layer (min, max)       */
 } hx_probe_offload;
 
 void hx_probe_offload_init(hx_probe_offload *x);
@@ -212,6 +222,9 @@ int hx_probe_offload_check(hx_probe_offload *x);
  * printed). */
 int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed, int64_t n_prompt,
                     int64_t *n_batch, eng_store **store, const eng_hooks **hooks);
+/* The --expert-subset mask for eng_session_opts.expert_keep ([L * E], 1 =
+ * routable), loaded by hx_probe_offload_open; NULL without the option. */
+const uint8_t *hx_probe_offload_keep(const hx_probe_offload *x);
 /* Records in --trace-out how the prompt runs (n_prompt tokens in batches
  * of n_batch, the session's); no-op without it. 0 or an exit code. */
 int hx_probe_offload_set_prompt(hx_probe_offload *x, int64_t n_prompt, int64_t n_batch);

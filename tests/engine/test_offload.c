@@ -11,6 +11,7 @@
 #include "engine/mkmodel.h"
 #include "engine/model.h"
 #include "engine/policy.h"
+#include "engine/predict.h"
 #include "engine/sample.h"
 #include "engine/session.h"
 #include "engine/store_tiered.h"
@@ -92,6 +93,8 @@ typedef struct cfg {
     int ahead;               /* pregate: layers ahead (0: 1)               */
     bool wrap;               /* pregate: into the next token               */
     eng_link_mode link_mode;
+    const eng_predictor *pred; /* predict: the predictor, its kind and n   */
+    int kind, pred_n;
 } cfg;
 
 /* One tiered run compared with the reference; returns its stats total. */
@@ -110,6 +113,9 @@ static void check_config(const eng_model *m, const run_out *ref, const eng_routi
     o.pregate_ahead = c->ahead;
     o.pregate_wrap = c->wrap;
     o.link_mode = c->link_mode;
+    o.predictor = c->pred;
+    o.predict_kind = c->kind;
+    o.predict_n = c->pred_n;
     o.plan = plan;
     o.n_loaders = 2;
     eng_store *st;
@@ -187,6 +193,47 @@ static uint64_t replay_hits(const run_out *r, const char *policy, eng_cache_scop
     return hits;
 }
 
+/* A predictor learnt from the reference run's routing. */
+static eng_predictor *predictor_of(const eng_model *m, const run_out *r)
+{
+    eng_predictor *p;
+    eng_err e;
+    REQUIRE(eng_predictor_new(&p, r->L, r->E, r->k, (int)eng_model_hparams(m)->n_layer_dense,
+                              &e) == ENG_OK);
+    uint16_t *ids = tst_alloc((size_t)N_STEPS * (size_t)(r->L * r->k) * sizeof *ids);
+    for (size_t i = 0; i < (size_t)N_STEPS * (size_t)(r->L * r->k); i++)
+        ids[i] = (uint16_t)r->routing[i];
+    REQUIRE_MSG(eng_predictor_add_sample(p, ids, N_STEPS, &e) == ENG_OK, "%s", e.msg);
+    return p;
+}
+
+/* Prediction accuracy of the store's predict prefetcher, replayed: the
+ * prediction for each unit made at the unit before it (per-token units). */
+static void replay_predictions(const run_out *r, const eng_predictor *p, int kind, int n,
+                               uint64_t *made, uint64_t *used)
+{
+    int32_t out[256], prev[64];
+    double scratch[256];
+    *made = *used = 0;
+    for (int t = 0; t < N_STEPS; t++)
+        for (int l = 0; l < r->L; l++) {
+            if (t == 0 && l == 0)
+                continue;
+            const int32_t *cur = r->routing + ((l ? t : t - 1) * r->L + (l ? l - 1 : r->L - 1)) *
+                                                  r->k;
+            for (int j = 0; t > 0 && j < r->k; j++)
+                prev[j] = r->routing[((t - 1) * r->L + l) * r->k + j];
+            int np = eng_predictor_predict(p, (eng_predict_kind)kind, l, cur, r->k, prev,
+                                           t > 0 ? r->k : 0, n, out, scratch);
+            const int32_t *act = r->routing + (t * r->L + l) * r->k;
+            for (int i = 0; i < np; i++) {
+                (*made)++;
+                for (int j = 0; j < r->k; j++)
+                    *used += act[j] == out[i];
+            }
+        }
+}
+
 static void reference(const eng_model *m, run_out *ref, eng_routing_plan *plan)
 {
     const eng_hparams *hp = eng_model_hparams(m);
@@ -194,6 +241,7 @@ static void reference(const eng_model *m, run_out *ref, eng_routing_plan *plan)
                              (size_t)hp->n_expert_used * sizeof(int32_t));
     ref->L = (int)hp->n_layer_moe;
     ref->k = (int)hp->n_expert_used;
+    ref->E = (int)hp->n_expert;
     eng_err e;
     REQUIRE_MSG(run_model(m, NULL, 1, ref, &e) == ENG_OK, "%s", e.msg);
     REQUIRE(ref->n_routed == (int64_t)N_STEPS * hp->n_layer_moe);
@@ -218,7 +266,7 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {pols[p], (eng_cache_scope)scope, sizes[z],
                          (z + p) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          (p + (size_t)scope) % 2 ? ENG_PREFETCH_ORACLE : ENG_PREFETCH_NONE, 0, false,
-                         (eng_link_mode)(z % 2)};
+                         (eng_link_mode)(z % 2), NULL, 0, 0};
                 eng_tiered_counts tot;
                 check_config(m, &ref, &plan, &c, &tot);
                 if (c.pf == ENG_PREFETCH_NONE) {
@@ -237,23 +285,53 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {z == 2 ? "belady" : "lru", (eng_cache_scope)scope, sizes[z],
                          (z + (size_t)ahead) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          ENG_PREFETCH_PREGATE, ahead, (ahead + scope) % 2 == 0,
-                         (eng_link_mode)(ahead % 2)};
+                         (eng_link_mode)(ahead % 2), NULL, 0, 0};
                 check_config(m, &ref, &plan, &c, &tot);
                 if (sizes[z] > (uint32_t)k)
                     CHECK_MSG(tot.pf_issued > 0, "%s: pregate issued no prefetch", preset);
             }
-    /* a batched prefill (n_batch > 1) through a one-slot cache */
-    eng_tiered_opts o = eng_tiered_defaults();
-    o.cache_experts = 1;
-    eng_store *st;
-    REQUIRE(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK);
-    run_out r = {0}, rb = {0};
-    REQUIRE_MSG(run_model(m, st, 16, &r, &e) == ENG_OK, "%s", e.msg);
-    REQUIRE(run_model(m, NULL, 16, &rb, &e) == ENG_OK);
-    CHECK(memcmp(r.tokens, rb.tokens, sizeof r.tokens) == 0);
-    CHECK(memcmp(r.logits, rb.logits,
-                 (size_t)N_GEN * (size_t)eng_model_hparams(m)->n_vocab * 4) == 0);
-    eng_store_free(st);
+    /* the predict prefetcher (a predictor learnt from this input's routing),
+     * each kind, 1 .. 2k experts per unit: logits bit-identical, and the
+     * store's prediction accuracy equals a replay of the routing */
+    eng_predictor *pred = predictor_of(m, &ref);
+    for (int kind = 0; kind < 3; kind++)
+        for (int scope = 0; scope < 2; scope++)
+            for (size_t z = 0; z < 3; z++) {
+                eng_tiered_counts tot;
+                int n = (int)z + kind == 0 ? 1 : (int)z * k;
+                cfg c = {z == 1 ? "lfu" : "lru", (eng_cache_scope)scope, sizes[z],
+                         (z + (size_t)kind) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
+                         ENG_PREFETCH_PREDICT, 0, false, (eng_link_mode)(z % 2), pred, kind,
+                         n};
+                check_config(m, &ref, &plan, &c, &tot);
+                uint64_t made, used;
+                replay_predictions(&ref, pred, kind, n ? n : k, &made, &used);
+                CHECK_MSG(tot.pred_made == made && tot.pred_used == used,
+                          "%s predict kind %d n %d: store %lu/%lu, replay %lu/%lu", preset, kind,
+                          n, (unsigned long)tot.pred_used, (unsigned long)tot.pred_made,
+                          (unsigned long)used, (unsigned long)made);
+                if (sizes[z] > (uint32_t)k)
+                    CHECK_MSG(tot.pf_issued > 0, "%s: predict issued no prefetch", preset);
+            }
+    /* a batched prefill (n_batch > 1) through a one-slot cache, without and
+     * with the predict prefetcher (predictions from a batch's experts) */
+    for (int pf = 0; pf < 2; pf++) {
+        eng_tiered_opts o = eng_tiered_defaults();
+        o.cache_experts = pf ? 3 * (uint32_t)k : 1;
+        o.prefetch = pf ? ENG_PREFETCH_PREDICT : ENG_PREFETCH_NONE;
+        o.predictor = pred;
+        eng_store *st;
+        REQUIRE(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK);
+        run_out r = {0}, rb = {0};
+        REQUIRE_MSG(run_model(m, st, 16, &r, &e) == ENG_OK, "%s", e.msg);
+        REQUIRE(run_model(m, NULL, 16, &rb, &e) == ENG_OK);
+        CHECK(memcmp(r.tokens, rb.tokens, sizeof r.tokens) == 0);
+        CHECK_MSG(memcmp(r.logits, rb.logits,
+                         (size_t)N_GEN * (size_t)eng_model_hparams(m)->n_vocab * 4) == 0,
+                  "%s batched, prefetch %d: logits differ", preset, pf);
+        eng_store_free(st);
+    }
+    eng_predictor_free(pred);
     eng_model_free(m);
 }
 
@@ -283,12 +361,12 @@ TEST(belady_bound_and_full_cache)
     const char *online[] = {"lru", "lfu", "fifo", "random", "fsf"};
     for (uint32_t cap = 1; cap <= 12; cap += 5) {
         eng_tiered_counts b;
-        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0},
+        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0},
                      &b);
         for (size_t i = 0; i < sizeof online / sizeof *online; i++) {
             eng_tiered_counts o;
             check_config(m, &ref, &plan,
-                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0}, &o);
+                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0}, &o);
             CHECK_MSG(b.hits >= o.hits, "cap %u: belady %lu < %s %lu", cap,
                       (unsigned long)b.hits, online[i], (unsigned long)o.hits);
         }
@@ -305,7 +383,7 @@ TEST(belady_bound_and_full_cache)
     eng_tiered_counts full;
     check_config(m, &ref, &plan,
                  &(cfg){"lru", ENG_SCOPE_GLOBAL, (uint32_t)(ref.L * ref.E), ENG_TIER_LINK, 0, 0,
-                        false, ENG_LINK_MAP},
+                        false, ENG_LINK_MAP, NULL, 0, 0},
                  &full);
     CHECK_EQ_INT((long long)full.misses, (long long)distinct);
     CHECK_EQ_INT((long long)full.evictions, 0);
