@@ -16,6 +16,8 @@
  */
 #include "harness/probe/probe.h"
 
+#include "engine/formats.h"
+#include "engine/lowprec.h"
 #include "engine/policy.h"
 #include "harness/cli/cli.h"
 #include "metrics/trace.h"
@@ -48,7 +50,12 @@ const char hx_probe_offload_usage[] =
     "  --no-direct        file tier: buffered reads even where O_DIRECT works\n"
     "  --loaders N        loader threads (default 1)\n"
     "  --expert-file F    file tier: read experts from this copy of the model\n"
-    "  --cache-warm       start each sequence with a full cache (not belady/fsf)\n";
+    "  --cache-warm       start each sequence with a full cache (not belady/fsf)\n"
+    "  --low-precision F  mixed precision: F is the model's companion expert file\n"
+    "                     (moebench mkexperts); --lp-rule says when a load takes it\n"
+    "  --lp-rule R        hobbit:T (a miss of an expert whose gate weight is below T\n"
+    "                     loads the low copy), hobbit:last (the last of the top-k),\n"
+    "                     hobbit:T,last (either), all (every load); lossy\n";
 
 void hx_probe_offload_init(hx_probe_offload *x)
 {
@@ -101,6 +108,38 @@ static int parse_link(hx_probe_offload *x, int code, const char *arg)
     x->o.link_gbps = p->gbps;
     x->o.link_latency_us = p->latency_us;
     return 0;
+}
+
+/* --lp-rule: hobbit:T | hobbit:last | hobbit:T,last | all. */
+static int parse_lp_rule(hx_probe_offload *x, const char *arg)
+{
+    x->lp_rule = arg;
+    x->o.lp_threshold = 0;
+    x->o.lp_last = x->lp_all = false;
+    if (!strcmp(arg, "all")) {
+        x->lp_all = true;
+        return 0;
+    }
+    if (strncmp(arg, "hobbit:", 7) || !arg[7])
+        return hx_cli_usage_error(x->cmd, "--lp-rule: '%s' is not hobbit:T, hobbit:last, "
+                                  "hobbit:T,last or all", arg);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", arg + 7);
+    char *comma = strchr(buf, ',');
+    if (comma) {
+        if (strcmp(comma + 1, "last"))
+            return hx_cli_usage_error(x->cmd, "--lp-rule: '%s': after the comma only 'last'",
+                                      arg);
+        *comma = '\0';
+        x->o.lp_last = true;
+    }
+    if (!strcmp(buf, "last")) {
+        if (comma)
+            return hx_cli_usage_error(x->cmd, "--lp-rule: '%s': 'last' twice", arg);
+        x->o.lp_last = true;
+        return 0;
+    }
+    return hx_cli_parse_double(x->cmd, "--lp-rule hobbit:T", buf, 1e-9, 1e6, &x->o.lp_threshold);
 }
 
 int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
@@ -164,6 +203,8 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
         x->pregate_set = true;
         return hx_cli_parse_int(x->cmd, "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
     case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
+    case HX_PROBE_OFF_LOW_PRECISION: x->lp_path = arg; return 0;
+    case HX_PROBE_OFF_LP_RULE: return parse_lp_rule(x, arg);
     default: return hx_cli_usage_error(x->cmd, "internal: unknown offload option %d", code);
     }
 }
@@ -171,7 +212,8 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
 int hx_probe_offload_check(hx_probe_offload *x)
 {
     bool other = strcmp(x->o.policy, "lru") || x->o.scope || x->link_set || x->o.tier ||
-                 x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file || x->o.warm;
+                 x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file || x->o.warm ||
+                 x->lp_path || x->lp_rule;
     if (other && !x->cache_set)
         return hx_cli_usage_error(x->cmd,
                               "offloading options need a cache size (--cache-experts N or "
@@ -194,6 +236,8 @@ int hx_probe_offload_check(hx_probe_offload *x)
                               "of a profile run, e.g. from --trace-out)", x->o.policy);
     if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE))
         return hx_cli_usage_error(x->cmd, "--profile goes with --policy static only");
+    if (!x->lp_path != !x->lp_rule)
+        return hx_cli_usage_error(x->cmd, "--low-precision FILE and --lp-rule RULE go together");
     return 0;
 }
 
@@ -310,6 +354,29 @@ static void on_token_done(void *user, int64_t pos)
     x->prompt_done = true;
 }
 
+/* --low-precision: the companion, checked against the model, and the
+ * rule's per-expert map for `all`. */
+static int open_lowprec(hx_probe_offload *x, const eng_model *m)
+{
+    int rc = hx_cli_input(x->cmd, "--low-precision", x->lp_path);
+    if (rc)
+        return rc;
+    eng_err err = {0};
+    if ((rc = eng_lowprec_open(&x->lp, m, x->lp_path, &err)))
+        return hx_cli_fail(x->cmd, rc, "--low-precision: %s", err.msg);
+    x->o.lowprec = x->lp;
+    if (x->lp_all) {
+        const eng_hparams *hp = eng_model_hparams(m);
+        size_t n = (size_t)hp->n_layer_moe * (size_t)hp->n_expert;
+        x->lp_always = malloc(n);
+        if (!x->lp_always)
+            return hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
+        memset(x->lp_always, 1, n);
+        x->o.lp_always = x->lp_always;
+    }
+    return 0;
+}
+
 static int open_writer(hx_probe_offload *x, const eng_model *m)
 {
     met_trace_info info = hx_probe_trace_shape(m);
@@ -341,6 +408,8 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
     if (x->profile_path && (rc = load_profile(x, m)))
         return rc;
     x->o.seed = seed;
+    if (x->lp_path && (rc = open_lowprec(x, m)))
+        return rc;
     const eng_hparams *hp = eng_model_hparams(m);
     uint64_t per_pool = (uint64_t)hp->n_expert * (x->o.scope ? 1 : (uint64_t)hp->n_layer_moe);
     if (x->o.cache_experts && x->o.cache_experts > per_pool) /* the store would clamp it */
@@ -367,12 +436,14 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
      * in a global pool (cfg.token_of, cfg.layer_at) assume token order: the
      * prompt runs token by token, which computes differently from an
      * untraced run, so say so */
-    const bool per_token = x->o.plan || (x->lua && x->o.scope == ENG_SCOPE_GLOBAL);
+    const bool lp_token = x->o.lp_threshold > 0 || x->o.lp_last;
+    const bool per_token = x->o.plan || (x->lua && x->o.scope == ENG_SCOPE_GLOBAL) || lp_token;
     if (per_token && *n_batch != 1) {
         if (n_prompt > 1)
             fprintf(stderr, "%s: %s: the prompt runs token by token (%s)\n", x->cmd,
-                    x->o.plan ? "--trace-in" : "a Lua policy in a global pool",
+                    x->o.plan ? "--trace-in" : lp_token ? "--lp-rule" : "a Lua policy in a global pool",
                     x->o.plan ? "the oracle's future is per token"
+                    : lp_token ? "the rule reads each token's gate weights"
                               : "its positions follow token order");
         *n_batch = 1;
     }
@@ -413,6 +484,15 @@ static double pct(const double *sorted, int64_t n, double p)
         return 0;
     int64_t i = (int64_t)ceil(p / 100.0 * (double)n) - 1;
     return sorted[i < 0 ? 0 : (i >= n ? n - 1 : i)];
+}
+
+/* The mixed-precision counters (with --low-precision). */
+static void lp_json(json_t *o, const eng_tiered_counts *c)
+{
+    json_object_set_new(o, "lp_loads", json_integer((json_int_t)c->lp_loads));
+    json_object_set_new(o, "lp_bytes", json_integer((json_int_t)c->lp_bytes));
+    json_object_set_new(o, "lp_served", json_integer((json_int_t)c->lp_served));
+    json_object_set_new(o, "lp_upgrades", json_integer((json_int_t)c->lp_upgrades));
 }
 
 static json_t *counts_json(const eng_tiered_counts *c)
@@ -492,9 +572,20 @@ void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double
         json_object_set_new(c, "decode_ms_p99", json_real(pct(s, n, 99)));
         free(s);
     }
+    if (x->lp) {
+        lp_json(c, &st.total);
+        json_object_set_new(c, "low_precision", json_string(x->lp_path));
+        json_object_set_new(c, "lp_type", json_string(eng_type_name(eng_lowprec_type(x->lp))));
+        json_object_set_new(c, "lp_rule", json_string(x->lp_rule));
+        json_object_set_new(c, "held_bytes", json_integer((json_int_t)st.held_bytes));
+    }
     json_t *layers = json_array();
-    for (int l = 0; l < st.n_layer; l++)
-        json_array_append_new(layers, counts_json(&st.layers[l]));
+    for (int l = 0; l < st.n_layer; l++) {
+        json_t *lj = counts_json(&st.layers[l]);
+        if (x->lp)
+            lp_json(lj, &st.layers[l]);
+        json_array_append_new(layers, lj);
+    }
     json_object_set_new(c, "layers", layers);
     json_object_set_new(root, "cache", c);
     json_object_set_new(root, "accesses", json_integer((json_int_t)st.total.accesses));
@@ -536,6 +627,13 @@ void hx_probe_offload_print(const hx_probe_offload *x, FILE *f, const double *de
             (double)c->load_ns / 1e6, (unsigned long long)c->pf_issued,
             (unsigned long long)c->pf_useful, (unsigned long long)c->pf_late,
             (unsigned long long)c->pf_wasted);
+    if (x->lp)
+        fprintf(f, "cache: low precision (%s, %s): %llu loads (%.1f MiB), %llu of %llu accesses "
+                   "computed low, %llu upgrades\n",
+                eng_type_name(eng_lowprec_type(x->lp)), x->lp_rule,
+                (unsigned long long)c->lp_loads, (double)c->lp_bytes / 1048576.0,
+                (unsigned long long)c->lp_served, (unsigned long long)c->accesses,
+                (unsigned long long)c->lp_upgrades);
 }
 
 void hx_probe_offload_free(hx_probe_offload *x)
@@ -545,6 +643,8 @@ void hx_probe_offload_free(hx_probe_offload *x)
         (void)met_trace_writer_close(x->writer, &err);
     }
     eng_store_free(x->store);
+    eng_lowprec_free(x->lp); /* after the store that reads it */
+    free(x->lp_always);
     hx_probe_lua_policy_free(x->lua);
     free(x->profile);
     free(x->plan_ids);

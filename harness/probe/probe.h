@@ -143,7 +143,7 @@ enum {
     HX_PROBE_OFF_TIER, HX_PROBE_OFF_LINK, HX_PROBE_OFF_LINK_GBPS, HX_PROBE_OFF_LINK_LAT, HX_PROBE_OFF_PREFETCH,
     HX_PROBE_OFF_TRACE_IN, HX_PROBE_OFF_TRACE_OUT, HX_PROBE_OFF_LOOKAHEAD, HX_PROBE_OFF_NO_DIRECT, HX_PROBE_OFF_LOADERS,
     HX_PROBE_OFF_FILE, HX_PROBE_OFF_WARM, HX_PROBE_OFF_PROFILE, HX_PROBE_OFF_PREGATE_AHEAD, HX_PROBE_OFF_PREGATE_WRAP,
-    HX_PROBE_OFF_LINK_COPY,
+    HX_PROBE_OFF_LINK_COPY, HX_PROBE_OFF_LOW_PRECISION, HX_PROBE_OFF_LP_RULE,
 };
 
 #define HX_PROBE_OFFLOAD_LONGOPTS                                                          \
@@ -166,7 +166,9 @@ enum {
     {"profile", required_argument, 0, HX_PROBE_OFF_PROFILE},                               \
     {"pregate-ahead", required_argument, 0, HX_PROBE_OFF_PREGATE_AHEAD},                   \
     {"pregate-wrap", no_argument, 0, HX_PROBE_OFF_PREGATE_WRAP},                           \
-    {"link-copy", required_argument, 0, HX_PROBE_OFF_LINK_COPY}
+    {"link-copy", required_argument, 0, HX_PROBE_OFF_LINK_COPY},                           \
+    {"low-precision", required_argument, 0, HX_PROBE_OFF_LOW_PRECISION},                   \
+    {"lp-rule", required_argument, 0, HX_PROBE_OFF_LP_RULE}
 
 /* Lines for the usage text. */
 extern const char hx_probe_offload_usage[];
@@ -192,6 +194,11 @@ typedef struct hx_probe_offload {
     struct hx_probe_lua_policy *lua;   /* --policy lua:FILE, NULL otherwise       */
     const char *profile_path;    /* --profile TRACE for the static policy   */
     uint64_t *profile;           /* [L * E] its access counts               */
+    const char *lp_path;         /* --low-precision FILE (a companion)      */
+    const char *lp_rule;         /* --lp-rule RULE as given                 */
+    bool lp_all;                 /* rule `all`: every load low              */
+    struct eng_lowprec *lp;      /* the companion, opened with the store    */
+    uint8_t *lp_always;          /* [L * E] for eng_tiered_opts.lp_always   */
 } hx_probe_offload;
 
 void hx_probe_offload_init(hx_probe_offload *x);
