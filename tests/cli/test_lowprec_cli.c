@@ -1,0 +1,108 @@
+/*
+ * test_lowprec_cli.c — the mixed-precision options of generate and
+ * perplexity (--low-precision FILE --lp-rule RULE): usage errors, the
+ * counters in --json, quality against an exact base with --kl-against, and
+ * the counters as samples in the results database.
+ */
+#include "tests/test.h"
+#include "tests/util/util.h"
+
+#include <jansson.h>
+#include <string.h>
+
+/* A tiny model m.gguf and its q4_0 companion c.gguf in the test's folder. */
+static const char *setup(void)
+{
+    const char *dir = tst_tmpdir();
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "cd %s && %s mkmodel --preset tiny-olmoe --seed 3 -o m.gguf && "
+                       "%s mkexperts -m m.gguf --type q4_0 -o c.gguf", dir, tu_mb(), tu_mb()) == 0,
+                "%s", err);
+    return dir;
+}
+
+TEST(usage_errors)
+{
+    const char *dir = setup();
+    REQUIRE(tst_sh(NULL, NULL, "cd %s && %s mkmodel --preset tiny-qwen3moe -o q.gguf && "
+                   "%s mkexperts -m q.gguf --type q8_0 -o qc.gguf", dir, tu_mb(), tu_mb()) == 0);
+    static const struct {
+        const char *args, *msg;
+    } cases[] = {
+        {"--cache-experts 4 --low-precision c.gguf", "--low-precision FILE and --lp-rule RULE"},
+        {"--cache-experts 4 --lp-rule all", "--low-precision FILE and --lp-rule RULE"},
+        {"--low-precision c.gguf --lp-rule all", "need a cache size"},
+        {"--cache-experts 4 --low-precision c.gguf --lp-rule hobbit:", "is not hobbit:T"},
+        {"--cache-experts 4 --low-precision c.gguf --lp-rule lru", "is not hobbit:T"},
+        {"--cache-experts 4 --low-precision c.gguf --lp-rule hobbit:0.2,first", "only 'last'"},
+        {"--cache-experts 4 --low-precision c.gguf --lp-rule hobbit:-1", "hobbit:T"},
+        {"--cache-experts 4 --low-precision nope.gguf --lp-rule all", "nope.gguf"},
+        {"--cache-experts 4 --low-precision qc.gguf --lp-rule all", "general.architecture"},
+        {"--cache-experts 4 --low-precision m.gguf --lp-rule all", "moebench.lowprec.type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err;
+        int rc = tst_sh(NULL, &err, "cd %s && %s generate -m m.gguf -p Hi -n 2 %s", dir, tu_mb(),
+                        cases[i].args);
+        CHECK_MSG(rc == 2, "%s: exit %d", cases[i].args, rc);
+        CHECK_CONTAINS(err, cases[i].msg);
+    }
+}
+
+TEST(generate_reports_low_precision)
+{
+    const char *dir = setup();
+    json_t *j = tu_sh_json("cd %s && %s generate -m m.gguf -p 'Hello there, old friend' -n 6 "
+                           "--cache-experts 8 --low-precision c.gguf --lp-rule hobbit:0.1,last "
+                           "--json 2>/dev/null", dir, tu_mb());
+    json_t *c = json_object_get(j, "cache");
+    REQUIRE(json_is_object(c));
+    json_int_t acc = json_integer_value(json_object_get(c, "accesses"));
+    json_int_t served = json_integer_value(json_object_get(c, "lp_served"));
+    json_int_t loads = json_integer_value(json_object_get(c, "lp_loads"));
+    json_int_t misses = json_integer_value(json_object_get(c, "misses"));
+    CHECK(served > 0 && served < acc);
+    CHECK(loads > 0 && loads <= misses);
+    CHECK_EQ_INT(json_integer_value(json_object_get(c, "lp_bytes")), loads * 3456); /* q4_0 expert */
+    CHECK_EQ_STR(json_string_value(json_object_get(c, "lp_type")), "q4_0");
+    CHECK_EQ_STR(json_string_value(json_object_get(c, "lp_rule")), "hobbit:0.1,last");
+    CHECK(json_is_integer(json_object_get(json_array_get(json_object_get(c, "layers"), 0),
+                                          "lp_served")));
+    json_decref(j);
+    /* text mode: the third cache line */
+    char *err;
+    CHECK_EQ_INT(tst_sh(NULL, &err, "cd %s && %s generate -m m.gguf -p Hello -n 2 --cache-experts 8 "
+                        "--low-precision c.gguf --lp-rule hobbit:0.1", dir, tu_mb()), 0);
+    CHECK_CONTAINS(err, "cache: low precision (q4_0, hobbit:0.1): ");
+    CHECK_CONTAINS(err, "the prompt runs token by token");
+}
+
+/* Quality against an exact base, and the counters in the database. */
+TEST(perplexity_quality_and_suite)
+{
+    const char *dir = setup();
+    char src[1600];
+    snprintf(src, sizeof src,
+             "suite{name='mixed'}\n"
+             "experiment{name='base', argv={'perplexity', '-m', '%s/m.gguf', '-f', '%s/t.txt',"
+             " '--ctx', '32', '--batch', '1', '--chunks', '2', '--json', '--kl-base', '%s/b.kl'}}\n"
+             "for _, r in ipairs{'hobbit:0.1', 'all'} do\n"
+             "  experiment{name='mixed', params={rule=r}, argv={'perplexity', '-m', '%s/m.gguf',"
+             " '--json', '--kl-against', '%s/b.kl', '--chunks', '2', '--cache-experts', '8',"
+             " '--low-precision', '%s/c.gguf', '--lp-rule', r}}\n"
+             "end\n", dir, dir, dir, dir, dir, dir);
+    tu_write_text("t.txt", "The quick brown fox jumps over the lazy dog, and the cat sat on the "
+                           "mat. The quick brown fox jumps over the lazy dog again and again.");
+    const char *suite = tu_write_text("s.lua", src), *db = tst_path("q.db");
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "%s run %s --db %s -q", tu_mb(), suite, db) == 0, "%s", err);
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'kl_mean' and value > 0"),
+                 "2");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'cache.lp_loads' and"
+                           " value > 0"), "2");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample where metric = 'cache.lp_served'"), "2");
+    /* every access low with `all` */
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from sample a join sample b using (experiment_id)"
+                           " where a.metric = 'cache.lp_served' and b.metric = 'cache.accesses'"
+                           " and a.value = b.value"), "1");
+}
