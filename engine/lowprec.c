@@ -56,6 +56,23 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+void eng_lowprec_importance_map(const uint64_t *counts, int n_layer, int n_expert, double q,
+                                uint8_t *out)
+{
+    const int n_low = (int)(q * n_expert);
+    for (int l = 0; l < n_layer; l++) {
+        const uint64_t *c = counts + (size_t)l * n_expert;
+        uint8_t *o = out + (size_t)l * n_expert;
+        /* rank of e = experts before it in (count, id) order; O(E^2), once */
+        for (int e = 0; e < n_expert; e++) {
+            int rank = 0;
+            for (int f = 0; f < n_expert; f++)
+                rank += c[f] < c[e] || (c[f] == c[e] && f < e);
+            o[e] = rank < n_low;
+        }
+    }
+}
+
 uint64_t eng_lowprec_model_hash(const eng_model *m)
 {
     const eng_hparams *hp = &m->hp;

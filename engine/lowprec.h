@@ -73,6 +73,14 @@ uint64_t eng_lowprec_expert_bytes(const eng_lowprec *lp, int layer);
 int eng_lowprec_locate(const eng_lowprec *lp, int layer, int expert, eng_expert_weights *out,
                        eng_err *err);
 
+/* EdgeMoE-style bit-width by importance: out[l * E + e] = 1 for the
+ * floor(q * E) experts of each layer l with the fewest activations in
+ * counts[l * E + e] (a profile: how often a trace routed to each expert),
+ * ties to the lower expert id; 0 for the others. q in [0, 1]. For
+ * eng_tiered_opts.lp_always. */
+void eng_lowprec_importance_map(const uint64_t *counts, int n_layer, int n_expert, double q,
+                                uint8_t *out);
+
 /* The fingerprint stored as moebench.lowprec.model_hash. */
 uint64_t eng_lowprec_model_hash(const eng_model *m);
 

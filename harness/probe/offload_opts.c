@@ -55,13 +55,16 @@ const char hx_probe_offload_usage[] =
     "                     (moebench mkexperts); --lp-rule says when a load takes it\n"
     "  --lp-rule R        hobbit:T (a miss of an expert whose gate weight is below T\n"
     "                     loads the low copy), hobbit:last (the last of the top-k),\n"
-    "                     hobbit:T,last (either), all (every load); lossy\n";
+    "                     hobbit:T,last (either), all (every load), edgemoe:Q (the\n"
+    "                     share Q of each layer's experts least used in --profile\n"
+    "                     TRACE: always low); lossy\n";
 
 void hx_probe_offload_init(hx_probe_offload *x)
 {
     memset(x, 0, sizeof *x);
     x->o = eng_tiered_defaults();
     x->cmd = "generate";
+    x->lp_edgemoe = -1;
 }
 
 bool hx_probe_offload_private_dense(const hx_probe_offload *x)
@@ -116,13 +119,16 @@ static int parse_lp_rule(hx_probe_offload *x, const char *arg)
     x->lp_rule = arg;
     x->o.lp_threshold = 0;
     x->o.lp_last = x->lp_all = false;
+    x->lp_edgemoe = -1;
     if (!strcmp(arg, "all")) {
         x->lp_all = true;
         return 0;
     }
+    if (!strncmp(arg, "edgemoe:", 8))
+        return hx_cli_parse_double(x->cmd, "--lp-rule edgemoe:Q", arg + 8, 0, 1, &x->lp_edgemoe);
     if (strncmp(arg, "hobbit:", 7) || !arg[7])
         return hx_cli_usage_error(x->cmd, "--lp-rule: '%s' is not hobbit:T, hobbit:last, "
-                                  "hobbit:T,last or all", arg);
+                                  "hobbit:T,last, all or edgemoe:Q", arg);
     char buf[64];
     snprintf(buf, sizeof buf, "%s", arg + 7);
     char *comma = strchr(buf, ',');
@@ -231,11 +237,16 @@ int hx_probe_offload_check(hx_probe_offload *x)
     if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
         return hx_cli_usage_error(x->cmd, "--cache-warm does not go with --policy %s",
                               x->o.policy);
+    const bool edgemoe = x->lp_rule && x->lp_edgemoe >= 0;
     if ((p->flags & ENG_POLICY_NEEDS_PROFILE) && !x->profile_path)
         return hx_cli_usage_error(x->cmd, "--policy %s needs --profile TRACE (a routing trace "
                               "of a profile run, e.g. from --trace-out)", x->o.policy);
-    if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE))
-        return hx_cli_usage_error(x->cmd, "--profile goes with --policy static only");
+    if (edgemoe && !x->profile_path)
+        return hx_cli_usage_error(x->cmd, "--lp-rule edgemoe:Q needs --profile TRACE (a routing "
+                                  "trace of a profile run, e.g. from --trace-out)");
+    if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE) && !edgemoe)
+        return hx_cli_usage_error(x->cmd, "--profile goes with --policy static or --lp-rule "
+                                  "edgemoe:Q only");
     if (!x->lp_path != !x->lp_rule)
         return hx_cli_usage_error(x->cmd, "--low-precision FILE and --lp-rule RULE go together");
     return 0;
@@ -324,7 +335,8 @@ static int load_profile(hx_probe_offload *x, const eng_model *m)
         for (size_t l = 0; l < L; l++)
             for (size_t j = 0; j < k; j++)
                 x->profile[l * E + t->ids[((size_t)tok * L + l) * k + j]]++;
-    x->o.profile = x->profile;
+    if (!x->lp_rule || x->lp_edgemoe < 0 || !strcmp(x->o.policy, "static"))
+        x->o.profile = x->profile; /* the static policy's; edgemoe reads x->profile */
     met_trace_free(t);
     return 0;
 }
@@ -365,13 +377,16 @@ static int open_lowprec(hx_probe_offload *x, const eng_model *m)
     if ((rc = eng_lowprec_open(&x->lp, m, x->lp_path, &err)))
         return hx_cli_fail(x->cmd, rc, "--low-precision: %s", err.msg);
     x->o.lowprec = x->lp;
-    if (x->lp_all) {
+    if (x->lp_all || x->lp_edgemoe >= 0) {
         const eng_hparams *hp = eng_model_hparams(m);
         size_t n = (size_t)hp->n_layer_moe * (size_t)hp->n_expert;
         x->lp_always = malloc(n);
         if (!x->lp_always)
             return hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
         memset(x->lp_always, 1, n);
+        if (x->lp_edgemoe >= 0) /* the least used experts of the profile */
+            eng_lowprec_importance_map(x->profile, (int)hp->n_layer_moe, (int)hp->n_expert,
+                                       x->lp_edgemoe, x->lp_always);
         x->o.lp_always = x->lp_always;
     }
     return 0;

@@ -197,6 +197,7 @@ typedef struct hx_probe_offload {
     const char *lp_path;         /* --low-precision FILE (a companion)      */
     const char *lp_rule;         /* --lp-rule RULE as given                 */
     bool lp_all;                 /* rule `all`: every load low              */
+    double lp_edgemoe;           /* rule edgemoe:Q: Q; -1 otherwise          */
     struct eng_lowprec *lp;      /* the companion, opened with the store    */
     uint8_t *lp_always;          /* [L * E] for eng_tiered_opts.lp_always   */
 } hx_probe_offload;

@@ -39,6 +39,10 @@ TEST(usage_errors)
         {"--cache-experts 4 --low-precision nope.gguf --lp-rule all", "nope.gguf"},
         {"--cache-experts 4 --low-precision qc.gguf --lp-rule all", "general.architecture"},
         {"--cache-experts 4 --low-precision m.gguf --lp-rule all", "moebench.lowprec.type"},
+        {"--cache-experts 4 --low-precision c.gguf --lp-rule edgemoe:0.5", "needs --profile"},
+        {"--cache-experts 4 --low-precision c.gguf --lp-rule edgemoe:2 --profile p.moetrace",
+         "out of range"},
+        {"--cache-experts 4 --profile p.moetrace", "--lp-rule edgemoe:Q only"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *err;
@@ -75,6 +79,25 @@ TEST(generate_reports_low_precision)
                         "--low-precision c.gguf --lp-rule hobbit:0.1", dir, tu_mb()), 0);
     CHECK_CONTAINS(err, "cache: low precision (q4_0, hobbit:0.1): ");
     CHECK_CONTAINS(err, "the prompt runs token by token");
+}
+
+/* EdgeMoE's rule from a profile trace: the least used half always low. */
+TEST(generate_edgemoe_from_profile)
+{
+    const char *dir = setup();
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "cd %s && %s generate -m m.gguf -p 'The cat sat on the mat' "
+                       "-n 12 --batch 1 --trace-out p.moetrace", dir, tu_mb()) == 0, "%s", err);
+    json_t *j = tu_sh_json("cd %s && %s generate -m m.gguf -p 'Hello there' -n 6 "
+                           "--cache-experts 8 --low-precision c.gguf --lp-rule edgemoe:0.5 "
+                           "--profile p.moetrace --json", dir, tu_mb());
+    json_t *c = json_object_get(j, "cache");
+    json_int_t acc = json_integer_value(json_object_get(c, "accesses"));
+    json_int_t served = json_integer_value(json_object_get(c, "lp_served"));
+    CHECK(served > 0 && served < acc);
+    CHECK_EQ_INT(json_integer_value(json_object_get(c, "lp_upgrades")), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(c, "lp_rule")), "edgemoe:0.5");
+    json_decref(j);
 }
 
 /* Quality against an exact base, and the counters in the database. */

@@ -151,3 +151,42 @@ TEST(bad_type_refused)
     CHECK(eng_lowprec_write(m, ENG_TYPE_Q8_1, tst_path("c.gguf"), NULL, NULL, &err) != ENG_OK);
     eng_model_free(m);
 }
+
+static const uint64_t *g_counts;
+static int by_count(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    if (g_counts[x] != g_counts[y])
+        return g_counts[x] < g_counts[y] ? -1 : 1;
+    return x - y;
+}
+
+/* The least used floor(q * E) of each layer, against a sort. */
+TEST(importance_map_brute_force)
+{
+    enum { L = 3, E = 10 };
+    uint64_t counts[L * E];
+    uint64_t s = 7;
+    for (int i = 0; i < L * E; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        counts[i] = (s >> 33) % 5; /* many ties */
+    }
+    const double qs[] = {0, 0.05, 0.3, 0.55, 0.999, 1};
+    for (size_t qi = 0; qi < sizeof qs / sizeof qs[0]; qi++) {
+        uint8_t map[L * E];
+        eng_lowprec_importance_map(counts, L, E, qs[qi], map);
+        for (int l = 0; l < L; l++) {
+            int idx[E];
+            for (int e = 0; e < E; e++)
+                idx[e] = e;
+            g_counts = counts + l * E;
+            qsort(idx, E, sizeof *idx, by_count);
+            int n_low = (int)(qs[qi] * E), got = 0;
+            for (int r = 0; r < E; r++)
+                CHECK_EQ_INT(map[l * E + idx[r]], r < n_low);
+            for (int e = 0; e < E; e++)
+                got += map[l * E + e];
+            CHECK_EQ_INT(got, n_low);
+        }
+    }
+}

@@ -276,6 +276,53 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
 TEST(hobbit_threshold) { hobbit(0.12, false, ENG_SCOPE_GLOBAL, 6); }
 TEST(hobbit_threshold_or_last_per_layer) { hobbit(0.08, true, ENG_SCOPE_LAYER, 3); }
 
+/* EdgeMoE: an importance map; every access of a marked expert is low, of
+ * the others high, prefetched or not (pregate prefetches here). */
+TEST(importance_map_fixes_precision)
+{
+    fixture f = setup("tiny-olmoe", ENG_TYPE_Q4_0);
+    const eng_hparams *hp = eng_model_hparams(f.m);
+    const int L = (int)hp->n_layer_moe, E = (int)hp->n_expert;
+    uint64_t *counts = calloc((size_t)(L * E), sizeof *counts);
+    uint8_t *map = malloc((size_t)(L * E));
+    for (int i = 0; i < L * E; i++)
+        counts[i] = (uint64_t)((i * 7) % 11);
+    eng_lowprec_importance_map(counts, L, E, 0.5, map);
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = 10;
+    o.prefetch = ENG_PREFETCH_PREGATE;
+    o.lp_always = map;
+    eng_store *st = open_store(&f, &o);
+    rec *r = calloc(1, sizeof *r);
+    r->m = f.m;
+    r->lp = f.lp;
+    float *a = run(f.m, st, r);
+    int n_low = 0;
+    for (int i = 0; i < r->n_acc; i++) {
+        const access *ac = &r->acc[i];
+        CHECK_EQ_INT(ac->low, map[ac->layer * E + ac->expert]);
+        n_low += ac->low;
+    }
+    CHECK(n_low > 0 && n_low < r->n_acc);
+    eng_tiered_stats ts = stats(st);
+    CHECK_EQ_INT(ts.total.lp_served, n_low);
+    CHECK(ts.total.pf_issued > 0);
+    CHECK_EQ_INT(ts.total.lp_upgrades, 0);
+    eng_store *rs = calloc(1, sizeof *rs);
+    replay rp = {.r = r, .lp = f.lp};
+    eng_store_init(rs, &replay_ops, f.m, &rp);
+    float *b = run(f.m, rs, NULL);
+    CHECK(!memcmp(a, b, (size_t)(N_TOK * f.V) * sizeof *a));
+    free(a);
+    free(b);
+    free(r);
+    free(map);
+    free(counts);
+    eng_store_free(rs);
+    eng_store_free(st);
+    teardown(&f);
+}
+
 TEST(byte_budget_counts_copies_held)
 {
     fixture f = setup("tiny-olmoe", ENG_TYPE_Q4_0);
