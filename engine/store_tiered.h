@@ -119,7 +119,9 @@ typedef struct eng_tiered_opts {
      * model's. A demand miss loads it when the expert's gate weight (as the
      * forward pass applies it, eng_store_prepare_w) is below lp_threshold,
      * or with lp_last when it ranks last of the top-k, or when lp_always
-     * marks it; a prefetch only when lp_always marks it. A low copy serves
+     * marks it; a prefetch only when lp_always marks it. A batched prefill
+     * prepares without weights: there only lp_always applies (evaluate per
+     * token for the weight rules). A low copy serves
      * an access that would take the low one; an access that needs the high
      * one drops it and misses (lp_upgrades). The budget in bytes counts
      * each expert at the bytes of the copy held. */

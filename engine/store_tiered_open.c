@@ -24,6 +24,23 @@ static const eng_policy_ops *policy_ops_of(const eng_tiered_opts *o)
     return o->policy_ops ? o->policy_ops : eng_policy_find(o->policy ? o->policy : "");
 }
 
+/* The mixed-precision options. */
+static int check_lp_opts(const eng_tiered_opts *o, const eng_policy_ops *ops, eng_err *err)
+{
+    if (!o->lowprec && (o->lp_threshold != 0 || o->lp_last || o->lp_always))
+        return eng_err_set(err, ENG_EINVAL,
+                           "tiered store: a low-precision rule needs a companion (lowprec)");
+    if (o->lowprec && ops->admit && o->cache_experts == 0)
+        return eng_err_set(err, ENG_EINVAL,
+                           "tiered store: policy '%s' admits a fixed set of experts; with a "
+                           "low-precision companion give its size in experts, not bytes",
+                           ops->name);
+    if (!(o->lp_threshold >= 0 && o->lp_threshold < 1e30))
+        return eng_err_set(err, ENG_EINVAL, "tiered store: low-precision threshold %g (>= 0)",
+                           o->lp_threshold);
+    return ENG_OK;
+}
+
 static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err)
 {
     const eng_hparams *hp = eng_model_hparams(m);
@@ -73,16 +90,21 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
     if (o->pregate_ahead < 0 || o->pregate_ahead > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: pregate ahead %d layers (1..64)",
                            o->pregate_ahead);
-    if (!o->lowprec && (o->lp_threshold != 0 || o->lp_last || o->lp_always))
-        return eng_err_set(err, ENG_EINVAL,
-                           "tiered store: a low-precision rule needs a companion (lowprec)");
-    if (!(o->lp_threshold >= 0 && o->lp_threshold < 1e30))
-        return eng_err_set(err, ENG_EINVAL, "tiered store: low-precision threshold %g (>= 0)",
-                           o->lp_threshold);
     if (o->n_loaders < 0 || o->n_loaders > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: %d loader threads (1..64)",
                            o->n_loaders);
-    return ENG_OK;
+    return check_lp_opts(o, ops, err);
+}
+
+/* region[i] := at least slice i of w plus O_DIRECT slack (aligned). */
+static void grow_regions(uint64_t region[ENG_SLICE_MAX], const eng_expert_weights *w)
+{
+    for (int i = 0; i < w->n_slices; i++) {
+        uint64_t r = ((uint64_t)w->mat[i].n_out * w->mat[i].row_bytes + 2 * ALIGN) &
+                     ~(uint64_t)(ALIGN - 1);
+        if (r > region[i])
+            region[i] = r;
+    }
 }
 
 /* The low copies' slot regions, and the smallest and largest copy's
@@ -96,12 +118,7 @@ static int plan_lowprec(tiered *t, uint64_t *lp_min, uint64_t *lp_max, eng_err *
         int rc = eng_lowprec_locate(t->o.lowprec, l, 0, &w, err);
         if (rc)
             return rc;
-        for (int i = 0; i < w.n_slices; i++) {
-            uint64_t r = ((uint64_t)w.mat[i].n_out * w.mat[i].row_bytes + 2 * ALIGN) &
-                         ~(uint64_t)(ALIGN - 1);
-            if (r > t->lp_region[i])
-                t->lp_region[i] = r;
-        }
+        grow_regions(t->lp_region, &w);
         if (w.bytes < *lp_min)
             *lp_min = w.bytes;
         if (w.bytes > *lp_max)
@@ -118,12 +135,7 @@ static int plan_slots(tiered *t, eng_err *err)
         int rc = eng_expert_locate(t->m, l, 0, &w, err);
         if (rc)
             return rc;
-        for (int i = 0; i < w.n_slices; i++) {
-            uint64_t r = ((uint64_t)w.mat[i].n_out * w.mat[i].row_bytes + 2 * ALIGN) &
-                         ~(uint64_t)(ALIGN - 1);
-            if (r > t->region[i])
-                t->region[i] = r;
-        }
+        grow_regions(t->region, &w);
         t->n_slices = w.n_slices;
         if (w.bytes > t->xbytes)
             t->xbytes = w.bytes;

@@ -31,23 +31,6 @@ static const char usage_text[] =
     "  -o, --output FILE  the companion to write (replaced atomically)\n"
     "  -h, --help         this text\n";
 
-typedef struct progress_state {
-    int last_pct;
-} progress_state;
-
-static void on_progress(void *user, uint64_t done, uint64_t total)
-{
-    progress_state *ps = user;
-    int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
-    if (pct == ps->last_pct)
-        return;
-    ps->last_pct = pct;
-    fprintf(stderr, "\rmkexperts: %3d%%  %.1f / %.1f MiB", pct, (double)done / 1048576.0,
-            (double)total / 1048576.0);
-    if (done == total)
-        fputc('\n', stderr);
-}
-
 static int run(const char *model, int type, const char *out)
 {
     eng_err err = {0};
@@ -55,11 +38,11 @@ static int run(const char *model, int type, const char *out)
     int rc = eng_model_open(&m, model, NULL, &err);
     if (rc)
         return hx_cli_fail("mkexperts", rc, "%s", err.msg);
-    progress_state ps = {.last_pct = -1};
+    hx_cli_progress ps = {.cmd = "mkexperts", .last_pct = -1};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     hx_cli_make_parent(out);
-    rc = eng_lowprec_write(m, type, out, isatty(STDERR_FILENO) ? on_progress : NULL, &ps, &err);
+    rc = eng_lowprec_write(m, type, out, isatty(STDERR_FILENO) ? hx_cli_progress_bytes : NULL, &ps, &err);
     if (rc) {
         eng_model_free(m);
         return hx_cli_fail("mkexperts", rc, "%s", err.msg);

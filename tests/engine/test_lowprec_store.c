@@ -126,6 +126,15 @@ static void teardown(fixture *f)
     eng_model_free(f->m);
 }
 
+static rec *new_rec(const fixture *f)
+{
+    rec *r = calloc(1, sizeof *r);
+    REQUIRE(r);
+    r->m = f->m;
+    r->lp = f->lp;
+    return r;
+}
+
 static eng_store *open_store(fixture *f, eng_tiered_opts *o)
 {
     o->lowprec = f->lp;
@@ -174,9 +183,7 @@ static void all_low(const char *preset, int type, eng_tier tier)
     o.tier = tier;
     o.lp_always = always;
     eng_store *st = open_store(&f, &o);
-    rec *r = calloc(1, sizeof *r);
-    r->m = f.m;
-    r->lp = f.lp;
+    rec *r = new_rec(&f);
     float *a = run(f.m, st, r);
 
     eng_model *swapped = tu_open(tu_gguf_with_tensors(f.model_path, "swapped.gguf", f.lp_path));
@@ -223,6 +230,19 @@ static int rp_acquire(eng_store *s, int layer, int expert, int64_t pos, eng_expe
 
 static const eng_store_ops replay_ops = {.kind = "replay", .acquire = rp_acquire, .max_held = 0};
 
+/* The logits a of a tiered run equal a replay's of the copies it reported. */
+static void check_replay(const fixture *f, const rec *r, const float *a)
+{
+    eng_store *rs = calloc(1, sizeof *rs);
+    replay rp = {.r = r, .lp = f->lp};
+    eng_store_init(rs, &replay_ops, f->m, &rp);
+    float *b = run(f->m, rs, NULL);
+    CHECK_EQ_INT(rp.i, r->n_acc);
+    CHECK(!memcmp(a, b, (size_t)(N_TOK * f->V) * sizeof *a));
+    free(b);
+    eng_store_free(rs);
+}
+
 static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
 {
     fixture f = setup("tiny-olmoe", ENG_TYPE_Q4_0);
@@ -232,9 +252,7 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
     o.lp_threshold = thr;
     o.lp_last = last;
     eng_store *st = open_store(&f, &o);
-    rec *r = calloc(1, sizeof *r);
-    r->m = f.m;
-    r->lp = f.lp;
+    rec *r = new_rec(&f);
     float *a = run(f.m, st, r);
     eng_tiered_stats ts = stats(st);
     /* the decision, recomputed from the routing events */
@@ -258,17 +276,9 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
     CHECK_EQ_INT(ts.total.lp_loads, n_low_miss);
     CHECK(ts.total.lp_served > 0 && ts.total.lp_served < ts.total.accesses); /* a mix */
     CHECK_EQ_INT(ts.total.bytes_demand, r->miss_bytes);
-    /* the same precisions, replayed without a cache */
-    eng_store *rs = calloc(1, sizeof *rs);
-    replay rp = {.r = r, .lp = f.lp};
-    eng_store_init(rs, &replay_ops, f.m, &rp);
-    float *b = run(f.m, rs, NULL);
-    CHECK_EQ_INT(rp.i, r->n_acc);
-    CHECK(!memcmp(a, b, (size_t)(N_TOK * f.V) * sizeof *a));
+    check_replay(&f, r, a); /* the same precisions, replayed without a cache */
     free(a);
-    free(b);
     free(r);
-    eng_store_free(rs);
     eng_store_free(st);
     teardown(&f);
 }
@@ -293,9 +303,7 @@ TEST(importance_map_fixes_precision)
     o.prefetch = ENG_PREFETCH_PREGATE;
     o.lp_always = map;
     eng_store *st = open_store(&f, &o);
-    rec *r = calloc(1, sizeof *r);
-    r->m = f.m;
-    r->lp = f.lp;
+    rec *r = new_rec(&f);
     float *a = run(f.m, st, r);
     int n_low = 0;
     for (int i = 0; i < r->n_acc; i++) {
@@ -308,17 +316,11 @@ TEST(importance_map_fixes_precision)
     CHECK_EQ_INT(ts.total.lp_served, n_low);
     CHECK(ts.total.pf_issued > 0);
     CHECK_EQ_INT(ts.total.lp_upgrades, 0);
-    eng_store *rs = calloc(1, sizeof *rs);
-    replay rp = {.r = r, .lp = f.lp};
-    eng_store_init(rs, &replay_ops, f.m, &rp);
-    float *b = run(f.m, rs, NULL);
-    CHECK(!memcmp(a, b, (size_t)(N_TOK * f.V) * sizeof *a));
+    check_replay(&f, r, a);
     free(a);
-    free(b);
     free(r);
     free(map);
     free(counts);
-    eng_store_free(rs);
     eng_store_free(st);
     teardown(&f);
 }
@@ -334,9 +336,7 @@ TEST(byte_budget_counts_copies_held)
     eng_tiered_stats ts = stats(st);
     CHECK_EQ_INT(ts.slots, 4 * hb / lb); /* as many slots as low copies fit */
     CHECK_EQ_INT(ts.cache_bytes, 4 * hb);
-    rec *r = calloc(1, sizeof *r);
-    r->m = f.m;
-    r->lp = f.lp;
+    rec *r = new_rec(&f);
     float *a = run(f.m, st, r); /* checks held_bytes <= cache_bytes after each token */
     ts = stats(st);
     CHECK(ts.held_bytes > 0 && ts.held_bytes <= 4 * hb);
