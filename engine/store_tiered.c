@@ -279,6 +279,8 @@ static void warm_fill(tiered *t)
                 continue;
             eng_err e;
             const bool low = always_low(t, key);
+            if (t->lp_budget && t->held[p] + copy_bytes(t, key, low) > t->lp_budget)
+                break; /* full in bytes: fill, never evict */
             int rc, si = take_slot(t, p, copy_bytes(t, key, low), 0, false, &e, &rc);
             if (si < 0 || eng_policy_insert(t->pol[p], pkey_of(t, key), 0, &e))
                 break;
