@@ -275,6 +275,8 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
     CHECK_EQ_INT(ts.total.accesses, r->n_acc);
     CHECK_EQ_INT(ts.total.lp_loads, n_low_miss);
     CHECK(ts.total.lp_served > 0 && ts.total.lp_served < ts.total.accesses); /* a mix */
+    CHECK(ts.total.lp_upgrades > 0); /* high needs of low-resident experts happened */
+    CHECK(ts.total.evictions >= ts.total.lp_upgrades);
     CHECK_EQ_INT(ts.total.bytes_demand, r->miss_bytes);
     check_replay(&f, r, a); /* the same precisions, replayed without a cache */
     free(a);
@@ -283,7 +285,7 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
     teardown(&f);
 }
 
-TEST(hobbit_threshold) { hobbit(0.12, false, ENG_SCOPE_GLOBAL, 6); }
+TEST(hobbit_threshold) { hobbit(0.12, false, ENG_SCOPE_GLOBAL, 24); }
 TEST(hobbit_threshold_or_last_per_layer) { hobbit(0.08, true, ENG_SCOPE_LAYER, 3); }
 
 /* EdgeMoE: an importance map; every access of a marked expert is low, of
@@ -342,6 +344,7 @@ TEST(byte_budget_counts_copies_held)
     CHECK(ts.held_bytes > 0 && ts.held_bytes <= 4 * hb);
     CHECK_EQ_INT(ts.total.bytes_demand, r->miss_bytes);
     CHECK(ts.total.lp_loads > 0);
+    check_replay(&f, r, a); /* the loader-sized slot buffers hold the right bytes */
     /* a budget below the largest copy is refused */
     o.cache_bytes = hb - 1;
     eng_store *bad = NULL;
