@@ -65,7 +65,7 @@ void hx_probe_offload_init(hx_probe_offload *x)
     memset(x, 0, sizeof *x);
     x->o = eng_tiered_defaults();
     x->cmd = "generate";
-    x->lp_edgemoe = -1;
+    x->lp_r.edgemoe = -1;
 }
 
 bool hx_probe_offload_private_dense(const hx_probe_offload *x)
@@ -114,39 +114,54 @@ static int parse_link(hx_probe_offload *x, int code, const char *arg)
     return 0;
 }
 
-/* --lp-rule: hobbit:T | hobbit:last | hobbit:T,last | all. */
-static int parse_lp_rule(hx_probe_offload *x, const char *arg)
+int hx_probe_lp_rule_parse(const char *cmd, const char *arg, hx_probe_lp_rule *r)
 {
-    x->lp_rule = arg;
-    x->o.lp_threshold = 0;
-    x->o.lp_last = x->lp_all = false;
-    x->lp_edgemoe = -1;
+    *r = (hx_probe_lp_rule){.edgemoe = -1};
     if (!strcmp(arg, "all")) {
-        x->lp_all = true;
+        r->all = true;
         return 0;
     }
     if (!strncmp(arg, "edgemoe:", 8))
-        return hx_cli_parse_double(x->cmd, "--lp-rule edgemoe:Q", arg + 8, 0, 1, &x->lp_edgemoe);
+        return hx_cli_parse_double(cmd, "--lp-rule edgemoe:Q", arg + 8, 0, 1, &r->edgemoe);
     if (strncmp(arg, "hobbit:", 7) || !arg[7])
-        return hx_cli_usage_error(x->cmd, "--lp-rule: '%s' is not hobbit:T, hobbit:last, "
+        return hx_cli_usage_error(cmd, "--lp-rule: '%s' is not hobbit:T, hobbit:last, "
                                   "hobbit:T,last, all or edgemoe:Q", arg);
     char buf[64];
     snprintf(buf, sizeof buf, "%s", arg + 7);
     char *comma = strchr(buf, ',');
     if (comma) {
         if (strcmp(comma + 1, "last"))
-            return hx_cli_usage_error(x->cmd, "--lp-rule: '%s': after the comma only 'last'",
-                                      arg);
+            return hx_cli_usage_error(cmd, "--lp-rule: '%s': after the comma only 'last'", arg);
         *comma = '\0';
-        x->o.lp_last = true;
+        r->last = true;
     }
     if (!strcmp(buf, "last")) {
         if (comma)
-            return hx_cli_usage_error(x->cmd, "--lp-rule: '%s': 'last' twice", arg);
-        x->o.lp_last = true;
+            return hx_cli_usage_error(cmd, "--lp-rule: '%s': 'last' twice", arg);
+        r->last = true;
         return 0;
     }
-    return hx_cli_parse_double(x->cmd, "--lp-rule hobbit:T", buf, 1e-9, 1e6, &x->o.lp_threshold);
+    return hx_cli_parse_double(cmd, "--lp-rule hobbit:T", buf, 1e-9, 1e6, &r->threshold);
+}
+
+bool hx_probe_lp_rule_map(const hx_probe_lp_rule *r, const uint64_t *counts, int L, int E,
+                          uint8_t *out)
+{
+    if (r->edgemoe >= 0)
+        eng_lowprec_importance_map(counts, L, E, r->edgemoe, out);
+    else if (r->all)
+        memset(out, 1, (size_t)L * (size_t)E);
+    return r->edgemoe >= 0 || r->all;
+}
+
+/* --lp-rule into x->o. */
+static int parse_lp(hx_probe_offload *x, const char *arg)
+{
+    x->lp_rule = arg;
+    int rc = hx_probe_lp_rule_parse(x->cmd, arg, &x->lp_r);
+    x->o.lp_threshold = x->lp_r.threshold;
+    x->o.lp_last = x->lp_r.last;
+    return rc;
 }
 
 int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
@@ -211,7 +226,7 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
         return hx_cli_parse_int(x->cmd, "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
     case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
     case HX_PROBE_OFF_LOW_PRECISION: x->lp_path = arg; return 0;
-    case HX_PROBE_OFF_LP_RULE: return parse_lp_rule(x, arg);
+    case HX_PROBE_OFF_LP_RULE: return parse_lp(x, arg);
     default: return hx_cli_usage_error(x->cmd, "internal: unknown offload option %d", code);
     }
 }
@@ -238,7 +253,7 @@ int hx_probe_offload_check(hx_probe_offload *x)
     if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
         return hx_cli_usage_error(x->cmd, "--cache-warm does not go with --policy %s",
                               x->o.policy);
-    const bool edgemoe = x->lp_rule && x->lp_edgemoe >= 0;
+    const bool edgemoe = x->lp_rule && x->lp_r.edgemoe >= 0;
     if ((p->flags & ENG_POLICY_NEEDS_PROFILE) && !x->profile_path)
         return hx_cli_usage_error(x->cmd, "--policy %s needs --profile TRACE (a routing trace "
                               "of a profile run, e.g. from --trace-out)", x->o.policy);
@@ -336,7 +351,7 @@ static int load_profile(hx_probe_offload *x, const eng_model *m)
         for (size_t l = 0; l < L; l++)
             for (size_t j = 0; j < k; j++)
                 x->profile[l * E + t->ids[((size_t)tok * L + l) * k + j]]++;
-    if (!x->lp_rule || x->lp_edgemoe < 0 || !strcmp(x->o.policy, "static"))
+    if (!x->lp_rule || x->lp_r.edgemoe < 0 || !strcmp(x->o.policy, "static"))
         x->o.profile = x->profile; /* the static policy's; edgemoe reads x->profile */
     met_trace_free(t);
     return 0;
@@ -378,18 +393,13 @@ static int open_lowprec(hx_probe_offload *x, const eng_model *m)
     if ((rc = eng_lowprec_open(&x->lp, m, x->lp_path, &err)))
         return hx_cli_fail(x->cmd, rc, "--low-precision: %s", err.msg);
     x->o.lowprec = x->lp;
-    if (x->lp_all || x->lp_edgemoe >= 0) {
-        const eng_hparams *hp = eng_model_hparams(m);
-        size_t n = (size_t)hp->n_layer_moe * (size_t)hp->n_expert;
-        x->lp_always = malloc(n);
-        if (!x->lp_always)
-            return hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
-        memset(x->lp_always, 1, n);
-        if (x->lp_edgemoe >= 0) /* the least used experts of the profile */
-            eng_lowprec_importance_map(x->profile, (int)hp->n_layer_moe, (int)hp->n_expert,
-                                       x->lp_edgemoe, x->lp_always);
+    const eng_hparams *hp = eng_model_hparams(m);
+    x->lp_always = malloc((size_t)hp->n_layer_moe * (size_t)hp->n_expert);
+    if (!x->lp_always)
+        return hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
+    if (hx_probe_lp_rule_map(&x->lp_r, x->profile, (int)hp->n_layer_moe, (int)hp->n_expert,
+                             x->lp_always))
         x->o.lp_always = x->lp_always;
-    }
     return 0;
 }
 

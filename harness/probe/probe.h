@@ -173,6 +173,21 @@ enum {
 /* Lines for the usage text. */
 extern const char hx_probe_offload_usage[];
 
+/* A mixed-precision rule (--lp-rule; docs/policies.md, "Mixed precision"). */
+typedef struct hx_probe_lp_rule {
+    double threshold;            /* hobbit:T: T; 0 none                    */
+    bool last;                   /* hobbit:last                            */
+    bool all;                    /* all                                    */
+    double edgemoe;              /* edgemoe:Q: Q; -1 none                  */
+} hx_probe_lp_rule;
+/* Parses RULE (hobbit:T, hobbit:last, hobbit:T,last, all, edgemoe:Q);
+ * 0 or a usage exit code (printed, naming cmd). */
+int hx_probe_lp_rule_parse(const char *cmd, const char *arg, hx_probe_lp_rule *out);
+/* Experts always low for the rule (all, edgemoe) into out[L * E]:
+ * edgemoe from counts[L * E] (a profile); false when the rule has none. */
+bool hx_probe_lp_rule_map(const hx_probe_lp_rule *r, const uint64_t *counts, int L, int E,
+                          uint8_t *out);
+
 typedef struct hx_probe_offload {
     const char *cmd;             /* command named in messages: "generate"
                                     (init); perplexity sets its own      */
@@ -196,8 +211,7 @@ typedef struct hx_probe_offload {
     uint64_t *profile;           /* [L * E] its access counts               */
     const char *lp_path;         /* --low-precision FILE (a companion)      */
     const char *lp_rule;         /* --lp-rule RULE as given                 */
-    bool lp_all;                 /* rule `all`: every load low              */
-    double lp_edgemoe;           /* rule edgemoe:Q: Q; -1 otherwise          */
+    hx_probe_lp_rule lp_r;       /* ... parsed                              */
     struct eng_lowprec *lp;      /* the companion, opened with the store    */
     uint8_t *lp_always;          /* [L * E] for eng_tiered_opts.lp_always   */
 } hx_probe_offload;

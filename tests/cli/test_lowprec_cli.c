@@ -129,3 +129,62 @@ TEST(perplexity_quality_and_suite)
                            " where a.metric = 'cache.lp_served' and b.metric = 'cache.accesses'"
                            " and a.value = b.value"), "1");
 }
+
+/* The replay simulator runs the same rules: on the trace of an engine run
+ * it counts the same accesses, hits, evictions, low loads, low accesses,
+ * upgrades and bytes (scopes, policies, a batched prompt with edgemoe). */
+TEST(simulate_matches_engine)
+{
+    const char *dir = setup();
+    char *err;
+    REQUIRE_MSG(tst_sh(NULL, &err, "cd %s && %s generate -m m.gguf -p 'The cat sat on the mat' "
+                       "-n 12 --batch 1 --trace-out p.moetrace", dir, tu_mb()) == 0, "%s", err);
+    static const struct {
+        const char *cache, *rule;
+    } cases[] = {
+        {"--cache-scope layer --cache-experts 8", "hobbit:0.1,last"},
+        {"--cache-experts 40", "hobbit:0.1,last"},
+        {"--cache-experts 24 --policy lfu", "hobbit:0.08"},
+        {"--cache-experts 24 --policy fifo", "hobbit:last"},
+        {"--cache-experts 20", "edgemoe:0.5 --profile p.moetrace"},
+        {"--cache-experts 20", "all"},
+    };
+    static const char *const keys[] = {"accesses", "hits", "misses", "evictions",
+                                       "lp_loads", "lp_served", "lp_upgrades"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *g = tu_sh_json("cd %s && %s generate -m m.gguf -p 'Hello world, the quick brown'"
+                               " -n 16 %s --low-precision c.gguf --lp-rule %s --trace-out r.moetrace"
+                               " --json 2>/dev/null", dir, tu_mb(), cases[i].cache, cases[i].rule);
+        json_t *s = tu_sh_json("cd %s && %s simulate r.moetrace --policy lru %s --expert-bytes 24576"
+                               " --lp-bytes 3456 --lp-rule %s --json", dir, tu_mb(), cases[i].cache,
+                               cases[i].rule);
+        const json_t *gc = json_object_get(g, "cache"), *st = json_object_get(s, "totals");
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            CHECK_MSG(json_integer_value(json_object_get(gc, keys[k])) ==
+                          json_integer_value(json_object_get(st, keys[k])),
+                      "%s %s: %s: engine %lld, simulate %lld", cases[i].cache, cases[i].rule,
+                      keys[k], (long long)json_integer_value(json_object_get(gc, keys[k])),
+                      (long long)json_integer_value(json_object_get(st, keys[k])));
+        CHECK(json_integer_value(json_object_get(gc, "lp_loads")) > 0);
+        CHECK_NEAR(json_integer_value(json_object_get(gc, "bytes_demand")),
+                   json_real_value(json_object_get(st, "bytes_moved")), 0.5);
+        json_decref(g);
+        json_decref(s);
+    }
+    /* usage */
+    static const struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--lp-bytes 3456", "go together"},
+        {"--lp-rule all", "go together"},
+        {"--lp-bytes 3456 --lp-rule all --paper", "--lookup sequential --start cold"},
+        {"--lp-bytes x --lp-rule all", "--lp-bytes"},
+        {"--lp-bytes 3456 --lp-rule nope", "is not hobbit:T"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = tst_sh(NULL, &err, "cd %s && %s simulate p.moetrace --policy lru "
+                        "--cache-experts 8 %s", dir, tu_mb(), bad[i].args);
+        CHECK_MSG(rc == 2, "%s: exit %d", bad[i].args, rc);
+        CHECK_CONTAINS(err, bad[i].msg);
+    }
+}
