@@ -521,6 +521,20 @@ static void lp_json(json_t *o, const eng_tiered_counts *c)
     json_object_set_new(o, "lp_upgrades", json_integer((json_int_t)c->lp_upgrades));
 }
 
+/* With --low-precision: the counters (total and per layer) and the
+ * companion's configuration into cache object c. */
+static void lp_config_json(const hx_probe_offload *x, json_t *c, json_t *layers,
+                           const eng_tiered_stats *st)
+{
+    lp_json(c, &st->total);
+    for (int l = 0; l < st->n_layer; l++)
+        lp_json(json_array_get(layers, (size_t)l), &st->layers[l]);
+    json_object_set_new(c, "low_precision", json_string(x->lp_path));
+    json_object_set_new(c, "lp_type", json_string(eng_type_name(eng_lowprec_type(x->lp))));
+    json_object_set_new(c, "lp_rule", json_string(x->lp_rule));
+    json_object_set_new(c, "held_bytes", json_integer((json_int_t)st->held_bytes));
+}
+
 static json_t *counts_json(const eng_tiered_counts *c)
 {
     json_t *o = json_object();
@@ -598,20 +612,11 @@ void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double
         json_object_set_new(c, "decode_ms_p99", json_real(pct(s, n, 99)));
         free(s);
     }
-    if (x->lp) {
-        lp_json(c, &st.total);
-        json_object_set_new(c, "low_precision", json_string(x->lp_path));
-        json_object_set_new(c, "lp_type", json_string(eng_type_name(eng_lowprec_type(x->lp))));
-        json_object_set_new(c, "lp_rule", json_string(x->lp_rule));
-        json_object_set_new(c, "held_bytes", json_integer((json_int_t)st.held_bytes));
-    }
     json_t *layers = json_array();
-    for (int l = 0; l < st.n_layer; l++) {
-        json_t *lj = counts_json(&st.layers[l]);
-        if (x->lp)
-            lp_json(lj, &st.layers[l]);
-        json_array_append_new(layers, lj);
-    }
+    for (int l = 0; l < st.n_layer; l++)
+        json_array_append_new(layers, counts_json(&st.layers[l]));
+    if (x->lp)
+        lp_config_json(x, c, layers, &st);
     json_object_set_new(c, "layers", layers);
     json_object_set_new(root, "cache", c);
     json_object_set_new(root, "accesses", json_integer((json_int_t)st.total.accesses));
