@@ -219,7 +219,7 @@ static int dec_moe(eng_session *s, int il, int32_t token, bool is_prefill, eng_e
     /* prepare first: the store then knows what layer il needs before any
      * prediction asks it for a slot (and a sequence start empties the
      * cache before, not after, the first hints) */
-    eng_store_prepare(s->store, l->moe_index, ids, k, s->pos);
+    eng_store_prepare_w(s->store, l->moe_index, ids, w, k, s->pos);
     dec_pregate(s, l->moe_index);
     ENG_REGION_END(s, ENG_REGION_ROUTER);
 

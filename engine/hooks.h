@@ -19,6 +19,7 @@
 #ifndef ENG_HOOKS_H
 #define ENG_HOOKS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum eng_region {
@@ -76,6 +77,8 @@ typedef struct eng_cache_event {
     int64_t pos;             /* token position that caused it               */
     uint64_t bytes;          /* bytes moved (loads), else 0                 */
     uint64_t ns;             /* duration where meaningful, else 0           */
+    bool low;                /* HIT, MISS, PREFETCH, LOAD_DONE: the expert's
+                                low-precision copy (mixed precision)        */
 } eng_cache_event;
 
 typedef struct eng_hooks {

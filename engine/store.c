@@ -85,6 +85,15 @@ void eng_store_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64
         s->ops->prepare(s, layer, ids, n, pos);
 }
 
+void eng_store_prepare_w(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                         int64_t pos)
+{
+    if (s->ops->prepare_w)
+        s->ops->prepare_w(s, layer, ids, w, n, pos);
+    else
+        eng_store_prepare(s, layer, ids, n, pos);
+}
+
 int eng_store_acquire(eng_store *s, int layer, int expert, int64_t pos,
                       eng_expert_weights *out, eng_err *err)
 {
@@ -96,7 +105,7 @@ int eng_store_acquire(eng_store *s, int layer, int expert, int64_t pos,
         s->stats.hits++;
     if (s->has_cache_hook && !out->miss) {
         eng_cache_event ev = {.kind = ENG_CACHE_HIT, .layer = layer, .expert = expert,
-                              .pos = pos};
+                              .pos = pos, .low = out->low};
         s->hooks.cache(s->hooks.user, &ev);
     }
     return ENG_OK;

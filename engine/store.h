@@ -78,6 +78,8 @@ typedef struct eng_expert_weights {
     uint64_t bytes;        /* all slices' bytes                              */
     bool waited;           /* acquire blocked on a load                      */
     bool miss;             /* set by the store: the access was a miss        */
+    bool low;              /* set by the store: the slices are the expert's
+                              low-precision copy (engine/lowprec.h)         */
     void *slot;            /* store-private (which cache slot it came from)  */
 } eng_expert_weights;
 
@@ -110,6 +112,11 @@ void eng_store_set_hooks(eng_store *s, const eng_hooks *hooks);
  * at `pos`. Never fails (a store that cannot start loads now loads them in
  * acquire). */
 void eng_store_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
+/* The same with the experts' gate weights w[0..n) (router order; may be
+ * NULL), for a store that decides per miss from them (mixed precision:
+ * store_tiered.h). The forward pass gives them in decode. */
+void eng_store_prepare_w(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                         int64_t pos);
 /* Makes expert (layer, expert) readable and fills *out. May block. */
 int eng_store_acquire(eng_store *s, int layer, int expert, int64_t pos,
                       eng_expert_weights *out, eng_err *err);

@@ -16,6 +16,10 @@
 typedef struct eng_store_ops {
     const char *kind;
     void (*prepare)(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
+    /* NULL unless the store wants the gate weights: called by
+     * eng_store_prepare_w instead of prepare */
+    void (*prepare_w)(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                      int64_t pos);
     /* Fill *out (eng_expert_locate gives the file layout), set out->waited,
      * out->miss and out->slot; count misses/bytes_loaded/wait_ns in
      * s->stats. The front end counts acquires, hits (!out->miss) and emits

@@ -35,9 +35,25 @@
  *    one aligned read), reading the aligned superset of each slice and
  *    pointing inside it; else buffered pread + POSIX_FADV_DONTNEED so the
  *    page cache does not turn misses into memory copies.
+ *  - Mixed precision (o.lowprec). A slot holds one copy of an expert, high
+ *    (the model's bytes) or low (the companion's), marked sl->low; the
+ *    policy still sees one key per expert. The decision is made per load
+ *    (want_low): a demand miss from the prepared layer's gate weights and
+ *    ranks, a prefetch from lp_always only. A resident low copy serves a
+ *    low need; a high need drops it first (an eviction and lp_upgrade) and
+ *    misses, so the forward pass always computes with the precision the
+ *    rule asked for or a higher one. With a budget in bytes, each pool may
+ *    hold up to lp_budget bytes of copies (held[p]): take_slot evicts until
+ *    the new copy fits, and there are as many slots as low copies fit;
+ *    slot buffers are then allocated by the loader at the size of the copy
+ *    loaded (buf_cap), so memory follows the bytes held. The store serves
+ *    one expert at a time (never top-k at once), so a dropped low copy is
+ *    never in use.
  */
 #include "engine/predict.h"
 #include "engine/store_tiered_impl.h"
+
+#include "engine/lowprec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,14 +73,20 @@ static uint32_t pkey_of(const tiered *t, int32_t key)
     return t->o.scope == ENG_SCOPE_LAYER ? (uint32_t)(key % t->E) : (uint32_t)key;
 }
 
-static void cache_event(tiered *t, eng_cache_event_kind kind, int32_t key, int64_t pos,
-                        uint64_t bytes, uint64_t ns)
+static void cache_event_low(tiered *t, eng_cache_event_kind kind, int32_t key, int64_t pos,
+                            uint64_t bytes, uint64_t ns, bool low)
 {
     if (!t->s->has_cache_hook)
         return;
     eng_cache_event ev = {.kind = kind, .layer = key / t->E, .expert = key % t->E, .pos = pos,
-                          .bytes = bytes, .ns = ns};
+                          .bytes = bytes, .ns = ns, .low = low};
     t->s->hooks.cache(t->s->hooks.user, &ev);
+}
+
+static void cache_event(tiered *t, eng_cache_event_kind kind, int32_t key, int64_t pos,
+                        uint64_t bytes, uint64_t ns)
+{
+    cache_event_low(t, kind, key, pos, bytes, ns, false);
 }
 
 /* Keeps the policy pin equal to "loading or in use". Lock held. */
@@ -109,8 +131,12 @@ static int drop_slot(tiered *t, int si, int64_t pos, eng_err *err)
     if (sl->prefetched)
         c->pf_wasted++;
     if (sl->done_pending)
-        cache_event(t, ENG_CACHE_LOAD_DONE, sl->key, pos, t->xbytes, sl->load_ns);
+        cache_event_low(t, ENG_CACHE_LOAD_DONE, sl->key, pos, sl->low ? sl->bytes : t->xbytes,
+                        sl->load_ns, sl->low);
     cache_event(t, ENG_CACHE_EVICT, sl->key, pos, 0, 0);
+    t->held[p] -= sl->bytes;
+    sl->bytes = 0;
+    sl->low = false;
     t->slot_of[sl->key] = -1;
     memset(&sl->err, 0, sizeof sl->err);
     sl->key = -1;
@@ -119,20 +145,24 @@ static int drop_slot(tiered *t, int si, int64_t pos, eng_err *err)
     return rc;
 }
 
-/* A slot of pool p for a new expert, evicting when full. wait: block for
- * in-flight loads when every slot is pinned; else return -1 then. */
-static int take_slot(tiered *t, int p, int64_t pos, bool wait, eng_err *err, int *rc)
+/* A slot of pool p for a new copy of `need` bytes, evicting until a slot
+ * is free (and, with lp_budget, the bytes fit). wait: block for in-flight
+ * loads when every cached expert is pinned; else return -1 then. */
+static int take_slot(tiered *t, int p, uint64_t need, int64_t pos, bool wait, eng_err *err,
+                     int *rc)
 {
     *rc = ENG_OK;
     for (;;) {
-        if (eng_policy_cached_count(t->pol[p]) < (uint32_t)t->per_pool) {
+        const uint32_t cached = eng_policy_cached_count(t->pol[p]);
+        const bool fits = !t->lp_budget || t->held[p] + need <= t->lp_budget;
+        if (fits && cached < (uint32_t)t->per_pool) {
             for (int i = p * t->per_pool; i < (p + 1) * t->per_pool; i++)
                 if (t->slots[i].key < 0)
                     return i;
             *rc = eng_err_set(err, ENG_ESTATE, "tiered store: slot table out of step");
             return -1;
         }
-        if (t->n_pinned[p] < t->per_pool) {
+        if ((uint32_t)t->n_pinned[p] < cached) {
             uint32_t vk;
             if ((*rc = eng_policy_victim(t->pol[p], &vk, err)))
                 return -1;
@@ -144,7 +174,7 @@ static int take_slot(tiered *t, int p, int64_t pos, bool wait, eng_err *err, int
             }
             if ((*rc = drop_slot(t, si, pos, err)))
                 return -1;
-            return si;
+            continue; /* the freed slot, once the bytes fit */
         }
         if (!wait)
             return -1;
@@ -162,19 +192,35 @@ static int take_slot(tiered *t, int p, int64_t pos, bool wait, eng_err *err, int
     }
 }
 
-/* Starts loading key into slot si. Lock held. */
-static void start_load(tiered *t, int si, int32_t key, bool prefetch, bool front)
+/* Bytes of key's copy, high or low. */
+static uint64_t copy_bytes(const tiered *t, int32_t key, bool low)
+{
+    return low ? eng_lowprec_expert_bytes(t->o.lowprec, key / t->E)
+               : eng_model_expert_bytes(t->m, key / t->E);
+}
+
+/* Starts loading key's copy (low: the companion's) into slot si. Lock
+ * held. */
+static void start_load(tiered *t, int si, int32_t key, bool prefetch, bool front, bool low)
 {
     slot *sl = &t->slots[si];
     sl->key = key;
     sl->state = SLOT_LOADING;
     sl->prefetched = prefetch;
     sl->done_pending = false;
-    if (si < t->n_slots)
-        t->slot_of[key] = si;
-    tiered_slot_sync_pin(t, si);
+    sl->low = low;
     eng_tiered_counts *c = &t->lc[key / t->E];
-    uint64_t bytes = eng_model_expert_bytes(t->m, key / t->E);
+    uint64_t bytes = copy_bytes(t, key, low);
+    if (si < t->n_slots) {
+        t->slot_of[key] = si;
+        sl->bytes = bytes;
+        t->held[si / t->per_pool] += bytes;
+    }
+    tiered_slot_sync_pin(t, si);
+    if (low) {
+        c->lp_loads++;
+        c->lp_bytes += bytes;
+    }
     if (prefetch) {
         c->pf_issued++;
         c->bytes_prefetch += bytes;
@@ -198,6 +244,29 @@ static void drain(tiered *t)
     }
 }
 
+/* An importance profile marks key: every load of it is low. */
+static bool always_low(const tiered *t, int32_t key)
+{
+    return t->o.lowprec && t->o.lp_always && t->o.lp_always[key];
+}
+
+/* Whether a demand of key takes the low copy: always_low, or the rule on
+ * the prepared layer's gate weights (HOBBIT's token-level rule). Lock held. */
+static bool want_low(const tiered *t, int layer, int expert)
+{
+    if (!t->o.lowprec)
+        return false;
+    if (always_low(t, layer * t->E + expert))
+        return true;
+    if (layer != t->prep_layer || !t->prep_has_w)
+        return false;
+    for (int j = 0; j < t->prep_n; j++)
+        if (t->prep_ids[j] == expert)
+            return t->prep_w[j] < t->o.lp_threshold ||
+                   (t->o.lp_last && t->prep_n > 1 && j == t->prep_n - 1);
+    return false;
+}
+
 /* Warm start: every free slot gets the next expert in key order (as
  * prefetches), then waits for the loads, so the sequence starts full. */
 static void warm_fill(tiered *t)
@@ -210,10 +279,13 @@ static void warm_fill(tiered *t)
             if (!eng_policy_admit(t->pol[p], pkey_of(t, key)))
                 continue;
             eng_err e;
-            int rc, si = take_slot(t, p, 0, false, &e, &rc);
+            const bool low = always_low(t, key);
+            if (t->lp_budget && t->held[p] + copy_bytes(t, key, low) > t->lp_budget)
+                break; /* full in bytes: fill, never evict */
+            int rc, si = take_slot(t, p, copy_bytes(t, key, low), 0, false, &e, &rc);
             if (si < 0 || eng_policy_insert(t->pol[p], pkey_of(t, key), 0, &e))
                 break;
-            start_load(t, si, key, true, false);
+            start_load(t, si, key, true, false, low);
         }
     }
 }
@@ -230,6 +302,8 @@ static void new_sequence(tiered *t)
         sl->state = SLOT_EMPTY;
         sl->users = 0;
         sl->pinned = sl->guard = sl->prefetched = sl->done_pending = false;
+        sl->low = false;
+        sl->bytes = 0;
     }
     for (int i = 0; i < t->L * t->E; i++)
         t->slot_of[i] = -1;
@@ -241,6 +315,7 @@ static void new_sequence(tiered *t)
         ENG_ASSERT(rc == ENG_OK || eng_policy_status(t->pol[p], NULL)); /* checked at open */
         t->n_pinned[p] = 0;
         t->apos[p] = 0;
+        t->held[p] = 0;
     }
     if (t->o.warm) {
         warm_fill(t);
@@ -263,13 +338,14 @@ static void prefetch_ids(tiered *t, int nl, const int32_t *ids, int n, int64_t p
             continue;
         eng_err e;
         int rc;
-        int si = take_slot(t, p, pos, false, &e, &rc);
+        const bool low = always_low(t, key);
+        int si = take_slot(t, p, copy_bytes(t, key, low), pos, false, &e, &rc);
         if (si < 0)
             return; /* everything pinned: skip, the demand will load it */
         if (eng_policy_insert(t->pol[p], pkey_of(t, key), t->apos[p], &e))
             return;
-        start_load(t, si, key, true, false);
-        cache_event(t, ENG_CACHE_PREFETCH, key, pos, eng_model_expert_bytes(t->m, nl), 0);
+        start_load(t, si, key, true, false, low);
+        cache_event_low(t, ENG_CACHE_PREFETCH, key, pos, copy_bytes(t, key, low), 0, low);
     }
 }
 
@@ -373,12 +449,30 @@ static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_
     if (layer == 0 && pos == 0)
         new_sequence(t);
     t->prep_layer = layer;
+    t->prep_has_w = false; /* a batch's prepare: no per-token weights */
     t->prep_n = n;
     t->prep_done = 0;
     t->round_n = 0;
     round_add(t, layer, ids, n);
     if (t->o.prefetch == ENG_PREFETCH_PREDICT && layer >= 0 && layer < t->L)
         predict_next(t, layer, ids, n, pos);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* prepare, keeping the ids and gate weights for want_low. */
+static void t_prepare_w(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                        int64_t pos)
+{
+    tiered *t = s->impl;
+    t_prepare(s, layer, ids, n, pos);
+    if (!t->o.lowprec)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->prep_has_w = w && n <= t->E;
+    for (int j = 0; t->prep_has_w && j < n; j++) {
+        t->prep_ids[j] = ids[j];
+        t->prep_w[j] = w[j];
+    }
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -411,6 +505,15 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
     const uint32_t pk = pkey_of(t, key);
     eng_tiered_counts *c = &t->lc[layer];
     int si = t->slot_of[key], rc;
+    const bool low = want_low(t, layer, expert);
+    if (si >= 0 && t->slots[si].low && !low) {
+        /* the low copy cannot serve a high need: drop it, then miss */
+        ENG_ASSERT(t->slots[si].users == 0 && t->slots[si].state != SLOT_LOADING);
+        c->lp_upgrades++;
+        if ((rc = drop_slot(t, si, pos, err)))
+            return rc;
+        si = -1;
+    }
     const bool hit = si >= 0;
     bool useful = false;
     if ((rc = eng_policy_access(t->pol[p], pk, t->apos[p], hit, err)))
@@ -432,21 +535,23 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
         c->misses++;
         t->s->stats.misses++;
         out->miss = true;
-        cache_event(t, ENG_CACHE_MISS, key, pos, 0, 0);
+        cache_event_low(t, ENG_CACHE_MISS, key, pos, 0, 0, low);
         if (!eng_policy_admit(t->pol[p], pk)) {
             si = t->n_slots; /* scratch: served, not cached */
             if (t->slots[si].users > 0 || t->slots[si].state == SLOT_LOADING)
                 return eng_err_set(err, ENG_ESTATE, "tiered store: scratch slot busy");
         } else {
-            si = take_slot(t, p, pos, true, err, &rc);
+            si = take_slot(t, p, copy_bytes(t, key, low), pos, true, err, &rc);
             if (si < 0)
                 return rc;
             if ((rc = eng_policy_insert(t->pol[p], pk, apos, err)))
                 return rc;
         }
-        start_load(t, si, key, false, true);
+        start_load(t, si, key, false, true, low);
     }
     slot *sl = &t->slots[si];
+    out->low = sl->low;
+    c->lp_served += sl->low;
     sl->users++;
     tiered_slot_sync_pin(t, si);
     uint64_t waited;
@@ -472,7 +577,8 @@ static int t_acquire(eng_store *s, int layer, int expert, int64_t pos, eng_exper
         slot *sl = &t->slots[si];
         if (sl->done_pending) {
             sl->done_pending = false;
-            cache_event(t, ENG_CACHE_LOAD_DONE, sl->key, pos, out->bytes, sl->load_ns);
+            cache_event_low(t, ENG_CACHE_LOAD_DONE, sl->key, pos,
+                            sl->low ? sl->bytes : out->bytes, sl->load_ns, sl->low);
         }
         if (sl->state == SLOT_FAILED) {
             rc = eng_err_set(err, sl->err.code ? sl->err.code : ENG_EIO, "%s", sl->err.msg);
@@ -482,6 +588,13 @@ static int t_acquire(eng_store *s, int layer, int expert, int64_t pos, eng_exper
             else
                 sl->state = SLOT_EMPTY;
         } else {
+            if (sl->low) { /* the low copy's types and row sizes */
+                eng_expert_weights lw;
+                int lrc = eng_lowprec_locate(t->o.lowprec, layer, expert, &lw, err);
+                ENG_ASSERT(lrc == ENG_OK); /* the same range eng_expert_locate checked */
+                memcpy(out->mat, lw.mat, sizeof out->mat);
+                out->bytes = lw.bytes;
+            }
             for (int i = 0; i < out->n_slices; i++)
                 out->mat[i].data = sl->p[i];
             out->slot = sl;
@@ -544,6 +657,13 @@ static void t_destroy(eng_store *s)
         close(t->fd_direct);
     if (t->fd_buf >= 0)
         close(t->fd_buf);
+    if (t->fdl_direct >= 0)
+        close(t->fdl_direct);
+    if (t->fdl_buf >= 0)
+        close(t->fdl_buf);
+    free(t->held);
+    free(t->prep_ids);
+    free(t->prep_w);
     free(t->pol);
     free(t->fkeys);
     free(t->ftok);
@@ -567,6 +687,7 @@ static void t_destroy(eng_store *s)
 const eng_store_ops eng_tiered_store_ops = {
     .kind = "tiered",
     .prepare = t_prepare,
+    .prepare_w = t_prepare_w,
     .acquire = t_acquire,
     .release = t_release,
     .destroy = t_destroy,
@@ -596,6 +717,10 @@ static void add_counts(eng_tiered_counts *a, const eng_tiered_counts *b)
     a->pf_late_stall_ns += b->pf_late_stall_ns;
     a->pred_made += b->pred_made;
     a->pred_used += b->pred_used;
+    a->lp_loads += b->lp_loads;
+    a->lp_bytes += b->lp_bytes;
+    a->lp_served += b->lp_served;
+    a->lp_upgrades += b->lp_upgrades;
 }
 
 int eng_tiered_get_stats(eng_store *s, eng_tiered_stats *out, eng_err *err)
@@ -611,7 +736,10 @@ int eng_tiered_get_stats(eng_store *s, eng_tiered_stats *out, eng_err *err)
     out->n_layer = t->L;
     out->slots = (uint32_t)t->n_slots;
     out->slot_bytes = t->xbytes;
-    out->cache_bytes = (uint64_t)t->n_slots * t->xbytes;
+    out->cache_bytes = t->lp_budget ? t->lp_budget * (uint64_t)t->n_pools
+                                    : (uint64_t)t->n_slots * t->xbytes;
+    for (int p = 0; p < t->n_pools; p++)
+        out->held_bytes += t->held[p];
     out->io_mode = t->io_mode;
     out->link_target_ns = t->link_target_ns;
     out->link_actual_ns = t->link_actual_ns;

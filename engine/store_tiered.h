@@ -123,6 +123,23 @@ typedef struct eng_tiered_opts {
     bool warm;                  /* fill the cache at each sequence start with
                                    experts in (layer, expert) order, counted as
                                    prefetches; not for oracle policies       */
+    /* Mixed precision (HOBBIT, EdgeMoE; docs/policies.md): a companion with
+     * every expert in a lower precision (engine/lowprec.h, opened against
+     * this model) and when a load takes the low copy instead of the
+     * model's. A demand miss loads it when the expert's gate weight (as the
+     * forward pass applies it, eng_store_prepare_w) is below lp_threshold,
+     * or with lp_last when it ranks last of the top-k, or when lp_always
+     * marks it; a prefetch only when lp_always marks it. A batched prefill
+     * prepares without weights: there only lp_always applies (evaluate per
+     * token for the weight rules). A low copy serves
+     * an access that would take the low one; an access that needs the high
+     * one drops it and misses (lp_upgrades). The budget in bytes counts
+     * each expert at the bytes of the copy held. */
+    const struct eng_lowprec *lowprec; /* NULL: every load high precision  */
+    double lp_threshold;        /* >= 0; 0: no weight rule                  */
+    bool lp_last;
+    const uint8_t *lp_always;   /* [n_layer * n_expert] layer-major, 1: always
+                                   low (an importance profile); may be NULL */
 } eng_tiered_opts;
 
 eng_tiered_opts eng_tiered_defaults(void);
@@ -156,6 +173,14 @@ typedef struct eng_tiered_counts {
                                    layer, counted there)                    */
     uint64_t pred_used;         /* ... of them, used by that unit: accuracy =
                                    pred_used / pred_made                    */
+    /* mixed precision (opts.lowprec) */
+    uint64_t lp_loads;          /* loads of a low-precision copy             */
+    uint64_t lp_bytes;          /* ... their bytes (within bytes_demand and
+                                   bytes_prefetch)                           */
+    uint64_t lp_served;         /* accesses computed with a low copy         */
+    uint64_t lp_upgrades;       /* accesses that needed the high copy of an
+                                   expert held low: the low one dropped
+                                   (counted in evictions), the access a miss */
 } eng_tiered_counts;
 
 typedef struct eng_tiered_stats {
@@ -164,7 +189,9 @@ typedef struct eng_tiered_stats {
     int n_layer;
     uint32_t slots;             /* slots in all                              */
     uint64_t slot_bytes;        /* bytes one expert takes                    */
-    uint64_t cache_bytes;       /* slots * expert bytes                      */
+    uint64_t cache_bytes;       /* slots * expert bytes; with a companion and a
+                                   budget in bytes: the budget               */
+    uint64_t held_bytes;        /* bytes of the experts in the cache now     */
     const char *io_mode;        /* "o_direct", "buffered+fadvise", "link" (copy),
                                    "link-map"                                */
     double link_target_ns;      /* link tier: sum of the paced targets       */

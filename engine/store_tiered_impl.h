@@ -29,8 +29,12 @@ typedef struct slot {
     bool guard;                /* protected from a hint's eviction (pinned) */
     bool done_pending;         /* LOAD_DONE event not emitted yet            */
     uint64_t load_ns;
+    bool low;                  /* holds the low-precision copy               */
+    uint64_t bytes;            /* the held copy's bytes (budget)             */
     eng_err err;               /* FAILED: why                                */
     unsigned char *buf;        /* aligned, slot_alloc bytes                  */
+    uint64_t buf_cap;          /* with a companion: buf's bytes (sized to the
+                                  copy loaded into it)                       */
     const void *p[ENG_SLICE_MAX]; /* the expert's slices inside buf         */
 } slot;
 
@@ -71,6 +75,15 @@ typedef struct tiered {
     int32_t *last_ids, *pred_ids;
     int *last_n, *pred_n;
     double *pred_score;        /* [E] predictor scratch                      */
+    /* mixed precision (o.lowprec; store_tiered.c "Mixed precision") */
+    uint64_t lp_region[ENG_SLICE_MAX]; /* as region, for the low copies     */
+    uint64_t lp_budget;        /* bytes per pool (a budget in bytes); 0:
+                                  slots only                                 */
+    uint64_t *held;            /* [n_pools] bytes of the copies cached       */
+    int32_t *prep_ids;         /* [E] the prepared layer's experts ...       */
+    float *prep_w;             /* [E] ... and gate weights (prep_has_w)      */
+    bool prep_has_w;
+    int fdl_direct, fdl_buf;   /* the companion file; -1 when not open       */
 } tiered;
 
 static inline uint64_t tiered_now_ns(void)

@@ -6,6 +6,8 @@
  */
 #include "engine/store_tiered_impl.h"
 
+#include "engine/lowprec.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,15 +40,24 @@ const char *tiered_file_name(const tiered *t)
     return t->o.file ? t->o.file : eng_model_path(t->m);
 }
 
+/* The file a slot's copy is read from (the model's, or the companion's for
+ * a low copy): descriptors and name. */
+typedef struct src_file {
+    const int *fd_direct;
+    int fd_buf;
+    const char *name;
+} src_file;
+
 /* One slice into dst (region bytes); *p points at the slice. Unlocked. */
-static int read_slice(tiered *t, unsigned char *dst, const eng_expert_mat *mat, const void **p,
-                      eng_err *err)
+static int read_slice(const src_file *f, unsigned char *dst, const eng_expert_mat *mat,
+                      const void **p, eng_err *err)
 {
     const uint64_t len = (uint64_t)mat->n_out * mat->row_bytes, off = mat->file_offset;
-    if (__atomic_load_n(&t->fd_direct, __ATOMIC_RELAXED) >= 0) {
+    const int fd_direct = __atomic_load_n(f->fd_direct, __ATOMIC_RELAXED);
+    if (fd_direct >= 0) {
         uint64_t a0 = off & ~(uint64_t)(ALIGN - 1);
         uint64_t a1 = (off + len + ALIGN - 1) & ~(uint64_t)(ALIGN - 1);
-        int64_t r = pread_full(t->fd_direct, dst, a1 - a0, a0);
+        int64_t r = pread_full(fd_direct, dst, a1 - a0, a0);
         if (r >= 0 && (uint64_t)r >= off + len - a0) {
             *p = dst + (off - a0);
             return ENG_OK;
@@ -55,37 +66,63 @@ static int read_slice(tiered *t, unsigned char *dst, const eng_expert_mat *mat, 
             return eng_err_set(err, ENG_EIO,
                                "%s: read %" PRId64 " of %" PRIu64 " bytes at offset %" PRIu64
                                ": the file is shorter than the model (truncated?)",
-                               tiered_file_name(t),
+                               f->name,
                                r > (int64_t)(off - a0) ? r - (int64_t)(off - a0) : 0, len, off);
         if (r != -EINVAL)
             return eng_err_set(err, ENG_EIO, "%s: read at offset %" PRIu64 ": %s",
-                               tiered_file_name(t), off, strerror((int)-r));
+                               f->name, off, strerror((int)-r));
         /* O_DIRECT refused late: documented fallback to buffered reads */
     }
-    int64_t r = pread_full(t->fd_buf, dst, len, off);
+    int64_t r = pread_full(f->fd_buf, dst, len, off);
     if (r < 0)
-        return eng_err_set(err, ENG_EIO, "%s: read at offset %" PRIu64 ": %s", tiered_file_name(t),
+        return eng_err_set(err, ENG_EIO, "%s: read at offset %" PRIu64 ": %s", f->name,
                            off, strerror((int)-r));
     if ((uint64_t)r < len)
         return eng_err_set(err, ENG_EIO,
                            "%s: read %" PRId64 " of %" PRIu64 " bytes at offset %" PRIu64
                            ": the file is shorter than the model (truncated?)",
-                           tiered_file_name(t), r, len, off);
-    (void)posix_fadvise(t->fd_buf, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+                           f->name, r, len, off);
+    (void)posix_fadvise(f->fd_buf, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
     *p = dst;
+    return ENG_OK;
+}
+
+/* With a companion, slot buffers fit the copy loaded into them (the
+ * slot is LOADING and pinned: only this loader touches it). */
+static int size_buffer(tiered *t, slot *sl, const uint64_t *region, int n, eng_err *err)
+{
+    uint64_t need = 0;
+    for (int i = 0; i < n; i++)
+        need += region[i];
+    if (!t->o.lowprec || (t->o.tier == ENG_TIER_LINK && t->o.link_mode == ENG_LINK_MAP) ||
+        sl->buf_cap == need)
+        return ENG_OK;
+    free(sl->buf);
+    sl->buf_cap = 0;
+    if (posix_memalign((void **)&sl->buf, ALIGN, need) != 0) {
+        sl->buf = NULL;
+        return eng_err_set(err, ENG_ENOMEM, "tiered store: out of memory for a slot of %" PRIu64
+                           " bytes", need);
+    }
+    sl->buf_cap = need;
     return ENG_OK;
 }
 
 static int load_slot(tiered *t, slot *sl, eng_err *err)
 {
     eng_expert_weights w;
-    int rc = eng_expert_locate(t->m, sl->key / t->E, sl->key % t->E, &w, err);
+    const int layer = sl->key / t->E, expert = sl->key % t->E;
+    int rc = sl->low ? eng_lowprec_locate(t->o.lowprec, layer, expert, &w, err)
+                     : eng_expert_locate(t->m, layer, expert, &w, err);
     if (rc)
         return rc;
     const int n = w.n_slices;
+    const uint64_t *region = sl->low ? t->lp_region : t->region;
+    if ((rc = size_buffer(t, sl, region, n, err)))
+        return rc;
     unsigned char *dst[ENG_SLICE_MAX] = {NULL}; /* no buffers in link mode map */
     uint64_t off = 0;
-    for (int i = 0; sl->buf && i < n; off += t->region[i++])
+    for (int i = 0; sl->buf && i < n; off += region[i++])
         dst[i] = sl->buf + off;
     if (t->o.tier == ENG_TIER_LINK) {
         void *d[ENG_SLICE_MAX];
@@ -109,8 +146,11 @@ static int load_slot(tiered *t, slot *sl, eng_err *err)
         pthread_mutex_unlock(&t->mu);
         return ENG_OK;
     }
+    const src_file f = sl->low ? (src_file){&t->fdl_direct, t->fdl_buf,
+                                            eng_lowprec_path(t->o.lowprec)}
+                               : (src_file){&t->fd_direct, t->fd_buf, tiered_file_name(t)};
     for (int i = 0; i < n; i++)
-        if ((rc = read_slice(t, dst[i], &w.mat[i], &sl->p[i], err)))
+        if ((rc = read_slice(&f, dst[i], &w.mat[i], &sl->p[i], err)))
             return rc;
     return ENG_OK;
 }

@@ -7,6 +7,8 @@
 #include "engine/predict.h"
 #include "engine/store_tiered_impl.h"
 
+#include "engine/lowprec.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,6 +47,23 @@ static int check_predictor(const eng_hparams *hp, const eng_tiered_opts *o, eng_
         return eng_err_set(err, ENG_EINVAL, "tiered store: predict %d experts of kind %d "
                            "(0..%" PRId64 ", a eng_predict_kind)", o->predict_n,
                            o->predict_kind, hp->n_expert);
+    return ENG_OK;
+}
+
+/* The mixed-precision options. */
+static int check_lp_opts(const eng_tiered_opts *o, const eng_policy_ops *ops, eng_err *err)
+{
+    if (!o->lowprec && (o->lp_threshold != 0 || o->lp_last || o->lp_always))
+        return eng_err_set(err, ENG_EINVAL,
+                           "tiered store: a low-precision rule needs a companion (lowprec)");
+    if (o->lowprec && ops->admit && o->cache_experts == 0)
+        return eng_err_set(err, ENG_EINVAL,
+                           "tiered store: policy '%s' admits a fixed set of experts; with a "
+                           "low-precision companion give its size in experts, not bytes",
+                           ops->name);
+    if (!(o->lp_threshold >= 0 && o->lp_threshold < 1e30))
+        return eng_err_set(err, ENG_EINVAL, "tiered store: low-precision threshold %g (>= 0)",
+                           o->lp_threshold);
     return ENG_OK;
 }
 
@@ -103,6 +122,37 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
     if (o->n_loaders < 0 || o->n_loaders > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: %d loader threads (1..64)",
                            o->n_loaders);
+    return check_lp_opts(o, ops, err);
+}
+
+/* region[i] := at least slice i of w plus O_DIRECT slack (aligned). */
+static void grow_regions(uint64_t region[ENG_SLICE_MAX], const eng_expert_weights *w)
+{
+    for (int i = 0; i < w->n_slices; i++) {
+        uint64_t r = ((uint64_t)w->mat[i].n_out * w->mat[i].row_bytes + 2 * ALIGN) &
+                     ~(uint64_t)(ALIGN - 1);
+        if (r > region[i])
+            region[i] = r;
+    }
+}
+
+/* The low copies' slot regions, and the smallest and largest copy's
+ * bytes. */
+static int plan_lowprec(tiered *t, uint64_t *lp_min, uint64_t *lp_max, eng_err *err)
+{
+    *lp_min = UINT64_MAX;
+    *lp_max = 0;
+    for (int l = 0; t->o.lowprec && l < t->L; l++) {
+        eng_expert_weights w;
+        int rc = eng_lowprec_locate(t->o.lowprec, l, 0, &w, err);
+        if (rc)
+            return rc;
+        grow_regions(t->lp_region, &w);
+        if (w.bytes < *lp_min)
+            *lp_min = w.bytes;
+        if (w.bytes > *lp_max)
+            *lp_max = w.bytes;
+    }
     return ENG_OK;
 }
 
@@ -114,20 +164,26 @@ static int plan_slots(tiered *t, eng_err *err)
         int rc = eng_expert_locate(t->m, l, 0, &w, err);
         if (rc)
             return rc;
-        for (int i = 0; i < w.n_slices; i++) {
-            uint64_t r = ((uint64_t)w.mat[i].n_out * w.mat[i].row_bytes + 2 * ALIGN) &
-                         ~(uint64_t)(ALIGN - 1);
-            if (r > t->region[i])
-                t->region[i] = r;
-        }
+        grow_regions(t->region, &w);
         t->n_slices = w.n_slices;
         if (w.bytes > t->xbytes)
             t->xbytes = w.bytes;
     }
     t->n_pools = t->o.scope == ENG_SCOPE_LAYER ? t->L : 1;
-    uint64_t per = t->o.cache_experts;
-    if (per == 0)
+    uint64_t per = t->o.cache_experts, lp_min = 0, lp_max = 0;
+    int rc = plan_lowprec(t, &lp_min, &lp_max, err);
+    if (rc)
+        return rc;
+    if (per == 0 && t->o.lowprec) {
+        /* a budget in bytes: as many slots as the smallest copies fill; it
+         * must hold the largest copy of either precision */
+        t->lp_budget = t->o.cache_bytes / (uint64_t)t->n_pools;
+        if (lp_max > t->xbytes)
+            t->xbytes = lp_max;
+        per = t->lp_budget < t->xbytes ? 0 : t->lp_budget / lp_min;
+    } else if (per == 0) {
         per = t->o.cache_bytes / t->xbytes / (uint64_t)t->n_pools;
+    }
     if (per == 0)
         return eng_err_set(err, ENG_EINVAL,
                            "tiered store: a budget of %" PRIu64 " bytes holds no expert of %" PRIu64
@@ -211,6 +267,37 @@ static int open_files(tiered *t, eng_err *err)
     return ENG_OK;
 }
 
+/* The companion's file for the file tier (same I/O mode as the model's:
+ * a late O_DIRECT refusal falls back to buffered reads, as for the model);
+ * the link tier reads its mapping, prefaulted. */
+static int open_lowprec(tiered *t, eng_err *err)
+{
+    t->fdl_direct = t->fdl_buf = -1;
+    if (!t->o.lowprec)
+        return ENG_OK;
+    const char *path = eng_lowprec_path(t->o.lowprec);
+    if (t->o.tier == ENG_TIER_LINK) {
+        volatile unsigned char sink = 0;
+        for (int l = 0; l < t->L; l++)
+            for (int e = 0; e < t->E; e++) {
+                eng_expert_weights w;
+                if (eng_lowprec_locate(t->o.lowprec, l, e, &w, err))
+                    return err->code;
+                for (int i = 0; i < w.n_slices; i++)
+                    for (uint64_t off = 0; off < w.mat[i].n_out * w.mat[i].row_bytes; off += ALIGN)
+                        sink = (unsigned char)(sink + ((const unsigned char *)w.mat[i].data)[off]);
+            }
+        (void)sink;
+        return ENG_OK;
+    }
+    t->fdl_buf = open(path, O_RDONLY | O_CLOEXEC);
+    if (t->fdl_buf < 0)
+        return eng_err_set(err, ENG_EIO, "%s: %s", path, strerror(errno));
+    if (t->fd_direct >= 0)
+        t->fdl_direct = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    return ENG_OK;
+}
+
 /* Futures of the oracle policies from the plan, one per pool. */
 static int build_futures(tiered *t, eng_err *err)
 {
@@ -282,7 +369,11 @@ static int alloc_tables(tiered *t, eng_err *err)
     t->lc = calloc((size_t)t->L, sizeof *t->lc);
     t->round_cap = (t->L + 1) * t->E; /* a batch's experts + every layer's hint */
     t->round = malloc((size_t)t->round_cap * sizeof *t->round);
-    if (!t->n_pinned || !t->apos || !t->slot_of || !t->slots || !t->q || !t->lc || !t->round)
+    t->held = calloc((size_t)t->n_pools, sizeof *t->held);
+    t->prep_ids = calloc((size_t)t->E, sizeof *t->prep_ids);
+    t->prep_w = calloc((size_t)t->E, sizeof *t->prep_w);
+    if (!t->n_pinned || !t->apos || !t->slot_of || !t->slots || !t->q || !t->lc || !t->round ||
+        !t->held || !t->prep_ids || !t->prep_w)
         return eng_err_set(err, ENG_ENOMEM, "tiered store: out of memory");
     if (t->o.prefetch == ENG_PREFETCH_PREDICT) {
         const size_t LE = (size_t)t->L * (size_t)t->E;
@@ -304,6 +395,8 @@ static int alloc_tables(tiered *t, eng_err *err)
         t->slots[i].key = -1;
         if (map)
             continue; /* slots refer to the mapping: the budget is counted, not allocated */
+        if (t->o.lowprec && i < (size_t)t->n_slots)
+            continue; /* the loader sizes each to the copy it loads */
         /* a slot of a huge page or more starts on one and asks for them:
          * decode streams a cached expert once per use, and 2 MiB pages
          * spare it most TLB misses (as eng_model_opts.in_ram does) */
@@ -316,6 +409,7 @@ static int alloc_tables(tiered *t, eng_err *err)
         }
         if (huge) /* a hint: without THP the slot keeps 4 KiB pages */
             (void)madvise(t->slots[i].buf, bytes / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+        t->slots[i].buf_cap = bytes;
     }
     return ENG_OK;
 }
@@ -352,18 +446,19 @@ int eng_store_open_tiered(eng_store **out, const eng_model *m, const eng_tiered_
     t->o = *o;
     t->L = (int)eng_model_hparams(m)->n_layer_moe;
     t->E = (int)eng_model_hparams(m)->n_expert;
-    t->fd_direct = t->fd_buf = -1;
+    t->fd_direct = t->fd_buf = t->fdl_direct = t->fdl_buf = -1;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     pthread_cond_init(&t->qcv, NULL);
     if ((rc = plan_slots(t, err)) || (rc = alloc_tables(t, err)) ||
-        (rc = open_files(t, err)) || (rc = open_policies(t, err)) ||
+        (rc = open_files(t, err)) || (rc = open_lowprec(t, err)) ||
+        (rc = open_policies(t, err)) ||
         (rc = start_loaders(t, err))) {
         eng_store_free(s);
         return rc;
     }
     const int pool_keys = t->n_pools > 1 ? t->E : t->L * t->E;
-    if (t->per_pool >= pool_keys && !policy_ops_of(o)->admit)
+    if (t->per_pool >= pool_keys && !policy_ops_of(o)->admit && !o->lowprec)
         s->max_held = (int)eng_model_hparams(m)->n_expert_used; /* no eviction ever */
     *out = s;
     return ENG_OK;

@@ -16,6 +16,7 @@
 
 #include "engine/predict.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,7 @@ typedef struct sim {
     double now, link_free;         /* us                                     */
     double *ready;                 /* [L*E] prefetch arrival time            */
     uint8_t *pf;                   /* [L*E] prefetched, not yet demanded     */
+    uint8_t *low;                  /* [L*E] resident as the low copy         */
     uint8_t *look;                 /* [L*k] token look-up outcome            */
     uint8_t *pf_used;              /* [E] experts of a prefill chunk's layer */
     int64_t *s_hits, *s_acc;       /* [L] this sample                        */
@@ -112,6 +114,16 @@ static int check_config(const met_trace *t, const met_sim_config *c, eng_err *er
                            t->info.top_k);
     if ((int64_t)t->info.num_layers * t->info.num_experts > INT32_MAX)
         return eng_err_set(err, ENG_EINVAL, "trace: too many layer-experts for one pool");
+    if (c->lp_bytes > 0 && (c->lookup != MET_SIM_LOOKUP_SEQUENTIAL ||
+                            c->start != MET_SIM_START_COLD))
+        return eng_err_set(err, ENG_EINVAL,
+                           "low precision: replayed as the engine's store runs it, with "
+                           "--lookup sequential and --start cold");
+    if (c->lp_bytes > 0 && (c->lp_threshold > 0 || c->lp_last) && !t->weights)
+        return eng_err_set(err, ENG_EINVAL,
+                           "low precision: the weight rules need a trace with gate weights");
+    if (!(c->lp_bytes >= 0) || !(c->lp_threshold >= 0))
+        return eng_err_set(err, ENG_EINVAL, "low precision: bytes and threshold must be >= 0");
     if (!c->ops && !eng_policy_find(c->policy))
         return eng_err_set(err, ENG_EINVAL,
                            "unknown policy '%s' (lru, lfu, fifo, random, static, belady, fsf)",
@@ -217,6 +229,7 @@ static int begin_sample(sim *s, int64_t tok0, int64_t T)
     memset(s->pf, 0, (size_t)s->L * s->E);
     for (int32_t l = 0; s->last_n && l < s->L; l++)
         s->last_n[l] = s->pred_n[l] = 0; /* no context, nothing pending */
+    memset(s->low, 0, (size_t)s->L * s->E);
     memset(s->s_hits, 0, (size_t)s->L * sizeof *s->s_hits);
     memset(s->s_acc, 0, (size_t)s->L * sizeof *s->s_acc);
     return ENG_OK;
@@ -254,12 +267,34 @@ static void lookup_group(sim *s, int64_t tok, int32_t li)
         }
 }
 
-static void link_load(sim *s, double *arrival)
+/* A load of expert g (layer-expert) on the link: the low copy when low
+ * (counted), else the model's. */
+static void link_load(sim *s, size_t g, bool low, double *arrival)
 {
+    const met_sim_config *c = s->cfg;
+    double dur = low ? c->link_latency_us + c->lp_bytes / (c->link_gbps * 1e3) : s->res->load_us;
     double start = s->link_free > s->now ? s->link_free : s->now;
-    *arrival = start + s->res->load_us;
+    *arrival = start + dur;
     s->link_free = *arrival;
-    s->res->link_busy_us += s->res->load_us;
+    s->res->link_busy_us += dur;
+    s->low[g] = low;
+    s->res->layers[g / (size_t)s->E].lp_loads += low;
+}
+
+/* Whether the access of rank r at (tok, li) takes the low copy (w: the
+ * trace's weights, or NULL for a chunk access). */
+static bool want_low(const sim *s, int64_t tok, int32_t li, int32_t r, uint16_t e)
+{
+    const met_sim_config *c = s->cfg;
+    if (!(c->lp_bytes > 0))
+        return false;
+    if (c->lp_always && c->lp_always[(size_t)(s->l0 + li) * s->E + e])
+        return true;
+    if (r < 0)
+        return false;
+    float w = s->t->weights ? s->t->weights[(tok * s->t->info.num_layers + s->l0 + li) * s->k + r]
+                            : 1.0f;
+    return w < c->lp_threshold || (c->lp_last && s->k > 1 && r == s->k - 1);
 }
 
 static void wait_until(sim *s, double when, met_sim_counts *lc)
@@ -274,6 +309,7 @@ static void note_eviction(sim *s, int32_t li, uint32_t victim)
 {
     size_t g = s->n_inst == 1 ? victim : (size_t)li * s->E + victim;
     s->res->layers[g / (size_t)s->E].evictions++;
+    s->low[g] = 0;
     if (s->pf[g]) {
         s->pf[g] = 0;
         s->res->layers[g / (size_t)s->E].prefetch_wasted++;
@@ -282,13 +318,20 @@ static void note_eviction(sim *s, int32_t li, uint32_t victim)
 
 /* One demand access of expert e at layer li: classify (look: the token
  * look-up's outcome, or -1 to look it up now, SEQUENTIAL), run the policy
- * protocol, charge the cost. */
-static int demand_expert(sim *s, int32_t li, uint16_t e, int look)
+ * protocol, charge the cost. low: the access takes the low copy. */
+static int demand_expert(sim *s, int32_t li, uint16_t e, int look, bool low)
 {
     sim_inst *in = inst_of(s, li);
     uint32_t key = key_of(s, li, e);
     size_t g = (size_t)li * s->E + e;
     met_sim_counts *lc = &s->res->layers[li];
+    int rc;
+    if (s->low[g] && !low && eng_policy_is_cached(in->pol, key)) {
+        lc->lp_upgrades++; /* the low copy cannot serve a high need */
+        if ((rc = eng_policy_evict(in->pol, key, s->err)))
+            return rc;
+        note_eviction(s, li, key);
+    }
     if (look < 0) {
         look = eng_policy_is_cached(in->pol, key) ? LOOK_HIT
                : warm_ok(s, in, key, 0)           ? LOOK_WARM
@@ -296,8 +339,7 @@ static int demand_expert(sim *s, int32_t li, uint16_t e, int look)
         in->seen[key] = 1;
     }
     eng_policy_result pr;
-    int rc = eng_policy_demand(in->pol, key, in->pos++, &pr, s->err);
-    if (rc)
+    if ((rc = eng_policy_demand(in->pol, key, in->pos++, &pr, s->err)))
         return rc;
     if (pr.evicted)
         note_eviction(s, li, pr.victim);
@@ -307,17 +349,21 @@ static int demand_expert(sim *s, int32_t li, uint16_t e, int look)
     if (look == LOOK_MISS) {
         lc->misses++;
         lc->uncached += !pr.inserted;
-        link_load(s, &arrival);
+        link_load(s, g, low, &arrival);
+        lc->lp_served += low;
+        if (!pr.inserted)
+            s->low[g] = 0; /* served, not cached */
         wait_until(s, arrival, lc);
         return ENG_OK;
     }
+    lc->lp_served += s->low[g];
     lc->hits++;
     s->s_hits[li]++;
     if (look == LOOK_WARM) {
         lc->warm_hits++;
     } else if (!pr.hit) {
         lc->reloads++;            /* evicted by an earlier access of the token */
-        link_load(s, &arrival);
+        link_load(s, g, low, &arrival);
         wait_until(s, arrival, lc);
     } else if (s->pf[g]) {
         s->pf[g] = 0;
@@ -330,7 +376,8 @@ static int demand_expert(sim *s, int32_t li, uint16_t e, int look)
 static int demand(sim *s, int64_t tok, int32_t li, int32_t r)
 {
     int look = s->cfg->lookup == MET_SIM_LOOKUP_TOKEN ? s->look[(size_t)li * s->k + r] : -1;
-    return demand_expert(s, li, expert_at(s, tok, li, r), look);
+    uint16_t e = expert_at(s, tok, li, r);
+    return demand_expert(s, li, e, look, want_low(s, tok, li, r, e));
 }
 
 /* Pins key and remembers it in pins[*n] (so unpinning costs O(pins)). */
@@ -363,7 +410,7 @@ static int prefetch_one(sim *s, sim_inst *in, int32_t li, uint16_t e, uint32_t *
         return rc;
     s->pf[g] = 1;
     lc->prefetch_issued++;
-    link_load(s, &s->ready[g]);
+    link_load(s, g, want_low(s, 0, li, -1, e), &s->ready[g]);
     /* pinned while the rest of its unit is prefetched, so that the unit's
      * own prefetches do not evict each other */
     return pin(in, key, pins, np, s->err);
@@ -480,11 +527,13 @@ static void end_sample(sim *s, int64_t smp)
     }
 }
 
-static void finish_counts(met_sim_counts *c, double rate_sum, int64_t rate_n, double bytes)
+static void finish_counts(met_sim_counts *c, double rate_sum, int64_t rate_n, double bytes,
+                          double lp_bytes)
 {
     c->hit_rate = c->accesses ? (double)c->hits / (double)c->accesses : 0.0;
     c->sample_hit_rate = rate_n ? rate_sum / (double)rate_n : 0.0;
-    c->bytes_moved = (double)(c->misses + c->reloads + c->prefetch_issued) * bytes;
+    c->bytes_moved = (double)(c->misses + c->reloads + c->prefetch_issued - c->lp_loads) * bytes +
+                     (double)c->lp_loads * lp_bytes;
 }
 
 static void finish(sim *s)
@@ -493,15 +542,18 @@ static void finish(sim *s)
     met_sim_counts *t = &r->total;
     for (int32_t li = 0; li < s->L; li++) {
         met_sim_counts *c = &r->layers[li];
-        finish_counts(c, s->rate_sum[li], s->rate_n[li], s->cfg->expert_bytes);
+        finish_counts(c, s->rate_sum[li], s->rate_n[li], s->cfg->expert_bytes, s->cfg->lp_bytes);
         t->accesses += c->accesses, t->hits += c->hits, t->misses += c->misses;
         t->warm_hits += c->warm_hits, t->reloads += c->reloads, t->uncached += c->uncached;
         t->evictions += c->evictions, t->prefetch_issued += c->prefetch_issued;
         t->prefetch_useful += c->prefetch_useful, t->prefetch_wasted += c->prefetch_wasted;
         t->prefetch_dropped += c->prefetch_dropped, t->stall_us += c->stall_us;
         t->predicted += c->predicted, t->predicted_used += c->predicted_used;
+        t->lp_loads += c->lp_loads, t->lp_served += c->lp_served;
+        t->lp_upgrades += c->lp_upgrades;
     }
-    finish_counts(t, s->rate_sum[s->L], s->rate_n[s->L], s->cfg->expert_bytes);
+    finish_counts(t, s->rate_sum[s->L], s->rate_n[s->L], s->cfg->expert_bytes,
+                  s->cfg->lp_bytes);
     r->time_us = r->compute_us + t->stall_us;
     r->overlap_us = r->link_busy_us - t->stall_us;
     r->tokens_per_s = r->time_us > 0 ? (double)r->n_tokens / (r->time_us * 1e-6) : 0.0;
@@ -518,6 +570,7 @@ static int alloc_sim(sim *s)
     s->inst = zalloc((size_t)s->n_inst, sizeof *s->inst, s->err);
     s->ready = zalloc(LE, sizeof *s->ready, s->err);
     s->pf = zalloc(LE, 1, s->err);
+    s->low = zalloc(LE, 1, s->err);
     s->look = zalloc((size_t)s->L * s->k, 1, s->err);
     s->pf_used = zalloc((size_t)s->E, 1, s->err);
     s->s_hits = zalloc((size_t)s->L, sizeof *s->s_hits, s->err);
@@ -534,7 +587,7 @@ static int alloc_sim(sim *s)
             return ENG_ENOMEM;
     }
     if (!r->layers || !r->sample_hits || !r->sample_accesses || !s->inst || !s->ready ||
-        !s->pf || !s->look || !s->pf_used || !s->s_hits || !s->s_acc || !s->rate_sum || !s->rate_n)
+        !s->pf || !s->low || !s->look || !s->pf_used || !s->s_hits || !s->s_acc || !s->rate_sum || !s->rate_n)
         return ENG_ENOMEM;
     return ENG_OK;
 }
@@ -550,6 +603,7 @@ static void free_sim(sim *s)
     free(s->inst);
     free(s->ready);
     free(s->pf);
+    free(s->low);
     free(s->look);
     free(s->pf_used);
     free(s->s_hits);
@@ -576,7 +630,9 @@ static int run_chunk(sim *s, int64_t tok0, int64_t c0, int64_t c1)
             for (int32_t r = 0; r < s->k; r++)
                 used[expert_at(s, tok0 + tok, li, r)] = 1;
         for (int32_t e = 0; e < s->E; e++) {
-            int rc = used[e] ? demand_expert(s, li, (uint16_t)e, -1) : ENG_OK;
+            int rc = used[e] ? demand_expert(s, li, (uint16_t)e, -1,
+                                             want_low(s, 0, li, -1, (uint16_t)e))
+                             : ENG_OK;
             if (rc)
                 return eng_err_prefix(s->err, "prompt tokens %lld..%lld layer %d",
                                       (long long)c0, (long long)(c1 - 1), s->l0 + li);

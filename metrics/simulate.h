@@ -97,12 +97,26 @@ typedef struct met_sim_config {
     double link_gbps;            /* link bandwidth, GB/s (1e9 bytes/s), > 0   */
     double link_latency_us;      /* per load, >= 0                            */
     double compute_us;           /* per expert access (layer-expert), >= 0    */
+    /* Mixed precision, as the engine's store (engine/store_tiered.h): on
+     * when lp_bytes > 0 (lookup SEQUENTIAL, start COLD). A demand miss
+     * loads a low copy of lp_bytes when the access's gate weight (the
+     * trace's; needed) is below lp_threshold, or with lp_last when it
+     * ranks last of the top-k, or when lp_always marks the expert; a
+     * prefetch when lp_always marks it. A resident low copy serves only
+     * such accesses: another drops it (an eviction, lp_upgrades) and
+     * misses. A batched prompt's chunk accesses carry no weights: only
+     * lp_always applies there, as in the engine. */
+    double lp_bytes;             /* bytes of a low copy; 0: off               */
+    double lp_threshold;         /* >= 0; 0: no weight rule                   */
+    int lp_last;
+    const uint8_t *lp_always;    /* [num_layers * num_experts] of the trace,
+                                    layer-major; may be NULL                  */
 } met_sim_config;
 
 /* Counts for the whole replay or one layer. hits + misses = accesses;
  * warm_hits and reloads are among the hits; uncached are among the misses
  * (served without caching: static). bytes_moved = (misses + reloads +
- * prefetch_issued) * expert_bytes. */
+ * prefetch_issued - lp_loads) * expert_bytes + lp_loads * lp_bytes. */
 typedef struct met_sim_counts {
     int64_t accesses, hits, misses;
     int64_t warm_hits;           /* first accesses counted as hits (WARM)     */
@@ -114,6 +128,9 @@ typedef struct met_sim_counts {
     int64_t predicted;           /* PREDICT: experts predicted for units that
                                     ran (counted at the predicted unit)      */
     int64_t predicted_used;      /* ... used by that unit                     */
+    int64_t lp_loads;            /* loads of a low copy (demand and prefetch) */
+    int64_t lp_served;           /* accesses computed with a low copy         */
+    int64_t lp_upgrades;         /* low copy dropped for a high need          */
     double bytes_moved;
     double stall_us;             /* compute waiting for loads                 */
     double hit_rate;             /* hits / accesses (pooled)                  */

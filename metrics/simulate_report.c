@@ -147,9 +147,20 @@ static json_t *options_json(const met_sim_config *c)
                      c->compute_us);
 }
 
+/* The mixed-precision counters, with lp_bytes > 0. */
+static json_t *lp_counts(json_t *o, const met_sim_counts *c, const met_sim_config *cfg)
+{
+    if (cfg->lp_bytes > 0) {
+        json_object_set_new(o, "lp_loads", json_integer(c->lp_loads));
+        json_object_set_new(o, "lp_served", json_integer(c->lp_served));
+        json_object_set_new(o, "lp_upgrades", json_integer(c->lp_upgrades));
+    }
+    return o;
+}
+
 json_t *met_sim_result_json(const met_sim_result *r, const met_sim_config *cfg)
 {
-    json_t *totals = counts_json(&r->total);
+    json_t *totals = lp_counts(counts_json(&r->total), &r->total, cfg);
     json_object_set_new(totals, "samples", json_integer(r->n_samples));
     json_object_set_new(totals, "tokens", json_integer(r->n_tokens));
     json_object_set_new(totals, "load_us", json_real(r->load_us));
@@ -163,7 +174,7 @@ json_t *met_sim_result_json(const met_sim_result *r, const met_sim_config *cfg)
                         r->prompt_note ? json_string(r->prompt_note) : json_null());
     json_t *layers = json_array();
     for (int32_t i = 0; i < r->n_layers; i++) {
-        json_t *l = counts_json(&r->layers[i]);
+        json_t *l = lp_counts(counts_json(&r->layers[i]), &r->layers[i], cfg);
         json_object_set_new(l, "layer", json_integer(r->first_layer + i));
         json_array_append_new(layers, l);
     }
@@ -176,6 +187,12 @@ json_t *met_sim_result_json(const met_sim_result *r, const met_sim_config *cfg)
         json_object_set_new(options, "predict_n", json_integer(cfg->predict_n));
     }
     json_object_set_new(options, "prompt", json_string(met_sim_prompt_name(cfg->prompt)));
+    if (cfg->lp_bytes > 0) {
+        json_object_set_new(options, "lp_bytes", json_real(cfg->lp_bytes));
+        json_object_set_new(options, "lp_threshold", json_real(cfg->lp_threshold));
+        json_object_set_new(options, "lp_last", json_boolean(cfg->lp_last));
+        json_object_set_new(options, "lp_always", json_boolean(cfg->lp_always != NULL));
+    }
     return json_pack("{s:o, s:o, s:o}", "options", options, "totals", totals, "layers",
                      layers);
 }

@@ -97,6 +97,33 @@ int hx_cli_input(const char *cmd, const char *what, const char *path)
                        path ? path : "(none)", strerror(errno));
 }
 
+void hx_cli_human_bytes(uint64_t b, char *buf, size_t cap)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
+    snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+void hx_cli_progress_bytes(void *user, uint64_t done, uint64_t total)
+{
+    hx_cli_progress *ps = user;
+    int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
+    if (pct == ps->last_pct)
+        return;
+    ps->last_pct = pct;
+    char a[32], b[32];
+    hx_cli_human_bytes(done, a, sizeof a);
+    hx_cli_human_bytes(total, b, sizeof b);
+    fprintf(stderr, "\r%s: %3d%%  %s / %s", ps->cmd, pct, a, b);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
 void hx_cli_make_parent(const char *path)
 {
     char dir[4096];

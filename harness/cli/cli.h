@@ -14,6 +14,7 @@
 
 #include "metrics/trace.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- cli ---------------- */
@@ -54,6 +55,19 @@ int hx_cli_exit_code(int eng_code);
  * for `mkmodel -o models/x.gguf`) when it is missing; errors are left to
  * the write that follows, which names the file. */
 void hx_cli_make_parent(const char *path);
+
+/* b bytes as "123 B", "4.5 KiB", "6.7 MiB", ... into buf. */
+void hx_cli_human_bytes(uint64_t b, char *buf, size_t cap);
+
+/* Progress of a long write on stderr, at most once a percent
+ * ("\rCMD: 42%  1.2 MiB / 3.0 MiB", a newline when done == total): a
+ * progress callback whose user is an hx_cli_progress (last_pct -1 at the
+ * start). */
+typedef struct hx_cli_progress {
+    const char *cmd;
+    int last_pct;
+} hx_cli_progress;
+void hx_cli_progress_bytes(void *user, uint64_t done, uint64_t total);
 
 /* The first-parent history of REF in the git repository of the working
  * directory, oldest first (`git rev-list --first-parent --reverse REF`):

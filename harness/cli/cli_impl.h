@@ -10,6 +10,7 @@ int hx_cli_cmd_bench_sys(int argc, char **argv);
 int hx_cli_cmd_info(int argc, char **argv);
 int hx_cli_cmd_tokenize(int argc, char **argv);
 int hx_cli_cmd_mkmodel(int argc, char **argv);
+int hx_cli_cmd_mkexperts(int argc, char **argv);
 int hx_cli_cmd_metrics(int argc, char **argv);
 int hx_cli_cmd_trace(int argc, char **argv);
 /* `trace predictor` and `trace subset` (cmd_trace_build.c), argv[0] = the subcommand. */

@@ -132,18 +132,6 @@ static void shape_str(const eng_gguf_tensor *t, char *buf, size_t cap)
         n += (size_t)snprintf(buf + n, cap - n, "%s%" PRId64, d ? " x " : "", t->ne[d]);
 }
 
-static void human(uint64_t b, char *buf, size_t cap)
-{
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
 typedef struct info_totals {
     uint64_t experts, dense;
     const char *arch;   /* NUL-terminated copy, or NULL */
@@ -225,16 +213,16 @@ static void print_engine_view(const char *path)
 static void print_text(const eng_gguf *g, const info_totals *t, int all_kv)
 {
     char a[32], b[32], c[32];
-    human(eng_gguf_file_size(g), a, sizeof a);
+    hx_cli_human_bytes(eng_gguf_file_size(g), a, sizeof a);
     printf("file:          %s\n", eng_gguf_path(g));
     printf("size:          %" PRIu64 " bytes (%s)\n", eng_gguf_file_size(g), a);
     printf("format:        GGUF v%u, alignment %u, tensor data at offset %" PRIu64 "\n",
            eng_gguf_version(g), eng_gguf_alignment(g), eng_gguf_data_offset(g));
     printf("architecture:  %s\n", t->arch ? t->arch : "(none: general.architecture missing)");
     uint64_t total = t->experts + t->dense;
-    human(total, a, sizeof a);
-    human(t->experts, b, sizeof b);
-    human(t->dense, c, sizeof c);
+    hx_cli_human_bytes(total, a, sizeof a);
+    hx_cli_human_bytes(t->experts, b, sizeof b);
+    hx_cli_human_bytes(t->dense, c, sizeof c);
     printf("weights:       %" PRIu64 " bytes (%s) in %" PRId64 " tensors\n", total, a,
            eng_gguf_tensor_count(g));
     printf("  experts:     %" PRIu64 " bytes (%s, %.1f%%)\n", t->experts, b,

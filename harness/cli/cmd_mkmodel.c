@@ -70,18 +70,6 @@ static const char usage_text[] =
     "  --list                presets with dimensions and estimated sizes\n"
     "  -h, --help            this text\n";
 
-static void human(uint64_t b, char *buf, size_t cap)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 4) {
-        v /= 1024;
-        i++;
-    }
-    snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
 static int list_presets(void)
 {
     printf("%-20s %-9s %6s %6s %7s %8s %6s %6s %7s %10s %10s\n", "PRESET", "ARCH", "EMBD",
@@ -99,33 +87,13 @@ static int list_presets(void)
         char heads[16], experts[16], a[32], b[32];
         snprintf(heads, sizeof heads, "%u/%u", p->n_head, p->n_head_kv);
         snprintf(experts, sizeof experts, "%u/%u", p->n_expert, p->n_expert_used);
-        human(sz[0], a, sizeof a);
-        human(sz[1], b, sizeof b);
+        hx_cli_human_bytes(sz[0], a, sizeof a);
+        hx_cli_human_bytes(sz[1], b, sizeof b);
         printf("%-20s %-9s %6u %6u %7s %8s %6u %6u %7u %10s %10s\n", p->name, p->arch, p->n_embd,
                p->n_layer, heads, experts, p->n_ff_exp, p->n_ff_shexp, p->n_vocab, a, b);
     }
     printf("\nSizes are for all layers; --layers N scales the layer part.\n");
     return HX_CLI_EXIT_OK;
-}
-
-typedef struct progress_state {
-    struct timespec t0;
-    int last_pct;
-} progress_state;
-
-static void on_progress(void *user, uint64_t done, uint64_t total)
-{
-    progress_state *ps = user;
-    int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
-    if (pct == ps->last_pct)
-        return;
-    ps->last_pct = pct;
-    char a[32], b[32];
-    human(done, a, sizeof a);
-    human(total, b, sizeof b);
-    fprintf(stderr, "\rmkmodel: %3d%%  %s / %s", pct, a, b);
-    if (done == total)
-        fputc('\n', stderr);
 }
 
 static double since(const struct timespec *t0)
@@ -143,10 +111,11 @@ static int run_write(eng_mkmodel_opts *o, const char *out)
     if (rc)
         return rc == ENG_EINVAL ? hx_cli_usage_error("mkmodel", "%s", err.msg)
                                 : hx_cli_fail("mkmodel", rc, "%s", err.msg);
-    progress_state ps = {.last_pct = -1};
-    clock_gettime(CLOCK_MONOTONIC, &ps.t0);
+    hx_cli_progress ps = {.cmd = "mkmodel", .last_pct = -1};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (isatty(STDERR_FILENO)) {
-        o->progress = on_progress;
+        o->progress = hx_cli_progress_bytes;
         o->progress_user = &ps;
     }
     hx_cli_make_parent(out);
@@ -154,10 +123,10 @@ static int run_write(eng_mkmodel_opts *o, const char *out)
     if (rc)
         return hx_cli_fail("mkmodel", rc, "%s", err.msg);
     char sz[32];
-    human(info.file_bytes, sz, sizeof sz);
+    hx_cli_human_bytes(info.file_bytes, sz, sizeof sz);
     printf("wrote %s: %s %s %s, %u layers, %.3g M params, %" PRIu64 " bytes (%s), %.2f s\n", out,
            info.hp.name, info.hp.arch, eng_mkmodel_type_name(o->type), info.hp.n_layer,
-           (double)info.n_params / 1e6, info.file_bytes, sz, since(&ps.t0));
+           (double)info.n_params / 1e6, info.file_bytes, sz, since(&t0));
     return HX_CLI_EXIT_OK;
 }
 

@@ -63,6 +63,11 @@ static const char usage_text[] =
     "  --link-gbps G         link bandwidth in GB/s (1e9 bytes/s), overrides --link\n"
     "  --link-latency-us U   latency per load in microseconds, overrides --link\n"
     "  --compute-us C        compute per expert access in microseconds (default 50)\n\n"
+    "Mixed precision (as generate --low-precision; docs/policies.md):\n"
+    "  --lp-bytes B          bytes of an expert's low-precision copy (as --expert-bytes)\n"
+    "  --lp-rule R           hobbit:T, hobbit:last, hobbit:T,last (from the trace's gate\n"
+    "                        weights), edgemoe:Q (least used in --profile, default the\n"
+    "                        trace), all; needs --lookup sequential --start cold\n\n"
     "Output:\n"
     "  --json                one JSON object: options, totals, layers, directions\n"
     "  --list-policies       the policies with one line each, then exit\n"
@@ -78,6 +83,9 @@ typedef struct sim_opts {
     const char *predictor_path;       /* --prefetch predict:FILE */
     int predict_set;                  /* --predict-kind or --predict-n given */
     eng_predictor *predictor;
+    const char *lp_rule;              /* --lp-rule as given */
+    hx_probe_lp_rule lp;
+    uint8_t *lp_always;               /* [layers * experts] of the trace */
 } sim_opts;
 
 static int parse_enum(const char *opt, const char *val, const char *a, const char *b, int *out)
@@ -92,14 +100,14 @@ static int parse_enum(const char *opt, const char *val, const char *a, const cha
 }
 
 /* A byte count with an optional binary suffix, or an expert preset. */
-static int parse_bytes(const char *val, double *out)
+static int parse_bytes(const char *opt, const char *val, double *out)
 {
     eng_err err = {0};
     char *end;
     double v = strtod(val, &end);
     if (end == val)
         return met_sim_expert_preset(val, out, &err)
-                   ? hx_cli_usage_error("simulate", "--expert-bytes: %s", err.msg)
+                   ? hx_cli_usage_error("simulate", "%s: %s", opt, err.msg)
                    : 0;
     double mul = 1;
     if (*end == 'K' || *end == 'k')
@@ -109,8 +117,8 @@ static int parse_bytes(const char *val, double *out)
     else if (*end == 'G' || *end == 'g')
         mul = 1073741824.0, end++;
     if (*end != '\0' || !(v > 0) || v * mul > 1e15)
-        return hx_cli_usage_error("simulate", "--expert-bytes: '%s' is not a byte count in "
-                              "(0, 1e15] or a preset", val);
+        return hx_cli_usage_error("simulate", "%s: '%s' is not a byte count in "
+                              "(0, 1e15] or a preset", opt, val);
     *out = v * mul;
     return 0;
 }
@@ -184,7 +192,14 @@ static int set_value(sim_opts *o, int c, const char *val)
     case 'A': return hx_cli_parse_i64("simulate", "--lfu-age", val, 0, INT64_MAX, &g->lfu_age);
     case 'l': return hx_cli_parse_int("simulate", "--layer", val, 0, MET_TRACE_MAX_LAYERS - 1,
                                   &g->layer);
-    case 'b': return parse_bytes(val, &g->expert_bytes);
+    case 'b': return parse_bytes("--expert-bytes", val, &g->expert_bytes);
+    case 'y': return parse_bytes("--lp-bytes", val, &g->lp_bytes);
+    case 'Y': o->lp_rule = val;
+        if ((rc = hx_probe_lp_rule_parse("simulate", val, &o->lp)))
+            return rc;
+        g->lp_threshold = o->lp.threshold;
+        g->lp_last = o->lp.last;
+        return 0;
     case 'g': return hx_cli_parse_double("simulate", "--link-gbps", val, 1e-9, 1e6, &o->gbps);
     case 'u': return hx_cli_parse_double("simulate", "--link-latency-us", val, 0, 1e9, &o->latency);
     case 'C': return hx_cli_parse_double("simulate", "--compute-us", val, 0, 1e9, &g->compute_us);
@@ -213,6 +228,7 @@ static int parse_args(sim_opts *o, int argc, char **argv, int *done)
         {"json", no_argument, 0, 'j'},                {"list-policies", no_argument, 0, 'T'},
         {"prompt", required_argument, 0, 'B'},        {"predict-kind", required_argument, 0, 'K'},
         {"predict-n", required_argument, 0, 'N'},
+        {"lp-bytes", required_argument, 0, 'y'},      {"lp-rule", required_argument, 0, 'Y'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     int c, rc;
@@ -256,6 +272,12 @@ static int parse_args(sim_opts *o, int argc, char **argv, int *done)
     if (o->predict_set && o->cfg.prefetch != MET_SIM_PREFETCH_PREDICT)
         return hx_cli_usage_error("simulate", "--predict-kind/--predict-n go with --prefetch "
                                   "predict:FILE");
+    if (!o->lp_rule != !(o->cfg.lp_bytes > 0))
+        return hx_cli_usage_error("simulate", "--lp-bytes B and --lp-rule RULE go together");
+    if (o->lp_rule && (o->cfg.lookup != MET_SIM_LOOKUP_SEQUENTIAL ||
+                       o->cfg.start != MET_SIM_START_COLD))
+        return hx_cli_usage_error("simulate", "--lp-rule replays as the engine runs: with "
+                                  "--lookup sequential --start cold (not --paper)");
     return HX_CLI_EXIT_OK;
 }
 
@@ -318,6 +340,10 @@ static void print_text(const sim_opts *o, const met_trace *t, const met_sim_resu
                (long long)c->predicted_used,
                c->predicted ? (double)c->predicted_used / (double)c->predicted : 0.0);
     printf("bytes moved %.0f\n", c->bytes_moved);
+    if (g->lp_bytes > 0)
+        printf("low prec.   %s, %.0f B a copy: %lld loads, %lld accesses computed low, "
+               "%lld upgrades\n", o->lp_rule, g->lp_bytes, (long long)c->lp_loads,
+               (long long)c->lp_served, (long long)c->lp_upgrades);
     printf("time        %.1f us = compute %.1f + stall %.1f; link busy %.1f, hidden %.1f\n",
            r->time_us, r->compute_us, c->stall_us, r->link_busy_us, r->overlap_us);
     printf("tokens/s    %.3f\n\n", r->tokens_per_s);
@@ -342,6 +368,32 @@ static int load_trace(const char *path, const char *format, met_trace **t)
     if (rc)
         return hx_cli_fail("simulate", rc, "%s", err.msg);
     return HX_CLI_EXIT_OK;
+}
+
+/* The rule's always-low experts (all, edgemoe: from the profile or the
+ * replayed trace's counts). */
+static int lp_map(sim_opts *o, const met_trace *t, const met_trace *prof)
+{
+    const met_trace *p = prof ? prof : t;
+    const size_t L = (size_t)t->info.num_layers, E = (size_t)t->info.num_experts;
+    const size_t k = (size_t)p->info.top_k;
+    if (o->lp.edgemoe >= 0 && ((size_t)p->info.num_layers != L || (size_t)p->info.num_experts != E))
+        return hx_cli_usage_error("simulate", "--profile: %d layers x %d experts, the trace "
+                                  "%zu x %zu", p->info.num_layers, p->info.num_experts, L, E);
+    uint64_t *counts = calloc(L * E, sizeof *counts);
+    o->lp_always = malloc(L * E);
+    if (!counts || !o->lp_always) {
+        free(counts);
+        return hx_cli_fail("simulate", ENG_ENOMEM, "out of memory");
+    }
+    for (int64_t tok = 0; o->lp.edgemoe >= 0 && tok < p->info.num_tokens; tok++)
+        for (size_t l = 0; l < L; l++)
+            for (size_t j = 0; j < k; j++)
+                counts[l * E + p->ids[((size_t)tok * L + l) * k + j]]++;
+    if (hx_probe_lp_rule_map(&o->lp, counts, (int)L, (int)E, o->lp_always))
+        o->cfg.lp_always = o->lp_always;
+    free(counts);
+    return 0;
 }
 
 static int simulate(sim_opts *o)
@@ -371,6 +423,8 @@ static int simulate(sim_opts *o)
             rc = hx_cli_fail("simulate", rc, "--prefetch predict: %s", err.msg);
         o->cfg.predictor = o->predictor;
     }
+    if (!rc && o->lp_rule)
+        rc = lp_map(o, t, prof);
     if (!rc && o->lua)
         hx_probe_lua_policy_context(o->lua, &(hx_probe_lua_ctx){
             .n_layers = o->cfg.layer >= 0 ? 1 : (int)t->info.num_layers,
@@ -421,5 +475,6 @@ int hx_cli_cmd_simulate(int argc, char **argv)
         rc = simulate(&o);
     hx_probe_lua_policy_free(o.lua);
     eng_predictor_free(o.predictor);
+    free(o.lp_always);
     return rc;
 }

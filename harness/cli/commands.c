@@ -12,6 +12,7 @@ const hx_cli_command hx_cli_commands[] = {
     {"info", "what a GGUF file holds: architecture, hyper-parameters, tensors, expert bytes", hx_cli_cmd_info},
     {"tokenize", "a text through a GGUF file's tokenizer: ids and pieces", hx_cli_cmd_tokenize},
     {"mkmodel", "write a synthetic MoE model (GGUF) from a preset", hx_cli_cmd_mkmodel},
+    {"mkexperts", "write a model's experts in a lower precision (companion file)", hx_cli_cmd_mkexperts},
     {"metrics", "local routing consistency of a trace: SRP, SCH, LRU/LFU/Belady curves", hx_cli_cmd_metrics},
     {"trace", "routing traces: convert between formats, statistics, synthesis", hx_cli_cmd_trace},
     {"simulate", "replay a routing trace through a cache policy and a cost model", hx_cli_cmd_simulate},

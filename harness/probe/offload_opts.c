@@ -16,6 +16,8 @@
  */
 #include "harness/probe/probe.h"
 
+#include "engine/formats.h"
+#include "engine/lowprec.h"
 #include "engine/policy.h"
 #include "engine/predict.h"
 #include "harness/cli/cli.h"
@@ -48,12 +50,20 @@ const char hx_probe_offload_usage[] =
     "                     first layers\n"
     "  --trace-in FILE    routing of this input (belady, fsf, oracle prefetch)\n"
     "  --trace-out FILE   record this run's routing (.moetrace)\n"
-    "  --profile TRACE    static policy: pin the experts this trace uses most\n"
+    "  --profile TRACE    static policy: pin the experts this trace uses most;\n"
+    "                     --lp-rule edgemoe:Q: the counts of expert importance\n"
     "  --lookahead L      fsf window in tokens (default 1)\n"
     "  --no-direct        file tier: buffered reads even where O_DIRECT works\n"
     "  --loaders N        loader threads (default 1)\n"
     "  --expert-file F    file tier: read experts from this copy of the model\n"
     "  --cache-warm       start each sequence with a full cache (not belady/fsf)\n"
+    "  --low-precision F  mixed precision: F is the model's companion expert file\n"
+    "                     (moebench mkexperts); --lp-rule says when a load takes it\n"
+    "  --lp-rule R        hobbit:T (a miss of an expert whose gate weight is below T\n"
+    "                     loads the low copy), hobbit:last (the last of the top-k),\n"
+    "                     hobbit:T,last (either), all (every load), edgemoe:Q (the\n"
+    "                     share Q of each layer's experts least used in --profile\n"
+    "                     TRACE: always low); lossy\n"
     "Expert subset (PreMoe; lossy, no cache needed; docs/policies.md):\n"
     "  --expert-subset F  route only among the experts F keeps per layer (a file\n"
     "                     from `moebench trace subset`)\n";
@@ -63,6 +73,7 @@ void hx_probe_offload_init(hx_probe_offload *x)
     memset(x, 0, sizeof *x);
     x->o = eng_tiered_defaults();
     x->cmd = "generate";
+    x->lp_r.edgemoe = -1;
 }
 
 bool hx_probe_offload_private_dense(const hx_probe_offload *x)
@@ -109,6 +120,56 @@ static int parse_link(hx_probe_offload *x, int code, const char *arg)
     x->o.link_gbps = p->gbps;
     x->o.link_latency_us = p->latency_us;
     return 0;
+}
+
+int hx_probe_lp_rule_parse(const char *cmd, const char *arg, hx_probe_lp_rule *r)
+{
+    *r = (hx_probe_lp_rule){.edgemoe = -1};
+    if (!strcmp(arg, "all")) {
+        r->all = true;
+        return 0;
+    }
+    if (!strncmp(arg, "edgemoe:", 8))
+        return hx_cli_parse_double(cmd, "--lp-rule edgemoe:Q", arg + 8, 0, 1, &r->edgemoe);
+    if (strncmp(arg, "hobbit:", 7) || !arg[7])
+        return hx_cli_usage_error(cmd, "--lp-rule: '%s' is not hobbit:T, hobbit:last, "
+                                  "hobbit:T,last, all or edgemoe:Q", arg);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", arg + 7);
+    char *comma = strchr(buf, ',');
+    if (comma) {
+        if (strcmp(comma + 1, "last"))
+            return hx_cli_usage_error(cmd, "--lp-rule: '%s': after the comma only 'last'", arg);
+        *comma = '\0';
+        r->last = true;
+    }
+    if (!strcmp(buf, "last")) {
+        if (comma)
+            return hx_cli_usage_error(cmd, "--lp-rule: '%s': 'last' twice", arg);
+        r->last = true;
+        return 0;
+    }
+    return hx_cli_parse_double(cmd, "--lp-rule hobbit:T", buf, 1e-9, 1e6, &r->threshold);
+}
+
+bool hx_probe_lp_rule_map(const hx_probe_lp_rule *r, const uint64_t *counts, int L, int E,
+                          uint8_t *out)
+{
+    if (r->edgemoe >= 0)
+        eng_lowprec_importance_map(counts, L, E, r->edgemoe, out);
+    else if (r->all)
+        memset(out, 1, (size_t)L * (size_t)E);
+    return r->edgemoe >= 0 || r->all;
+}
+
+/* --lp-rule into x->o. */
+static int parse_lp(hx_probe_offload *x, const char *arg)
+{
+    x->lp_rule = arg;
+    int rc = hx_probe_lp_rule_parse(x->cmd, arg, &x->lp_r);
+    x->o.lp_threshold = x->lp_r.threshold;
+    x->o.lp_last = x->lp_r.last;
+    return rc;
 }
 
 int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
@@ -185,6 +246,8 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
         x->pregate_set = true;
         return hx_cli_parse_int(x->cmd, "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
     case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
+    case HX_PROBE_OFF_LOW_PRECISION: x->lp_path = arg; return 0;
+    case HX_PROBE_OFF_LP_RULE: return parse_lp(x, arg);
     default: return hx_cli_usage_error(x->cmd, "internal: unknown offload option %d", code);
     }
 }
@@ -192,7 +255,8 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
 int hx_probe_offload_check(hx_probe_offload *x)
 {
     bool other = strcmp(x->o.policy, "lru") || x->o.scope || x->link_set || x->o.tier ||
-                 x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file || x->o.warm;
+                 x->o.prefetch || x->trace_in || x->o.no_direct || x->o.file || x->o.warm ||
+                 x->lp_path || x->lp_rule;
     if (other && !x->cache_set)
         return hx_cli_usage_error(x->cmd,
                               "offloading options need a cache size (--cache-experts N or "
@@ -213,11 +277,18 @@ int hx_probe_offload_check(hx_probe_offload *x)
     if (x->o.warm && (p->flags & ENG_POLICY_NEEDS_FUTURE))
         return hx_cli_usage_error(x->cmd, "--cache-warm does not go with --policy %s",
                               x->o.policy);
+    const bool edgemoe = x->lp_rule && x->lp_r.edgemoe >= 0;
     if ((p->flags & ENG_POLICY_NEEDS_PROFILE) && !x->profile_path)
         return hx_cli_usage_error(x->cmd, "--policy %s needs --profile TRACE (a routing trace "
                               "of a profile run, e.g. from --trace-out)", x->o.policy);
-    if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE))
-        return hx_cli_usage_error(x->cmd, "--profile goes with --policy static only");
+    if (edgemoe && !x->profile_path)
+        return hx_cli_usage_error(x->cmd, "--lp-rule edgemoe:Q needs --profile TRACE (a routing "
+                                  "trace of a profile run, e.g. from --trace-out)");
+    if (x->profile_path && !(p->flags & ENG_POLICY_NEEDS_PROFILE) && !edgemoe)
+        return hx_cli_usage_error(x->cmd, "--profile goes with --policy static or --lp-rule "
+                                  "edgemoe:Q only");
+    if (!x->lp_path != !x->lp_rule)
+        return hx_cli_usage_error(x->cmd, "--low-precision FILE and --lp-rule RULE go together");
     return 0;
 }
 
@@ -304,7 +375,8 @@ static int load_profile(hx_probe_offload *x, const eng_model *m)
         for (size_t l = 0; l < L; l++)
             for (size_t j = 0; j < k; j++)
                 x->profile[l * E + t->ids[((size_t)tok * L + l) * k + j]]++;
-    x->o.profile = x->profile;
+    if (!x->lp_rule || x->lp_r.edgemoe < 0 || !strcmp(x->o.policy, "static"))
+        x->o.profile = x->profile; /* the static policy's; edgemoe reads x->profile */
     met_trace_free(t);
     return 0;
 }
@@ -396,6 +468,27 @@ static void on_token_done(void *user, int64_t pos)
     x->prompt_done = true;
 }
 
+/* --low-precision: the companion, checked against the model, and the
+ * rule's per-expert map for `all`. */
+static int open_lowprec(hx_probe_offload *x, const eng_model *m)
+{
+    int rc = hx_cli_input(x->cmd, "--low-precision", x->lp_path);
+    if (rc)
+        return rc;
+    eng_err err = {0};
+    if ((rc = eng_lowprec_open(&x->lp, m, x->lp_path, &err)))
+        return hx_cli_fail(x->cmd, rc, "--low-precision: %s", err.msg);
+    x->o.lowprec = x->lp;
+    const eng_hparams *hp = eng_model_hparams(m);
+    x->lp_always = malloc((size_t)hp->n_layer_moe * (size_t)hp->n_expert);
+    if (!x->lp_always)
+        return hx_cli_fail(x->cmd, ENG_ENOMEM, "out of memory");
+    if (hx_probe_lp_rule_map(&x->lp_r, x->profile, (int)hp->n_layer_moe, (int)hp->n_expert,
+                             x->lp_always))
+        x->o.lp_always = x->lp_always;
+    return 0;
+}
+
 static int open_writer(hx_probe_offload *x, const eng_model *m)
 {
     met_trace_info info = hx_probe_trace_shape(m);
@@ -431,6 +524,8 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
     if (x->profile_path && (rc = load_profile(x, m)))
         return rc;
     x->o.seed = seed;
+    if (x->lp_path && (rc = open_lowprec(x, m)))
+        return rc;
     const eng_hparams *hp = eng_model_hparams(m);
     uint64_t per_pool = (uint64_t)hp->n_expert * (x->o.scope ? 1 : (uint64_t)hp->n_layer_moe);
     if (x->o.cache_experts && x->o.cache_experts > per_pool) /* the store would clamp it */
@@ -457,12 +552,14 @@ int hx_probe_offload_open(hx_probe_offload *x, const eng_model *m, uint64_t seed
      * in a global pool (cfg.token_of, cfg.layer_at) assume token order: the
      * prompt runs token by token, which computes differently from an
      * untraced run, so say so */
-    const bool per_token = x->o.plan || (x->lua && x->o.scope == ENG_SCOPE_GLOBAL);
+    const bool lp_token = x->o.lp_threshold > 0 || x->o.lp_last;
+    const bool per_token = x->o.plan || (x->lua && x->o.scope == ENG_SCOPE_GLOBAL) || lp_token;
     if (per_token && *n_batch != 1) {
         if (n_prompt > 1)
             fprintf(stderr, "%s: %s: the prompt runs token by token (%s)\n", x->cmd,
-                    x->o.plan ? "--trace-in" : "a Lua policy in a global pool",
+                    x->o.plan ? "--trace-in" : lp_token ? "--lp-rule" : "a Lua policy in a global pool",
                     x->o.plan ? "the oracle's future is per token"
+                    : lp_token ? "the rule reads each token's gate weights"
                               : "its positions follow token order");
         *n_batch = 1;
     }
@@ -503,6 +600,29 @@ static double pct(const double *sorted, int64_t n, double p)
         return 0;
     int64_t i = (int64_t)ceil(p / 100.0 * (double)n) - 1;
     return sorted[i < 0 ? 0 : (i >= n ? n - 1 : i)];
+}
+
+/* The mixed-precision counters (with --low-precision). */
+static void lp_json(json_t *o, const eng_tiered_counts *c)
+{
+    json_object_set_new(o, "lp_loads", json_integer((json_int_t)c->lp_loads));
+    json_object_set_new(o, "lp_bytes", json_integer((json_int_t)c->lp_bytes));
+    json_object_set_new(o, "lp_served", json_integer((json_int_t)c->lp_served));
+    json_object_set_new(o, "lp_upgrades", json_integer((json_int_t)c->lp_upgrades));
+}
+
+/* With --low-precision: the counters (total and per layer) and the
+ * companion's configuration into cache object c. */
+static void lp_config_json(const hx_probe_offload *x, json_t *c, json_t *layers,
+                           const eng_tiered_stats *st)
+{
+    lp_json(c, &st->total);
+    for (int l = 0; l < st->n_layer; l++)
+        lp_json(json_array_get(layers, (size_t)l), &st->layers[l]);
+    json_object_set_new(c, "low_precision", json_string(x->lp_path));
+    json_object_set_new(c, "lp_type", json_string(eng_type_name(eng_lowprec_type(x->lp))));
+    json_object_set_new(c, "lp_rule", json_string(x->lp_rule));
+    json_object_set_new(c, "held_bytes", json_integer((json_int_t)st->held_bytes));
 }
 
 static json_t *counts_json(const eng_tiered_counts *c)
@@ -602,6 +722,8 @@ void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double
     json_t *layers = json_array();
     for (int l = 0; l < st.n_layer; l++)
         json_array_append_new(layers, counts_json(&st.layers[l]));
+    if (x->lp)
+        lp_config_json(x, c, layers, &st);
     json_object_set_new(c, "layers", layers);
     json_object_set_new(root, "cache", c);
     json_object_set_new(root, "accesses", json_integer((json_int_t)st.total.accesses));
@@ -651,6 +773,13 @@ void hx_probe_offload_print(const hx_probe_offload *x, FILE *f, const double *de
                 c->pred_made ? 100.0 * (double)c->pred_used / (double)c->pred_made : 0.0,
                 c->pf_useful_load_ns > c->pf_late_stall_ns
                     ? (double)(c->pf_useful_load_ns - c->pf_late_stall_ns) / 1e6 : 0.0);
+    if (x->lp)
+        fprintf(f, "cache: low precision (%s, %s): %llu loads (%.1f MiB), %llu of %llu accesses "
+                   "computed low, %llu upgrades\n",
+                eng_type_name(eng_lowprec_type(x->lp)), x->lp_rule,
+                (unsigned long long)c->lp_loads, (double)c->lp_bytes / 1048576.0,
+                (unsigned long long)c->lp_served, (unsigned long long)c->accesses,
+                (unsigned long long)c->lp_upgrades);
 }
 
 void hx_probe_offload_free(hx_probe_offload *x)
@@ -660,6 +789,8 @@ void hx_probe_offload_free(hx_probe_offload *x)
         (void)met_trace_writer_close(x->writer, &err);
     }
     eng_store_free(x->store);
+    eng_lowprec_free(x->lp); /* after the store that reads it */
+    free(x->lp_always);
     hx_probe_lua_policy_free(x->lua);
     free(x->profile);
     free(x->plan_ids);

@@ -145,6 +145,7 @@ enum {
     HX_PROBE_OFF_FILE, HX_PROBE_OFF_WARM, HX_PROBE_OFF_PROFILE, HX_PROBE_OFF_PREGATE_AHEAD, HX_PROBE_OFF_PREGATE_WRAP,
     HX_PROBE_OFF_LINK_COPY, HX_PROBE_OFF_PREDICT_KIND, HX_PROBE_OFF_PREDICT_N,
     HX_PROBE_OFF_EXPERT_SUBSET,
+    HX_PROBE_OFF_LOW_PRECISION, HX_PROBE_OFF_LP_RULE,
 };
 
 #define HX_PROBE_OFFLOAD_LONGOPTS                                                          \
@@ -170,10 +171,27 @@ enum {
     {"link-copy", required_argument, 0, HX_PROBE_OFF_LINK_COPY},                           \
     {"predict-kind", required_argument, 0, HX_PROBE_OFF_PREDICT_KIND},                     \
     {"predict-n", required_argument, 0, HX_PROBE_OFF_PREDICT_N},                           \
-    {"expert-subset", required_argument, 0, HX_PROBE_OFF_EXPERT_SUBSET}
+    {"expert-subset", required_argument, 0, HX_PROBE_OFF_EXPERT_SUBSET},                   \
+    {"low-precision", required_argument, 0, HX_PROBE_OFF_LOW_PRECISION},                   \
+    {"lp-rule", required_argument, 0, HX_PROBE_OFF_LP_RULE}
 
 /* Lines for the usage text. */
 extern const char hx_probe_offload_usage[];
+
+/* A mixed-precision rule (--lp-rule; docs/policies.md, "Mixed precision"). */
+typedef struct hx_probe_lp_rule {
+    double threshold;            /* hobbit:T: T; 0 none                    */
+    bool last;                   /* hobbit:last                            */
+    bool all;                    /* all                                    */
+    double edgemoe;              /* edgemoe:Q: Q; -1 none                  */
+} hx_probe_lp_rule;
+/* Parses RULE (hobbit:T, hobbit:last, hobbit:T,last, all, edgemoe:Q);
+ * 0 or a usage exit code (printed, naming cmd). */
+int hx_probe_lp_rule_parse(const char *cmd, const char *arg, hx_probe_lp_rule *out);
+/* Experts always low for the rule (all, edgemoe) into out[L * E]:
+ * edgemoe from counts[L * E] (a profile); false when the rule has none. */
+bool hx_probe_lp_rule_map(const hx_probe_lp_rule *r, const uint64_t *counts, int L, int E,
+                          uint8_t *out);
 
 typedef struct hx_probe_offload {
     const char *cmd;             /* command named in messages: "generate"
@@ -202,6 +220,11 @@ typedef struct hx_probe_offload {
     const char *subset_path;     /* --expert-subset FILE (PreMoe)           */
     uint8_t *keep;               /* [L * E] its mask, NULL without one      */
     int kept_min, kept_max;      /* experts kept per layer (min, max)       */
+    const char *lp_path;         /* --low-precision FILE (a companion)      */
+    const char *lp_rule;         /* --lp-rule RULE as given                 */
+    hx_probe_lp_rule lp_r;       /* ... parsed                              */
+    struct eng_lowprec *lp;      /* the companion, opened with the store    */
+    uint8_t *lp_always;          /* [L * E] for eng_tiered_opts.lp_always   */
 } hx_probe_offload;
 
 void hx_probe_offload_init(hx_probe_offload *x);

@@ -71,13 +71,17 @@ static void copy_keys(const eng_gguf *g, eng_gguf_writer *w, const tu_edit *ed, 
                         e.msg);
 }
 
-const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *ed, int n)
+/* tu_gguf_edit, and tensors taken from `from_path` where it has them. */
+static const char *edit_copy(const char *src, const char *dst_name, const tu_edit *ed, int n,
+                             const char *from_path)
 {
-    eng_gguf *g = NULL;
+    eng_gguf *g = NULL, *from = NULL;
     eng_gguf_writer *w = NULL;
     eng_err e = {0};
     const char *dst = tst_path(dst_name);
     REQUIRE_MSG(eng_gguf_open(&g, src, &e) == 0, "%s", e.msg);
+    if (from_path)
+        REQUIRE_MSG(eng_gguf_open(&from, from_path, &e) == 0, "%s", e.msg);
     REQUIRE_MSG(eng_gguf_writer_open(&w, dst, &e) == 0, "%s", e.msg);
     copy_keys(g, w, ed, n);
     int64_t nt = eng_gguf_tensor_count(g);
@@ -89,6 +93,8 @@ const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *e
         ne1[i] = -1;
         if (find_edit(ed, n, TU_DROP_TENSOR, t->name))
             continue;
+        if (from && eng_gguf_find_tensor(from, t->name))
+            t = eng_gguf_find_tensor(from, t->name);
         int64_t ne[4] = {t->ne[0], shape ? shape->value : t->ne[1], t->ne[2], t->ne[3]};
         ne1[i] = ne[1];
         REQUIRE_MSG(eng_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims < 2 && shape ? 2
@@ -99,6 +105,8 @@ const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *e
         const eng_gguf_tensor *t = eng_gguf_tensor_at(g, i);
         if (ne1[i] < 0)
             continue;
+        if (from && eng_gguf_find_tensor(from, t->name))
+            t = eng_gguf_find_tensor(from, t->name);
         /* rows of the new shape: as many of the old ones as fit, then zeros */
         uint64_t want = t->row_bytes * (uint64_t)ne1[i] * (uint64_t)t->ne[2] * t->ne[3];
         unsigned char *buf = calloc(want + 1, 1);
@@ -110,8 +118,19 @@ const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *e
     REQUIRE_MSG(eng_gguf_writer_finish(w, &e) == 0, "%s", e.msg);
     eng_gguf_writer_free(w);
     eng_gguf_free(g);
+    eng_gguf_free(from);
     free(ne1);
     return dst;
+}
+
+const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *ed, int n)
+{
+    return edit_copy(src, dst_name, ed, n, NULL);
+}
+
+const char *tu_gguf_with_tensors(const char *src, const char *dst_name, const char *from)
+{
+    return edit_copy(src, dst_name, NULL, 0, from);
 }
 
 void tu_open_fails(const char *src, const tu_edit *edits, int n, int code, const char *needle)

@@ -26,6 +26,11 @@ typedef struct tu_edit {
  * path. REQUIREs success. */
 const char *tu_gguf_edit(const char *src, const char *dst_name, const tu_edit *edits, int n);
 
+/* Copies src to tst_path(dst_name) with every tensor that the GGUF file
+ * `from` also holds (by name) taken from `from`: its type, shape and bytes
+ * (a model whose experts are a companion's, engine/lowprec.h). */
+const char *tu_gguf_with_tensors(const char *src, const char *dst_name, const char *from);
+
 /* Opening src with the n edits applied fails with `code` and a message
  * containing `needle` (CHECKs). */
 void tu_open_fails(const char *src, const tu_edit *edits, int n, int code, const char *needle);
