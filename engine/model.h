@@ -129,8 +129,8 @@ typedef struct eng_model_opts {
      * addresses, asking for transparent huge pages (MADV_HUGEPAGE), so that
      * nothing stays mapped from the page cache's 4 KiB pages. Decode streams
      * every weight it uses once per token; with 2 MiB pages it pays a
-     * fraction of the TLB misses (docs/performance.md: decode ~20% faster
-     * on olmoe-1b-7b q8_0). Costs the file's size in RAM, not shared with
+     * fraction of the TLB misses (docs/performance.md: decode 1.15-1.27x
+     * faster on olmoe-1b-7b q8_0). Costs the file's size in RAM, not shared with
      * the page cache, and one read of the file at open; implies prefault and
      * private_dense. */
     bool in_ram;

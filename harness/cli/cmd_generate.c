@@ -52,7 +52,7 @@ static const char usage_text[] =
     "  --ignore-eos       do not stop at the end-of-sequence token\n"
     "  --prefault         map the whole file before timing (as a warm-up run would)\n"
     "  --in-ram           read the whole file into memory in huge pages instead of\n"
-    "                     mapping it (decode ~20% faster; costs the file's size in RAM)\n"
+    "                     mapping it (faster decode; costs the file's size in RAM)\n"
     "  --json             one JSON object on stdout instead of text\n"
     "  --logits           with --json: the logits at the last prompt position\n"
     "  -h, --help         this text\n";
