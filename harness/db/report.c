@@ -481,11 +481,19 @@ static int any_finite(const lines *ls, int which)
 
 /* ---- policy x cache size ---- */
 
+/* A line's name: the experiment's `technique` parameter when it has one
+ * (suites/techniques.lua: a lossy technique runs LRU without a prefetcher,
+ * and would otherwise share the plain LRU line), else its policy and
+ * prefetcher. Needs policy_cache as p. */
+#define LINE_NAME_SQL                                                                      \
+    "coalesce(CAST((SELECT json_extract(x.params, '$.technique') FROM experiment x"         \
+    " WHERE x.id = p.experiment_id) AS TEXT), CAST(p.policy AS TEXT) || CASE WHEN"          \
+    " p.prefetch IS NULL THEN '' ELSE ' prefetch=' || CAST(p.prefetch AS TEXT) END)"
+
 static const char policy_sql[] =
-    "SELECT CAST(policy AS TEXT) || CASE WHEN prefetch IS NULL THEN ''"
-    " ELSE ' prefetch=' || CAST(prefetch AS TEXT) END, cache_size, hit_rate, tokens_per_s,"
+    "SELECT " LINE_NAME_SQL ", cache_size, hit_rate, tokens_per_s,"
     " hit_rate_lo, tokens_per_s_lo, hit_rate_hi, tokens_per_s_hi"
-    " FROM policy_cache WHERE run_id = ?1 AND typeof(cache_size) IN ('integer', 'real')"
+    " FROM policy_cache p WHERE run_id = ?1 AND typeof(cache_size) IN ('integer', 'real')"
     " ORDER BY experiment_id";
 
 static int policies(doc *d)
@@ -528,11 +536,11 @@ static int policies(doc *d)
 
 /* ---- speed and quality per policy (perplexity experiments) ---- */
 
-/* Columns: line name, cache size, tokens/s, ppl, kl_mean, top1. */
+/* Columns: line name, cache size, tokens/s, stall share, ppl, kl_mean, top1. */
 static const char quality_sql[] =
-    "SELECT CAST(p.policy AS TEXT) || CASE WHEN p.prefetch IS NULL THEN ''"
-    " ELSE ' prefetch=' || CAST(p.prefetch AS TEXT) END, p.cache_size, p.tokens_per_s,"
-    " q.mean, k.mean, t.mean FROM policy_cache p"
+    "SELECT " LINE_NAME_SQL ", p.cache_size, p.tokens_per_s,"
+    " s.mean, q.mean, k.mean, t.mean FROM policy_cache p"
+    " LEFT JOIN summary s ON s.experiment_id = p.experiment_id AND s.metric = 'stall_share'"
     " LEFT JOIN summary q ON q.experiment_id = p.experiment_id AND q.metric = 'ppl'"
     " LEFT JOIN summary k ON k.experiment_id = p.experiment_id AND k.metric = 'kl_mean'"
     " LEFT JOIN summary t ON t.experiment_id = p.experiment_id AND t.metric = 'top1'"
@@ -551,28 +559,29 @@ static int quality(doc *d)
     sqlite3_stmt *st = query(d, quality_sql);
     if (!st)
         return d_fail(d);
-    static const char *const cols[] = {"policy", "cache size", "tokens/s", "perplexity",
-                                       "KL mean", "top-1 agreement"};
+    static const char *const cols[] = {"policy", "cache size", "tokens/s", "stall share",
+                                       "perplexity", "KL mean", "top-1 agreement"};
     lines ls = {0};
     int n = 0, rc = 0, kl = 0;
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         if (n++ == 0) {
             heading(d, 2, "Speed and quality by policy");
             para(d, "Perplexity experiments (moebench perplexity): tokens/s of their evaluation,"
-                    " perplexity, and against a base run the mean KL divergence and the share"
+                    " the share of it spent waiting for experts (stall share, with"
+                    " offloading), perplexity, and against a base run the mean KL divergence and the share"
                     " of positions whose most likely token agrees (docs/quality.md).");
-            tbl_head(d, cols, 6);
+            tbl_head(d, cols, 7);
         }
-        char buf[5][64], *cells[6] = {(char *)col(st, 0)};
-        for (int i = 0; i < 5; i++) {
+        char buf[6][64], *cells[7] = {(char *)col(st, 0)};
+        for (int i = 0; i < 6; i++) {
             fmt_cell(buf[i], sizeof buf[i], col_num(st, i + 1));
             cells[i + 1] = buf[i];
         }
-        tbl_row(d, cells, 6);
-        kl |= isfinite(col_num(st, 4));
+        tbl_row(d, cells, 7);
+        kl |= isfinite(col_num(st, 5));
         double x = col_num(st, 2);
         if (isfinite(x))
-            rc = lines_add(&ls, col(st, 0), x, (double[2]){col_num(st, 4), col_num(st, 3)},
+            rc = lines_add(&ls, col(st, 0), x, (double[2]){col_num(st, 5), col_num(st, 4)},
                            (double[2]){NAN, NAN}, (double[2]){NAN, NAN}) < 0;
     }
     sqlite3_finalize(st);

@@ -441,7 +441,7 @@ TEST(suite_stores_quality_and_report)
     char *text = tst_read_file(md, NULL);
     REQUIRE(text);
     CHECK_CONTAINS(text, "## Speed and quality by policy");
-    CHECK_CONTAINS(text, "| policy | cache size | tokens/s | perplexity | KL mean |");
+    CHECK_CONTAINS(text, "| policy | cache size | tokens/s | stall share | perplexity | KL mean |");
     CHECK_CONTAINS(text, "| lfu | 6 | ");
     CHECK_CONTAINS(text, " | 0 | 1 |\n"); /* lossless: KL 0, top-1 agreement 1 */
     CHECK_CONTAINS(text, "![KL divergence vs tokens/s](r-quality.svg)");
