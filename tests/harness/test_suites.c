@@ -15,7 +15,7 @@ TEST(every_suite_dry_runs_quick)
 {
     static const struct { const char *suite; int n; } s[] = {
         {"quickstart", 13}, {"policies", 18}, {"prefetch", 6},
-        {"consistency", 11}, {"counters", 2},  {"ci", 18},
+        {"consistency", 11}, {"counters", 2},  {"ci", 18}, {"techniques", 40},
     };
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         char *out, *err, want[64];
@@ -90,6 +90,60 @@ TEST(consistency_quick_records_srp)
                         " routing_metric r join experiment e on e.id = r.experiment_id where"
                         " e.label = 'synth stickiness=0' and metric = 'srp' and layer = -1 and"
                         " param = 4)"), "1");
+}
+
+/* techniques.lua --quick: 10 techniques x 4 cache sizes (16..64 slots,
+ * 1x..4x tiny-olmoe's 16 active experts), each a perplexity run against
+ * the exact run: the lossless ones have KL 0 and top-1 agreement 1, the
+ * lossy ones that change every token's experts (a PreMoe subset, every load
+ * in low precision) have KL > 0, and every run records speed and quality. */
+TEST(techniques_quick_records_speed_and_quality)
+{
+    const char *db = tst_path("t.db"), *md = tst_path("t.md");
+    char *out, *err;
+    int rc = tst_sh(&out, &err, "cd %s && %s run %s/suites/techniques.lua --quick --reps 1"
+                    " --db %s -q", tst_tmpdir(), tu_mb(), tu_root(), db);
+    REQUIRE_MSG(rc == 0, "exit %d: %s", rc, err);
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from experiment where status = 'ok'"), "40");
+    CHECK_EQ_STR(tu_q1(db, "select group_concat(c, ',') from (select distinct"
+                        " json_extract(params, '$.cache_size') as c from experiment order by c)"),
+                 "16,32,48,64");
+    /* every run: tokens/s, stall share, perplexity, KL and top-1 */
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from (select experiment_id from summary where metric"
+                        " in ('tokens_per_s', 'stall_share', 'ppl', 'kl_mean', 'top1')"
+                        " group by experiment_id having count(*) = 5)"), "40");
+    static const char lossless[] =
+        "json_extract(e.params, '$.technique') in"
+        " ('lru', 'lfu', 'belady', 'pregate', 'oracle', 'predict')";
+    char q[512];
+    snprintf(q, sizeof q, "select count(*) from summary s join experiment e on e.id ="
+             " s.experiment_id where %s and ((s.metric = 'kl_mean' and s.max = 0) or"
+             " (s.metric = 'top1' and s.min = 1))", lossless);
+    CHECK_EQ_STR(tu_q1(db, q), "48");
+    snprintf(q, sizeof q, "select count(*) from experiment e where %s and"
+             " json_extract(e.params, '$.lossy') = 0", lossless);
+    CHECK_EQ_STR(tu_q1(db, q), "24");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
+                        " s.experiment_id where json_extract(e.params, '$.technique') in"
+                        " ('premoe', 'lp-all') and s.metric = 'kl_mean' and s.min > 0"), "8");
+    /* the lossy ones change the perplexity, the lossless ones all have one */
+    CHECK_EQ_STR(tu_q1(db, "select count(distinct s.mean) from summary s join experiment e on"
+                        " e.id = s.experiment_id where s.metric = 'ppl' and"
+                        " json_extract(e.params, '$.lossy') = 0"), "1");
+    /* the techniques did what they are named for */
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
+                        " s.experiment_id where json_extract(e.params, '$.technique') ="
+                        " 'predict' and s.metric = 'cache.predicted' and s.mean > 0"), "4");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
+                        " s.experiment_id where json_extract(e.params, '$.technique') in"
+                        " ('pregate', 'oracle') and s.metric = 'cache.prefetch_issued'"
+                        " and s.mean > 0"), "8");
+    REQUIRE(tst_sh(NULL, &err, "%s report --db %s -o %s", tu_mb(), db, md) == 0);
+    char *text = tst_read_file(md, NULL);
+    REQUIRE(text);
+    CHECK_CONTAINS(text, "| policy | cache size | tokens/s | stall share | perplexity |");
+    CHECK_CONTAINS(text, "| premoe | 16 | ");
+    CHECK_CONTAINS(text, "| lp-all | 64 | ");
 }
 
 /* opts.dry_run tells a suite not to make files; the name is reserved. */
