@@ -226,33 +226,18 @@ static void gemm_int(int_block_fn blk, const void *w, size_t rb, const eng_qx *x
     }
 }
 
-static void gemm_q8_0(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
-                      int64_t r0, int64_t r1, void *scratch)
-{
-    (void)scratch;
-    gemm_int(block_q8_0, w, rb, x, Y, ldy, r0, r1);
-}
-
-static void gemm_q4_0(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
-                      int64_t r0, int64_t r1, void *scratch)
-{
-    (void)scratch;
-    gemm_int(block_q4_0, w, rb, x, Y, ldy, r0, r1);
-}
-
-static void gemm_q5_0(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
-                      int64_t r0, int64_t r1, void *scratch)
-{
-    (void)scratch;
-    gemm_int(block_q5_0, w, rb, x, Y, ldy, r0, r1);
-}
-
-static void gemm_mxfp4(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
-                       int64_t r0, int64_t r1, void *scratch)
-{
-    (void)scratch;
-    gemm_int(block_mxfp4, w, rb, x, Y, ldy, r0, r1);
-}
+/* The int-form formats' products: gemm_int with the format's block reader. */
+#define GEMM_INT(NAME, BLOCK)                                                                \
+    static void NAME(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,       \
+                     int64_t r0, int64_t r1, void *scratch)                                  \
+    {                                                                                        \
+        (void)scratch;                                                                       \
+        gemm_int(BLOCK, w, rb, x, Y, ldy, r0, r1);                                           \
+    }
+GEMM_INT(gemm_q8_0, block_q8_0)
+GEMM_INT(gemm_q4_0, block_q4_0)
+GEMM_INT(gemm_q5_0, block_q5_0)
+GEMM_INT(gemm_mxfp4, block_mxfp4)
 
 /* Q4_K: x block b is sub-block j = b % 8 of super-block b / 8; its codes
  * are the low (j even) or high nibbles of qs[32 * (j / 2) ..]. */
