@@ -66,7 +66,7 @@ int eng_policy_status(const eng_policy *p, eng_err *err)
 static const eng_policy_ops *const builtins[] = {
     &eng_policy_lru_ops,    &eng_policy_lfu_ops,    &eng_policy_fifo_ops,
     &eng_policy_random_ops, &eng_policy_static_ops, &eng_policy_belady_ops,
-    &eng_policy_fsf_ops,
+    &eng_policy_fsf_ops,    &eng_policy_hobbit_ops,
 };
 
 size_t eng_policy_builtin_count(void) { return sizeof builtins / sizeof builtins[0]; }
@@ -99,6 +99,13 @@ static int check_config(const eng_policy_ops *ops, const eng_policy_config *cfg,
                            cfg->lookahead);
     if (cfg->lfu_age < 0)
         return eng_err_set(err, ENG_EINVAL, "policy '%s': lfu_age is negative", n);
+    if (cfg->keys_per_layer && cfg->n_keys % cfg->keys_per_layer)
+        return eng_err_set(err, ENG_EINVAL, "policy '%s': keys_per_layer %u does not divide "
+                           "n_keys %u", n, cfg->keys_per_layer, cfg->n_keys);
+    for (int i = 0; i < 4; i++)
+        if (!(cfg->hobbit_w[i] >= 0 && cfg->hobbit_w[i] <= 1e6))
+            return eng_err_set(err, ENG_EINVAL, "policy '%s': hobbit weight %d is %g (0..1e6)",
+                               n, i + 1, cfg->hobbit_w[i]);
     if ((ops->flags & ENG_POLICY_NEEDS_PROFILE) && !cfg->profile)
         return eng_err_set(err, ENG_EINVAL, "policy '%s': needs a profile (access counts)", n);
     if (!ops->create || !ops->destroy || !ops->reset || !ops->access || !ops->insert ||
@@ -114,7 +121,7 @@ int eng_policy_open(eng_policy **out, const char *name, const eng_policy_config 
     const eng_policy_ops *ops = eng_policy_find(name);
     if (!ops)
         return eng_err_set(err, ENG_EINVAL,
-                           "unknown policy '%s' (lru, lfu, fifo, random, static, belady, fsf)",
+                           "unknown policy '%s' (lru, lfu, fifo, random, static, belady, fsf, hobbit)",
                            name ? name : "(null)");
     return eng_policy_open_ops(out, ops, cfg, err);
 }
@@ -348,6 +355,15 @@ int eng_policy_demand(eng_policy *p, uint32_t key, int64_t pos, eng_policy_resul
         return rc;
     res->inserted = 1;
     return ENG_OK;
+}
+
+int eng_policy_precision(eng_policy *p, uint32_t key, int high, eng_err *err)
+{
+    int rc = check_key(p, key, err);
+    if (rc || !p->ops->precision)
+        return rc;
+    p->ops->precision(p->st, key, high != 0);
+    return after_callback(p, err);
 }
 
 int eng_policy_pin(eng_policy *p, uint32_t key, eng_err *err)

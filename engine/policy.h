@@ -80,6 +80,13 @@ typedef struct eng_policy_config {
                                    paper's LFU)                               */
     const uint64_t *profile;    /* static: [n_keys] access counts from a
                                    profile trace; copied at creation          */
+    uint32_t keys_per_layer;    /* keys of one layer when the key space spans
+                                   layers (layer = key / keys_per_layer: a
+                                   global pool, E); 0: one layer (a per-layer
+                                   pool). Must divide n_keys.                 */
+    double hobbit_w[4];         /* hobbit: weights of recency, frequency,
+                                   high-precision share, layer nearness,
+                                   each >= 0; all 0: 1 each                   */
     void *user;                 /* custom ops (eng_policy_open_ops): theirs   */
 } eng_policy_config;
 
@@ -114,12 +121,18 @@ typedef struct eng_policy_ops {
      * callback that failed (a scripted policy whose access raised an
      * error). The handle asks after every callback; see "Errors" below. */
     int (*status)(void *st, eng_err *err);
+    /* Optional (NULL: the policy ignores precision). After each demand
+     * access (after its access, and insert on a miss): whether the copy
+     * that serves it is the high-precision one (1) or a low one (0; mixed
+     * precision, engine/store_tiered.h). Without a companion every access
+     * is reported high. */
+    void (*precision)(void *st, uint32_t key, int high);
 } eng_policy_ops;
 
 typedef struct eng_policy eng_policy;
 
 /* Registry of built-in policies: lru, lfu, fifo, random, static, belady,
- * fsf. eng_policy_find returns NULL for an unknown name. */
+ * fsf, hobbit. eng_policy_find returns NULL for an unknown name. */
 const eng_policy_ops *eng_policy_find(const char *name);
 size_t eng_policy_builtin_count(void);
 const eng_policy_ops *eng_policy_builtin(size_t i);   /* NULL past the end */
@@ -163,6 +176,10 @@ int eng_policy_admit(eng_policy *p, uint32_t key);
 int eng_policy_victim(eng_policy *p, uint32_t *key, eng_err *err);
 int eng_policy_insert(eng_policy *p, uint32_t key, int64_t pos, eng_err *err);
 int eng_policy_evict(eng_policy *p, uint32_t key, eng_err *err);
+
+/* Reports the precision that served a demand access of key (see
+ * ops->precision); a no-op for policies without the callback. */
+int eng_policy_precision(eng_policy *p, uint32_t key, int high, eng_err *err);
 
 /* Pins: a pinned resident key is never chosen as victim (an expert being
  * computed with, a prefetch in flight). A flag, not a count. Pinning a key

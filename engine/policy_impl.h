@@ -67,5 +67,6 @@ extern const eng_policy_ops eng_policy_random_ops;
 extern const eng_policy_ops eng_policy_static_ops;
 extern const eng_policy_ops eng_policy_belady_ops;
 extern const eng_policy_ops eng_policy_fsf_ops;
+extern const eng_policy_ops eng_policy_hobbit_ops;
 
 #endif

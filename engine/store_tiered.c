@@ -550,6 +550,8 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
         start_load(t, si, key, false, true, low);
     }
     slot *sl = &t->slots[si];
+    if ((rc = eng_policy_precision(t->pol[p], pk, !sl->low, err)))
+        return rc;
     out->low = sl->low;
     c->lp_served += sl->low;
     sl->users++;

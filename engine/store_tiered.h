@@ -119,6 +119,7 @@ typedef struct eng_tiered_opts {
                                    counts of a profile run, layer-major     */
     uint64_t seed;              /* random policy                             */
     int lookahead;              /* fsf                                       */
+    double hobbit_w[4];         /* hobbit: weights (policy.h); all 0: 1 each */
     int n_loaders;              /* loader threads; 0: 1                      */
     bool warm;                  /* fill the cache at each sequence start with
                                    experts in (layer, expert) order, counted as

@@ -345,7 +345,9 @@ static int open_policies(tiered *t, eng_err *err)
     eng_policy_config cfg = {.capacity = (uint32_t)t->per_pool,
                              .n_keys = (uint32_t)(t->n_pools > 1 ? t->E : t->L * t->E),
                              .seed = t->o.seed, .lookahead = t->o.lookahead,
-                             .user = t->o.policy_user};
+                             .user = t->o.policy_user,
+                             .keys_per_layer = t->n_pools > 1 ? 0 : (uint32_t)t->E};
+    memcpy(cfg.hobbit_w, t->o.hobbit_w, sizeof cfg.hobbit_w);
     for (int p = 0; p < t->n_pools; p++) {
         /* per-layer pools see their layer's counts, a global pool all */
         cfg.profile = t->o.profile ? t->o.profile + (t->n_pools > 1 ? (size_t)p * t->E : 0)

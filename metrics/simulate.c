@@ -126,7 +126,8 @@ static int check_config(const met_trace *t, const met_sim_config *c, eng_err *er
         return eng_err_set(err, ENG_EINVAL, "low precision: bytes and threshold must be >= 0");
     if (!c->ops && !eng_policy_find(c->policy))
         return eng_err_set(err, ENG_EINVAL,
-                           "unknown policy '%s' (lru, lfu, fifo, random, static, belady, fsf)",
+                           "unknown policy '%s' (lru, lfu, fifo, random, static, belady, fsf, "
+                           "hobbit)",
                            c->policy ? c->policy : "(none)");
     return ENG_OK;
 }
@@ -174,7 +175,9 @@ static int open_instances(sim *s)
             .capacity = (uint32_t)c->cache_experts, .n_keys = s->n_keys,
             .seed = c->seed + (uint64_t)i, .lookahead = c->lookahead, .lfu_age = c->lfu_age,
             .profile = counts ? counts + (size_t)i * s->E : NULL, .user = c->ops_user,
+            .keys_per_layer = s->n_inst == 1 ? (uint32_t)s->E : 0,
         };
+        memcpy(pc.hobbit_w, c->hobbit_w, sizeof pc.hobbit_w);
         rc = eng_policy_open_ops(&in->pol, ops, &pc, s->err);
         if (!rc && !(in->seen = zalloc(s->n_keys, 1, s->err)))
             rc = ENG_ENOMEM;
@@ -343,6 +346,10 @@ static int demand_expert(sim *s, int32_t li, uint16_t e, int look, bool low)
         return rc;
     if (pr.evicted)
         note_eviction(s, li, pr.victim);
+    /* the copy that serves it, as the engine's store reports it */
+    const bool served_low = look == LOOK_MISS ? low : s->low[g];
+    if ((rc = eng_policy_precision(in->pol, key, !served_low, s->err)))
+        return rc;
     lc->accesses++;
     s->s_acc[li]++;
     double arrival;

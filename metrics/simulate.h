@@ -92,6 +92,7 @@ typedef struct met_sim_config {
     int lookahead;               /* fsf: L tokens (>= 1)                      */
     uint64_t seed;               /* random; instance i uses seed + i          */
     int64_t lfu_age;             /* lfu aging (0 = none)                      */
+    double hobbit_w[4];          /* hobbit weights (engine/policy.h); 0: 1 each */
     const met_trace *profile;    /* static: counts from it; NULL = the replayed trace */
     double expert_bytes;         /* bytes per expert, > 0                     */
     double link_gbps;            /* link bandwidth, GB/s (1e9 bytes/s), > 0   */

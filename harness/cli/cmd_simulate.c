@@ -24,7 +24,7 @@ static const char usage_text[] =
     "misses, bytes moved, stall time and tokens/s. Each sample starts with an\n"
     "empty cache.\n\n"
     "Cache:\n"
-    "  --policy P            lru, lfu, fifo, random, static, belady, fsf, or\n"
+    "  --policy P            lru, lfu, fifo, random, static, belady, fsf, hobbit, or\n"
     "                        lua:FILE.lua (a policy written in Lua; docs/policies.md)\n"
     "                        (--list-policies describes them)\n"
     "  --cache-experts N     slots: in total (scope global) or per layer (layer);\n"
@@ -51,6 +51,8 @@ static const char usage_text[] =
     "  --lookahead L         fsf: window of L tokens (default 1)\n"
     "  --seed N              random: seed (default 1)\n"
     "  --lfu-age N           lfu: halve all counts every N accesses (default 0: off)\n"
+    "  --hobbit-weights R,F,H,D  hobbit: weights of recency, frequency, high-precision\n"
+    "                        share and layer nearness (default 1,1,1,1)\n"
     "  --profile TRACE       static: pin the most used experts of this trace\n"
     "                        (default: the replayed trace itself)\n"
     "  --layer L             replay layer L only\n"
@@ -79,6 +81,7 @@ typedef struct sim_opts {
     const char *trace, *profile, *format, *link;
     double gbps, latency;       /* < 0: from the link preset */
     int json, have_policy, have_cache;
+    int hobbit_w_set;                 /* --hobbit-weights given */
     hx_probe_lua_policy *lua;         /* --policy lua:FILE */
     const char *predictor_path;       /* --prefetch predict:FILE */
     int predict_set;                  /* --predict-kind or --predict-n given */
@@ -157,7 +160,7 @@ static int set_value(sim_opts *o, int c, const char *val)
         g->ops = NULL;
         if (!eng_policy_find(val))
             return hx_cli_usage_error("simulate", "--policy: unknown policy '%s' (lru, lfu, fifo, "
-                                  "random, static, belady, fsf)", val);
+                                  "random, static, belady, fsf, hobbit)", val);
         return 0;
     case 'c': o->have_cache = 1;
         return hx_cli_parse_i64("simulate", "--cache-experts", val, 1, INT32_MAX, &g->cache_experts);
@@ -190,6 +193,8 @@ static int set_value(sim_opts *o, int c, const char *val)
     case 'r': rc = hx_cli_parse_i64("simulate", "--seed", val, 0, INT64_MAX, &n);
         g->seed = (uint64_t)n; return rc;
     case 'A': return hx_cli_parse_i64("simulate", "--lfu-age", val, 0, INT64_MAX, &g->lfu_age);
+    case 'H': o->hobbit_w_set = 1;
+        return hx_probe_hobbit_weights_parse("simulate", val, g->hobbit_w);
     case 'l': return hx_cli_parse_int("simulate", "--layer", val, 0, MET_TRACE_MAX_LAYERS - 1,
                                   &g->layer);
     case 'b': return parse_bytes("--expert-bytes", val, &g->expert_bytes);
@@ -229,6 +234,7 @@ static int parse_args(sim_opts *o, int argc, char **argv, int *done)
         {"prompt", required_argument, 0, 'B'},        {"predict-kind", required_argument, 0, 'K'},
         {"predict-n", required_argument, 0, 'N'},
         {"lp-bytes", required_argument, 0, 'y'},      {"lp-rule", required_argument, 0, 'Y'},
+        {"hobbit-weights", required_argument, 0, 'H'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     int c, rc;
@@ -269,6 +275,8 @@ static int parse_args(sim_opts *o, int argc, char **argv, int *done)
         return hx_cli_usage_error("simulate", "no trace file given");
     if (!o->have_policy || !o->have_cache)
         return hx_cli_usage_error("simulate", "--policy and --cache-experts are required");
+    if (o->hobbit_w_set && (o->cfg.ops || strcmp(o->cfg.policy, "hobbit")))
+        return hx_cli_usage_error("simulate", "--hobbit-weights goes with --policy hobbit");
     if (o->predict_set && o->cfg.prefetch != MET_SIM_PREFETCH_PREDICT)
         return hx_cli_usage_error("simulate", "--predict-kind/--predict-n go with --prefetch "
                                   "predict:FILE");

@@ -33,7 +33,8 @@ const char hx_probe_offload_usage[] =
     "  --cache-experts N  fast tier of N expert slots (per layer with --cache-scope layer)\n"
     "  --cache-mb M       fast tier of M MiB (split over layers with scope layer)\n"
     "  --cache-scope S    global (default) | layer\n"
-    "  --policy P         lru (default), lfu, fifo, random, static, belady, fsf, or\n"
+    "  --policy P         lru (default), lfu, fifo, random, static, belady, fsf,\n"
+    "                     hobbit, or\n"
     "                     lua:FILE.lua (a policy written in Lua; docs/policies.md)\n"
     "  --tier T           file (default: pread, O_DIRECT when possible) | link\n"
     "  --link PRESET      pcie4x16, pcie5x16, nvme, ufs4 (implies --tier link)\n"
@@ -53,6 +54,8 @@ const char hx_probe_offload_usage[] =
     "  --profile TRACE    static policy: pin the experts this trace uses most;\n"
     "                     --lp-rule edgemoe:Q: the counts of expert importance\n"
     "  --lookahead L      fsf window in tokens (default 1)\n"
+    "  --hobbit-weights R,F,H,D  hobbit: weights of recency, frequency, high-precision\n"
+    "                     share and layer nearness (default 1,1,1,1)\n"
     "  --no-direct        file tier: buffered reads even where O_DIRECT works\n"
     "  --loaders N        loader threads (default 1)\n"
     "  --expert-file F    file tier: read experts from this copy of the model\n"
@@ -162,6 +165,26 @@ bool hx_probe_lp_rule_map(const hx_probe_lp_rule *r, const uint64_t *counts, int
     return r->edgemoe >= 0 || r->all;
 }
 
+int hx_probe_hobbit_weights_parse(const char *cmd, const char *arg, double w[4])
+{
+    char buf[256], *save = NULL, *tok;
+    snprintf(buf, sizeof buf, "%s", arg);
+    int n = 0;
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == 4)
+            return hx_cli_usage_error(cmd, "--hobbit-weights: '%s' has more than 4 numbers", arg);
+        int rc = hx_cli_parse_double(cmd, "--hobbit-weights", tok, 0, 1e6, &w[n++]);
+        if (rc)
+            return rc;
+    }
+    if (n != 4)
+        return hx_cli_usage_error(cmd, "--hobbit-weights: '%s' is not 4 numbers R,F,H,D", arg);
+    if (!(w[0] > 0 || w[1] > 0 || w[2] > 0 || w[3] > 0))
+        return hx_cli_usage_error(cmd, "--hobbit-weights: '%s': at least one weight must be "
+                                  "above 0", arg);
+    return 0;
+}
+
 /* --lp-rule into x->o. */
 static int parse_lp(hx_probe_offload *x, const char *arg)
 {
@@ -248,6 +271,9 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
     case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
     case HX_PROBE_OFF_LOW_PRECISION: x->lp_path = arg; return 0;
     case HX_PROBE_OFF_LP_RULE: return parse_lp(x, arg);
+    case HX_PROBE_OFF_HOBBIT_WEIGHTS:
+        x->hobbit_w_set = true;
+        return hx_probe_hobbit_weights_parse(x->cmd, arg, x->o.hobbit_w);
     default: return hx_cli_usage_error(x->cmd, "internal: unknown offload option %d", code);
     }
 }
@@ -266,6 +292,8 @@ int hx_probe_offload_check(hx_probe_offload *x)
     if (x->pregate_set && x->o.prefetch != ENG_PREFETCH_PREGATE)
         return hx_cli_usage_error(x->cmd, "--pregate-ahead/--pregate-wrap go with --prefetch "
                               "pregate");
+    if (x->hobbit_w_set && strcmp(x->o.policy, "hobbit"))
+        return hx_cli_usage_error(x->cmd, "--hobbit-weights goes with --policy hobbit");
     if (x->predict_set && x->o.prefetch != ENG_PREFETCH_PREDICT)
         return hx_cli_usage_error(x->cmd, "--predict-kind/--predict-n go with --prefetch "
                                   "predict:FILE");
@@ -680,6 +708,13 @@ void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double
     json_object_set_new(c, "decode_overlap_ms",
                         json_real(dload > dstall ? (double)(dload - dstall) / 1e6 : 0));
     json_object_set_new(c, "policy", json_string(x->o.policy));
+    if (!strcmp(x->o.policy, "hobbit")) {
+        const double *w = x->o.hobbit_w;
+        const bool dflt = !(w[0] > 0 || w[1] > 0 || w[2] > 0 || w[3] > 0);
+        json_object_set_new(c, "hobbit_weights",
+                            json_pack("[f,f,f,f]", dflt ? 1.0 : w[0], dflt ? 1.0 : w[1],
+                                      dflt ? 1.0 : w[2], dflt ? 1.0 : w[3]));
+    }
     json_object_set_new(c, "scope", json_string(x->o.scope ? "layer" : "global"));
     json_object_set_new(c, "warm", json_boolean(x->o.warm));
     json_object_set_new(c, "slots", json_integer(st.slots));

@@ -145,7 +145,7 @@ enum {
     HX_PROBE_OFF_FILE, HX_PROBE_OFF_WARM, HX_PROBE_OFF_PROFILE, HX_PROBE_OFF_PREGATE_AHEAD, HX_PROBE_OFF_PREGATE_WRAP,
     HX_PROBE_OFF_LINK_COPY, HX_PROBE_OFF_PREDICT_KIND, HX_PROBE_OFF_PREDICT_N,
     HX_PROBE_OFF_EXPERT_SUBSET,
-    HX_PROBE_OFF_LOW_PRECISION, HX_PROBE_OFF_LP_RULE,
+    HX_PROBE_OFF_LOW_PRECISION, HX_PROBE_OFF_LP_RULE, HX_PROBE_OFF_HOBBIT_WEIGHTS,
 };
 
 #define HX_PROBE_OFFLOAD_LONGOPTS                                                          \
@@ -173,7 +173,8 @@ enum {
     {"predict-n", required_argument, 0, HX_PROBE_OFF_PREDICT_N},                           \
     {"expert-subset", required_argument, 0, HX_PROBE_OFF_EXPERT_SUBSET},                   \
     {"low-precision", required_argument, 0, HX_PROBE_OFF_LOW_PRECISION},                   \
-    {"lp-rule", required_argument, 0, HX_PROBE_OFF_LP_RULE}
+    {"lp-rule", required_argument, 0, HX_PROBE_OFF_LP_RULE},                               \
+    {"hobbit-weights", required_argument, 0, HX_PROBE_OFF_HOBBIT_WEIGHTS}
 
 /* Lines for the usage text. */
 extern const char hx_probe_offload_usage[];
@@ -193,6 +194,11 @@ int hx_probe_lp_rule_parse(const char *cmd, const char *arg, hx_probe_lp_rule *o
 bool hx_probe_lp_rule_map(const hx_probe_lp_rule *r, const uint64_t *counts, int L, int E,
                           uint8_t *out);
 
+/* --hobbit-weights R,F,H,D (the hobbit policy's weights of recency,
+ * frequency, high-precision share and layer nearness; docs/policies.md):
+ * four numbers >= 0, not all 0, into w[4]; 0 or a usage exit code. */
+int hx_probe_hobbit_weights_parse(const char *cmd, const char *arg, double w[4]);
+
 typedef struct hx_probe_offload {
     const char *cmd;             /* command named in messages: "generate"
                                     (init); perplexity sets its own      */
@@ -200,6 +206,7 @@ typedef struct hx_probe_offload {
     bool cache_set;              /* --cache-experts or --cache-mb given: offloading on */
     bool link_set;
     bool pregate_set;            /* --pregate-ahead or --pregate-wrap given */
+    bool hobbit_w_set;           /* --hobbit-weights given                  */
     const char *trace_in, *trace_out;
     int32_t *plan_ids;           /* [tokens][L][k] from --trace-in          */
     eng_routing_plan plan;

@@ -146,6 +146,9 @@ TEST(simulate_matches_engine)
         {"--cache-experts 40", "hobbit:0.1,last"},
         {"--cache-experts 24 --policy lfu", "hobbit:0.08"},
         {"--cache-experts 24 --policy fifo", "hobbit:last"},
+        {"--cache-experts 24 --policy hobbit", "hobbit:0.1,last"},
+        {"--cache-scope layer --cache-experts 6 --policy hobbit --hobbit-weights 0,1,3,0",
+         "hobbit:0.1"},
         {"--cache-experts 20", "edgemoe:0.5 --profile p.moetrace"},
         {"--cache-experts 20", "all"},
     };

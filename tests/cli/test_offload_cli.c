@@ -62,9 +62,9 @@ static void check_token_by_token(const char *m, const char *preset)
     snprintf(trace_arg, sizeof trace_arg, "--batch 1 --trace-out '%s'", tst_path("t.moetrace"));
     json_t *ref = run_json(trace_arg, m, NULL);
     json_t *ref_tokens = json_object_get(ref, "tokens");
-    const char *pols[] = {"lru", "lfu", "fifo", "belady", "fsf"};
+    const char *pols[] = {"lru", "lfu", "fifo", "belady", "fsf", "hobbit"};
     const char *scopes[] = {"global", "layer"};
-    for (size_t p = 0; p < 5; p++)
+    for (size_t p = 0; p < 6; p++)
         for (int s = 0; s < 2; s++) {
             char args[800];
             snprintf(args, sizeof args,
@@ -96,9 +96,9 @@ static void check_batched(const char *m, const char *preset)
     const eng_mkmodel_preset *hp = eng_mkmodel_preset_find(preset);
     const long long moe_layers = hp->n_layer - hp->n_layer_dense;
     json_t *plain = run_json("", m, NULL);
-    const char *pols[] = {"lru", "lfu", "fifo"};
+    const char *pols[] = {"lru", "lfu", "fifo", "hobbit"};
     const char *scopes[] = {"global", "layer"};
-    for (size_t p = 0; p < 3; p++)
+    for (size_t p = 0; p < 4; p++)
         for (int s = 0; s < 2; s++) {
             char args[800];
             snprintf(args, sizeof args, "--policy %s --cache-experts 3 --cache-scope %s "
@@ -168,6 +168,21 @@ TEST(generate_offload_usage_errors)
     CHECK_CONTAINS(err, "--prefetch pregate");
     CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
                                     "--prefetch pregate --pregate-ahead 0", tst_moebench(), m), 2);
+    static const char *const hw[][2] = {
+        {"--policy lru --hobbit-weights 1,1,1,1", "goes with --policy hobbit"},
+        {"--policy hobbit --hobbit-weights 1,1,1", "is not 4 numbers"},
+        {"--policy hobbit --hobbit-weights 1,1,1,1,1", "more than 4"},
+        {"--policy hobbit --hobbit-weights 0,0,0,0", "at least one weight"},
+        {"--policy hobbit --hobbit-weights 1,x,1,1", "--hobbit-weights"},
+    };
+    for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++) {
+        CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 %s",
+                            tst_moebench(), m, hw[i][0]), 2);
+        CHECK_CONTAINS(err, hw[i][1]);
+        CHECK_EQ_INT(tst_sh(&out, &err, "%s simulate tests/metrics/data/repeat-2x6k3.json "
+                            "--cache-experts 2 %s", tst_moebench(), hw[i][0]), 2);
+        CHECK_CONTAINS(err, hw[i][1]);
+    }
     CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-mb 0.0001",
                         tst_moebench(), m), 2);
     CHECK_CONTAINS(err, "holds no expert");

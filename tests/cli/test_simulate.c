@@ -19,6 +19,8 @@ TEST(help_and_policy_list)
     CHECK_CONTAINS(out, "belady");
     CHECK_CONTAINS(out, "fsf");
     CHECK_CONTAINS(out, "static");
+    CHECK_CONTAINS(out, "hobbit");
+    CHECK_CONTAINS(out, "layer nearness");
 }
 
 TEST(text_output_names_the_conventions)

@@ -178,7 +178,8 @@ static uint64_t replay_hits(const run_out *r, const char *policy, eng_cache_scop
         eng_policy_future f = {keys, n, ts, N_STEPS};
         eng_policy_config pc = {.capacity = cap,
                                 .n_keys = (uint32_t)(pools > 1 ? r->E : r->L * r->E),
-                                .seed = 1, .lookahead = 1};
+                                .seed = 1, .lookahead = 1,
+                                .keys_per_layer = pools > 1 ? 0 : (uint32_t)r->E};
         eng_policy *pol;
         eng_err e;
         REQUIRE_MSG(eng_policy_open(&pol, policy, &pc, &e) == ENG_OK, "%s", e.msg);
@@ -258,7 +259,7 @@ static void sweep_model(const char *preset, int type)
     eng_routing_plan plan;
     reference(m, &ref, &plan);
     const int k = ref.k;
-    const char *pols[] = {"lru", "lfu", "fifo", "random", "belady", "fsf"};
+    const char *pols[] = {"lru", "lfu", "fifo", "random", "belady", "fsf", "hobbit"};
     const uint32_t sizes[] = {1, (uint32_t)k, 3u * (uint32_t)k};
     for (size_t p = 0; p < sizeof pols / sizeof *pols; p++)
         for (size_t z = 0; z < 3; z++)

@@ -41,16 +41,16 @@ static const char *drive(const char *name, eng_policy_config cfg, const uint32_t
 
 TEST(registry_lists_every_policy)
 {
-    const char *names[] = {"lru", "lfu", "fifo", "random", "static", "belady", "fsf"};
-    CHECK_EQ_INT(eng_policy_builtin_count(), 7);
-    for (size_t i = 0; i < 7; i++) {
+    const char *names[] = {"lru", "lfu", "fifo", "random", "static", "belady", "fsf", "hobbit"};
+    CHECK_EQ_INT(eng_policy_builtin_count(), 8);
+    for (size_t i = 0; i < 8; i++) {
         const eng_policy_ops *o = eng_policy_find(names[i]);
         REQUIRE(o);
         CHECK_EQ_STR(o->name, names[i]);
         CHECK(o->summary && strlen(o->summary) > 10);
         CHECK(eng_policy_builtin(i) != NULL);
     }
-    CHECK(eng_policy_builtin(7) == NULL);
+    CHECK(eng_policy_builtin(8) == NULL);
     CHECK(eng_policy_find("nope") == NULL);
     CHECK(eng_policy_find(NULL) == NULL);
 }
@@ -339,7 +339,7 @@ TEST(worked_example_through_the_simulator)
 
 TEST(belady_is_never_beaten_by_an_online_policy)
 {
-    const char *online[] = {"lru", "lfu", "fifo", "random", "fsf"};
+    const char *online[] = {"lru", "lfu", "fifo", "random", "fsf", "hobbit"};
     for (uint64_t seed = 1; seed <= 12; seed++) {
         met_trace *t = st_random_trace(seed, 2, 12, 2, 2, 60, 0.3 * (double)(seed % 3), 1.0);
         for (int64_t c = 1; c <= 12; c += 2)
@@ -348,7 +348,7 @@ TEST(belady_is_never_beaten_by_an_online_policy)
                     met_sim_config cfg = sim_cfg("belady", c, MET_SIM_LOOKUP_SEQUENTIAL, st);
                     cfg.scope = sc;
                     int64_t best = sim_hits(t, cfg);
-                    for (int p = 0; p < 5; p++) {
+                    for (int p = 0; p < 6; p++) {
                         cfg.policy = online[p];
                         cfg.lookahead = 3;
                         int64_t h = sim_hits(t, cfg);
@@ -518,4 +518,183 @@ TEST(victims_match_a_naive_model_under_random_pins)
         }
         eng_policy_free(pol);
     }
+}
+
+/* hobbit's score recomputed from the history, independently of the policy's
+ * bookkeeping (docs/policies.md): R min-max over the resident set's last
+ * touch, F count / resident maximum, H high / reported, D cyclic nearness
+ * of the key's layer after the last accessed one. */
+typedef struct hob_model {
+    int64_t touch[24], count[24], high[24], uses[24];
+    uint8_t cached[24], pinned[24];
+    int cur, per_layer, layers;
+    double w[4];
+} hob_model;
+
+static int hob_best(const hob_model *m, int nk)
+{
+    int64_t tmin = INT64_MAX, tmax = INT64_MIN, cmax = 0;
+    for (int k = 0; k < nk; k++)
+        if (m->cached[k]) {
+            tmin = m->touch[k] < tmin ? m->touch[k] : tmin;
+            tmax = m->touch[k] > tmax ? m->touch[k] : tmax;
+            cmax = m->count[k] > cmax ? m->count[k] : cmax;
+        }
+    int best = -1;
+    double bp = 0;
+    for (int k = 0; k < nk; k++) {
+        if (!m->cached[k] || m->pinned[k])
+            continue;
+        double r = tmax > tmin ? (double)(m->touch[k] - tmin) / (double)(tmax - tmin) : 1.0;
+        double f = cmax ? (double)m->count[k] / (double)cmax : 0.0;
+        double h = m->uses[k] ? (double)m->high[k] / (double)m->uses[k] : 1.0;
+        double d = 0;
+        if (m->per_layer && m->layers > 1) {
+            int dist = ((k / m->per_layer - m->cur) % m->layers + m->layers) % m->layers;
+            d = 1.0 - (double)dist / (double)(m->layers - 1);
+        }
+        double p = m->w[0] * r + m->w[1] * f + m->w[2] * h + m->w[3] * d;
+        if (best < 0 || p < bp) { /* ascending k: ties keep the lower key */
+            best = k;
+            bp = p;
+        }
+    }
+    return best;
+}
+
+/* Random demand accesses with random precisions, prefetch inserts and pins,
+ * over a global key space (4 layers x 6) and a per-layer one, with several
+ * weightings: every victim equals the brute-force recomputation. */
+TEST(hobbit_victims_match_a_brute_force_score)
+{
+    static const double ws[][4] = {{0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0},
+                                   {0, 0, 0, 1}, {0.5, 2, 1, 0.25}, {1, 1, 3, 1}};
+    enum { NK = 24, CAP = 7, OPS = 3000 };
+    int64_t victims = 0;
+    for (size_t wi = 0; wi < sizeof ws / sizeof *ws; wi++)
+        for (int per_layer = 0; per_layer <= 6; per_layer += 6) {
+            eng_policy_config cfg = {.capacity = CAP, .n_keys = NK,
+                                     .keys_per_layer = (uint32_t)per_layer};
+            memcpy(cfg.hobbit_w, ws[wi], sizeof cfg.hobbit_w);
+            eng_policy *pol;
+            eng_err err = {0};
+            REQUIRE_MSG(eng_policy_open(&pol, "hobbit", &cfg, &err) == 0, "%s", err.msg);
+            REQUIRE(eng_policy_reset(pol, NULL, &err) == 0);
+            hob_model m = {.per_layer = per_layer, .layers = per_layer ? NK / per_layer : 1};
+            const int dflt = wi == 0;
+            for (int i = 0; i < 4; i++)
+                m.w[i] = dflt ? 1.0 : ws[wi][i];
+            int64_t tick = 0, pos = 0;
+            uint64_t s = 7 + wi * 31 + (uint64_t)per_layer;
+            for (int op = 0; op < OPS; op++) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                /* skewed keys, so counts and precisions differ */
+                uint32_t key = (uint32_t)(((s >> 40) % NK) * ((s >> 30) % NK) / NK);
+                uint32_t kind = (uint32_t)(s >> 20) % 10;
+                int n = 0;
+                for (int k = 0; k < NK; k++)
+                    n += m.cached[k];
+                int best = hob_best(&m, NK);
+                if (kind < 2) { /* toggle a pin */
+                    if (m.cached[key] && !m.pinned[key]) {
+                        REQUIRE(eng_policy_pin(pol, key, &err) == 0);
+                        m.pinned[key] = 1;
+                    } else if (m.pinned[key]) {
+                        eng_policy_unpin(pol, key);
+                        m.pinned[key] = 0;
+                    }
+                    continue;
+                }
+                if (kind == 2) { /* a prefetch: victim + insert, no access */
+                    if (m.cached[key])
+                        continue;
+                    if (n == CAP) {
+                        uint32_t v;
+                        if (best < 0) {
+                            CHECK_EQ_INT(eng_policy_victim(pol, &v, &err), ENG_ESTATE);
+                            continue;
+                        }
+                        REQUIRE(eng_policy_victim(pol, &v, &err) == 0);
+                        CHECK_MSG((int)v == best, "w%zu L%d op %d: prefetch victim %u, model %d",
+                                  wi, per_layer, op, v, best);
+                        REQUIRE(eng_policy_evict(pol, v, &err) == 0);
+                        m.cached[v] = 0;
+                        victims++;
+                    }
+                    REQUIRE(eng_policy_insert(pol, key, pos, &err) == 0);
+                    m.cached[key] = 1;
+                    m.touch[key] = tick++;
+                    continue;
+                }
+                /* a demand access: access (tick, count, current layer), then
+                 * the victim is chosen with the access counted */
+                eng_policy_result r;
+                int rc = eng_policy_demand(pol, key, pos++, &r, &err);
+                m.count[key]++;
+                m.touch[key] = tick++;
+                if (per_layer)
+                    m.cur = (int)key / per_layer;
+                best = hob_best(&m, NK);
+                if (!m.cached[key] && n == CAP && best < 0) {
+                    CHECK_EQ_INT(rc, ENG_ESTATE);
+                    break; /* the handle's error is sticky */
+                }
+                REQUIRE_MSG(rc == 0, "op %d: %s", op, err.msg);
+                CHECK_EQ_INT(r.hit, m.cached[key]);
+                if (!m.cached[key]) {
+                    CHECK_EQ_INT(r.evicted, n == CAP);
+                    if (r.evicted) {
+                        CHECK_MSG((int)r.victim == best, "w%zu L%d op %d: victim %u, model %d",
+                                  wi, per_layer, op, r.victim, best);
+                        m.cached[r.victim] = 0;
+                        victims++;
+                    }
+                    m.cached[key] = 1;
+                    m.touch[key] = tick++; /* insert */
+                }
+                int high = (s >> 10) % 3 != 0;
+                REQUIRE(eng_policy_precision(pol, key, high, &err) == 0);
+                m.uses[key]++;
+                m.high[key] += high;
+            }
+            eng_policy_free(pol);
+        }
+    CHECK(victims > 1000);
+}
+
+/* Hand-worked: with only the precision weight, the expert served low goes
+ * first; with only nearness in a 3-layer pool, the layer just computed. */
+TEST(hobbit_precision_and_layer_distance)
+{
+    eng_policy_config cfg = {.capacity = 3, .n_keys = 6, .hobbit_w = {0, 0, 1, 0}};
+    eng_policy *p;
+    eng_err err = {0};
+    eng_policy_result r;
+    REQUIRE(eng_policy_open(&p, "hobbit", &cfg, &err) == 0);
+    const uint32_t keys[] = {3, 1, 4};
+    for (int i = 0; i < 3; i++) {
+        REQUIRE(eng_policy_demand(p, keys[i], i, &r, &err) == 0);
+        REQUIRE(eng_policy_precision(p, keys[i], keys[i] != 1, &err) == 0);
+    }
+    REQUIRE(eng_policy_demand(p, 5, 3, &r, &err) == 0);
+    CHECK(r.evicted && r.victim == 1);
+    eng_policy_free(p);
+    /* layers of 2 keys: 0-1, 2-3, 4-5; the last access is at layer 2 (key
+     * 4), so layer 1 (keys 2, 3) is the farthest ahead */
+    cfg = (eng_policy_config){.capacity = 3, .n_keys = 6, .keys_per_layer = 2,
+                              .hobbit_w = {0, 0, 0, 1}};
+    REQUIRE(eng_policy_open(&p, "hobbit", &cfg, &err) == 0);
+    const uint32_t k2[] = {0, 3, 4, 5};
+    for (int i = 0; i < 4; i++)
+        REQUIRE(eng_policy_demand(p, k2[i], i, &r, &err) == 0);
+    CHECK(r.evicted && r.victim == 3);
+    eng_policy_free(p);
+    /* the handle checks the configuration */
+    cfg.keys_per_layer = 4;
+    CHECK_EQ_INT(eng_policy_open(&p, "hobbit", &cfg, &err), ENG_EINVAL);
+    CHECK_CONTAINS(err.msg, "does not divide");
+    cfg.keys_per_layer = 2;
+    cfg.hobbit_w[1] = -1;
+    CHECK_EQ_INT(eng_policy_open(&p, "hobbit", &cfg, &err), ENG_EINVAL);
+    CHECK_CONTAINS(err.msg, "hobbit weight 2");
 }
