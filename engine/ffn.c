@@ -155,7 +155,8 @@ static void dec_pregate(eng_session *s, int j)
         eng_mm_decode(s, &jr, 1);
         eng_add_bias(b->rl, ln->router_b, hp->n_expert);
         route(s, ln, b->rl, b->rs, ids, w);
-        eng_store_hint(s->store, nj, ids, (int)hp->n_expert_used, pos);
+        if (!eng_store_hint(s->store, nj, ids, w, (int)hp->n_expert_used, pos))
+            return; /* the store wants no deeper prediction (adaptive depth) */
     }
 }
 

@@ -132,10 +132,10 @@ int eng_store_hint_ahead(const eng_store *s, bool *wrap)
     return n;
 }
 
-void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
+bool eng_store_hint(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                    int64_t pos)
 {
-    if (s->ops->hint)
-        s->ops->hint(s, layer, ids, n, pos);
+    return s->ops->hint ? s->ops->hint(s, layer, ids, w, n, pos) : false;
 }
 
 void eng_store_get_stats(const eng_store *s, eng_store_stats *out)

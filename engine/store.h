@@ -132,13 +132,17 @@ int eng_store_max_held(const eng_store *s);
  * a tiered store with the pregate prefetcher: its pregate_ahead), whether
  * predictions may wrap past the last layer to the first layers of the next
  * token (*wrap; may be NULL), and the hint itself: experts ids[0..n) of
- * `layer` are predicted for the token at pos. The forward pass computes the
- * predictions in decode only, with buffers of its own, so outputs do not
- * change; at layer l it hints l+1, l+2, ... nearest first, after preparing
- * l, so the store knows which experts the current and the nearer predicted
- * layers still need. */
+ * `layer` are predicted for the token at pos, with the gate weights w[n]
+ * the router gave them (as the forward pass would apply them; w may be
+ * NULL). The forward pass computes the predictions in decode only, with
+ * buffers of its own, so outputs do not change; at layer l it hints l+1,
+ * l+2, ... nearest first, after preparing l, so the store knows which
+ * experts the current and the nearer predicted layers still need. The hint
+ * returns whether the store wants the next, deeper prediction of this
+ * layer's round (false: stop; an adaptive depth, store_tiered.h). */
 int eng_store_hint_ahead(const eng_store *s, bool *wrap);
-void eng_store_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
+bool eng_store_hint(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                    int64_t pos);
 
 void eng_store_get_stats(const eng_store *s, eng_store_stats *out);
 void eng_store_reset_stats(eng_store *s);

@@ -31,7 +31,8 @@ typedef struct eng_store_ops {
     /* NULL unless the store wants predictions (eng_store_hint): layers
      * ahead (0: none) and whether they wrap to the next token. */
     int (*hint_ahead)(const eng_store *s, bool *wrap);
-    void (*hint)(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos);
+    bool (*hint)(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                 int64_t pos);
     void (*destroy)(eng_store *s);   /* frees impl, not s */
 } eng_store_ops;
 

@@ -250,8 +250,15 @@ static bool always_low(const tiered *t, int32_t key)
     return t->o.lowprec && t->o.lp_always && t->o.lp_always[key];
 }
 
+/* HOBBIT's token-level rule for the expert of rank j among n with gate
+ * weight w: below the threshold, or last of the top-k. */
+static bool rule_low(const tiered *t, float w, int j, int n)
+{
+    return w < t->o.lp_threshold || (t->o.lp_last && n > 1 && j == n - 1);
+}
+
 /* Whether a demand of key takes the low copy: always_low, or the rule on
- * the prepared layer's gate weights (HOBBIT's token-level rule). Lock held. */
+ * the prepared layer's gate weights. Lock held. */
 static bool want_low(const tiered *t, int layer, int expert)
 {
     if (!t->o.lowprec)
@@ -262,8 +269,7 @@ static bool want_low(const tiered *t, int layer, int expert)
         return false;
     for (int j = 0; j < t->prep_n; j++)
         if (t->prep_ids[j] == expert)
-            return t->prep_w[j] < t->o.lp_threshold ||
-                   (t->o.lp_last && t->prep_n > 1 && j == t->prep_n - 1);
+            return rule_low(t, t->prep_w[j], j, t->prep_n);
     return false;
 }
 
@@ -325,9 +331,11 @@ static void new_sequence(tiered *t)
 
 /* ---- prefetch ------------------------------------------------------------ */
 
-/* Starts loads of experts ids[0..n) of layer nl that are not resident.
- * Lock held. */
-static void prefetch_ids(tiered *t, int nl, const int32_t *ids, int n, int64_t pos)
+/* Starts loads of experts ids[0..n) of layer nl that are not resident;
+ * w: their predicted gate weights (pregate) for the precision rule, or
+ * NULL. Lock held. */
+static void prefetch_ids(tiered *t, int nl, const int32_t *ids, const float *w, int n,
+                         int64_t pos)
 {
     int p = pool_of(t, nl);
     for (int j = 0; j < n; j++) {
@@ -338,13 +346,14 @@ static void prefetch_ids(tiered *t, int nl, const int32_t *ids, int n, int64_t p
             continue;
         eng_err e;
         int rc;
-        const bool low = always_low(t, key);
+        const bool low = always_low(t, key) || (t->o.lowprec && w && rule_low(t, w[j], j, n));
         int si = take_slot(t, p, copy_bytes(t, key, low), pos, false, &e, &rc);
         if (si < 0)
             return; /* everything pinned: skip, the demand will load it */
         if (eng_policy_insert(t->pol[p], pkey_of(t, key), t->apos[p], &e))
             return;
         start_load(t, si, key, true, false, low);
+        t->lc[nl].pf_low += low;
         cache_event_low(t, ENG_CACHE_PREFETCH, key, pos, copy_bytes(t, key, low), 0, low);
     }
 }
@@ -361,7 +370,8 @@ static void prefetch_next(tiered *t, int layer, int64_t pos)
     }
     if (tok >= pl->n_tokens)
         return;
-    prefetch_ids(t, nl, pl->experts + (tok * pl->n_layer + nl) * pl->top_k, pl->top_k, pos);
+    prefetch_ids(t, nl, pl->experts + (tok * pl->n_layer + nl) * pl->top_k, NULL, pl->top_k,
+                 pos);
 }
 
 static int t_hint_ahead(const eng_store *s, bool *wrap)
@@ -394,17 +404,57 @@ static void round_add(tiered *t, int layer, const int32_t *ids, int n)
             t->round[t->round_n++] = layer * t->E + ids[j];
 }
 
-static void t_hint(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
+/* Adaptive pregate: a prediction is confident when its largest predicted
+ * weight holds at least the share C of the predicted top-k's weights (a
+ * router sure of its first choice); with no weights, it is. */
+static bool hint_confident(const tiered *t, const float *w, int n)
+{
+    double sum = 0, top = 0;
+    for (int j = 0; w && j < n; j++) {
+        sum += w[j];
+        top = w[j] > top ? w[j] : top;
+    }
+    return !w || !(sum > 0) || top >= t->o.pregate_adaptive * sum;
+}
+
+/* Counts the layers of this round that the forward pass will not predict
+ * after an unconfident hint for `layer`: those up to pregate_ahead from
+ * the prepared layer, as far as dec_pregate would go. Lock held. */
+static void count_skipped(tiered *t, int layer)
+{
+    int ahead = t->o.pregate_ahead > 0 ? t->o.pregate_ahead : 1;
+    ahead = ahead < t->L - 1 ? ahead : t->L - 1;
+    const int d0 = (layer - t->prep_layer + t->L) % t->L;
+    for (int d = d0 + 1; d <= ahead; d++) {
+        if (t->prep_layer + d >= t->L && !t->o.pregate_wrap)
+            break;
+        t->lc[(t->prep_layer + d) % t->L].pg_skipped++;
+    }
+}
+
+static bool t_hint(eng_store *s, int layer, const int32_t *ids, const float *w, int n,
+                   int64_t pos)
 {
     tiered *t = s->impl;
     if (t->o.prefetch != ENG_PREFETCH_PREGATE || layer < 0 || layer >= t->L)
-        return;
+        return false;
     pthread_mutex_lock(&t->mu);
+    const bool adaptive = t->o.pregate_adaptive > 0;
+    if (adaptive && !t->round_sure) { /* a caller that did not stop */
+        pthread_mutex_unlock(&t->mu);
+        return false;
+    }
     guard_round(t, true);
-    prefetch_ids(t, layer, ids, n, pos);
+    prefetch_ids(t, layer, ids, w, n, pos);
     guard_round(t, false);
     round_add(t, layer, ids, n);
+    if (adaptive && !hint_confident(t, w, n)) {
+        t->round_sure = false;
+        count_skipped(t, layer);
+    }
+    const bool more = !adaptive || t->round_sure;
     pthread_mutex_unlock(&t->mu);
+    return more;
 }
 
 /* Predict: scores the pending prediction for this unit of `layer`
@@ -436,7 +486,7 @@ static void predict_next(tiered *t, int layer, const int32_t *ids, int n, int64_
                                           nl, last, n, t->last_ids + (size_t)nl * t->E,
                                           t->last_n[nl], want, out, t->pred_score);
     guard_round(t, true);
-    prefetch_ids(t, nl, out, t->pred_n[nl], pos);
+    prefetch_ids(t, nl, out, NULL, t->pred_n[nl], pos);
     guard_round(t, false);
 }
 
@@ -453,6 +503,7 @@ static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_
     t->prep_n = n;
     t->prep_done = 0;
     t->round_n = 0;
+    t->round_sure = true;
     round_add(t, layer, ids, n);
     if (t->o.prefetch == ENG_PREFETCH_PREDICT && layer >= 0 && layer < t->L)
         predict_next(t, layer, ids, n, pos);
@@ -507,7 +558,13 @@ static int demand(tiered *t, int layer, int expert, int64_t pos, eng_expert_weig
     int si = t->slot_of[key], rc;
     const bool low = want_low(t, layer, expert);
     if (si >= 0 && t->slots[si].low && !low) {
-        /* the low copy cannot serve a high need: drop it, then miss */
+        /* the low copy cannot serve a high need: drop it, then miss. A low
+         * prefetch (pregate's predicted weights) may still be on its way:
+         * its buffer is the loader's until it lands */
+        uint64_t waited;
+        if (t->slots[si].state == SLOT_LOADING)
+            tiered_promote(t, si);
+        wait_loaded(t, si, layer, &waited);
         ENG_ASSERT(t->slots[si].users == 0 && t->slots[si].state != SLOT_LOADING);
         c->lp_upgrades++;
         if ((rc = drop_slot(t, si, pos, err)))
@@ -723,6 +780,8 @@ static void add_counts(eng_tiered_counts *a, const eng_tiered_counts *b)
     a->lp_bytes += b->lp_bytes;
     a->lp_served += b->lp_served;
     a->lp_upgrades += b->lp_upgrades;
+    a->pf_low += b->pf_low;
+    a->pg_skipped += b->pg_skipped;
 }
 
 int eng_tiered_get_stats(eng_store *s, eng_tiered_stats *out, eng_err *err)

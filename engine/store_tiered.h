@@ -111,6 +111,12 @@ typedef struct eng_tiered_opts {
     int pregate_ahead;          /* pregate: layers predicted ahead; 0: 1     */
     bool pregate_wrap;          /* pregate: past the last layer, predict the
                                    next token's first layers                 */
+    double pregate_adaptive;    /* pregate: 0 off; else C in (0, 1], HOBBIT's
+                                   layer-level adaptive depth: at layer l the
+                                   prediction of l+d (d >= 2) is made only
+                                   while every nearer one of this round was
+                                   confident, max w / sum w >= C over its
+                                   predicted gate weights                   */
     const eng_routing_plan *plan; /* needed by oracle policies / prefetch    */
     const struct eng_predictor *predictor; /* predict: borrowed (predict.h)  */
     int predict_kind;           /* predict: eng_predict_kind                 */
@@ -130,7 +136,10 @@ typedef struct eng_tiered_opts {
      * model's. A demand miss loads it when the expert's gate weight (as the
      * forward pass applies it, eng_store_prepare_w) is below lp_threshold,
      * or with lp_last when it ranks last of the top-k, or when lp_always
-     * marks it; a prefetch only when lp_always marks it. A batched prefill
+     * marks it; a prefetch when lp_always marks it or, for a pregate hint
+     * (which carries the predicted weights), when the same weight rule
+     * holds for the predicted weight and rank (HOBBIT's prefetch of
+     * less critical experts in low precision). A batched prefill
      * prepares without weights: there only lp_always applies (evaluate per
      * token for the weight rules). A low copy serves
      * an access that would take the low one; an access that needs the high
@@ -182,6 +191,11 @@ typedef struct eng_tiered_counts {
     uint64_t lp_upgrades;       /* accesses that needed the high copy of an
                                    expert held low: the low one dropped
                                    (counted in evictions), the access a miss */
+    uint64_t pf_low;            /* prefetch loads of a low copy (within
+                                   pf_issued and lp_loads)                  */
+    uint64_t pg_skipped;        /* pregate_adaptive: layers not predicted
+                                   after a prediction that was not confident,
+                                   counted at the layer skipped             */
 } eng_tiered_counts;
 
 typedef struct eng_tiered_stats {

@@ -70,6 +70,8 @@ typedef struct tiered {
      * hints still need: a hint never evicts them. [round_cap] */
     int32_t *round;
     int round_n, round_cap;
+    bool round_sure;           /* adaptive pregate: every hint of this round
+                                  so far was confident                       */
     /* predict: per layer, the experts of its last prepared unit and the
      * pending prediction for its next one ([L][E] each, counts [L]) */
     int32_t *last_ids, *pred_ids;

@@ -119,6 +119,9 @@ static int check_opts(const eng_model *m, const eng_tiered_opts *o, eng_err *err
     if (o->pregate_ahead < 0 || o->pregate_ahead > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: pregate ahead %d layers (1..64)",
                            o->pregate_ahead);
+    if (!(o->pregate_adaptive >= 0 && o->pregate_adaptive <= 1))
+        return eng_err_set(err, ENG_EINVAL, "tiered store: pregate confidence %g (0..1)",
+                           o->pregate_adaptive);
     if (o->n_loaders < 0 || o->n_loaders > 64)
         return eng_err_set(err, ENG_EINVAL, "tiered store: %d loader threads (1..64)",
                            o->n_loaders);

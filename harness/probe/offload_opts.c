@@ -49,6 +49,9 @@ const char hx_probe_offload_usage[] =
     "  --pregate-ahead N  pregate: predict layers l+1..l+N at layer l (default 1)\n"
     "  --pregate-wrap     pregate: past the last layer, predict the next token's\n"
     "                     first layers\n"
+    "  --pregate-adaptive C  pregate: predict layer l+d (d >= 2) only while the\n"
+    "                     nearer predictions were confident (largest predicted\n"
+    "                     gate weight >= C of their sum; HOBBIT's adaptive depth)\n"
     "  --trace-in FILE    routing of this input (belady, fsf, oracle prefetch)\n"
     "  --trace-out FILE   record this run's routing (.moetrace)\n"
     "  --profile TRACE    static policy: pin the experts this trace uses most;\n"
@@ -269,6 +272,10 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
         x->pregate_set = true;
         return hx_cli_parse_int(x->cmd, "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
     case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
+    case HX_PROBE_OFF_PREGATE_ADAPTIVE:
+        x->pregate_set = true;
+        return hx_cli_parse_double(x->cmd, "--pregate-adaptive", arg, 1e-9, 1,
+                                   &x->o.pregate_adaptive);
     case HX_PROBE_OFF_LOW_PRECISION: x->lp_path = arg; return 0;
     case HX_PROBE_OFF_LP_RULE: return parse_lp(x, arg);
     case HX_PROBE_OFF_HOBBIT_WEIGHTS:
@@ -290,8 +297,8 @@ int hx_probe_offload_check(hx_probe_offload *x)
     if (x->link_set && x->o.tier != ENG_TIER_LINK)
         return hx_cli_usage_error(x->cmd, "--link options and --tier file do not go together");
     if (x->pregate_set && x->o.prefetch != ENG_PREFETCH_PREGATE)
-        return hx_cli_usage_error(x->cmd, "--pregate-ahead/--pregate-wrap go with --prefetch "
-                              "pregate");
+        return hx_cli_usage_error(x->cmd, "--pregate-ahead/--pregate-wrap/--pregate-adaptive "
+                                  "go with --prefetch pregate");
     if (x->hobbit_w_set && strcmp(x->o.policy, "hobbit"))
         return hx_cli_usage_error(x->cmd, "--hobbit-weights goes with --policy hobbit");
     if (x->predict_set && x->o.prefetch != ENG_PREFETCH_PREDICT)
@@ -637,6 +644,7 @@ static void lp_json(json_t *o, const eng_tiered_counts *c)
     json_object_set_new(o, "lp_bytes", json_integer((json_int_t)c->lp_bytes));
     json_object_set_new(o, "lp_served", json_integer((json_int_t)c->lp_served));
     json_object_set_new(o, "lp_upgrades", json_integer((json_int_t)c->lp_upgrades));
+    json_object_set_new(o, "prefetch_low", json_integer((json_int_t)c->pf_low));
 }
 
 /* With --low-precision: the counters (total and per layer) and the
@@ -736,6 +744,11 @@ void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double
         json_object_set_new(c, "pregate_ahead",
                             json_integer(x->o.pregate_ahead > 0 ? x->o.pregate_ahead : 1));
         json_object_set_new(c, "pregate_wrap", json_boolean(x->o.pregate_wrap));
+        if (x->o.pregate_adaptive > 0) {
+            json_object_set_new(c, "pregate_adaptive", json_real(x->o.pregate_adaptive));
+            json_object_set_new(c, "pregate_skipped",
+                                json_integer((json_int_t)st.total.pg_skipped));
+        }
     }
     if (x->o.tier == ENG_TIER_LINK) {
         json_object_set_new(c, "link_gbps", json_real(x->o.link_gbps));
@@ -808,13 +821,17 @@ void hx_probe_offload_print(const hx_probe_offload *x, FILE *f, const double *de
                 c->pred_made ? 100.0 * (double)c->pred_used / (double)c->pred_made : 0.0,
                 c->pf_useful_load_ns > c->pf_late_stall_ns
                     ? (double)(c->pf_useful_load_ns - c->pf_late_stall_ns) / 1e6 : 0.0);
+    if (x->o.pregate_adaptive > 0)
+        fprintf(f, "cache: pregate adaptive (confidence %g): %llu predicted layers skipped\n",
+                x->o.pregate_adaptive, (unsigned long long)c->pg_skipped);
     if (x->lp)
         fprintf(f, "cache: low precision (%s, %s): %llu loads (%.1f MiB), %llu of %llu accesses "
-                   "computed low, %llu upgrades\n",
+                   "computed low, %llu upgrades, %llu of %llu prefetches low\n",
                 eng_type_name(eng_lowprec_type(x->lp)), x->lp_rule,
                 (unsigned long long)c->lp_loads, (double)c->lp_bytes / 1048576.0,
                 (unsigned long long)c->lp_served, (unsigned long long)c->accesses,
-                (unsigned long long)c->lp_upgrades);
+                (unsigned long long)c->lp_upgrades, (unsigned long long)c->pf_low,
+                (unsigned long long)c->pf_issued);
 }
 
 void hx_probe_offload_free(hx_probe_offload *x)

@@ -146,6 +146,7 @@ enum {
     HX_PROBE_OFF_LINK_COPY, HX_PROBE_OFF_PREDICT_KIND, HX_PROBE_OFF_PREDICT_N,
     HX_PROBE_OFF_EXPERT_SUBSET,
     HX_PROBE_OFF_LOW_PRECISION, HX_PROBE_OFF_LP_RULE, HX_PROBE_OFF_HOBBIT_WEIGHTS,
+    HX_PROBE_OFF_PREGATE_ADAPTIVE,
 };
 
 #define HX_PROBE_OFFLOAD_LONGOPTS                                                          \
@@ -174,7 +175,8 @@ enum {
     {"expert-subset", required_argument, 0, HX_PROBE_OFF_EXPERT_SUBSET},                   \
     {"low-precision", required_argument, 0, HX_PROBE_OFF_LOW_PRECISION},                   \
     {"lp-rule", required_argument, 0, HX_PROBE_OFF_LP_RULE},                               \
-    {"hobbit-weights", required_argument, 0, HX_PROBE_OFF_HOBBIT_WEIGHTS}
+    {"hobbit-weights", required_argument, 0, HX_PROBE_OFF_HOBBIT_WEIGHTS},                 \
+    {"pregate-adaptive", required_argument, 0, HX_PROBE_OFF_PREGATE_ADAPTIVE}
 
 /* Lines for the usage text. */
 extern const char hx_probe_offload_usage[];

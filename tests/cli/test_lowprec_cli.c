@@ -79,6 +79,20 @@ TEST(generate_reports_low_precision)
                         "--low-precision c.gguf --lp-rule hobbit:0.1", dir, tu_mb()), 0);
     CHECK_CONTAINS(err, "cache: low precision (q4_0, hobbit:0.1): ");
     CHECK_CONTAINS(err, "the prompt runs token by token");
+    /* HOBBIT's pregate: prefetches by precision (prefetch_low of
+     * prefetch_issued), the depth left out (pregate_skipped) */
+    j = tu_sh_json("cd %s && %s generate -m m.gguf -p 'Hello there, old friend' -n 16 "
+                   "--cache-experts 24 --low-precision c.gguf --lp-rule hobbit:0.1,last "
+                   "--prefetch pregate --pregate-ahead 3 --pregate-adaptive 0.4 --policy hobbit "
+                   "--json 2>/dev/null", dir, tu_mb());
+    c = json_object_get(j, "cache");
+    json_int_t pf = json_integer_value(json_object_get(c, "prefetch_issued"));
+    json_int_t pf_low = json_integer_value(json_object_get(c, "prefetch_low"));
+    CHECK_MSG(pf_low > 0 && pf_low < pf, "%lld of %lld prefetches low", (long long)pf_low,
+              (long long)pf);
+    CHECK(json_integer_value(json_object_get(c, "lp_loads")) >= pf_low);
+    CHECK(json_integer_value(json_object_get(c, "pregate_skipped")) > 0);
+    json_decref(j);
 }
 
 /* EdgeMoE's rule from a profile trace: the least used half always low. */

@@ -133,6 +133,14 @@ static void check_offload(const char *preset)
     CHECK(!strcmp(json_string_value(json_object_get(c, "io_mode")), "link-map"));
     CHECK(!strcmp(json_string_value(json_object_get(c, "dense_weights")), "mapped"));
     json_decref(j);
+    /* HOBBIT's adaptive depth: same tokens, some predictions left out */
+    j = run_json("--cache-experts 6 --prefetch pregate --pregate-ahead 3 --pregate-adaptive 0.9",
+                 m, NULL);
+    CHECK(json_equal(json_object_get(j, "tokens"), ref_tokens));
+    c = json_object_get(j, "cache");
+    CHECK(json_real_value(json_object_get(c, "pregate_adaptive")) == 0.9);
+    CHECK(jint(c, "pregate_skipped") > 0);
+    json_decref(j);
     /* the file tier reads the model's dense weights into private memory */
     j = run_json("--cache-experts 6", m, NULL);
     c = json_object_get(j, "cache");
@@ -168,6 +176,13 @@ TEST(generate_offload_usage_errors)
     CHECK_CONTAINS(err, "--prefetch pregate");
     CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
                                     "--prefetch pregate --pregate-ahead 0", tst_moebench(), m), 2);
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--pregate-adaptive 0.5", tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "--prefetch pregate");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--prefetch pregate --pregate-adaptive 1.5", tst_moebench(),
+                        m), 2);
+    CHECK_CONTAINS(err, "--pregate-adaptive");
     static const char *const hw[][2] = {
         {"--policy lru --hobbit-weights 1,1,1,1", "goes with --policy hobbit"},
         {"--policy hobbit --hobbit-weights 1,1,1", "is not 4 numbers"},

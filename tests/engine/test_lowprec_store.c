@@ -243,7 +243,9 @@ static void check_replay(const fixture *f, const rec *r, const float *a)
     eng_store_free(rs);
 }
 
-static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
+/* pregate: also prefetch with HOBBIT's adaptive pregate, whose low
+ * prefetches a demand may take (a hit on a low copy) or upgrade. */
+static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots, bool pregate)
 {
     fixture f = setup("tiny-olmoe", ENG_TYPE_Q4_0);
     eng_tiered_opts o = eng_tiered_defaults();
@@ -251,6 +253,11 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
     o.scope = scope;
     o.lp_threshold = thr;
     o.lp_last = last;
+    if (pregate) {
+        o.prefetch = ENG_PREFETCH_PREGATE;
+        o.pregate_ahead = 3;
+        o.pregate_adaptive = 0.45;
+    }
     eng_store *st = open_store(&f, &o);
     rec *r = new_rec(&f);
     float *a = run(f.m, st, r);
@@ -273,7 +280,10 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
         n_low_miss += ac->miss && ac->low;
     }
     CHECK_EQ_INT(ts.total.accesses, r->n_acc);
-    CHECK_EQ_INT(ts.total.lp_loads, n_low_miss);
+    CHECK_EQ_INT(ts.total.lp_loads, n_low_miss + ts.total.pf_low);
+    CHECK(pregate ? ts.total.pf_low > 0 && ts.total.pf_low < ts.total.pf_issued &&
+                        ts.total.pg_skipped > 0
+                  : ts.total.pf_issued == 0);
     CHECK(ts.total.lp_served > 0 && ts.total.lp_served < ts.total.accesses); /* a mix */
     CHECK(ts.total.lp_upgrades > 0); /* high needs of low-resident experts happened */
     CHECK(ts.total.evictions >= ts.total.lp_upgrades);
@@ -285,8 +295,65 @@ static void hobbit(double thr, bool last, eng_cache_scope scope, uint32_t slots)
     teardown(&f);
 }
 
-TEST(hobbit_threshold) { hobbit(0.12, false, ENG_SCOPE_GLOBAL, 24); }
-TEST(hobbit_threshold_or_last_per_layer) { hobbit(0.08, true, ENG_SCOPE_LAYER, 3); }
+TEST(hobbit_threshold) { hobbit(0.12, false, ENG_SCOPE_GLOBAL, 24, false); }
+TEST(hobbit_threshold_or_last_per_layer) { hobbit(0.08, true, ENG_SCOPE_LAYER, 3, false); }
+TEST(hobbit_pregate_prefetches_low) { hobbit(0.12, true, ENG_SCOPE_GLOBAL, 32, true); }
+
+/* A pregate hint carries the predicted gate weights: each prefetch takes
+ * the copy the rule gives the predicted weight and rank, and a demand with
+ * the same weights hits it in that precision. With an adaptive depth an
+ * unconfident prediction ends the round: the store says stop, counts the
+ * layers left out, and ignores a caller that goes on. */
+TEST(pregate_hint_weights_choose_precision)
+{
+    fixture f = setup("tiny-olmoe", ENG_TYPE_Q4_0);
+    const int k = (int)eng_model_hparams(f.m)->n_expert_used;
+    REQUIRE(k == 4 && eng_model_hparams(f.m)->n_layer_moe >= 4);
+    eng_tiered_opts o = eng_tiered_defaults();
+    o.cache_experts = 16;
+    o.lp_threshold = 0.2;
+    o.lp_last = true;
+    o.prefetch = ENG_PREFETCH_PREGATE;
+    o.pregate_ahead = 3;
+    o.pregate_adaptive = 0.5;
+    eng_store *st = open_store(&f, &o);
+    const int32_t a[] = {0, 1, 2, 3}, b[] = {4, 5, 6, 7}, c[] = {8, 9, 10, 11};
+    const float wa[] = {0.4f, 0.3f, 0.2f, 0.1f};
+    const float wb[] = {0.6f, 0.25f, 0.1f, 0.05f}; /* confident: 0.6 of the sum */
+    const float wc[] = {0.3f, 0.3f, 0.25f, 0.15f}; /* not */
+    const bool low_b[] = {false, false, true, true}; /* 0.1 < 0.2; last */
+    eng_store_prepare_w(st, 0, a, wa, k, 0);
+    CHECK(eng_store_hint(st, 1, b, wb, k, 0));
+    CHECK(!eng_store_hint(st, 2, c, wc, k, 0)); /* layer 3 left out */
+    CHECK(!eng_store_hint(st, 3, a, wa, k, 0)); /* ignored */
+    eng_tiered_stats ts = stats(st);
+    CHECK_EQ_INT(ts.total.pf_issued, 2 * k);
+    CHECK_EQ_INT(ts.layers[1].pf_low, 2);
+    CHECK_EQ_INT(ts.layers[2].pf_low, 1); /* the last rank */
+    CHECK_EQ_INT(ts.total.pg_skipped, 1);
+    CHECK_EQ_INT(ts.layers[3].pg_skipped, 1);
+    eng_store_prepare_w(st, 1, b, wb, k, 0);
+    for (int j = 0; j < k; j++) {
+        eng_expert_weights w;
+        eng_err e;
+        REQUIRE_MSG(eng_store_acquire(st, 1, b[j], 0, &w, &e) == 0, "%s", e.msg);
+        CHECK(!w.miss && w.low == low_b[j]);
+        eng_store_release(st, &w);
+    }
+    /* a high need of a low prefetch (expert 6 now weighs 0.3): upgraded */
+    const int32_t b2[] = {6, 4, 5, 7};
+    const float wb2[] = {0.3f, 0.3f, 0.3f, 0.1f};
+    eng_store_prepare_w(st, 1, b2, wb2, k, 1);
+    eng_expert_weights w;
+    eng_err e;
+    REQUIRE_MSG(eng_store_acquire(st, 1, 6, 1, &w, &e) == 0, "%s", e.msg);
+    CHECK(w.miss && !w.low);
+    eng_store_release(st, &w);
+    ts = stats(st);
+    CHECK_EQ_INT(ts.total.lp_upgrades, 1);
+    eng_store_free(st);
+    teardown(&f);
+}
 
 /* EdgeMoE: an importance map; every access of a marked expert is low, of
  * the others high, prefetched or not (pregate prefetches here). */

@@ -95,6 +95,7 @@ typedef struct cfg {
     eng_link_mode link_mode;
     const eng_predictor *pred; /* predict: the predictor, its kind and n   */
     int kind, pred_n;
+    double adaptive;         /* pregate: confidence for the adaptive depth */
 } cfg;
 
 /* One tiered run compared with the reference; returns its stats total. */
@@ -112,6 +113,7 @@ static void check_config(const eng_model *m, const run_out *ref, const eng_routi
     o.prefetch = c->pf;
     o.pregate_ahead = c->ahead;
     o.pregate_wrap = c->wrap;
+    o.pregate_adaptive = c->adaptive;
     o.link_mode = c->link_mode;
     o.predictor = c->pred;
     o.predict_kind = c->kind;
@@ -267,7 +269,7 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {pols[p], (eng_cache_scope)scope, sizes[z],
                          (z + p) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          (p + (size_t)scope) % 2 ? ENG_PREFETCH_ORACLE : ENG_PREFETCH_NONE, 0, false,
-                         (eng_link_mode)(z % 2), NULL, 0, 0};
+                         (eng_link_mode)(z % 2), NULL, 0, 0, 0};
                 eng_tiered_counts tot;
                 check_config(m, &ref, &plan, &c, &tot);
                 if (c.pf == ENG_PREFETCH_NONE) {
@@ -286,10 +288,18 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {z == 2 ? "belady" : "lru", (eng_cache_scope)scope, sizes[z],
                          (z + (size_t)ahead) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          ENG_PREFETCH_PREGATE, ahead, (ahead + scope) % 2 == 0,
-                         (eng_link_mode)(ahead % 2), NULL, 0, 0};
+                         (eng_link_mode)(ahead % 2), NULL, 0, 0, 0};
                 check_config(m, &ref, &plan, &c, &tot);
                 if (sizes[z] > (uint32_t)k)
                     CHECK_MSG(tot.pf_issued > 0, "%s: pregate issued no prefetch", preset);
+                if (ahead < 2)
+                    continue;
+                /* HOBBIT's adaptive depth: some deeper predictions left out */
+                eng_tiered_counts ad;
+                c.adaptive = 0.9;
+                check_config(m, &ref, &plan, &c, &ad);
+                CHECK_MSG(ad.pg_skipped > 0, "%s adaptive ahead %d: nothing skipped", preset,
+                          ahead);
             }
     /* the predict prefetcher (a predictor learnt from this input's routing),
      * each kind, 1 .. 2k experts per unit: logits bit-identical, and the
@@ -303,7 +313,7 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {z == 1 ? "lfu" : "lru", (eng_cache_scope)scope, sizes[z],
                          (z + (size_t)kind) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          ENG_PREFETCH_PREDICT, 0, false, (eng_link_mode)(z % 2), pred, kind,
-                         n};
+                         n, 0};
                 check_config(m, &ref, &plan, &c, &tot);
                 uint64_t made, used;
                 replay_predictions(&ref, pred, kind, n ? n : k, &made, &used);
@@ -359,15 +369,15 @@ TEST(belady_bound_and_full_cache)
     run_out ref = {0};
     eng_routing_plan plan;
     reference(m, &ref, &plan);
-    const char *online[] = {"lru", "lfu", "fifo", "random", "fsf"};
+    const char *online[] = {"lru", "lfu", "fifo", "random", "fsf", "hobbit"};
     for (uint32_t cap = 1; cap <= 12; cap += 5) {
         eng_tiered_counts b;
-        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0},
+        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0, 0},
                      &b);
         for (size_t i = 0; i < sizeof online / sizeof *online; i++) {
             eng_tiered_counts o;
             check_config(m, &ref, &plan,
-                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0}, &o);
+                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0, 0}, &o);
             CHECK_MSG(b.hits >= o.hits, "cap %u: belady %lu < %s %lu", cap,
                       (unsigned long)b.hits, online[i], (unsigned long)o.hits);
         }
@@ -384,7 +394,7 @@ TEST(belady_bound_and_full_cache)
     eng_tiered_counts full;
     check_config(m, &ref, &plan,
                  &(cfg){"lru", ENG_SCOPE_GLOBAL, (uint32_t)(ref.L * ref.E), ENG_TIER_LINK, 0, 0,
-                        false, ENG_LINK_MAP, NULL, 0, 0},
+                        false, ENG_LINK_MAP, NULL, 0, 0, 0},
                  &full);
     CHECK_EQ_INT((long long)full.misses, (long long)distinct);
     CHECK_EQ_INT((long long)full.evictions, 0);
@@ -606,8 +616,8 @@ TEST(pregate_hint_never_evicts_needed)
     for (int j = 0; j < k; j++)
         use(st, 0, a[j], 0, false);
     eng_store_prepare(st, 0, a, k, 1);
-    eng_store_hint(st, 1, b, k, 1);    /* k free slots: B prefetched */
-    eng_store_hint(st, 2, c, k, 1);    /* full; A (prepared), B (nearer) guarded */
+    eng_store_hint(st, 1, b, NULL, k, 1);    /* k free slots: B prefetched */
+    eng_store_hint(st, 2, c, NULL, k, 1);    /* full; A (prepared), B (nearer) guarded */
     eng_tiered_stats ts;
     REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
     CHECK_EQ_INT((long long)ts.total.pf_issued, k);
@@ -615,7 +625,7 @@ TEST(pregate_hint_never_evicts_needed)
     for (int j = 0; j < k; j++)
         use(st, 0, a[j], 1, true);
     eng_store_prepare(st, 1, b, k, 1);
-    eng_store_hint(st, 2, c, k, 1);    /* A no longer needed: C replaces it */
+    eng_store_hint(st, 2, c, NULL, k, 1);    /* A no longer needed: C replaces it */
     for (int j = 0; j < k; j++)
         use(st, 1, b[j], 1, true);
     eng_store_prepare(st, 2, c, k, 1);
@@ -666,8 +676,8 @@ TEST(demand_promotes_queued_prefetch)
     eng_store *st;
     REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
     eng_store_prepare(st, 0, a, k, 0);
-    eng_store_hint(st, 1, b, k, 0);
-    eng_store_hint(st, 2, c, k, 0);
+    eng_store_hint(st, 1, b, NULL, k, 0);
+    eng_store_hint(st, 2, c, NULL, k, 0);
     eng_expert_weights w;
     REQUIRE_MSG(eng_store_acquire(st, 2, c[k - 1], 0, &w, &e) == ENG_OK, "%s", e.msg);
     CHECK(!w.miss && w.waited);
