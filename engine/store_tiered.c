@@ -490,6 +490,56 @@ static void predict_next(tiered *t, int layer, const int32_t *ids, int n, int64_
     guard_round(t, false);
 }
 
+/* ---- correction (ExpertFlow) ---------------------------------------------- */
+
+/* Cancels the queued prefetch in slot si: out of the queue, the slot and
+ * the policy entry freed, its counts taken back (nothing was read). Lock
+ * held; the slot is LOADING, prefetched and not yet started. */
+static void cancel_prefetch(tiered *t, int si, int64_t pos)
+{
+    slot *sl = &t->slots[si];
+    const int p = si / t->per_pool;
+    eng_tiered_counts *c = &t->lc[sl->key / t->E];
+    sl->state = SLOT_EMPTY;
+    tiered_slot_sync_pin(t, si);
+    eng_err e;
+    int rc = eng_policy_evict(t->pol[p], pkey_of(t, sl->key), &e);
+    ENG_ASSERT(rc == ENG_OK || eng_policy_status(t->pol[p], NULL)); /* resident, unpinned */
+    c->pf_cancelled++;
+    c->bytes_cancelled += sl->bytes;
+    c->bytes_prefetch -= sl->bytes;
+    t->s->stats.bytes_loaded -= sl->bytes;
+    if (sl->low) {
+        c->lp_loads--;
+        c->lp_bytes -= sl->bytes;
+        c->pf_low--;
+    }
+    cache_event(t, ENG_CACHE_EVICT, sl->key, pos, 0, 0);
+    t->held[p] -= sl->bytes;
+    t->slot_of[sl->key] = -1;
+    sl->key = -1;
+    sl->bytes = 0;
+    sl->low = sl->prefetched = sl->done_pending = false;
+}
+
+/* prefetch_correct: layer is prepared with experts ids[n] (its real
+ * routing); its prefetches still queued that ids does not name go. Lock
+ * held. */
+static void correct_layer(tiered *t, int layer, const int32_t *ids, int n, int64_t pos)
+{
+    for (int e = 0; e < t->E; e++) {
+        const int si = t->slot_of[layer * t->E + e];
+        if (si < 0 || !t->slots[si].prefetched || t->slots[si].state != SLOT_LOADING ||
+            t->slots[si].users > 0 || t->slots[si].guard)
+            continue;
+        bool used = false;
+        for (int j = 0; j < n && !used; j++)
+            used = ids[j] == e;
+        if (!used && tiered_dequeue(t, si))
+            cancel_prefetch(t, si, pos);
+    }
+}
+
 /* ---- ops ----------------------------------------------------------------- */
 
 static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_t pos)
@@ -505,6 +555,8 @@ static void t_prepare(eng_store *s, int layer, const int32_t *ids, int n, int64_
     t->round_n = 0;
     t->round_sure = true;
     round_add(t, layer, ids, n);
+    if (t->o.prefetch_correct && layer >= 0 && layer < t->L)
+        correct_layer(t, layer, ids, n, pos);
     if (t->o.prefetch == ENG_PREFETCH_PREDICT && layer >= 0 && layer < t->L)
         predict_next(t, layer, ids, n, pos);
     pthread_mutex_unlock(&t->mu);
@@ -781,6 +833,8 @@ static void add_counts(eng_tiered_counts *a, const eng_tiered_counts *b)
     a->lp_served += b->lp_served;
     a->lp_upgrades += b->lp_upgrades;
     a->pf_low += b->pf_low;
+    a->pf_cancelled += b->pf_cancelled;
+    a->bytes_cancelled += b->bytes_cancelled;
     a->pg_skipped += b->pg_skipped;
 }
 

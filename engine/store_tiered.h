@@ -118,6 +118,12 @@ typedef struct eng_tiered_opts {
                                    confident, max w / sum w >= C over its
                                    predicted gate weights                   */
     const eng_routing_plan *plan; /* needed by oracle policies / prefetch    */
+    bool prefetch_correct;      /* ExpertFlow's cache correction: when a
+                                   layer is prepared with its real routing,
+                                   its prefetches still queued (no loader
+                                   started them) that the routing does not
+                                   use are cancelled: slot and policy entry
+                                   freed, no bytes read                      */
     const struct eng_predictor *predictor; /* predict: borrowed (predict.h)  */
     int predict_kind;           /* predict: eng_predict_kind                 */
     int predict_n;              /* predict: experts per unit; 0: top-k       */
@@ -169,7 +175,7 @@ typedef struct eng_tiered_counts {
     uint64_t pf_late;           /* ... while its load was still running      */
     uint64_t pf_wasted;         /* prefetched expert evicted unused          */
     uint64_t bytes_demand;      /* bytes read for demand misses              */
-    uint64_t bytes_prefetch;    /* bytes read by prefetches                  */
+    uint64_t bytes_prefetch;    /* bytes read by prefetches (not cancelled)  */
     uint64_t evictions;
     uint64_t stall_ns;          /* forward pass blocked waiting for loads    */
     uint64_t load_ns;           /* loader time spent on loads                */
@@ -193,6 +199,10 @@ typedef struct eng_tiered_counts {
                                    (counted in evictions), the access a miss */
     uint64_t pf_low;            /* prefetch loads of a low copy (within
                                    pf_issued and lp_loads)                  */
+    uint64_t pf_cancelled;      /* prefetch_correct: prefetches cancelled
+                                   before their load began (within pf_issued;
+                                   their bytes are not in bytes_prefetch)   */
+    uint64_t bytes_cancelled;   /* ... the bytes they would have read         */
     uint64_t pg_skipped;        /* pregate_adaptive: layers not predicted
                                    after a prediction that was not confident,
                                    counted at the layer skipped             */

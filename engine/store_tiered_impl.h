@@ -109,5 +109,8 @@ void *tiered_loader_main(void *arg);
 void tiered_enqueue(tiered *t, int si, bool front);
 /* Moves a queued load of slot si to the front. Lock held. */
 void tiered_promote(tiered *t, int si);
+/* Removes a queued load of slot si that no loader has started: true if it
+ * was queued. Lock held. */
+bool tiered_dequeue(tiered *t, int si);
 
 #endif

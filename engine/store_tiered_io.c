@@ -203,6 +203,22 @@ void tiered_enqueue(tiered *t, int si, bool front)
     pthread_cond_signal(&t->qcv);
 }
 
+/* Takes slot si's load out of the queue if no loader has started it;
+ * returns whether it did. Lock held. */
+bool tiered_dequeue(tiered *t, int si)
+{
+    const int cap = t->n_slots + 1;
+    for (int i = 0; i < t->q_len; i++) {
+        if (t->q[(t->q_head + i) % cap] != si)
+            continue;
+        for (int j = i; j + 1 < t->q_len; j++)
+            t->q[(t->q_head + j) % cap] = t->q[(t->q_head + j + 1) % cap];
+        t->q_len--;
+        return true;
+    }
+    return false;
+}
+
 /* A demand waits on slot si, a prefetch still queued: its load goes to the
  * front, ahead of prefetches for later layers. Lock held. */
 void tiered_promote(tiered *t, int si)

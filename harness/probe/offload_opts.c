@@ -44,6 +44,8 @@ const char hx_probe_offload_usage[] =
     "                     map (no copy, the load time is modelled; implies --tier link)\n"
     "  --prefetch P       none (default) | oracle (needs --trace-in) | pregate |\n"
     "                     predict:FILE (a predictor from `moebench trace predictor`)\n"
+    "  --prefetch-correct cancel a layer's queued prefetches its real routing does\n"
+    "                     not use (ExpertFlow's cache correction)\n"
     "  --predict-kind K   predict: transition (default) | history | frequency\n"
     "  --predict-n N      predict: experts predicted per layer (default top-k)\n"
     "  --pregate-ahead N  pregate: predict layers l+1..l+N at layer l (default 1)\n"
@@ -272,6 +274,7 @@ int hx_probe_offload_parse(hx_probe_offload *x, int code, const char *arg)
         x->pregate_set = true;
         return hx_cli_parse_int(x->cmd, "--pregate-ahead", arg, 1, 64, &x->o.pregate_ahead);
     case HX_PROBE_OFF_PREGATE_WRAP: x->pregate_set = x->o.pregate_wrap = true; return 0;
+    case HX_PROBE_OFF_PREFETCH_CORRECT: x->o.prefetch_correct = true; return 0;
     case HX_PROBE_OFF_PREGATE_ADAPTIVE:
         x->pregate_set = true;
         return hx_cli_parse_double(x->cmd, "--pregate-adaptive", arg, 1e-9, 1,
@@ -304,6 +307,9 @@ int hx_probe_offload_check(hx_probe_offload *x)
     if (x->predict_set && x->o.prefetch != ENG_PREFETCH_PREDICT)
         return hx_cli_usage_error(x->cmd, "--predict-kind/--predict-n go with --prefetch "
                                   "predict:FILE");
+    if (x->o.prefetch_correct && x->o.prefetch == ENG_PREFETCH_NONE)
+        return hx_cli_usage_error(x->cmd, "--prefetch-correct needs a prefetcher (--prefetch "
+                                  "oracle, pregate or predict:FILE)");
     if (x->o.prefetch == ENG_PREFETCH_ORACLE && !x->trace_in)
         return hx_cli_usage_error(x->cmd, "--prefetch oracle needs --trace-in FILE");
     const eng_policy_ops *p = x->o.policy_ops ? x->o.policy_ops : eng_policy_find(x->o.policy);
@@ -647,6 +653,13 @@ static void lp_json(json_t *o, const eng_tiered_counts *c)
     json_object_set_new(o, "prefetch_low", json_integer((json_int_t)c->pf_low));
 }
 
+/* With --prefetch-correct: what the correction cancelled. */
+static void correct_json(json_t *o, const eng_tiered_counts *c)
+{
+    json_object_set_new(o, "prefetch_cancelled", json_integer((json_int_t)c->pf_cancelled));
+    json_object_set_new(o, "bytes_cancelled", json_integer((json_int_t)c->bytes_cancelled));
+}
+
 /* With --low-precision: the counters (total and per layer) and the
  * companion's configuration into cache object c. */
 static void lp_config_json(const hx_probe_offload *x, json_t *c, json_t *layers,
@@ -772,6 +785,12 @@ void hx_probe_offload_json(const hx_probe_offload *x, json_t *root, const double
         json_array_append_new(layers, counts_json(&st.layers[l]));
     if (x->lp)
         lp_config_json(x, c, layers, &st);
+    if (x->o.prefetch_correct) {
+        json_object_set_new(c, "prefetch_correct", json_true());
+        correct_json(c, &st.total);
+        for (int l = 0; l < st.n_layer; l++)
+            correct_json(json_array_get(layers, (size_t)l), &st.layers[l]);
+    }
     json_object_set_new(c, "layers", layers);
     json_object_set_new(root, "cache", c);
     json_object_set_new(root, "accesses", json_integer((json_int_t)st.total.accesses));
@@ -821,6 +840,9 @@ void hx_probe_offload_print(const hx_probe_offload *x, FILE *f, const double *de
                 c->pred_made ? 100.0 * (double)c->pred_used / (double)c->pred_made : 0.0,
                 c->pf_useful_load_ns > c->pf_late_stall_ns
                     ? (double)(c->pf_useful_load_ns - c->pf_late_stall_ns) / 1e6 : 0.0);
+    if (x->o.prefetch_correct)
+        fprintf(f, "cache: correction: %llu queued prefetches cancelled (%.1f MiB not read)\n",
+                (unsigned long long)c->pf_cancelled, (double)c->bytes_cancelled / 1048576.0);
     if (x->o.pregate_adaptive > 0)
         fprintf(f, "cache: pregate adaptive (confidence %g): %llu predicted layers skipped\n",
                 x->o.pregate_adaptive, (unsigned long long)c->pg_skipped);

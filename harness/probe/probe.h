@@ -146,7 +146,7 @@ enum {
     HX_PROBE_OFF_LINK_COPY, HX_PROBE_OFF_PREDICT_KIND, HX_PROBE_OFF_PREDICT_N,
     HX_PROBE_OFF_EXPERT_SUBSET,
     HX_PROBE_OFF_LOW_PRECISION, HX_PROBE_OFF_LP_RULE, HX_PROBE_OFF_HOBBIT_WEIGHTS,
-    HX_PROBE_OFF_PREGATE_ADAPTIVE,
+    HX_PROBE_OFF_PREGATE_ADAPTIVE, HX_PROBE_OFF_PREFETCH_CORRECT,
 };
 
 #define HX_PROBE_OFFLOAD_LONGOPTS                                                          \
@@ -176,7 +176,8 @@ enum {
     {"low-precision", required_argument, 0, HX_PROBE_OFF_LOW_PRECISION},                   \
     {"lp-rule", required_argument, 0, HX_PROBE_OFF_LP_RULE},                               \
     {"hobbit-weights", required_argument, 0, HX_PROBE_OFF_HOBBIT_WEIGHTS},                 \
-    {"pregate-adaptive", required_argument, 0, HX_PROBE_OFF_PREGATE_ADAPTIVE}
+    {"pregate-adaptive", required_argument, 0, HX_PROBE_OFF_PREGATE_ADAPTIVE},             \
+    {"prefetch-correct", no_argument, 0, HX_PROBE_OFF_PREFETCH_CORRECT}
 
 /* Lines for the usage text. */
 extern const char hx_probe_offload_usage[];

@@ -141,6 +141,16 @@ static void check_offload(const char *preset)
     CHECK(json_real_value(json_object_get(c, "pregate_adaptive")) == 0.9);
     CHECK(jint(c, "pregate_skipped") > 0);
     json_decref(j);
+    /* ExpertFlow's correction on a slow link: same tokens, the counts */
+    j = run_json("--cache-experts 6 --prefetch pregate --pregate-ahead 2 --prefetch-correct "
+                 "--link-gbps 0.2", m, NULL);
+    CHECK(json_equal(json_object_get(j, "tokens"), ref_tokens));
+    c = json_object_get(j, "cache");
+    CHECK(json_is_true(json_object_get(c, "prefetch_correct")));
+    CHECK(jint(c, "prefetch_cancelled") >= 0 &&
+          jint(c, "bytes_cancelled") == jint(c, "prefetch_cancelled") * jint(c, "expert_bytes"));
+    CHECK(jint(json_array_get(json_object_get(c, "layers"), 0), "prefetch_cancelled") >= 0);
+    json_decref(j);
     /* the file tier reads the model's dense weights into private memory */
     j = run_json("--cache-experts 6", m, NULL);
     c = json_object_get(j, "cache");
@@ -183,6 +193,9 @@ TEST(generate_offload_usage_errors)
                                     "--prefetch pregate --pregate-adaptive 1.5", tst_moebench(),
                         m), 2);
     CHECK_CONTAINS(err, "--pregate-adaptive");
+    CHECK_EQ_INT(tst_sh(&out, &err, "%s generate -m '%s' --tokens 1 --cache-experts 2 "
+                                    "--prefetch-correct", tst_moebench(), m), 2);
+    CHECK_CONTAINS(err, "needs a prefetcher");
     static const char *const hw[][2] = {
         {"--policy lru --hobbit-weights 1,1,1,1", "goes with --policy hobbit"},
         {"--policy hobbit --hobbit-weights 1,1,1", "is not 4 numbers"},

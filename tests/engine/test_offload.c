@@ -96,6 +96,7 @@ typedef struct cfg {
     const eng_predictor *pred; /* predict: the predictor, its kind and n   */
     int kind, pred_n;
     double adaptive;         /* pregate: confidence for the adaptive depth */
+    bool correct;            /* cancel unused queued prefetches            */
 } cfg;
 
 /* One tiered run compared with the reference; returns its stats total. */
@@ -108,12 +109,15 @@ static void check_config(const eng_model *m, const run_out *ref, const eng_routi
     o.scope = c->scope;
     o.cache_experts = c->slots;
     o.tier = c->tier;
-    o.link_gbps = 200;      /* fast: the test is about correctness */
+    o.link_gbps = c->correct ? 0.2 : 200; /* fast: the test is about correctness;
+                                              slow enough to queue prefetches that
+                                              the correction may cancel */
     o.link_latency_us = 1;
     o.prefetch = c->pf;
     o.pregate_ahead = c->ahead;
     o.pregate_wrap = c->wrap;
     o.pregate_adaptive = c->adaptive;
+    o.prefetch_correct = c->correct;
     o.link_mode = c->link_mode;
     o.predictor = c->pred;
     o.predict_kind = c->kind;
@@ -142,7 +146,9 @@ static void check_config(const eng_model *m, const run_out *ref, const eng_routi
               (unsigned long)ts.total.accesses, (unsigned long)want);
     CHECK(ts.total.hits + ts.total.misses == ts.total.accesses);
     CHECK(ts.total.bytes_demand == ts.total.misses * ts.slot_bytes);
-    CHECK(ts.total.bytes_prefetch == ts.total.pf_issued * ts.slot_bytes);
+    CHECK(ts.total.bytes_prefetch == (ts.total.pf_issued - ts.total.pf_cancelled) * ts.slot_bytes);
+    CHECK(ts.total.bytes_cancelled == ts.total.pf_cancelled * ts.slot_bytes);
+    CHECK(c->correct || ts.total.pf_cancelled == 0);
     CHECK(ts.total.pf_useful <= ts.total.pf_issued);
     CHECK(ts.total.pf_late_stall_ns <= ts.total.stall_ns);
     CHECK(ts.total.pf_useful_load_ns <= ts.total.load_ns);
@@ -269,7 +275,7 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {pols[p], (eng_cache_scope)scope, sizes[z],
                          (z + p) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          (p + (size_t)scope) % 2 ? ENG_PREFETCH_ORACLE : ENG_PREFETCH_NONE, 0, false,
-                         (eng_link_mode)(z % 2), NULL, 0, 0, 0};
+                         (eng_link_mode)(z % 2), NULL, 0, 0, 0, z == 1};
                 eng_tiered_counts tot;
                 check_config(m, &ref, &plan, &c, &tot);
                 if (c.pf == ENG_PREFETCH_NONE) {
@@ -288,7 +294,7 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {z == 2 ? "belady" : "lru", (eng_cache_scope)scope, sizes[z],
                          (z + (size_t)ahead) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          ENG_PREFETCH_PREGATE, ahead, (ahead + scope) % 2 == 0,
-                         (eng_link_mode)(ahead % 2), NULL, 0, 0, 0};
+                         (eng_link_mode)(ahead % 2), NULL, 0, 0, 0, scope == 1};
                 check_config(m, &ref, &plan, &c, &tot);
                 if (sizes[z] > (uint32_t)k)
                     CHECK_MSG(tot.pf_issued > 0, "%s: pregate issued no prefetch", preset);
@@ -313,7 +319,7 @@ static void sweep_model(const char *preset, int type)
                 cfg c = {z == 1 ? "lfu" : "lru", (eng_cache_scope)scope, sizes[z],
                          (z + (size_t)kind) % 2 ? ENG_TIER_LINK : ENG_TIER_FILE,
                          ENG_PREFETCH_PREDICT, 0, false, (eng_link_mode)(z % 2), pred, kind,
-                         n, 0};
+                         n, 0, (kind + (int)z) % 2 == 1};
                 check_config(m, &ref, &plan, &c, &tot);
                 uint64_t made, used;
                 replay_predictions(&ref, pred, kind, n ? n : k, &made, &used);
@@ -372,12 +378,12 @@ TEST(belady_bound_and_full_cache)
     const char *online[] = {"lru", "lfu", "fifo", "random", "fsf", "hobbit"};
     for (uint32_t cap = 1; cap <= 12; cap += 5) {
         eng_tiered_counts b;
-        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0, 0},
+        check_config(m, &ref, &plan, &(cfg){"belady", ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0, 0, false},
                      &b);
         for (size_t i = 0; i < sizeof online / sizeof *online; i++) {
             eng_tiered_counts o;
             check_config(m, &ref, &plan,
-                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0, 0}, &o);
+                         &(cfg){online[i], ENG_SCOPE_GLOBAL, cap, ENG_TIER_FILE, 0, 0, false, 0, NULL, 0, 0, 0, false}, &o);
             CHECK_MSG(b.hits >= o.hits, "cap %u: belady %lu < %s %lu", cap,
                       (unsigned long)b.hits, online[i], (unsigned long)o.hits);
         }
@@ -394,7 +400,7 @@ TEST(belady_bound_and_full_cache)
     eng_tiered_counts full;
     check_config(m, &ref, &plan,
                  &(cfg){"lru", ENG_SCOPE_GLOBAL, (uint32_t)(ref.L * ref.E), ENG_TIER_LINK, 0, 0,
-                        false, ENG_LINK_MAP, NULL, 0, 0, 0},
+                        false, ENG_LINK_MAP, NULL, 0, 0, 0, false},
                  &full);
     CHECK_EQ_INT((long long)full.misses, (long long)distinct);
     CHECK_EQ_INT((long long)full.evictions, 0);
@@ -688,6 +694,60 @@ TEST(demand_promotes_queued_prefetch)
     CHECK_MSG((double)ts.total.pf_late_stall_ns < 6 * T, "waited %.1f ms for a queued prefetch",
               (double)ts.total.pf_late_stall_ns / 1e6);
     eng_store_free(st);
+    eng_model_free(m);
+}
+
+/* ExpertFlow's correction: when layer 1 is prepared with its real routing,
+ * its prefetches still queued that the routing does not use are cancelled
+ * (slot and policy entry freed, no bytes read); the one in flight, the used
+ * ones and another layer's stay. One loader on a link where a load takes
+ * T = 50 ms: of layer 1's k prefetches only the first can have started, the
+ * third only after 2T, so the count is exact unless this thread stalls for
+ * 100 ms between the hints and the prepare. */
+TEST(correction_cancels_unused_queued_prefetches)
+{
+    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
+    eng_model *m;
+    eng_err e;
+    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
+    const eng_hparams *hp = eng_model_hparams(m);
+    const int k = (int)hp->n_expert_used;
+    REQUIRE(hp->n_expert >= 4 * k && hp->n_layer_moe >= 3 && k >= 3);
+    int32_t a[64], b[64], c[64], real[64];
+    for (int j = 0; j < k; j++)
+        a[j] = j, b[j] = k + j, c[j] = 2 * k + j, real[j] = j < 2 ? b[j] : 3 * k + j;
+    for (int correct = 0; correct < 2; correct++) {
+        eng_tiered_opts o = eng_tiered_defaults();
+        o.cache_experts = (uint32_t)(4 * k);
+        o.prefetch = ENG_PREFETCH_PREGATE;
+        o.pregate_ahead = 2;
+        o.prefetch_correct = correct;
+        o.tier = ENG_TIER_LINK;
+        o.link_mode = ENG_LINK_MAP;
+        o.link_latency_us = 0;
+        o.link_gbps = (double)eng_model_expert_bytes(m, 1) / 50e6;
+        eng_store *st;
+        REQUIRE_MSG(eng_store_open_tiered(&st, m, &o, &e) == ENG_OK, "%s", e.msg);
+        eng_store_prepare(st, 0, a, k, 0);
+        eng_store_hint(st, 1, b, NULL, k, 0);
+        eng_store_hint(st, 2, c, NULL, k, 0);
+        eng_store_prepare(st, 1, real, k, 0);
+        eng_tiered_stats ts;
+        REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+        const uint64_t xb = eng_model_expert_bytes(m, 1);
+        CHECK_EQ_INT((long long)ts.total.pf_issued, 2 * k);
+        CHECK_EQ_INT((long long)ts.layers[1].pf_cancelled, correct ? k - 2 : 0);
+        CHECK_EQ_INT((long long)ts.layers[2].pf_cancelled, 0);
+        CHECK_EQ_INT((long long)ts.total.bytes_cancelled, correct ? (k - 2) * (long long)xb : 0);
+        CHECK_EQ_INT((long long)ts.total.bytes_prefetch,
+                     (correct ? k + 2 : 2 * k) * (long long)xb);
+        use(st, 1, b[0], 0, true);
+        use(st, 1, b[1], 0, true);
+        use(st, 1, b[2], 0, !correct); /* cancelled: not resident any more */
+        REQUIRE(eng_tiered_get_stats(st, &ts, &e) == ENG_OK);
+        CHECK_EQ_INT((long long)ts.total.pf_wasted, 0);
+        eng_store_free(st);
+    }
     eng_model_free(m);
 }
 
