@@ -13,12 +13,16 @@
 -- each records tokens/s (token by token through the tiered store), stall
 -- share, hit rate, perplexity, KL divergence and top-1 agreement:
 --
---   lossless (KL = 0): lru, lfu, belady (eviction); pregate, oracle and
---     predict (prefetch, LRU): prediction-based prefetch with a predictor
---     from `moebench trace predictor` on a profile trace;
+--   lossless (KL = 0): lru, lfu, belady, hobbit-cache (HOBBIT's
+--     multidimensional eviction score); pregate, oracle and predict
+--     (prefetch, LRU): prediction-based prefetch with a predictor from
+--     `moebench trace predictor` on a profile trace; predict-correct (the
+--     same with ExpertFlow's cache correction, `--prefetch-correct`);
 --   lossy: premoe (`--expert-subset` from `moebench trace subset --keep`),
 --     hobbit, edgemoe and lp-all (`--low-precision` with a companion from
---     `moebench mkexperts`, `--lp-rule hobbit:T | edgemoe:Q | all`), LRU.
+--     `moebench mkexperts`, `--lp-rule hobbit:T | edgemoe:Q | all`), LRU;
+--     hobbit-full (HOBBIT's three levels: the hobbit rule, the hobbit
+--     policy, adaptive pregate that prefetches predicted-light experts low).
 --
 -- The profile trace (predictor, subset, EdgeMoE's usage counts) is a
 -- `generate` run of another prompt, so the predictor and the subset are
@@ -29,19 +33,22 @@ local models = require "models"
 
 local opts = suite {
   name = "techniques",
-  description = "Published techniques (predict prefetch, PreMoe, mixed precision) beside "
+  description = "Published techniques (predict prefetch and correction, PreMoe, mixed "
+    .. "precision, HOBBIT's cache and prefetch) beside "
     .. "LRU/LFU/Belady and pregate/oracle prefetch: tokens/s, stall share, KL vs cache size.",
   options = {
     preset = { default = "olmoe-1b-7b", help = "mkmodel preset (full size)" },
     layers = { default = 2, help = "layers of the full-size model" },
     type = { default = "q8_0", help = "tensor type of the full-size model" },
     multiples = { default = { 1, 2, 3, 4 }, help = "cache sizes, multiples of the active experts" },
-    techniques = { default = { "lru", "lfu", "belady", "pregate", "oracle", "predict", "premoe",
-                               "hobbit", "edgemoe", "lp-all" }, help = "techniques to run" },
+    techniques = { default = { "lru", "lfu", "belady", "hobbit-cache", "pregate", "oracle",
+                               "predict", "predict-correct", "premoe", "hobbit", "hobbit-full",
+                               "edgemoe", "lp-all" }, help = "techniques to run" },
     link = { default = "nvme", help = "link preset (pcie5x16, pcie4x16, nvme, ufs4)" },
     ctx = { default = 128, help = "tokens of the evaluated chunk (64 with --quick)" },
     keep = { default = 0.5, help = "premoe: share of each layer's experts kept" },
     hobbit = { default = 0.2, help = "hobbit: gate-weight threshold T" },
+    adaptive = { default = 0.5, help = "hobbit-full: pregate confidence C (--pregate-adaptive)" },
     edgemoe = { default = 0.5, help = "edgemoe: share Q of each layer's experts in low precision" },
     low_type = { default = "q4_0", help = "the companion's tensor type (mkexperts --type)" },
     profile = { default = "Profile run: which experts does this kind of text use, and in "
@@ -120,10 +127,18 @@ local techniques = {
   oracle = { prefetch = "oracle", args = function() return { "--trace-in", trace } end },
   predict = { prefetch = "predict",
               args = function() return { "--prefetch", "predict:" .. made.predictor() } end },
+  ["predict-correct"] = { prefetch = "predict", args = function()
+    return { "--prefetch", "predict:" .. made.predictor(), "--prefetch-correct" }
+  end },
+  ["hobbit-cache"] = { policy = "hobbit" },
   premoe = { lossy = true,
              args = function() return { "--expert-subset", made.subset() } end },
   hobbit = { lossy = true, args = function()
     return { "--low-precision", made.companion(), "--lp-rule", ("hobbit:%g"):format(opts.hobbit) }
+  end },
+  ["hobbit-full"] = { lossy = true, policy = "hobbit", prefetch = "pregate", args = function()
+    return { "--low-precision", made.companion(), "--lp-rule", ("hobbit:%g"):format(opts.hobbit),
+             "--pregate-ahead", "3", "--pregate-adaptive", ("%g"):format(opts.adaptive) }
   end },
   edgemoe = { lossy = true, args = function()
     return { "--low-precision", made.companion(), "--lp-rule",

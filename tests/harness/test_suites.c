@@ -15,7 +15,7 @@ TEST(every_suite_dry_runs_quick)
 {
     static const struct { const char *suite; int n; } s[] = {
         {"quickstart", 13}, {"policies", 18}, {"prefetch", 6},
-        {"consistency", 11}, {"counters", 2},  {"ci", 18}, {"techniques", 40},
+        {"consistency", 11}, {"counters", 2},  {"ci", 18}, {"techniques", 52},
     };
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         char *out, *err, want[64];
@@ -92,7 +92,7 @@ TEST(consistency_quick_records_srp)
                         " param = 4)"), "1");
 }
 
-/* techniques.lua --quick: 10 techniques x 4 cache sizes (16..64 slots,
+/* techniques.lua --quick: 13 techniques x 4 cache sizes (16..64 slots,
  * 1x..4x tiny-olmoe's 16 active experts), each a perplexity run against
  * the exact run: the lossless ones have KL 0 and top-1 agreement 1, the
  * lossy ones that change every token's experts (a PreMoe subset, every load
@@ -104,25 +104,26 @@ TEST(techniques_quick_records_speed_and_quality)
     int rc = tst_sh(&out, &err, "cd %s && %s run %s/suites/techniques.lua --quick --reps 1"
                     " --db %s -q", tst_tmpdir(), tu_mb(), tu_root(), db);
     REQUIRE_MSG(rc == 0, "exit %d: %s", rc, err);
-    CHECK_EQ_STR(tu_q1(db, "select count(*) from experiment where status = 'ok'"), "40");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from experiment where status = 'ok'"), "52");
     CHECK_EQ_STR(tu_q1(db, "select group_concat(c, ',') from (select distinct"
                         " json_extract(params, '$.cache_size') as c from experiment order by c)"),
                  "16,32,48,64");
     /* every run: tokens/s, stall share, perplexity, KL and top-1 */
     CHECK_EQ_STR(tu_q1(db, "select count(*) from (select experiment_id from summary where metric"
                         " in ('tokens_per_s', 'stall_share', 'ppl', 'kl_mean', 'top1')"
-                        " group by experiment_id having count(*) = 5)"), "40");
+                        " group by experiment_id having count(*) = 5)"), "52");
     static const char lossless[] =
         "json_extract(e.params, '$.technique') in"
-        " ('lru', 'lfu', 'belady', 'pregate', 'oracle', 'predict')";
+        " ('lru', 'lfu', 'belady', 'hobbit-cache', 'pregate', 'oracle', 'predict',"
+        " 'predict-correct')";
     char q[512];
     snprintf(q, sizeof q, "select count(*) from summary s join experiment e on e.id ="
              " s.experiment_id where %s and ((s.metric = 'kl_mean' and s.max = 0) or"
              " (s.metric = 'top1' and s.min = 1))", lossless);
-    CHECK_EQ_STR(tu_q1(db, q), "48");
+    CHECK_EQ_STR(tu_q1(db, q), "64");
     snprintf(q, sizeof q, "select count(*) from experiment e where %s and"
              " json_extract(e.params, '$.lossy') = 0", lossless);
-    CHECK_EQ_STR(tu_q1(db, q), "24");
+    CHECK_EQ_STR(tu_q1(db, q), "32");
     CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
                         " s.experiment_id where json_extract(e.params, '$.technique') in"
                         " ('premoe', 'lp-all') and s.metric = 'kl_mean' and s.min > 0"), "8");
@@ -132,12 +133,24 @@ TEST(techniques_quick_records_speed_and_quality)
                         " json_extract(e.params, '$.lossy') = 0"), "1");
     /* the techniques did what they are named for */
     CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
-                        " s.experiment_id where json_extract(e.params, '$.technique') ="
-                        " 'predict' and s.metric = 'cache.predicted' and s.mean > 0"), "4");
+                        " s.experiment_id where json_extract(e.params, '$.technique') in"
+                        " ('predict', 'predict-correct') and s.metric = 'cache.predicted'"
+                        " and s.mean > 0"), "8");
     CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
                         " s.experiment_id where json_extract(e.params, '$.technique') in"
-                        " ('pregate', 'oracle') and s.metric = 'cache.prefetch_issued'"
-                        " and s.mean > 0"), "8");
+                        " ('pregate', 'oracle', 'hobbit-full') and"
+                        " s.metric = 'cache.prefetch_issued' and s.mean > 0"), "12");
+    /* the correction's and HOBBIT's own figures are recorded */
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
+                        " s.experiment_id where json_extract(e.params, '$.technique') ="
+                        " 'predict-correct' and s.metric = 'cache.prefetch_cancelled'"), "4");
+    CHECK_EQ_STR(tu_q1(db, "select count(*) from summary s join experiment e on e.id ="
+                        " s.experiment_id where json_extract(e.params, '$.technique') ="
+                        " 'hobbit-full' and s.metric in ('cache.prefetch_low',"
+                        " 'cache.pregate_skipped', 'cache.lp_loads') and s.mean > 0"), "12");
+    CHECK_EQ_STR(tu_q1(db, "select group_concat(distinct json_extract(params, '$.policy')) from"
+                        " experiment where json_extract(params, '$.technique') like 'hobbit-%'"),
+                 "hobbit");
     REQUIRE(tst_sh(NULL, &err, "%s report --db %s -o %s", tu_mb(), db, md) == 0);
     char *text = tst_read_file(md, NULL);
     REQUIRE(text);
