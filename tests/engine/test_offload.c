@@ -596,18 +596,28 @@ static void use(eng_store *st, int layer, int expert, int64_t pos, bool want_hit
     eng_store_release(st, &w);
 }
 
+/* tiny-olmoe (q8_0), checked to have room for `sets` disjoint sets of
+ * top-k experts and 3 MoE layers; *k = top-k. */
+static eng_model *open_tiny_olmoe(int sets, int *k)
+{
+    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
+    eng_model *m;
+    eng_err e;
+    REQUIRE_MSG(eng_model_open(&m, path, NULL, &e) == ENG_OK, "%s", e.msg);
+    const eng_hparams *hp = eng_model_hparams(m);
+    *k = (int)hp->n_expert_used;
+    REQUIRE(hp->n_expert >= sets * *k && hp->n_layer_moe >= 3 && *k >= 3);
+    return m;
+}
+
 /* A pregate hint never evicts what the prepared layer or a nearer hint of
  * the same layer still needs; once the layer moves on it may. Global lru,
  * 2k slots, disjoint expert sets A, B, C of k experts each. */
 TEST(pregate_hint_never_evicts_needed)
 {
-    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
-    eng_model *m;
+    int k;
+    eng_model *m = open_tiny_olmoe(3, &k);
     eng_err e;
-    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
-    const eng_hparams *hp = eng_model_hparams(m);
-    const int k = (int)hp->n_expert_used;
-    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer_moe >= 3);
     int32_t a[64], b[64], c[64];
     for (int j = 0; j < k; j++)
         a[j] = j, b[j] = k + j, c[j] = 2 * k + j;
@@ -661,13 +671,9 @@ TEST(pregate_hint_never_evicts_needed)
  * T = 20 ms and a bound of 5T waited 5.2T at a load average of 6). */
 TEST(demand_promotes_queued_prefetch)
 {
-    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
-    eng_model *m;
+    int k;
+    eng_model *m = open_tiny_olmoe(3, &k);
     eng_err e;
-    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
-    const eng_hparams *hp = eng_model_hparams(m);
-    const int k = (int)hp->n_expert_used;
-    REQUIRE(hp->n_expert >= 3 * k && hp->n_layer_moe >= 3);
     int32_t a[64], b[64], c[64];
     for (int j = 0; j < k; j++)
         a[j] = j, b[j] = k + j, c[j] = 2 * k + j;
@@ -706,13 +712,9 @@ TEST(demand_promotes_queued_prefetch)
  * 100 ms between the hints and the prepare. */
 TEST(correction_cancels_unused_queued_prefetches)
 {
-    const char *path = make_model("tiny-olmoe", ENG_MK_Q8_0, "m.gguf");
-    eng_model *m;
+    int k;
+    eng_model *m = open_tiny_olmoe(4, &k);
     eng_err e;
-    REQUIRE(eng_model_open(&m, path, NULL, &e) == ENG_OK);
-    const eng_hparams *hp = eng_model_hparams(m);
-    const int k = (int)hp->n_expert_used;
-    REQUIRE(hp->n_expert >= 4 * k && hp->n_layer_moe >= 3 && k >= 3);
     int32_t a[64], b[64], c[64], real[64];
     for (int j = 0; j < k; j++)
         a[j] = j, b[j] = k + j, c[j] = 2 * k + j, real[j] = j < 2 ? b[j] : 3 * k + j;

@@ -422,6 +422,23 @@ TEST(cache_as_large_as_the_key_space_misses_only_first_uses)
         }
 }
 
+/* A prefetch's victim step checked against a model's choice `best` (-1:
+ * nothing evictable): the handle must agree, then the victim is evicted.
+ * Returns it, or -1 when there was none (the prefetch is skipped). */
+static int check_prefetch_victim(eng_policy *pol, int best, const char *what, int op)
+{
+    uint32_t v;
+    eng_err err = {0};
+    if (best < 0) {
+        CHECK_EQ_INT(eng_policy_victim(pol, &v, &err), ENG_ESTATE);
+        return -1;
+    }
+    REQUIRE(eng_policy_victim(pol, &v, &err) == 0);
+    CHECK_MSG((int)v == best, "%s op %d: prefetch victim %u, model %d", what, op, v, best);
+    REQUIRE(eng_policy_evict(pol, v, &err) == 0);
+    return (int)v;
+}
+
 /* Random demand accesses, pins and prefetch-style inserts against a naive
  * model that recomputes lru/lfu/fifo priorities from the history: every
  * victim must match (this exercises the heap's pinned-skipping search and
@@ -500,15 +517,9 @@ TEST(victims_match_a_naive_model_under_random_pins)
                 }
             } else {                             /* prefetch: evict + insert, no access */
                 if (n == CAP) {
-                    uint32_t v;
-                    if (best < 0) {
-                        CHECK_EQ_INT(eng_policy_victim(pol, &v, &err), ENG_ESTATE);
+                    int v = check_prefetch_victim(pol, best, names[p], op);
+                    if (v < 0)
                         continue;
-                    }
-                    REQUIRE(eng_policy_victim(pol, &v, &err) == 0);
-                    CHECK_MSG((int)v == best, "%s op %d: prefetch victim %u, model %d",
-                              names[p], op, v, best);
-                    REQUIRE(eng_policy_evict(pol, v, &err) == 0);
                     cached[v] = 0;
                 }
                 REQUIRE(eng_policy_insert(pol, key, pos, &err) == 0);
@@ -609,15 +620,11 @@ TEST(hobbit_victims_match_a_brute_force_score)
                     if (m.cached[key])
                         continue;
                     if (n == CAP) {
-                        uint32_t v;
-                        if (best < 0) {
-                            CHECK_EQ_INT(eng_policy_victim(pol, &v, &err), ENG_ESTATE);
+                        char what[32];
+                        snprintf(what, sizeof what, "hobbit w%zu L%d", wi, per_layer);
+                        int v = check_prefetch_victim(pol, best, what, op);
+                        if (v < 0)
                             continue;
-                        }
-                        REQUIRE(eng_policy_victim(pol, &v, &err) == 0);
-                        CHECK_MSG((int)v == best, "w%zu L%d op %d: prefetch victim %u, model %d",
-                                  wi, per_layer, op, v, best);
-                        REQUIRE(eng_policy_evict(pol, v, &err) == 0);
                         m.cached[v] = 0;
                         victims++;
                     }
