@@ -239,34 +239,58 @@ GEMM_INT(gemm_q4_0, block_q4_0)
 GEMM_INT(gemm_q5_0, block_q5_0)
 GEMM_INT(gemm_mxfp4, block_mxfp4)
 
-/* Q4_K: x block b is sub-block j = b % 8 of super-block b / 8; its codes
- * are the low (j even) or high nibbles of qs[32 * (j / 2) ..]. */
-static void gemm_q4_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
-                      int64_t r0, int64_t r1, void *scratch)
+static inline float h2f(const uint8_t *p)
 {
-    (void)scratch;
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return eng_fp16_to_fp32(h);
+}
+
+/* Q4_K and Q5_K (the same d, dmin, scales at bytes 0, 2, 4; Q5_K's qh at
+ * 16 and qs at 48): x block b is sub-block j = b % 8 of super-block b / 8;
+ * its codes are the low (j even) or high nibbles of qs[32 * (j / 2) ..],
+ * with Q5_K's bit j of qh[l] on top as bit 4. */
+static void gemm_k45(bool five, const void *w, size_t rb, const eng_qx *x, float *Y,
+                     int64_t ldy, int64_t r0, int64_t r1)
+{
+    const size_t sb = five ? sizeof(eng_block_q5_k) : sizeof(eng_block_q4_k);
     for (int64_t r = r0; r < r1; r++) {
-        const eng_block_q4_k *row = (const eng_block_q4_k *)((const char *)w + (size_t)r * rb);
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * rb;
         for (int64_t t = 0; t < x->T; t++) {
             float acc = 0.0f;
             for (int64_t b = 0; b < x->n / 32; b++) {
-                const eng_block_q4_k *p = row + b / 8;
+                const uint8_t *p = row + (size_t)(b / 8) * sb;
                 const int j = (int)(b % 8);
                 int sc, m;
-                eng_q4k_scale_min(p->scales, j, &sc, &m);
-                const float S = eng_fp16_to_fp32(p->d) * (float)sc;
-                const float M = eng_fp16_to_fp32(p->dmin) * (float)m;
-                const uint8_t *qs = p->qs + 32 * (j / 2);
+                eng_q4k_scale_min(p + 4, j, &sc, &m);
+                const float S = h2f(p) * (float)sc, M = h2f(p + 2) * (float)m;
+                const uint8_t *qs = p + (five ? 48 : 16) + 32 * (j / 2), *qh = p + 16;
                 const int64_t i = qx_at(x, t, b);
                 const int8_t *q = x->q + i * 32;
                 int32_t isum = 0;
-                for (int l = 0; l < 32; l++)
-                    isum += ((qs[l] >> (4 * (j & 1))) & 15) * q[l];
+                for (int l = 0; l < 32; l++) {
+                    const int hi = five ? ((qh[l] >> j) & 1) << 4 : 0;
+                    isum += (((qs[l] >> (4 * (j & 1))) & 15) | hi) * q[l];
+                }
                 acc = min_step(acc, isum, S, M, x->sf[i], x->d[i]);
             }
             Y[t * ldy + r] = acc;
         }
     }
+}
+
+static void gemm_q4_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
+                      int64_t r0, int64_t r1, void *scratch)
+{
+    (void)scratch;
+    gemm_k45(false, w, rb, x, Y, ldy, r0, r1);
+}
+
+static void gemm_q5_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
+                      int64_t r0, int64_t r1, void *scratch)
+{
+    (void)scratch;
+    gemm_k45(true, w, rb, x, Y, ldy, r0, r1);
 }
 
 /* Q6_K: x block b is quarter c = b % 4 of half h = (b % 8) / 4 of
@@ -337,7 +361,8 @@ const eng_gemm_kernels eng_gemm_scalar = {
     .kc = 8,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
+             [ENG_TYPE_Q5_K] = gemm_q5_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -7,7 +7,7 @@
  * n_out weight rows of W (n_in elements each, stored format). X is first
  * quantized row by row to the weight type's partner form, exactly as decode
  * prepares its x (eng_xvec_prepare, ggml's vec_dot_type: Q8_0 blocks of 32
- * for Q8_0/Q4_0/Q5_0/MXFP4, Q8_K super-blocks of 256 for Q4_K/Q6_K, whose one f32
+ * for Q8_0/Q4_0/Q5_0/MXFP4, Q8_K super-blocks of 256 for Q4_K/Q5_K/Q6_K, whose one f32
  * scale then serves each of its 8 blocks of 32), so a prefill product and a
  * decode matvec see the same integers. For every 32-element block b of a
  * row the weight gives unsigned codes u_j and float scales, and
@@ -16,7 +16,7 @@
  *   16; MXFP4: u = doubled E2M1 value + 16, off 16, S = 2^(e-128)):
  *          i_b = sum_j u_j xq_j - off * sum_j xq_j          (exact int32)
  *          acc = fma(float(i_b) * S_b, dx_b, acc)           S_b = d
- *   min form (Q4_K: u = q, S = d*sc, M = dmin*m):
+ *   min form (Q4_K: u = q; Q5_K: u = q5, qh's bit on top; S = d*sc, M = dmin*m):
  *          f = fma(-M_b, float(sum xq), float(sum u xq) * S_b)
  *          acc = fma(f, dx_b, acc)
  *   halves form (Q6_K: u = q6, off 32, S = d*sc per 16 elements):

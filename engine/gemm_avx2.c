@@ -211,36 +211,53 @@ TGT static void pack_q5_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
     }
 }
 
-TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+/* Q4_K and Q5_K (gemm.c's gemm_k45 for the layouts): codes, then per
+ * super-block the S and M of its 8 records. */
+TGT static AI void pack_k45(bool five, const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
-    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    const size_t sb = five ? sizeof(eng_block_q5_k) : sizeof(eng_block_q4_k), oq = five ? 48 : 16;
     for (int64_t s = 0; s < nb / 8; s++) {
-        const size_t o = (size_t)s * sizeof(eng_block_q4_k);
+        const size_t o = (size_t)s * sb;
         for (int j = 0; j < 8; j++, rec += REC) {
             if (j % 2 == 0)
-                prefetch_rows(rows, o + 64 * (size_t)(j / 2));
+                prefetch_rows(rows, o + oq - 16 + 64 * (size_t)(j / 2));
             __m256i R[8];
 #pragma GCC unroll 16
             for (int r = 0; r < 8; r++) {
-                __m256i v = load32(rows[r] + o + 16 + 32 * (j / 2));
+                __m256i v = load32(rows[r] + o + oq + 32 * (j / 2));
                 R[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
+                if (five) {
+                    const __m256i h = _mm256_and_si256(_mm256_srli_epi16(load32(rows[r] + o + 16), j), one);
+                    R[r] = _mm256_or_si256(R[r], _mm256_slli_epi16(h, 4));
+                }
             }
             transpose_store(R, rec);
         }
         __m256 lo[8], hi[8]; /* row r: d*sc_0..7 and dmin*m_0..7 (exact products) */
 #pragma GCC unroll 8
         for (int r = 0; r < L; r++) {
-            const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
+            const uint8_t *p = rows[r] + o;
             uint8_t sm[16];
-            eng_q4k_unpack_scales(p->scales, sm);
+            eng_q4k_unpack_scales(p + 4, sm);
             const __m128i v = _mm_loadu_si128((const __m128i *)sm);
             lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)),
-                                  _mm256_set1_ps(h2f(&p->d)));
+                                  _mm256_set1_ps(h2f(p)));
             hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
-                                  _mm256_set1_ps(h2f(&p->dmin)));
+                                  _mm256_set1_ps(h2f(p + 2)));
         }
         store_scales(lo, hi, rec - 8 * REC, false);
     }
+}
+
+TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    pack_k45(false, rows, nb, rec);
+}
+
+TGT static void pack_q5_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    pack_k45(true, rows, nb, rec);
 }
 
 TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
@@ -433,6 +450,7 @@ GEMM(gemm_q8_0, pack_q8_0, K_SIGNED, 0)
 GEMM(gemm_q4_0, pack_q4_0, K_INT, 3)
 GEMM(gemm_q5_0, pack_q5_0, K_INT, 4)
 GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
+GEMM(gemm_q5_k, pack_q5_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
 GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
 
@@ -528,7 +546,8 @@ const eng_gemm_kernels eng_gemm_avx2 = {
     .kc = 8,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
+             [ENG_TYPE_Q5_K] = gemm_q5_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -178,19 +178,26 @@ TGT static AI void blk_q5_0(const uint8_t *const rows[L], int64_t b, uint8_t *re
     store_f16_scales(rows, o, (float *)(rec + 512));
 }
 
-/* Q4_K: S = d*sc and M = dmin*m per row and sub-block. */
-TGT static AI void blk_q4_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+/* Q4_K and Q5_K (layouts: gemm.c's gemm_k45): S = d*sc and M = dmin*m
+ * per row and sub-block. */
+TGT static AI void blk_k45(bool five, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
-    const __m512i m4 = _mm512_set1_epi8(15);
-    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q4_k);
+    const __m512i m4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
+    const size_t sb = five ? sizeof(eng_block_q5_k) : sizeof(eng_block_q4_k), oq = five ? 48 : 16;
+    const size_t o = (size_t)(b / 8) * sb, oj = o + oq + 32 * (size_t)(b % 8 / 2);
     const int j = (int)(b % 8);
     if (j % 2 == 0)
-        prefetch_rows(rows, o + 64 * (size_t)(j / 2));
+        prefetch_rows(rows, o + oq - 16 + 64 * (size_t)(j / 2));
     __m512i A[8];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        __m512i v = load_pair(rows[k] + o + 16 + 32 * (j / 2), rows[k + 8] + o + 16 + 32 * (j / 2));
+        __m512i v = load_pair(rows[k] + oj, rows[k + 8] + oj);
         A[k] = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+        if (five) {
+            const __m512i h = load_pair(rows[k] + o + 16, rows[k + 8] + o + 16);
+            A[k] = _mm512_or_si512(A[k], _mm512_slli_epi16(
+                                             _mm512_and_si512(_mm512_srli_epi16(h, j), one), 4));
+        }
     }
     transpose_store(A, rec);
     if (j)
@@ -198,11 +205,11 @@ TGT static AI void blk_q4_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     __m512 R[16], C[16]; /* row r: d*sc_0..7, dmin*m_0..7 (exact products) */
 #pragma GCC unroll 16
     for (int r = 0; r < L; r++) {
-        const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
+        const uint8_t *p = rows[r] + o;
         uint8_t sm[16];
-        eng_q4k_unpack_scales(p->scales, sm);
-        const __m512 dd = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h2f(&p->d)),
-                                               _mm512_set1_ps(h2f(&p->dmin)));
+        eng_q4k_unpack_scales(p + 4, sm);
+        const __m512 dd = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h2f(p)),
+                                               _mm512_set1_ps(h2f(p + 2)));
         R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
                                  _mm_loadu_si128((const __m128i *)sm))), dd);
     }
@@ -270,7 +277,7 @@ TGT static AI void blk_mxfp4(const uint8_t *const rows[L], int64_t b, uint8_t *r
         S[r] = eng_e8m0_half(rows[r][o]);
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_N } fmt;
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_N } fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
@@ -278,7 +285,8 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
     case F_Q8_0: blk_q8_0(rows, b, rec); break;
     case F_Q4_0: blk_q4_0(rows, b, rec); break;
     case F_Q5_0: blk_q5_0(rows, b, rec); break;
-    case F_Q4_K: blk_q4_k(rows, b, rec); break;
+    case F_Q4_K: blk_k45(false, rows, b, rec); break;
+    case F_Q5_K: blk_k45(true, rows, b, rec); break;
     case F_Q6_K: blk_q6_k(rows, b, rec); break;
     case F_MXFP4: blk_mxfp4(rows, b, rec); break;
     default: break;
@@ -390,6 +398,7 @@ INST_ALL(p_q8_0, F_Q8_0, K_INT, 7)
 INST_ALL(p_q4_0, F_Q4_0, K_INT, 3)
 INST_ALL(p_q5_0, F_Q5_0, K_INT, 4)
 INST_ALL(p_q4_k, F_Q4_K, K_MIN, 0)
+INST_ALL(p_q5_k, F_Q5_K, K_MIN, 0)
 INST_ALL(p_q6_k, F_Q6_K, K_HALVES, 5)
 INST_ALL(p_mxfp4, F_MXFP4, K_INT, 4)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
@@ -401,11 +410,13 @@ INST_ALL(c_halves, F_NONE, K_HALVES, 5)
 /* [format][rows]: the first chunk packs, the others reuse the packed tile. */
 static const compute_fn first[F_N][17] = {
     [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
-    [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4)};
+    [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4),
+    [F_Q5_K] = TABLE(p_q5_k)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
     [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
-    [F_MXFP4] = TABLE(c_q5_0)}; /* the int form with offset 16, as Q5_0 */
+    [F_MXFP4] = TABLE(c_q5_0), /* the int form with offset 16, as Q5_0 */
+    [F_Q5_K] = TABLE(c_min)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -446,6 +457,7 @@ GEMM(gemm_q8_0, F_Q8_0)
 GEMM(gemm_q4_0, F_Q4_0)
 GEMM(gemm_q5_0, F_Q5_0)
 GEMM(gemm_q4_k, F_Q4_K)
+GEMM(gemm_q5_k, F_Q5_K)
 GEMM(gemm_q6_k, F_Q6_K)
 GEMM(gemm_mxfp4, F_MXFP4)
 
@@ -541,7 +553,8 @@ const eng_gemm_kernels eng_gemm_avx512 = {
     .kc = 16,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
+             [ENG_TYPE_Q5_K] = gemm_q5_k},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

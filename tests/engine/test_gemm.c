@@ -30,7 +30,7 @@ static uint64_t rnd(uint64_t *s)
 static float rndf(uint64_t *s) { return (float)((rnd(s) >> 11) * 0x1p-53 * 2.0 - 1.0); }
 
 static const int types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q5_0, ENG_TYPE_Q4_K,
-                            ENG_TYPE_Q6_K, ENG_TYPE_MXFP4};
+                            ENG_TYPE_Q6_K, ENG_TYPE_MXFP4, ENG_TYPE_Q5_K};
 
 typedef struct problem {
     int type;
@@ -60,7 +60,7 @@ static void make_weights(problem *p, uint64_t *s, bool raw)
             }
             /* the fp16 fields: d (and dmin) at the start, Q6_K's d at the end */
             size_t off = p->type == ENG_TYPE_Q6_K ? 208 : 0;
-            int nh = p->type == ENG_TYPE_Q4_K ? 2 : 1;
+            int nh = p->type == ENG_TYPE_Q4_K || p->type == ENG_TYPE_Q5_K ? 2 : 1;
             for (int h = 0; h < nh; h++) {
                 uint16_t v = eng_fp32_to_fp16(rndf(s) * 0.01f);
                 memcpy(blk + off + 2 * h, &v, 2);
@@ -165,8 +165,9 @@ static void row_parts(const problem *p, int64_t r, double *a, double *b)
     REQUIRE(eng_dequantize_row(p->type, row, f, p->n, &err) == 0);
     for (int64_t j = 0; j < p->n; j++) {
         b[j] = 0;
-        if (p->type == ENG_TYPE_Q4_K) {
-            const eng_block_q4_k *blk = (const eng_block_q4_k *)row + j / 256;
+        if (p->type == ENG_TYPE_Q4_K || p->type == ENG_TYPE_Q5_K) { /* same d, dmin, scales */
+            const eng_block_q4_k *blk = (const eng_block_q4_k *)(row + (size_t)(j / 256) *
+                                                                   eng_format_get(p->type)->type_size);
             int sc, m;
             eng_q4k_scale_min(blk->scales, (int)(j % 256 / 32), &sc, &m);
             b[j] = (double)eng_fp16_to_fp32(blk->dmin) * m;

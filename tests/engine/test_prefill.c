@@ -97,24 +97,37 @@ TEST(prefill_vs_decode_f16)
     }
 }
 
+/* Types whose 64-wide tensors (the presets without "-k-") fall back to a
+ * format still on the sgemm path (mkmodel_types.c: Q5_K -> Q5_1), which
+ * meets f32 activations where decode meets Q8_1 ones: run on the tiny-k
+ * presets (256 wide) only. */
+static bool k_presets_only(const char *type) { return strcmp(type, "q5_k") == 0; }
+
 TEST(prefill_vs_decode_rounded_inputs)
 {
-    static const char *const types[] = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "bf16", "mxfp4"};
-    enum { NT = sizeof types / sizeof types[0], NC = NPRE * NT * 2 };
-    double r[NC];
-    int nc = 0;
+    static const char *const types[] = {"q8_0", "q4_0", "q5_0",  "q4_k", "q6_k",
+                                        "q4_k_m", "bf16", "mxfp4", "q5_k"};
+    enum { NT = sizeof types / sizeof types[0], NMAX = NPRE * NT * 2 };
+    double r[NMAX];
+    int nc = 0, above = 0, above_floor = 0;
     for (int p = 0; p < NPRE; p++)
-        for (int t = 0; t < NT; t++)
+        for (int t = 0; t < NT; t++) {
+            if (k_presets_only(types[t]) && strncmp(presets[p], "tiny-k-", 7) != 0)
+                continue;
             for (int n = 8; n <= 40; n += 32) {
                 double fl;
                 r[nc] = prefill_vs_decode(presets[p], types[t], n, &fl);
                 CHECK_MSG(r[nc] <= 2e-2, "%s %s n %d: prefill vs decode %g", presets[p],
                           types[t], n, r[nc]);
+                above += r[nc] > 1e-4;
+                above_floor += r[nc] > 1e-4 && fl > 1e-4;
                 nc++;
             }
-    qsort(r, NC, sizeof r[0], cmp_double);
-    printf("%d cases: median %.3g, 75th percentile %.3g, max %.3g\n", NC, r[NC / 2],
-           r[3 * NC / 4], r[NC - 1]);
-    CHECK_MSG(r[NC / 2] <= 1e-6, "median %g", r[NC / 2]);
-    CHECK_MSG(r[3 * NC / 4] <= 1e-4, "75th percentile %g", r[3 * NC / 4]);
+        }
+    qsort(r, (size_t)nc, sizeof r[0], cmp_double);
+    printf("%d cases: median %.3g, 75th percentile %.3g, max %.3g; %d above 1e-4, %d of them "
+           "where scalar and SIMD decode differ above 1e-4 too\n",
+           nc, r[nc / 2], r[3 * nc / 4], r[nc - 1], above, above_floor);
+    CHECK_MSG(r[nc / 2] <= 1e-6, "median %g", r[nc / 2]);
+    CHECK_MSG(r[3 * nc / 4] <= 1e-4, "75th percentile %g", r[3 * nc / 4]);
 }
