@@ -190,17 +190,32 @@ static int block_q5_0(const void *row, int64_t b, uint8_t u[32], float *S)
     return 16;
 }
 
+/* A 16-entry codebook's values at the 32 nibbles of qs, plus add. */
+static void table_u(const uint8_t *qs, const int8_t *kv, int add, uint8_t u[32])
+{
+    for (int j = 0; j < 16; j++) {
+        u[j] = (uint8_t)(kv[qs[j] & 15] + add);
+        u[j + 16] = (uint8_t)(kv[qs[j] >> 4] + add);
+    }
+}
+
 /* MXFP4: the doubled E2M1 values (-12..12) + 16; S = 2^(e-128), ggml's
  * E8M0_TO_FP32_HALF, which goes with the doubled values. */
 static int block_mxfp4(const void *row, int64_t b, uint8_t u[32], float *S)
 {
     const eng_block_mxfp4 *p = (const eng_block_mxfp4 *)row + b;
-    for (int j = 0; j < 16; j++) {
-        u[j] = (uint8_t)(eng_kvalues_mxfp4[p->qs[j] & 15] + 16);
-        u[j + 16] = (uint8_t)(eng_kvalues_mxfp4[p->qs[j] >> 4] + 16);
-    }
+    table_u(p->qs, eng_kvalues_mxfp4, 16, u);
     *S = eng_e8m0_half(p->e);
     return 16;
+}
+
+/* IQ4_NL: the codebook values (-127..113) + 128, as Q8_0's codes. */
+static int block_iq4_nl(const void *row, int64_t b, uint8_t u[32], float *S)
+{
+    const eng_block_iq4_nl *p = (const eng_block_iq4_nl *)row + b;
+    table_u(p->qs, eng_kvalues_iq4nl, 128, u);
+    *S = eng_fp16_to_fp32(p->d);
+    return 128;
 }
 
 static void gemm_int(int_block_fn blk, const void *w, size_t rb, const eng_qx *x, float *Y,
@@ -238,6 +253,7 @@ GEMM_INT(gemm_q8_0, block_q8_0)
 GEMM_INT(gemm_q4_0, block_q4_0)
 GEMM_INT(gemm_q5_0, block_q5_0)
 GEMM_INT(gemm_mxfp4, block_mxfp4)
+GEMM_INT(gemm_iq4_nl, block_iq4_nl)
 
 static inline float h2f(const uint8_t *p)
 {
@@ -362,7 +378,7 @@ const eng_gemm_kernels eng_gemm_scalar = {
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
-             [ENG_TYPE_Q5_K] = gemm_q5_k},
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -5,7 +5,8 @@
  * The structure of gemm_avx512.c with 8 weight rows per tile (one per
  * 32-bit lane of a ymm register) and vpmaddubsw + vpmaddwd in place of
  * vpdpbusd. vpmaddubsw saturates its 16-bit pair sums, so:
- *   Q8_0 keeps the signed codes and uses the sign trick of ggml's x86 dots
+ *   Q8_0 and IQ4_NL (codes up to 241 as unsigned) keep the signed codes and
+ *     use the sign trick of ggml's x86 dots
  *     (|w| times x with w's sign, |w x| <= 127 * 128, a pair < 2^15), one
  *     vpmaddwd per 4 bytes; its integer is sum w*x directly, which equals
  *     the reference's sum (w+128)*x - 128*sum x;
@@ -143,19 +144,44 @@ TGT static AI void store_scales(const __m256 lo[8], const __m256 hi[8], uint8_t 
     }
 }
 
+/* The sign trick's codes (K_SIGNED): |w| as the codes, w at OFF_SIGNED. */
+TGT static AI void store_signed(const __m256i R[8], uint8_t *rec)
+{
+    __m256i A[8];
+#pragma GCC unroll 16
+    for (int r = 0; r < 8; r++)
+        A[r] = _mm256_abs_epi8(R[r]);
+    transpose_store(A, rec);
+    transpose_store(R, rec + OFF_SIGNED);
+}
+
 TGT static void pack_q8_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
     for (int64_t b = 0; b < nb; b++, rec += REC) {
         const size_t o = (size_t)b * sizeof(eng_block_q8_0);
         prefetch_rows(rows, o);
-        __m256i R[8], A[8];
+        __m256i R[8];
 #pragma GCC unroll 16
-        for (int r = 0; r < 8; r++) {
+        for (int r = 0; r < 8; r++)
             R[r] = load32(rows[r] + o + 2);
-            A[r] = _mm256_abs_epi8(R[r]);
-        }
-        transpose_store(A, rec);
-        transpose_store(R, rec + OFF_SIGNED);
+        store_signed(R, rec);
+        store_f16_scales(rows, o, (float *)(rec + OFF_S));
+    }
+}
+
+/* IQ4_NL: the codebook values (-127..113, up to 241 as unsigned codes,
+ * too big for vpmaddubsw's 16-bit pair sums) take Q8_0's sign trick. */
+TGT static void pack_iq4_nl(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)eng_kvalues_iq4nl));
+    for (int64_t b = 0; b < nb; b++, rec += REC) {
+        const size_t o = (size_t)b * sizeof(eng_block_iq4_nl);
+        prefetch_rows(rows, o);
+        __m256i R[8];
+#pragma GCC unroll 16
+        for (int r = 0; r < 8; r++)
+            R[r] = _mm256_shuffle_epi8(lut, nibbles(rows[r] + o + 2));
+        store_signed(R, rec);
         store_f16_scales(rows, o, (float *)(rec + OFF_S));
     }
 }
@@ -453,6 +479,7 @@ GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
 GEMM(gemm_q5_k, pack_q5_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
 GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
+GEMM(gemm_iq4_nl, pack_iq4_nl, K_SIGNED, 0)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -547,7 +574,7 @@ const eng_gemm_kernels eng_gemm_avx2 = {
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
-             [ENG_TYPE_Q5_K] = gemm_q5_k},
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -259,25 +259,46 @@ TGT static AI void blk_q6_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     }
 }
 
+/* The 32 nibbles at rows[r] + o of each row through the 16-byte table lut
+ * (unsigned codes), the record's codes. */
+TGT static AI void table_codes(const uint8_t *const rows[L], size_t o, __m512i lut, uint8_t *rec)
+{
+    prefetch_rows(rows, o);
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        A[k] = _mm512_shuffle_epi8(lut, nibbles_pair(rows[k] + o, rows[k + 8] + o));
+    transpose_store(A, rec);
+}
+
 /* MXFP4: nibbles through vpshufb to the doubled E2M1 values + 16. */
 TGT static AI void blk_mxfp4(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
     const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(
         16, 17, 18, 19, 20, 22, 24, 28, 16, 15, 14, 13, 12, 10, 8, 4));
     const size_t o = (size_t)b * sizeof(eng_block_mxfp4);
-    prefetch_rows(rows, o);
-    __m512i A[8];
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++)
-        A[k] = _mm512_shuffle_epi8(lut, nibbles_pair(rows[k] + o + 1, rows[k + 8] + o + 1));
-    transpose_store(A, rec);
+    table_codes(rows, o + 1, lut, rec);
     float *S = (float *)(rec + 512);
 #pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         S[r] = eng_e8m0_half(rows[r][o]);
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_N } fmt;
+/* The IQ4_NL codebook + 128 (Q8_0's int form, offset 128). */
+TGT static AI __m512i iq4_lut(void)
+{
+    return _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)eng_kvalues_iq4nl)),
+                            _mm512_set1_epi8((char)0x80));
+}
+
+TGT static AI void blk_iq4_nl(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const size_t o = (size_t)b * sizeof(eng_block_iq4_nl);
+    table_codes(rows, o + 2, iq4_lut(), rec);
+    store_f16_scales(rows, o, (float *)(rec + 512));
+}
+
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_N } fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
@@ -289,6 +310,7 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
     case F_Q5_K: blk_k45(true, rows, b, rec); break;
     case F_Q6_K: blk_q6_k(rows, b, rec); break;
     case F_MXFP4: blk_mxfp4(rows, b, rec); break;
+    case F_IQ4_NL: blk_iq4_nl(rows, b, rec); break;
     default: break;
     }
 }
@@ -401,6 +423,7 @@ INST_ALL(p_q4_k, F_Q4_K, K_MIN, 0)
 INST_ALL(p_q5_k, F_Q5_K, K_MIN, 0)
 INST_ALL(p_q6_k, F_Q6_K, K_HALVES, 5)
 INST_ALL(p_mxfp4, F_MXFP4, K_INT, 4)
+INST_ALL(p_iq4_nl, F_IQ4_NL, K_INT, 7)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
 INST_ALL(c_q4_0, F_NONE, K_INT, 3)
 INST_ALL(c_q5_0, F_NONE, K_INT, 4)
@@ -411,12 +434,12 @@ INST_ALL(c_halves, F_NONE, K_HALVES, 5)
 static const compute_fn first[F_N][17] = {
     [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
     [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4),
-    [F_Q5_K] = TABLE(p_q5_k)};
+    [F_Q5_K] = TABLE(p_q5_k), [F_IQ4_NL] = TABLE(p_iq4_nl)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
     [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
     [F_MXFP4] = TABLE(c_q5_0), /* the int form with offset 16, as Q5_0 */
-    [F_Q5_K] = TABLE(c_min)};
+    [F_Q5_K] = TABLE(c_min), [F_IQ4_NL] = TABLE(c_q8_0)}; /* offset 128 */
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -460,6 +483,7 @@ GEMM(gemm_q4_k, F_Q4_K)
 GEMM(gemm_q5_k, F_Q5_K)
 GEMM(gemm_q6_k, F_Q6_K)
 GEMM(gemm_mxfp4, F_MXFP4)
+GEMM(gemm_iq4_nl, F_IQ4_NL)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -554,7 +578,7 @@ const eng_gemm_kernels eng_gemm_avx512 = {
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
-             [ENG_TYPE_Q5_K] = gemm_q5_k},
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -106,7 +106,7 @@ static bool k_presets_only(const char *type) { return strcmp(type, "q5_k") == 0;
 TEST(prefill_vs_decode_rounded_inputs)
 {
     static const char *const types[] = {"q8_0", "q4_0", "q5_0",  "q4_k", "q6_k",
-                                        "q4_k_m", "bf16", "mxfp4", "q5_k"};
+                                        "q4_k_m", "bf16", "mxfp4", "q5_k", "iq4_nl"};
     enum { NT = sizeof types / sizeof types[0], NMAX = NPRE * NT * 2 };
     double r[NMAX];
     int nc = 0, above = 0, above_floor = 0;
