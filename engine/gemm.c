@@ -218,6 +218,17 @@ static int block_iq4_nl(const void *row, int64_t b, uint8_t u[32], float *S)
     return 128;
 }
 
+/* IQ4_XS: block b is sub-block ib = b % 8 of super-block b / 8, IQ4_NL's
+ * codes with S = d * (ls - 32) (exact: 11 by 6 bits). */
+static int block_iq4_xs(const void *row, int64_t b, uint8_t u[32], float *S)
+{
+    const eng_block_iq4_xs *p = (const eng_block_iq4_xs *)row + b / 8;
+    const int ib = (int)(b % 8);
+    table_u(p->qs + 16 * ib, eng_kvalues_iq4nl, 128, u);
+    *S = eng_fp16_to_fp32(p->d) * (float)eng_iq4xs_scale(p, ib);
+    return 128;
+}
+
 static void gemm_int(int_block_fn blk, const void *w, size_t rb, const eng_qx *x, float *Y,
                      int64_t ldy, int64_t r0, int64_t r1)
 {
@@ -254,6 +265,7 @@ GEMM_INT(gemm_q4_0, block_q4_0)
 GEMM_INT(gemm_q5_0, block_q5_0)
 GEMM_INT(gemm_mxfp4, block_mxfp4)
 GEMM_INT(gemm_iq4_nl, block_iq4_nl)
+GEMM_INT(gemm_iq4_xs, block_iq4_xs)
 
 static inline float h2f(const uint8_t *p)
 {
@@ -378,7 +390,8 @@ const eng_gemm_kernels eng_gemm_scalar = {
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
-             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl},
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

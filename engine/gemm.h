@@ -8,14 +8,15 @@
  * quantized row by row to the weight type's partner form, exactly as decode
  * prepares its x (eng_xvec_prepare, ggml's vec_dot_type: Q8_0 blocks of 32
  * for Q8_0/Q4_0/Q5_0/MXFP4/IQ4_NL, Q8_K super-blocks of 256 for
- * Q4_K/Q5_K/Q6_K, whose one f32 scale then serves each of its 8 blocks of
+ * Q4_K/Q5_K/Q6_K/IQ4_XS, whose one f32 scale then serves each of its 8 blocks of
  * 32), so a prefill product and a
  * decode matvec see the same integers. For every 32-element block b of a
  * row the weight gives unsigned codes u_j and float scales, and
  *
  *   int form (Q8_0: u = q+128, off 128; Q4_0: u = nibble, off 8; Q5_0: off
  *   16; MXFP4: u = doubled E2M1 value + 16, off 16, S = 2^(e-128);
- *   IQ4_NL: u = codebook value (-127..113) + 128, off 128):
+ *   IQ4_NL: u = codebook value (-127..113) + 128, off 128; IQ4_XS: the
+ *   same u per sub-block, S = d * (ls - 32)):
  *          i_b = sum_j u_j xq_j - off * sum_j xq_j          (exact int32)
  *          acc = fma(float(i_b) * S_b, dx_b, acc)           S_b = d
  *   min form (Q4_K: u = q; Q5_K: u = q5, qh's bit on top; S = d*sc, M = dmin*m):

@@ -5,7 +5,7 @@
  * The structure of gemm_avx512.c with 8 weight rows per tile (one per
  * 32-bit lane of a ymm register) and vpmaddubsw + vpmaddwd in place of
  * vpdpbusd. vpmaddubsw saturates its 16-bit pair sums, so:
- *   Q8_0 and IQ4_NL (codes up to 241 as unsigned) keep the signed codes and
+ *   Q8_0, IQ4_NL and IQ4_XS (codes up to 241 as unsigned) keep the signed codes and
  *     use the sign trick of ggml's x86 dots
  *     (|w| times x with w's sign, |w x| <= 127 * 128, a pair < 2^15), one
  *     vpmaddwd per 4 bytes; its integer is sum w*x directly, which equals
@@ -171,17 +171,22 @@ TGT static void pack_q8_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
 
 /* IQ4_NL: the codebook values (-127..113, up to 241 as unsigned codes,
  * too big for vpmaddubsw's 16-bit pair sums) take Q8_0's sign trick. */
-TGT static void pack_iq4_nl(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+TGT static AI void iq4_codes(const uint8_t *const rows[L], size_t o, uint8_t *rec)
 {
     const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)eng_kvalues_iq4nl));
+    __m256i R[8];
+#pragma GCC unroll 16
+    for (int r = 0; r < 8; r++)
+        R[r] = _mm256_shuffle_epi8(lut, nibbles(rows[r] + o));
+    store_signed(R, rec);
+}
+
+TGT static void pack_iq4_nl(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
     for (int64_t b = 0; b < nb; b++, rec += REC) {
         const size_t o = (size_t)b * sizeof(eng_block_iq4_nl);
         prefetch_rows(rows, o);
-        __m256i R[8];
-#pragma GCC unroll 16
-        for (int r = 0; r < 8; r++)
-            R[r] = _mm256_shuffle_epi8(lut, nibbles(rows[r] + o + 2));
-        store_signed(R, rec);
+        iq4_codes(rows, o + 2, rec);
         store_f16_scales(rows, o, (float *)(rec + OFF_S));
     }
 }
@@ -316,6 +321,29 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
         }
         store_scales(lo, hi, rec - 8 * REC, true);
+    }
+}
+
+/* IQ4_XS: IQ4_NL's codes per sub-block, S = d * (ls - 32) (gemm.c). */
+TGT static void pack_iq4_xs(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const size_t o = (size_t)s * sizeof(eng_block_iq4_xs);
+        for (int ib = 0; ib < 8; ib++, rec += REC) {
+            if (ib % 4 == 0)
+                prefetch_rows(rows, o + 16 * (size_t)ib);
+            iq4_codes(rows, o + 8 + 16 * (size_t)ib, rec);
+        }
+        __m256 S[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < L; r++) {
+            const eng_block_iq4_xs *p = (const eng_block_iq4_xs *)(rows[r] + o);
+            float ls[8];
+            for (int ib = 0; ib < 8; ib++)
+                ls[ib] = (float)eng_iq4xs_scale(p, ib);
+            S[r] = _mm256_mul_ps(_mm256_loadu_ps(ls), _mm256_set1_ps(h2f(&p->d)));
+        }
+        store_scales(S, S, rec - 8 * REC, false); /* M (copies of S) unused */
     }
 }
 
@@ -480,6 +508,7 @@ GEMM(gemm_q5_k, pack_q5_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
 GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
 GEMM(gemm_iq4_nl, pack_iq4_nl, K_SIGNED, 0)
+GEMM(gemm_iq4_xs, pack_iq4_xs, K_SIGNED, 0)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -574,7 +603,8 @@ const eng_gemm_kernels eng_gemm_avx2 = {
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
-             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl},
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -298,7 +298,31 @@ TGT static AI void blk_iq4_nl(const uint8_t *const rows[L], int64_t b, uint8_t *
     store_f16_scales(rows, o, (float *)(rec + 512));
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_N } fmt;
+/* IQ4_XS: IQ4_NL's codes per sub-block ib = b % 8; at ib = 0 the S =
+ * d * (ls - 32) of the super-block's 8 records (gemm.c). */
+TGT static AI void blk_iq4_xs(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_iq4_xs);
+    const int ib = (int)(b % 8);
+    table_codes(rows, o + 8 + 16 * (size_t)ib, iq4_lut(), rec);
+    if (ib)
+        return;
+    __m512 R[16], C[16]; /* row r: the 8 scales in lanes 0..7 */
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++) {
+        const eng_block_iq4_xs *p = (const eng_block_iq4_xs *)(rows[r] + o);
+        float ls[16] = {0};
+        for (int i = 0; i < 8; i++)
+            ls[i] = (float)eng_iq4xs_scale(p, i);
+        R[r] = _mm512_mul_ps(_mm512_loadu_ps(ls), _mm512_set1_ps(h2f(&p->d)));
+    }
+    transpose16(R, C);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        _mm512_store_ps((float *)(rec + i * REC + 512), C[i]);
+}
+
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_N } fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
@@ -311,6 +335,7 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
     case F_Q6_K: blk_q6_k(rows, b, rec); break;
     case F_MXFP4: blk_mxfp4(rows, b, rec); break;
     case F_IQ4_NL: blk_iq4_nl(rows, b, rec); break;
+    case F_IQ4_XS: blk_iq4_xs(rows, b, rec); break;
     default: break;
     }
 }
@@ -424,6 +449,7 @@ INST_ALL(p_q5_k, F_Q5_K, K_MIN, 0)
 INST_ALL(p_q6_k, F_Q6_K, K_HALVES, 5)
 INST_ALL(p_mxfp4, F_MXFP4, K_INT, 4)
 INST_ALL(p_iq4_nl, F_IQ4_NL, K_INT, 7)
+INST_ALL(p_iq4_xs, F_IQ4_XS, K_INT, 7)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
 INST_ALL(c_q4_0, F_NONE, K_INT, 3)
 INST_ALL(c_q5_0, F_NONE, K_INT, 4)
@@ -434,12 +460,14 @@ INST_ALL(c_halves, F_NONE, K_HALVES, 5)
 static const compute_fn first[F_N][17] = {
     [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
     [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4),
-    [F_Q5_K] = TABLE(p_q5_k), [F_IQ4_NL] = TABLE(p_iq4_nl)};
+    [F_Q5_K] = TABLE(p_q5_k), [F_IQ4_NL] = TABLE(p_iq4_nl),
+    [F_IQ4_XS] = TABLE(p_iq4_xs)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
     [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
     [F_MXFP4] = TABLE(c_q5_0), /* the int form with offset 16, as Q5_0 */
-    [F_Q5_K] = TABLE(c_min), [F_IQ4_NL] = TABLE(c_q8_0)}; /* offset 128 */
+    [F_Q5_K] = TABLE(c_min), [F_IQ4_NL] = TABLE(c_q8_0), /* offset 128 */
+    [F_IQ4_XS] = TABLE(c_q8_0)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -484,6 +512,7 @@ GEMM(gemm_q5_k, F_Q5_K)
 GEMM(gemm_q6_k, F_Q6_K)
 GEMM(gemm_mxfp4, F_MXFP4)
 GEMM(gemm_iq4_nl, F_IQ4_NL)
+GEMM(gemm_iq4_xs, F_IQ4_XS)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -578,7 +607,8 @@ const eng_gemm_kernels eng_gemm_avx512 = {
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
-             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl},
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -30,7 +30,8 @@ static uint64_t rnd(uint64_t *s)
 static float rndf(uint64_t *s) { return (float)((rnd(s) >> 11) * 0x1p-53 * 2.0 - 1.0); }
 
 static const int types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q5_0, ENG_TYPE_Q4_K,
-                            ENG_TYPE_Q6_K, ENG_TYPE_MXFP4, ENG_TYPE_Q5_K, ENG_TYPE_IQ4_NL};
+                            ENG_TYPE_Q6_K, ENG_TYPE_MXFP4, ENG_TYPE_Q5_K, ENG_TYPE_IQ4_NL,
+                            ENG_TYPE_IQ4_XS};
 
 typedef struct problem {
     int type;

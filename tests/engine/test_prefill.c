@@ -98,15 +98,18 @@ TEST(prefill_vs_decode_f16)
 }
 
 /* Types whose 64-wide tensors (the presets without "-k-") fall back to a
- * format still on the sgemm path (mkmodel_types.c: Q5_K -> Q5_1), which
- * meets f32 activations where decode meets Q8_1 ones: run on the tiny-k
- * presets (256 wide) only. */
-static bool k_presets_only(const char *type) { return strcmp(type, "q5_k") == 0; }
+ * format still on the sgemm path (mkmodel_types.c: Q5_K -> Q5_1, and the
+ * iq4_xs mix has Q5_K tensors), which meets f32 activations where decode
+ * meets Q8_1 ones: run on the tiny-k presets (256 wide) only. */
+static bool k_presets_only(const char *type)
+{
+    return strcmp(type, "q5_k") == 0 || strcmp(type, "iq4_xs") == 0;
+}
 
 TEST(prefill_vs_decode_rounded_inputs)
 {
     static const char *const types[] = {"q8_0", "q4_0", "q5_0",  "q4_k", "q6_k",
-                                        "q4_k_m", "bf16", "mxfp4", "q5_k", "iq4_nl"};
+                                        "q4_k_m", "bf16", "mxfp4", "q5_k", "iq4_nl", "iq4_xs"};
     enum { NT = sizeof types / sizeof types[0], NMAX = NPRE * NT * 2 };
     double r[NMAX];
     int nc = 0, above = 0, above_floor = 0;
