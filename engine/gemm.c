@@ -321,36 +321,74 @@ static void gemm_q5_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64
     gemm_k45(true, w, rb, x, Y, ldy, r0, r1);
 }
 
+/* Codes u[32] of block b of a row and the scales of its two halves
+ * (halves form). */
+typedef void (*halves_block_fn)(const void *row, int64_t b, uint8_t u[32], float S[2]);
+
 /* Q6_K: x block b is quarter c = b % 4 of half h = (b % 8) / 4 of
  * super-block b / 8: codes (ql[64h + 32(c&1) + l] >> 4(c>>1)) & 15 with
  * bits 2c..2c+1 of qh[32h + l] on top; scales[2(b%8)] and the next. */
-static void gemm_q6_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
-                      int64_t r0, int64_t r1, void *scratch)
+static void block_q6_k(const void *row, int64_t b, uint8_t u[32], float S[2])
 {
-    (void)scratch;
+    const eng_block_q6_k *p = (const eng_block_q6_k *)row + b / 8;
+    const int k = (int)(b % 8), h = k / 4, c = k % 4;
+    const uint8_t *ql = p->ql + 64 * h + 32 * (c & 1), *qh = p->qh + 32 * h;
+    for (int l = 0; l < 32; l++)
+        u[l] = (uint8_t)(((ql[l] >> (4 * (c >> 1))) & 15) | ((qh[l] >> (2 * c)) & 3) << 4);
+    const float d = eng_fp16_to_fp32(p->d);
+    S[0] = d * (float)p->scales[2 * k];
+    S[1] = d * (float)p->scales[2 * k + 1];
+}
+
+/* Q3_K: x block k = b % 8 of super-block b / 8: codes u = the 2 bits
+ * 2(k%4).. of qs[32(k/4) + l] | bit k of hmask[l] << 2 (value u - 4);
+ * the unbiased 6-bit scales 2k and 2k+1. */
+static void block_q3_k(const void *row, int64_t b, uint8_t u[32], float S[2])
+{
+    const eng_block_q3_k *p = (const eng_block_q3_k *)row + b / 8;
+    const int k = (int)(b % 8);
+    const uint8_t *qs = p->qs + 32 * (k / 4);
+    for (int l = 0; l < 32; l++)
+        u[l] = (uint8_t)(((qs[l] >> (2 * (k % 4))) & 3) | ((p->hmask[l] >> k) & 1) << 2);
+    int8_t sc[16];
+    eng_q3k_unpack_scales(p->scales, sc);
+    const float d = eng_fp16_to_fp32(p->d);
+    S[0] = d * (float)sc[2 * k];
+    S[1] = d * (float)sc[2 * k + 1];
+}
+
+static void gemm_halves(halves_block_fn blk, int off, const void *w, size_t rb, const eng_qx *x,
+                        float *Y, int64_t ldy, int64_t r0, int64_t r1)
+{
     for (int64_t r = r0; r < r1; r++) {
-        const eng_block_q6_k *row = (const eng_block_q6_k *)((const char *)w + (size_t)r * rb);
+        const void *row = (const char *)w + (size_t)r * rb;
         for (int64_t t = 0; t < x->T; t++) {
             float acc = 0.0f;
             for (int64_t b = 0; b < x->n / 32; b++) {
-                const eng_block_q6_k *p = row + b / 8;
-                const int k = (int)(b % 8), h = k / 4, c = k % 4;
-                const float d = eng_fp16_to_fp32(p->d);
-                const uint8_t *ql = p->ql + 64 * h + 32 * (c & 1), *qh = p->qh + 32 * h;
+                uint8_t u[32];
+                float S[2];
+                blk(row, b, u, S);
                 const int64_t i = qx_at(x, t, b);
                 const int8_t *q = x->q + i * 32;
-                int32_t is[2] = {32 * x->hn[2 * i], 32 * x->hn[2 * i + 1]};
-                for (int l = 0; l < 32; l++) {
-                    const int u = ((ql[l] >> (4 * (c >> 1))) & 15) | ((qh[l] >> (2 * c)) & 3) << 4;
-                    is[l / 16] += u * q[l];
-                }
-                acc = halves_step(acc, is[0], is[1], d * (float)p->scales[2 * k],
-                                  d * (float)p->scales[2 * k + 1], x->d[i]);
+                int32_t is[2] = {off * x->hn[2 * i], off * x->hn[2 * i + 1]};
+                for (int l = 0; l < 32; l++)
+                    is[l / 16] += u[l] * q[l];
+                acc = halves_step(acc, is[0], is[1], S[0], S[1], x->d[i]);
             }
             Y[t * ldy + r] = acc;
         }
     }
 }
+
+#define GEMM_HALVES(NAME, BLOCK, OFF)                                                        \
+    static void NAME(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,       \
+                     int64_t r0, int64_t r1, void *scratch)                                  \
+    {                                                                                        \
+        (void)scratch;                                                                       \
+        gemm_halves(BLOCK, OFF, w, rb, x, Y, ldy, r0, r1);                                   \
+    }
+GEMM_HALVES(gemm_q6_k, block_q6_k, 32)
+GEMM_HALVES(gemm_q3_k, block_q3_k, 4)
 
 /* Float weights: fma in ascending k (gemm.h). */
 typedef float (*widen_fn)(const void *row, int64_t k);
@@ -391,7 +429,7 @@ const eng_gemm_kernels eng_gemm_scalar = {
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
-             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs},
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -8,7 +8,7 @@
  * quantized row by row to the weight type's partner form, exactly as decode
  * prepares its x (eng_xvec_prepare, ggml's vec_dot_type: Q8_0 blocks of 32
  * for Q8_0/Q4_0/Q5_0/MXFP4/IQ4_NL, Q8_K super-blocks of 256 for
- * Q4_K/Q5_K/Q6_K/IQ4_XS, whose one f32 scale then serves each of its 8 blocks of
+ * Q4_K/Q5_K/Q6_K/Q3_K/IQ4_XS, whose one f32 scale then serves each of its 8 blocks of
  * 32), so a prefill product and a
  * decode matvec see the same integers. For every 32-element block b of a
  * row the weight gives unsigned codes u_j and float scales, and
@@ -22,8 +22,9 @@
  *   min form (Q4_K: u = q; Q5_K: u = q5, qh's bit on top; S = d*sc, M = dmin*m):
  *          f = fma(-M_b, float(sum xq), float(sum u xq) * S_b)
  *          acc = fma(f, dx_b, acc)
- *   halves form (Q6_K: u = q6, off 32, S = d*sc per 16 elements):
- *          i_h = sum_{16} u xq - 32 * sum_{16} xq           (h = 0, 1)
+ *   halves form (Q6_K: u = q6, off 32; Q3_K: u = 2 bits | hmask's bit << 2,
+ *   off 4; S = d*sc per 16 elements, sc signed):
+ *          i_h = sum_{16} u xq - off * sum_{16} xq          (h = 0, 1)
  *          acc = fma(fma(float(i_1), S_1, float(i_0) * S_0), dx_b, acc)
  *
  * with acc starting at 0 and blocks in ascending order. Every path

@@ -291,6 +291,21 @@ TGT static void pack_q5_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
     pack_k45(true, rows, nb, rec);
 }
 
+/* The halves form's scales: row r's 16 signed scales sc[r] times d[r]
+ * (exact products) to the 8 records' S and S1. */
+TGT static AI void store_halves_scales(const int8_t *const sc[L], const float d[L], uint8_t *rec)
+{
+    __m256 lo[8], hi[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < L; r++) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)sc[r]);
+        const __m256 dr = _mm256_set1_ps(d[r]);
+        lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), dr);
+        hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), dr);
+    }
+    store_scales(lo, hi, rec, true);
+}
+
 TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
     const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
@@ -311,16 +326,45 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             }
             transpose_store(R, rec);
         }
-        __m256 lo[8], hi[8]; /* row r: d*scales[0..7] and [8..15] (exact products) */
-#pragma GCC unroll 8
+        const int8_t *sc[L];
+        float d[L];
         for (int r = 0; r < L; r++) {
             const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
-            const __m128i v = _mm_loadu_si128((const __m128i *)p->scales);
-            const __m256 d = _mm256_set1_ps(h2f(&p->d));
-            lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
-            hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
+            sc[r] = p->scales;
+            d[r] = h2f(&p->d);
         }
-        store_scales(lo, hi, rec - 8 * REC, true);
+        store_halves_scales(sc, d, rec - 8 * REC);
+    }
+}
+
+/* Q3_K (gemm.c's block_q3_k): codes 0..7 = 2 bits of qs | hmask's bit << 2. */
+TGT static void pack_q3_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const size_t o = (size_t)s * sizeof(eng_block_q3_k);
+        for (int k = 0; k < 8; k++, rec += REC) {
+            if (k % 4 == 0)
+                prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+            __m256i R[8];
+#pragma GCC unroll 16
+            for (int r = 0; r < 8; r++) {
+                const __m256i lo = _mm256_srli_epi16(load32(rows[r] + o + 32 + 32 * (k / 4)), 2 * (k % 4));
+                const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(load32(rows[r] + o), k), one);
+                R[r] = _mm256_or_si256(_mm256_and_si256(lo, m3), _mm256_slli_epi16(hb, 2));
+            }
+            transpose_store(R, rec);
+        }
+        int8_t buf[L][16];
+        const int8_t *sc[L];
+        float d[L];
+        for (int r = 0; r < L; r++) {
+            const eng_block_q3_k *p = (const eng_block_q3_k *)(rows[r] + o);
+            eng_q3k_unpack_scales(p->scales, buf[r]);
+            sc[r] = buf[r];
+            d[r] = h2f(&p->d);
+        }
+        store_halves_scales(sc, d, rec - 8 * REC);
     }
 }
 
@@ -404,8 +448,8 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
             const int8_t *q = x.q + (i0 + t) * 32;
             __m256 f;
             if (kd == K_HALVES) {
-                __m256i s0 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t)]), 5);
-                __m256i s1 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t) + 1]), 5);
+                __m256i s0 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t)]), sh);
+                __m256i s1 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t) + 1]), sh);
                 s0 = dot2(dot2(s0, rec, 0, q), rec, 2, q);
                 s1 = dot2(dot2(s1, rec, 4, q), rec, 6, q);
                 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), M,
@@ -506,6 +550,7 @@ GEMM(gemm_q5_0, pack_q5_0, K_INT, 4)
 GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
 GEMM(gemm_q5_k, pack_q5_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
+GEMM(gemm_q3_k, pack_q3_k, K_HALVES, 2)
 GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
 GEMM(gemm_iq4_nl, pack_iq4_nl, K_SIGNED, 0)
 GEMM(gemm_iq4_xs, pack_iq4_xs, K_SIGNED, 0)
@@ -604,7 +649,7 @@ const eng_gemm_kernels eng_gemm_avx2 = {
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
-             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs},
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

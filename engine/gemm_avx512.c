@@ -221,6 +221,25 @@ TGT static AI void blk_k45(bool five, const uint8_t *const rows[L], int64_t b, u
     }
 }
 
+/* The halves form's scales, written at the first block of a super-block:
+ * row r's 16 signed scales sc[r] times d[r] (exact products) to the 8
+ * records' S and S1. */
+TGT static AI void store_halves_scales(const int8_t *const sc[L], const float d[L], uint8_t *rec)
+{
+    __m512 R[16], C[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++)
+        R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                 _mm_loadu_si128((const __m128i *)sc[r]))),
+                             _mm512_set1_ps(d[r]));
+    transpose16(R, C);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        _mm512_store_ps((float *)(rec + i * REC + 512), C[2 * i]);
+        _mm512_store_ps((float *)(rec + i * REC + 576), C[2 * i + 1]);
+    }
+}
+
 /* Q6_K: block k of a super-block is quarter c = k % 4 of half h = k / 4;
  * S and S1 = d*scales of its two groups of 16. */
 TGT static AI void blk_q6_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
@@ -243,20 +262,44 @@ TGT static AI void blk_q6_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     transpose_store(A, rec);
     if (k8)
         return;
-    __m512 R[16], C[16]; /* row r: d*scales[0..15] (exact products) */
-#pragma GCC unroll 16
+    const int8_t *sc[L];
+    float d[L];
     for (int r = 0; r < L; r++) {
         const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
-        R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                 _mm_loadu_si128((const __m128i *)p->scales))),
-                             _mm512_set1_ps(h2f(&p->d)));
+        sc[r] = p->scales;
+        d[r] = h2f(&p->d);
     }
-    transpose16(R, C);
+    store_halves_scales(sc, d, rec);
+}
+
+/* Q3_K (gemm.c's block_q3_k): codes 0..7 = 2 bits of qs | hmask's bit << 2. */
+TGT static AI void blk_q3_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q3_k), oq = o + 32 + 32 * (size_t)(b % 8 / 4);
+    const int k = (int)(b % 8);
+    if (k % 4 == 0)
+        prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+    __m512i A[8];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        _mm512_store_ps((float *)(rec + i * REC + 512), C[2 * i]);
-        _mm512_store_ps((float *)(rec + i * REC + 576), C[2 * i + 1]);
+    for (int j = 0; j < 8; j++) {
+        const __m512i lo = _mm512_srli_epi16(load_pair(rows[j] + oq, rows[j + 8] + oq), 2 * (k % 4));
+        const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load_pair(rows[j] + o, rows[j + 8] + o), k), one);
+        A[j] = _mm512_or_si512(_mm512_and_si512(lo, m3), _mm512_slli_epi16(hb, 2));
     }
+    transpose_store(A, rec);
+    if (k)
+        return;
+    int8_t buf[L][16];
+    const int8_t *sc[L];
+    float d[L];
+    for (int r = 0; r < L; r++) {
+        const eng_block_q3_k *p = (const eng_block_q3_k *)(rows[r] + o);
+        eng_q3k_unpack_scales(p->scales, buf[r]);
+        sc[r] = buf[r];
+        d[r] = h2f(&p->d);
+    }
+    store_halves_scales(sc, d, rec);
 }
 
 /* The 32 nibbles at rows[r] + o of each row through the 16-byte table lut
@@ -322,7 +365,7 @@ TGT static AI void blk_iq4_xs(const uint8_t *const rows[L], int64_t b, uint8_t *
         _mm512_store_ps((float *)(rec + i * REC + 512), C[i]);
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_N } fmt;
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_Q3_K, F_N } fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
@@ -336,6 +379,7 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
     case F_MXFP4: blk_mxfp4(rows, b, rec); break;
     case F_IQ4_NL: blk_iq4_nl(rows, b, rec); break;
     case F_IQ4_XS: blk_iq4_xs(rows, b, rec); break;
+    case F_Q3_K: blk_q3_k(rows, b, rec); break;
     default: break;
     }
 }
@@ -396,8 +440,8 @@ TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L]
             const __m512 dx = _mm512_set1_ps(x.d[i0 + t]);
             __m512 f;
             if (kd == K_HALVES) {
-                __m512i s0 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t)]), 5);
-                __m512i s1 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t) + 1]), 5);
+                __m512i s0 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t)]), sh);
+                __m512i s1 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t) + 1]), sh);
                 s0 = dot4(s0, w, q);
                 s1 = dot4(s1, w + 4, q + 16);
                 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), M,
@@ -450,24 +494,26 @@ INST_ALL(p_q6_k, F_Q6_K, K_HALVES, 5)
 INST_ALL(p_mxfp4, F_MXFP4, K_INT, 4)
 INST_ALL(p_iq4_nl, F_IQ4_NL, K_INT, 7)
 INST_ALL(p_iq4_xs, F_IQ4_XS, K_INT, 7)
+INST_ALL(p_q3_k, F_Q3_K, K_HALVES, 2)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
 INST_ALL(c_q4_0, F_NONE, K_INT, 3)
 INST_ALL(c_q5_0, F_NONE, K_INT, 4)
 INST_ALL(c_min, F_NONE, K_MIN, 0)
 INST_ALL(c_halves, F_NONE, K_HALVES, 5)
+INST_ALL(c_halves_q3_k, F_NONE, K_HALVES, 2)
 
 /* [format][rows]: the first chunk packs, the others reuse the packed tile. */
 static const compute_fn first[F_N][17] = {
     [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
     [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4),
     [F_Q5_K] = TABLE(p_q5_k), [F_IQ4_NL] = TABLE(p_iq4_nl),
-    [F_IQ4_XS] = TABLE(p_iq4_xs)};
+    [F_IQ4_XS] = TABLE(p_iq4_xs), [F_Q3_K] = TABLE(p_q3_k)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
     [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
     [F_MXFP4] = TABLE(c_q5_0), /* the int form with offset 16, as Q5_0 */
     [F_Q5_K] = TABLE(c_min), [F_IQ4_NL] = TABLE(c_q8_0), /* offset 128 */
-    [F_IQ4_XS] = TABLE(c_q8_0)};
+    [F_IQ4_XS] = TABLE(c_q8_0), [F_Q3_K] = TABLE(c_halves_q3_k)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -513,6 +559,7 @@ GEMM(gemm_q6_k, F_Q6_K)
 GEMM(gemm_mxfp4, F_MXFP4)
 GEMM(gemm_iq4_nl, F_IQ4_NL)
 GEMM(gemm_iq4_xs, F_IQ4_XS)
+GEMM(gemm_q3_k, F_Q3_K)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -608,7 +655,7 @@ const eng_gemm_kernels eng_gemm_avx512 = {
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
-             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs},
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -31,7 +31,7 @@ static float rndf(uint64_t *s) { return (float)((rnd(s) >> 11) * 0x1p-53 * 2.0 -
 
 static const int types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q5_0, ENG_TYPE_Q4_K,
                             ENG_TYPE_Q6_K, ENG_TYPE_MXFP4, ENG_TYPE_Q5_K, ENG_TYPE_IQ4_NL,
-                            ENG_TYPE_IQ4_XS};
+                            ENG_TYPE_IQ4_XS, ENG_TYPE_Q3_K};
 
 typedef struct problem {
     int type;
@@ -59,8 +59,8 @@ static void make_weights(problem *p, uint64_t *s, bool raw)
                 blk[0] = (uint8_t)(110 + rnd(s) % 36);
                 continue;
             }
-            /* the fp16 fields: d (and dmin) at the start, Q6_K's d at the end */
-            size_t off = p->type == ENG_TYPE_Q6_K ? 208 : 0;
+            /* the fp16 fields: d (and dmin) at the start, Q6_K's and Q3_K's d at the end */
+            size_t off = p->type == ENG_TYPE_Q6_K ? 208 : p->type == ENG_TYPE_Q3_K ? 108 : 0;
             int nh = p->type == ENG_TYPE_Q4_K || p->type == ENG_TYPE_Q5_K ? 2 : 1;
             for (int h = 0; h < nh; h++) {
                 uint16_t v = eng_fp32_to_fp16(rndf(s) * 0.01f);
