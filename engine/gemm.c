@@ -21,7 +21,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 size_t eng_qx_bytes(int64_t T, int64_t n)
 {
     const size_t e = (size_t)T * (size_t)n, nb = e / 32;
-    return round64(e) + 3 * round64(nb * 4) + round64(nb * 8);
+    return round64(e) + 4 * round64(nb * 4) + round64(nb * 8);
 }
 
 void eng_qx_bind(eng_qx *x, void *buf, int64_t T, int64_t n, int kc, int form)
@@ -41,6 +41,8 @@ void eng_qx_bind(eng_qx *x, void *buf, int64_t T, int64_t n, int kc, int form)
     x->sn = (int32_t *)p;
     p += round64(nb * 4);
     x->hn = (int32_t *)p;
+    p += round64(nb * 8);
+    x->hp = (int32_t *)p;
 }
 
 /* Index of (row t, block b) in the per-block arrays (gemm.h layout). */
@@ -63,6 +65,7 @@ static void qx_sums(const eng_qx *x, int64_t i)
     x->sn[i] = -(h0 + h1);
     x->hn[2 * i] = -h0;
     x->hn[2 * i + 1] = -h1;
+    x->hp[i] = (int32_t)((uint32_t)(uint16_t)-h0 | (uint32_t)(uint16_t)-h1 << 16);
 }
 
 /* Q8_0 blocks are quantized one at a time (ggml's quantize_row_q8_0 treats
@@ -321,6 +324,40 @@ static void gemm_q5_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64
     gemm_k45(true, w, rb, x, Y, ldy, r0, r1);
 }
 
+/* Q2_K: block k = b % 8 of super-block b / 8 has codes q = bits
+ * 2(k%4)..+1 of qs[32(k/4) + l] and groups 2k, 2k+1 with scale sc (low
+ * nibble) and min m (high nibble) of scales[2k], scales[2k+1]. Its scales
+ * go into the codes, u = sc*q <= 45, and its mins into an exact integer
+ * with the half sums, so (as decode does per super-block) one float
+ * product each for d and dmin:
+ *   i = sum u xq, mi = m_0 hn_0 + m_1 hn_1 (minus the min sum)
+ *   acc = fma(fma(float(mi), dmin, float(i) * d), dx, acc)             */
+static void gemm_q2_k(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,
+                      int64_t r0, int64_t r1, void *scratch)
+{
+    (void)scratch;
+    for (int64_t r = r0; r < r1; r++) {
+        const eng_block_q2_k *row = (const eng_block_q2_k *)((const char *)w + (size_t)r * rb);
+        for (int64_t t = 0; t < x->T; t++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < x->n / 32; b++) {
+                const eng_block_q2_k *p = row + b / 8;
+                const int k = (int)(b % 8);
+                const uint8_t *qs = p->qs + 32 * (k / 4), *sm = p->scales + 2 * k;
+                const int64_t i = qx_at(x, t, b);
+                const int8_t *q = x->q + i * 32;
+                int32_t isum = 0;
+                for (int l = 0; l < 32; l++)
+                    isum += (sm[l / 16] & 15) * ((qs[l] >> (2 * (k % 4))) & 3) * q[l];
+                const int32_t mi = (sm[0] >> 4) * x->hn[2 * i] + (sm[1] >> 4) * x->hn[2 * i + 1];
+                acc = fmaf(fmaf((float)mi, eng_fp16_to_fp32(p->dmin),
+                                (float)isum * eng_fp16_to_fp32(p->d)), x->d[i], acc);
+            }
+            Y[t * ldy + r] = acc;
+        }
+    }
+}
+
 /* Codes u[32] of block b of a row and the scales of its two halves
  * (halves form). */
 typedef void (*halves_block_fn)(const void *row, int64_t b, uint8_t u[32], float S[2]);
@@ -429,7 +466,8 @@ const eng_gemm_kernels eng_gemm_scalar = {
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
-             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k},
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
+             [ENG_TYPE_Q2_K] = gemm_q2_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -8,7 +8,7 @@
  * quantized row by row to the weight type's partner form, exactly as decode
  * prepares its x (eng_xvec_prepare, ggml's vec_dot_type: Q8_0 blocks of 32
  * for Q8_0/Q4_0/Q5_0/MXFP4/IQ4_NL, Q8_K super-blocks of 256 for
- * Q4_K/Q5_K/Q6_K/Q3_K/IQ4_XS, whose one f32 scale then serves each of its 8 blocks of
+ * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS, whose one f32 scale then serves each of its 8 blocks of
  * 32), so a prefill product and a
  * decode matvec see the same integers. For every 32-element block b of a
  * row the weight gives unsigned codes u_j and float scales, and
@@ -26,6 +26,11 @@
  *   off 4; S = d*sc per 16 elements, sc signed):
  *          i_h = sum_{16} u xq - off * sum_{16} xq          (h = 0, 1)
  *          acc = fma(fma(float(i_1), S_1, float(i_0) * S_0), dx_b, acc)
+ *   pair form (Q2_K: a 4-bit scale sc and min m per 16 elements; the
+ *   scales go into the codes, u = sc*q <= 45, the mins into an exact
+ *   integer with the half sums, as decode's msum; S = d, M = dmin):
+ *          i_b = sum_j u_j xq_j,  mi_b = -(m_0 sum_{16} xq + m_1 sum_{16} xq)
+ *          acc = fma(fma(float(mi_b), M_b, float(i_b) * S_b), dx_b, acc)
  *
  * with acc starting at 0 and blocks in ascending order. Every path
  * (scalar reference, AVX2, AVX-512 VNNI) performs exactly these roundings
@@ -77,6 +82,7 @@ typedef struct eng_qx {
     float *sf;            /* [T*n/32] block sums of the quants, as float     */
     int32_t *sn;          /* [T*n/32] minus the block sums                   */
     int32_t *hn;          /* [T*n/16] minus the half-block sums, two per block */
+    int32_t *hp;          /* [T*n/32] the same two as int16s, the first low   */
 } eng_qx;
 
 /* T activation rows of n floats, transposed per chunk (layout above). */

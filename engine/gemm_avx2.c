@@ -27,10 +27,11 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define AI __attribute__((always_inline)) inline
 
-/* rows per tile; packed bytes per block: codes, S, M/S1, signed codes (Q8_0) */
-enum { L = 8, REC = 576, OFF_S = 256, OFF_M = 288, OFF_SIGNED = 320 };
+/* rows per tile; packed bytes per block: codes, S, M/S1, signed codes
+ * (K_SIGNED) or the int16 pairs of mins (K_PAIR) */
+enum { L = 8, REC = 576, OFF_S = 256, OFF_M = 288, OFF_SIGNED = 320, OFF_MP = 320 };
 
-typedef enum { K_SIGNED, K_INT, K_MIN, K_HALVES } kind;
+typedef enum { K_SIGNED, K_INT, K_MIN, K_HALVES, K_PAIR } kind;
 
 /* ---- packing --------------------------------------------------------------- */
 
@@ -368,6 +369,35 @@ TGT static void pack_q3_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
     }
 }
 
+/* Q2_K (gemm.c's gemm_q2_k): codes sc*q; S = d, M = dmin and the pair
+ * (m_0, m_1) of int16 mins per record. */
+TGT static void pack_q2_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const size_t o = (size_t)s * sizeof(eng_block_q2_k);
+        for (int k = 0; k < 8; k++, rec += REC) {
+            if (k % 4 == 0)
+                prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+            __m256i R[8];
+            int32_t *mp = (int32_t *)(rec + OFF_MP);
+#pragma GCC unroll 16
+            for (int r = 0; r < 8; r++) {
+                const uint8_t *sm = rows[r] + o + 2 * k;
+                const __m256i q = _mm256_and_si256(
+                    _mm256_srli_epi16(load32(rows[r] + o + 16 + 32 * (k / 4)), 2 * (k % 4)), m3);
+                /* bytes q <= 3 times sc <= 15 in 16-bit words: no carry between bytes */
+                R[r] = _mm256_mullo_epi16(q, _mm256_setr_m128i(_mm_set1_epi16(sm[0] & 15),
+                                                               _mm_set1_epi16(sm[1] & 15)));
+                mp[r] = (sm[0] >> 4) | (sm[1] >> 4) << 16;
+            }
+            transpose_store(R, rec);
+            store_f16_scales(rows, o + 80, (float *)(rec + OFF_S));
+            store_f16_scales(rows, o + 82, (float *)(rec + OFF_M));
+        }
+    }
+}
+
 /* IQ4_XS: IQ4_NL's codes per sub-block, S = d * (ls - 32) (gemm.c). */
 TGT static void pack_iq4_xs(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
@@ -396,7 +426,7 @@ TGT static void pack_iq4_xs(const uint8_t *const rows[L], int64_t nb, uint8_t *r
 typedef struct chunk {
     const int8_t *q;
     const float *d, *sf;
-    const int32_t *sn, *hn;
+    const int32_t *sn, *hn, *hp;
     const char *pf;       /* the next tile's bytes, pf_step per block (or NULL) */
     size_t pf_step;
 } chunk;
@@ -470,6 +500,10 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
                 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), S);
                 if (kd == K_MIN)
                     f = _mm256_fnmadd_ps(M, _mm256_set1_ps(x.sf[i0 + t]), f);
+                if (kd == K_PAIR) /* m_0 hn_0 + m_1 hn_1, exact */
+                    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(
+                                            ld(rec + OFF_MP, 0), _mm256_set1_epi32(x.hp[i0 + t]))),
+                                        M, f);
             }
             acc[t] = _mm256_fmadd_ps(f, _mm256_set1_ps(x.d[i0 + t]), acc[t]);
         }
@@ -506,9 +540,10 @@ INST_ALL(K_SIGNED)
 INST_ALL(K_INT)
 INST_ALL(K_MIN)
 INST_ALL(K_HALVES)
+INST_ALL(K_PAIR)
 
-static const compute_fn computers[4][9] = {TABLE(K_SIGNED), TABLE(K_INT), TABLE(K_MIN),
-                                           TABLE(K_HALVES)};
+static const compute_fn computers[5][9] = {TABLE(K_SIGNED), TABLE(K_INT), TABLE(K_MIN),
+                                           TABLE(K_HALVES), TABLE(K_PAIR)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -530,7 +565,7 @@ TGT static void run(pack_fn pack, kind kd, int sh, const void *w, size_t rb, con
         for (int64_t c = 0; c * x->kc < x->T; c++) {
             const int64_t base = c * x->kc * nb;
             const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->sn + base,
-                              x->hn + 2 * base, c == 0 ? next : NULL, step};
+                              x->hn + 2 * base, x->hp + base, c == 0 ? next : NULL, step};
             computers[kd][eng_qx_chunk_rows(x, c)](sh, rec, nb, ch, Y + c * x->kc * ldy + r,
                                                      ldy, nr);
         }
@@ -551,6 +586,7 @@ GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
 GEMM(gemm_q5_k, pack_q5_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
 GEMM(gemm_q3_k, pack_q3_k, K_HALVES, 2)
+GEMM(gemm_q2_k, pack_q2_k, K_PAIR, 0)
 GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
 GEMM(gemm_iq4_nl, pack_iq4_nl, K_SIGNED, 0)
 GEMM(gemm_iq4_xs, pack_iq4_xs, K_SIGNED, 0)
@@ -649,7 +685,8 @@ const eng_gemm_kernels eng_gemm_avx2 = {
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
-             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k},
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
+             [ENG_TYPE_Q2_K] = gemm_q2_k},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -28,9 +28,11 @@
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline)) inline
 
-enum { L = 16, REC = 640 };   /* rows per tile; packed bytes per block: codes, S, M/S1 */
+/* rows per tile; packed bytes per block: codes, S at 512, M/S1 at 576,
+ * the int16 pairs of mins (K_PAIR) at 640 */
+enum { L = 16, REC = 704 };
 
-typedef enum { K_INT, K_MIN, K_HALVES } kind;
+typedef enum { K_INT, K_MIN, K_HALVES, K_PAIR } kind;
 
 /* ---- packing --------------------------------------------------------------- */
 
@@ -365,7 +367,41 @@ TGT static AI void blk_iq4_xs(const uint8_t *const rows[L], int64_t b, uint8_t *
         _mm512_store_ps((float *)(rec + i * REC + 512), C[i]);
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_Q3_K, F_N } fmt;
+/* Q2_K (gemm.c's gemm_q2_k): codes sc*q; S = d, M = dmin and the pair
+ * (m_0, m_1) of int16 mins per row. */
+TGT static AI __m256i q2k_scales(const uint8_t *sm)
+{
+    return _mm256_setr_m128i(_mm_set1_epi16(sm[0] & 15), _mm_set1_epi16(sm[1] & 15));
+}
+
+TGT static AI void blk_q2_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q2_k), oq = o + 16 + 32 * (size_t)(b % 8 / 4);
+    const int k = (int)(b % 8);
+    if (k % 4 == 0)
+        prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        const __m512i q = _mm512_and_si512(
+            _mm512_srli_epi16(load_pair(rows[j] + oq, rows[j + 8] + oq), 2 * (k % 4)), m3);
+        /* bytes q <= 3 times sc <= 15 in 16-bit words: no carry between bytes */
+        A[j] = _mm512_mullo_epi16(q, _mm512_inserti64x4(_mm512_castsi256_si512(q2k_scales(rows[j] + o + 2 * k)),
+                                                        q2k_scales(rows[j + 8] + o + 2 * k), 1));
+    }
+    transpose_store(A, rec);
+    int32_t *mp = (int32_t *)(rec + 640);
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++) {
+        const uint8_t *sm = rows[r] + o + 2 * k;
+        mp[r] = (sm[0] >> 4) | (sm[1] >> 4) << 16;
+    }
+    store_f16_scales(rows, o + 80, (float *)(rec + 512));
+    store_f16_scales(rows, o + 82, (float *)(rec + 576));
+}
+
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_Q3_K, F_Q2_K, F_N } fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
@@ -380,6 +416,7 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
     case F_IQ4_NL: blk_iq4_nl(rows, b, rec); break;
     case F_IQ4_XS: blk_iq4_xs(rows, b, rec); break;
     case F_Q3_K: blk_q3_k(rows, b, rec); break;
+    case F_Q2_K: blk_q2_k(rows, b, rec); break;
     default: break;
     }
 }
@@ -390,7 +427,7 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
 typedef struct chunk {
     const int8_t *q;
     const float *d, *sf;
-    const int32_t *sn, *hn;
+    const int32_t *sn, *hn, *hp;
     const char *pf;       /* the next tile's bytes, pf_step per block (or NULL) */
     size_t pf_step;
 } chunk;
@@ -430,6 +467,8 @@ TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L]
             w[j] = _mm512_load_si512((const __m512i *)(rec + 64 * j));
         const __m512 S = _mm512_load_ps((const float *)(rec + 512));
         const __m512 M = _mm512_load_ps((const float *)(rec + 576));
+        const __m512i MP = kd == K_PAIR ? _mm512_load_si512((const __m512i *)(rec + 640))
+                                        : _mm512_setzero_si512();
         const int64_t i0 = b * N;
         if (x.pf) /* the next tile streams into L2 while this one computes */
             for (size_t k = 0; k < x.pf_step; k += 64)
@@ -454,6 +493,10 @@ TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L]
                 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), S);
                 if (kd == K_MIN)
                     f = _mm512_fnmadd_ps(M, _mm512_set1_ps(x.sf[i0 + t]), f);
+                if (kd == K_PAIR) /* m_0 hn_0 + m_1 hn_1, exact */
+                    f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(
+                                            MP, _mm512_set1_epi32(x.hp[i0 + t]))),
+                                        M, f);
             }
             acc[t] = _mm512_fmadd_ps(f, dx, acc[t]);
         }
@@ -495,25 +538,29 @@ INST_ALL(p_mxfp4, F_MXFP4, K_INT, 4)
 INST_ALL(p_iq4_nl, F_IQ4_NL, K_INT, 7)
 INST_ALL(p_iq4_xs, F_IQ4_XS, K_INT, 7)
 INST_ALL(p_q3_k, F_Q3_K, K_HALVES, 2)
+INST_ALL(p_q2_k, F_Q2_K, K_PAIR, 0)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
 INST_ALL(c_q4_0, F_NONE, K_INT, 3)
 INST_ALL(c_q5_0, F_NONE, K_INT, 4)
 INST_ALL(c_min, F_NONE, K_MIN, 0)
 INST_ALL(c_halves, F_NONE, K_HALVES, 5)
 INST_ALL(c_halves_q3_k, F_NONE, K_HALVES, 2)
+INST_ALL(c_pair, F_NONE, K_PAIR, 0)
 
 /* [format][rows]: the first chunk packs, the others reuse the packed tile. */
 static const compute_fn first[F_N][17] = {
     [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
     [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4),
     [F_Q5_K] = TABLE(p_q5_k), [F_IQ4_NL] = TABLE(p_iq4_nl),
-    [F_IQ4_XS] = TABLE(p_iq4_xs), [F_Q3_K] = TABLE(p_q3_k)};
+    [F_IQ4_XS] = TABLE(p_iq4_xs), [F_Q3_K] = TABLE(p_q3_k),
+    [F_Q2_K] = TABLE(p_q2_k)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
     [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
     [F_MXFP4] = TABLE(c_q5_0), /* the int form with offset 16, as Q5_0 */
     [F_Q5_K] = TABLE(c_min), [F_IQ4_NL] = TABLE(c_q8_0), /* offset 128 */
-    [F_IQ4_XS] = TABLE(c_q8_0), [F_Q3_K] = TABLE(c_halves_q3_k)};
+    [F_IQ4_XS] = TABLE(c_q8_0), [F_Q3_K] = TABLE(c_halves_q3_k),
+    [F_Q2_K] = TABLE(c_pair)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -536,7 +583,7 @@ TGT static void run(fmt f, const void *w, size_t rb, const eng_qx *x, float *Y, 
         for (int64_t c = 0; c * x->kc < x->T; c++) {
             const int64_t base = c * x->kc * nb;
             const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->sn + base,
-                              x->hn + 2 * base, c == 0 ? next : NULL, step};
+                              x->hn + 2 * base, x->hp + base, c == 0 ? next : NULL, step};
             (c == 0 ? first : later)[f][eng_qx_chunk_rows(x, c)](rows, rec, nb, ch,
                                                                  Y + c * x->kc * ldy + r, ldy, m);
         }
@@ -560,6 +607,7 @@ GEMM(gemm_mxfp4, F_MXFP4)
 GEMM(gemm_iq4_nl, F_IQ4_NL)
 GEMM(gemm_iq4_xs, F_IQ4_XS)
 GEMM(gemm_q3_k, F_Q3_K)
+GEMM(gemm_q2_k, F_Q2_K)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -655,7 +703,8 @@ const eng_gemm_kernels eng_gemm_avx512 = {
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
-             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k},
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
+             [ENG_TYPE_Q2_K] = gemm_q2_k},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

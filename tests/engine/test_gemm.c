@@ -31,7 +31,7 @@ static float rndf(uint64_t *s) { return (float)((rnd(s) >> 11) * 0x1p-53 * 2.0 -
 
 static const int types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q5_0, ENG_TYPE_Q4_K,
                             ENG_TYPE_Q6_K, ENG_TYPE_MXFP4, ENG_TYPE_Q5_K, ENG_TYPE_IQ4_NL,
-                            ENG_TYPE_IQ4_XS, ENG_TYPE_Q3_K};
+                            ENG_TYPE_IQ4_XS, ENG_TYPE_Q3_K, ENG_TYPE_Q2_K};
 
 typedef struct problem {
     int type;
@@ -59,9 +59,11 @@ static void make_weights(problem *p, uint64_t *s, bool raw)
                 blk[0] = (uint8_t)(110 + rnd(s) % 36);
                 continue;
             }
-            /* the fp16 fields: d (and dmin) at the start, Q6_K's and Q3_K's d at the end */
-            size_t off = p->type == ENG_TYPE_Q6_K ? 208 : p->type == ENG_TYPE_Q3_K ? 108 : 0;
-            int nh = p->type == ENG_TYPE_Q4_K || p->type == ENG_TYPE_Q5_K ? 2 : 1;
+            /* the fp16 fields: d (and dmin) at the start; Q6_K's, Q3_K's and Q2_K's at the end */
+            const int ty = p->type;
+            const size_t off = ty == ENG_TYPE_Q6_K ? 208 : ty == ENG_TYPE_Q3_K ? 108
+                             : ty == ENG_TYPE_Q2_K ? 80 : 0;
+            const int nh = ty == ENG_TYPE_Q4_K || ty == ENG_TYPE_Q5_K || ty == ENG_TYPE_Q2_K ? 2 : 1;
             for (int h = 0; h < nh; h++) {
                 uint16_t v = eng_fp32_to_fp16(rndf(s) * 0.01f);
                 memcpy(blk + off + 2 * h, &v, 2);
@@ -173,6 +175,10 @@ static void row_parts(const problem *p, int64_t r, double *a, double *b)
             eng_q4k_scale_min(blk->scales, (int)(j % 256 / 32), &sc, &m);
             b[j] = (double)eng_fp16_to_fp32(blk->dmin) * m;
         }
+        if (p->type == ENG_TYPE_Q2_K) {
+            const eng_block_q2_k *blk = (const eng_block_q2_k *)row + j / 256;
+            b[j] = (double)eng_fp16_to_fp32(blk->dmin) * (blk->scales[j % 256 / 16] >> 4);
+        }
         a[j] = (double)f[j] + b[j];
     }
 }
@@ -280,6 +286,8 @@ static void check_qx_rows(int form)
             CHECK(a.sf[i] == (float)sum);
             CHECK_EQ_INT(a.hn[2 * i], -h0);
             CHECK_EQ_INT(a.hn[2 * i + 1], -(sum - h0));
+            CHECK_EQ_INT((int16_t)(a.hp[i] & 0xffff), -h0);
+            CHECK_EQ_INT((int16_t)((uint32_t)a.hp[i] >> 16), -(sum - h0));
         }
     }
     eng_xvec_free(&xv);

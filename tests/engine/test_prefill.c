@@ -99,11 +99,11 @@ TEST(prefill_vs_decode_f16)
 
 /* Types whose 64-wide tensors (the presets without "-k-") fall back to a
  * format still on the sgemm path (mkmodel_types.c: Q5_K -> Q5_1, and the
- * iq4_xs mix has Q5_K tensors), which meets f32 activations where decode
+ * iq4_xs and q2_k mixes have Q5_K tensors), which meets f32 activations where decode
  * meets Q8_1 ones: run on the tiny-k presets (256 wide) only. */
 static bool k_presets_only(const char *type)
 {
-    return strcmp(type, "q5_k") == 0 || strcmp(type, "iq4_xs") == 0;
+    return strcmp(type, "q5_k") == 0 || strcmp(type, "iq4_xs") == 0 || strcmp(type, "q2_k") == 0;
 }
 
 /* Every preset x the given types x 8 and 40 tokens, with the bounds above. */
@@ -144,6 +144,6 @@ TEST(prefill_vs_decode_rounded_inputs)
  * runner can take them in parallel). */
 TEST(prefill_vs_decode_rounded_inputs_more)
 {
-    static const char *const types[] = {"q5_k", "iq4_nl", "iq4_xs", "q3_k"};
+    static const char *const types[] = {"q5_k", "iq4_nl", "iq4_xs", "q3_k", "q2_k"};
     check_rounded(types, sizeof types / sizeof types[0]);
 }
