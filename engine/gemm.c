@@ -21,7 +21,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 size_t eng_qx_bytes(int64_t T, int64_t n)
 {
     const size_t e = (size_t)T * (size_t)n, nb = e / 32;
-    return round64(e) + 4 * round64(nb * 4) + round64(nb * 8);
+    return round64(e) + 5 * round64(nb * 4) + round64(nb * 8);
 }
 
 void eng_qx_bind(eng_qx *x, void *buf, int64_t T, int64_t n, int kc, int form)
@@ -43,6 +43,8 @@ void eng_qx_bind(eng_qx *x, void *buf, int64_t T, int64_t n, int kc, int form)
     x->hn = (int32_t *)p;
     p += round64(nb * 8);
     x->hp = (int32_t *)p;
+    p += round64(nb * 4);
+    x->s = (float *)p;
 }
 
 /* Index of (row t, block b) in the per-block arrays (gemm.h layout). */
@@ -83,6 +85,7 @@ void eng_qx_row(const eng_kernels *k, const eng_qx *x, int64_t t, const float *s
                 const int64_t i = qx_at(x, t, sb * 8 + b);
                 memcpy(x->q + i * 32, qs + b * 32, 32);
                 x->d[i] = d;
+                x->s[i] = 0.0f; /* no Q8_K partner reads it */
                 qx_sums(x, i);
             }
         }
@@ -90,9 +93,8 @@ void eng_qx_row(const eng_kernels *k, const eng_qx *x, int64_t t, const float *s
     }
     for (int64_t b = 0; b < x->n / 32; b++) {
         const int64_t i = qx_at(x, t, b);
-        float s;
         int32_t ls8[8];
-        k->x_q8(src + b * 32, 32, &x->d[i], &s, x->q + i * 32, ls8);
+        k->x_q8(src + b * 32, 32, &x->d[i], &x->s[i], x->q + i * 32, ls8);
         qx_sums(x, i);
     }
 }
@@ -139,6 +141,14 @@ void eng_xt_row(const eng_kernels *k, const eng_xt *x, int64_t t, const float *s
 
 /* ---- scalar reference ------------------------------------------------------ */
 
+/* The fp16 value at p (any alignment). */
+static inline float h2f(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return eng_fp16_to_fp32(h);
+}
+
 /* One block's contribution in the int form (gemm.h). */
 static inline float int_step(float acc, int32_t i, float S, float dx)
 {
@@ -169,13 +179,28 @@ static int block_q8_0(const void *row, int64_t b, uint8_t u[32], float *S)
     return 128;
 }
 
+/* The 32 nibbles of qs as codes (element j low, j + 16 high). */
+static void nibble_u(const uint8_t *qs, uint8_t u[32])
+{
+    for (int j = 0; j < 16; j++) {
+        u[j] = qs[j] & 15;
+        u[j + 16] = qs[j] >> 4;
+    }
+}
+
+/* Bit j of the little-endian u32 at qh4 as bit 4 of code j. */
+static void fifth_u(const uint8_t *qh4, uint8_t u[32])
+{
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    for (int j = 0; j < 32; j++)
+        u[j] |= (uint8_t)(((qh >> j) & 1) << 4);
+}
+
 static int block_q4_0(const void *row, int64_t b, uint8_t u[32], float *S)
 {
     const eng_block_q4_0 *p = (const eng_block_q4_0 *)row + b;
-    for (int j = 0; j < 16; j++) {
-        u[j] = p->qs[j] & 15;
-        u[j + 16] = p->qs[j] >> 4;
-    }
+    nibble_u(p->qs, u);
     *S = eng_fp16_to_fp32(p->d);
     return 8;
 }
@@ -183,14 +208,28 @@ static int block_q4_0(const void *row, int64_t b, uint8_t u[32], float *S)
 static int block_q5_0(const void *row, int64_t b, uint8_t u[32], float *S)
 {
     const eng_block_q5_0 *p = (const eng_block_q5_0 *)row + b;
-    uint32_t qh;
-    memcpy(&qh, p->qh, 4);
-    for (int j = 0; j < 16; j++) {
-        u[j] = (uint8_t)((p->qs[j] & 15) | ((qh >> j) & 1) << 4);
-        u[j + 16] = (uint8_t)((p->qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
-    }
+    nibble_u(p->qs, u);
+    fifth_u(p->qh, u);
     *S = eng_fp16_to_fp32(p->d);
     return 16;
+}
+
+/* Q4_1 and Q5_1: codes without offset (their min m is added apart). */
+static int block_q4_1(const void *row, int64_t b, uint8_t u[32], float *S)
+{
+    const eng_block_q4_1 *p = (const eng_block_q4_1 *)row + b;
+    nibble_u(p->qs, u);
+    *S = eng_fp16_to_fp32(p->d);
+    return 0;
+}
+
+static int block_q5_1(const void *row, int64_t b, uint8_t u[32], float *S)
+{
+    const eng_block_q5_1 *p = (const eng_block_q5_1 *)row + b;
+    nibble_u(p->qs, u);
+    fifth_u(p->qh, u);
+    *S = eng_fp16_to_fp32(p->d);
+    return 0;
 }
 
 /* A 16-entry codebook's values at the 32 nibbles of qs, plus add. */
@@ -232,8 +271,10 @@ static int block_iq4_xs(const void *row, int64_t b, uint8_t u[32], float *S)
     return 128;
 }
 
-static void gemm_int(int_block_fn blk, const void *w, size_t rb, const eng_qx *x, float *Y,
-                     int64_t ldy, int64_t r0, int64_t r1)
+/* The int form; with q1 (the block's size, Q4_1/Q5_1) also the min of
+ * the q1 form: its fp16 m at byte 2 of the block times x's s. */
+static void gemm_int(int_block_fn blk, size_t q1, const void *w, size_t rb, const eng_qx *x,
+                     float *Y, int64_t ldy, int64_t r0, int64_t r1)
 {
     for (int64_t r = r0; r < r1; r++) {
         const void *row = (const char *)w + (size_t)r * rb;
@@ -249,33 +290,31 @@ static void gemm_int(int_block_fn blk, const void *w, size_t rb, const eng_qx *x
                 for (int j = 0; j < 32; j++)
                     isum += u[j] * q[j];
                 acc = int_step(acc, isum + off * x->sn[i], S, x->d[i]);
+                if (q1)
+                    acc = fmaf(h2f((const uint8_t *)row + (size_t)b * q1 + 2), x->s[i], acc);
             }
             Y[t * ldy + r] = acc;
         }
     }
 }
 
-/* The int-form formats' products: gemm_int with the format's block reader. */
-#define GEMM_INT(NAME, BLOCK)                                                                \
+/* The int-form formats' products: gemm_int with the format's block reader
+ * (and Q1: the block size of a q1-form format, else 0). */
+#define GEMM_INT(NAME, BLOCK, Q1)                                                            \
     static void NAME(const void *w, size_t rb, const eng_qx *x, float *Y, int64_t ldy,       \
                      int64_t r0, int64_t r1, void *scratch)                                  \
     {                                                                                        \
         (void)scratch;                                                                       \
-        gemm_int(BLOCK, w, rb, x, Y, ldy, r0, r1);                                           \
+        gemm_int(BLOCK, Q1, w, rb, x, Y, ldy, r0, r1);                                       \
     }
-GEMM_INT(gemm_q8_0, block_q8_0)
-GEMM_INT(gemm_q4_0, block_q4_0)
-GEMM_INT(gemm_q5_0, block_q5_0)
-GEMM_INT(gemm_mxfp4, block_mxfp4)
-GEMM_INT(gemm_iq4_nl, block_iq4_nl)
-GEMM_INT(gemm_iq4_xs, block_iq4_xs)
-
-static inline float h2f(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return eng_fp16_to_fp32(h);
-}
+GEMM_INT(gemm_q8_0, block_q8_0, 0)
+GEMM_INT(gemm_q4_0, block_q4_0, 0)
+GEMM_INT(gemm_q5_0, block_q5_0, 0)
+GEMM_INT(gemm_mxfp4, block_mxfp4, 0)
+GEMM_INT(gemm_iq4_nl, block_iq4_nl, 0)
+GEMM_INT(gemm_iq4_xs, block_iq4_xs, 0)
+GEMM_INT(gemm_q4_1, block_q4_1, sizeof(eng_block_q4_1))
+GEMM_INT(gemm_q5_1, block_q5_1, sizeof(eng_block_q5_1))
 
 /* Q4_K and Q5_K (the same d, dmin, scales at bytes 0, 2, 4; Q5_K's qh at
  * 16 and qs at 48): x block b is sub-block j = b % 8 of super-block b / 8;
@@ -467,7 +506,8 @@ const eng_gemm_kernels eng_gemm_scalar = {
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
              [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
-             [ENG_TYPE_Q2_K] = gemm_q2_k},
+             [ENG_TYPE_Q2_K] = gemm_q2_k, [ENG_TYPE_Q4_1] = gemm_q4_1,
+             [ENG_TYPE_Q5_1] = gemm_q5_1},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

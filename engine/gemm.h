@@ -7,7 +7,8 @@
  * n_out weight rows of W (n_in elements each, stored format). X is first
  * quantized row by row to the weight type's partner form, exactly as decode
  * prepares its x (eng_xvec_prepare, ggml's vec_dot_type: Q8_0 blocks of 32
- * for Q8_0/Q4_0/Q5_0/MXFP4/IQ4_NL, Q8_K super-blocks of 256 for
+ * for Q8_0/Q4_0/Q5_0/MXFP4/IQ4_NL and, with Q8_1's s = fp16(d * sum of
+ * the block's quants), Q4_1/Q5_1; Q8_K super-blocks of 256 for
  * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS, whose one f32 scale then serves each of its 8 blocks of
  * 32), so a prefill product and a
  * decode matvec see the same integers. For every 32-element block b of a
@@ -26,6 +27,10 @@
  *   off 4; S = d*sc per 16 elements, sc signed):
  *          i_h = sum_{16} u xq - off * sum_{16} xq          (h = 0, 1)
  *          acc = fma(fma(float(i_1), S_1, float(i_0) * S_0), dx_b, acc)
+ *   q1 form (Q4_1: u = nibble; Q5_1: u = q5; S = d, M = m, the min):
+ *          acc = fma(float(sum u xq) * S_b, dx_b, acc)
+ *          acc = fma(M_b, s_b, acc)                  (as ggml's, and decode's,
+ *                                                     m * s of Q8_1)
  *   pair form (Q2_K: a 4-bit scale sc and min m per 16 elements; the
  *   scales go into the codes, u = sc*q <= 45, the mins into an exact
  *   integer with the half sums, as decode's msum; S = d, M = dmin):
@@ -83,6 +88,7 @@ typedef struct eng_qx {
     int32_t *sn;          /* [T*n/32] minus the block sums                   */
     int32_t *hn;          /* [T*n/16] minus the half-block sums, two per block */
     int32_t *hp;          /* [T*n/32] the same two as int16s, the first low   */
+    float *s;             /* [T*n/32] Q8_1's d * block sum, fp16-rounded (Q8) */
 } eng_qx;
 
 /* T activation rows of n floats, transposed per chunk (layout above). */

@@ -31,7 +31,7 @@
  * (K_SIGNED) or the int16 pairs of mins (K_PAIR) */
 enum { L = 8, REC = 576, OFF_S = 256, OFF_M = 288, OFF_SIGNED = 320, OFF_MP = 320 };
 
-typedef enum { K_SIGNED, K_INT, K_MIN, K_HALVES, K_PAIR } kind;
+typedef enum { K_SIGNED, K_INT, K_MIN, K_HALVES, K_PAIR, K_Q1 } kind;
 
 /* ---- packing --------------------------------------------------------------- */
 
@@ -192,19 +192,39 @@ TGT static void pack_iq4_nl(const uint8_t *const rows[L], int64_t nb, uint8_t *r
     }
 }
 
-TGT static void pack_q4_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+/* The nibble formats, bs bytes a block: nibbles at oq, fp16 d at 0; with
+ * oh the 5th bits (a u32 at oh), with om an fp16 min at om as M (Q4_1,
+ * Q5_1). */
+TGT static AI void pack_nib(const uint8_t *const rows[L], int64_t nb, uint8_t *rec, size_t bs,
+                            size_t oq, size_t oh, size_t om)
 {
+    const __m256i bit4 = _mm256_set1_epi8(16);
     for (int64_t b = 0; b < nb; b++, rec += REC) {
-        const size_t o = (size_t)b * sizeof(eng_block_q4_0);
+        const size_t o = (size_t)b * bs;
         prefetch_rows(rows, o);
         __m256i R[8];
 #pragma GCC unroll 16
-        for (int r = 0; r < 8; r++)
-            R[r] = nibbles(rows[r] + o + 2);
+        for (int r = 0; r < 8; r++) {
+            R[r] = nibbles(rows[r] + o + oq);
+            if (oh)
+                R[r] = _mm256_or_si256(R[r], _mm256_and_si256(bytes_from_bits(rows[r] + o + oh), bit4));
+        }
         transpose_store(R, rec);
         store_f16_scales(rows, o, (float *)(rec + OFF_S));
+        if (om)
+            store_f16_scales(rows, o + om, (float *)(rec + OFF_M));
     }
 }
+
+#define PACK_NIB(NAME, BLOCK, OQ, OH, OM)                                                    \
+    TGT static void NAME(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)             \
+    {                                                                                        \
+        pack_nib(rows, nb, rec, sizeof(BLOCK), OQ, OH, OM);                                  \
+    }
+PACK_NIB(pack_q4_0, eng_block_q4_0, 2, 0, 0)
+PACK_NIB(pack_q5_0, eng_block_q5_0, 6, 2, 0)
+PACK_NIB(pack_q4_1, eng_block_q4_1, 4, 0, 2)
+PACK_NIB(pack_q5_1, eng_block_q5_1, 8, 4, 2)
 
 /* MXFP4: nibbles through vpshufb to the doubled E2M1 values + 16 (below
  * 64, as the int kind's 16-bit sums need). */
@@ -224,22 +244,6 @@ TGT static void pack_mxfp4(const uint8_t *const rows[L], int64_t nb, uint8_t *re
 #pragma GCC unroll 8
         for (int r = 0; r < L; r++)
             S[r] = eng_e8m0_half(rows[r][o]);
-    }
-}
-
-TGT static void pack_q5_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
-{
-    const __m256i bit4 = _mm256_set1_epi8(16);
-    for (int64_t b = 0; b < nb; b++, rec += REC) {
-        const size_t o = (size_t)b * sizeof(eng_block_q5_0);
-        prefetch_rows(rows, o);
-        __m256i R[8];
-#pragma GCC unroll 16
-        for (int r = 0; r < 8; r++)
-            R[r] = _mm256_or_si256(nibbles(rows[r] + o + 6),
-                                   _mm256_and_si256(bytes_from_bits(rows[r] + o + 2), bit4));
-        transpose_store(R, rec);
-        store_f16_scales(rows, o, (float *)(rec + OFF_S));
     }
 }
 
@@ -425,7 +429,7 @@ TGT static void pack_iq4_xs(const uint8_t *const rows[L], int64_t nb, uint8_t *r
 
 typedef struct chunk {
     const int8_t *q;
-    const float *d, *sf;
+    const float *d, *sf, *s;
     const int32_t *sn, *hn, *hp;
     const char *pf;       /* the next tile's bytes, pf_step per block (or NULL) */
     size_t pf_step;
@@ -506,6 +510,8 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
                                         M, f);
             }
             acc[t] = _mm256_fmadd_ps(f, _mm256_set1_ps(x.d[i0 + t]), acc[t]);
+            if (kd == K_Q1) /* the min times x's s */
+                acc[t] = _mm256_fmadd_ps(M, _mm256_set1_ps(x.s[i0 + t]), acc[t]);
         }
     }
 #pragma GCC unroll 8
@@ -541,9 +547,10 @@ INST_ALL(K_INT)
 INST_ALL(K_MIN)
 INST_ALL(K_HALVES)
 INST_ALL(K_PAIR)
+INST_ALL(K_Q1)
 
-static const compute_fn computers[5][9] = {TABLE(K_SIGNED), TABLE(K_INT), TABLE(K_MIN),
-                                           TABLE(K_HALVES), TABLE(K_PAIR)};
+static const compute_fn computers[6][9] = {TABLE(K_SIGNED), TABLE(K_INT), TABLE(K_MIN),
+                                           TABLE(K_HALVES), TABLE(K_PAIR), TABLE(K_Q1)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -564,7 +571,7 @@ TGT static void run(pack_fn pack, kind kd, int sh, const void *w, size_t rb, con
         const size_t step = ((size_t)L * rb / (size_t)nb + 63) & ~(size_t)63;
         for (int64_t c = 0; c * x->kc < x->T; c++) {
             const int64_t base = c * x->kc * nb;
-            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->sn + base,
+            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->s + base, x->sn + base,
                               x->hn + 2 * base, x->hp + base, c == 0 ? next : NULL, step};
             computers[kd][eng_qx_chunk_rows(x, c)](sh, rec, nb, ch, Y + c * x->kc * ldy + r,
                                                      ldy, nr);
@@ -587,6 +594,8 @@ GEMM(gemm_q5_k, pack_q5_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
 GEMM(gemm_q3_k, pack_q3_k, K_HALVES, 2)
 GEMM(gemm_q2_k, pack_q2_k, K_PAIR, 0)
+GEMM(gemm_q4_1, pack_q4_1, K_Q1, 0)
+GEMM(gemm_q5_1, pack_q5_1, K_Q1, 0)
 GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
 GEMM(gemm_iq4_nl, pack_iq4_nl, K_SIGNED, 0)
 GEMM(gemm_iq4_xs, pack_iq4_xs, K_SIGNED, 0)
@@ -686,7 +695,8 @@ const eng_gemm_kernels eng_gemm_avx2 = {
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
              [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
-             [ENG_TYPE_Q2_K] = gemm_q2_k},
+             [ENG_TYPE_Q2_K] = gemm_q2_k, [ENG_TYPE_Q4_1] = gemm_q4_1,
+             [ENG_TYPE_Q5_1] = gemm_q5_1},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -32,7 +32,7 @@
  * the int16 pairs of mins (K_PAIR) at 640 */
 enum { L = 16, REC = 704 };
 
-typedef enum { K_INT, K_MIN, K_HALVES, K_PAIR } kind;
+typedef enum { K_INT, K_MIN, K_HALVES, K_PAIR, K_Q1 } kind;
 
 /* ---- packing --------------------------------------------------------------- */
 
@@ -150,34 +150,30 @@ TGT static AI void blk_q8_0(const uint8_t *const rows[L], int64_t b, uint8_t *re
     store_f16_scales(rows, o, (float *)(rec + 512));
 }
 
-TGT static AI void blk_q4_0(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
-{
-    const size_t o = (size_t)b * sizeof(eng_block_q4_0);
-    prefetch_rows(rows, o);
-    __m512i A[8];
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++)
-        A[k] = nibbles_pair(rows[k] + o + 2, rows[k + 8] + o + 2);
-    transpose_store(A, rec);
-    store_f16_scales(rows, o, (float *)(rec + 512));
-}
-
-TGT static AI void blk_q5_0(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+/* The nibble formats, bs bytes a block: nibbles at oq, fp16 d at 0; with
+ * oh the 5th bits (a u32 at oh), with om an fp16 min at om as M (Q4_1,
+ * Q5_1). */
+TGT static AI void blk_nib(const uint8_t *const rows[L], int64_t b, uint8_t *rec, size_t bs,
+                           size_t oq, size_t oh, size_t om)
 {
     const __m512i bit4 = _mm512_set1_epi8(16);
-    const size_t o = (size_t)b * sizeof(eng_block_q5_0);
+    const size_t o = (size_t)b * bs;
     prefetch_rows(rows, o);
     __m512i A[8];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        uint32_t h0, h1;
-        memcpy(&h0, rows[k] + o + 2, 4);
-        memcpy(&h1, rows[k + 8] + o + 2, 4);
-        A[k] = nibbles_pair(rows[k] + o + 6, rows[k + 8] + o + 6);
-        A[k] = _mm512_mask_add_epi8(A[k], (__mmask64)h0 | (__mmask64)h1 << 32, A[k], bit4);
+        A[k] = nibbles_pair(rows[k] + o + oq, rows[k + 8] + o + oq);
+        if (oh) {
+            uint32_t h0, h1;
+            memcpy(&h0, rows[k] + o + oh, 4);
+            memcpy(&h1, rows[k + 8] + o + oh, 4);
+            A[k] = _mm512_mask_add_epi8(A[k], (__mmask64)h0 | (__mmask64)h1 << 32, A[k], bit4);
+        }
     }
     transpose_store(A, rec);
     store_f16_scales(rows, o, (float *)(rec + 512));
+    if (om)
+        store_f16_scales(rows, o + om, (float *)(rec + 576));
 }
 
 /* Q4_K and Q5_K (layouts: gemm.c's gemm_k45): S = d*sc and M = dmin*m
@@ -401,14 +397,16 @@ TGT static AI void blk_q2_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     store_f16_scales(rows, o + 82, (float *)(rec + 576));
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_Q3_K, F_Q2_K, F_N } fmt;
+typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_Q3_K, F_Q2_K, F_Q4_1, F_Q5_1, F_N } fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
     switch (f) {
     case F_Q8_0: blk_q8_0(rows, b, rec); break;
-    case F_Q4_0: blk_q4_0(rows, b, rec); break;
-    case F_Q5_0: blk_q5_0(rows, b, rec); break;
+    case F_Q4_0: blk_nib(rows, b, rec, sizeof(eng_block_q4_0), 2, 0, 0); break;
+    case F_Q5_0: blk_nib(rows, b, rec, sizeof(eng_block_q5_0), 6, 2, 0); break;
+    case F_Q4_1: blk_nib(rows, b, rec, sizeof(eng_block_q4_1), 4, 0, 2); break;
+    case F_Q5_1: blk_nib(rows, b, rec, sizeof(eng_block_q5_1), 8, 4, 2); break;
     case F_Q4_K: blk_k45(false, rows, b, rec); break;
     case F_Q5_K: blk_k45(true, rows, b, rec); break;
     case F_Q6_K: blk_q6_k(rows, b, rec); break;
@@ -426,7 +424,7 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
 /* The chunk's data: quants q + (b*N + t)*32, per-block arrays [b*N + t]. */
 typedef struct chunk {
     const int8_t *q;
-    const float *d, *sf;
+    const float *d, *sf, *s;
     const int32_t *sn, *hn, *hp;
     const char *pf;       /* the next tile's bytes, pf_step per block (or NULL) */
     size_t pf_step;
@@ -499,6 +497,8 @@ TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L]
                                         M, f);
             }
             acc[t] = _mm512_fmadd_ps(f, dx, acc[t]);
+            if (kd == K_Q1) /* the min times x's s */
+                acc[t] = _mm512_fmadd_ps(M, _mm512_set1_ps(x.s[i0 + t]), acc[t]);
         }
     }
 #pragma GCC unroll 16
@@ -539,6 +539,8 @@ INST_ALL(p_iq4_nl, F_IQ4_NL, K_INT, 7)
 INST_ALL(p_iq4_xs, F_IQ4_XS, K_INT, 7)
 INST_ALL(p_q3_k, F_Q3_K, K_HALVES, 2)
 INST_ALL(p_q2_k, F_Q2_K, K_PAIR, 0)
+INST_ALL(p_q4_1, F_Q4_1, K_Q1, 0)
+INST_ALL(p_q5_1, F_Q5_1, K_Q1, 0)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
 INST_ALL(c_q4_0, F_NONE, K_INT, 3)
 INST_ALL(c_q5_0, F_NONE, K_INT, 4)
@@ -546,6 +548,7 @@ INST_ALL(c_min, F_NONE, K_MIN, 0)
 INST_ALL(c_halves, F_NONE, K_HALVES, 5)
 INST_ALL(c_halves_q3_k, F_NONE, K_HALVES, 2)
 INST_ALL(c_pair, F_NONE, K_PAIR, 0)
+INST_ALL(c_q1, F_NONE, K_Q1, 0)
 
 /* [format][rows]: the first chunk packs, the others reuse the packed tile. */
 static const compute_fn first[F_N][17] = {
@@ -553,14 +556,14 @@ static const compute_fn first[F_N][17] = {
     [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4),
     [F_Q5_K] = TABLE(p_q5_k), [F_IQ4_NL] = TABLE(p_iq4_nl),
     [F_IQ4_XS] = TABLE(p_iq4_xs), [F_Q3_K] = TABLE(p_q3_k),
-    [F_Q2_K] = TABLE(p_q2_k)};
+    [F_Q2_K] = TABLE(p_q2_k), [F_Q4_1] = TABLE(p_q4_1), [F_Q5_1] = TABLE(p_q5_1)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
     [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
     [F_MXFP4] = TABLE(c_q5_0), /* the int form with offset 16, as Q5_0 */
     [F_Q5_K] = TABLE(c_min), [F_IQ4_NL] = TABLE(c_q8_0), /* offset 128 */
     [F_IQ4_XS] = TABLE(c_q8_0), [F_Q3_K] = TABLE(c_halves_q3_k),
-    [F_Q2_K] = TABLE(c_pair)};
+    [F_Q2_K] = TABLE(c_pair), [F_Q4_1] = TABLE(c_q1), [F_Q5_1] = TABLE(c_q1)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -582,7 +585,7 @@ TGT static void run(fmt f, const void *w, size_t rb, const eng_qx *x, float *Y, 
         const size_t step = ((size_t)L * rb / (size_t)nb + 63) & ~(size_t)63;
         for (int64_t c = 0; c * x->kc < x->T; c++) {
             const int64_t base = c * x->kc * nb;
-            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->sn + base,
+            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->s + base, x->sn + base,
                               x->hn + 2 * base, x->hp + base, c == 0 ? next : NULL, step};
             (c == 0 ? first : later)[f][eng_qx_chunk_rows(x, c)](rows, rec, nb, ch,
                                                                  Y + c * x->kc * ldy + r, ldy, m);
@@ -608,6 +611,8 @@ GEMM(gemm_iq4_nl, F_IQ4_NL)
 GEMM(gemm_iq4_xs, F_IQ4_XS)
 GEMM(gemm_q3_k, F_Q3_K)
 GEMM(gemm_q2_k, F_Q2_K)
+GEMM(gemm_q4_1, F_Q4_1)
+GEMM(gemm_q5_1, F_Q5_1)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -704,7 +709,8 @@ const eng_gemm_kernels eng_gemm_avx512 = {
              [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
              [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
              [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
-             [ENG_TYPE_Q2_K] = gemm_q2_k},
+             [ENG_TYPE_Q2_K] = gemm_q2_k, [ENG_TYPE_Q4_1] = gemm_q4_1,
+             [ENG_TYPE_Q5_1] = gemm_q5_1},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };
