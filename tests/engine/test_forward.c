@@ -7,10 +7,10 @@
  *   decode is compared with the reference that models the engine's
  *   activation conversion to each weight type's partner form (REF_ACT_Q8:
  *   Q8_0/Q8_1/Q8_K blocks, f16, bf16), and prefill with REF_ACT_PREFILL
- *   (integer products on the same partner forms for Q4_0/Q5_0/Q8_0/Q4_K/
- *   Q6_K, float products on exactly decoded weights and f32 inputs for the
- *   other types, the decode kernel in the output head of the last
- *   position); so for every type the only difference left is f32
+ *   (integer products on the same partner forms for every block format,
+ *   f16/bf16 products on rounded inputs, float products on f32 inputs for
+ *   f32, the decode kernel in the output head of the last position); so
+ *   for every type the only difference left is f32
  *   summation order against double: |err| <= n * 2^-24 * sum|w x| per
  *   dot, a few 1e-6 relative through 4 layers. The bound is 1e-4 for
  *   f32/f16/bf16 and 1e-3 for the block types (q8_0, q4_0, q5_0, q4_K,
