@@ -9,10 +9,11 @@
  * prepares its x (eng_xvec_prepare, ggml's vec_dot_type: Q8_0 blocks of 32
  * for Q8_0/Q4_0/Q5_0/MXFP4/IQ4_NL and, with Q8_1's s = fp16(d * sum of
  * the block's quants), Q4_1/Q5_1; Q8_K super-blocks of 256 for
- * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS, whose one f32 scale then serves each of its 8 blocks of
- * 32), so a prefill product and a
- * decode matvec see the same integers. For every 32-element block b of a
- * row the weight gives unsigned codes u_j and float scales, and
+ * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS, whose one f32 scale then serves each
+ * of its 8 blocks of 32), so a prefill product and a decode matvec see
+ * the same integers: every block format has integer kernels on every
+ * path. For every 32-element block b of a row the weight gives unsigned
+ * codes u_j and float scales, and
  *
  *   int form (Q8_0: u = q+128, off 128; Q4_0: u = nibble, off 8; Q5_0: off
  *   16; MXFP4: u = doubled E2M1 value + 16, off 16, S = 2^(e-128);
@@ -46,7 +47,8 @@
  * another float order, so a prefill product equals decode's to a few ulps,
  * not bit for bit.
  * Against exact arithmetic on the same integers the error of one output is
- * at most about (n_in/32 + 3) * 2^-24 * sum_b |dx_b S_b i_b|.
+ * at most about (n_in/32 + 3) * 2^-24 * sum_b |dx_b S_b i_b| (the
+ * min, q1 and pair forms' second terms counted in the sum too).
  *
  * Layout of the quantized activations (eng_qx). Rows are cut into chunks
  * of kc rows (the path's register blocking; the last chunk may be

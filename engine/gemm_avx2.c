@@ -264,8 +264,9 @@ TGT static AI void pack_k45(bool five, const uint8_t *const rows[L], int64_t nb,
                 __m256i v = load32(rows[r] + o + oq + 32 * (j / 2));
                 R[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
                 if (five) {
-                    const __m256i h = _mm256_and_si256(_mm256_srli_epi16(load32(rows[r] + o + 16), j), one);
-                    R[r] = _mm256_or_si256(R[r], _mm256_slli_epi16(h, 4));
+                    const __m256i h = load32(rows[r] + o + 16); /* qh */
+                    R[r] = _mm256_or_si256(R[r], _mm256_slli_epi16(
+                                                     _mm256_and_si256(_mm256_srli_epi16(h, j), one), 4));
                 }
             }
             transpose_store(R, rec);
@@ -354,8 +355,9 @@ TGT static void pack_q3_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             __m256i R[8];
 #pragma GCC unroll 16
             for (int r = 0; r < 8; r++) {
-                const __m256i lo = _mm256_srli_epi16(load32(rows[r] + o + 32 + 32 * (k / 4)), 2 * (k % 4));
-                const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(load32(rows[r] + o), k), one);
+                const __m256i qs = load32(rows[r] + o + 32 + 32 * (k / 4)), h = load32(rows[r] + o);
+                const __m256i lo = _mm256_srli_epi16(qs, 2 * (k % 4));
+                const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(h, k), one);
                 R[r] = _mm256_or_si256(_mm256_and_si256(lo, m3), _mm256_slli_epi16(hb, 2));
             }
             transpose_store(R, rec);

@@ -282,7 +282,8 @@ TGT static AI void blk_q3_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         const __m512i lo = _mm512_srli_epi16(load_pair(rows[j] + oq, rows[j + 8] + oq), 2 * (k % 4));
-        const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load_pair(rows[j] + o, rows[j + 8] + o), k), one);
+        const __m512i h = load_pair(rows[j] + o, rows[j + 8] + o); /* hmask */
+        const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(h, k), one);
         A[j] = _mm512_or_si512(_mm512_and_si512(lo, m3), _mm512_slli_epi16(hb, 2));
     }
     transpose_store(A, rec);
@@ -383,8 +384,8 @@ TGT static AI void blk_q2_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
         const __m512i q = _mm512_and_si512(
             _mm512_srli_epi16(load_pair(rows[j] + oq, rows[j + 8] + oq), 2 * (k % 4)), m3);
         /* bytes q <= 3 times sc <= 15 in 16-bit words: no carry between bytes */
-        A[j] = _mm512_mullo_epi16(q, _mm512_inserti64x4(_mm512_castsi256_si512(q2k_scales(rows[j] + o + 2 * k)),
-                                                        q2k_scales(rows[j + 8] + o + 2 * k), 1));
+        const __m256i s0 = q2k_scales(rows[j] + o + 2 * k), s1 = q2k_scales(rows[j + 8] + o + 2 * k);
+        A[j] = _mm512_mullo_epi16(q, _mm512_inserti64x4(_mm512_castsi256_si512(s0), s1, 1));
     }
     transpose_store(A, rec);
     int32_t *mp = (int32_t *)(rec + 640);
@@ -397,7 +398,10 @@ TGT static AI void blk_q2_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     store_f16_scales(rows, o + 82, (float *)(rec + 576));
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS, F_Q3_K, F_Q2_K, F_Q4_1, F_Q5_1, F_N } fmt;
+typedef enum {
+    F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS,
+    F_Q3_K, F_Q2_K, F_Q4_1, F_Q5_1, F_N
+} fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
