@@ -217,6 +217,10 @@ TEST(threads_bit_identical)
     check_threads("tiny-mixtral", "f32", 40); /* sgemm with 40-row batches */
     check_threads("tiny-qwen3moe", "bf16", 40);
     check_threads("tiny-k-olmoe", "q4_k_m", 8);
+    check_threads("tiny-k-qwen3moe", "q2_k", 40); /* Q2_K..Q6_K integer prefill */
+    check_threads("tiny-mixtral", "q4_1", 40);    /* Q8_1 activations */
+    check_threads("tiny-olmoe", "iq4_nl", 40);
+    check_threads("tiny-k-mixtral", "iq4_xs", 40);
 }
 
 static void gen(const eng_model *m, int threads, uint64_t seed, int32_t *out, int n)
