@@ -7,21 +7,36 @@
  * n_out weight rows of W (n_in elements each, stored format). X is first
  * quantized row by row to the weight type's partner form, exactly as decode
  * prepares its x (eng_xvec_prepare, ggml's vec_dot_type: Q8_0 blocks of 32
- * for Q8_0/Q4_0/Q5_0/MXFP4, Q8_K super-blocks of 256 for Q4_K/Q6_K, whose one f32
- * scale then serves each of its 8 blocks of 32), so a prefill product and a
- * decode matvec see the same integers. For every 32-element block b of a
- * row the weight gives unsigned codes u_j and float scales, and
+ * for Q8_0/Q4_0/Q5_0/MXFP4/IQ4_NL and, with Q8_1's s = fp16(d * sum of
+ * the block's quants), Q4_1/Q5_1; Q8_K super-blocks of 256 for
+ * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS, whose one f32 scale then serves each
+ * of its 8 blocks of 32), so a prefill product and a decode matvec see
+ * the same integers: every block format has integer kernels on every
+ * path. For every 32-element block b of a row the weight gives unsigned
+ * codes u_j and float scales, and
  *
  *   int form (Q8_0: u = q+128, off 128; Q4_0: u = nibble, off 8; Q5_0: off
- *   16; MXFP4: u = doubled E2M1 value + 16, off 16, S = 2^(e-128)):
+ *   16; MXFP4: u = doubled E2M1 value + 16, off 16, S = 2^(e-128);
+ *   IQ4_NL: u = codebook value (-127..113) + 128, off 128; IQ4_XS: the
+ *   same u per sub-block, S = d * (ls - 32)):
  *          i_b = sum_j u_j xq_j - off * sum_j xq_j          (exact int32)
  *          acc = fma(float(i_b) * S_b, dx_b, acc)           S_b = d
- *   min form (Q4_K: u = q, S = d*sc, M = dmin*m):
+ *   min form (Q4_K: u = q; Q5_K: u = q5, qh's bit on top; S = d*sc, M = dmin*m):
  *          f = fma(-M_b, float(sum xq), float(sum u xq) * S_b)
  *          acc = fma(f, dx_b, acc)
- *   halves form (Q6_K: u = q6, off 32, S = d*sc per 16 elements):
- *          i_h = sum_{16} u xq - 32 * sum_{16} xq           (h = 0, 1)
+ *   halves form (Q6_K: u = q6, off 32; Q3_K: u = 2 bits | hmask's bit << 2,
+ *   off 4; S = d*sc per 16 elements, sc signed):
+ *          i_h = sum_{16} u xq - off * sum_{16} xq          (h = 0, 1)
  *          acc = fma(fma(float(i_1), S_1, float(i_0) * S_0), dx_b, acc)
+ *   q1 form (Q4_1: u = nibble; Q5_1: u = q5; S = d, M = m, the min):
+ *          acc = fma(float(sum u xq) * S_b, dx_b, acc)
+ *          acc = fma(M_b, s_b, acc)                  (as ggml's, and decode's,
+ *                                                     m * s of Q8_1)
+ *   pair form (Q2_K: a 4-bit scale sc and min m per 16 elements; the
+ *   scales go into the codes, u = sc*q <= 45, the mins into an exact
+ *   integer with the half sums, as decode's msum; S = d, M = dmin):
+ *          i_b = sum_j u_j xq_j,  mi_b = -(m_0 sum_{16} xq + m_1 sum_{16} xq)
+ *          acc = fma(fma(float(mi_b), M_b, float(i_b) * S_b), dx_b, acc)
  *
  * with acc starting at 0 and blocks in ascending order. Every path
  * (scalar reference, AVX2, AVX-512 VNNI) performs exactly these roundings
@@ -32,7 +47,8 @@
  * another float order, so a prefill product equals decode's to a few ulps,
  * not bit for bit.
  * Against exact arithmetic on the same integers the error of one output is
- * at most about (n_in/32 + 3) * 2^-24 * sum_b |dx_b S_b i_b|.
+ * at most about (n_in/32 + 3) * 2^-24 * sum_b |dx_b S_b i_b| (the
+ * min, q1 and pair forms' second terms counted in the sum too).
  *
  * Layout of the quantized activations (eng_qx). Rows are cut into chunks
  * of kc rows (the path's register blocking; the last chunk may be
@@ -73,6 +89,8 @@ typedef struct eng_qx {
     float *sf;            /* [T*n/32] block sums of the quants, as float     */
     int32_t *sn;          /* [T*n/32] minus the block sums                   */
     int32_t *hn;          /* [T*n/16] minus the half-block sums, two per block */
+    int32_t *hp;          /* [T*n/32] the same two as int16s, the first low   */
+    float *s;             /* [T*n/32] Q8_1's d * block sum, fp16-rounded (Q8) */
 } eng_qx;
 
 /* T activation rows of n floats, transposed per chunk (layout above). */

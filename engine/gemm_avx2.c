@@ -5,7 +5,8 @@
  * The structure of gemm_avx512.c with 8 weight rows per tile (one per
  * 32-bit lane of a ymm register) and vpmaddubsw + vpmaddwd in place of
  * vpdpbusd. vpmaddubsw saturates its 16-bit pair sums, so:
- *   Q8_0 keeps the signed codes and uses the sign trick of ggml's x86 dots
+ *   Q8_0, IQ4_NL and IQ4_XS (codes up to 241 as unsigned) keep the signed codes and
+ *     use the sign trick of ggml's x86 dots
  *     (|w| times x with w's sign, |w x| <= 127 * 128, a pair < 2^15), one
  *     vpmaddwd per 4 bytes; its integer is sum w*x directly, which equals
  *     the reference's sum (w+128)*x - 128*sum x;
@@ -26,10 +27,11 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define AI __attribute__((always_inline)) inline
 
-/* rows per tile; packed bytes per block: codes, S, M/S1, signed codes (Q8_0) */
-enum { L = 8, REC = 576, OFF_S = 256, OFF_M = 288, OFF_SIGNED = 320 };
+/* rows per tile; packed bytes per block: codes, S, M/S1, signed codes
+ * (K_SIGNED) or the int16 pairs of mins (K_PAIR) */
+enum { L = 8, REC = 576, OFF_S = 256, OFF_M = 288, OFF_SIGNED = 320, OFF_MP = 320 };
 
-typedef enum { K_SIGNED, K_INT, K_MIN, K_HALVES } kind;
+typedef enum { K_SIGNED, K_INT, K_MIN, K_HALVES, K_PAIR, K_Q1 } kind;
 
 /* ---- packing --------------------------------------------------------------- */
 
@@ -143,36 +145,86 @@ TGT static AI void store_scales(const __m256 lo[8], const __m256 hi[8], uint8_t 
     }
 }
 
+/* The sign trick's codes (K_SIGNED): |w| as the codes, w at OFF_SIGNED. */
+TGT static AI void store_signed(const __m256i R[8], uint8_t *rec)
+{
+    __m256i A[8];
+#pragma GCC unroll 16
+    for (int r = 0; r < 8; r++)
+        A[r] = _mm256_abs_epi8(R[r]);
+    transpose_store(A, rec);
+    transpose_store(R, rec + OFF_SIGNED);
+}
+
 TGT static void pack_q8_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
     for (int64_t b = 0; b < nb; b++, rec += REC) {
         const size_t o = (size_t)b * sizeof(eng_block_q8_0);
         prefetch_rows(rows, o);
-        __m256i R[8], A[8];
+        __m256i R[8];
 #pragma GCC unroll 16
-        for (int r = 0; r < 8; r++) {
+        for (int r = 0; r < 8; r++)
             R[r] = load32(rows[r] + o + 2);
-            A[r] = _mm256_abs_epi8(R[r]);
-        }
-        transpose_store(A, rec);
-        transpose_store(R, rec + OFF_SIGNED);
+        store_signed(R, rec);
         store_f16_scales(rows, o, (float *)(rec + OFF_S));
     }
 }
 
-TGT static void pack_q4_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+/* IQ4_NL: the codebook values (-127..113, up to 241 as unsigned codes,
+ * too big for vpmaddubsw's 16-bit pair sums) take Q8_0's sign trick. */
+TGT static AI void iq4_codes(const uint8_t *const rows[L], size_t o, uint8_t *rec)
+{
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)eng_kvalues_iq4nl));
+    __m256i R[8];
+#pragma GCC unroll 16
+    for (int r = 0; r < 8; r++)
+        R[r] = _mm256_shuffle_epi8(lut, nibbles(rows[r] + o));
+    store_signed(R, rec);
+}
+
+TGT static void pack_iq4_nl(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
     for (int64_t b = 0; b < nb; b++, rec += REC) {
-        const size_t o = (size_t)b * sizeof(eng_block_q4_0);
+        const size_t o = (size_t)b * sizeof(eng_block_iq4_nl);
         prefetch_rows(rows, o);
-        __m256i R[8];
-#pragma GCC unroll 16
-        for (int r = 0; r < 8; r++)
-            R[r] = nibbles(rows[r] + o + 2);
-        transpose_store(R, rec);
+        iq4_codes(rows, o + 2, rec);
         store_f16_scales(rows, o, (float *)(rec + OFF_S));
     }
 }
+
+/* The nibble formats, bs bytes a block: nibbles at oq, fp16 d at 0; with
+ * oh the 5th bits (a u32 at oh), with om an fp16 min at om as M (Q4_1,
+ * Q5_1). */
+TGT static AI void pack_nib(const uint8_t *const rows[L], int64_t nb, uint8_t *rec, size_t bs,
+                            size_t oq, size_t oh, size_t om)
+{
+    const __m256i bit4 = _mm256_set1_epi8(16);
+    for (int64_t b = 0; b < nb; b++, rec += REC) {
+        const size_t o = (size_t)b * bs;
+        prefetch_rows(rows, o);
+        __m256i R[8];
+#pragma GCC unroll 16
+        for (int r = 0; r < 8; r++) {
+            R[r] = nibbles(rows[r] + o + oq);
+            if (oh)
+                R[r] = _mm256_or_si256(R[r], _mm256_and_si256(bytes_from_bits(rows[r] + o + oh), bit4));
+        }
+        transpose_store(R, rec);
+        store_f16_scales(rows, o, (float *)(rec + OFF_S));
+        if (om)
+            store_f16_scales(rows, o + om, (float *)(rec + OFF_M));
+    }
+}
+
+#define PACK_NIB(NAME, BLOCK, OQ, OH, OM)                                                    \
+    TGT static void NAME(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)             \
+    {                                                                                        \
+        pack_nib(rows, nb, rec, sizeof(BLOCK), OQ, OH, OM);                                  \
+    }
+PACK_NIB(pack_q4_0, eng_block_q4_0, 2, 0, 0)
+PACK_NIB(pack_q5_0, eng_block_q5_0, 6, 2, 0)
+PACK_NIB(pack_q4_1, eng_block_q4_1, 4, 0, 2)
+PACK_NIB(pack_q5_1, eng_block_q5_1, 8, 4, 2)
 
 /* MXFP4: nibbles through vpshufb to the doubled E2M1 values + 16 (below
  * 64, as the int kind's 16-bit sums need). */
@@ -195,52 +247,69 @@ TGT static void pack_mxfp4(const uint8_t *const rows[L], int64_t nb, uint8_t *re
     }
 }
 
-TGT static void pack_q5_0(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+/* Q4_K and Q5_K (gemm.c's gemm_k45 for the layouts): codes, then per
+ * super-block the S and M of its 8 records. */
+TGT static AI void pack_k45(bool five, const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
 {
-    const __m256i bit4 = _mm256_set1_epi8(16);
-    for (int64_t b = 0; b < nb; b++, rec += REC) {
-        const size_t o = (size_t)b * sizeof(eng_block_q5_0);
-        prefetch_rows(rows, o);
-        __m256i R[8];
-#pragma GCC unroll 16
-        for (int r = 0; r < 8; r++)
-            R[r] = _mm256_or_si256(nibbles(rows[r] + o + 6),
-                                   _mm256_and_si256(bytes_from_bits(rows[r] + o + 2), bit4));
-        transpose_store(R, rec);
-        store_f16_scales(rows, o, (float *)(rec + OFF_S));
-    }
-}
-
-TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
-{
-    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    const size_t sb = five ? sizeof(eng_block_q5_k) : sizeof(eng_block_q4_k), oq = five ? 48 : 16;
     for (int64_t s = 0; s < nb / 8; s++) {
-        const size_t o = (size_t)s * sizeof(eng_block_q4_k);
+        const size_t o = (size_t)s * sb;
         for (int j = 0; j < 8; j++, rec += REC) {
             if (j % 2 == 0)
-                prefetch_rows(rows, o + 64 * (size_t)(j / 2));
+                prefetch_rows(rows, o + oq - 16 + 64 * (size_t)(j / 2));
             __m256i R[8];
 #pragma GCC unroll 16
             for (int r = 0; r < 8; r++) {
-                __m256i v = load32(rows[r] + o + 16 + 32 * (j / 2));
+                __m256i v = load32(rows[r] + o + oq + 32 * (j / 2));
                 R[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
+                if (five) {
+                    const __m256i h = load32(rows[r] + o + 16); /* qh */
+                    R[r] = _mm256_or_si256(R[r], _mm256_slli_epi16(
+                                                     _mm256_and_si256(_mm256_srli_epi16(h, j), one), 4));
+                }
             }
             transpose_store(R, rec);
         }
         __m256 lo[8], hi[8]; /* row r: d*sc_0..7 and dmin*m_0..7 (exact products) */
 #pragma GCC unroll 8
         for (int r = 0; r < L; r++) {
-            const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
+            const uint8_t *p = rows[r] + o;
             uint8_t sm[16];
-            eng_q4k_unpack_scales(p->scales, sm);
+            eng_q4k_unpack_scales(p + 4, sm);
             const __m128i v = _mm_loadu_si128((const __m128i *)sm);
             lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)),
-                                  _mm256_set1_ps(h2f(&p->d)));
+                                  _mm256_set1_ps(h2f(p)));
             hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
-                                  _mm256_set1_ps(h2f(&p->dmin)));
+                                  _mm256_set1_ps(h2f(p + 2)));
         }
         store_scales(lo, hi, rec - 8 * REC, false);
     }
+}
+
+TGT static void pack_q4_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    pack_k45(false, rows, nb, rec);
+}
+
+TGT static void pack_q5_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    pack_k45(true, rows, nb, rec);
+}
+
+/* The halves form's scales: row r's 16 signed scales sc[r] times d[r]
+ * (exact products) to the 8 records' S and S1. */
+TGT static AI void store_halves_scales(const int8_t *const sc[L], const float d[L], uint8_t *rec)
+{
+    __m256 lo[8], hi[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < L; r++) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)sc[r]);
+        const __m256 dr = _mm256_set1_ps(d[r]);
+        lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), dr);
+        hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), dr);
+    }
+    store_scales(lo, hi, rec, true);
 }
 
 TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
@@ -263,16 +332,98 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
             }
             transpose_store(R, rec);
         }
-        __m256 lo[8], hi[8]; /* row r: d*scales[0..7] and [8..15] (exact products) */
-#pragma GCC unroll 8
+        const int8_t *sc[L];
+        float d[L];
         for (int r = 0; r < L; r++) {
             const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
-            const __m128i v = _mm_loadu_si128((const __m128i *)p->scales);
-            const __m256 d = _mm256_set1_ps(h2f(&p->d));
-            lo[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
-            hi[r] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
+            sc[r] = p->scales;
+            d[r] = h2f(&p->d);
         }
-        store_scales(lo, hi, rec - 8 * REC, true);
+        store_halves_scales(sc, d, rec - 8 * REC);
+    }
+}
+
+/* Q3_K (gemm.c's block_q3_k): codes 0..7 = 2 bits of qs | hmask's bit << 2. */
+TGT static void pack_q3_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const size_t o = (size_t)s * sizeof(eng_block_q3_k);
+        for (int k = 0; k < 8; k++, rec += REC) {
+            if (k % 4 == 0)
+                prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+            __m256i R[8];
+#pragma GCC unroll 16
+            for (int r = 0; r < 8; r++) {
+                const __m256i qs = load32(rows[r] + o + 32 + 32 * (k / 4)), h = load32(rows[r] + o);
+                const __m256i lo = _mm256_srli_epi16(qs, 2 * (k % 4));
+                const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(h, k), one);
+                R[r] = _mm256_or_si256(_mm256_and_si256(lo, m3), _mm256_slli_epi16(hb, 2));
+            }
+            transpose_store(R, rec);
+        }
+        int8_t buf[L][16];
+        const int8_t *sc[L];
+        float d[L];
+        for (int r = 0; r < L; r++) {
+            const eng_block_q3_k *p = (const eng_block_q3_k *)(rows[r] + o);
+            eng_q3k_unpack_scales(p->scales, buf[r]);
+            sc[r] = buf[r];
+            d[r] = h2f(&p->d);
+        }
+        store_halves_scales(sc, d, rec - 8 * REC);
+    }
+}
+
+/* Q2_K (gemm.c's gemm_q2_k): codes sc*q; S = d, M = dmin and the pair
+ * (m_0, m_1) of int16 mins per record. */
+TGT static void pack_q2_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const size_t o = (size_t)s * sizeof(eng_block_q2_k);
+        for (int k = 0; k < 8; k++, rec += REC) {
+            if (k % 4 == 0)
+                prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+            __m256i R[8];
+            int32_t *mp = (int32_t *)(rec + OFF_MP);
+#pragma GCC unroll 16
+            for (int r = 0; r < 8; r++) {
+                const uint8_t *sm = rows[r] + o + 2 * k;
+                const __m256i q = _mm256_and_si256(
+                    _mm256_srli_epi16(load32(rows[r] + o + 16 + 32 * (k / 4)), 2 * (k % 4)), m3);
+                /* bytes q <= 3 times sc <= 15 in 16-bit words: no carry between bytes */
+                R[r] = _mm256_mullo_epi16(q, _mm256_setr_m128i(_mm_set1_epi16(sm[0] & 15),
+                                                               _mm_set1_epi16(sm[1] & 15)));
+                mp[r] = (sm[0] >> 4) | (sm[1] >> 4) << 16;
+            }
+            transpose_store(R, rec);
+            store_f16_scales(rows, o + 80, (float *)(rec + OFF_S));
+            store_f16_scales(rows, o + 82, (float *)(rec + OFF_M));
+        }
+    }
+}
+
+/* IQ4_XS: IQ4_NL's codes per sub-block, S = d * (ls - 32) (gemm.c). */
+TGT static void pack_iq4_xs(const uint8_t *const rows[L], int64_t nb, uint8_t *rec)
+{
+    for (int64_t s = 0; s < nb / 8; s++) {
+        const size_t o = (size_t)s * sizeof(eng_block_iq4_xs);
+        for (int ib = 0; ib < 8; ib++, rec += REC) {
+            if (ib % 4 == 0)
+                prefetch_rows(rows, o + 16 * (size_t)ib);
+            iq4_codes(rows, o + 8 + 16 * (size_t)ib, rec);
+        }
+        __m256 S[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < L; r++) {
+            const eng_block_iq4_xs *p = (const eng_block_iq4_xs *)(rows[r] + o);
+            float ls[8];
+            for (int ib = 0; ib < 8; ib++)
+                ls[ib] = (float)eng_iq4xs_scale(p, ib);
+            S[r] = _mm256_mul_ps(_mm256_loadu_ps(ls), _mm256_set1_ps(h2f(&p->d)));
+        }
+        store_scales(S, S, rec - 8 * REC, false); /* M (copies of S) unused */
     }
 }
 
@@ -280,8 +431,8 @@ TGT static void pack_q6_k(const uint8_t *const rows[L], int64_t nb, uint8_t *rec
 
 typedef struct chunk {
     const int8_t *q;
-    const float *d, *sf;
-    const int32_t *sn, *hn;
+    const float *d, *sf, *s;
+    const int32_t *sn, *hn, *hp;
     const char *pf;       /* the next tile's bytes, pf_step per block (or NULL) */
     size_t pf_step;
 } chunk;
@@ -333,8 +484,8 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
             const int8_t *q = x.q + (i0 + t) * 32;
             __m256 f;
             if (kd == K_HALVES) {
-                __m256i s0 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t)]), 5);
-                __m256i s1 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t) + 1]), 5);
+                __m256i s0 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t)]), sh);
+                __m256i s1 = _mm256_slli_epi32(_mm256_set1_epi32(x.hn[2 * (i0 + t) + 1]), sh);
                 s0 = dot2(dot2(s0, rec, 0, q), rec, 2, q);
                 s1 = dot2(dot2(s1, rec, 4, q), rec, 6, q);
                 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), M,
@@ -355,8 +506,14 @@ TGT static AI void compute(kind kd, int sh, const uint8_t *rec, int64_t nb, chun
                 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), S);
                 if (kd == K_MIN)
                     f = _mm256_fnmadd_ps(M, _mm256_set1_ps(x.sf[i0 + t]), f);
+                if (kd == K_PAIR) /* m_0 hn_0 + m_1 hn_1, exact */
+                    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(
+                                            ld(rec + OFF_MP, 0), _mm256_set1_epi32(x.hp[i0 + t]))),
+                                        M, f);
             }
             acc[t] = _mm256_fmadd_ps(f, _mm256_set1_ps(x.d[i0 + t]), acc[t]);
+            if (kd == K_Q1) /* the min times x's s */
+                acc[t] = _mm256_fmadd_ps(M, _mm256_set1_ps(x.s[i0 + t]), acc[t]);
         }
     }
 #pragma GCC unroll 8
@@ -391,9 +548,11 @@ INST_ALL(K_SIGNED)
 INST_ALL(K_INT)
 INST_ALL(K_MIN)
 INST_ALL(K_HALVES)
+INST_ALL(K_PAIR)
+INST_ALL(K_Q1)
 
-static const compute_fn computers[4][9] = {TABLE(K_SIGNED), TABLE(K_INT), TABLE(K_MIN),
-                                           TABLE(K_HALVES)};
+static const compute_fn computers[6][9] = {TABLE(K_SIGNED), TABLE(K_INT), TABLE(K_MIN),
+                                           TABLE(K_HALVES), TABLE(K_PAIR), TABLE(K_Q1)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -414,8 +573,8 @@ TGT static void run(pack_fn pack, kind kd, int sh, const void *w, size_t rb, con
         const size_t step = ((size_t)L * rb / (size_t)nb + 63) & ~(size_t)63;
         for (int64_t c = 0; c * x->kc < x->T; c++) {
             const int64_t base = c * x->kc * nb;
-            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->sn + base,
-                              x->hn + 2 * base, c == 0 ? next : NULL, step};
+            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->s + base, x->sn + base,
+                              x->hn + 2 * base, x->hp + base, c == 0 ? next : NULL, step};
             computers[kd][eng_qx_chunk_rows(x, c)](sh, rec, nb, ch, Y + c * x->kc * ldy + r,
                                                      ldy, nr);
         }
@@ -433,8 +592,15 @@ GEMM(gemm_q8_0, pack_q8_0, K_SIGNED, 0)
 GEMM(gemm_q4_0, pack_q4_0, K_INT, 3)
 GEMM(gemm_q5_0, pack_q5_0, K_INT, 4)
 GEMM(gemm_q4_k, pack_q4_k, K_MIN, 0)
+GEMM(gemm_q5_k, pack_q5_k, K_MIN, 0)
 GEMM(gemm_q6_k, pack_q6_k, K_HALVES, 5)
+GEMM(gemm_q3_k, pack_q3_k, K_HALVES, 2)
+GEMM(gemm_q2_k, pack_q2_k, K_PAIR, 0)
+GEMM(gemm_q4_1, pack_q4_1, K_Q1, 0)
+GEMM(gemm_q5_1, pack_q5_1, K_Q1, 0)
 GEMM(gemm_mxfp4, pack_mxfp4, K_INT, 4)
+GEMM(gemm_iq4_nl, pack_iq4_nl, K_SIGNED, 0)
+GEMM(gemm_iq4_xs, pack_iq4_xs, K_SIGNED, 0)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -528,7 +694,11 @@ const eng_gemm_kernels eng_gemm_avx2 = {
     .kc = 8,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
+             [ENG_TYPE_Q2_K] = gemm_q2_k, [ENG_TYPE_Q4_1] = gemm_q4_1,
+             [ENG_TYPE_Q5_1] = gemm_q5_1},
     .kc_f = 8,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -28,9 +28,11 @@
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define AI __attribute__((always_inline)) inline
 
-enum { L = 16, REC = 640 };   /* rows per tile; packed bytes per block: codes, S, M/S1 */
+/* rows per tile; packed bytes per block: codes, S at 512, M/S1 at 576,
+ * the int16 pairs of mins (K_PAIR) at 640 */
+enum { L = 16, REC = 704 };
 
-typedef enum { K_INT, K_MIN, K_HALVES } kind;
+typedef enum { K_INT, K_MIN, K_HALVES, K_PAIR, K_Q1 } kind;
 
 /* ---- packing --------------------------------------------------------------- */
 
@@ -148,49 +150,52 @@ TGT static AI void blk_q8_0(const uint8_t *const rows[L], int64_t b, uint8_t *re
     store_f16_scales(rows, o, (float *)(rec + 512));
 }
 
-TGT static AI void blk_q4_0(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
-{
-    const size_t o = (size_t)b * sizeof(eng_block_q4_0);
-    prefetch_rows(rows, o);
-    __m512i A[8];
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++)
-        A[k] = nibbles_pair(rows[k] + o + 2, rows[k + 8] + o + 2);
-    transpose_store(A, rec);
-    store_f16_scales(rows, o, (float *)(rec + 512));
-}
-
-TGT static AI void blk_q5_0(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+/* The nibble formats, bs bytes a block: nibbles at oq, fp16 d at 0; with
+ * oh the 5th bits (a u32 at oh), with om an fp16 min at om as M (Q4_1,
+ * Q5_1). */
+TGT static AI void blk_nib(const uint8_t *const rows[L], int64_t b, uint8_t *rec, size_t bs,
+                           size_t oq, size_t oh, size_t om)
 {
     const __m512i bit4 = _mm512_set1_epi8(16);
-    const size_t o = (size_t)b * sizeof(eng_block_q5_0);
+    const size_t o = (size_t)b * bs;
     prefetch_rows(rows, o);
     __m512i A[8];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        uint32_t h0, h1;
-        memcpy(&h0, rows[k] + o + 2, 4);
-        memcpy(&h1, rows[k + 8] + o + 2, 4);
-        A[k] = nibbles_pair(rows[k] + o + 6, rows[k + 8] + o + 6);
-        A[k] = _mm512_mask_add_epi8(A[k], (__mmask64)h0 | (__mmask64)h1 << 32, A[k], bit4);
+        A[k] = nibbles_pair(rows[k] + o + oq, rows[k + 8] + o + oq);
+        if (oh) {
+            uint32_t h0, h1;
+            memcpy(&h0, rows[k] + o + oh, 4);
+            memcpy(&h1, rows[k + 8] + o + oh, 4);
+            A[k] = _mm512_mask_add_epi8(A[k], (__mmask64)h0 | (__mmask64)h1 << 32, A[k], bit4);
+        }
     }
     transpose_store(A, rec);
     store_f16_scales(rows, o, (float *)(rec + 512));
+    if (om)
+        store_f16_scales(rows, o + om, (float *)(rec + 576));
 }
 
-/* Q4_K: S = d*sc and M = dmin*m per row and sub-block. */
-TGT static AI void blk_q4_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+/* Q4_K and Q5_K (layouts: gemm.c's gemm_k45): S = d*sc and M = dmin*m
+ * per row and sub-block. */
+TGT static AI void blk_k45(bool five, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
-    const __m512i m4 = _mm512_set1_epi8(15);
-    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q4_k);
+    const __m512i m4 = _mm512_set1_epi8(15), one = _mm512_set1_epi8(1);
+    const size_t sb = five ? sizeof(eng_block_q5_k) : sizeof(eng_block_q4_k), oq = five ? 48 : 16;
+    const size_t o = (size_t)(b / 8) * sb, oj = o + oq + 32 * (size_t)(b % 8 / 2);
     const int j = (int)(b % 8);
     if (j % 2 == 0)
-        prefetch_rows(rows, o + 64 * (size_t)(j / 2));
+        prefetch_rows(rows, o + oq - 16 + 64 * (size_t)(j / 2));
     __m512i A[8];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        __m512i v = load_pair(rows[k] + o + 16 + 32 * (j / 2), rows[k + 8] + o + 16 + 32 * (j / 2));
+        __m512i v = load_pair(rows[k] + oj, rows[k + 8] + oj);
         A[k] = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+        if (five) {
+            const __m512i h = load_pair(rows[k] + o + 16, rows[k + 8] + o + 16);
+            A[k] = _mm512_or_si512(A[k], _mm512_slli_epi16(
+                                             _mm512_and_si512(_mm512_srli_epi16(h, j), one), 4));
+        }
     }
     transpose_store(A, rec);
     if (j)
@@ -198,11 +203,11 @@ TGT static AI void blk_q4_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     __m512 R[16], C[16]; /* row r: d*sc_0..7, dmin*m_0..7 (exact products) */
 #pragma GCC unroll 16
     for (int r = 0; r < L; r++) {
-        const eng_block_q4_k *p = (const eng_block_q4_k *)(rows[r] + o);
+        const uint8_t *p = rows[r] + o;
         uint8_t sm[16];
-        eng_q4k_unpack_scales(p->scales, sm);
-        const __m512 dd = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h2f(&p->d)),
-                                               _mm512_set1_ps(h2f(&p->dmin)));
+        eng_q4k_unpack_scales(p + 4, sm);
+        const __m512 dd = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h2f(p)),
+                                               _mm512_set1_ps(h2f(p + 2)));
         R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
                                  _mm_loadu_si128((const __m128i *)sm))), dd);
     }
@@ -211,6 +216,25 @@ TGT static AI void blk_q4_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     for (int i = 0; i < 8; i++) {
         _mm512_store_ps((float *)(rec + i * REC + 512), C[i]);
         _mm512_store_ps((float *)(rec + i * REC + 576), C[8 + i]);
+    }
+}
+
+/* The halves form's scales, written at the first block of a super-block:
+ * row r's 16 signed scales sc[r] times d[r] (exact products) to the 8
+ * records' S and S1. */
+TGT static AI void store_halves_scales(const int8_t *const sc[L], const float d[L], uint8_t *rec)
+{
+    __m512 R[16], C[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++)
+        R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                 _mm_loadu_si128((const __m128i *)sc[r]))),
+                             _mm512_set1_ps(d[r]));
+    transpose16(R, C);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        _mm512_store_ps((float *)(rec + i * REC + 512), C[2 * i]);
+        _mm512_store_ps((float *)(rec + i * REC + 576), C[2 * i + 1]);
     }
 }
 
@@ -236,20 +260,57 @@ TGT static AI void blk_q6_k(const uint8_t *const rows[L], int64_t b, uint8_t *re
     transpose_store(A, rec);
     if (k8)
         return;
-    __m512 R[16], C[16]; /* row r: d*scales[0..15] (exact products) */
-#pragma GCC unroll 16
+    const int8_t *sc[L];
+    float d[L];
     for (int r = 0; r < L; r++) {
         const eng_block_q6_k *p = (const eng_block_q6_k *)(rows[r] + o);
-        R[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                 _mm_loadu_si128((const __m128i *)p->scales))),
-                             _mm512_set1_ps(h2f(&p->d)));
+        sc[r] = p->scales;
+        d[r] = h2f(&p->d);
     }
-    transpose16(R, C);
+    store_halves_scales(sc, d, rec);
+}
+
+/* Q3_K (gemm.c's block_q3_k): codes 0..7 = 2 bits of qs | hmask's bit << 2. */
+TGT static AI void blk_q3_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const __m512i m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q3_k), oq = o + 32 + 32 * (size_t)(b % 8 / 4);
+    const int k = (int)(b % 8);
+    if (k % 4 == 0)
+        prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+    __m512i A[8];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        _mm512_store_ps((float *)(rec + i * REC + 512), C[2 * i]);
-        _mm512_store_ps((float *)(rec + i * REC + 576), C[2 * i + 1]);
+    for (int j = 0; j < 8; j++) {
+        const __m512i lo = _mm512_srli_epi16(load_pair(rows[j] + oq, rows[j + 8] + oq), 2 * (k % 4));
+        const __m512i h = load_pair(rows[j] + o, rows[j + 8] + o); /* hmask */
+        const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(h, k), one);
+        A[j] = _mm512_or_si512(_mm512_and_si512(lo, m3), _mm512_slli_epi16(hb, 2));
     }
+    transpose_store(A, rec);
+    if (k)
+        return;
+    int8_t buf[L][16];
+    const int8_t *sc[L];
+    float d[L];
+    for (int r = 0; r < L; r++) {
+        const eng_block_q3_k *p = (const eng_block_q3_k *)(rows[r] + o);
+        eng_q3k_unpack_scales(p->scales, buf[r]);
+        sc[r] = buf[r];
+        d[r] = h2f(&p->d);
+    }
+    store_halves_scales(sc, d, rec);
+}
+
+/* The 32 nibbles at rows[r] + o of each row through the 16-byte table lut
+ * (unsigned codes), the record's codes. */
+TGT static AI void table_codes(const uint8_t *const rows[L], size_t o, __m512i lut, uint8_t *rec)
+{
+    prefetch_rows(rows, o);
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        A[k] = _mm512_shuffle_epi8(lut, nibbles_pair(rows[k] + o, rows[k + 8] + o));
+    transpose_store(A, rec);
 }
 
 /* MXFP4: nibbles through vpshufb to the doubled E2M1 values + 16. */
@@ -258,29 +319,106 @@ TGT static AI void blk_mxfp4(const uint8_t *const rows[L], int64_t b, uint8_t *r
     const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(
         16, 17, 18, 19, 20, 22, 24, 28, 16, 15, 14, 13, 12, 10, 8, 4));
     const size_t o = (size_t)b * sizeof(eng_block_mxfp4);
-    prefetch_rows(rows, o);
-    __m512i A[8];
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++)
-        A[k] = _mm512_shuffle_epi8(lut, nibbles_pair(rows[k] + o + 1, rows[k + 8] + o + 1));
-    transpose_store(A, rec);
+    table_codes(rows, o + 1, lut, rec);
     float *S = (float *)(rec + 512);
 #pragma GCC unroll 16
     for (int r = 0; r < L; r++)
         S[r] = eng_e8m0_half(rows[r][o]);
 }
 
-typedef enum { F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_N } fmt;
+/* The IQ4_NL codebook + 128 (Q8_0's int form, offset 128). */
+TGT static AI __m512i iq4_lut(void)
+{
+    return _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)eng_kvalues_iq4nl)),
+                            _mm512_set1_epi8((char)0x80));
+}
+
+TGT static AI void blk_iq4_nl(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const size_t o = (size_t)b * sizeof(eng_block_iq4_nl);
+    table_codes(rows, o + 2, iq4_lut(), rec);
+    store_f16_scales(rows, o, (float *)(rec + 512));
+}
+
+/* IQ4_XS: IQ4_NL's codes per sub-block ib = b % 8; at ib = 0 the S =
+ * d * (ls - 32) of the super-block's 8 records (gemm.c). */
+TGT static AI void blk_iq4_xs(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_iq4_xs);
+    const int ib = (int)(b % 8);
+    table_codes(rows, o + 8 + 16 * (size_t)ib, iq4_lut(), rec);
+    if (ib)
+        return;
+    __m512 R[16], C[16]; /* row r: the 8 scales in lanes 0..7 */
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++) {
+        const eng_block_iq4_xs *p = (const eng_block_iq4_xs *)(rows[r] + o);
+        float ls[16] = {0};
+        for (int i = 0; i < 8; i++)
+            ls[i] = (float)eng_iq4xs_scale(p, i);
+        R[r] = _mm512_mul_ps(_mm512_loadu_ps(ls), _mm512_set1_ps(h2f(&p->d)));
+    }
+    transpose16(R, C);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        _mm512_store_ps((float *)(rec + i * REC + 512), C[i]);
+}
+
+/* Q2_K (gemm.c's gemm_q2_k): codes sc*q; S = d, M = dmin and the pair
+ * (m_0, m_1) of int16 mins per row. */
+TGT static AI __m256i q2k_scales(const uint8_t *sm)
+{
+    return _mm256_setr_m128i(_mm_set1_epi16(sm[0] & 15), _mm_set1_epi16(sm[1] & 15));
+}
+
+TGT static AI void blk_q2_k(const uint8_t *const rows[L], int64_t b, uint8_t *rec)
+{
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const size_t o = (size_t)(b / 8) * sizeof(eng_block_q2_k), oq = o + 16 + 32 * (size_t)(b % 8 / 4);
+    const int k = (int)(b % 8);
+    if (k % 4 == 0)
+        prefetch_rows(rows, o + 64 * (size_t)(k / 4));
+    __m512i A[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        const __m512i q = _mm512_and_si512(
+            _mm512_srli_epi16(load_pair(rows[j] + oq, rows[j + 8] + oq), 2 * (k % 4)), m3);
+        /* bytes q <= 3 times sc <= 15 in 16-bit words: no carry between bytes */
+        const __m256i s0 = q2k_scales(rows[j] + o + 2 * k), s1 = q2k_scales(rows[j + 8] + o + 2 * k);
+        A[j] = _mm512_mullo_epi16(q, _mm512_inserti64x4(_mm512_castsi256_si512(s0), s1, 1));
+    }
+    transpose_store(A, rec);
+    int32_t *mp = (int32_t *)(rec + 640);
+#pragma GCC unroll 16
+    for (int r = 0; r < L; r++) {
+        const uint8_t *sm = rows[r] + o + 2 * k;
+        mp[r] = (sm[0] >> 4) | (sm[1] >> 4) << 16;
+    }
+    store_f16_scales(rows, o + 80, (float *)(rec + 512));
+    store_f16_scales(rows, o + 82, (float *)(rec + 576));
+}
+
+typedef enum {
+    F_NONE, F_Q8_0, F_Q4_0, F_Q5_0, F_Q4_K, F_Q6_K, F_MXFP4, F_Q5_K, F_IQ4_NL, F_IQ4_XS,
+    F_Q3_K, F_Q2_K, F_Q4_1, F_Q5_1, F_N
+} fmt;
 
 TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint8_t *rec)
 {
     switch (f) {
     case F_Q8_0: blk_q8_0(rows, b, rec); break;
-    case F_Q4_0: blk_q4_0(rows, b, rec); break;
-    case F_Q5_0: blk_q5_0(rows, b, rec); break;
-    case F_Q4_K: blk_q4_k(rows, b, rec); break;
+    case F_Q4_0: blk_nib(rows, b, rec, sizeof(eng_block_q4_0), 2, 0, 0); break;
+    case F_Q5_0: blk_nib(rows, b, rec, sizeof(eng_block_q5_0), 6, 2, 0); break;
+    case F_Q4_1: blk_nib(rows, b, rec, sizeof(eng_block_q4_1), 4, 0, 2); break;
+    case F_Q5_1: blk_nib(rows, b, rec, sizeof(eng_block_q5_1), 8, 4, 2); break;
+    case F_Q4_K: blk_k45(false, rows, b, rec); break;
+    case F_Q5_K: blk_k45(true, rows, b, rec); break;
     case F_Q6_K: blk_q6_k(rows, b, rec); break;
     case F_MXFP4: blk_mxfp4(rows, b, rec); break;
+    case F_IQ4_NL: blk_iq4_nl(rows, b, rec); break;
+    case F_IQ4_XS: blk_iq4_xs(rows, b, rec); break;
+    case F_Q3_K: blk_q3_k(rows, b, rec); break;
+    case F_Q2_K: blk_q2_k(rows, b, rec); break;
     default: break;
     }
 }
@@ -290,8 +428,8 @@ TGT static AI void pack_blk(fmt f, const uint8_t *const rows[L], int64_t b, uint
 /* The chunk's data: quants q + (b*N + t)*32, per-block arrays [b*N + t]. */
 typedef struct chunk {
     const int8_t *q;
-    const float *d, *sf;
-    const int32_t *sn, *hn;
+    const float *d, *sf, *s;
+    const int32_t *sn, *hn, *hp;
     const char *pf;       /* the next tile's bytes, pf_step per block (or NULL) */
     size_t pf_step;
 } chunk;
@@ -331,6 +469,8 @@ TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L]
             w[j] = _mm512_load_si512((const __m512i *)(rec + 64 * j));
         const __m512 S = _mm512_load_ps((const float *)(rec + 512));
         const __m512 M = _mm512_load_ps((const float *)(rec + 576));
+        const __m512i MP = kd == K_PAIR ? _mm512_load_si512((const __m512i *)(rec + 640))
+                                        : _mm512_setzero_si512();
         const int64_t i0 = b * N;
         if (x.pf) /* the next tile streams into L2 while this one computes */
             for (size_t k = 0; k < x.pf_step; k += 64)
@@ -341,8 +481,8 @@ TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L]
             const __m512 dx = _mm512_set1_ps(x.d[i0 + t]);
             __m512 f;
             if (kd == K_HALVES) {
-                __m512i s0 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t)]), 5);
-                __m512i s1 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t) + 1]), 5);
+                __m512i s0 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t)]), sh);
+                __m512i s1 = _mm512_slli_epi32(_mm512_set1_epi32(x.hn[2 * (i0 + t) + 1]), sh);
                 s0 = dot4(s0, w, q);
                 s1 = dot4(s1, w + 4, q + 16);
                 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), M,
@@ -355,8 +495,14 @@ TGT static AI void compute(fmt fm, kind kd, int sh, const uint8_t *const rows[L]
                 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), S);
                 if (kd == K_MIN)
                     f = _mm512_fnmadd_ps(M, _mm512_set1_ps(x.sf[i0 + t]), f);
+                if (kd == K_PAIR) /* m_0 hn_0 + m_1 hn_1, exact */
+                    f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(
+                                            MP, _mm512_set1_epi32(x.hp[i0 + t]))),
+                                        M, f);
             }
             acc[t] = _mm512_fmadd_ps(f, dx, acc[t]);
+            if (kd == K_Q1) /* the min times x's s */
+                acc[t] = _mm512_fmadd_ps(M, _mm512_set1_ps(x.s[i0 + t]), acc[t]);
         }
     }
 #pragma GCC unroll 16
@@ -390,22 +536,38 @@ INST_ALL(p_q8_0, F_Q8_0, K_INT, 7)
 INST_ALL(p_q4_0, F_Q4_0, K_INT, 3)
 INST_ALL(p_q5_0, F_Q5_0, K_INT, 4)
 INST_ALL(p_q4_k, F_Q4_K, K_MIN, 0)
+INST_ALL(p_q5_k, F_Q5_K, K_MIN, 0)
 INST_ALL(p_q6_k, F_Q6_K, K_HALVES, 5)
 INST_ALL(p_mxfp4, F_MXFP4, K_INT, 4)
+INST_ALL(p_iq4_nl, F_IQ4_NL, K_INT, 7)
+INST_ALL(p_iq4_xs, F_IQ4_XS, K_INT, 7)
+INST_ALL(p_q3_k, F_Q3_K, K_HALVES, 2)
+INST_ALL(p_q2_k, F_Q2_K, K_PAIR, 0)
+INST_ALL(p_q4_1, F_Q4_1, K_Q1, 0)
+INST_ALL(p_q5_1, F_Q5_1, K_Q1, 0)
 INST_ALL(c_q8_0, F_NONE, K_INT, 7)
 INST_ALL(c_q4_0, F_NONE, K_INT, 3)
 INST_ALL(c_q5_0, F_NONE, K_INT, 4)
 INST_ALL(c_min, F_NONE, K_MIN, 0)
 INST_ALL(c_halves, F_NONE, K_HALVES, 5)
+INST_ALL(c_halves_q3_k, F_NONE, K_HALVES, 2)
+INST_ALL(c_pair, F_NONE, K_PAIR, 0)
+INST_ALL(c_q1, F_NONE, K_Q1, 0)
 
 /* [format][rows]: the first chunk packs, the others reuse the packed tile. */
 static const compute_fn first[F_N][17] = {
     [F_Q8_0] = TABLE(p_q8_0), [F_Q4_0] = TABLE(p_q4_0), [F_Q5_0] = TABLE(p_q5_0),
-    [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4)};
+    [F_Q4_K] = TABLE(p_q4_k), [F_Q6_K] = TABLE(p_q6_k), [F_MXFP4] = TABLE(p_mxfp4),
+    [F_Q5_K] = TABLE(p_q5_k), [F_IQ4_NL] = TABLE(p_iq4_nl),
+    [F_IQ4_XS] = TABLE(p_iq4_xs), [F_Q3_K] = TABLE(p_q3_k),
+    [F_Q2_K] = TABLE(p_q2_k), [F_Q4_1] = TABLE(p_q4_1), [F_Q5_1] = TABLE(p_q5_1)};
 static const compute_fn later[F_N][17] = {
     [F_Q8_0] = TABLE(c_q8_0), [F_Q4_0] = TABLE(c_q4_0), [F_Q5_0] = TABLE(c_q5_0),
     [F_Q4_K] = TABLE(c_min), [F_Q6_K] = TABLE(c_halves),
-    [F_MXFP4] = TABLE(c_q5_0)}; /* the int form with offset 16, as Q5_0 */
+    [F_MXFP4] = TABLE(c_q5_0), /* the int form with offset 16, as Q5_0 */
+    [F_Q5_K] = TABLE(c_min), [F_IQ4_NL] = TABLE(c_q8_0), /* offset 128 */
+    [F_IQ4_XS] = TABLE(c_q8_0), [F_Q3_K] = TABLE(c_halves_q3_k),
+    [F_Q2_K] = TABLE(c_pair), [F_Q4_1] = TABLE(c_q1), [F_Q5_1] = TABLE(c_q1)};
 
 /* ---- driver ---------------------------------------------------------------- */
 
@@ -427,8 +589,8 @@ TGT static void run(fmt f, const void *w, size_t rb, const eng_qx *x, float *Y, 
         const size_t step = ((size_t)L * rb / (size_t)nb + 63) & ~(size_t)63;
         for (int64_t c = 0; c * x->kc < x->T; c++) {
             const int64_t base = c * x->kc * nb;
-            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->sn + base,
-                              x->hn + 2 * base, c == 0 ? next : NULL, step};
+            const chunk ch = {x->q + base * 32, x->d + base, x->sf + base, x->s + base, x->sn + base,
+                              x->hn + 2 * base, x->hp + base, c == 0 ? next : NULL, step};
             (c == 0 ? first : later)[f][eng_qx_chunk_rows(x, c)](rows, rec, nb, ch,
                                                                  Y + c * x->kc * ldy + r, ldy, m);
         }
@@ -446,8 +608,15 @@ GEMM(gemm_q8_0, F_Q8_0)
 GEMM(gemm_q4_0, F_Q4_0)
 GEMM(gemm_q5_0, F_Q5_0)
 GEMM(gemm_q4_k, F_Q4_K)
+GEMM(gemm_q5_k, F_Q5_K)
 GEMM(gemm_q6_k, F_Q6_K)
 GEMM(gemm_mxfp4, F_MXFP4)
+GEMM(gemm_iq4_nl, F_IQ4_NL)
+GEMM(gemm_iq4_xs, F_IQ4_XS)
+GEMM(gemm_q3_k, F_Q3_K)
+GEMM(gemm_q2_k, F_Q2_K)
+GEMM(gemm_q4_1, F_Q4_1)
+GEMM(gemm_q5_1, F_Q5_1)
 
 /* ---- float weights ---------------------------------------------------------- */
 
@@ -541,7 +710,11 @@ const eng_gemm_kernels eng_gemm_avx512 = {
     .kc = 16,
     .gemm = {[ENG_TYPE_Q8_0] = gemm_q8_0, [ENG_TYPE_Q4_0] = gemm_q4_0,
              [ENG_TYPE_Q5_0] = gemm_q5_0, [ENG_TYPE_Q4_K] = gemm_q4_k,
-             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4},
+             [ENG_TYPE_Q6_K] = gemm_q6_k, [ENG_TYPE_MXFP4] = gemm_mxfp4,
+             [ENG_TYPE_Q5_K] = gemm_q5_k, [ENG_TYPE_IQ4_NL] = gemm_iq4_nl,
+             [ENG_TYPE_IQ4_XS] = gemm_iq4_xs, [ENG_TYPE_Q3_K] = gemm_q3_k,
+             [ENG_TYPE_Q2_K] = gemm_q2_k, [ENG_TYPE_Q4_1] = gemm_q4_1,
+             [ENG_TYPE_Q5_1] = gemm_q5_1},
     .kc_f = 16,
     .gemm_f = {[ENG_TYPE_F32] = gemm_f32, [ENG_TYPE_F16] = gemm_f16, [ENG_TYPE_BF16] = gemm_bf16},
 };

@@ -218,8 +218,9 @@ static void kgemm_batch(eng_session *s, const eng_mm_job *jobs, int n_jobs, bool
  * type as decode rounds it) and for f32 from ENG_GEMM_F_MIN_T rows up;
  * OpenBLAS sgemm on f32 tiles for f32 below that (measured: at 1-5
  * activation rows its streaming of the weights wins, from 6 rows on the
- * float kernels do, docs/performance.md "Prefill kernels") and for the
- * types without kernels here, whose x stays f32. */
+ * float kernels do, docs/performance.md "Prefill kernels") and for a
+ * type without kernels in the table (none now: every block format has
+ * them on every path), whose x stays f32. */
 typedef enum { K_INT, K_FLOAT, K_BLAS, K_N } mm_kind;
 
 static mm_kind kind_of(const eng_session *s, const eng_mm_job *j)

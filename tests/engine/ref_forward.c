@@ -177,16 +177,16 @@ static const eng_gguf_tensor *T_(const ref *R, const char *fmt, int il)
 }
 
 /* The types whose partner form the engine's prefill meets (engine/gemm.h):
- * Q4_0, Q5_0, Q8_0, Q4_K, Q6_K, MXFP4 in integers, F16, BF16 rounded (ggml
- * ids). */
+ * every block format in integers, F16 and BF16 rounded; all but F32
+ * (ggml id 0), whose x stays f32. */
 static bool prefill_int_type(int type)
 {
-    return type == 1 || type == 2 || type == 6 || type == 8 || type == 12 || type == 14 ||
-           type == 30 || type == 39;
+    return type != 0;
 }
 
 /* y[r] = sum_i W[slice + r][i] x[i] for r < n_out rows starting at row0;
- * with act_q8, against x's partner form (partner_image), and for Q4_1 /
+ * with act_q8 (or act_prefill for the types prefill_int_type names),
+ * against x's partner form (partner_image), and for Q4_1 /
  * Q5_1 the min of each block meets Q8_1's s instead of the sum of x. */
 static void matvec(const ref *R, const eng_gguf_tensor *t, int64_t row0, int64_t n_out,
                    const double *x, double *y)
@@ -194,11 +194,12 @@ static void matvec(const ref *R, const eng_gguf_tensor *t, int64_t row0, int64_t
     const int64_t n = t->ne[0];
     double *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
     double *xi = malloc((size_t)n * sizeof *xi), *s8 = malloc((size_t)(n / 32 + 1) * sizeof *s8);
-    if (R->act_q8 || (R->act_prefill && prefill_int_type(t->type)))
+    const bool partner = R->act_q8 || (R->act_prefill && prefill_int_type(t->type));
+    if (partner)
         partner_image(t->type, x, xi, s8, n, R->min_tie);
     else
         memcpy(xi, x, (size_t)n * sizeof *xi);
-    const bool q8_1 = R->act_q8 && (t->type == 3 || t->type == 7);
+    const bool q8_1 = partner && (t->type == 3 || t->type == 7);
     for (int64_t r = 0; r < n_out; r++) {
         row_parts(t, row0 + r, a, b);
         double s = 0;

@@ -11,10 +11,10 @@
  * (llama.cpp's vec_dot_type: Q8_0 / Q8_1 / Q8_K blocks, f16, bf16;
  * see partner_image), then the dot is exact. The engine does this
  * everywhere in decode (REF_ACT_Q8); in prefill (REF_ACT_PREFILL) for the
- * types it multiplies in integers (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K, MXFP4: gemm.h,
- * the same partner forms as decode), for F16/BF16 (x rounded to them) and
- * for the output head of the last position, while the other types run
- * float products on exactly decoded weights with f32 inputs.
+ * block formats, which it multiplies in integers (all of them: gemm.h, the
+ * same partner forms as decode), for F16/BF16 (x rounded to them) and for
+ * the output head of the last position, while F32 runs float products on
+ * f32 inputs.
  */
 enum { REF_ACT_EXACT = 0, REF_ACT_Q8, REF_ACT_PREFILL };
 #ifndef TST_REF_FORWARD_H

@@ -8,10 +8,11 @@
  * eval_logits runs the decode head on the prefill's hidden state, so
  *  - f32: the rows equal decode's within the prefill-vs-decode bound of
  *    test_forward.c (1e-5 of max(1, max |logit|));
- *  - block types: prefill's layers do not quantize the activations of
- *    their sgemm and decode's do (~1e-2 apart after 4 layers), so the rows
- *    are checked against the reference that models exactly that
- *    (REF_ACT_PREFILL: exact layers, Q8_0 input to the head) with
+ *  - block types: prefill's layers add their integer products in another
+ *    float order than decode's, and a near-tie of one activation rounding
+ *    can put them ~1e-2 apart after 4 layers, so the rows are checked
+ *    against the reference that models the prefill (REF_ACT_PREFILL:
+ *    partner forms as decode, Q8_0 input to the head) with
  *    test_forward.c's block-type bound (1e-3), the way test_forward.c
  *    checks the last row of a prefill;
  *  - n_batch = 1: every token takes the decode path, bit-identical to it;

@@ -7,10 +7,10 @@
  *   decode is compared with the reference that models the engine's
  *   activation conversion to each weight type's partner form (REF_ACT_Q8:
  *   Q8_0/Q8_1/Q8_K blocks, f16, bf16), and prefill with REF_ACT_PREFILL
- *   (integer products on the same partner forms for Q4_0/Q5_0/Q8_0/Q4_K/
- *   Q6_K, float products on exactly decoded weights and f32 inputs for the
- *   other types, the decode kernel in the output head of the last
- *   position); so for every type the only difference left is f32
+ *   (integer products on the same partner forms for every block format,
+ *   f16/bf16 products on rounded inputs, float products on f32 inputs for
+ *   f32, the decode kernel in the output head of the last position); so
+ *   for every type the only difference left is f32
  *   summation order against double: |err| <= n * 2^-24 * sum|w x| per
  *   dot, a few 1e-6 relative through 4 layers. The bound is 1e-4 for
  *   f32/f16/bf16 and 1e-3 for the block types (q8_0, q4_0, q5_0, q4_K,
@@ -217,6 +217,10 @@ TEST(threads_bit_identical)
     check_threads("tiny-mixtral", "f32", 40); /* sgemm with 40-row batches */
     check_threads("tiny-qwen3moe", "bf16", 40);
     check_threads("tiny-k-olmoe", "q4_k_m", 8);
+    check_threads("tiny-k-qwen3moe", "q2_k", 40); /* Q2_K..Q6_K integer prefill */
+    check_threads("tiny-mixtral", "q4_1", 40);    /* Q8_1 activations */
+    check_threads("tiny-olmoe", "iq4_nl", 40);
+    check_threads("tiny-k-mixtral", "iq4_xs", 40);
 }
 
 static void gen(const eng_model *m, int threads, uint64_t seed, int32_t *out, int n)

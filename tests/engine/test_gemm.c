@@ -30,7 +30,9 @@ static uint64_t rnd(uint64_t *s)
 static float rndf(uint64_t *s) { return (float)((rnd(s) >> 11) * 0x1p-53 * 2.0 - 1.0); }
 
 static const int types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q5_0, ENG_TYPE_Q4_K,
-                            ENG_TYPE_Q6_K, ENG_TYPE_MXFP4};
+                            ENG_TYPE_Q6_K, ENG_TYPE_MXFP4, ENG_TYPE_Q5_K, ENG_TYPE_IQ4_NL,
+                            ENG_TYPE_IQ4_XS, ENG_TYPE_Q3_K, ENG_TYPE_Q2_K, ENG_TYPE_Q4_1,
+                            ENG_TYPE_Q5_1};
 
 typedef struct problem {
     int type;
@@ -58,9 +60,13 @@ static void make_weights(problem *p, uint64_t *s, bool raw)
                 blk[0] = (uint8_t)(110 + rnd(s) % 36);
                 continue;
             }
-            /* the fp16 fields: d (and dmin) at the start, Q6_K's d at the end */
-            size_t off = p->type == ENG_TYPE_Q6_K ? 208 : 0;
-            int nh = p->type == ENG_TYPE_Q4_K ? 2 : 1;
+            /* the fp16 fields: d (and dmin) at the start; Q6_K's, Q3_K's and Q2_K's at the end */
+            const int ty = p->type;
+            const size_t off = ty == ENG_TYPE_Q6_K ? 208 : ty == ENG_TYPE_Q3_K ? 108
+                             : ty == ENG_TYPE_Q2_K ? 80 : 0;
+            const int nh = ty == ENG_TYPE_Q4_K || ty == ENG_TYPE_Q5_K || ty == ENG_TYPE_Q2_K ||
+                                   ty == ENG_TYPE_Q4_1 || ty == ENG_TYPE_Q5_1
+                               ? 2 : 1;
             for (int h = 0; h < nh; h++) {
                 uint16_t v = eng_fp32_to_fp16(rndf(s) * 0.01f);
                 memcpy(blk + off + 2 * h, &v, 2);
@@ -165,11 +171,22 @@ static void row_parts(const problem *p, int64_t r, double *a, double *b)
     REQUIRE(eng_dequantize_row(p->type, row, f, p->n, &err) == 0);
     for (int64_t j = 0; j < p->n; j++) {
         b[j] = 0;
-        if (p->type == ENG_TYPE_Q4_K) {
-            const eng_block_q4_k *blk = (const eng_block_q4_k *)row + j / 256;
+        if (p->type == ENG_TYPE_Q4_K || p->type == ENG_TYPE_Q5_K) { /* same d, dmin, scales */
+            const eng_block_q4_k *blk = (const eng_block_q4_k *)(row + (size_t)(j / 256) *
+                                                                   eng_format_get(p->type)->type_size);
             int sc, m;
             eng_q4k_scale_min(blk->scales, (int)(j % 256 / 32), &sc, &m);
             b[j] = (double)eng_fp16_to_fp32(blk->dmin) * m;
+        }
+        if (p->type == ENG_TYPE_Q4_1 || p->type == ENG_TYPE_Q5_1) { /* x = q*d + m: b = -m */
+            const uint8_t *blk = row + (size_t)(j / 32) * eng_format_get(p->type)->type_size;
+            uint16_t m;
+            memcpy(&m, blk + 2, 2);
+            b[j] = -(double)eng_fp16_to_fp32(m);
+        }
+        if (p->type == ENG_TYPE_Q2_K) {
+            const eng_block_q2_k *blk = (const eng_block_q2_k *)row + j / 256;
+            b[j] = (double)eng_fp16_to_fp32(blk->dmin) * (blk->scales[j % 256 / 16] >> 4);
         }
         a[j] = (double)f[j] + b[j];
     }
@@ -181,6 +198,13 @@ static double xval(const eng_qx *x, int64_t t, int64_t j)
     const int64_t c = t / x->kc, nc = eng_qx_chunk_rows(x, c), b = j / 32;
     const int64_t i = c * x->kc * (x->n / 32) + b * nc + t % x->kc;
     return (double)x->q[i * 32 + j % 32] * x->d[i];
+}
+
+/* Q8_1's s of block b of row t (the q1 form's partner of the min). */
+static double xs(const eng_qx *x, int64_t t, int64_t b)
+{
+    const int64_t c = t / x->kc, nc = eng_qx_chunk_rows(x, c);
+    return x->s[c * x->kc * (x->n / 32) + b * nc + t % x->kc];
 }
 
 /* Element j of decode's partner form of x (built by eng_matvec). */
@@ -196,6 +220,7 @@ static void check_reference(int type, int64_t n, int64_t rows, int64_t T, uint64
     make_problem(&p, type, n, rows, T, seed, false, eng_gemm_scalar.kc);
     float *y = run_path(&eng_gemm_scalar, &p, 0);
     double *a = tst_alloc((size_t)n * 8), *b = tst_alloc((size_t)n * 8);
+    const bool q1 = type == ENG_TYPE_Q4_1 || type == ENG_TYPE_Q5_1;
     const eng_kernels *k = eng_kernels_get(ENG_SIMD_SCALAR);
     eng_xvec xv;
     eng_err err = {0};
@@ -210,6 +235,11 @@ static void check_reference(int type, int64_t n, int64_t rows, int64_t T, uint64
             for (int64_t j = 0; j < n; j++) {
                 const double xj = xval(&p.qx, t, j);
                 CHECK(xj == decode_x(&xv, p.qx.form, j)); /* decode's x, bit for bit */
+                if (q1) { /* the min meets Q8_1's s (fp16-rounded), once a block */
+                    s += a[j] * xj + (j % 32 ? 0 : -b[j] * xs(&p.qx, t, j / 32));
+                    mag += fabs(a[j] * xj) + (j % 32 ? 0 : fabs(b[j] * xs(&p.qx, t, j / 32)));
+                    continue;
+                }
                 s += (a[j] - b[j]) * xj;
                 mag += (fabs(a[j]) + fabs(b[j])) * fabs(xj);
             }
@@ -256,6 +286,7 @@ static void check_qx_rows(int form)
     }
     CHECK(memcmp(a.q, b.q, (size_t)(T * n)) == 0);
     CHECK(memcmp(a.d, b.d, (size_t)(T * n / 32) * 4) == 0);
+    CHECK(memcmp(a.s, b.s, (size_t)(T * n / 32) * 4) == 0);
     eng_xvec xv;
     eng_err err = {0};
     const eng_kernels *k = eng_kernels_get(ENG_SIMD_SCALAR);
@@ -278,6 +309,10 @@ static void check_qx_rows(int form)
             CHECK(a.sf[i] == (float)sum);
             CHECK_EQ_INT(a.hn[2 * i], -h0);
             CHECK_EQ_INT(a.hn[2 * i + 1], -(sum - h0));
+            if (form == ENG_XF_Q8)
+                CHECK(a.s[i] == xv.q8_s[bk]);
+            CHECK_EQ_INT((int16_t)(a.hp[i] & 0xffff), -h0);
+            CHECK_EQ_INT((int16_t)((uint32_t)a.hp[i] >> 16), -(sum - h0));
         }
     }
     eng_xvec_free(&xv);

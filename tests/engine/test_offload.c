@@ -363,6 +363,10 @@ TEST(bitident_deepseek2_lite_f32) { sweep_model("tiny-deepseek2-lite", ENG_MK_F3
 /* gpt-oss: the experts' biases travel with their slices through the store */
 TEST(bitident_gpt_oss_q8_0) { sweep_model("tiny-gpt-oss", ENG_MK_Q8_0); }
 TEST(bitident_glm4moe_f32) { sweep_model("tiny-glm4moe", ENG_MK_F32); }
+/* the later integer prefill kernels: the q2_k mix (Q2_K, Q3_K, Q4_K, Q5_K,
+ * Q6_K matrices) and Q5_1 with its Q8_1 activations */
+TEST(bitident_k_olmoe_q2_k) { sweep_model("tiny-k-olmoe", ENG_MK_Q2_K_MIX); }
+TEST(bitident_mixtral_q5_1) { sweep_model("tiny-mixtral", ENG_MK_Q5_1); }
 
 /* belady beats every online policy; a cache holding the model misses only
  * the first touch of each expert. */
