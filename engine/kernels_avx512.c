@@ -157,18 +157,17 @@ T static void matvec_q4_k_512(const void *w, size_t rb, const eng_xvec *x, float
 #define ROW(TYPE, k) ((const TYPE *)((const char *)w + (size_t)(r + (k)) * rb))
 
 /* int16 pair p of zmm t: sub-block 2t + p/8 (low half), 8 + 2t + (p-16)/8 */
-T static AI __m512i k23_scale_index(int t)
-{
-    int16_t ix[32];
-    for (int p = 0; p < 32; p++)
-        ix[p] = (int16_t)(p < 16 ? 2 * t + p / 8 : 8 + 2 * t + (p - 16) / 8);
-    return _mm512_loadu_si512(ix);
-}
+static const int16_t k23_sidx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},
+    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13},
+    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
 
 /* x of super-block i as the four zmm chunk pairs. */
 T static AI void k23_x(const int8_t *q8, __m512i xs[4])
 {
-    for (int t = 0; t < 4; t++)
+    UNROLL4 for (int t = 0; t < 4; t++)
         xs[t] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32 * t))),
                                    _mm256_loadu_si256((const __m256i *)(q8 + 128 + 32 * t)), 1);
 }
@@ -196,8 +195,8 @@ T static AI void q3_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     const int64_t nb = x->n / ENG_QK_K;
     const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
     __m512i sidx[4], hsel[4];
-    for (int t = 0; t < 4; t++) {
-        sidx[t] = k23_scale_index(t);
+    UNROLL4 for (int t = 0; t < 4; t++) {
+        sidx[t] = _mm512_loadu_si512(k23_sidx[t]);
         /* hmask bit t (low half, j = 0) and 4 + t (high half, j = 1) */
         hsel[t] = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << t)), _mm256_set1_epi8((char)(16 << t)), 1);
     }
@@ -210,7 +209,7 @@ T static AI void q3_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y
     for (int64_t i = 0; i < nb; i++) {
         __m512i xs[4], x4[4];
         k23_x(x->q8k_qs + i * ENG_QK_K, xs);
-        for (int t = 0; t < 4; t++)
+        UNROLL4 for (int t = 0; t < 4; t++)
             x4[t] = _mm512_maddubs_epi16(four, xs[t]);
         UNROLL4 for (int k = 0; k < R; k++) {
             const eng_block_q3_k *bk = &b[k][i];
@@ -220,7 +219,7 @@ T static AI void q3_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y
             const __m512i qs = _mm512_loadu_si512(bk->qs);
             const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)bk->hmask));
             __m512i sumi = _mm512_setzero_si512();
-            for (int t = 0; t < 4; t++) {
+            UNROLL4 for (int t = 0; t < 4; t++) {
                 const __m512i q3l = _mm512_and_si512(_mm512_srli_epi16(qs, 2 * t), m3);
                 const __m512i u = _mm512_mask_add_epi8(q3l, _mm512_test_epi8_mask(hm, hsel[t]), q3l, four);
                 const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(u, xs[t]), x4[t]);
@@ -237,6 +236,55 @@ T static AI void q3_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y
 T static void matvec_q3_k_512(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
 {
     ROWS_LOOP(q3_k_rows);
+}
+
+/* Q2_K: codes 0..3 straight into vpmaddubsw; the min term is ggml's
+ * (vpmaddwd of the mins with bsums, its FMA before the scales' one). */
+T static AI void q2_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r, const int R)
+{
+    const int64_t nb = x->n / ENG_QK_K;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    __m512i sidx[4];
+    UNROLL4 for (int t = 0; t < 4; t++)
+        sidx[t] = _mm512_loadu_si512(k23_sidx[t]);
+    const eng_block_q2_k *b[4];
+    __m256 acc[4];
+    UNROLL4 for (int k = 0; k < R; k++) {
+        b[k] = ROW(eng_block_q2_k, k);
+        acc[k] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i xs[4];
+        k23_x(x->q8k_qs + i * ENG_QK_K, xs);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)(x->q8k_bsums + 16 * i));
+        UNROLL4 for (int k = 0; k < R; k++) {
+            const eng_block_q2_k *bk = &b[k][i];
+            prefetch_ahead(bk, rb, sizeof *bk);
+            const float d = x->q8k_d[i] * h2f(bk->d);
+            const float dmin = -x->q8k_d[i] * h2f(bk->dmin);
+            const __m128i ms = _mm_loadu_si128((const __m128i *)bk->scales);
+            const __m256i mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(ms, 4), m4));
+            const __m256i prod = _mm256_madd_epi16(mins, bsums);
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc[k]);
+            const __m512i sc = _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(_mm_and_si128(ms, m4)));
+            const __m512i qs = _mm512_loadu_si512(bk->qs);
+            __m512i sumi = _mm512_setzero_si512();
+            UNROLL4 for (int t = 0; t < 4; t++) {
+                const __m512i p16 = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(qs, 2 * t), m3), xs[t]);
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_permutexvar_epi16(sidx[t], sc), p16);
+            }
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s8), acc[k]);
+        }
+    }
+    UNROLL4 for (int k = 0; k < R; k++)
+        y[r + k] = hsum_float_8(acc[k]);
+}
+
+T static void matvec_q2_k_512(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+{
+    ROWS_LOOP(q2_k_rows);
 }
 
 #undef AI
@@ -418,7 +466,7 @@ T static void dequant_q4_0(const void *row, float *dst, int64_t n)
                    [ENG_TYPE_Q8_0] = matvec_q8_0_avx512, [ENG_TYPE_Q4_0] = matvec_q4_0_avx512,     \
                    [ENG_TYPE_Q4_1] = matvec_q4_1_avx512, [ENG_TYPE_Q5_0] = matvec_q5_0_avx512,     \
                    [ENG_TYPE_Q5_1] = matvec_q5_1_avx512, [ENG_TYPE_IQ4_NL] = matvec_iq4_nl_avx512, \
-                   [ENG_TYPE_MXFP4] = matvec_mxfp4_avx512, [ENG_TYPE_Q2_K] = matvec_q2_k_avx512,   \
+                   [ENG_TYPE_MXFP4] = matvec_mxfp4_avx512, [ENG_TYPE_Q2_K] = matvec_q2_k_512,      \
                    [ENG_TYPE_Q3_K] = matvec_q3_k_512, [ENG_TYPE_Q4_K] = matvec_q4_k_512,        \
                    [ENG_TYPE_Q5_K] = matvec_q5_k_avx512, [ENG_TYPE_Q6_K] = matvec_q6_k_512,     \
                    [ENG_TYPE_IQ4_XS] = matvec_iq4_xs_avx512},                                      \
