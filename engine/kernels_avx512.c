@@ -6,7 +6,10 @@
  * - Block formats: ggml's x86 dot kernels (kernels_x86.h) with vpdpbusd
  *   for the 4-byte dot products where ggml uses it (its
  *   mul_sum_us8_pairs_float under AVX512VNNI+VL); the K-quant kernels are
- *   ggml's AVX2 code, which its AVX-512 build runs unchanged.
+ *   ggml's AVX2 code, which its AVX-512 build runs unchanged, except Q2_K,
+ *   Q3_K, Q4_K and Q6_K: 512-bit kernels below that form ggml's integer
+ *   lanes another way (exact) and then do its float operations, so the
+ *   bits are the same (test_ggml_parity.c, test_kernels.c check them).
  * - F32: ggml_vec_dot_f32 of an AVX-512 build (GGML_F32_STEP 64: four
  *   16-lane FMA accumulators, (a0+a2)+(a1+a3), _mm512_reduce_add_ps; the
  *   n % 64 leftover as rounded products added in order, the last n % 4 of
@@ -238,16 +241,28 @@ T static void matvec_q3_k_512(const void *w, size_t rb, const eng_xvec *x, float
     ROWS_LOOP(q3_k_rows);
 }
 
-/* Q2_K: codes 0..3 straight into vpmaddubsw; the min term is ggml's
- * (vpmaddwd of the mins with bsums, its FMA before the scales' one). */
+/* Q2_K: the scale goes into the weight bytes instead: s * code <= 15 * 3
+ * fits an unsigned byte, and a 128-bit lane of a chunk pair is one
+ * 16-group, so a vpshufb table per lane ([0, s, 2s, 3s] of the group
+ * chosen by 4t) gives s * code, and vpdpbusd with x gives ggml's lane
+ * dwords (s times the sum of 4 products) directly. The min term is
+ * ggml's (vpmaddwd of the mins with bsums, its FMA before the scales'). */
 T static AI void q2_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r, const int R)
 {
     const int64_t nb = x->n / ENG_QK_K;
     const __m512i m3 = _mm512_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0xF);
-    __m512i sidx[4];
+    /* 128-bit lane L of the table holds the 4-entry groups of sub-blocks
+     * (L: 0,2,4,6 | 1,3,5,7 | 8,10,12,14 | 9,11,13,15), group t at bytes 4t.. */
+    static const int8_t gidx[64] = {0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6,
+                                    1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7,
+                                    8, 8, 8, 8, 10, 10, 10, 10, 12, 12, 12, 12, 14, 14, 14, 14,
+                                    9, 9, 9, 9, 11, 11, 11, 11, 13, 13, 13, 13, 15, 15, 15, 15};
+    const __m512i gi = _mm512_loadu_si512(gidx);
+    const __m512i k1 = _mm512_set1_epi32(0x0f000f00), k2 = _mm512_set1_epi32(0x1e1e0000);
+    __m512i tsel[4];
     UNROLL4 for (int t = 0; t < 4; t++)
-        sidx[t] = _mm512_loadu_si512(k23_sidx[t]);
+        tsel[t] = _mm512_set1_epi8((char)(4 * t));
     const eng_block_q2_k *b[4];
     __m256 acc[4];
     UNROLL4 for (int k = 0; k < R; k++) {
@@ -267,12 +282,14 @@ T static AI void q2_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y
             const __m256i mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(ms, 4), m4));
             const __m256i prod = _mm256_madd_epi16(mins, bsums);
             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc[k]);
-            const __m512i sc = _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(_mm_and_si128(ms, m4)));
+            /* s * code for code 0..3: (s & k1-bytes) + (2s & k2-bytes), <= 45 */
+            const __m512i s4 = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(ms), gi);
+            const __m512i tab = _mm512_add_epi8(_mm512_and_si512(s4, k1), _mm512_and_si512(_mm512_add_epi8(s4, s4), k2));
             const __m512i qs = _mm512_loadu_si512(bk->qs);
             __m512i sumi = _mm512_setzero_si512();
             UNROLL4 for (int t = 0; t < 4; t++) {
-                const __m512i p16 = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(qs, 2 * t), m3), xs[t]);
-                sumi = _mm512_dpwssd_epi32(sumi, _mm512_permutexvar_epi16(sidx[t], sc), p16);
+                const __m512i ix = _mm512_ternarylogic_epi32(_mm512_srli_epi16(qs, 2 * t), m3, tsel[t], 0xEA);
+                sumi = _mm512_dpbusd_epi32(sumi, _mm512_shuffle_epi8(tab, ix), xs[t]);
             }
             const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s8), acc[k]);

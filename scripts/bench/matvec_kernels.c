@@ -9,6 +9,7 @@
  *      build/libmoeengine.a $(pkg-config --libs openblas) -lm -pthread -o matvec_kernels
  *   ./matvec_kernels TYPE N_OUT N_IN [REPS]      e.g. q3_k 1024 2048
  *   HOT=1 ./matvec_kernels ...                   one copy of W, from the caches
+ *   MIB=32 ./matvec_kernels ...                  32 MiB of copies (default 1024)
  *   A=scalar B=avx2 ./matvec_kernels ...         other tables (scalar, avx2, avx512)
  *
  * Weights are ~1 GiB of copies of one random matrix in 4 KiB pages, cycled,
@@ -70,7 +71,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bad arguments (type %s, sizes, REPS, or table A=%s B=%s not available)\n", argv[1], an, bn);
         return 2;
     }
-    const int copies = getenv("HOT") ? 1 : (int)((1024u << 20) / mb + 1);
+    /* MIB=N: N MiB of copies (default 1024: DRAM; 32: the last-level cache) */
+    const size_t mib = getenv("MIB") ? (size_t)atoll(getenv("MIB")) : 1024;
+    const int copies = getenv("HOT") ? 1 : (int)((mib << 20) / mb + 1);
     uint8_t *w = mmap(NULL, mb * copies, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED)
         return 1;
@@ -90,8 +93,8 @@ int main(int argc, char **argv)
         memcpy(w + (size_t)c * mb, w, mb);
     for (int64_t j = 0; j < n; j++)
         row[j] = rndf(&s);
-    printf("%s %lld x %lld, %.2f MB per matrix, %s, %d products per pass\n", argv[1], (long long)nout,
-           (long long)n, mb / 1e6, copies > 1 ? "streamed from ~1 GiB" : "hot (one copy)", reps);
+    printf("%s %lld x %lld, %.2f MB per matrix, %d copies (%s), %d products per pass\n", argv[1], (long long)nout,
+           (long long)n, mb / 1e6, copies, copies > 1 ? "cycled copies" : "hot (one copy)", reps);
     const int order[5] = {pa, pb, pa, pb, pa};
     double gbs[2][3];
     int cnt[2] = {0, 0};
