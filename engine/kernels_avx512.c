@@ -6,7 +6,10 @@
  * - Block formats: ggml's x86 dot kernels (kernels_x86.h) with vpdpbusd
  *   for the 4-byte dot products where ggml uses it (its
  *   mul_sum_us8_pairs_float under AVX512VNNI+VL); the K-quant kernels are
- *   ggml's AVX2 code, which its AVX-512 build runs unchanged.
+ *   ggml's AVX2 code, which its AVX-512 build runs unchanged, except Q2_K,
+ *   Q3_K, Q4_K and Q6_K: 512-bit kernels below that form ggml's integer
+ *   lanes another way (exact) and then do its float operations, so the
+ *   bits are the same (test_ggml_parity.c, test_kernels.c check them).
  * - F32: ggml_vec_dot_f32 of an AVX-512 build (GGML_F32_STEP 64: four
  *   16-lane FMA accumulators, (a0+a2)+(a1+a3), _mm512_reduce_add_ps; the
  *   n % 64 leftover as rounded products added in order, the last n % 4 of
@@ -139,6 +142,182 @@ T static void matvec_q4_k_512(const void *w, size_t rb, const eng_xvec *x, float
         y[r] = hsum_float_8(acc) + _mm_cvtss_f32(acc_m);
     }
 }
+
+/* ---- Q3_K and Q2_K with 512-bit registers ------------------------------
+ * ggml's integer lanes (kernels_x86.h: lane k of a 32-element chunk sums
+ * elements 4k..4k+3, times the 16-group scale) with the chunks paired
+ * differently: zmm t holds chunk t of the first 128 elements (low half)
+ * and chunk t of the second 128 (high half), so the 64 bytes qs[0..63]
+ * shifted by 2t give both halves' 2-bit codes at once, x is [x(32t..),
+ * x(128+32t..)], and the 16 int16 scales are spread over the pairs with
+ * a vpermw. Folding the halves gives ggml's 8 lanes (exact integers in
+ * another order), then ggml's FMAs per super-block and hsum_float_8.
+ * 4 rows at a time share x and its derived vectors. */
+
+/* kernels_x86.h's helpers, which it #undefs at its end */
+#define AI __attribute__((always_inline)) inline
+#define UNROLL4 _Pragma("GCC unroll 4")
+#define ROW(TYPE, k) ((const TYPE *)((const char *)w + (size_t)(r + (k)) * rb))
+
+/* int16 pair p of zmm t: sub-block 2t + p/8 (low half), 8 + 2t + (p-16)/8 */
+static const int16_t k23_sidx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},
+    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13},
+    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+/* Software prefetch 16 rows (four 4-row groups) ahead, not prefetch_ahead's
+ * 4: with 4 rows read side by side, 4 rows ahead streamed from DRAM at
+ * 7.6 (Q3_K) and 7.9 GB/s (Q2_K) on the development VM, 16 ahead at 8.1
+ * and 8.5, as fast as one row at a time, which is slower from the caches
+ * (docs/performance.md). */
+T static AI void k23_prefetch(const void *p, size_t rb, size_t len)
+{
+    for (size_t o = 0; o < len; o += 64)
+        _mm_prefetch((const char *)p + 16 * rb + o, _MM_HINT_T0);
+}
+
+/* x of super-block i as the four zmm chunk pairs. */
+T static AI void k23_x(const int8_t *q8, __m512i xs[4])
+{
+    UNROLL4 for (int t = 0; t < 4; t++)
+        xs[t] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32 * t))),
+                                   _mm256_loadu_si256((const __m256i *)(q8 + 128 + 32 * t)), 1);
+}
+
+/* Q3_K's 16 scales minus 32 (q3k_scales) with vector shifts: the 16
+ * bytes before the block's end hold qs[60..63] and scales[0..11], whose
+ * 32-bit words are ggml's aux[0..2]. */
+T static AI __m128i q3k_scales_v(const eng_block_q3_k *b)
+{
+    const __m128i v = _mm_loadu_si128((const __m128i *)(b->scales - 4));
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 1)),
+                                                    _mm_setr_epi32(0, 0, 4, 4)),
+                                     _mm_set1_epi8(0x0f));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(3, 3, 3, 3)),
+                                                    _mm_setr_epi32(0, 2, 4, 6)),
+                                     _mm_set1_epi8(3));
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi32(hi, 4)), _mm_set1_epi8(32));
+}
+
+/* Q3_K: u = low bits + 4 where the high bit is set (0..7, unsigned for
+ * vpmaddubsw); u*x pair sums minus 4*(x pair sums) (shared by the rows)
+ * are ggml's q*x pair sums maddubs(q3l, x) - maddubs(q3h, x), |.| <= 1024. */
+T static AI void q3_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r, const int R)
+{
+    const int64_t nb = x->n / ENG_QK_K;
+    const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    __m512i sidx[4], hsel[4];
+    UNROLL4 for (int t = 0; t < 4; t++) {
+        sidx[t] = _mm512_loadu_si512(k23_sidx[t]);
+        /* hmask bit t (low half, j = 0) and 4 + t (high half, j = 1) */
+        hsel[t] = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << t)), _mm256_set1_epi8((char)(16 << t)), 1);
+    }
+    const eng_block_q3_k *b[4];
+    __m256 acc[4];
+    UNROLL4 for (int k = 0; k < R; k++) {
+        b[k] = ROW(eng_block_q3_k, k);
+        acc[k] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i xs[4], x4[4];
+        k23_x(x->q8k_qs + i * ENG_QK_K, xs);
+        UNROLL4 for (int t = 0; t < 4; t++)
+            x4[t] = _mm512_maddubs_epi16(four, xs[t]);
+        UNROLL4 for (int k = 0; k < R; k++) {
+            const eng_block_q3_k *bk = &b[k][i];
+            k23_prefetch(bk, rb, sizeof *bk);
+            const float d = x->q8k_d[i] * h2f(bk->d);
+            const __m512i sc = _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(q3k_scales_v(bk)));
+            const __m512i qs = _mm512_loadu_si512(bk->qs);
+            const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)bk->hmask));
+            __m512i sumi = _mm512_setzero_si512();
+            UNROLL4 for (int t = 0; t < 4; t++) {
+                const __m512i q3l = _mm512_and_si512(_mm512_srli_epi16(qs, 2 * t), m3);
+                const __m512i u = _mm512_mask_add_epi8(q3l, _mm512_test_epi8_mask(hm, hsel[t]), q3l, four);
+                const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(u, xs[t]), x4[t]);
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_permutexvar_epi16(sidx[t], sc), p16);
+            }
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s8), acc[k]);
+        }
+    }
+    UNROLL4 for (int k = 0; k < R; k++)
+        y[r + k] = hsum_float_8(acc[k]);
+}
+
+T static void matvec_q3_k_512(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+{
+    ROWS_LOOP(q3_k_rows);
+}
+
+/* Q2_K: the scale goes into the weight bytes instead: s * code <= 15 * 3
+ * fits an unsigned byte, and a 128-bit lane of a chunk pair is one
+ * 16-group, so a vpshufb table per lane ([0, s, 2s, 3s] of the group
+ * chosen by 4t) gives s * code, and vpdpbusd with x gives ggml's lane
+ * dwords (s times the sum of 4 products) directly. The min term is
+ * ggml's (vpmaddwd of the mins with bsums, its FMA before the scales'). */
+T static AI void q2_k_rows(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r, const int R)
+{
+    const int64_t nb = x->n / ENG_QK_K;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    /* 128-bit lane L of the table holds the 4-entry groups of sub-blocks
+     * (L: 0,2,4,6 | 1,3,5,7 | 8,10,12,14 | 9,11,13,15), group t at bytes 4t.. */
+    static const int8_t gidx[64] = {0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6,
+                                    1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7,
+                                    8, 8, 8, 8, 10, 10, 10, 10, 12, 12, 12, 12, 14, 14, 14, 14,
+                                    9, 9, 9, 9, 11, 11, 11, 11, 13, 13, 13, 13, 15, 15, 15, 15};
+    const __m512i gi = _mm512_loadu_si512(gidx);
+    const __m512i k1 = _mm512_set1_epi32(0x0f000f00), k2 = _mm512_set1_epi32(0x1e1e0000);
+    __m512i tsel[4];
+    UNROLL4 for (int t = 0; t < 4; t++)
+        tsel[t] = _mm512_set1_epi8((char)(4 * t));
+    const eng_block_q2_k *b[4];
+    __m256 acc[4];
+    UNROLL4 for (int k = 0; k < R; k++) {
+        b[k] = ROW(eng_block_q2_k, k);
+        acc[k] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i xs[4];
+        k23_x(x->q8k_qs + i * ENG_QK_K, xs);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)(x->q8k_bsums + 16 * i));
+        UNROLL4 for (int k = 0; k < R; k++) {
+            const eng_block_q2_k *bk = &b[k][i];
+            k23_prefetch(bk, rb, sizeof *bk);
+            const float d = x->q8k_d[i] * h2f(bk->d);
+            const float dmin = -x->q8k_d[i] * h2f(bk->dmin);
+            const __m128i ms = _mm_loadu_si128((const __m128i *)bk->scales);
+            const __m256i mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(ms, 4), m4));
+            const __m256i prod = _mm256_madd_epi16(mins, bsums);
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc[k]);
+            /* s * code for code 0..3: (s & k1-bytes) + (2s & k2-bytes), <= 45 */
+            const __m512i s4 = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(ms), gi);
+            const __m512i tab = _mm512_add_epi8(_mm512_and_si512(s4, k1), _mm512_and_si512(_mm512_add_epi8(s4, s4), k2));
+            const __m512i qs = _mm512_loadu_si512(bk->qs);
+            __m512i sumi = _mm512_setzero_si512();
+            UNROLL4 for (int t = 0; t < 4; t++) {
+                const __m512i ix = _mm512_ternarylogic_epi32(_mm512_srli_epi16(qs, 2 * t), m3, tsel[t], 0xEA);
+                sumi = _mm512_dpbusd_epi32(sumi, _mm512_shuffle_epi8(tab, ix), xs[t]);
+            }
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s8), acc[k]);
+        }
+    }
+    UNROLL4 for (int k = 0; k < R; k++)
+        y[r + k] = hsum_float_8(acc[k]);
+}
+
+T static void matvec_q2_k_512(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+{
+    ROWS_LOOP(q2_k_rows);
+}
+
+#undef AI
+#undef UNROLL4
+#undef ROW
 
 /* The bf16 dots prefetch 1 KiB ahead along the row: from DRAM 11-12 GB/s
  * instead of 10 on the development VM (61-63 instead of 68-70 in cache);
@@ -315,8 +494,8 @@ T static void dequant_q4_0(const void *row, float *dst, int64_t n)
                    [ENG_TYPE_Q8_0] = matvec_q8_0_avx512, [ENG_TYPE_Q4_0] = matvec_q4_0_avx512,     \
                    [ENG_TYPE_Q4_1] = matvec_q4_1_avx512, [ENG_TYPE_Q5_0] = matvec_q5_0_avx512,     \
                    [ENG_TYPE_Q5_1] = matvec_q5_1_avx512, [ENG_TYPE_IQ4_NL] = matvec_iq4_nl_avx512, \
-                   [ENG_TYPE_MXFP4] = matvec_mxfp4_avx512, [ENG_TYPE_Q2_K] = matvec_q2_k_avx512,   \
-                   [ENG_TYPE_Q3_K] = matvec_q3_k_avx512, [ENG_TYPE_Q4_K] = matvec_q4_k_512,     \
+                   [ENG_TYPE_MXFP4] = matvec_mxfp4_avx512, [ENG_TYPE_Q2_K] = matvec_q2_k_512,      \
+                   [ENG_TYPE_Q3_K] = matvec_q3_k_512, [ENG_TYPE_Q4_K] = matvec_q4_k_512,        \
                    [ENG_TYPE_Q5_K] = matvec_q5_k_avx512, [ENG_TYPE_Q6_K] = matvec_q6_k_512,     \
                    [ENG_TYPE_IQ4_XS] = matvec_iq4_xs_avx512},                                      \
         .dequant = {[ENG_TYPE_F32] = eng_scalar_dequant_f32, [ENG_TYPE_F16] = dequant_f16,         \

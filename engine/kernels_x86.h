@@ -353,7 +353,7 @@ T static AI __m128i scale_shuffle(int i)
     return _mm_set_epi64x(0x0101010101010101LL * (2 * i + 1), 0x0101010101010101LL * (2 * i));
 }
 
-T static void SFX(matvec_q2_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+T static __attribute__((unused)) void SFX(matvec_q2_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
 {
     const int64_t nb = x->n / ENG_QK_K;
     const __m256i m3 = _mm256_set1_epi8(3);
@@ -412,7 +412,7 @@ T static AI __m128i q3k_scales(const uint8_t *s)
     return _mm_sub_epi8(sc, _mm_set1_epi8(32));
 }
 
-T static void SFX(matvec_q3_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
+T static __attribute__((unused)) void SFX(matvec_q3_k)(const void *w, size_t rb, const eng_xvec *x, float *y, int64_t r0, int64_t r1)
 {
     const int64_t nb = x->n / ENG_QK_K;
     const __m256i m3 = _mm256_set1_epi8(3), mone = _mm256_set1_epi8(1);

@@ -28,6 +28,7 @@
 #include "tests/engine/spec_formats.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 
 static uint64_t rnd(uint64_t *s)
@@ -520,6 +521,137 @@ TEST(matvec_extreme_quant_codes)
             ref += (double)w[j / 32].qs[j % 32] * v.q8_qs[j] * v.q8_d[j / 32];
         CHECK_MSG(y == (float)ref, "%s: %.9g vs %.9g", eng_kernels_name(tabs[p]), (double)y, ref);
         eng_xvec_free(&v);
+    }
+}
+
+/* ---- the 512-bit Q2_K / Q3_K kernels (kernels_avx512.c) -----------------
+ * They form ggml's integer lanes in another grouping (exact integers) and
+ * then do the AVX2 kernel's float operations, so they must give its bits:
+ * compared with memcmp on random block bytes with extreme scales (fp16 d
+ * from the smallest subnormal to +-65504, blocks of all-maximum and
+ * all-minimum 4-/6-bit scales), row ranges that start and end inside the
+ * 4-row groups, and x with full-range quants (+-127). */
+
+static void k23_blocks(int type, uint8_t *w, size_t nblk, uint64_t *s)
+{
+    const size_t tsz = eng_format_get(type)->type_size;
+    const bool q2 = type == ENG_TYPE_Q2_K;
+    const size_t so = q2 ? offsetof(eng_block_q2_k, scales) : offsetof(eng_block_q3_k, scales);
+    const size_t sn = q2 ? 16 : 12;
+    static const uint16_t halfs[] = {0x7bff, 0xfbff, 0x0001, 0x8001, 0x3c00, 0x0400};
+    int nf;
+    bool e8m0;
+    const int *off = spec_half_fields(type, &nf, &e8m0);
+    for (size_t blk = 0; blk < nblk; blk++) {
+        uint8_t *p = w + blk * tsz;
+        for (size_t i = 0; i < tsz; i++)
+            p[i] = (uint8_t)rnd(s);
+        const int mode = (int)(blk % 4);   /* random, all scales max, all min, random */
+        if (mode == 1 || mode == 2)
+            memset(p + so, mode == 1 ? 0xff : 0x00, sn);
+        for (int k = 0; k < nf; k++) {
+            uint16_t h = blk % 3 ? (uint16_t)((rnd(s) & 0x83ff) | ((rnd(s) % 14) << 10))
+                                 : halfs[rnd(s) % (sizeof halfs / sizeof halfs[0])];
+            memcpy(p + off[k], &h, 2);
+        }
+    }
+}
+
+static void k23_against_avx2(int type, int64_t n, bool full_range_x, uint64_t seed)
+{
+    enum { ROWS = 11 };
+    static const int64_t ranges[][2] = {{0, ROWS}, {1, 6}, {3, 4}, {2, 9}, {5, ROWS}, {7, 8}, {0, 3}};
+    uint64_t s = seed * 104729 + (uint64_t)type;
+    const size_t rb = eng_type_row_bytes(type, n);
+    uint8_t *w = tst_alloc(rb * ROWS);
+    k23_blocks(type, w, rb * ROWS / eng_format_get(type)->type_size, &s);
+    float *x = tst_alloc((size_t)n * 4), want[ROWS], y[ROWS];
+    for (int64_t j = 0; j < n; j++)
+        x[j] = full_range_x ? (j % 3 ? 1.0f : -1.0f) : rndf(&s) * (j % 5 ? 1.0f : 100.0f);
+    eng_err err = {0};
+    eng_xvec v;
+    REQUIRE(eng_xvec_init(&v, n, &err) == ENG_OK);
+    REQUIRE(eng_xvec_prepare(&eng_kernels_avx2, &v, x, n) == ENG_OK);
+    REQUIRE(eng_matvec(&eng_kernels_avx2, type, w, &v, want, 0, ROWS) == ENG_OK);
+    eng_xvec_free(&v);
+    const eng_kernels *tabs[6];
+    const int nt = all_tables(tabs);
+    for (int p = 0; p < nt; p++) {
+        if (eng_kernels_simd(tabs[p]) != ENG_SIMD_AVX512)
+            continue;
+        REQUIRE(eng_xvec_init(&v, n, &err) == ENG_OK);
+        REQUIRE(eng_xvec_prepare(tabs[p], &v, x, n) == ENG_OK);
+        for (size_t g = 0; g < sizeof ranges / sizeof ranges[0]; g++) {
+            const int64_t r0 = ranges[g][0], r1 = ranges[g][1];
+            for (int r = 0; r < ROWS; r++)
+                y[r] = -12345.0f;
+            REQUIRE(eng_matvec(tabs[p], type, w, &v, y, r0, r1) == ENG_OK);
+            for (int64_t r = 0; r < ROWS; r++)
+                CHECK_MSG(r >= r0 && r < r1 ? memcmp(&y[r], &want[r], 4) == 0 : y[r] == -12345.0f,
+                          "%s %s n %lld rows [%lld, %lld) row %lld: %a, avx2 %a", eng_kernels_name(tabs[p]),
+                          eng_type_name(type), (long long)n, (long long)r0, (long long)r1, (long long)r,
+                          (double)y[r], (double)want[r]);
+        }
+        eng_xvec_free(&v);
+    }
+}
+
+TEST(q2_k_q3_k_avx512_bit_identical_to_avx2)
+{
+    if (!eng_simd_available(ENG_SIMD_AVX512)) {
+        printf("no AVX-512 on this CPU: nothing to compare\n");
+        return;
+    }
+    static const int64_t ns[] = {256, 768, 2304};
+    for (int q3 = 0; q3 < 2; q3++)
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+            for (uint64_t seed = 1; seed <= 4; seed++)
+                k23_against_avx2(q3 ? ENG_TYPE_Q3_K : ENG_TYPE_Q2_K, ns[i], seed % 2 == 0, seed);
+}
+
+/* Where every sum is exact in f32 the order of the lanes cannot matter:
+ * integer x (so x's Q8_K scale is +-1 and its quants are x), weight
+ * scales 2^-3, n = 512 (|y| / 2^-3 < 2^23, each super-block's integer
+ * sum < 2^24). Then scalar, AVX2 and AVX-512 all give the exact value,
+ * bit for bit. */
+TEST(q2_k_q3_k_exact_sums_every_table)
+{
+    enum { ROWS = 7, N = 512 };
+    for (int q3 = 0; q3 < 2; q3++) {
+        const int type = q3 ? ENG_TYPE_Q3_K : ENG_TYPE_Q2_K;
+        uint64_t s = 4242 + (uint64_t)type;
+        const size_t rb = eng_type_row_bytes(type, N), tsz = eng_format_get(type)->type_size;
+        uint8_t *w = tst_alloc(rb * ROWS);
+        int nf;
+        bool e8m0;
+        const int *off = spec_half_fields(type, &nf, &e8m0);
+        for (size_t i = 0; i < rb * ROWS; i++)
+            w[i] = (uint8_t)rnd(&s);
+        for (size_t blk = 0; blk < rb * ROWS / tsz; blk++)
+            for (int k = 0; k < nf; k++)
+                memcpy(w + blk * tsz + off[k], &(uint16_t){0x3000}, 2);   /* 2^-3 */
+        float x[N], y[ROWS];
+        for (int j = 0; j < N; j++)
+            x[j] = j % 256 == 0 ? 127.0f : (float)((int)(rnd(&s) % 255) - 127);
+        eng_err err = {0};
+        const eng_kernels *tabs[6];
+        const int nt = all_tables(tabs);
+        double ref[ROWS], mag[ROWS];
+        for (int p = 0; p < nt; p++) {
+            eng_xvec v;
+            REQUIRE(eng_xvec_init(&v, N, &err) == ENG_OK);
+            REQUIRE(eng_xvec_prepare(tabs[p], &v, x, N) == ENG_OK);
+            REQUIRE(eng_matvec(tabs[p], type, w, &v, y, 0, ROWS) == ENG_OK);
+            CHECK(fabsf(v.q8k_d[0]) == 1.0f && fabsf(v.q8k_d[1]) == 1.0f);
+            reference(type, w, ROWS, &v, ref, mag);
+            for (int r = 0; r < ROWS; r++) {
+                const float want = (float)ref[r];
+                CHECK((double)want == ref[r]);   /* the premise: exact in f32 */
+                CHECK_MSG(memcmp(&y[r], &want, 4) == 0, "%s %s row %d: %a vs exact %a", eng_kernels_name(tabs[p]),
+                          eng_type_name(type), r, (double)y[r], (double)want);
+            }
+            eng_xvec_free(&v);
+        }
     }
 }
 
