@@ -11,6 +11,7 @@
  *   ./gemm_kernels TYPE N_OUT N_IN T [REPS]     e.g. q8_0 1024 2048 8
  *   HOT=1 ./gemm_kernels ...                    one copy of W, from the caches
  *   TILE=64 ./gemm_kernels ...                  64 rows per sgemm call (default 16)
+ *   MIB=4096 ./gemm_kernels ...                 cycle through 4 GiB of copies (default 1024)
  *
  * Prints per way: ms per product, GMAC/s, and the weight bytes read per
  * second. Weights are 1 GiB of copies of one random matrix in 4 KiB pages,
@@ -62,8 +63,10 @@ int main(int argc, char **argv)
         return 2;
     }
     openblas_set_num_threads(1);
-    /* HOT=1: one copy, read from the caches (the kernels' compute alone) */
-    const int copies = getenv("HOT") ? 1 : (int)((1024u << 20) / mb + 1);
+    /* HOT=1: one copy, read from the caches (the kernels' compute alone);
+     * else copies filling MIB MiB (1024), more than this VM's L3 reports */
+    const size_t cycle = (size_t)(getenv("MIB") ? atoi(getenv("MIB")) : 1024) << 20;
+    const int copies = getenv("HOT") ? 1 : (int)(cycle / mb + 1);
     /* 4 KiB pages, as the page cache maps a model file */
     uint8_t *w = mmap(NULL, mb * copies, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED)
