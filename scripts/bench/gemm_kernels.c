@@ -21,30 +21,14 @@
 #include "engine/formats.h"
 #include "engine/gemm.h"
 #include "engine/kernels.h"
+#include "scripts/bench/bench_util.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 
 void openblas_set_num_threads(int num_threads);
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float rndf(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return (float)((*s >> 11) * 0x1p-53 * 2.0 - 1.0);
-}
 
 int main(int argc, char **argv)
 {
@@ -65,29 +49,15 @@ int main(int argc, char **argv)
     openblas_set_num_threads(1);
     /* HOT=1: one copy, read from the caches (the kernels' compute alone);
      * else copies filling MIB MiB (1024), more than this VM's L3 reports */
-    const size_t cycle = (size_t)(getenv("MIB") ? atoi(getenv("MIB")) : 1024) << 20;
-    const int copies = getenv("HOT") ? 1 : (int)(cycle / mb + 1);
-    /* 4 KiB pages, as the page cache maps a model file */
-    uint8_t *w = mmap(NULL, mb * copies, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (w == MAP_FAILED)
-        return 1;
-    madvise(w, mb * copies, MADV_NOHUGEPAGE);
-    float *row = malloc((size_t)n * 4), *X = malloc((size_t)(T * n) * 4);
-    float *Y = malloc((size_t)(T * nout) * 4), *tile = aligned_alloc(64, (size_t)((tile_rows > 16 ? tile_rows : 16) * n) * 4 + 128);
     uint64_t s = 1;
-    eng_err err = {0};
-    for (int64_t r = 0; r < nout; r++) {
-        for (int64_t j = 0; j < n; j++)
-            row[j] = rndf(&s);
-        if (eng_quantize_row(type, row, w + r * rb, n, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
-            return 1;
-        }
-    }
-    for (int c = 1; c < copies; c++)
-        memcpy(w + (size_t)c * mb, w, mb);
+    int copies;
+    uint8_t *w = bench_weights(type, nout, n, rb, &s, &copies);
+    float *X = malloc((size_t)(T * n) * 4);
+    float *Y = malloc((size_t)(T * nout) * 4), *tile = aligned_alloc(64, (size_t)((tile_rows > 16 ? tile_rows : 16) * n) * 4 + 128);
+    if (!w)
+        return 1;
     for (int64_t i = 0; i < T * n; i++)
-        X[i] = rndf(&s);
+        X[i] = bench_rndf(&s);
     const double macs = (double)T * n * nout;
     printf("%s %lld x %lld, T = %lld, %.2f MB per matrix, %d reps\n", argv[1], (long long)nout,
            (long long)n, (long long)T, mb / 1e6, reps);
@@ -114,7 +84,7 @@ int main(int argc, char **argv)
                  * sits in the L3 and a best-of would time the cache */
                 const int cp = copies > 1 ? 1 + rep % (copies - 1) : 0;
                 const uint8_t *wm = w + (size_t)cp * mb;
-                double t0 = now();
+                double t0 = bench_now();
                 if (way == 0 && fl) {
                     for (int64_t t = 0; t < T; t++)
                         eng_xt_row(k, &xt, t, X + t * n);
@@ -137,7 +107,7 @@ int main(int argc, char **argv)
                                     (int)n, 1.0f, X, (int)n, B, (int)n, 0.0f, Y + r, (int)nout);
                     }
                 }
-                double dt = now() - t0;
+                double dt = bench_now() - t0;
                 if (dt < best)
                     best = dt;
             }

@@ -19,27 +19,11 @@
  */
 #include "engine/formats.h"
 #include "engine/kernels.h"
+#include "scripts/bench/bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float rndf(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return (float)((*s >> 11) * 0x1p-53 * 2.0 - 1.0);
-}
 
 static int simd_by_name(const char *name)
 {
@@ -72,27 +56,15 @@ int main(int argc, char **argv)
         return 2;
     }
     /* MIB=N: N MiB of copies (default 1024: DRAM; 32: the last-level cache) */
-    const size_t mib = getenv("MIB") ? (size_t)atoll(getenv("MIB")) : 1024;
-    const int copies = getenv("HOT") ? 1 : (int)((mib << 20) / mb + 1);
-    uint8_t *w = mmap(NULL, mb * copies, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (w == MAP_FAILED)
-        return 1;
-    madvise(w, mb * copies, MADV_NOHUGEPAGE);
-    float *row = malloc((size_t)n * 4), *y = malloc((size_t)nout * 4), *y0 = malloc((size_t)nout * 4);
     uint64_t s = 1;
+    int copies;
+    uint8_t *w = bench_weights(type, nout, n, rb, &s, &copies);
+    if (!w)
+        return 1;
+    float *row = malloc((size_t)n * 4), *y = malloc((size_t)nout * 4), *y0 = malloc((size_t)nout * 4);
     eng_err err = {0};
-    for (int64_t r = 0; r < nout; r++) {
-        for (int64_t j = 0; j < n; j++)
-            row[j] = rndf(&s);
-        if (eng_quantize_row(type, row, w + r * rb, n, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
-            return 1;
-        }
-    }
-    for (int c = 1; c < copies; c++)
-        memcpy(w + (size_t)c * mb, w, mb);
     for (int64_t j = 0; j < n; j++)
-        row[j] = rndf(&s);
+        row[j] = bench_rndf(&s);
     printf("%s %lld x %lld, %.2f MB per matrix, %d copies (%s), %d products per pass\n", argv[1], (long long)nout,
            (long long)n, mb / 1e6, copies, copies > 1 ? "cycled copies" : "hot (one copy)", reps);
     const int order[5] = {pa, pb, pa, pb, pa};
@@ -103,10 +75,10 @@ int main(int argc, char **argv)
         eng_xvec xv;
         if (eng_xvec_init(&xv, n, &err) || eng_xvec_prepare(k, &xv, row, n) || eng_matvec(k, type, w, &xv, y, 0, nout))
             return 1;
-        const double t0 = now();
+        const double t0 = bench_now();
         for (int rep = 0; rep < reps; rep++)
             eng_matvec(k, type, w + (size_t)(rep % copies) * mb, &xv, y, 0, nout);
-        const double dt = now() - t0;
+        const double dt = bench_now() - t0;
         const int ab = pass % 2;
         gbs[ab][cnt[ab]++] = mb * (double)reps / dt * 1e-9;
         if (pass == 0)
