@@ -69,25 +69,12 @@ local ctx = opts.quick and 64 or opts.ctx
 local model = models.ensure(spec)
 local base = model:gsub("%.gguf$", "") .. "-tech"
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs `moebench ARGV` that writes OUT (given as the placeholder "@OUT"),
--- into a temporary name renamed into place, unless OUT exists or this is a
--- dry run (as models.ensure does). Returns OUT.
+-- Runs `moebench ARGV` that writes OUT (given as the placeholder "@OUT")
+-- unless OUT exists or this is a dry run (models.make). Returns OUT.
 local function make(out, argv)
-  local f = io.open(out, "rb")
-  if f then f:close() end
-  if opts.dry_run or f then return out end
-  local part = ("%s.%s.part"):format(out, tostring({}):match("0x(%x+)") or os.time())
-  local words = { quote(moebench.exe) }
-  for _, a in ipairs(argv) do words[#words + 1] = quote(a == "@OUT" and part or a) end
-  local line = table.concat(words, " ") .. " >/dev/null 2>&1"
-  io.stderr:write("techniques: writing ", out, "\n")
-  if not os.execute(line) or not os.rename(part, out) then
-    os.remove(part)
-    error("techniques: '" .. line .. "' failed", 2)
-  end
-  return out
+  local path = models.make { out = out, argv = argv, who = "techniques", quiet_stderr = true,
+                            dry_run = opts.dry_run }
+  return path -- not a tail call: a failure names the suite's line
 end
 
 -- The evaluated text: the line repeated, enough tokens for two chunks of

@@ -70,6 +70,29 @@ end
 
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
+-- make{out, argv, who, verb, fn, quiet_stderr, suffix, dry_run}: runs
+-- `moebench ARGV` that writes out (named by the placeholder "@OUT" in argv)
+-- into a temporary name (temp_of, plus suffix) renamed into place, unless
+-- out exists or this is a dry run; says "WHO: VERB OUT" on stderr first
+-- (which process made it: the prepare job of `run --slurm`, say). stdout
+-- is dropped, stderr too with quiet_stderr. Returns out; a failed command
+-- is an error naming its line (after "FN: ", default WHO), raised at the
+-- line that called the caller of make (call make in no tail position).
+function M.make(t)
+  if t.dry_run or exists(t.out) then return t.out end
+  local part = temp_of(t.out) .. (t.suffix or "")
+  local words = { quote(moebench.exe) }
+  for _, a in ipairs(t.argv) do words[#words + 1] = quote(a == "@OUT" and part or a) end
+  words[#words + 1] = t.quiet_stderr and ">/dev/null 2>&1" or ">/dev/null"
+  local line = table.concat(words, " ")
+  io.stderr:write(t.who, ": ", t.verb or "writing", " ", t.out, "\n")
+  if not os.execute(line) or not os.rename(part, t.out) then
+    os.remove(part)
+    error((t.fn or t.who) .. ": '" .. line .. "' failed", 3)
+  end
+  return t.out
+end
+
 function M.path(spec)
   local name = spec.preset
   if spec.type and spec.type ~= "f32" then name = name .. "-" .. spec.type end
@@ -85,22 +108,14 @@ function M.ensure(spec)
   if spec.dry_run or exists(path) then return path end
   local dir = spec.dir or "models"
   os.execute("mkdir -p " .. quote(dir))
-  local cmd = { quote(moebench.exe), "mkmodel", "--preset", quote(spec.preset) }
-  if spec.type then cmd[#cmd + 1] = "--type " .. quote(spec.type) end
-  if spec.locality then cmd[#cmd + 1] = ("--router-locality %g"):format(spec.locality) end
-  if spec.layers then cmd[#cmd + 1] = "--layers " .. math.tointeger(spec.layers) end
-  if spec.seed then cmd[#cmd + 1] = "--seed " .. math.tointeger(spec.seed) end
-  local part = temp_of(path)
-  cmd[#cmd + 1] = "-o " .. quote(part) .. " >/dev/null"
-  local line = table.concat(cmd, " ")
-  -- says which process made it (the prepare job of `run --slurm`, say)
-  io.stderr:write("models: writing ", path, "\n")
-  local ok = os.execute(line)
-  if not ok or not os.rename(part, path) then
-    os.remove(part)
-    error("models.ensure: '" .. line .. "' failed", 2)
-  end
-  return path
+  local argv = { "mkmodel", "--preset", spec.preset }
+  if spec.type then argv[#argv + 1] = "--type"; argv[#argv + 1] = spec.type end
+  if spec.locality then argv[#argv + 1] = "--router-locality"; argv[#argv + 1] = ("%g"):format(spec.locality) end
+  if spec.layers then argv[#argv + 1] = "--layers"; argv[#argv + 1] = math.tointeger(spec.layers) end
+  if spec.seed then argv[#argv + 1] = "--seed"; argv[#argv + 1] = math.tointeger(spec.seed) end
+  argv[#argv + 1] = "-o"; argv[#argv + 1] = "@OUT"
+  local out = M.make { out = path, argv = argv, who = "models", fn = "models.ensure" }
+  return out -- not a tail call: a failure names the line that called ensure
 end
 
 -- trace{model, prompt, tokens, path, ids, dry_run}: records the routing of
@@ -123,17 +138,14 @@ function M.trace(spec)
   local path = spec.path or (spec.model:gsub("%.gguf$", "") .. ("-n%d-%s.moetrace")
     :format(math.tointeger(spec.tokens), hash(spec.prompt)))
   if spec.dry_run or exists(path) then return path end
-  local part = temp_of(path) .. ".moetrace"
-  local prompt = spec.ids and { "--tokens", quote(spec.ids) } or { "-p", quote(spec.prompt) }
-  local line = table.concat({ quote(moebench.exe), "generate", "-m", quote(spec.model),
-    prompt[1], prompt[2], "-n", math.tointeger(spec.tokens), "--ignore-eos", "--batch", "1",
-    "--trace", quote(part), ">/dev/null 2>&1" }, " ")
-  io.stderr:write("models: recording ", path, "\n")
-  if not os.execute(line) or not os.rename(part, path) then
-    os.remove(part)
-    error("models.trace: '" .. line .. "' failed", 2)
-  end
-  return path
+  local prompt = spec.ids and { "--tokens", spec.ids } or { "-p", spec.prompt }
+  local out = M.make { out = path, who = "models", fn = "models.trace", verb = "recording",
+                  suffix = ".moetrace",
+                  quiet_stderr = true,
+                  argv = { "generate", "-m", spec.model, prompt[1], prompt[2],
+                           "-n", math.tointeger(spec.tokens), "--ignore-eos", "--batch", "1",
+                           "--trace", "@OUT" } }
+  return out
 end
 
 return M
